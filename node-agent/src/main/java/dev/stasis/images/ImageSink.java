@@ -1,0 +1,40 @@
+package dev.stasis.images;
+
+import java.io.IOException;
+import java.nio.channels.WritableByteChannel;
+
+/**
+ * Where the image files of one dump go. The dump engine writes every file through a sink and knows
+ * nothing else about storage: a sink may put the bytes in a directory, stream them to object
+ * storage while the dump is still running, or both.
+ *
+ * <p>Contract:
+ *
+ * <ul>
+ *   <li>{@link #create} may be called for several files that are open at once (the pages file stays
+ *       open while small images are written). A file's bytes are only accepted once its channel is
+ *       closed without error; an exception from {@code write} or {@code close} fails the dump.
+ *   <li>{@link #commit} is called once, after every channel is closed, and is what makes the set
+ *       visible as complete. Until then nobody may take the set for a usable checkpoint.
+ *   <li>{@link #abort} discards everything written so far. {@link #close} without a successful
+ *       {@code commit} aborts, so a failed dump never leaves an image set that looks complete.
+ * </ul>
+ */
+public interface ImageSink extends AutoCloseable {
+
+  /** Opens a new image file, named as CRIU names it (for example {@code core-42.img}). */
+  WritableByteChannel create(String name) throws IOException;
+
+  /** Makes the whole set durable and visible as complete. */
+  void commit() throws IOException;
+
+  /** Discards every file of this set. Never throws: it runs on error paths. */
+  void abort();
+
+  /** A human description of the destination, for messages ("directory /x", "s3://b/p"). */
+  String describe();
+
+  /** Aborts unless {@link #commit} succeeded. */
+  @Override
+  void close();
+}
