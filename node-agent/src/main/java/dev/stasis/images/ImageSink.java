@@ -25,6 +25,13 @@ public interface ImageSink extends AutoCloseable {
   /** Opens a new image file, named as CRIU names it (for example {@code core-42.img}). */
   WritableByteChannel create(String name) throws IOException;
 
+  /**
+   * Facts about the dump for the checkpoint's manifest (source PIDs, kernel, CPU, per-phase timings
+   * in ms...), as flat dotted keys such as {@code timing.frozen_ms}. Called before {@link #commit};
+   * a sink without a manifest ignores them.
+   */
+  default void recordMetadata(java.util.Map<String, String> facts) {}
+
   /** Makes the whole set durable and visible as complete. */
   void commit() throws IOException;
 
