@@ -68,8 +68,8 @@ public enum ImageType {
   FS("fs-%d.img", Head.COMMON, 0x51403912, FsEntry.parser()),
   SECCOMP("seccomp.img", Head.COMMON, 0x64413049, SeccompEntry.parser()),
   /**
-   * Clock readings at dump time; named by time namespace id, 0 when the task is in the host's
-   * time namespace (the usual case).
+   * Clock readings at dump time; named by time namespace id, 0 when the task is in the host's time
+   * namespace (the usual case).
    */
   TIMENS("timens-%d.img", Head.COMMON, 0x43114433, TimensEntry.parser()),
   /** Buffered pipe bytes: each entry is followed by {@code bytes} raw bytes. */
