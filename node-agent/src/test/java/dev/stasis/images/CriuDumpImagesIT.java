@@ -173,6 +173,14 @@ class CriuDumpImagesIT {
   }
 
   @Test
+  void theSetVerifierAcceptsCriusOwnDump() throws IOException {
+    ImageSetVerifier.Summary s = ImageSetVerifier.verify(dir);
+    assertEquals(1, s.processes());
+    assertEquals(2, s.threads());
+    assertTrue(s.pages() > 0);
+  }
+
+  @Test
   void pagesFileHoldsExactlyThePresentPagesOfThePagemap() throws IOException {
     List<Message> pm = ImageReader.readFile(filesOf(ImageType.PAGEMAP).get(0));
     int pagesId = ((PagemapHead) pm.get(0)).getPagesId();

@@ -71,6 +71,7 @@ class CriuRestoreIT {
       Path ours = work.resolve("stasis");
       int rewritten = rewriteMinimal(dumped, ours);
       assertTrue(rewritten >= 10, rewritten + " files rewritten");
+      assertEquals(1, ImageSetVerifier.verify(ours).processes());
 
       criu(ours, "restore", "-d");
       await(() -> lines(counter).size() >= before + 5, "restored " + pid + " to continue counting");
