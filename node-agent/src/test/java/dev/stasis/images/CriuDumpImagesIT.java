@@ -83,7 +83,11 @@ class CriuDumpImagesIT {
                 List.of(
                     "sh",
                     "-c",
-                    "setsid python3 " + script + " >" + out + " 2>&1 </dev/null & echo $!"),
+                    "setsid /usr/bin/python3 "
+                        + script
+                        + " >"
+                        + out
+                        + " 2>&1 </dev/null & echo $!"),
                 10)
             .strip();
     pid = Integer.parseInt(started);

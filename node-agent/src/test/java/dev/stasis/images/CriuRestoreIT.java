@@ -54,7 +54,7 @@ class CriuRestoreIT {
                     List.of(
                         "sh",
                         "-c",
-                        "setsid python3 "
+                        "setsid /usr/bin/python3 "
                             + script
                             + " "
                             + counter
