@@ -122,9 +122,16 @@ final class Seizer {
     if (agentAndAncestors.contains(pid)) {
       throw new SeizeException(name + " is an ancestor of the stasis agent");
     }
-    String tracer = status.getOrDefault("TracerPid", "0");
-    if (!tracer.equals("0")) {
-      throw new SeizeException(name + " is already traced by pid " + tracer);
+    int tracer = Integer.parseInt(status.getOrDefault("TracerPid", "0"));
+    if (tracer != 0) {
+      // TracerPid is the tracing thread; name its process
+      String tracerPid = Integer.toString(tracer);
+      try {
+        tracerPid = status(tracer, tracer).getOrDefault("Tgid", tracerPid);
+      } catch (IOException ignored) {
+        // the tracer just went away; its thread id is all there is
+      }
+      throw new SeizeException(name + " is already traced by pid " + tracerPid);
     }
     if (parent != null && st.ppid() != parent) {
       return false; // reparented (its parent went away) between listing and checking

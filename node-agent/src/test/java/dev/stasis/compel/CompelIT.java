@@ -176,6 +176,13 @@ class CompelIT {
         assertThrows(SeizeException.class, () -> Compel.seize(Linux.gettid(), false)).getMessage();
     assertTrue(
         Linux.gettid() == Linux.getpid() || thread.contains("is a thread of process"), thread);
+    try (Target t = TestTargets.start(zombie);
+        SeizedTree held = Compel.seize(t.pid(), false)) {
+      String traced =
+          assertThrows(SeizeException.class, () -> Compel.seize(t.pid(), false)).getMessage();
+      assertEquals(
+          "pid " + t.pid() + " (zombie) is already traced by pid " + Linux.getpid(), traced);
+    }
     try (Target t = TestTargets.start(zombie)) {
       int z = (int) t.value("zombie");
       String msg = assertThrows(SeizeException.class, () -> Compel.seize(z, false)).getMessage();
