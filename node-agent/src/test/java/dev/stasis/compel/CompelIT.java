@@ -2,7 +2,6 @@ package dev.stasis.compel;
 
 import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
-import static org.junit.jupiter.api.Assertions.assertNotEquals;
 import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
@@ -152,10 +151,16 @@ class CompelIT {
         }
         assertTrue(t.alive());
       }
-      // still spawning: the thread set keeps changing
-      List<Integer> a = Tasks.threads(t.pid());
-      Thread.sleep(50);
-      assertNotEquals(a, Tasks.threads(t.pid()));
+      // unharmed: it goes on creating threads
+      t.awaitLog("spawned=", Duration.ofSeconds(5));
+      List<Long> counts = t.values("spawned");
+      long last = counts.get(counts.size() - 1);
+      long end = System.nanoTime() + 5_000_000_000L;
+      while (counts.get(counts.size() - 1) <= last + 100) {
+        assertTrue(System.nanoTime() < end, "spawner stopped creating threads");
+        Thread.sleep(20);
+        counts = t.values("spawned");
+      }
     }
   }
 
