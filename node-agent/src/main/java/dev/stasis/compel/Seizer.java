@@ -241,12 +241,8 @@ final class Seizer {
   private Seized awaitSeized(int pid, int tid) throws IOException {
     WaitStatus ws;
     while (true) {
-      ws = Stops.waitFor(tid, STOP_TIMEOUT_MS);
-      if (ws == null) {
-        throw new SeizeException(
-            "tid " + tid + " of pid " + pid + " did not stop within " + STOP_TIMEOUT_MS + " ms");
-      }
-      if (ws.gone()) {
+      ws = awaitStopOrDeath(pid, tid);
+      if (ws == null || ws.gone()) {
         return null;
       }
       if (ws.event() == Ptrace.PTRACE_EVENT_STOP) {
@@ -298,6 +294,33 @@ final class Seizer {
           "tid " + tid + " of pid " + pid + " stopped with unexpected signal " + sig);
     }
     return new Seized(capture(pid, tid), stopSig);
+  }
+
+  /**
+   * Waits for the stop we asked for. A thread of an exiting process may never report (a dying
+   * leader's report waits for all other threads'), so between short waits its state is checked.
+   *
+   * @return the report, or null if the thread died or is dying
+   */
+  private static WaitStatus awaitStopOrDeath(int pid, int tid) throws IOException {
+    long deadline = System.nanoTime() + STOP_TIMEOUT_MS * 1_000_000L;
+    while (true) {
+      WaitStatus ws = Stops.waitFor(tid, 100);
+      if (ws != null) {
+        return ws;
+      }
+      try {
+        if (TaskStat.read(pid, tid).isZombie()) {
+          return null;
+        }
+      } catch (NoSuchFileException e) {
+        return null;
+      }
+      if (System.nanoTime() > deadline) {
+        throw new SeizeException(
+            "tid " + tid + " of pid " + pid + " did not stop within " + STOP_TIMEOUT_MS + " ms");
+      }
+    }
   }
 
   private SeizedThread capture(int pid, int tid) throws IOException {

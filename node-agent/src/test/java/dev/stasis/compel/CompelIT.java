@@ -165,6 +165,36 @@ class CompelIT {
   }
 
   @Test
+  void aTargetExitingWhileBeingSeizedGivesAClearError() throws Exception {
+    Path exiter = TestTargets.compile("exiter");
+    try (Target t = TestTargets.start(exiter, "1000")) {
+      int seized = 0;
+      List<String> errors = new ArrayList<>();
+      long end = System.nanoTime() + 10_000_000_000L;
+      while (t.alive() && System.nanoTime() < end) {
+        try (SeizedTree tree = Compel.seize(t.pid(), false)) {
+          seized++;
+        } catch (SeizeException e) {
+          errors.add(e.getMessage());
+        }
+      }
+      System.out.println("exiter: seized " + seized + " times, refused: " + errors);
+      assertTrue(seized > 0, "seized at least once while it ran");
+      assertTrue(t.awaitDeath(Duration.ofSeconds(5)), "it exited on its own");
+      String pid = "pid " + t.pid();
+      for (String e : errors) {
+        assertTrue(
+            e.equals(pid + " exited while being seized")
+                || e.equals(pid + ": no such process")
+                || e.equals(pid + " (exiter) is a zombie"),
+            e);
+      }
+      SeizeException after = assertThrows(SeizeException.class, () -> Compel.seize(t.pid(), false));
+      assertTrue(after.getMessage().startsWith(pid), after.getMessage());
+    }
+  }
+
+  @Test
   void refusesWhatMustNotBeSeized() throws Exception {
     assertEquals(
         "pid 1073741808: no such process",
