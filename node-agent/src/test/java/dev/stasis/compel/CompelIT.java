@@ -78,6 +78,10 @@ class CompelIT {
           assertEquals(X86Reg.BLOCK_SIZE, s.gpRegs().length);
           assertEquals(0x33, X86Reg.CS.get(s.gpRegs()));
           assertTrue(s.xsave().length >= 576, "legacy area + xsave header");
+          // glibc registers an rseq area per thread with its x86 signature
+          assertTrue(s.rseq() != null && s.rseq().abiPointer() != 0, "rseq of " + s.tid());
+          assertEquals(0x53053053, s.rseq().signature());
+          assertTrue(s.rseq().abiSize() >= 32, "rseq size " + s.rseq().abiSize());
           regs.put(s.tid(), s.gpRegs());
         }
         // the paused threads sit in pause(): syscall 34 to be restarted

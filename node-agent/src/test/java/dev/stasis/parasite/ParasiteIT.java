@@ -200,6 +200,30 @@ class ParasiteIT {
   }
 
   @Test
+  void aSeccompSandboxedTargetCanBeInfectedAndKeepsItsFilter() throws Exception {
+    try (Target t = TestTargets.start(TestTargets.compile("sandboxed"))) {
+      assertEquals("2", t.status(t.pid(), "Seccomp"), "filter mode");
+      String maps = t.maps();
+      try (SeizedTree tree = Compel.seize(t.pid(), false);
+          Parasite p = tree.tasks().get(0).infect()) {
+        // memfd_create and mmap are denied to the target, not to the suspended-seccomp parasite
+        Parasite.ThreadInfo ti = p.dumpThread(t.pid());
+        assertEquals(1, ti.creds().noNewPrivs());
+        assertEquals(t.pid(), p.dumpMisc().pid());
+      }
+      assertEquals(maps, t.maps());
+      assertEquals("2", t.status(t.pid(), "Seccomp"));
+      int n = t.values("denied").size();
+      long end = System.nanoTime() + 5_000_000_000L;
+      while (t.values("denied").size() < n + 2) {
+        assertTrue(System.nanoTime() < end, "target keeps running");
+        Thread.sleep(20);
+      }
+      assertTrue(t.values("denied").stream().allMatch(v -> v == 1), "the filter still holds");
+    }
+  }
+
+  @Test
   void aThreadThatIsNotSeizedIsRejected() throws Exception {
     try (Target t = TestTargets.start(victim, "1");
         SeizedTree tree = Compel.seize(t.pid(), false);
