@@ -60,6 +60,11 @@ final class PtraceTask implements SeizedTask {
   }
 
   @Override
+  public int stopSignal() {
+    return groupStopSig;
+  }
+
+  @Override
   public Parasite infect() throws IOException {
     TaskControl control = new TaskControl(this);
     return tracer.call(() -> dev.stasis.parasite.BlobParasite.infect(control));

@@ -68,6 +68,7 @@ class CompelIT {
         assertEquals(1, tree.tasks().size());
         SeizedTask task = tree.tasks().get(0);
         assertEquals(t.pid(), task.pid());
+        assertEquals(0, task.stopSignal(), "running when seized");
         List<ThreadState> threads = task.threads();
         assertEquals(5, threads.size(), "leader, 3 paused, spinner");
         assertEquals(t.pid(), threads.get(0).tid());
@@ -116,6 +117,7 @@ class CompelIT {
       }
       try (SeizedTree tree = Compel.seize(t.pid(), false)) {
         assertEquals(3, tree.tasks().get(0).threads().size(), "leader, paused, spinner");
+        assertEquals(Linux.SIGSTOP, tree.tasks().get(0).stopSignal());
       }
       Thread.sleep(300);
       assertEquals('T', t.state(), "still group-stopped after detach");
