@@ -8,7 +8,8 @@ import picocli.CommandLine.Command;
     name = "stasis",
     mixinStandardHelpOptions = true,
     version = "stasis 0.1.0",
-    description = "Checkpoint running processes into CRIU-format images.")
+    description = "Checkpoint running processes into CRIU-format images.",
+    subcommands = {LsCommand.class, FetchCommand.class, RmCommand.class})
 public final class Main implements Runnable {
 
   @Override
