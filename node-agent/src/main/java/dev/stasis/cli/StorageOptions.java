@@ -1,5 +1,6 @@
 package dev.stasis.cli;
 
+import dev.stasis.images.ImageSink;
 import dev.stasis.storage.CheckpointStore;
 import dev.stasis.storage.EncryptionKey;
 import dev.stasis.storage.S3Config;
@@ -73,6 +74,15 @@ public final class StorageOptions {
   /** Opens the store at {@code uri} with these options and the process environment. */
   public CheckpointStore open(String uri) throws StorageException {
     return CheckpointStore.open(uri, options(uri, System.getenv()));
+  }
+
+  /**
+   * A sink for a new checkpoint at {@code uri}, for {@code dump --to URI}. It checks the
+   * destination first (bucket, credentials, no checkpoint there yet); closing the sink closes the
+   * store.
+   */
+  public ImageSink openSink(String uri) throws StorageException {
+    return CheckpointStore.openCheckpoint(uri, options(uri, System.getenv()));
   }
 
   StoreOptions options(String uri, Map<String, String> env) throws StorageException {

@@ -89,6 +89,24 @@ public final class CheckpointStore implements AutoCloseable {
    * target process.
    */
   public ImageSink newCheckpoint() throws StorageException {
+    return newCheckpoint(false);
+  }
+
+  /**
+   * Opens the store at {@code uri} and a new checkpoint in it, as one sink whose close also closes
+   * the store: what {@code stasis dump --to URI} uses.
+   */
+  public static ImageSink openCheckpoint(String uri, StoreOptions options) throws StorageException {
+    CheckpointStore store = open(uri, options);
+    try {
+      return store.newCheckpoint(true);
+    } catch (StorageException | RuntimeException e) {
+      store.close();
+      throw e;
+    }
+  }
+
+  private ImageSink newCheckpoint(boolean ownStore) throws StorageException {
     backend.checkAccess();
     if (!backend.list(key(Manifest.FILE)).isEmpty()
         || !backend.list(key(Manifest.IMAGES)).isEmpty()) {
@@ -99,7 +117,7 @@ public final class CheckpointStore implements AutoCloseable {
               + uri
               + "')");
     }
-    return new CheckpointWriter(this);
+    return new CheckpointWriter(this, ownStore);
   }
 
   /** One line of 'stasis ls'. */

@@ -33,11 +33,13 @@ final class CheckpointWriter implements ImageSink {
   private final Map<String, String> facts = new TreeMap<>();
   private long streamNanos;
   private IOException failed;
+  private final boolean ownsStore;
   private boolean committed;
   private boolean aborted;
 
-  CheckpointWriter(CheckpointStore store) {
+  CheckpointWriter(CheckpointStore store, boolean ownsStore) {
     this.store = store;
+    this.ownsStore = ownsStore;
     StoreOptions o = store.options();
     this.transfers = new Transfers(o.partSize(), o.inFlightParts());
     this.dataKey = o.encryptionKey() == null ? null : EncryptionKey.newDataKey();
@@ -214,6 +216,9 @@ final class CheckpointWriter implements ImageSink {
   @Override
   public void close() {
     abort();
+    if (ownsStore) {
+      store.close();
+    }
   }
 
   /** The dump's view of one object; closing it completes the upload. */
