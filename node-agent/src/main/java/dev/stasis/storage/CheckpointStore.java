@@ -107,7 +107,7 @@ public final class CheckpointStore implements AutoCloseable {
   }
 
   private ImageSink newCheckpoint(boolean ownStore) throws StorageException {
-    backend.checkAccess();
+    backend.checkAccess(true);
     if (!backend.list(key(Manifest.FILE)).isEmpty()
         || !backend.list(key(Manifest.IMAGES)).isEmpty()) {
       throw new StorageException(
@@ -126,7 +126,7 @@ public final class CheckpointStore implements AutoCloseable {
 
   /** Every checkpoint at or below the URI, complete or not, sorted by name. */
   public List<Listing> list() throws StorageException {
-    backend.checkAccess();
+    backend.checkAccess(false);
     Map<String, long[]> sizes = new TreeMap<>();
     Map<String, Instant> times = new HashMap<>();
     Map<String, Boolean> hasManifest = new HashMap<>();
@@ -226,7 +226,7 @@ public final class CheckpointStore implements AutoCloseable {
    * dir} holds nothing new.
    */
   public Fetched fetch(Path dir) throws StorageException {
-    backend.checkAccess();
+    backend.checkAccess(false);
     String where = uri.toString();
     if (backend.list(key(Manifest.FILE)).stream()
         .noneMatch(o -> o.key().equals(key(Manifest.FILE)))) {
@@ -282,11 +282,16 @@ public final class CheckpointStore implements AutoCloseable {
     List<String> files = new ArrayList<>();
     long bytes = 0;
     try {
+      // refuse before downloading anything: a restore directory is never overwritten or written
+      // through a symlink planted in it
       for (Manifest.Entry e : m.objects()) {
         String file = e.name().substring(Manifest.IMAGES.length());
         if (Files.exists(target.resolve(file), LinkOption.NOFOLLOW_LINKS)) {
           throw new StorageException("images directory " + target + " already contains " + file);
         }
+      }
+      for (Manifest.Entry e : m.objects()) {
+        String file = e.name().substring(Manifest.IMAGES.length());
         fetchOne(e, dataKey, staging.resolve(file), where);
         files.add(file);
         bytes += e.size();
@@ -391,7 +396,7 @@ public final class CheckpointStore implements AutoCloseable {
    * lists as complete), then every image object, and aborts its pending multipart uploads.
    */
   public Deleted delete() throws StorageException {
-    backend.checkAccess();
+    backend.checkAccess(false);
     List<String> keys = new ArrayList<>();
     boolean manifest = false;
     for (ObjectBackend.ObjectInfo o : backend.list(key(Manifest.FILE))) {
