@@ -208,6 +208,18 @@ final class S3Backend implements ObjectBackend {
     if (t instanceof InsufficientDataException) {
       return new StorageException(what + " failed on " + where() + ": " + t.getMessage(), t, true);
     }
+    if (t instanceof javax.net.ssl.SSLException) {
+      // a certificate problem does not go away by retrying
+      return new StorageException(
+          "TLS handshake with "
+              + config.endpointOrDefault()
+              + " failed for bucket '"
+              + bucket
+              + "' ("
+              + t.getMessage()
+              + "); give its CA certificates with --s3-ca-bundle",
+          t);
+    }
     if (t instanceof IOException) {
       String m = t.getMessage();
       return new StorageException(
