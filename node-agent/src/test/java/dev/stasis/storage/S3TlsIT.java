@@ -51,8 +51,10 @@ class S3TlsIT {
             e.getMessage());
         assertTrue(System.nanoTime() - t0 < 2_000_000_000L, "a certificate error is not retried");
       }
-      assertEquals(
-          1, CheckpointStore.open("s3://secure/", StoreOptions.defaults().withS3(c)).list().size());
+      try (CheckpointStore store =
+          CheckpointStore.open("s3://secure/", StoreOptions.defaults().withS3(c))) {
+        assertEquals(1, store.list().size());
+      }
     }
   }
 }
