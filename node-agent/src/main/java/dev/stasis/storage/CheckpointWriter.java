@@ -232,6 +232,9 @@ final class CheckpointWriter implements ImageSink {
     final boolean encrypted;
     private boolean isOpen = true;
 
+    /** Copy buffer for direct ByteBuffers, reused across writes. */
+    private byte[] scratch;
+
     ObjectChannel(
         String name,
         String key,
@@ -261,7 +264,10 @@ final class CheckpointWriter implements ImageSink {
           content.write(src.array(), src.arrayOffset() + src.position(), n);
           src.position(src.limit());
         } else {
-          byte[] tmp = new byte[Math.min(n, 256 * 1024)];
+          if (scratch == null) {
+            scratch = new byte[256 * 1024];
+          }
+          byte[] tmp = scratch;
           while (src.hasRemaining()) {
             int k = Math.min(tmp.length, src.remaining());
             src.get(tmp, 0, k);
