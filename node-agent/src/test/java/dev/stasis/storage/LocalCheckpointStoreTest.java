@@ -68,6 +68,7 @@ class LocalCheckpointStoreTest {
     assertEquals(files.size(), m.objects().size());
     assertEquals("42", m.source().get("source.pids"));
     assertEquals(17L, m.timings().get("frozen_ms"));
+    assertEquals("2", m.source().get("criu.images_version"), "learned from inventory.img");
     assertTrue(m.source().containsKey("kernel.release"), m.source().toString());
 
     try (CheckpointStore s = CheckpointStore.open("file://" + tmp.resolve("store"), small())) {
