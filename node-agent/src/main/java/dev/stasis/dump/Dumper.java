@@ -103,6 +103,9 @@ public final class Dumper {
       }
       return r;
     } catch (DumpException e) {
+      if (!committed && targetGone()) {
+        throw new DumpException("PID " + pid + " exited during the dump", e);
+      }
       throw e;
     } catch (IOException | RuntimeException e) {
       if (committed) {
@@ -112,6 +115,9 @@ public final class Dumper {
                 + " is complete but the process could not be stopped: "
                 + reason(e),
             e);
+      }
+      if (targetGone()) {
+        throw new DumpException("PID " + pid + " exited during the dump", e);
       }
       throw new DumpException("dump of PID " + pid + " failed: " + reason(e), e);
     } finally {
@@ -319,6 +325,14 @@ public final class Dumper {
     }
     if (st.pid() != pid) {
       throw new DumpException("PID " + pid + " is a thread, not a process");
+    }
+  }
+
+  private boolean targetGone() {
+    try {
+      return TaskStat.read(pid).isZombie();
+    } catch (IOException e) {
+      return true;
     }
   }
 
