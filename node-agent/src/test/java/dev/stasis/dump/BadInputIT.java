@@ -1,6 +1,5 @@
 package dev.stasis.dump;
 
-import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertNotEquals;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
@@ -65,8 +64,7 @@ class BadInputIT {
   @Test
   void zombie() throws Exception {
     // The child exits at once; its parent exec()s sleep and never reaps it.
-    Process p =
-        new ProcessBuilder("sh", "-c", "true & echo $!; exec sleep 20").start();
+    Process p = new ProcessBuilder("sh", "-c", "true & echo $!; exec sleep 20").start();
     try {
       String first =
           new java.io.BufferedReader(

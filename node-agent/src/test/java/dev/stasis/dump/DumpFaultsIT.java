@@ -70,7 +70,8 @@ class DumpFaultsIT {
               });
       killer.start();
       Workloads.Cli r =
-          Workloads.stasis("dump", "--pid", Integer.toString(w.pid), "--images-dir", images.toString());
+          Workloads.stasis(
+              "dump", "--pid", Integer.toString(w.pid), "--images-dir", images.toString());
       killer.join();
       assertNotEquals(0, r.exit(), "a dump of a process that died cannot be complete");
       assertOneLine(r.stderr());

@@ -35,7 +35,8 @@ class DumpRestoreIT {
       Path images = w.state.resolve("images");
 
       Workloads.Cli r =
-          Workloads.stasis("dump", "--pid", Integer.toString(w.pid), "--images-dir", images.toString());
+          Workloads.stasis(
+              "dump", "--pid", Integer.toString(w.pid), "--images-dir", images.toString());
       assertEquals(0, r.exit(), "stasis dump failed: " + r.stderr());
       assertTrue(r.stdout().contains("dumped PID " + w.pid), r.stdout());
       w.awaitGone();

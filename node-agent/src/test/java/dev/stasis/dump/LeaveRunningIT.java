@@ -14,8 +14,8 @@ import org.junit.jupiter.api.Test;
 /**
  * {@code --leave-running}: the process goes on after a complete dump exactly as it was: same memory
  * map (so no parasite area is left), same blocked mask in every thread, the same user-space
- * registers where a thread sleeps (sp and pc as /proc/PID/task/TID/syscall shows them), and its
- * own self-check still passes.
+ * registers where a thread sleeps (sp and pc as /proc/PID/task/TID/syscall shows them), and its own
+ * self-check still passes.
  */
 class LeaveRunningIT {
 

@@ -96,7 +96,9 @@ final class Workloads {
     }
   }
 
-  /** Starts workload {@code name} with a fresh state directory under target/it; waits until ready. */
+  /**
+   * Starts workload {@code name} with a fresh state directory under target/it; waits until ready.
+   */
   static Running start(String name, String... args) throws IOException, InterruptedException {
     Path exe = build(name);
     Path state =
@@ -120,7 +122,8 @@ final class Workloads {
     }
     if (!Files.exists(ready)) {
       ProcessHandle.of(pid).ifPresent(ProcessHandle::destroyForcibly);
-      throw new IOException(name + " did not become ready: " + Files.readString(state.resolve("log")));
+      throw new IOException(
+          name + " did not become ready: " + Files.readString(state.resolve("log")));
     }
     return new Running(pid, state);
   }
@@ -137,10 +140,7 @@ final class Workloads {
     Path err = Files.createTempFile("stasis-err", ".txt");
     try {
       Process p =
-          new ProcessBuilder(cmd)
-              .redirectOutput(out.toFile())
-              .redirectError(err.toFile())
-              .start();
+          new ProcessBuilder(cmd).redirectOutput(out.toFile()).redirectError(err.toFile()).start();
       if (!p.waitFor(180, TimeUnit.SECONDS)) {
         p.destroyForcibly();
         throw new IOException("stasis " + String.join(" ", args) + " timed out");

@@ -13,45 +13,17 @@ import java.util.concurrent.TimeUnit;
  * through trixie's own loader and libraries (bookworm's criu cannot handle this kernel's vDSO).
  */
 public final class CriuJudge {
-  public static final Path ROOT = Path.of("/opt/stasis-criu/trixie");
-
   private CriuJudge() {}
 
-  public static boolean installed() {
-    return Files.isExecutable(ROOT.resolve("usr/sbin/criu"));
-  }
-
-  /** The command prefix that runs upstream criu. */
-  public static List<String> criu() {
-    List<String> c = new ArrayList<>();
-    c.add(ROOT.resolve("usr/lib64/ld-linux-x86-64.so.2").toString());
-    c.add("--library-path");
-    c.add(ROOT.resolve("usr/lib/x86_64-linux-gnu").toString());
-    c.add(ROOT.resolve("usr/sbin/criu").toString());
-    return c;
-  }
-
   /**
-   * Restores the image set in {@code images} detached ({@code -d}); the restored tree goes on on its
-   * own. Throws with the tail of CRIU's log when the restore fails.
+   * Restores the image set in {@code images} detached ({@code -d}); the restored tree goes on on
+   * its own. Throws with the tail of CRIU's log when the restore fails.
    */
   public static void restore(Path images) throws IOException, InterruptedException {
     Path log = images.resolve("restore.log");
-    List<String> cmd = criu();
+    List<String> cmd = new ArrayList<>(Crit.criuCommand());
     cmd.addAll(List.of("restore", "-d", "-D", images.toString(), "-o", log.toString(), "-v4"));
     run(cmd, log, "criu restore");
-  }
-
-  /** Upstream {@code criu dump -t PID -D dir} (for comparisons in benchmarks and tests only). */
-  public static void dump(int pid, Path images, boolean leaveRunning)
-      throws IOException, InterruptedException {
-    Path log = images.resolve("dump.log");
-    List<String> cmd = criu();
-    cmd.addAll(List.of("dump", "-t", Integer.toString(pid), "-D", images.toString(), "-o", log.toString()));
-    if (leaveRunning) {
-      cmd.add("--leave-running");
-    }
-    run(cmd, log, "criu dump");
   }
 
   private static void run(List<String> cmd, Path log, String what)
