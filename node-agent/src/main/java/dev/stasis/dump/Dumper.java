@@ -106,7 +106,7 @@ public final class Dumper {
       }
       return r;
     } catch (DumpException e) {
-      if (!committed && targetGone()) {
+      if (!committed && targetGone(e)) {
         throw new DumpException("PID " + pid + " exited during the dump", e);
       }
       throw e;
@@ -119,7 +119,7 @@ public final class Dumper {
                 + reason(e),
             e);
       }
-      if (targetGone()) {
+      if (targetGone(e)) {
         throw new DumpException("PID " + pid + " exited during the dump", e);
       }
       throw new DumpException("dump of PID " + pid + " failed: " + reason(e), e);
@@ -333,9 +333,17 @@ public final class Dumper {
     }
   }
 
-  private boolean targetGone() {
+  /** Whether a failure was the target dying under us (killed, or exited, mid-dump). */
+  private boolean targetGone(Throwable failure) {
+    for (Throwable c = failure; c != null; c = c.getCause()) {
+      String m = c.getMessage();
+      if (m != null && (m.contains("ESRCH") || m.contains("No such process"))) {
+        return true;
+      }
+    }
     try {
-      return TaskStat.read(pid).isZombie();
+      TaskStat st = TaskStat.read(pid);
+      return st.isZombie();
     } catch (IOException e) {
       return true;
     }
