@@ -4,6 +4,7 @@ import dev.stasis.compel.arch.Arch;
 import dev.stasis.linux.Linux;
 import dev.stasis.linux.LinuxException;
 import dev.stasis.linux.Ptrace;
+import dev.stasis.linux.WaitStatus;
 import dev.stasis.parasite.Parasite;
 import java.io.IOException;
 import java.util.ArrayList;
@@ -81,6 +82,31 @@ final class PtraceTask implements SeizedTask {
       }
     }
     throw new IOException("pid " + pid + " has no live thread left");
+  }
+
+  /**
+   * Collects the death report of {@code t} after a ptrace request found it gone (tracer thread).
+   * The kernel reports a dead leader only after every other thread's report was collected, so the
+   * others' reports are collected first (briefly: live ones simply have none).
+   *
+   * @return how {@code t} ended, or null if it has not (yet) died
+   */
+  WaitStatus collectDeath(SeizedThread t) throws LinuxException {
+    WaitStatus mine = null;
+    for (int i = threads.size() - 1; i >= 0; i--) {
+      SeizedThread o = threads.get(i);
+      if (o.gone) {
+        continue;
+      }
+      WaitStatus ws = Stops.waitFor(o.tid, o == t ? 1000 : 50);
+      if (ws != null && ws.gone()) {
+        o.gone = true;
+        if (o == t) {
+          mine = ws;
+        }
+      }
+    }
+    return mine;
   }
 
   /** Puts a thread's captured registers and signal mask back (tracer thread). */

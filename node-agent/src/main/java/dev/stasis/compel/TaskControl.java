@@ -1,5 +1,6 @@
 package dev.stasis.compel;
 
+import dev.stasis.linux.Errno;
 import dev.stasis.linux.Linux;
 import dev.stasis.linux.LinuxException;
 import dev.stasis.linux.Ptrace;
@@ -72,6 +73,8 @@ public final class TaskControl {
     long r;
     try (PokedBytes poked = new PokedBytes(t.tid, task.syscallSite, code)) {
       r = task.arch.syscallResult(runToTrap(t, regs, 5_000));
+    } catch (LinuxException e) {
+      throw explain(t, e, "remote " + name);
     }
     if (r < 0 && r >= -4095) {
       throw new LinuxException("remote " + name + " in pid " + task.pid, (int) -r, t.tid);
@@ -154,8 +157,42 @@ public final class TaskControl {
           SeizedThread t = task.thread(tid);
           byte[] regs = t.state.gpRegs().clone();
           task.arch.setupCall(regs, ip, sp, arg);
-          return runToTrap(t, regs, timeoutMs);
+          try {
+            return runToTrap(t, regs, timeoutMs);
+          } catch (LinuxException e) {
+            throw explain(t, e, "injected code");
+          }
         });
+  }
+
+  /**
+   * A ptrace request failing with ESRCH on a seized thread means it died (SIGKILL ends even a
+   * ptrace-stop): collect its death and say so instead of the bare errno.
+   */
+  private IOException explain(SeizedThread t, LinuxException e, String doing) {
+    if (e.errno() != Errno.ESRCH) {
+      return e;
+    }
+    try {
+      WaitStatus ws = task.collectDeath(t);
+      if (ws != null) {
+        return new IOException(
+            "tid "
+                + t.tid
+                + " of pid "
+                + task.pid
+                + " "
+                + (ws.exited()
+                    ? "exited with " + ws.exitCode()
+                    : "was killed by signal " + ws.termSig())
+                + " while running "
+                + doing,
+            e);
+      }
+    } catch (LinuxException w) {
+      e.addSuppressed(w);
+    }
+    return e;
   }
 
   private byte[] runToTrap(SeizedThread t, byte[] regs, long timeoutMs) throws IOException {

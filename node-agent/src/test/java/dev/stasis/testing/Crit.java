@@ -98,6 +98,11 @@ public final class Crit {
     return json(v, file, run(v, "show", file.toString()));
   }
 
+  /** {@code crit x DIR what} ("ps", "fds", "mems", "rss"): crit's text view of a whole set. */
+  public static String explore(Version v, Path dir, String what) {
+    return run(v, "x", dir.toString(), what);
+  }
+
   /**
    * Decodes every framed image file of a directory that crit understands (everything {@link
    * ImageType} models except raw pages), keyed by file name.
