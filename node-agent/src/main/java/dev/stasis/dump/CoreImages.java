@@ -1,6 +1,7 @@
 package dev.stasis.dump;
 
 import dev.stasis.compel.ThreadState;
+import dev.stasis.images.TaskState;
 import dev.stasis.images.proto.CoreEntry;
 import dev.stasis.images.proto.CredsEntry;
 import dev.stasis.images.proto.ItimerEntry;
@@ -32,9 +33,6 @@ import java.util.List;
  * rlimits, sigactions, itimers, loginuid, oom_score_adj).
  */
 final class CoreImages {
-  /** Task state "alive" of the image format. */
-  static final int TASK_ALIVE = 1;
-
   private static final int SYS_GET_ROBUST_LIST = 274;
   private static final int SIGKILL = 9;
   private static final int SIGSTOP = 19;
@@ -111,7 +109,7 @@ final class CoreImages {
   private static TaskCoreEntry taskCore(TaskFacts f, long leaderMask) {
     TaskCoreEntry.Builder b =
         TaskCoreEntry.newBuilder()
-            .setTaskState(TASK_ALIVE)
+            .setTaskState(TaskState.ALIVE)
             .setExitCode(0)
             .setPersonality(f.personality())
             .setFlags((int) f.pfFlags())

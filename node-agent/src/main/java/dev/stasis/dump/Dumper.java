@@ -6,6 +6,8 @@ import dev.stasis.compel.SeizedTask;
 import dev.stasis.compel.SeizedTree;
 import dev.stasis.compel.ThreadState;
 import dev.stasis.images.ImageSink;
+import dev.stasis.images.ImageType;
+import dev.stasis.images.ImageWriter;
 import dev.stasis.images.proto.CoreEntry;
 import dev.stasis.images.proto.DumpStatsEntry;
 import dev.stasis.images.proto.FdinfoEntry;
@@ -50,6 +52,9 @@ import java.util.Map;
 public final class Dumper {
   /** The only pages file of a single-process dump (pagemap head points at it). */
   private static final int PAGES_ID = 1;
+
+  /** x86-64 AT_VECTOR_SIZE: 2 * (2 arch + 20 base entries + AT_NULL) words. */
+  private static final int AT_VECTOR_SIZE = 44;
 
   // Kernel-object and namespace ids as CRIU numbers them for a process in the host namespaces:
   // the dumper's own objects get 1, the target's 2; namespaces in CRIU's probing order.
@@ -101,6 +106,9 @@ public final class Dumper {
       }
       return r;
     } catch (DumpException e) {
+      if (!committed && targetGone(e)) {
+        throw new DumpException("PID " + pid + " exited during the dump", e);
+      }
       throw e;
     } catch (IOException | RuntimeException e) {
       if (committed) {
@@ -110,6 +118,9 @@ public final class Dumper {
                 + " is complete but the process could not be stopped: "
                 + reason(e),
             e);
+      }
+      if (targetGone(e)) {
+        throw new DumpException("PID " + pid + " exited during the dump", e);
       }
       throw new DumpException("dump of PID " + pid + " failed: " + reason(e), e);
     } finally {
@@ -179,10 +190,10 @@ public final class Dumper {
     t = System.nanoTime();
     PageWriter pages = new PageWriter(pid);
     pages.select(vmas);
-    try (WritableByteChannel ch = sink.create("pagemap-" + pid + ".img")) {
-      pages.writePagemap(ch, PAGES_ID);
+    try (ImageWriter w = ImageWriter.create(sink, ImageType.PAGEMAP, pid)) {
+      pages.writePagemap(w, PAGES_ID);
     }
-    try (WritableByteChannel ch = sink.create("pages-" + PAGES_ID + ".img")) {
+    try (WritableByteChannel ch = sink.create(ImageType.PAGES.fileName(PAGES_ID))) {
       pages.copyPages(ch, opts.progress());
     }
     timings.put("memdump_ms", ms(System.nanoTime() - t));
@@ -194,14 +205,12 @@ public final class Dumper {
     List<FdinfoEntry> fds = files.descriptors();
     int cwdId = files.directory("cwd");
     int rootId = files.directory("root");
-    ImageFiles.write(
-        sink, "fdinfo-" + TASK_OBJ_ID + ".img", ImageFiles.COMMON, ImageFiles.FDINFO, fds);
-    ImageFiles.write(sink, "files.img", ImageFiles.COMMON, ImageFiles.FILES, files.entries());
-    ImageFiles.write(
+    ImageWriter.writeFile(sink, ImageType.FDINFO, TASK_OBJ_ID, fds);
+    ImageWriter.writeFile(sink, ImageType.FILES, files.entries());
+    ImageWriter.writeFile(
         sink,
-        "fs-" + pid + ".img",
-        ImageFiles.COMMON,
-        ImageFiles.FS,
+        ImageType.FS,
+        pid,
         List.of(
             FsEntry.newBuilder().setCwdId(cwdId).setRootId(rootId).setUmask(misc.umask()).build()));
     MmEntry.Builder mm =
@@ -221,25 +230,22 @@ public final class Dumper {
             .addAllVmas(vmas)
             .setDumpable(misc.dumpable())
             .setThpDisabled(misc.thpDisabled() != 0);
-    for (long a : auxv) {
-      mm.addMmSavedAuxv(a);
+    // The restorer keeps the auxv in a fixed array of AT_VECTOR_SIZE words and refuses more;
+    // like CRIU, store the first AT_VECTOR_SIZE words of the vector.
+    for (int i = 0; i < Math.min(auxv.length, AT_VECTOR_SIZE); i++) {
+      mm.addMmSavedAuxv(auxv[i]);
     }
-    ImageFiles.write(
-        sink, "mm-" + pid + ".img", ImageFiles.COMMON, ImageFiles.MM, List.of(mm.build()));
+    ImageWriter.writeFile(sink, ImageType.MM, pid, List.of(mm.build()));
     List<Integer> tids = new ArrayList<>();
     for (ThreadState ts : threads) {
       tids.add(ts.tid());
       CoreEntry core = CoreImages.thread(ts, infos.get(ts.tid()), pid, facts);
-      ImageFiles.write(
-          sink, "core-" + ts.tid() + ".img", ImageFiles.COMMON, ImageFiles.CORE, List.of(core));
+      ImageWriter.writeFile(sink, ImageType.CORE, ts.tid(), List.of(core));
     }
-    ImageFiles.write(
-        sink, "ids-" + pid + ".img", ImageFiles.COMMON, ImageFiles.IDS, List.of(ids(TASK_OBJ_ID)));
-    ImageFiles.write(
+    ImageWriter.writeFile(sink, ImageType.IDS, pid, List.of(ids(TASK_OBJ_ID)));
+    ImageWriter.writeFile(
         sink,
-        "pstree.img",
-        ImageFiles.COMMON,
-        ImageFiles.PSTREE,
+        ImageType.PSTREE,
         List.of(
             PstreeEntry.newBuilder()
                 .setPid(pid)
@@ -248,20 +254,13 @@ public final class Dumper {
                 .setSid(stat.session())
                 .addAllThreads(tids)
                 .build()));
-    ImageFiles.write(
+    ImageWriter.writeFile(sink, ImageType.SECCOMP, List.of(SeccompEntry.getDefaultInstance()));
+    ImageWriter.writeFile(
         sink,
-        "seccomp.img",
-        ImageFiles.COMMON,
-        ImageFiles.SECCOMP,
-        List.of(SeccompEntry.getDefaultInstance()));
-    ImageFiles.write(
-        sink,
-        "inventory.img",
-        0,
-        ImageFiles.INVENTORY,
+        ImageType.INVENTORY,
         List.of(
             InventoryEntry.newBuilder()
-                .setImgVersion(2)
+                .setImgVersion(ImageType.IMAGES_VERSION)
                 .setFdinfoPerId(true)
                 .setRootIds(ids(ROOT_OBJ_ID))
                 .setNsPerId(true)
@@ -272,24 +271,21 @@ public final class Dumper {
     timings.put("files_ms", ms(System.nanoTime() - t));
 
     long frozenUs = (System.nanoTime() - frozenAt) / 1000;
-    ImageFiles.write(
-        sink,
-        "stats-dump",
-        ImageFiles.SERVICE,
-        ImageFiles.STATS,
-        List.of(
-            StatsEntry.newBuilder()
-                .setDump(
-                    DumpStatsEntry.newBuilder()
-                        .setFreezingTime((int) (timings.get("freezing_ms") * 1000))
-                        .setFrozenTime((int) frozenUs)
-                        .setMemdumpTime((int) (pages.readMillis() * 1000))
-                        .setMemwriteTime((int) (pages.writeMillis() * 1000))
-                        .setPagesScanned(pages.pagesScanned())
-                        .setPagesSkippedParent(0)
-                        .setPagesWritten(pages.pagesWritten())
-                        .setPagesLazy(0))
-                .build()));
+    try (ImageWriter w = ImageWriter.create(sink, ImageType.STATS, "dump")) {
+      w.write(
+          StatsEntry.newBuilder()
+              .setDump(
+                  DumpStatsEntry.newBuilder()
+                      .setFreezingTime((int) (timings.get("freezing_ms") * 1000))
+                      .setFrozenTime((int) frozenUs)
+                      .setMemdumpTime((int) (pages.readMillis() * 1000))
+                      .setMemwriteTime((int) (pages.writeMillis() * 1000))
+                      .setPagesScanned(pages.pagesScanned())
+                      .setPagesSkippedParent(0)
+                      .setPagesWritten(pages.pagesWritten())
+                      .setPagesLazy(0))
+              .build());
+    }
     timings.put("frozen_ms", ms(System.nanoTime() - frozenAt));
     timings.put("total_ms", ms(System.nanoTime() - start));
 
@@ -334,6 +330,22 @@ public final class Dumper {
     }
     if (st.pid() != pid) {
       throw new DumpException("PID " + pid + " is a thread, not a process");
+    }
+  }
+
+  /** Whether a failure was the target dying under us (killed, or exited, mid-dump). */
+  private boolean targetGone(Throwable failure) {
+    for (Throwable c = failure; c != null; c = c.getCause()) {
+      String m = c.getMessage();
+      if (m != null && (m.contains("ESRCH") || m.contains("No such process"))) {
+        return true;
+      }
+    }
+    try {
+      TaskStat st = TaskStat.read(pid);
+      return st.isZombie();
+    } catch (IOException e) {
+      return true;
     }
   }
 

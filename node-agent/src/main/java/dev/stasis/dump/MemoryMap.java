@@ -1,5 +1,6 @@
 package dev.stasis.dump;
 
+import dev.stasis.images.VmaFlags;
 import dev.stasis.images.proto.VmaEntry;
 import dev.stasis.linux.proc.Maps;
 import java.io.IOException;
@@ -19,17 +20,6 @@ import java.util.Set;
  * hugetlb, shadow stacks, uprobes) are refused with the address and the reason.
  */
 final class MemoryMap {
-  // VMA status bits of the image format.
-  static final int REGULAR = 1;
-  static final int VSYSCALL = 1 << 2;
-  static final int VDSO = 1 << 3;
-  static final int HEAP = 1 << 5;
-  static final int FILE_PRIVATE = 1 << 6;
-  static final int FILE_SHARED = 1 << 7;
-  static final int ANON_SHARED = 1 << 8;
-  static final int ANON_PRIVATE = 1 << 9;
-  static final int VVAR = 1 << 12;
-
   // mmap(2) flags.
   static final int MAP_SHARED = 0x1;
   static final int MAP_PRIVATE = 0x2;
@@ -49,7 +39,9 @@ final class MemoryMap {
     for (Maps.Vma v : vmas) {
       VmaEntry e = one(pid, v, files);
       int last = out.size() - 1;
-      if ((e.getStatus() & VVAR) != 0 && last >= 0 && (out.get(last).getStatus() & VVAR) != 0) {
+      if ((e.getStatus() & VmaFlags.AREA_VVAR) != 0
+          && last >= 0
+          && (out.get(last).getStatus() & VmaFlags.AREA_VVAR) != 0) {
         VmaEntry prev = out.get(last);
         if (prev.getEnd() != e.getStart()) {
           throw new DumpException("two vvar areas that are not adjacent: unsupported layout");
@@ -64,8 +56,8 @@ final class MemoryMap {
 
   static boolean isPrivate(VmaEntry e) {
     int s = e.getStatus();
-    return (s & REGULAR) != 0
-        && (s & (ANON_PRIVATE | FILE_PRIVATE)) != 0
+    return (s & VmaFlags.AREA_REGULAR) != 0
+        && (s & (VmaFlags.ANON_PRIVATE | VmaFlags.FILE_PRIVATE)) != 0
         && e.getEnd() <= TASK_SIZE;
   }
 
@@ -103,21 +95,22 @@ final class MemoryMap {
     boolean ioPf = v.hasFlag("io") || v.hasFlag("pf");
     int status;
     switch (path) {
-      case "[vsyscall]" -> status = VSYSCALL;
-      case "[vdso]" -> status = REGULAR | ((v.prot() == 5) ? VDSO : 0);
-      case "[vvar]", "[vvar_vclock]" -> status = REGULAR | ((v.prot() & 1) != 0 ? VVAR : 0);
-      case "[heap]" -> status = REGULAR | HEAP;
+      case "[vsyscall]" -> status = VmaFlags.AREA_VSYSCALL;
+      case "[vdso]" -> status = VmaFlags.AREA_REGULAR | ((v.prot() == 5) ? VmaFlags.AREA_VDSO : 0);
+      case "[vvar]", "[vvar_vclock]" ->
+          status = VmaFlags.AREA_REGULAR | ((v.prot() & 1) != 0 ? VmaFlags.AREA_VVAR : 0);
+      case "[heap]" -> status = VmaFlags.AREA_REGULAR | VmaFlags.AREA_HEAP;
       case "[uprobes]" -> throw new DumpException(where + " holds uprobes: not supported");
-      default -> status = REGULAR;
+      default -> status = VmaFlags.AREA_REGULAR;
     }
-    if (ioPf && (status & VVAR) == 0) {
+    if (ioPf && (status & VmaFlags.AREA_VVAR) == 0) {
       throw new DumpException(where + " (" + path + ") is an I/O or PFN mapping: not supported");
     }
     if (!v.isFile()) {
       if (v.shared()) {
         throw new DumpException(where + " is shared anonymous memory: not supported yet");
       }
-      return b.setStatus(status | ANON_PRIVATE).setFlags(flags | MAP_ANONYMOUS).build();
+      return b.setStatus(status | VmaFlags.ANON_PRIVATE).setFlags(flags | MAP_ANONYMOUS).build();
     }
     // Shared-memory filesystem objects show up as files on the internal shm mount (dev 0:1).
     if (path.startsWith("/SYSV")) {
@@ -139,7 +132,7 @@ final class MemoryMap {
       throw new DumpException(where + " maps a socket: not supported");
     }
     int id = files.mappedFile(v.mapFilesName(), path);
-    status |= v.shared() ? FILE_SHARED : FILE_PRIVATE;
+    status |= v.shared() ? VmaFlags.FILE_SHARED : VmaFlags.FILE_PRIVATE;
     return b.setStatus(status)
         .setFlags(flags)
         .setPgoff(v.pgoff())
@@ -157,18 +150,17 @@ final class MemoryMap {
     return r && w ? 2 : w ? 1 : 0;
   }
 
-  // VmFlags letters -> 1 << MADV_* (SEQUENTIAL 2, RANDOM 1, DONTFORK 10, DONTDUMP 16, MERGEABLE
-  // 12, HUGEPAGE 14, NOHUGEPAGE 15, WIPEONFORK 18).
+  // VmFlags letters -> 1 << MADV_*.
   private static long madvise(Set<String> f) {
     long m = 0;
-    if (f.contains("sr")) m |= 1L << 2;
-    if (f.contains("rr")) m |= 1L << 1;
-    if (f.contains("dc")) m |= 1L << 10;
-    if (f.contains("dd")) m |= 1L << 16;
-    if (f.contains("mg")) m |= 1L << 12;
-    if (f.contains("hg")) m |= 1L << 14;
-    if (f.contains("nh")) m |= 1L << 15;
-    if (f.contains("wf")) m |= 1L << 18;
+    if (f.contains("sr")) m |= 1L << VmaFlags.MADV_SEQUENTIAL;
+    if (f.contains("rr")) m |= 1L << VmaFlags.MADV_RANDOM;
+    if (f.contains("dc")) m |= 1L << VmaFlags.MADV_DONTFORK;
+    if (f.contains("dd")) m |= 1L << VmaFlags.MADV_DONTDUMP;
+    if (f.contains("mg")) m |= 1L << VmaFlags.MADV_MERGEABLE;
+    if (f.contains("hg")) m |= 1L << VmaFlags.MADV_HUGEPAGE;
+    if (f.contains("nh")) m |= 1L << VmaFlags.MADV_NOHUGEPAGE;
+    if (f.contains("wf")) m |= 1L << VmaFlags.MADV_WIPEONFORK;
     return m;
   }
 }

@@ -1,5 +1,8 @@
 package dev.stasis.dump;
 
+import dev.stasis.images.ImageWriter;
+import dev.stasis.images.PagemapFlags;
+import dev.stasis.images.VmaFlags;
 import dev.stasis.images.proto.PagemapEntry;
 import dev.stasis.images.proto.PagemapHead;
 import dev.stasis.images.proto.VmaEntry;
@@ -35,9 +38,7 @@ import java.util.function.Consumer;
 final class PageWriter {
   static final int PAGE = Pagemap.PAGE_SIZE;
 
-  /** PE_PRESENT: the run's bytes are in the pages image. */
-  static final int PE_PRESENT = 1 << 2;
-
+  private static final long MAX_RUN_PAGES = 0x7fffffffL;
   private static final int SCAN_PAGES = 1 << 16;
   private static final int COPY_BYTES = 16 << 20;
 
@@ -76,10 +77,10 @@ final class PageWriter {
     long[] pme = new long[SCAN_PAGES];
     try (Pagemap pm = Pagemap.open(pid, SCAN_PAGES)) {
       for (VmaEntry v : vmas) {
-        if (!MemoryMap.isPrivate(v) || (v.getStatus() & MemoryMap.VVAR) != 0) {
+        if (!MemoryMap.isPrivate(v) || (v.getStatus() & VmaFlags.AREA_VVAR) != 0) {
           continue;
         }
-        boolean filePrivate = (v.getStatus() & MemoryMap.FILE_PRIVATE) != 0;
+        boolean filePrivate = (v.getStatus() & VmaFlags.FILE_PRIVATE) != 0;
         long runStart = -1;
         long runLen = 0;
         for (long addr = v.getStart(); addr < v.getEnd(); ) {
@@ -114,23 +115,26 @@ final class PageWriter {
     }
   }
 
+  // The image's page count is a u32: split longer runs (16 TiB, never seen in practice).
   private void addRun(long start, long pages) {
-    runs.add(new Run(start, pages));
     pagesSelected += pages;
+    while (pages > 0) {
+      long n = Math.min(pages, MAX_RUN_PAGES);
+      runs.add(new Run(start, n));
+      start += n * PAGE;
+      pages -= n;
+    }
   }
 
   /** pagemap-PID.img: the head naming the pages file, then one entry per run. */
-  void writePagemap(WritableByteChannel ch, int pagesId) throws IOException {
-    ImageFiles.writeMagic(ch, ImageFiles.COMMON, ImageFiles.PAGEMAP);
-    ImageFiles.writeEntry(ch, PagemapHead.newBuilder().setPagesId(pagesId).build());
+  void writePagemap(ImageWriter w, int pagesId) throws IOException {
+    w.write(PagemapHead.newBuilder().setPagesId(pagesId).build());
     for (Run r : runs) {
-      ImageFiles.writeEntry(
-          ch,
+      w.write(
           PagemapEntry.newBuilder()
               .setVaddr(r.vaddr())
-              .setCompatNrPages(0)
-              .setNrPages(r.pages())
-              .setFlags(PE_PRESENT)
+              .setNrPages((int) r.pages())
+              .setFlags(PagemapFlags.PRESENT)
               .build());
     }
   }
