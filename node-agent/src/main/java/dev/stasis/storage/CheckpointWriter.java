@@ -71,8 +71,10 @@ final class CheckpointWriter implements ImageSink {
     boolean enc = dataKey != null;
     String rel = Manifest.keyFor(name, o.compression(), enc);
     UploadStream upload = new UploadStream(store.backend(), store.key(rel), transfers);
-    Digests.Out stored = new Digests.Out(upload);
-    OutputStream s = stored;
+    boolean plain = !enc && o.compression().equals("none");
+    // without an encoding the stored bytes are the image bytes: one SHA-256 pass serves both
+    Digests.Out stored = plain ? null : new Digests.Out(upload);
+    OutputStream s = plain ? upload : stored;
     if (enc) {
       s =
           new ChunkedAead.EncryptingStream(
@@ -109,8 +111,8 @@ final class CheckpointWriter implements ImageSink {
             ch.key,
             ch.content.count(),
             ch.content.sha256Hex(),
-            ch.stored.count(),
-            ch.stored.sha256Hex(),
+            ch.stored == null ? ch.content.count() : ch.stored.count(),
+            ch.stored == null ? ch.content.sha256Hex() : ch.stored.sha256Hex(),
             ch.compression,
             ch.encrypted));
   }
