@@ -284,6 +284,12 @@ public final class CheckpointStore implements AutoCloseable {
     }
     Manifest m = readManifest(key(Manifest.FILE), where);
     SecretKey dataKey = null;
+    if (m.encryption() == null && options.encryptionKey() != null) {
+      // whoever can write the bucket could otherwise replace an encrypted checkpoint by a plain
+      // one of their making: with a key in hand, only authenticated data is accepted
+      throw new VerificationException(
+          "checkpoint " + where + " is not encrypted, but a decryption key was given: refusing it");
+    }
     if (m.encryption() != null) {
       if (options.encryptionKey() == null) {
         throw new StorageException(
