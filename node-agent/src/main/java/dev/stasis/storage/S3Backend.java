@@ -63,8 +63,12 @@ final class S3Backend implements ObjectBackend {
   S3Backend(S3Config config, String bucket) throws StorageException {
     this.config = config;
     this.bucket = bucket;
+    // okhttp runs at most 5 calls per host by default: more in-flight parts would queue silently
+    okhttp3.Dispatcher dispatcher = new okhttp3.Dispatcher();
+    dispatcher.setMaxRequestsPerHost(64);
     OkHttpClient.Builder hb =
         new OkHttpClient.Builder()
+            .dispatcher(dispatcher)
             .connectTimeout(5, TimeUnit.SECONDS)
             .readTimeout(60, TimeUnit.SECONDS)
             .writeTimeout(60, TimeUnit.SECONDS)
