@@ -68,6 +68,8 @@ WL_PID=$(sh -c "setsid '$WORK/memhog' '$WORK/state' $SIZE_MIB >/dev/null 2>&1 & 
 for _ in $(seq 1 600); do [ -f "$WORK/state/ready" ] && break; sleep 0.1; done
 [ -f "$WORK/state/ready" ] || { say "workload did not start"; exit 1; }
 say "workload PID $WL_PID holds $SIZE_MIB MiB; S3 at $STASIS_S3_ENDPOINT"
+# other jobs on the machine skew every number: say how busy it was
+LOAD_BEFORE=$(cut -d' ' -f1-3 /proc/loadavg)
 
 # timed RUN_NAME cmd...: runs cmd under /usr/bin/time, sets T_<name> (s) and RSS_<name> (KiB)
 timed() {
@@ -85,7 +87,7 @@ timed upload "$HERE/stasis" push --images-dir "$WORK/img" --to s3://bench/upload
 "$HERE/stasis" ls --from s3://bench >&2
 
 IMG_MIB=$(du -sm --apparent-size "$WORK/img" | cut -f1)
-printf '%s\n' "== streaming vs dump-then-upload ($IMG_MIB MiB of images)"
+printf '%s\n' "== streaming vs dump-then-upload ($IMG_MIB MiB of images; load average before $LOAD_BEFORE, after $(cut -d' ' -f1-3 /proc/loadavg); $(nproc) cores)"
 awk -v s="$T_stream" -v d="$T_dump" -v u="$T_upload" -v rs="$RSS_stream" -v rd="$RSS_dump" -v ru="$RSS_upload" 'BEGIN {
   printf "streaming dump to S3:      %8.2f s   agent peak RSS %6.0f MiB\n", s, rs/1024
   printf "dump to disk:              %8.2f s   agent peak RSS %6.0f MiB\n", d, rd/1024
