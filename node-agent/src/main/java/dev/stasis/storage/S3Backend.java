@@ -5,6 +5,7 @@ import io.minio.BucketExistsArgs;
 import io.minio.CompleteMultipartUploadArgs;
 import io.minio.CreateMultipartUploadArgs;
 import io.minio.GetObjectArgs;
+import io.minio.Http;
 import io.minio.ListMultipartUploadsArgs;
 import io.minio.ListMultipartUploadsResponse;
 import io.minio.ListObjectsArgs;
@@ -259,6 +260,16 @@ final class S3Backend implements ObjectBackend {
     }
   }
 
+  /**
+   * Request bodies are not part of the SigV4 signature: over plain HTTP minio would otherwise hash
+   * every byte once more with SHA-256 just to sign it. Transport integrity comes from the CRC32C
+   * checksum minio then sends (x-amz-checksum-crc32c, checked by the server), end-to-end integrity
+   * from the manifest's SHA-256 sums that fetch verifies (and, when encrypted, from AES-GCM).
+   */
+  private static Http.Headers unsignedPayload() {
+    return new Http.Headers("X-Amz-Content-Sha256", "UNSIGNED-PAYLOAD");
+  }
+
   @Override
   public void put(String key, byte[] data, int length) throws StorageException {
     call(
@@ -269,6 +280,7 @@ final class S3Backend implements ObjectBackend {
                     PutObjectAPIArgs.builder()
                         .bucket(bucket)
                         .object(key)
+                        .headers(unsignedPayload())
                         .data(data, length)
                         .build())
                 .get());
