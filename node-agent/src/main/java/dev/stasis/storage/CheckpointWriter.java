@@ -24,9 +24,10 @@ import javax.crypto.SecretKey;
 /**
  * The {@link ImageSink} a {@link CheckpointStore} hands to the dump: every image file becomes an
  * object under {@code <root>/checkpoint/}, streamed while the dump writes it (image bytes → SHA-256
- * → zstd → AES-GCM chunks → SHA-256 → parallel multipart parts). {@link #commit} writes {@code
- * manifest.json} last; {@link #abort} (or close without commit) aborts open uploads and deletes
- * what was stored, so no failure leaves anything that lists as complete.
+ * → zstd → AES-GCM chunks → SHA-256 → parallel multipart parts; the chain runs on an {@link
+ * EncodingPipe} thread, the parts on the upload pool). {@link #commit} writes {@code manifest.json}
+ * last; {@link #abort} (or close without commit) aborts open uploads and deletes what was stored,
+ * so no failure leaves anything that lists as complete.
  */
 final class CheckpointWriter implements ImageSink {
   private final CheckpointStore store;
@@ -240,6 +241,7 @@ final class CheckpointWriter implements ImageSink {
       keys = new ArrayList<>(storedKeys);
     }
     for (ObjectChannel ch : pending) {
+      ch.pipe.cancel();
       ch.upload.discard();
     }
     try {
@@ -273,6 +275,7 @@ final class CheckpointWriter implements ImageSink {
     final UploadStream upload;
     final String compression;
     final boolean encrypted;
+    final EncodingPipe pipe;
     private boolean isOpen = true;
 
     /** A copy of the bytes, for the small images the store reads facts from (inventory). */
@@ -296,6 +299,7 @@ final class CheckpointWriter implements ImageSink {
       this.upload = upload;
       this.compression = compression;
       this.encrypted = encrypted;
+      this.pipe = new EncodingPipe(content, name);
     }
 
     @Override
@@ -307,7 +311,7 @@ final class CheckpointWriter implements ImageSink {
       int n = src.remaining();
       try {
         if (src.hasArray()) {
-          content.write(src.array(), src.arrayOffset() + src.position(), n);
+          pipe.write(src.array(), src.arrayOffset() + src.position(), n);
           capture(src.array(), src.arrayOffset() + src.position(), n);
           src.position(src.limit());
         } else {
@@ -318,7 +322,7 @@ final class CheckpointWriter implements ImageSink {
           while (src.hasRemaining()) {
             int k = Math.min(tmp.length, src.remaining());
             src.get(tmp, 0, k);
-            content.write(tmp, 0, k);
+            pipe.write(tmp, 0, k);
             capture(tmp, 0, k);
           }
         }
@@ -341,6 +345,7 @@ final class CheckpointWriter implements ImageSink {
 
     private void fail(Exception e) {
       isOpen = false;
+      pipe.cancel();
       upload.discard();
       closed(this, e instanceof IOException io ? io : new IOException(e));
     }
@@ -358,8 +363,9 @@ final class CheckpointWriter implements ImageSink {
       isOpen = false;
       long t0 = System.nanoTime();
       try {
-        content.close();
+        pipe.close();
       } catch (IOException | RuntimeException e) {
+        pipe.cancel();
         upload.discard();
         closed(this, e instanceof IOException io ? io : new IOException(e));
         throw e;
