@@ -19,6 +19,7 @@ import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
 import java.util.TreeMap;
+import java.util.concurrent.atomic.AtomicLong;
 import javax.crypto.SecretKey;
 
 /**
@@ -44,6 +45,10 @@ final class CheckpointWriter implements ImageSink {
   private final Map<String, String> learned = new TreeMap<>();
 
   private long streamNanos;
+
+  /** Time the dump's thread was blocked on full encoding queues (back-pressure it felt). */
+  private final AtomicLong pipeWaitNanos = new AtomicLong();
+
   private IOException failed;
   private final boolean ownsStore;
   private boolean committed;
@@ -196,7 +201,8 @@ final class CheckpointWriter implements ImageSink {
     }
     timings.put("store_total_ms", (System.nanoTime() - startNanos) / 1_000_000);
     timings.put("store_stream_ms", streamNanos / 1_000_000);
-    timings.put("store_backpressure_ms", transfers.blockedNanos.get() / 1_000_000);
+    timings.put("store_backpressure_ms", pipeWaitNanos.get() / 1_000_000);
+    timings.put("store_upload_wait_ms", transfers.blockedNanos.get() / 1_000_000);
     long total = 0;
     long stored = 0;
     for (Manifest.Entry e : entries.values()) {
@@ -299,7 +305,7 @@ final class CheckpointWriter implements ImageSink {
       this.upload = upload;
       this.compression = compression;
       this.encrypted = encrypted;
-      this.pipe = new EncodingPipe(content, name);
+      this.pipe = new EncodingPipe(content, name, pipeWaitNanos);
     }
 
     @Override

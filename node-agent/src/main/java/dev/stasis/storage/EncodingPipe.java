@@ -5,6 +5,7 @@ import java.io.InterruptedIOException;
 import java.io.OutputStream;
 import java.util.concurrent.ArrayBlockingQueue;
 import java.util.concurrent.TimeUnit;
+import java.util.concurrent.atomic.AtomicLong;
 
 /**
  * Runs one object's encoding chain (SHA-256, zstd, AES-GCM, hand-off to the uploader) on a thread
@@ -25,6 +26,7 @@ final class EncodingPipe {
 
   private final OutputStream chain;
   private final String name;
+  private final AtomicLong waitNanos;
   private final ArrayBlockingQueue<Chunk> queue = new ArrayBlockingQueue<>(DEPTH);
   private final ArrayBlockingQueue<byte[]> free = new ArrayBlockingQueue<>(DEPTH + 1);
   private byte[] cur = new byte[64 * 1024];
@@ -32,9 +34,11 @@ final class EncodingPipe {
   private Thread worker;
   private volatile Throwable error;
 
-  EncodingPipe(OutputStream chain, String name) {
+  /** {@code waitNanos} accumulates the time the writer spends blocked on a full queue. */
+  EncodingPipe(OutputStream chain, String name, AtomicLong waitNanos) {
     this.chain = chain;
     this.name = name;
+    this.waitNanos = waitNanos;
   }
 
   void write(byte[] b, int off, int n) throws IOException {
@@ -64,6 +68,7 @@ final class EncodingPipe {
       worker.setDaemon(true);
       worker.start();
     }
+    long t0 = System.nanoTime();
     try {
       while (!queue.offer(c, 100, TimeUnit.MILLISECONDS)) {
         rethrow();
@@ -74,6 +79,8 @@ final class EncodingPipe {
     } catch (InterruptedException e) {
       Thread.currentThread().interrupt();
       throw new InterruptedIOException("writing " + name + " interrupted");
+    } finally {
+      waitNanos.addAndGet(System.nanoTime() - t0);
     }
     rethrow();
   }
