@@ -76,7 +76,6 @@ final class CoreImages {
         ThreadCoreEntry.newBuilder()
             .setFutexRla(robust[0])
             .setFutexRlaLen((int) robust[1])
-            .setBlkSigset(t.sigmask())
             .setSas(
                 ThreadSasEntry.newBuilder()
                     .setSsSp(info.sasSp())
@@ -85,6 +84,10 @@ final class CoreImages {
             .setSignalsP(SignalQueueEntry.getDefaultInstance())
             .setCreds(creds(info.creds()))
             .setComm(comm(pid, tid));
+    // The leader's mask is the task's (tc.blk_sigset); only other threads carry their own here.
+    if (tid != pid) {
+      b.setBlkSigset(t.sigmask());
+    }
     int policy = Linux.schedGetscheduler(tid);
     b.setSchedPolicy(policy);
     int base = policy & ~0x40000000; // SCHED_RESET_ON_FORK
@@ -173,8 +176,10 @@ final class CoreImages {
             .setSgid(c.sgid())
             .setFsuid(c.fsuid())
             .setFsgid(c.fsgid())
-            .setSecbits(c.secbits())
-            .setNoNewPrivs(c.noNewPrivs());
+            .setSecbits(c.secbits());
+    if (c.noNewPrivs() != 0) {
+      b.setNoNewPrivs(c.noNewPrivs());
+    }
     addCaps(c.capInh(), b::addCapInh);
     addCaps(c.capPrm(), b::addCapPrm);
     addCaps(c.capEff(), b::addCapEff);
