@@ -122,9 +122,16 @@ final class Seizer {
     if (agentAndAncestors.contains(pid)) {
       throw new SeizeException(name + " is an ancestor of the stasis agent");
     }
-    String tracer = status.getOrDefault("TracerPid", "0");
-    if (!tracer.equals("0")) {
-      throw new SeizeException(name + " is already traced by pid " + tracer);
+    int tracer = Integer.parseInt(status.getOrDefault("TracerPid", "0"));
+    if (tracer != 0) {
+      // TracerPid is the tracing thread; name its process
+      String tracerPid = Integer.toString(tracer);
+      try {
+        tracerPid = status(tracer, tracer).getOrDefault("Tgid", tracerPid);
+      } catch (IOException ignored) {
+        // the tracer just went away; its thread id is all there is
+      }
+      throw new SeizeException(name + " is already traced by pid " + tracerPid);
     }
     if (parent != null && st.ppid() != parent) {
       return false; // reparented (its parent went away) between listing and checking
@@ -234,12 +241,8 @@ final class Seizer {
   private Seized awaitSeized(int pid, int tid) throws IOException {
     WaitStatus ws;
     while (true) {
-      ws = Stops.waitFor(tid, STOP_TIMEOUT_MS);
-      if (ws == null) {
-        throw new SeizeException(
-            "tid " + tid + " of pid " + pid + " did not stop within " + STOP_TIMEOUT_MS + " ms");
-      }
-      if (ws.gone()) {
+      ws = awaitStopOrDeath(pid, tid);
+      if (ws == null || ws.gone()) {
         return null;
       }
       if (ws.event() == Ptrace.PTRACE_EVENT_STOP) {
@@ -291,6 +294,33 @@ final class Seizer {
           "tid " + tid + " of pid " + pid + " stopped with unexpected signal " + sig);
     }
     return new Seized(capture(pid, tid), stopSig);
+  }
+
+  /**
+   * Waits for the stop we asked for. A thread of an exiting process may never report (a dying
+   * leader's report waits for all other threads'), so between short waits its state is checked.
+   *
+   * @return the report, or null if the thread died or is dying
+   */
+  private static WaitStatus awaitStopOrDeath(int pid, int tid) throws IOException {
+    long deadline = System.nanoTime() + STOP_TIMEOUT_MS * 1_000_000L;
+    while (true) {
+      WaitStatus ws = Stops.waitFor(tid, 100);
+      if (ws != null) {
+        return ws;
+      }
+      try {
+        if (TaskStat.read(pid, tid).isZombie()) {
+          return null;
+        }
+      } catch (NoSuchFileException e) {
+        return null;
+      }
+      if (System.nanoTime() > deadline) {
+        throw new SeizeException(
+            "tid " + tid + " of pid " + pid + " did not stop within " + STOP_TIMEOUT_MS + " ms");
+      }
+    }
   }
 
   private SeizedThread capture(int pid, int tid) throws IOException {

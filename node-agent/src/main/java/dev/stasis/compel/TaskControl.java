@@ -109,6 +109,7 @@ public final class TaskControl {
               long local =
                   Linux.mmap(0, size, Linux.PROT_READ | Linux.PROT_WRITE, Linux.MAP_SHARED, lfd, 0);
               RemoteMapping m = new RemoteMapping(this, remote, local, size);
+              task.mappings.add(m);
               remote = 0;
               return m;
             } finally {
@@ -137,8 +138,12 @@ public final class TaskControl {
   }
 
   /** Unmaps a shared mapping in the target (called by {@link RemoteMapping#close()}). */
-  void unmapRemote(long remote, long size) throws IOException {
-    syscall("munmap", Syscalls.MUNMAP, remote, size);
+  void unmapRemote(RemoteMapping m) throws IOException {
+    task.tracer.call(
+        () -> {
+          task.mappings.remove(m);
+          return syscallOnTracer("munmap", Syscalls.MUNMAP, m.remoteAddress(), m.size());
+        });
   }
 
   /**
