@@ -49,7 +49,8 @@ final class CoreImages {
       Integer loginuid,
       Integer oomScoreAdj,
       List<Parasite.Sigaction> sigactions,
-      List<Parasite.Itimer> itimers) {}
+      List<Parasite.Itimer> itimers,
+      int stopSignal) {}
 
   static CoreEntry thread(ThreadState t, Parasite.ThreadInfo info, int pid, TaskFacts task)
       throws IOException {
@@ -112,7 +113,7 @@ final class CoreImages {
   private static TaskCoreEntry taskCore(TaskFacts f, long leaderMask) {
     TaskCoreEntry.Builder b =
         TaskCoreEntry.newBuilder()
-            .setTaskState(TaskState.ALIVE)
+            .setTaskState(f.stopSignal() != 0 ? TaskState.STOPPED : TaskState.ALIVE)
             .setExitCode(0)
             .setPersonality(f.personality())
             .setFlags((int) f.pfFlags())
@@ -120,6 +121,10 @@ final class CoreImages {
             .setComm(f.comm())
             .setSignalsS(SignalQueueEntry.getDefaultInstance())
             .setChildSubreaper(false);
+    if (f.stopSignal() != 0) {
+      // A group-stopped process is restored stopped, by this signal.
+      b.setStopSigno(f.stopSignal());
+    }
     List<Parasite.Itimer> it = f.itimers();
     b.setTimers(
         TaskTimersEntry.newBuilder()
