@@ -38,7 +38,8 @@ one_run() {
   if [ "$tool" = stasis ]; then
     /usr/bin/time -f %M -o "$DIR/rss" "$HERE/stasis" dump --pid "$pid" --images-dir "$img" >/dev/null
   else
-    /usr/bin/time -f %M -o "$DIR/rss" "${CRIU[@]}" dump -t "$pid" -D "$img" -o dump.log
+    /usr/bin/time -f %M -o "$DIR/rss" "${CRIU[@]}" dump -t "$pid" -D "$img" -o dump.log \
+      || { grep Error "$img/dump.log" >&2; kill -9 "$pid"; exit 1; }
   fi
   t1=$(date +%s%N)
   wait_gone "$pid"
