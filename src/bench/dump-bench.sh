@@ -27,12 +27,23 @@ start_workload() { # $1 = MiB; prints the PID once the memory is filled
   cat "$state/ready"
 }
 
+# CRIU refuses files on overmounted mounts; other jobs on a shared machine may briefly bind-mount
+# over /. Wait until / is a single mount again before each criu run.
+wait_no_overmount() {
+  for _ in $(seq 600); do
+    [ "$(awk '$5 == "/"' /proc/self/mountinfo | wc -l)" -le 1 ] && return 0
+    sleep 0.5
+  done
+  echo "dump-bench: / stays overmounted; criu cannot dump" >&2; exit 1
+}
+
 wait_gone() { while [ -e "/proc/$1" ]; do sleep 0.02; done; }
 
 # one_run TOOL MiB -> prints "total_ms frozen_ms peak_rss_kib"
 one_run() {
   local tool=$1 mib=$2 pid img="$DIR/images" t0 t1 rss
   rm -rf "$img"; mkdir -p "$img"
+  [ "$tool" = stasis ] || wait_no_overmount
   pid=$(start_workload "$mib")
   t0=$(date +%s%N)
   if [ "$tool" = stasis ]; then
