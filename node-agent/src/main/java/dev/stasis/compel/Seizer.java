@@ -170,13 +170,21 @@ final class Seizer {
           try {
             Ptrace.seize(tid, 0);
           } catch (LinuxException e) {
-            if (e.errno() == Errno.ESRCH && !Files.exists(taskDir(pid, tid))) {
-              continue; // the thread exited between listing and seizing
+            // an exited thread answers ESRCH, one still being torn down EPERM
+            if ((e.errno() == Errno.ESRCH || e.errno() == Errno.EPERM) && exited(pid, tid)) {
+              continue;
             }
             throw e;
           }
           unwaited.add(tid);
-          Ptrace.interrupt(tid);
+          try {
+            Ptrace.interrupt(tid);
+          } catch (LinuxException e) {
+            if (e.errno() != Errno.ESRCH) {
+              throw e;
+            }
+            // it is exiting: its death report is collected below like a stop
+          }
         }
         while (!unwaited.isEmpty()) {
           int tid = unwaited.get(0);
@@ -224,6 +232,14 @@ final class Seizer {
   }
 
   private record Seized(SeizedThread thread, int stopSig) {}
+
+  private static boolean exited(int pid, int tid) throws IOException {
+    try {
+      return TaskStat.read(pid, tid).isZombie();
+    } catch (NoSuchFileException e) {
+      return true;
+    }
+  }
 
   private static Path taskDir(int pid, int tid) {
     return Path.of("/proc/" + pid + "/task/" + tid);
@@ -309,11 +325,7 @@ final class Seizer {
       if (ws != null) {
         return ws;
       }
-      try {
-        if (TaskStat.read(pid, tid).isZombie()) {
-          return null;
-        }
-      } catch (NoSuchFileException e) {
+      if (exited(pid, tid)) {
         return null;
       }
       if (System.nanoTime() > deadline) {
