@@ -33,6 +33,7 @@ final class EncodingPipe {
   private int len;
   private Thread worker;
   private volatile Throwable error;
+  private volatile boolean cancelled;
 
   /** {@code waitNanos} accumulates the time the writer spends blocked on a full queue. */
   EncodingPipe(OutputStream chain, String name, AtomicLong waitNanos) {
@@ -103,6 +104,9 @@ final class EncodingPipe {
             error = e;
           }
         }
+        if (cancelled) {
+          return;
+        }
         if (c.data().length == CHUNK) {
           free.offer(c.data());
         }
@@ -148,6 +152,10 @@ final class EncodingPipe {
 
   /** Stops the encoder thread, if any, without completing anything. Never throws. */
   void cancel() {
+    cancelled = true;
+    if (error == null) {
+      error = new InterruptedIOException("encoding of " + name + " cancelled");
+    }
     Thread w = worker;
     if (w != null) {
       w.interrupt();
