@@ -117,7 +117,7 @@ final class X86ThreadInfo {
         if ((features & (1L << c.bit)) == 0) {
           continue;
         }
-        int offset = X86Cpu.xstateOffset(c.bit);
+        int offset = X86Cpu.xstateOffset(c.bit, features, xs.length);
         if (offset < 576 || offset + c.size > xs.length) {
           throw new DumpException(
               "thread "
