@@ -49,8 +49,15 @@ public class DumpCommand implements Callable<Integer> {
   @Override
   public Integer call() throws Exception {
     DumpResult r;
+    Consumer<String> progress = progress();
     try (ImageSink sink = openSink()) {
-      r = Dumper.dump(new DumpOptions(pid, leaveRunning, progress()), sink);
+      try {
+        r = Dumper.dump(new DumpOptions(pid, leaveRunning, progress), sink);
+      } finally {
+        if (progress != null) {
+          System.err.print("\r\033[K"); // clear the progress line
+        }
+      }
       System.out.printf(
           "dumped PID %d (%d processes, %d threads, %d pages) into %s in %d ms (frozen %d ms)%s%n",
           r.pid(),
