@@ -69,17 +69,25 @@ public class DumpCommand implements Callable<Integer> {
   @Override
   public Integer call() throws Exception {
     DumpResult r;
+    Consumer<String> progress = progress();
     try (ImageSink sink = openSink()) {
-      r = Dumper.dump(new DumpOptions(pid, leaveRunning, progress()), sink);
+      try {
+        r = Dumper.dump(new DumpOptions(pid, leaveRunning, progress), sink);
+      } finally {
+        if (progress != null) {
+          System.err.print("\r\033[K"); // clear the progress line
+        }
+      }
       System.out.printf(
-          "dumped PID %d (%d threads, %d pages) into %s in %d ms (frozen %d ms)%s%n",
+          "dumped PID %d (%d processes, %d threads, %d pages) into %s in %d ms (frozen %d ms)%s%n",
           r.pid(),
+          r.processes(),
           r.threads(),
           r.pagesWritten(),
           sink.describe(),
           r.timingsMs().get("total_ms"),
           r.timingsMs().get("frozen_ms"),
-          leaveRunning ? "; left running" : "; process killed");
+          leaveRunning ? "; left running" : "; killed");
       if (verbose) {
         StringBuilder phases = new StringBuilder("phases (ms):");
         r.timingsMs().entrySet().stream()
