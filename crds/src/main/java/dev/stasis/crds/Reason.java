@@ -25,6 +25,7 @@ public enum Reason {
   StorageSecretNotFound(true),
   StorageSecretInOtherNamespace(true),
   EncryptionNotSupported(true),
+  CompressionNotSupported(true),
   SpecChanged(true),
   // execution errors
   AgentUnavailable(false),
