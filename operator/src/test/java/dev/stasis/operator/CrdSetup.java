@@ -1,0 +1,30 @@
+package dev.stasis.operator;
+
+import io.fabric8.kubernetes.api.model.apiextensions.v1.CustomResourceDefinition;
+import io.quarkus.test.kubernetes.client.KubernetesServer;
+import java.io.FileInputStream;
+import java.io.IOException;
+import java.io.UncheckedIOException;
+import java.util.function.Consumer;
+
+/**
+ * Installs the committed CRD (the one the chart ships) into the mock API server before the operator
+ * starts, so that the mock treats status as a subresource exactly like a real server.
+ */
+public class CrdSetup implements Consumer<KubernetesServer> {
+  static final String CRD = "../crds/checkpoints.stasis.dev-v1.yml";
+
+  @Override
+  public void accept(KubernetesServer server) {
+    try (var in = new FileInputStream(CRD)) {
+      CustomResourceDefinition crd =
+          server
+              .getClient()
+              .getKubernetesSerialization()
+              .unmarshal(in, CustomResourceDefinition.class);
+      server.getClient().apiextensions().v1().customResourceDefinitions().resource(crd).create();
+    } catch (IOException e) {
+      throw new UncheckedIOException(e);
+    }
+  }
+}
