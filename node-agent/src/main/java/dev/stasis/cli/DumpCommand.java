@@ -1,0 +1,85 @@
+package dev.stasis.cli;
+
+import dev.stasis.dump.DumpOptions;
+import dev.stasis.dump.DumpResult;
+import dev.stasis.dump.Dumper;
+import dev.stasis.images.DirectoryImageSink;
+import dev.stasis.images.ImageSink;
+import java.nio.file.Path;
+import java.util.concurrent.Callable;
+import java.util.function.Consumer;
+import picocli.CommandLine.Command;
+import picocli.CommandLine.Mixin;
+import picocli.CommandLine.Option;
+
+/**
+ * {@code stasis dump --pid PID (--images-dir DIR | --to URI) [--leave-running]}: checkpoints one
+ * process into a CRIU image set. Exit 0 only when the set is complete and committed. The
+ * destination is opened by {@link #openSink()}, the one place another destination (object storage)
+ * plugs in.
+ */
+@Command(
+    name = "dump",
+    mixinStandardHelpOptions = true,
+    description = "Checkpoint a running process into CRIU-format images.")
+public class DumpCommand implements Callable<Integer> {
+
+  @Option(names = "--pid", required = true, description = "the process to checkpoint")
+  int pid;
+
+  @Option(
+      names = {"--images-dir", "-D"},
+      description = "directory to write the image set to (created if missing)")
+  Path imagesDir;
+
+  @Option(
+      names = "--to",
+      paramLabel = "URI",
+      description =
+          "stream the checkpoint to file:///dir or s3://bucket/prefix (see stasis ls/fetch/rm)")
+  String to;
+
+  @Mixin StorageOptions storage;
+
+  @Option(
+      names = "--leave-running",
+      description = "detach and let the process go on after the dump (default: kill it)")
+  boolean leaveRunning;
+
+  /** Where the images go; a subclass or a later option may choose another sink. */
+  protected ImageSink openSink() throws java.io.IOException {
+    if ((imagesDir == null) == (to == null)) {
+      throw new IllegalArgumentException("give exactly one of --images-dir DIR and --to URI");
+    }
+    if (to != null) {
+      return storage.openSink(to);
+    }
+    return DirectoryImageSink.open(imagesDir);
+  }
+
+  @Override
+  public Integer call() throws Exception {
+    DumpResult r;
+    try (ImageSink sink = openSink()) {
+      r = Dumper.dump(new DumpOptions(pid, leaveRunning, progress()), sink);
+      System.out.printf(
+          "dumped PID %d (%d threads, %d pages) into %s in %d ms (frozen %d ms)%s%n",
+          r.pid(),
+          r.threads(),
+          r.pagesWritten(),
+          sink.describe(),
+          r.timingsMs().get("total_ms"),
+          r.timingsMs().get("frozen_ms"),
+          leaveRunning ? "; left running" : "; process killed");
+    }
+    return 0;
+  }
+
+  /** Progress lines go to stderr, only when it is a terminal. */
+  static Consumer<String> progress() {
+    if (System.console() == null) {
+      return null;
+    }
+    return line -> System.err.print("\r" + line + "   ");
+  }
+}

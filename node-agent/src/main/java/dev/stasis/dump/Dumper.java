@@ -1,0 +1,382 @@
+package dev.stasis.dump;
+
+import dev.stasis.compel.Compel;
+import dev.stasis.compel.SeizeException;
+import dev.stasis.compel.SeizedTask;
+import dev.stasis.compel.SeizedTree;
+import dev.stasis.compel.ThreadState;
+import dev.stasis.images.ImageSink;
+import dev.stasis.images.ImageType;
+import dev.stasis.images.ImageWriter;
+import dev.stasis.images.proto.CoreEntry;
+import dev.stasis.images.proto.DumpStatsEntry;
+import dev.stasis.images.proto.FdinfoEntry;
+import dev.stasis.images.proto.FsEntry;
+import dev.stasis.images.proto.InventoryEntry;
+import dev.stasis.images.proto.Lsmtype;
+import dev.stasis.images.proto.MmEntry;
+import dev.stasis.images.proto.PstreeEntry;
+import dev.stasis.images.proto.SeccompEntry;
+import dev.stasis.images.proto.StatsEntry;
+import dev.stasis.images.proto.TaskKobjIdsEntry;
+import dev.stasis.images.proto.VmaEntry;
+import dev.stasis.linux.Linux;
+import dev.stasis.linux.proc.Auxv;
+import dev.stasis.linux.proc.Limits;
+import dev.stasis.linux.proc.Maps;
+import dev.stasis.linux.proc.Status;
+import dev.stasis.linux.proc.TaskStat;
+import dev.stasis.parasite.Parasite;
+import java.io.IOException;
+import java.nio.channels.WritableByteChannel;
+import java.nio.file.Files;
+import java.nio.file.NoSuchFileException;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.HashMap;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Map;
+
+/**
+ * Dumps one process into a CRIU image set, in the order of CRIU's dump_one_task: seize (freeze) →
+ * gather /proc facts (memory map, files) → infect → parasite commands (per-thread sigaltstack and
+ * credentials, sigactions, itimers, brk/dumpable) → cure → pages → files, fs, core, ids, mm,
+ * pstree, inventory, stats → commit the sink → kill the process (or detach with leaveRunning).
+ *
+ * <p>On any failure the parasite is cured, the process is detached with the registers and masks it
+ * had at seize time, and the sink is aborted, so no partial image set is taken for a checkpoint and
+ * the process goes on as if nothing happened. The sink is committed before the process is killed: a
+ * failure to commit then leaves the process alive rather than losing it.
+ */
+public final class Dumper {
+  /** The only pages file of a single-process dump (pagemap head points at it). */
+  private static final int PAGES_ID = 1;
+
+  // Kernel-object and namespace ids as CRIU numbers them for a process in the host namespaces:
+  // the dumper's own objects get 1, the target's 2; namespaces in CRIU's probing order.
+  private static final int ROOT_OBJ_ID = 1;
+  private static final int TASK_OBJ_ID = 2;
+  private static final String[] NAMESPACES = {
+    "pid", "net", "ipc", "uts", "time", "mnt", "user", "cgroup"
+  };
+
+  private final DumpOptions opts;
+  private final int pid;
+  private final Map<String, Long> timings = new LinkedHashMap<>();
+
+  private Dumper(DumpOptions opts) {
+    this.opts = opts;
+    this.pid = opts.pid();
+  }
+
+  /** Runs a whole dump into {@code sink}; commits it only if every image was written. */
+  public static DumpResult dump(DumpOptions opts, ImageSink sink) throws DumpException {
+    return new Dumper(opts).run(sink);
+  }
+
+  private DumpResult run(ImageSink sink) throws DumpException {
+    long start = System.nanoTime();
+    checkTarget();
+    SeizedTree tree;
+    try {
+      tree = Compel.seize(pid, false);
+    } catch (SeizeException e) {
+      sink.abort();
+      throw new DumpException(e.getMessage(), e);
+    } catch (IOException | RuntimeException e) {
+      sink.abort();
+      throw new DumpException("cannot freeze PID " + pid + ": " + reason(e), e);
+    }
+    long frozenAt = System.nanoTime();
+    timings.put("freezing_ms", ms(frozenAt - start));
+    boolean committed = false;
+    try {
+      DumpResult r = dumpFrozen(tree, sink, start, frozenAt);
+      committed = true;
+      // The image set is durable: only now may the process go away.
+      if (opts.leaveRunning()) {
+        tree.close();
+      } else {
+        tree.kill();
+        tree.close();
+      }
+      return r;
+    } catch (DumpException e) {
+      throw e;
+    } catch (IOException | RuntimeException e) {
+      if (committed) {
+        throw new DumpException(
+            "dump of PID "
+                + pid
+                + " is complete but the process could not be stopped: "
+                + reason(e),
+            e);
+      }
+      throw new DumpException("dump of PID " + pid + " failed: " + reason(e), e);
+    } finally {
+      if (!committed) {
+        tree.close();
+        sink.abort();
+      }
+    }
+  }
+
+  private DumpResult dumpFrozen(SeizedTree tree, ImageSink sink, long start, long frozenAt)
+      throws IOException {
+    SeizedTask task = tree.tasks().get(0);
+    List<ThreadState> threads = task.threads();
+
+    // Facts from /proc, read before the parasite maps its own area.
+    long t = System.nanoTime();
+    checkNamespaces();
+    TaskStat stat = TaskStat.read(pid);
+    Status status = Status.read(pid);
+    List<Maps.Vma> smaps = Maps.read(pid);
+    FileTable files = new FileTable(pid);
+    List<VmaEntry> vmas = MemoryMap.classify(pid, smaps, files);
+    int exeId = files.exe();
+    long[] auxv = Auxv.read(pid);
+    CoreImages.TaskFacts partial =
+        new CoreImages.TaskFacts(
+            pid,
+            stat.comm(),
+            stat.flags(),
+            Integer.parseUnsignedInt(read("personality"), 16),
+            Limits.read(pid),
+            optionalInt("loginuid"),
+            optionalInt("oom_score_adj"),
+            null,
+            null);
+    timings.put("gather_ms", ms(System.nanoTime() - t));
+
+    // Parasite commands: what only the process itself can tell.
+    t = System.nanoTime();
+    Parasite.MiscInfo misc;
+    List<Parasite.Sigaction> sigacts;
+    List<Parasite.Itimer> itimers;
+    Map<Integer, Parasite.ThreadInfo> infos = new HashMap<>();
+    try (Parasite p = task.infect()) {
+      misc = p.dumpMisc();
+      sigacts = p.dumpSigacts();
+      itimers = p.dumpItimers();
+      for (ThreadState ts : threads) {
+        infos.put(ts.tid(), p.dumpThread(ts.tid()));
+      }
+    }
+    timings.put("parasite_ms", ms(System.nanoTime() - t));
+    CoreImages.TaskFacts facts =
+        new CoreImages.TaskFacts(
+            partial.pid(),
+            partial.comm(),
+            partial.pfFlags(),
+            partial.personality(),
+            partial.limits(),
+            partial.loginuid(),
+            partial.oomScoreAdj(),
+            sigacts,
+            itimers);
+
+    // Memory: select pages from the pagemap, then stream them into the pages image.
+    t = System.nanoTime();
+    PageWriter pages = new PageWriter(pid);
+    pages.select(vmas);
+    try (ImageWriter w = ImageWriter.create(sink, ImageType.PAGEMAP, pid)) {
+      pages.writePagemap(w, PAGES_ID);
+    }
+    try (WritableByteChannel ch = sink.create(ImageType.PAGES.fileName(PAGES_ID))) {
+      pages.copyPages(ch, opts.progress());
+    }
+    timings.put("memdump_ms", ms(System.nanoTime() - t));
+    timings.put("memread_ms", pages.readMillis());
+    timings.put("memwrite_ms", pages.writeMillis());
+
+    // Files, fs, mm, core, ids, pstree, inventory.
+    t = System.nanoTime();
+    List<FdinfoEntry> fds = files.descriptors();
+    int cwdId = files.directory("cwd");
+    int rootId = files.directory("root");
+    ImageWriter.writeFile(sink, ImageType.FDINFO, TASK_OBJ_ID, fds);
+    ImageWriter.writeFile(sink, ImageType.FILES, files.entries());
+    ImageWriter.writeFile(
+        sink,
+        ImageType.FS,
+        pid,
+        List.of(
+            FsEntry.newBuilder().setCwdId(cwdId).setRootId(rootId).setUmask(misc.umask()).build()));
+    MmEntry.Builder mm =
+        MmEntry.newBuilder()
+            .setMmStartCode(stat.startCode())
+            .setMmEndCode(stat.endCode())
+            .setMmStartData(stat.startData())
+            .setMmEndData(stat.endData())
+            .setMmStartStack(stat.startStack())
+            .setMmStartBrk(stat.startBrk())
+            .setMmBrk(misc.brk())
+            .setMmArgStart(stat.argStart())
+            .setMmArgEnd(stat.argEnd())
+            .setMmEnvStart(stat.envStart())
+            .setMmEnvEnd(stat.envEnd())
+            .setExeFileId(exeId)
+            .addAllVmas(vmas)
+            .setDumpable(misc.dumpable())
+            .setThpDisabled(misc.thpDisabled() != 0);
+    for (long a : auxv) {
+      mm.addMmSavedAuxv(a);
+    }
+    ImageWriter.writeFile(sink, ImageType.MM, pid, List.of(mm.build()));
+    List<Integer> tids = new ArrayList<>();
+    for (ThreadState ts : threads) {
+      tids.add(ts.tid());
+      CoreEntry core = CoreImages.thread(ts, infos.get(ts.tid()), pid, facts);
+      ImageWriter.writeFile(sink, ImageType.CORE, ts.tid(), List.of(core));
+    }
+    ImageWriter.writeFile(sink, ImageType.IDS, pid, List.of(ids(TASK_OBJ_ID)));
+    ImageWriter.writeFile(
+        sink,
+        ImageType.PSTREE,
+        List.of(
+            PstreeEntry.newBuilder()
+                .setPid(pid)
+                .setPpid(0) // the root's parent is not part of the image set
+                .setPgid(stat.pgrp())
+                .setSid(stat.session())
+                .addAllThreads(tids)
+                .build()));
+    ImageWriter.writeFile(sink, ImageType.SECCOMP, List.of(SeccompEntry.getDefaultInstance()));
+    ImageWriter.writeFile(
+        sink,
+        ImageType.INVENTORY,
+        List.of(
+            InventoryEntry.newBuilder()
+                .setImgVersion(ImageType.IMAGES_VERSION)
+                .setFdinfoPerId(true)
+                .setRootIds(ids(ROOT_OBJ_ID))
+                .setNsPerId(true)
+                .setRootCgSet(1)
+                .setLsmtype(Lsmtype.NO_LSM)
+                .setNetworkLockMethod(0)
+                .build()));
+    timings.put("files_ms", ms(System.nanoTime() - t));
+
+    long frozenUs = (System.nanoTime() - frozenAt) / 1000;
+    try (ImageWriter w = ImageWriter.create(sink, ImageType.STATS, "dump")) {
+      w.write(
+          StatsEntry.newBuilder()
+              .setDump(
+                  DumpStatsEntry.newBuilder()
+                      .setFreezingTime((int) (timings.get("freezing_ms") * 1000))
+                      .setFrozenTime((int) frozenUs)
+                      .setMemdumpTime((int) (pages.readMillis() * 1000))
+                      .setMemwriteTime((int) (pages.writeMillis() * 1000))
+                      .setPagesScanned(pages.pagesScanned())
+                      .setPagesSkippedParent(0)
+                      .setPagesWritten(pages.pagesWritten())
+                      .setPagesLazy(0))
+              .build());
+    }
+    timings.put("frozen_ms", ms(System.nanoTime() - frozenAt));
+    timings.put("total_ms", ms(System.nanoTime() - start));
+
+    Map<String, String> meta = new LinkedHashMap<>();
+    meta.put("source.pid", Integer.toString(pid));
+    meta.put("source.comm", stat.comm());
+    meta.put("source.threads", Integer.toString(threads.size()));
+    meta.put("source.kernel", System.getProperty("os.version"));
+    meta.put("source.arch", "x86_64");
+    meta.put("dump.pages_written", Long.toString(pages.pagesWritten()));
+    meta.put("dump.leave_running", Boolean.toString(opts.leaveRunning()));
+    timings.forEach((k, v) -> meta.put("timing." + k, Long.toString(v)));
+    sink.recordMetadata(meta);
+    sink.commit();
+    return new DumpResult(pid, threads.size(), pages.pagesWritten(), Map.copyOf(timings));
+  }
+
+  /** One-line refusals for targets that must not or cannot be dumped, before touching them. */
+  private void checkTarget() throws DumpException {
+    if (pid <= 0) {
+      throw new DumpException("invalid PID " + pid);
+    }
+    if (pid == 1) {
+      throw new DumpException("PID 1 is the init process and cannot be dumped");
+    }
+    if (pid == Linux.getpid()) {
+      throw new DumpException("PID " + pid + " is the agent itself");
+    }
+    TaskStat st;
+    try {
+      st = TaskStat.read(pid);
+    } catch (NoSuchFileException e) {
+      throw new DumpException("no process with PID " + pid);
+    } catch (IOException e) {
+      throw new DumpException("cannot read /proc/" + pid + "/stat: " + reason(e), e);
+    }
+    if (st.isKernelThread()) {
+      throw new DumpException("PID " + pid + " is a kernel thread");
+    }
+    if (st.isZombie()) {
+      throw new DumpException("PID " + pid + " is a zombie (it has exited)");
+    }
+    if (st.pid() != pid) {
+      throw new DumpException("PID " + pid + " is a thread, not a process");
+    }
+  }
+
+  // Only processes in the agent's own namespaces for now: their ids are the host ids.
+  private void checkNamespaces() throws IOException {
+    for (String ns : NAMESPACES) {
+      Path mine = Path.of("/proc/self/ns/" + ns);
+      if (!Files.exists(mine)) {
+        continue;
+      }
+      String a = Files.readSymbolicLink(mine).toString();
+      String b = Files.readSymbolicLink(Path.of("/proc/" + pid + "/ns/" + ns)).toString();
+      if (!a.equals(b)) {
+        throw new DumpException(
+            "PID " + pid + " is in another " + ns + " namespace: namespaces are not supported yet");
+      }
+    }
+  }
+
+  private static TaskKobjIdsEntry ids(int objId) {
+    return TaskKobjIdsEntry.newBuilder()
+        .setVmId(objId)
+        .setFilesId(objId)
+        .setFsId(objId)
+        .setSighandId(objId)
+        .setPidNsId(1)
+        .setNetNsId(2)
+        .setIpcNsId(3)
+        .setUtsNsId(4)
+        .setTimeNsId(5)
+        .setMntNsId(6)
+        .setUserNsId(7)
+        .setCgroupNsId(8)
+        .build();
+  }
+
+  private String read(String file) throws IOException {
+    return Files.readString(Path.of("/proc/" + pid + "/" + file)).strip();
+  }
+
+  private Integer optionalInt(String file) {
+    try {
+      return Integer.parseUnsignedInt(read(file));
+    } catch (IOException | NumberFormatException e) {
+      try {
+        return Integer.parseInt(read(file));
+      } catch (IOException | NumberFormatException e2) {
+        return null;
+      }
+    }
+  }
+
+  private static long ms(long nanos) {
+    return nanos / 1_000_000;
+  }
+
+  static String reason(Throwable e) {
+    String m = e.getMessage();
+    return m == null || m.isBlank() ? e.getClass().getSimpleName() : m.replace('\n', ' ');
+  }
+}

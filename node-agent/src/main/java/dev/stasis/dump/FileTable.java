@@ -1,0 +1,238 @@
+package dev.stasis.dump;
+
+import dev.stasis.images.proto.FdTypes;
+import dev.stasis.images.proto.FdinfoEntry;
+import dev.stasis.images.proto.FileEntry;
+import dev.stasis.images.proto.FownEntry;
+import dev.stasis.images.proto.RegFileEntry;
+import dev.stasis.linux.Linux;
+import dev.stasis.linux.LinuxException;
+import dev.stasis.linux.proc.FdInfo;
+import java.io.IOException;
+import java.nio.file.DirectoryStream;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.HashMap;
+import java.util.List;
+import java.util.Map;
+
+/**
+ * The files of one process as files.img describes them: every open descriptor, the executable,
+ * every file behind a mapping, cwd and root, each as a regular-file entry with its own id.
+ *
+ * <p>Ids follow CRIU's scheme: one id per open file description (two descriptors that share one,
+ * after dup(), share the id; kcmp tells), one id per distinct mapped file (dev, inode), and fresh
+ * ids for cwd and root. Anything that is not a regular file, a directory or a harmless character
+ * device (a terminal, socket, pipe, eventfd, deleted file...) is refused with an error naming it.
+ */
+final class FileTable {
+  private static final int O_CLOEXEC = 0x80000;
+  private static final int FD_CLOEXEC = 1;
+  private static final int S_IFMT = 0170000;
+  private static final int S_IFREG = 0100000;
+  private static final int S_IFDIR = 0040000;
+  private static final int S_IFCHR = 0020000;
+  private static final int SYS_KCMP = 312;
+  private static final int KCMP_FILE = 0;
+
+  private final int pid;
+  private final List<FileEntry> files = new ArrayList<>();
+  private final Map<String, Integer> mapped = new HashMap<>();
+  private int nextId = 1;
+
+  FileTable(int pid) {
+    this.pid = pid;
+  }
+
+  List<FileEntry> entries() {
+    return files;
+  }
+
+  /** Facts about a file reached through a /proc link (the link is followed). */
+  private record Stat(long dev, long ino, int mode, long size, long rdev) {
+    int type() {
+      return mode & S_IFMT;
+    }
+
+    String key() {
+      return dev + ":" + ino;
+    }
+  }
+
+  private static Stat stat(Path link) throws IOException {
+    Map<String, Object> a = Files.readAttributes(link, "unix:dev,ino,mode,size,rdev");
+    return new Stat(
+        (Long) a.get("dev"),
+        (Long) a.get("ino"),
+        (Integer) a.get("mode"),
+        (Long) a.get("size"),
+        (Long) a.get("rdev"));
+  }
+
+  /** The id of the file mapped at {@code mapFilesName} (deduplicated by device and inode). */
+  int mappedFile(String mapFilesName, String path) throws IOException {
+    Path link = Path.of("/proc/" + pid + "/map_files/" + mapFilesName);
+    Stat st = stat(link);
+    Integer id = mapped.get(st.key());
+    if (id != null) {
+      return id;
+    }
+    int type = st.type();
+    if (type != S_IFREG && !(type == S_IFCHR && isHarmlessDevice(st.rdev()))) {
+      throw new DumpException(
+          "mapping at 0x" + mapFilesName + " of " + path + " is not a regular file (unsupported)");
+    }
+    id = add(path, 0, 0, st);
+    mapped.put(st.key(), id);
+    return id;
+  }
+
+  /** The id of the executable (shared with its mappings). */
+  int exe() throws IOException {
+    Path link = Path.of("/proc/" + pid + "/exe");
+    String path = Files.readSymbolicLink(link).toString();
+    refuseDeleted(path, "the executable");
+    Stat st = stat(link);
+    Integer id = mapped.get(st.key());
+    if (id == null) {
+      id = add(path, 0, 0, st);
+      mapped.put(st.key(), id);
+    }
+    return id;
+  }
+
+  /** A directory reached through /proc/PID/{cwd,root}; each gets its own id, as CRIU does. */
+  int directory(String which) throws IOException {
+    Path link = Path.of("/proc/" + pid + "/" + which);
+    String path = Files.readSymbolicLink(link).toString();
+    refuseDeleted(path, which);
+    return add(path, 0, 0, stat(link));
+  }
+
+  /** Every open descriptor, in fd order, as fdinfo entries; their files are added to the table. */
+  List<FdinfoEntry> descriptors() throws IOException {
+    Path dir = Path.of("/proc/" + pid + "/fd");
+    List<Integer> fds = new ArrayList<>();
+    try (DirectoryStream<Path> ds = Files.newDirectoryStream(dir)) {
+      for (Path p : ds) {
+        fds.add(Integer.parseInt(p.getFileName().toString()));
+      }
+    }
+    fds.sort(null);
+    List<FdinfoEntry> out = new ArrayList<>();
+    Map<String, List<int[]>> byInode = new HashMap<>(); // key -> {fd, id}
+    for (int fd : fds) {
+      Path link = dir.resolve(Integer.toString(fd));
+      String target = Files.readSymbolicLink(link).toString();
+      refuseSpecial(fd, target);
+      Stat st = stat(link);
+      checkDescriptorType(fd, target, st);
+      FdInfo info = FdInfo.read(pid, fd);
+      Integer id = null;
+      for (int[] seen : byInode.getOrDefault(st.key(), List.of())) {
+        if (sameDescription(seen[0], fd)) {
+          id = seen[1];
+          break;
+        }
+      }
+      if (id == null) {
+        id = add(target, info.flags() & ~O_CLOEXEC, info.pos(), st);
+        byInode.computeIfAbsent(st.key(), k -> new ArrayList<>()).add(new int[] {fd, id});
+      }
+      out.add(
+          FdinfoEntry.newBuilder()
+              .setId(id)
+              .setFlags((info.flags() & O_CLOEXEC) != 0 ? FD_CLOEXEC : 0)
+              .setType(FdTypes.REG)
+              .setFd(fd)
+              .build());
+    }
+    return out;
+  }
+
+  // kcmp(KCMP_FILE) is 0 exactly when both descriptors point to the same open file description.
+  private boolean sameDescription(int fd1, int fd2) throws LinuxException {
+    return Linux.syscall("kcmp", pid, SYS_KCMP, pid, pid, KCMP_FILE, fd1, fd2) == 0;
+  }
+
+  private static void refuseSpecial(int fd, String target) throws DumpException {
+    if (target.startsWith("socket:")) {
+      throw new DumpException("fd " + fd + " is a socket (" + target + "): not supported yet");
+    }
+    if (target.startsWith("pipe:")) {
+      throw new DumpException("fd " + fd + " is a pipe (" + target + "): not supported yet");
+    }
+    if (target.startsWith("anon_inode:")) {
+      throw new DumpException(
+          "fd " + fd + " is " + target.substring("anon_inode:".length()) + ": not supported yet");
+    }
+    if (!target.startsWith("/")) {
+      throw new DumpException("fd " + fd + " is " + target + ": not supported yet");
+    }
+    refuseDeleted(target, "fd " + fd);
+  }
+
+  private static void checkDescriptorType(int fd, String target, Stat st) throws DumpException {
+    switch (st.type()) {
+      case S_IFREG, S_IFDIR -> {}
+      case S_IFCHR -> {
+        if (isTerminal(st.rdev())) {
+          throw new DumpException(
+              "fd " + fd + " is a terminal (" + target + "): terminals are not supported");
+        }
+        if (!isHarmlessDevice(st.rdev())) {
+          throw new DumpException("fd " + fd + " is the device " + target + ": not supported");
+        }
+      }
+      default ->
+          throw new DumpException(
+              "fd " + fd + " is " + target + " (neither a regular file nor a directory)");
+    }
+  }
+
+  private static void refuseDeleted(String path, String what) throws DumpException {
+    if (path.endsWith(" (deleted)")) {
+      throw new DumpException(what + " is a deleted file (" + path + "): not supported yet");
+    }
+  }
+
+  // Linux encodes dev_t as major bits 8-19 (+ 32-43), minor bits 0-7 (+ 20-31).
+  private static int major(long rdev) {
+    return (int) (((rdev >>> 8) & 0xfff) | ((rdev >>> 32) & ~0xfffL));
+  }
+
+  private static int minor(long rdev) {
+    return (int) ((rdev & 0xff) | ((rdev >>> 12) & ~0xffL));
+  }
+
+  private static boolean isTerminal(long rdev) {
+    int maj = major(rdev);
+    return maj == 4 || maj == 5 || (maj >= 136 && maj <= 143);
+  }
+
+  /** The memory character devices (mem major 1): null, zero, full, random, urandom. */
+  private static boolean isHarmlessDevice(long rdev) {
+    int min = minor(rdev);
+    return major(rdev) == 1 && (min == 3 || min == 5 || min == 7 || min == 8 || min == 9);
+  }
+
+  private int add(String path, int flags, long pos, Stat st) {
+    int id = nextId++;
+    RegFileEntry.Builder reg =
+        RegFileEntry.newBuilder()
+            .setId(id)
+            .setFlags(flags)
+            .setPos(pos)
+            .setFown(
+                FownEntry.newBuilder().setUid(0).setEuid(0).setSignum(0).setPidType(0).setPid(0))
+            .setName(path)
+            .setMode(st.mode());
+    // CRIU checks the size of regular files on restore; devices and directories have none.
+    if (st.type() == S_IFREG) {
+      reg.setSize(st.size());
+    }
+    files.add(FileEntry.newBuilder().setType(FdTypes.REG).setId(id).setReg(reg).build());
+    return id;
+  }
+}

@@ -1,0 +1,166 @@
+package dev.stasis.dump;
+
+import dev.stasis.images.VmaFlags;
+import dev.stasis.images.proto.VmaEntry;
+import dev.stasis.linux.proc.Maps;
+import java.io.IOException;
+import java.nio.file.Files;
+import java.nio.file.LinkOption;
+import java.nio.file.Path;
+import java.nio.file.attribute.PosixFilePermission;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.Set;
+
+/**
+ * Turns a process's smaps into the VMA list of mm.img with CRIU's status bits, the way CRIU
+ * classifies them: anonymous private/shared, file private/shared, heap, vdso, vvar (the kernel's
+ * {@code [vvar]} and {@code [vvar_vclock]} merged into one), vsyscall. Mappings this dump cannot
+ * restore yet (SysV shm, AIO rings, shared anonymous memory, memfd, deleted files, devices,
+ * hugetlb, shadow stacks, uprobes) are refused with the address and the reason.
+ */
+final class MemoryMap {
+  // mmap(2) flags.
+  static final int MAP_SHARED = 0x1;
+  static final int MAP_PRIVATE = 0x2;
+  static final int MAP_ANONYMOUS = 0x20;
+  static final int MAP_GROWSDOWN = 0x100;
+  static final int MAP_LOCKED = 0x2000;
+  static final int MAP_NORESERVE = 0x4000;
+
+  /** Top of the x86-64 user address space (47 bits minus one page); vsyscall lies above it. */
+  static final long TASK_SIZE = 0x7ffffffff000L;
+
+  private MemoryMap() {}
+
+  /** The image's VMA list for {@code vmas} of {@code pid}; mapped files go into {@code files}. */
+  static List<VmaEntry> classify(int pid, List<Maps.Vma> vmas, FileTable files) throws IOException {
+    List<VmaEntry> out = new ArrayList<>();
+    for (Maps.Vma v : vmas) {
+      VmaEntry e = one(pid, v, files);
+      int last = out.size() - 1;
+      if ((e.getStatus() & VmaFlags.AREA_VVAR) != 0
+          && last >= 0
+          && (out.get(last).getStatus() & VmaFlags.AREA_VVAR) != 0) {
+        VmaEntry prev = out.get(last);
+        if (prev.getEnd() != e.getStart()) {
+          throw new DumpException("two vvar areas that are not adjacent: unsupported layout");
+        }
+        out.set(last, prev.toBuilder().setEnd(e.getEnd()).build());
+        continue;
+      }
+      out.add(e);
+    }
+    return out;
+  }
+
+  static boolean isPrivate(VmaEntry e) {
+    int s = e.getStatus();
+    return (s & VmaFlags.AREA_REGULAR) != 0
+        && (s & (VmaFlags.ANON_PRIVATE | VmaFlags.FILE_PRIVATE)) != 0
+        && e.getEnd() <= TASK_SIZE;
+  }
+
+  private static VmaEntry one(int pid, Maps.Vma v, FileTable files) throws IOException {
+    String where = "mapping 0x" + Long.toHexString(v.start()) + "-0x" + Long.toHexString(v.end());
+    int flags = v.shared() ? MAP_SHARED : MAP_PRIVATE;
+    if (v.hasFlag("gd")) {
+      flags |= MAP_GROWSDOWN;
+    }
+    if (v.hasFlag("lo")) {
+      flags |= MAP_LOCKED;
+    }
+    if (v.hasFlag("nr")) {
+      flags |= MAP_NORESERVE;
+    }
+    if (v.hasFlag("ht")) {
+      throw new DumpException(where + " is hugetlb memory: not supported yet");
+    }
+    if (v.hasFlag("ss")) {
+      throw new DumpException(where + " is a shadow stack: not supported yet");
+    }
+    long madv = madvise(v.vmFlags());
+    VmaEntry.Builder b =
+        VmaEntry.newBuilder()
+            .setStart(v.start())
+            .setEnd(v.end())
+            .setPgoff(0)
+            .setShmid(0)
+            .setProt(v.prot())
+            .setFd(-1);
+    if (madv != 0) {
+      b.setMadv(madv);
+    }
+    String path = v.path();
+    boolean ioPf = v.hasFlag("io") || v.hasFlag("pf");
+    int status;
+    switch (path) {
+      case "[vsyscall]" -> status = VmaFlags.AREA_VSYSCALL;
+      case "[vdso]" -> status = VmaFlags.AREA_REGULAR | ((v.prot() == 5) ? VmaFlags.AREA_VDSO : 0);
+      case "[vvar]", "[vvar_vclock]" ->
+          status = VmaFlags.AREA_REGULAR | ((v.prot() & 1) != 0 ? VmaFlags.AREA_VVAR : 0);
+      case "[heap]" -> status = VmaFlags.AREA_REGULAR | VmaFlags.AREA_HEAP;
+      case "[uprobes]" -> throw new DumpException(where + " holds uprobes: not supported");
+      default -> status = VmaFlags.AREA_REGULAR;
+    }
+    if (ioPf && (status & VmaFlags.AREA_VVAR) == 0) {
+      throw new DumpException(where + " (" + path + ") is an I/O or PFN mapping: not supported");
+    }
+    if (!v.isFile()) {
+      if (v.shared()) {
+        throw new DumpException(where + " is shared anonymous memory: not supported yet");
+      }
+      return b.setStatus(status | VmaFlags.ANON_PRIVATE).setFlags(flags | MAP_ANONYMOUS).build();
+    }
+    // Shared-memory filesystem objects show up as files on the internal shm mount (dev 0:1).
+    if (path.startsWith("/SYSV")) {
+      throw new DumpException(where + " is System V shared memory: not supported");
+    }
+    if (path.equals("/[aio]") || path.startsWith("/[aio]")) {
+      throw new DumpException(where + " is an AIO ring: not supported");
+    }
+    if (path.startsWith("/memfd:")) {
+      throw new DumpException(where + " maps a memfd (" + path + "): not supported yet");
+    }
+    if (v.devMajor() == 0 && v.devMinor() == 1) {
+      throw new DumpException(where + " is shared anonymous memory: not supported yet");
+    }
+    if (path.endsWith(" (deleted)")) {
+      throw new DumpException(where + " maps a deleted file (" + path + "): not supported yet");
+    }
+    if (path.startsWith("socket:")) {
+      throw new DumpException(where + " maps a socket: not supported");
+    }
+    int id = files.mappedFile(v.mapFilesName(), path);
+    status |= v.shared() ? VmaFlags.FILE_SHARED : VmaFlags.FILE_PRIVATE;
+    return b.setStatus(status)
+        .setFlags(flags)
+        .setPgoff(v.pgoff())
+        .setShmid(id)
+        .setFdflags(openMode(pid, v))
+        .build();
+  }
+
+  // The map_files link's owner permission bits mirror how the mapped file was opened.
+  private static int openMode(int pid, Maps.Vma v) throws IOException {
+    Path link = Path.of("/proc/" + pid + "/map_files/" + v.mapFilesName());
+    Set<PosixFilePermission> p = Files.getPosixFilePermissions(link, LinkOption.NOFOLLOW_LINKS);
+    boolean r = p.contains(PosixFilePermission.OWNER_READ);
+    boolean w = p.contains(PosixFilePermission.OWNER_WRITE);
+    return r && w ? 2 : w ? 1 : 0;
+  }
+
+  // VmFlags letters -> 1 << MADV_*.
+  private static long madvise(Set<String> f) {
+    long m = 0;
+    if (f.contains("sr")) m |= 1L << VmaFlags.MADV_SEQUENTIAL;
+    if (f.contains("rr")) m |= 1L << VmaFlags.MADV_RANDOM;
+    if (f.contains("dc")) m |= 1L << VmaFlags.MADV_DONTFORK;
+    if (f.contains("dd")) m |= 1L << VmaFlags.MADV_DONTDUMP;
+    if (f.contains("mg")) m |= 1L << VmaFlags.MADV_MERGEABLE;
+    if (f.contains("hg")) m |= 1L << VmaFlags.MADV_HUGEPAGE;
+    if (f.contains("nh")) m |= 1L << VmaFlags.MADV_NOHUGEPAGE;
+    if (f.contains("wf")) m |= 1L << VmaFlags.MADV_WIPEONFORK;
+    return m;
+  }
+}

@@ -1,0 +1,255 @@
+package dev.stasis.dump;
+
+import dev.stasis.images.ImageWriter;
+import dev.stasis.images.PagemapFlags;
+import dev.stasis.images.VmaFlags;
+import dev.stasis.images.proto.PagemapEntry;
+import dev.stasis.images.proto.PagemapHead;
+import dev.stasis.images.proto.VmaEntry;
+import dev.stasis.linux.Linux;
+import dev.stasis.linux.LinuxException;
+import dev.stasis.linux.ProcessVm;
+import dev.stasis.linux.proc.Pagemap;
+import java.io.IOException;
+import java.nio.ByteBuffer;
+import java.nio.ByteOrder;
+import java.nio.MappedByteBuffer;
+import java.nio.channels.FileChannel;
+import java.nio.channels.WritableByteChannel;
+import java.nio.file.Path;
+import java.nio.file.StandardOpenOption;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.function.Consumer;
+
+/**
+ * Selects the pages to store and copies them into pages-N.img.
+ *
+ * <p>Selection follows CRIU: only private VMAs below TASK_SIZE, never vvar; in a private file
+ * mapping a page still backed by the file (pagemap "file" bit, i.e. not yet copied-on-write) is
+ * skipped because restore maps the file again; otherwise a page is stored if it is present or
+ * swapped and not the shared zero page; guard-region pages are skipped. Runs of consecutive pages
+ * become one pagemap entry.
+ *
+ * <p>Copying uses process_vm_readv into one reusable direct buffer and writes that buffer to the
+ * sink's channel, so the agent's heap does not grow with the target. Pages process_vm_readv cannot
+ * read (present data in a PROT_NONE area) are read through /proc/PID/mem, which may.
+ */
+final class PageWriter {
+  static final int PAGE = Pagemap.PAGE_SIZE;
+
+  private static final int SCAN_PAGES = 1 << 16;
+  private static final int COPY_BYTES = 16 << 20;
+
+  record Run(long vaddr, long pages) {}
+
+  private final int pid;
+  private final List<Run> runs = new ArrayList<>();
+  private long pagesScanned;
+  private long pagesSelected;
+  private long readNanos;
+  private long writeNanos;
+
+  PageWriter(int pid) {
+    this.pid = pid;
+  }
+
+  long pagesScanned() {
+    return pagesScanned;
+  }
+
+  long pagesWritten() {
+    return pagesSelected;
+  }
+
+  long readMillis() {
+    return readNanos / 1_000_000;
+  }
+
+  long writeMillis() {
+    return writeNanos / 1_000_000;
+  }
+
+  /** Scans the pagemap of every private VMA and records the runs to store. */
+  void select(List<VmaEntry> vmas) throws IOException {
+    long zeroPfn = ZeroPage.PFN;
+    long[] pme = new long[SCAN_PAGES];
+    try (Pagemap pm = Pagemap.open(pid, SCAN_PAGES)) {
+      for (VmaEntry v : vmas) {
+        if (!MemoryMap.isPrivate(v) || (v.getStatus() & VmaFlags.AREA_VVAR) != 0) {
+          continue;
+        }
+        boolean filePrivate = (v.getStatus() & VmaFlags.FILE_PRIVATE) != 0;
+        long runStart = -1;
+        long runLen = 0;
+        for (long addr = v.getStart(); addr < v.getEnd(); ) {
+          int n = (int) Math.min(SCAN_PAGES, (v.getEnd() - addr) / PAGE);
+          pm.read(addr, n, pme);
+          pagesScanned += n;
+          for (int i = 0; i < n; i++, addr += PAGE) {
+            long e = pme[i];
+            boolean dump =
+                (e & Pagemap.GUARD) == 0
+                    && !(filePrivate && (e & Pagemap.FILE) != 0)
+                    && (e & (Pagemap.PRESENT | Pagemap.SWAP)) != 0
+                    && !(zeroPfn != 0
+                        && (e & Pagemap.PRESENT) != 0
+                        && (e & Pagemap.PFN_MASK) == zeroPfn);
+            if (dump) {
+              if (runStart < 0) {
+                runStart = addr;
+                runLen = 0;
+              }
+              runLen++;
+            } else if (runStart >= 0) {
+              addRun(runStart, runLen);
+              runStart = -1;
+            }
+          }
+        }
+        if (runStart >= 0) {
+          addRun(runStart, runLen);
+        }
+      }
+    }
+  }
+
+  private void addRun(long start, long pages) {
+    runs.add(new Run(start, pages));
+    pagesSelected += pages;
+  }
+
+  /** pagemap-PID.img: the head naming the pages file, then one entry per run. */
+  void writePagemap(ImageWriter w, int pagesId) throws IOException {
+    w.write(PagemapHead.newBuilder().setPagesId(pagesId).build());
+    for (Run r : runs) {
+      w.write(
+          PagemapEntry.newBuilder()
+              .setVaddr(r.vaddr())
+              .setCompatNrPages(0)
+              .setNrPages(r.pages())
+              .setFlags(PagemapFlags.PRESENT)
+              .build());
+    }
+  }
+
+  /** Copies every selected page, in run order, to {@code out} (the raw pages image). */
+  void copyPages(WritableByteChannel out, Consumer<String> progress) throws IOException {
+    ByteBuffer buf = ByteBuffer.allocateDirect(COPY_BYTES);
+    int maxIov = ProcessVm.IOV_MAX;
+    long[] addrs = new long[maxIov];
+    long[] lens = new long[maxIov];
+    long done = 0;
+    long started = System.nanoTime();
+    long lastReport = started;
+    try (FileChannel mem =
+        FileChannel.open(Path.of("/proc/" + pid + "/mem"), StandardOpenOption.READ)) {
+      int ri = 0;
+      long inRun = 0; // pages of runs.get(ri) already copied
+      while (ri < runs.size()) {
+        // Fill one buffer with up to IOV_MAX pieces of runs.
+        int n = 0;
+        long bytes = 0;
+        while (ri < runs.size() && n < maxIov && bytes < COPY_BYTES) {
+          Run r = runs.get(ri);
+          long pages = Math.min(r.pages() - inRun, (COPY_BYTES - bytes) / PAGE);
+          addrs[n] = r.vaddr() + inRun * PAGE;
+          lens[n] = pages * PAGE;
+          bytes += lens[n];
+          n++;
+          inRun += pages;
+          if (inRun == r.pages()) {
+            ri++;
+            inRun = 0;
+          }
+        }
+        long t0 = System.nanoTime();
+        buf.clear();
+        fill(mem, addrs, lens, n, buf);
+        buf.flip();
+        long t1 = System.nanoTime();
+        while (buf.hasRemaining()) {
+          out.write(buf);
+        }
+        long t2 = System.nanoTime();
+        readNanos += t1 - t0;
+        writeNanos += t2 - t1;
+        done += bytes;
+        if (progress != null && t2 - lastReport > 500_000_000L) {
+          lastReport = t2;
+          double secs = (t2 - started) / 1e9;
+          progress.accept(
+              String.format(
+                  "pages: %d / %d written (%.0f MiB/s)",
+                  done / PAGE, pagesSelected, done / 1048576.0 / Math.max(secs, 1e-3)));
+        }
+      }
+    }
+  }
+
+  // Reads the pieces back to back into buf; falls back to /proc/PID/mem where
+  // process_vm_readv stops (it does not read PROT_NONE memory).
+  private void fill(FileChannel mem, long[] addrs, long[] lens, int n, ByteBuffer buf)
+      throws IOException {
+    int i = 0;
+    while (i < n) {
+      long got;
+      try {
+        got = ProcessVm.readv(pid, addrs, lens, i, n - i, buf);
+      } catch (LinuxException e) {
+        got = 0;
+      }
+      // Skip the pieces read completely.
+      while (i < n && got >= lens[i]) {
+        got -= lens[i];
+        i++;
+      }
+      if (i == n) {
+        return;
+      }
+      // Piece i was read partially (got bytes): read its rest through /proc/PID/mem.
+      long addr = addrs[i] + got;
+      long left = lens[i] - got;
+      int lim = buf.limit();
+      buf.limit((int) (buf.position() + left));
+      while (buf.hasRemaining()) {
+        int r = mem.read(buf, addr + (left - buf.remaining()));
+        if (r <= 0) {
+          throw new DumpException(
+              "cannot read the target's memory at 0x"
+                  + Long.toHexString(addr + (left - buf.remaining())));
+        }
+      }
+      buf.limit(lim);
+      i++;
+    }
+  }
+
+  /**
+   * The page frame number of the kernel's shared zero page, found by reading one byte of a private
+   * /dev/zero mapping of our own (a read fault maps the zero page) and looking it up in our
+   * pagemap. 0 when PFNs are hidden (not CAP_SYS_ADMIN): then zero pages are stored too.
+   */
+  static final class ZeroPage {
+    static final long PFN = find();
+
+    private static long find() {
+      try (FileChannel z =
+              FileChannel.open(
+                  Path.of("/dev/zero"), StandardOpenOption.READ, StandardOpenOption.WRITE);
+          FileChannel pm = FileChannel.open(Path.of("/proc/self/pagemap"))) {
+        MappedByteBuffer m = z.map(FileChannel.MapMode.PRIVATE, 0, PAGE);
+        if (m.get(0) != 0) {
+          return 0;
+        }
+        long addr = Linux.address(m);
+        ByteBuffer e = ByteBuffer.allocate(8).order(ByteOrder.LITTLE_ENDIAN);
+        pm.read(e, addr / PAGE * 8);
+        long v = e.getLong(0);
+        return (v & Pagemap.PRESENT) != 0 ? v & Pagemap.PFN_MASK : 0;
+      } catch (IOException | RuntimeException e) {
+        return 0;
+      }
+    }
+  }
+}

@@ -1,0 +1,147 @@
+package dev.stasis.dump;
+
+import dev.stasis.compel.ThreadState;
+import dev.stasis.compel.arch.X86Reg;
+import dev.stasis.images.proto.ThreadInfoX86;
+import dev.stasis.images.proto.UserX86FpregsEntry;
+import dev.stasis.images.proto.UserX86RegsEntry;
+import dev.stasis.images.proto.UserX86RegsMode;
+import dev.stasis.images.proto.UserX86XsaveEntry;
+import java.nio.ByteBuffer;
+import java.nio.ByteOrder;
+
+/**
+ * The x86-64 part of a thread's core image: general registers from the NT_PRSTATUS block, FPU/SSE
+ * state from the legacy FXSAVE area and the extended components from the XSAVE block.
+ *
+ * <p>XSAVE layout (user, non-compacted, as PTRACE_GETREGSET(NT_X86_XSTATE) returns it): FXSAVE area
+ * at 0 (cwd u16 @0, swd u16 @2, twd u16 @4, fop u16 @6, rip u64 @8, rdp u64 @16, mxcsr u32 @24,
+ * mxcsr_mask u32 @28, st_space 32×u32 @32, xmm_space 64×u32 @160), the software-reserved bytes at
+ * 464 whose u64 at 472 is the kernel's enabled user-feature mask, the XSAVE header at 512
+ * (xstate_bv u64), then components at their standard offsets. CRIU stores exactly the components
+ * enabled on the machine, so restore on the same machine finds the sizes it expects.
+ */
+final class X86ThreadInfo {
+  private static final int FP_XSTATE_MAGIC1 = 0x46505853;
+
+  /** Enabled-feature bit, offset and size in bytes of the components the image carries. */
+  private enum Component {
+    YMM(2, 576, 256),
+    BNDREGS(3, 960, 64),
+    BNDCSR(4, 1024, 64),
+    OPMASK(5, 1088, 64),
+    ZMM_HI256(6, 1152, 512),
+    HI16_ZMM(7, 1664, 1024),
+    PKRU(9, 2688, 8);
+
+    final int bit;
+    final int offset;
+    final int size;
+
+    Component(int bit, int offset, int size) {
+      this.bit = bit;
+      this.offset = offset;
+      this.size = size;
+    }
+  }
+
+  private X86ThreadInfo() {}
+
+  static ThreadInfoX86 of(ThreadState t, long clearTidAddr) throws DumpException {
+    return ThreadInfoX86.newBuilder()
+        .setClearTidAddr(clearTidAddr)
+        .setGpregs(gpregs(t.gpRegs()))
+        .setFpregs(fpregs(t.tid(), t.xsave()))
+        .build();
+  }
+
+  static UserX86RegsEntry gpregs(byte[] r) {
+    return UserX86RegsEntry.newBuilder()
+        .setR15(X86Reg.R15.get(r))
+        .setR14(X86Reg.R14.get(r))
+        .setR13(X86Reg.R13.get(r))
+        .setR12(X86Reg.R12.get(r))
+        .setBp(X86Reg.RBP.get(r))
+        .setBx(X86Reg.RBX.get(r))
+        .setR11(X86Reg.R11.get(r))
+        .setR10(X86Reg.R10.get(r))
+        .setR9(X86Reg.R9.get(r))
+        .setR8(X86Reg.R8.get(r))
+        .setAx(X86Reg.RAX.get(r))
+        .setCx(X86Reg.RCX.get(r))
+        .setDx(X86Reg.RDX.get(r))
+        .setSi(X86Reg.RSI.get(r))
+        .setDi(X86Reg.RDI.get(r))
+        .setOrigAx(X86Reg.ORIG_RAX.get(r))
+        .setIp(X86Reg.RIP.get(r))
+        .setCs(X86Reg.CS.get(r))
+        .setFlags(X86Reg.EFLAGS.get(r))
+        .setSp(X86Reg.RSP.get(r))
+        .setSs(X86Reg.SS.get(r))
+        .setFsBase(X86Reg.FS_BASE.get(r))
+        .setGsBase(X86Reg.GS_BASE.get(r))
+        .setDs(X86Reg.DS.get(r))
+        .setEs(X86Reg.ES.get(r))
+        .setFs(X86Reg.FS.get(r))
+        .setGs(X86Reg.GS.get(r))
+        .setMode(UserX86RegsMode.NATIVE)
+        .build();
+  }
+
+  static UserX86FpregsEntry fpregs(int tid, byte[] xs) throws DumpException {
+    if (xs == null || xs.length < 512) {
+      throw new DumpException("thread " + tid + ": no FPU state was captured");
+    }
+    ByteBuffer b = ByteBuffer.wrap(xs).order(ByteOrder.LITTLE_ENDIAN);
+    UserX86FpregsEntry.Builder f =
+        UserX86FpregsEntry.newBuilder()
+            .setCwd(b.getShort(0) & 0xffff)
+            .setSwd(b.getShort(2) & 0xffff)
+            .setTwd(b.getShort(4) & 0xffff)
+            .setFop(b.getShort(6) & 0xffff)
+            .setRip(b.getLong(8))
+            .setRdp(b.getLong(16))
+            .setMxcsr(b.getInt(24))
+            .setMxcsrMask(b.getInt(28));
+    for (int i = 0; i < 32; i++) {
+      f.addStSpace(b.getInt(32 + 4 * i));
+    }
+    for (int i = 0; i < 64; i++) {
+      f.addXmmSpace(b.getInt(160 + 4 * i));
+    }
+    if (xs.length >= 576 && b.getInt(464) == FP_XSTATE_MAGIC1) {
+      long features = b.getLong(472);
+      UserX86XsaveEntry.Builder x = UserX86XsaveEntry.newBuilder().setXstateBv(b.getLong(512));
+      for (Component c : Component.values()) {
+        if ((features & (1L << c.bit)) == 0) {
+          continue;
+        }
+        if (c.offset + c.size > xs.length) {
+          throw new DumpException(
+              "thread " + tid + ": XSAVE block of " + xs.length + " bytes lacks " + c);
+        }
+        switch (c) {
+          case YMM -> {
+            for (int i = 0; i < c.size / 4; i++) x.addYmmhSpace(b.getInt(c.offset + 4 * i));
+          }
+          case PKRU -> {
+            for (int i = 0; i < c.size / 4; i++) x.addPkru(b.getInt(c.offset + 4 * i));
+          }
+          case BNDREGS, BNDCSR ->
+              throw new DumpException("thread " + tid + ": MPX state is not supported");
+          case OPMASK -> {
+            for (int i = 0; i < c.size / 8; i++) x.addOpmaskReg(b.getLong(c.offset + 8 * i));
+          }
+          case ZMM_HI256 -> {
+            for (int i = 0; i < c.size / 8; i++) x.addZmmUpper(b.getLong(c.offset + 8 * i));
+          }
+          case HI16_ZMM -> {
+            for (int i = 0; i < c.size / 8; i++) x.addHi16Zmm(b.getLong(c.offset + 8 * i));
+          }
+        }
+      }
+      f.setXsave(x);
+    }
+    return f.build();
+  }
+}

@@ -1,0 +1,285 @@
+package dev.stasis.images;
+
+import com.google.protobuf.Message;
+import com.google.protobuf.Parser;
+import dev.stasis.images.proto.CoreEntry;
+import dev.stasis.images.proto.CredsEntry;
+import dev.stasis.images.proto.EventfdFileEntry;
+import dev.stasis.images.proto.FdinfoEntry;
+import dev.stasis.images.proto.FifoEntry;
+import dev.stasis.images.proto.FileEntry;
+import dev.stasis.images.proto.FsEntry;
+import dev.stasis.images.proto.InventoryEntry;
+import dev.stasis.images.proto.ItimerEntry;
+import dev.stasis.images.proto.MmEntry;
+import dev.stasis.images.proto.NsFileEntry;
+import dev.stasis.images.proto.PagemapEntry;
+import dev.stasis.images.proto.PagemapHead;
+import dev.stasis.images.proto.PipeDataEntry;
+import dev.stasis.images.proto.PipeEntry;
+import dev.stasis.images.proto.PosixTimerEntry;
+import dev.stasis.images.proto.PstreeEntry;
+import dev.stasis.images.proto.RegFileEntry;
+import dev.stasis.images.proto.RlimitEntry;
+import dev.stasis.images.proto.SaEntry;
+import dev.stasis.images.proto.SeccompEntry;
+import dev.stasis.images.proto.SiginfoEntry;
+import dev.stasis.images.proto.StatsEntry;
+import dev.stasis.images.proto.TaskKobjIdsEntry;
+import dev.stasis.images.proto.TimensEntry;
+import dev.stasis.images.proto.VmaEntry;
+import java.util.List;
+import java.util.Locale;
+import java.util.Optional;
+import java.util.regex.Matcher;
+import java.util.regex.Pattern;
+
+/**
+ * Every image file kind Stasis writes or reads, with CRIU's file name pattern, magic numbers and
+ * the protobuf message its entries hold. This table is the single source of those facts: {@link
+ * ImageWriter} and {@link ImageReader} are driven by it.
+ *
+ * <p>File layout (see docs/image-format.md): {@linkplain #magics() magic words} (u32 little-endian
+ * each), then entries as {@code u32 LE size, size bytes of protobuf}. Since image version 2 every
+ * file except the inventory starts with a "head" magic ({@link #COMMON_MAGIC} for images, {@link
+ * #SERVICE_MAGIC} for service files such as stats) followed by its own magic; the inventory has
+ * only its own. {@link Layout#RAW} files (pages) have no magic and no framing at all.
+ *
+ * <p>The name pattern takes one argument: an id ({@code %d}: pid, files_id, pages id, namespace id)
+ * or a word ({@code %s}: "dump" or "restore" for stats).
+ */
+public enum ImageType {
+  INVENTORY("inventory.img", Head.NONE, 0x58313116, InventoryEntry.parser()),
+  PSTREE("pstree.img", Head.COMMON, 0x50273030, PstreeEntry.parser()),
+  /** One per thread, named by tid; the leader's has tc and ids filled. */
+  CORE("core-%d.img", Head.COMMON, 0x55053847, CoreEntry.parser()),
+  /** Kernel object ids of a process (same content as CoreEntry.ids), named by pid. */
+  IDS("ids-%d.img", Head.COMMON, 0x54432030, TaskKobjIdsEntry.parser()),
+  MM("mm-%d.img", Head.COMMON, 0x57492820, MmEntry.parser()),
+  /** A {@link PagemapHead}, then {@link PagemapEntry} runs; named by pid. */
+  PAGEMAP("pagemap-%d.img", Head.COMMON, 0x56084025, PagemapHead.parser(), PagemapEntry.parser()),
+  /** Raw page contents, named by the pages id of the pagemap head. No magic, no framing. */
+  PAGES("pages-%d.img"),
+  /** The fd table with the given files_id. */
+  FDINFO("fdinfo-%d.img", Head.COMMON, 0x56213732, FdinfoEntry.parser()),
+  /** Every open file description of the dump, of any kind. */
+  FILES("files.img", Head.COMMON, 0x56303138, FileEntry.parser()),
+  /** cwd/root/umask of the fs struct of a process, named by pid. */
+  FS("fs-%d.img", Head.COMMON, 0x51403912, FsEntry.parser()),
+  SECCOMP("seccomp.img", Head.COMMON, 0x64413049, SeccompEntry.parser()),
+  /** Clock offsets of a time namespace, named by namespace id. */
+  TIMENS("timens-%d.img", Head.COMMON, 0x43114433, TimensEntry.parser()),
+  /** Buffered pipe bytes: each entry is followed by {@code bytes} raw bytes. */
+  PIPES_DATA(
+      "pipes-data.img", Head.COMMON, 0x56453709, Layout.ENTRIES_WITH_DATA, PipeDataEntry.parser()),
+  /** Buffered FIFO bytes, laid out as {@link #PIPES_DATA}. */
+  FIFO_DATA(
+      "fifo-data.img", Head.COMMON, 0x59333054, Layout.ENTRIES_WITH_DATA, PipeDataEntry.parser()),
+  /** "stats-dump" / "stats-restore": a service file, note the missing ".img". */
+  STATS("stats-%s", Head.SERVICE, 0x57093306, StatsEntry.parser()),
+
+  // Older per-kind files. CRIU 4.x writes this state inside core/files.img instead but still reads
+  // these; they are here so that the reader can verify older image sets.
+  CREDS("creds-%d.img", Head.COMMON, 0x54023547, CredsEntry.parser()),
+  SIGACT("sigacts-%d.img", Head.COMMON, 0x55344201, SaEntry.parser()),
+  ITIMERS("itimers-%d.img", Head.COMMON, 0x57464056, ItimerEntry.parser()),
+  POSIX_TIMERS("posix-timers-%d.img", Head.COMMON, 0x52603957, PosixTimerEntry.parser()),
+  RLIMIT("rlimit-%d.img", Head.COMMON, 0x57113925, RlimitEntry.parser()),
+  /** Shared pending signals; the private ones use the same magic, see {@link #PSIGNAL}. */
+  SIGNAL("signal-s-%d.img", Head.COMMON, 0x59255647, SiginfoEntry.parser()),
+  PSIGNAL("signal-p-%d.img", Head.COMMON, 0x59255647, SiginfoEntry.parser()),
+  VMAS("vmas-%d.img", Head.COMMON, 0x54123737, VmaEntry.parser()),
+  REG_FILES("reg-files.img", Head.COMMON, 0x50363636, RegFileEntry.parser()),
+  PIPES("pipes.img", Head.COMMON, 0x56513555, PipeEntry.parser()),
+  FIFO("fifo.img", Head.COMMON, 0x58364939, FifoEntry.parser()),
+  EVENTFD_FILE("eventfd.img", Head.COMMON, 0x44523722, EventfdFileEntry.parser()),
+  NS_FILES("ns-files.img", Head.COMMON, 0x61394011, NsFileEntry.parser());
+
+  /** First word of every image file except the inventory and raw files (image version 2). */
+  public static final int COMMON_MAGIC = Head.COMMON;
+
+  /** First word of service files (stats, irmap cache). */
+  public static final int SERVICE_MAGIC = Head.SERVICE;
+
+  /** Value for {@code InventoryEntry.img_version}: images carry the head magic. */
+  public static final int IMAGES_VERSION = 2;
+
+  /** Page size of every pages file and pagemap run. */
+  public static final int PAGE_SIZE = 4096;
+
+  /** How the bytes after the magics are organised. */
+  public enum Layout {
+    /** {@code {u32 size, message}*}, all of one message type. */
+    ENTRIES,
+    /** One head message, then {@code {u32 size, message}*} of the entry type (pagemap). */
+    HEAD_THEN_ENTRIES,
+    /** Each entry is followed by raw bytes whose count is a field of the entry (pipe data). */
+    ENTRIES_WITH_DATA,
+    /** Raw bytes only, no magic (pages). */
+    RAW
+  }
+
+  /**
+   * Head magic values, in a holder class because enum constants cannot use the enum's own static
+   * fields.
+   */
+  private static final class Head {
+    static final int NONE = 0;
+    static final int COMMON = 0x54564319;
+    static final int SERVICE = 0x55105940;
+  }
+
+  private final String pattern;
+  private final Pattern regex;
+  private final List<Integer> magics;
+  private final Parser<? extends Message> headParser;
+  private final Parser<? extends Message> parser;
+  private final Layout layout;
+
+  ImageType(String pattern) {
+    this(pattern, Layout.RAW, List.of(), null, null);
+  }
+
+  ImageType(String pattern, int head, int magic, Parser<? extends Message> parser) {
+    this(pattern, Layout.ENTRIES, magics(head, magic), null, parser);
+  }
+
+  ImageType(String pattern, int head, int magic, Layout layout, Parser<? extends Message> parser) {
+    this(pattern, layout, magics(head, magic), null, parser);
+  }
+
+  ImageType(
+      String pattern,
+      int head,
+      int magic,
+      Parser<? extends Message> headParser,
+      Parser<? extends Message> parser) {
+    this(pattern, Layout.HEAD_THEN_ENTRIES, magics(head, magic), headParser, parser);
+  }
+
+  ImageType(
+      String pattern,
+      Layout layout,
+      List<Integer> magics,
+      Parser<? extends Message> headParser,
+      Parser<? extends Message> parser) {
+    this.pattern = pattern;
+    this.regex =
+        Pattern.compile(
+            Pattern.quote(pattern).replace("%d", "\\E([0-9]+)\\Q").replace("%s", "\\E([a-z]+)\\Q"));
+    this.layout = layout;
+    this.magics = magics;
+    this.headParser = headParser;
+    this.parser = parser;
+  }
+
+  private static List<Integer> magics(int head, int magic) {
+    return head == Head.NONE ? List.of(magic) : List.of(head, magic);
+  }
+
+  /** CRIU's file name pattern, e.g. {@code core-%d.img}. */
+  public String pattern() {
+    return pattern;
+  }
+
+  /** The file name for a type without an argument (inventory.img, files.img...). */
+  public String fileName() {
+    if (hasArgument()) {
+      throw new IllegalArgumentException(name() + " file names need an argument: " + pattern);
+    }
+    return pattern;
+  }
+
+  /** The file name for an id, e.g. {@code CORE.fileName(42)} is {@code core-42.img}. */
+  public String fileName(long id) {
+    if (!pattern.contains("%d")) {
+      throw new IllegalArgumentException(name() + " file names take no numeric id: " + pattern);
+    }
+    if (id < 0) {
+      throw new IllegalArgumentException(name() + " id must not be negative: " + id);
+    }
+    return String.format(Locale.ROOT, pattern, id);
+  }
+
+  /** The file name for a word argument: {@code STATS.fileName("dump")} is {@code stats-dump}. */
+  public String fileName(String word) {
+    if (!pattern.contains("%s") || !word.matches("[a-z]+")) {
+      throw new IllegalArgumentException(
+          name() + " file name cannot take '" + word + "': " + pattern);
+    }
+    return String.format(Locale.ROOT, pattern, word);
+  }
+
+  public boolean hasArgument() {
+    return pattern.contains("%");
+  }
+
+  /** The argument a file name was made with ("42" for core-42.img), if it is of this type. */
+  public Optional<String> argumentOf(String fileName) {
+    Matcher m = regex.matcher(fileName);
+    if (!m.matches()) {
+      return Optional.empty();
+    }
+    return Optional.of(m.groupCount() == 0 ? "" : m.group(1));
+  }
+
+  /** The type a file name belongs to, if it is one Stasis models. */
+  public static Optional<ImageType> ofFileName(String fileName) {
+    for (ImageType t : values()) {
+      if (t.regex.matcher(fileName).matches()) {
+        return Optional.of(t);
+      }
+    }
+    return Optional.empty();
+  }
+
+  /** The u32 words at the start of the file, in order; empty for raw files. */
+  public List<Integer> magics() {
+    return magics;
+  }
+
+  /** This type's own magic (the last of {@link #magics()}); 0 for raw files. */
+  public int magic() {
+    return magics.isEmpty() ? 0 : magics.get(magics.size() - 1);
+  }
+
+  public Layout layout() {
+    return layout;
+  }
+
+  /** Parser of the entries; null for raw files. */
+  public Parser<? extends Message> parser() {
+    return parser;
+  }
+
+  /** Parser of the single leading head message ({@link PagemapHead}), or null if none. */
+  public Parser<? extends Message> headParser() {
+    return headParser;
+  }
+
+  /** The message class of entry number {@code index} (0-based), or null for raw files. */
+  public Class<? extends Message> messageClass(long index) {
+    Parser<? extends Message> p = index == 0 && headParser != null ? headParser : parser;
+    return p == null ? null : defaultInstance(p).getClass();
+  }
+
+  /**
+   * How many raw bytes follow {@code entry} in the file: the {@code bytes} field of a pipe data
+   * entry for {@link Layout#ENTRIES_WITH_DATA}, else 0.
+   */
+  public long trailingBytes(Message entry) {
+    if (layout != Layout.ENTRIES_WITH_DATA) {
+      return 0;
+    }
+    return Integer.toUnsignedLong(((PipeDataEntry) entry).getBytes());
+  }
+
+  static Message defaultInstance(Parser<? extends Message> p) {
+    try {
+      // Every generated parser parses the empty input into the (all unset) default instance.
+      return p.parsePartialFrom(new byte[0]);
+    } catch (com.google.protobuf.InvalidProtocolBufferException e) {
+      throw new IllegalStateException(e);
+    }
+  }
+}

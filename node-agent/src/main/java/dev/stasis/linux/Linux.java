@@ -1,0 +1,279 @@
+package dev.stasis.linux;
+
+import com.kenai.jffi.MemoryIO;
+import java.nio.ByteBuffer;
+import java.nio.ByteOrder;
+import java.nio.charset.StandardCharsets;
+import jnr.ffi.LibraryLoader;
+import jnr.ffi.Runtime;
+
+/**
+ * Checked wrappers over {@link LibC} for everything but ptrace and process_vm_*: each retries EINTR
+ * and throws {@link LinuxException} naming the call, errno and target.
+ */
+public final class Linux {
+  static final LibC C = LibraryLoader.create(LibC.class).load("c");
+  static final Runtime RUNTIME = Runtime.getRuntime(C);
+  private static final MemoryIO MEMORY = MemoryIO.getInstance();
+
+  // waitpid options (linux/wait.h)
+  public static final int WNOHANG = 1;
+  public static final int WUNTRACED = 2;
+  public static final int WCONTINUED = 8;
+  public static final int WNOTHREAD = 0x20000000;
+  public static final int WALL = 0x40000000;
+
+  // signals (x86-64)
+  public static final int SIGHUP = 1;
+  public static final int SIGINT = 2;
+  public static final int SIGTRAP = 5;
+  public static final int SIGKILL = 9;
+  public static final int SIGUSR1 = 10;
+  public static final int SIGSEGV = 11;
+  public static final int SIGUSR2 = 12;
+  public static final int SIGALRM = 14;
+  public static final int SIGTERM = 15;
+  public static final int SIGCHLD = 17;
+  public static final int SIGCONT = 18;
+  public static final int SIGSTOP = 19;
+  public static final int SIGTSTP = 20;
+  public static final int SIGTTIN = 21;
+  public static final int SIGTTOU = 22;
+
+  // open(2)
+  public static final int O_RDONLY = 0;
+  public static final int O_WRONLY = 1;
+  public static final int O_RDWR = 2;
+  public static final int O_CLOEXEC = 0x80000;
+
+  // mmap(2)
+  public static final int PROT_NONE = 0;
+  public static final int PROT_READ = 1;
+  public static final int PROT_WRITE = 2;
+  public static final int PROT_EXEC = 4;
+  public static final int MAP_SHARED = 1;
+  public static final int MAP_PRIVATE = 2;
+  public static final int MAP_ANONYMOUS = 0x20;
+
+  private Linux() {}
+
+  /** errno of the last call made through {@link LibC} on this thread. */
+  static int errno() {
+    return RUNTIME.getLastError();
+  }
+
+  /** Base address of a direct buffer (position not included). */
+  public static long address(ByteBuffer direct) {
+    if (!direct.isDirect()) {
+      throw new IllegalArgumentException("a direct ByteBuffer is required");
+    }
+    return MEMORY.getDirectBufferAddress(direct);
+  }
+
+  /** A little-endian direct buffer over {@code size} bytes of local memory at {@code address}. */
+  public static ByteBuffer wrap(long address, int size) {
+    return MEMORY.newDirectByteBuffer(address, size).order(ByteOrder.LITTLE_ENDIAN);
+  }
+
+  public static String strerror(int errno) {
+    String s = C.strerror(errno);
+    return s == null ? "errno " + errno : s;
+  }
+
+  /** Raw syscall(2); returns the result or throws with {@code name} as the call. */
+  public static long syscall(String name, int tid, long nr, long... args) throws LinuxException {
+    long[] a = new long[6];
+    System.arraycopy(args, 0, a, 0, args.length);
+    while (true) {
+      long r = C.syscall(nr, a[0], a[1], a[2], a[3], a[4], a[5]);
+      if (r != -1) {
+        return r;
+      }
+      int e = errno();
+      if (e != Errno.EINTR) {
+        throw new LinuxException(name, e, tid);
+      }
+    }
+  }
+
+  public static int getpid() {
+    return C.getpid();
+  }
+
+  public static int gettid() {
+    return (int) C.syscall(Syscalls.GETTID, 0, 0, 0, 0, 0, 0);
+  }
+
+  /**
+   * waitpid(2) retrying EINTR.
+   *
+   * @return the status of the reaped/stopped child, or null with WNOHANG when nothing was ready
+   */
+  public static WaitStatus waitpid(int pid, int options) throws LinuxException {
+    int[] st = new int[1];
+    while (true) {
+      int r = C.waitpid(pid, st, options);
+      if (r > 0) {
+        return new WaitStatus(r, st[0]);
+      }
+      if (r == 0) {
+        return null;
+      }
+      int e = errno();
+      if (e != Errno.EINTR) {
+        throw new LinuxException("waitpid", e, pid);
+      }
+    }
+  }
+
+  public static void kill(int pid, int sig) throws LinuxException {
+    if (C.kill(pid, sig) != 0) {
+      throw new LinuxException("kill(" + sig + ")", errno(), pid);
+    }
+  }
+
+  public static void tgkill(int tgid, int tid, int sig) throws LinuxException {
+    if (C.tgkill(tgid, tid, sig) != 0) {
+      throw new LinuxException("tgkill(" + sig + ")", errno(), tid);
+    }
+  }
+
+  /** prctl(2) of the calling thread. */
+  public static int prctl(int option, long a2, long a3, long a4, long a5) throws LinuxException {
+    int r = C.prctl(option, a2, a3, a4, a5);
+    if (r == -1) {
+      throw new LinuxException("prctl(" + option + ")", errno(), 0);
+    }
+    return r;
+  }
+
+  /**
+   * capget(2) v3 of {@code tid}: {effective, permitted, inheritable} as 64-bit masks (v3 returns
+   * two 32-bit words per set; the low word holds caps 0..31).
+   */
+  public static long[] capget(int tid) throws LinuxException {
+    ByteBuffer b = ByteBuffer.allocateDirect(8 + 24).order(ByteOrder.LITTLE_ENDIAN);
+    b.putInt(0, 0x20080522); // _LINUX_CAPABILITY_VERSION_3
+    b.putInt(4, tid);
+    long base = address(b);
+    if (C.capget(base, base + 8) != 0) {
+      throw new LinuxException("capget", errno(), tid);
+    }
+    long[] r = new long[3];
+    for (int i = 0; i < 3; i++) {
+      long lo = b.getInt(8 + 4 * i) & 0xffffffffL;
+      long hi = b.getInt(8 + 12 + 4 * i) & 0xffffffffL;
+      r[i] = lo | (hi << 32);
+    }
+    return r;
+  }
+
+  /** sched_getscheduler(2): the policy of {@code pid}. */
+  public static int schedGetscheduler(int pid) throws LinuxException {
+    int r = C.sched_getscheduler(pid);
+    if (r < 0) {
+      throw new LinuxException("sched_getscheduler", errno(), pid);
+    }
+    return r;
+  }
+
+  /** sched_getparam(2): the static priority of {@code pid}. */
+  public static int schedGetparam(int pid) throws LinuxException {
+    int[] p = new int[1];
+    if (C.sched_getparam(pid, p) != 0) {
+      throw new LinuxException("sched_getparam", errno(), pid);
+    }
+    return p[0];
+  }
+
+  /** getpriority(PRIO_PROCESS, tid): the nice value (the libc wrapper already unbiases it). */
+  public static int getpriority(int tid) throws LinuxException {
+    RUNTIME.setLastError(0);
+    int r = C.getpriority(0, tid);
+    if (r == -1 && errno() != 0) {
+      throw new LinuxException("getpriority", errno(), tid);
+    }
+    return r;
+  }
+
+  public static String readlink(String path) throws LinuxException {
+    byte[] buf = new byte[4096];
+    long n = C.readlink(path, buf, buf.length);
+    if (n < 0) {
+      throw new LinuxException("readlink(" + path + ")", errno(), 0);
+    }
+    return new String(buf, 0, (int) n, StandardCharsets.UTF_8);
+  }
+
+  public static int open(String path, int flags) throws LinuxException {
+    while (true) {
+      int fd = C.open(path, flags | O_CLOEXEC, 0);
+      if (fd >= 0) {
+        return fd;
+      }
+      int e = errno();
+      if (e != Errno.EINTR) {
+        throw new LinuxException("open(" + path + ")", e, 0);
+      }
+    }
+  }
+
+  public static void close(int fd) throws LinuxException {
+    if (C.close(fd) != 0) {
+      throw new LinuxException("close(" + fd + ")", errno(), 0);
+    }
+  }
+
+  /**
+   * pread(2) into {@code dst} from its position up to its limit; advances the position.
+   *
+   * @return bytes read (0 at end of file)
+   */
+  public static int pread(int fd, ByteBuffer dst, long offset) throws LinuxException {
+    while (true) {
+      long n = C.pread(fd, address(dst) + dst.position(), dst.remaining(), offset);
+      if (n >= 0) {
+        dst.position(dst.position() + (int) n);
+        return (int) n;
+      }
+      int e = errno();
+      if (e != Errno.EINTR) {
+        throw new LinuxException("pread(fd " + fd + ")", e, 0);
+      }
+    }
+  }
+
+  /** pwrite(2) from {@code src}'s position up to its limit; advances the position. */
+  public static int pwrite(int fd, ByteBuffer src, long offset) throws LinuxException {
+    while (true) {
+      long n = C.pwrite(fd, address(src) + src.position(), src.remaining(), offset);
+      if (n >= 0) {
+        src.position(src.position() + (int) n);
+        return (int) n;
+      }
+      int e = errno();
+      if (e != Errno.EINTR) {
+        throw new LinuxException("pwrite(fd " + fd + ")", e, 0);
+      }
+    }
+  }
+
+  /** mmap(2) in the agent itself; returns the address. */
+  public static long mmap(long addr, long length, int prot, int flags, int fd, long offset)
+      throws LinuxException {
+    return syscall("mmap", 0, Syscalls.MMAP, addr, length, prot, flags, fd, offset);
+  }
+
+  public static void munmap(long addr, long length) throws LinuxException {
+    if (C.munmap(addr, length) != 0) {
+      throw new LinuxException("munmap", errno(), 0);
+    }
+  }
+
+  /** memfd_create(2) in the agent; returns the fd (always close-on-exec). */
+  public static int memfdCreate(String name) throws LinuxException {
+    ByteBuffer n = ByteBuffer.allocateDirect(name.length() + 1);
+    n.put(name.getBytes(StandardCharsets.US_ASCII)).put((byte) 0);
+    return (int) syscall("memfd_create", 0, Syscalls.MEMFD_CREATE, address(n), 1 /* CLOEXEC */);
+  }
+}

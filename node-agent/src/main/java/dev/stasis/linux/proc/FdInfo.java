@@ -1,0 +1,39 @@
+package dev.stasis.linux.proc;
+
+import java.io.IOException;
+import java.nio.file.Files;
+import java.nio.file.Path;
+
+/**
+ * {@code /proc/PID/fdinfo/N}: file position, open flags (the kernel prints them in octal, including
+ * O_CLOEXEC for the descriptor), the mount id and the inode of the open file.
+ */
+public record FdInfo(long pos, int flags, int mntId, long ino) {
+
+  public static FdInfo read(int pid, int fd) throws IOException {
+    return parse(Files.readString(Path.of("/proc/" + pid + "/fdinfo/" + fd)));
+  }
+
+  public static FdInfo parse(String text) {
+    long pos = 0;
+    int flags = 0;
+    int mnt = -1;
+    long ino = 0;
+    for (String line : text.split("\n")) {
+      int c = line.indexOf(':');
+      if (c < 0) {
+        continue;
+      }
+      String k = line.substring(0, c);
+      String v = line.substring(c + 1).trim();
+      switch (k) {
+        case "pos" -> pos = Long.parseLong(v);
+        case "flags" -> flags = Integer.parseInt(v, 8);
+        case "mnt_id" -> mnt = Integer.parseInt(v);
+        case "ino" -> ino = Long.parseLong(v);
+        default -> {}
+      }
+    }
+    return new FdInfo(pos, flags, mnt, ino);
+  }
+}

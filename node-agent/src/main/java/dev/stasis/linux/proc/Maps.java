@@ -1,0 +1,155 @@
+package dev.stasis.linux.proc;
+
+import java.io.IOException;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.Set;
+import java.util.TreeSet;
+
+/**
+ * The memory map of a process as {@code /proc/PID/smaps} shows it: one {@link Vma} per line of the
+ * maps format, with the two-letter {@code VmFlags} of the following block attached. smaps is read
+ * instead of maps because only smaps carries VmFlags (growsdown, locked, io/pfnmap, dontdump...).
+ */
+public final class Maps {
+  private Maps() {}
+
+  /** One VMA. {@code path} is empty for anonymous memory, {@code [heap]} etc. for the kernel's. */
+  public record Vma(
+      long start,
+      long end,
+      boolean read,
+      boolean write,
+      boolean exec,
+      boolean shared,
+      long pgoff,
+      int devMajor,
+      int devMinor,
+      long inode,
+      String path,
+      Set<String> vmFlags) {
+
+    public long length() {
+      return end - start;
+    }
+
+    /** PROT_* bits. */
+    public int prot() {
+      return (read ? 1 : 0) | (write ? 2 : 0) | (exec ? 4 : 0);
+    }
+
+    /** Backed by a file (not anonymous memory and not a kernel special mapping). */
+    public boolean isFile() {
+      return inode != 0 || path.startsWith("/");
+    }
+
+    public boolean hasFlag(String twoLetters) {
+      return vmFlags.contains(twoLetters);
+    }
+
+    /** The name /proc/PID/map_files uses for this VMA. */
+    public String mapFilesName() {
+      return Long.toHexString(start) + "-" + Long.toHexString(end);
+    }
+  }
+
+  public static List<Vma> read(int pid) throws IOException {
+    return parse(Files.readString(Path.of("/proc/" + pid + "/smaps")));
+  }
+
+  /** Parses smaps text (or plain maps text, which yields empty VmFlags). */
+  public static List<Vma> parse(String text) {
+    List<Vma> out = new ArrayList<>();
+    Vma cur = null;
+    for (String line : text.split("\n")) {
+      if (line.isEmpty()) {
+        continue;
+      }
+      if (isRangeLine(line)) {
+        if (cur != null) {
+          out.add(cur);
+        }
+        cur = parseRange(line);
+      } else if (line.startsWith("VmFlags:") && cur != null) {
+        Set<String> flags = new TreeSet<>();
+        for (String f : line.substring("VmFlags:".length()).trim().split("\\s+")) {
+          if (!f.isEmpty()) {
+            flags.add(f);
+          }
+        }
+        cur =
+            new Vma(
+                cur.start,
+                cur.end,
+                cur.read,
+                cur.write,
+                cur.exec,
+                cur.shared,
+                cur.pgoff,
+                cur.devMajor,
+                cur.devMinor,
+                cur.inode,
+                cur.path,
+                Set.copyOf(flags));
+      }
+    }
+    if (cur != null) {
+      out.add(cur);
+    }
+    return out;
+  }
+
+  // A range line starts with "hex-hex " (the smaps detail lines start with "Name:").
+  private static boolean isRangeLine(String line) {
+    int dash = line.indexOf('-');
+    int sp = line.indexOf(' ');
+    if (dash <= 0 || sp <= dash) {
+      return false;
+    }
+    for (int i = 0; i < sp; i++) {
+      char c = line.charAt(i);
+      if (i != dash && Character.digit(c, 16) < 0) {
+        return false;
+      }
+    }
+    return true;
+  }
+
+  // Layout: start-end perms offset major:minor inode [padding] path
+  private static Vma parseRange(String line) {
+    int i = 0;
+    int dash = line.indexOf('-');
+    long start = Long.parseUnsignedLong(line.substring(0, dash), 16);
+    int sp = line.indexOf(' ', dash);
+    long end = Long.parseUnsignedLong(line.substring(dash + 1, sp), 16);
+    String perms = line.substring(sp + 1, sp + 5);
+    i = sp + 6;
+    int sp2 = line.indexOf(' ', i);
+    long pgoff = Long.parseUnsignedLong(line.substring(i, sp2), 16);
+    i = sp2 + 1;
+    int sp3 = line.indexOf(' ', i);
+    String dev = line.substring(i, sp3);
+    int colon = dev.indexOf(':');
+    int major = Integer.parseInt(dev.substring(0, colon), 16);
+    int minor = Integer.parseInt(dev.substring(colon + 1), 16);
+    i = sp3 + 1;
+    int sp4 = line.indexOf(' ', i);
+    long inode = Long.parseLong(sp4 < 0 ? line.substring(i) : line.substring(i, sp4));
+    String path = sp4 < 0 ? "" : line.substring(sp4).trim();
+    return new Vma(
+        start,
+        end,
+        perms.charAt(0) == 'r',
+        perms.charAt(1) == 'w',
+        perms.charAt(2) == 'x',
+        perms.charAt(3) == 's',
+        pgoff,
+        major,
+        minor,
+        inode,
+        path,
+        Set.of());
+  }
+}

@@ -1,0 +1,441 @@
+package dev.stasis.storage;
+
+import com.github.luben.zstd.ZstdInputStream;
+import dev.stasis.images.ImageSink;
+import java.io.IOException;
+import java.io.InputStream;
+import java.io.OutputStream;
+import java.nio.channels.Channels;
+import java.nio.channels.FileChannel;
+import java.nio.file.AtomicMoveNotSupportedException;
+import java.nio.file.DirectoryStream;
+import java.nio.file.Files;
+import java.nio.file.LinkOption;
+import java.nio.file.Path;
+import java.nio.file.StandardCopyOption;
+import java.nio.file.StandardOpenOption;
+import java.time.Instant;
+import java.util.ArrayList;
+import java.util.HashMap;
+import java.util.List;
+import java.util.Map;
+import java.util.TreeMap;
+import javax.crypto.SecretKey;
+
+/**
+ * Checkpoints at one URI ({@code file:///dir} or {@code s3://bucket/prefix}). The URI is the root
+ * of one checkpoint for {@link #newCheckpoint}, {@link #fetch} and {@link #delete}, and the top of
+ * a tree of checkpoints for {@link #list}. Layout below a root:
+ *
+ * <pre>
+ *   checkpoint/&lt;image&gt;[.zst][.aes]   the CRIU images, as in a Kubernetes checkpoint archive
+ *   manifest.json                     written last; without it the checkpoint is incomplete
+ * </pre>
+ */
+public final class CheckpointStore implements AutoCloseable {
+  private final CheckpointUri uri;
+  private final ObjectBackend backend;
+  private final StoreOptions options;
+
+  /** The root as a key prefix: "" or "some/prefix/". */
+  private final String root;
+
+  private CheckpointStore(CheckpointUri uri, ObjectBackend backend, StoreOptions options) {
+    this.uri = uri;
+    this.backend = backend;
+    this.options = options;
+    this.root = uri.isS3() && !uri.prefix().isEmpty() ? uri.prefix() + "/" : "";
+  }
+
+  /**
+   * Opens the store at {@code uri}. For s3:// URIs, {@code options.s3()} (or, when null, the
+   * environment) says how to reach the service.
+   */
+  public static CheckpointStore open(String uri, StoreOptions options) throws StorageException {
+    CheckpointUri u = CheckpointUri.parse(uri);
+    options.validate(u.isS3());
+    ObjectBackend b;
+    if (u.isS3()) {
+      S3Config c =
+          options.s3() != null
+              ? options.s3()
+              : S3Config.fromEnvironment(null, null, false, null, System.getenv());
+      b = new S3Backend(c, u.bucket());
+    } else {
+      b = new LocalBackend(u.path());
+    }
+    return new CheckpointStore(u, b, options);
+  }
+
+  public CheckpointUri uri() {
+    return uri;
+  }
+
+  StoreOptions options() {
+    return options;
+  }
+
+  ObjectBackend backend() {
+    return backend;
+  }
+
+  String key(String relative) {
+    return root + relative;
+  }
+
+  /**
+   * A sink for a new checkpoint at this URI. Checks first that the destination is usable (bucket
+   * exists, credentials work) and holds no checkpoint yet, so a dump fails before it touches the
+   * target process.
+   */
+  public ImageSink newCheckpoint() throws StorageException {
+    return newCheckpoint(false);
+  }
+
+  /**
+   * Opens the store at {@code uri} and a new checkpoint in it, as one sink whose close also closes
+   * the store: what {@code stasis dump --to URI} uses.
+   */
+  public static ImageSink openCheckpoint(String uri, StoreOptions options) throws StorageException {
+    CheckpointStore store = open(uri, options);
+    try {
+      return store.newCheckpoint(true);
+    } catch (StorageException | RuntimeException e) {
+      store.close();
+      throw e;
+    }
+  }
+
+  private ImageSink newCheckpoint(boolean ownStore) throws StorageException {
+    backend.checkAccess();
+    if (!backend.list(key(Manifest.FILE)).isEmpty()
+        || !backend.list(key(Manifest.IMAGES)).isEmpty()) {
+      throw new StorageException(
+          "a checkpoint already exists at "
+              + uri
+              + " (remove it with 'stasis rm --from "
+              + uri
+              + "')");
+    }
+    return new CheckpointWriter(this, ownStore);
+  }
+
+  /** One line of 'stasis ls'. */
+  public record Listing(
+      String name, String uri, boolean complete, long size, Instant time, String why) {}
+
+  /** Every checkpoint at or below the URI, complete or not, sorted by name. */
+  public List<Listing> list() throws StorageException {
+    backend.checkAccess();
+    Map<String, long[]> sizes = new TreeMap<>();
+    Map<String, Instant> times = new HashMap<>();
+    Map<String, Boolean> hasManifest = new HashMap<>();
+    Map<String, Map<String, Long>> objects = new HashMap<>();
+    for (ObjectBackend.ObjectInfo o : backend.list(root)) {
+      String rel = o.key().substring(root.length());
+      String cp;
+      boolean isManifest = false;
+      if (rel.equals(Manifest.FILE) || rel.endsWith("/" + Manifest.FILE)) {
+        cp = rel.substring(0, rel.length() - Manifest.FILE.length());
+        isManifest = true;
+      } else if (rel.startsWith(Manifest.IMAGES)) {
+        cp = "";
+      } else if (rel.contains("/" + Manifest.IMAGES)) {
+        cp = rel.substring(0, rel.indexOf("/" + Manifest.IMAGES) + 1);
+      } else {
+        continue;
+      }
+      sizes.computeIfAbsent(cp, k -> new long[1])[0] += o.size();
+      if (o.lastModified() != null) {
+        times.merge(cp, o.lastModified(), (a, b) -> a.isAfter(b) ? a : b);
+      }
+      if (isManifest) {
+        hasManifest.put(cp, true);
+      } else {
+        objects.computeIfAbsent(cp, k -> new HashMap<>()).put(rel.substring(cp.length()), o.size());
+      }
+    }
+    Map<String, Integer> pending = new HashMap<>();
+    for (ObjectBackend.PendingUpload p : backend.pendingUploads(root)) {
+      String rel = p.key().substring(root.length());
+      int i = rel.startsWith(Manifest.IMAGES) ? 0 : rel.indexOf("/" + Manifest.IMAGES) + 1;
+      if (i < 0 || (i == 0 && !rel.startsWith(Manifest.IMAGES))) {
+        continue;
+      }
+      String cp = rel.substring(0, i);
+      sizes.computeIfAbsent(cp, k -> new long[1]);
+      pending.merge(cp, 1, Integer::sum);
+    }
+    List<Listing> out = new ArrayList<>();
+    for (Map.Entry<String, long[]> e : sizes.entrySet()) {
+      String cp = e.getKey();
+      String rel = CheckpointUri.trimSlashes(cp);
+      String name = rel.isEmpty() ? uri.name() : rel;
+      String why = null;
+      Instant time = times.get(cp);
+      if (pending.containsKey(cp)) {
+        why = pending.get(cp) + " upload(s) in progress or abandoned";
+      } else if (!hasManifest.containsKey(cp)) {
+        why = "no manifest";
+      } else {
+        try {
+          Manifest m = readManifest(key(cp + Manifest.FILE), uri.child(rel));
+          Map<String, Long> have = objects.getOrDefault(cp, Map.of());
+          for (Manifest.Entry me : m.objects()) {
+            Long s = have.get(me.key());
+            if (s == null || s != me.storedSize()) {
+              why = "object " + me.name() + (s == null ? " missing" : " has the wrong size");
+              break;
+            }
+          }
+          if (m.completedAt() != null) {
+            time = Instant.parse(m.completedAt());
+          }
+        } catch (StorageException | RuntimeException ex) {
+          why = "bad manifest: " + ex.getMessage();
+        }
+      }
+      out.add(new Listing(name, uri.child(rel), why == null, e.getValue()[0], time, why));
+    }
+    return out;
+  }
+
+  private Manifest readManifest(String key, String where) throws StorageException {
+    byte[] json;
+    try (InputStream in = backend.get(key)) {
+      json = in.readNBytes(Manifest.MAX_BYTES + 1);
+    } catch (StorageException e) {
+      throw e;
+    } catch (IOException e) {
+      throw new StorageException("cannot read manifest of " + where + ": " + e.getMessage(), e);
+    }
+    if (json.length > Manifest.MAX_BYTES) {
+      throw new VerificationException(
+          "manifest of " + where + " is larger than " + Manifest.MAX_BYTES + " bytes");
+    }
+    return Manifest.parse(json, where);
+  }
+
+  /** What a fetch wrote. */
+  public record Fetched(Path dir, List<String> files, long bytes, Manifest manifest) {}
+
+  /**
+   * Downloads the checkpoint at this URI into {@code dir}: decrypts, decompresses and checks every
+   * size and SHA-256 against the manifest while staging into a hidden directory inside {@code dir};
+   * only once every object verified are the files moved into {@code dir}. On any failure {@code
+   * dir} holds nothing new.
+   */
+  public Fetched fetch(Path dir) throws StorageException {
+    backend.checkAccess();
+    String where = uri.toString();
+    if (backend.list(key(Manifest.FILE)).stream()
+        .noneMatch(o -> o.key().equals(key(Manifest.FILE)))) {
+      boolean any =
+          !backend.list(key(Manifest.IMAGES)).isEmpty()
+              || !backend.pendingUploads(key(Manifest.IMAGES)).isEmpty();
+      throw new StorageException(
+          any
+              ? "checkpoint " + where + " is incomplete (no manifest.json): it cannot be fetched"
+              : "no checkpoint at " + where);
+    }
+    Manifest m = readManifest(key(Manifest.FILE), where);
+    SecretKey dataKey = null;
+    if (m.encryption() != null) {
+      if (options.encryptionKey() == null) {
+        throw new StorageException(
+            "checkpoint "
+                + where
+                + " is encrypted: give --encryption-key-file or "
+                + EncryptionKey.ENV);
+      }
+      if (!"AES-256-GCM".equals(m.encryption().algorithm())) {
+        throw new VerificationException(
+            "checkpoint " + where + " uses unknown encryption " + m.encryption().algorithm());
+      }
+      dataKey =
+          options
+              .encryptionKey()
+              .unwrap(m.encryption().wrappedKey(), m.encryption().keyId(), where);
+      try {
+        if (m.mac() == null
+            || !java.security.MessageDigest.isEqual(
+                m.mac().getBytes(java.nio.charset.StandardCharsets.US_ASCII),
+                Manifest.mac(m, dataKey).getBytes(java.nio.charset.StandardCharsets.US_ASCII))) {
+          throw new VerificationException(
+              "manifest of " + where + " was modified (its MAC does not verify)");
+        }
+      } catch (VerificationException e) {
+        throw e;
+      } catch (IOException e) {
+        throw new StorageException(e.getMessage(), e);
+      }
+    }
+    Path target = dir.toAbsolutePath().normalize();
+    Path staging;
+    try {
+      Files.createDirectories(target);
+      staging = Files.createTempDirectory(target, ".stasis-fetch-");
+    } catch (IOException e) {
+      throw new StorageException(
+          "images directory " + target + " cannot be used: " + e.getMessage(), e);
+    }
+    List<String> files = new ArrayList<>();
+    long bytes = 0;
+    try {
+      for (Manifest.Entry e : m.objects()) {
+        String file = e.name().substring(Manifest.IMAGES.length());
+        if (Files.exists(target.resolve(file), LinkOption.NOFOLLOW_LINKS)) {
+          throw new StorageException("images directory " + target + " already contains " + file);
+        }
+        fetchOne(e, dataKey, staging.resolve(file), where);
+        files.add(file);
+        bytes += e.size();
+      }
+      for (String f : files) {
+        try {
+          Files.move(staging.resolve(f), target.resolve(f), StandardCopyOption.ATOMIC_MOVE);
+        } catch (AtomicMoveNotSupportedException x) {
+          Files.move(staging.resolve(f), target.resolve(f));
+        }
+      }
+    } catch (IOException e) {
+      cleanup(staging);
+      for (String f : files) {
+        // files moved before a later move failed are removed too: all or nothing
+        try {
+          if (!Files.exists(staging.resolve(f))) {
+            Files.deleteIfExists(target.resolve(f));
+          }
+        } catch (IOException ignored) {
+          // best effort
+        }
+      }
+      throw e instanceof StorageException se
+          ? se
+          : new StorageException("fetch into " + target + " failed: " + e.getMessage(), e);
+    }
+    cleanup(staging);
+    return new Fetched(target, files, bytes, m);
+  }
+
+  private void fetchOne(Manifest.Entry e, SecretKey dataKey, Path out, String where)
+      throws IOException {
+    String what = "object " + e.name() + " of " + where;
+    try (InputStream raw = backend.get(key(e.key()))) {
+      Digests.In stored = new Digests.In(raw);
+      InputStream s = stored;
+      if (e.encrypted()) {
+        s = new ChunkedAead.DecryptingStream(s, dataKey, e.name());
+      }
+      if ("zstd".equals(e.compression())) {
+        s = new ZstdInputStream(s);
+      }
+      Digests.In content = new Digests.In(s);
+      try (OutputStream o =
+          Channels.newOutputStream(
+              FileChannel.open(
+                  out,
+                  StandardOpenOption.CREATE_NEW,
+                  StandardOpenOption.WRITE,
+                  LinkOption.NOFOLLOW_LINKS))) {
+        byte[] buf = new byte[256 * 1024];
+        int n;
+        while ((n = content.read(buf)) > 0) {
+          if (content.count() > e.size()) {
+            throw new VerificationException(
+                what + " is larger than its manifest says (" + e.size() + " bytes)");
+          }
+          o.write(buf, 0, n);
+        }
+      } catch (VerificationException x) {
+        throw x;
+      } catch (IOException x) {
+        if (x instanceof StorageException) {
+          throw x;
+        }
+        // zstd and cipher errors on damaged data surface as plain IOExceptions
+        throw new VerificationException(what + " failed verification: " + x.getMessage(), x);
+      }
+      while (stored.read(new byte[8192]) > 0) {
+        // the stored checksum covers every byte, including any after the end of the encoding
+      }
+      if (stored.count() != e.storedSize() || !stored.sha256Hex().equals(e.storedSha256())) {
+        throw new VerificationException(
+            what + " failed verification: stored bytes do not match the manifest's sha256/size");
+      }
+      if (content.count() != e.size() || !content.sha256Hex().equals(e.sha256())) {
+        throw new VerificationException(
+            what + " failed verification: image bytes do not match the manifest's sha256/size");
+      }
+    } catch (com.github.luben.zstd.ZstdIOException x) {
+      throw new VerificationException(what + " failed verification: " + x.getMessage(), x);
+    }
+  }
+
+  private static void cleanup(Path staging) {
+    try (DirectoryStream<Path> ds = Files.newDirectoryStream(staging)) {
+      for (Path p : ds) {
+        Files.deleteIfExists(p);
+      }
+      Files.deleteIfExists(staging);
+    } catch (IOException e) {
+      // best effort: the staging directory is hidden and never read as images
+    }
+  }
+
+  /** What {@link #delete} removed. */
+  public record Deleted(int objects, int uploadsAborted) {}
+
+  /**
+   * Deletes the checkpoint at this URI: the manifest first (so a half-deleted checkpoint never
+   * lists as complete), then every image object, and aborts its pending multipart uploads.
+   */
+  public Deleted delete() throws StorageException {
+    backend.checkAccess();
+    List<String> keys = new ArrayList<>();
+    boolean manifest = false;
+    for (ObjectBackend.ObjectInfo o : backend.list(key(Manifest.FILE))) {
+      if (o.key().equals(key(Manifest.FILE))) {
+        manifest = true;
+      }
+    }
+    for (ObjectBackend.ObjectInfo o : backend.list(key(Manifest.IMAGES))) {
+      keys.add(o.key());
+    }
+    List<ObjectBackend.PendingUpload> pending = backend.pendingUploads(key(Manifest.IMAGES));
+    if (!manifest && keys.isEmpty() && pending.isEmpty()) {
+      throw new StorageException("no checkpoint at " + uri);
+    }
+    if (manifest) {
+      backend.delete(List.of(key(Manifest.FILE)));
+    }
+    backend.delete(keys);
+    for (ObjectBackend.PendingUpload p : pending) {
+      backend.abortPending(p);
+    }
+    return new Deleted(keys.size() + (manifest ? 1 : 0), pending.size());
+  }
+
+  /** Multipart uploads left under this URI (for tests and 'rm'). */
+  public List<String> pendingUploads() throws StorageException {
+    List<String> out = new ArrayList<>();
+    for (ObjectBackend.PendingUpload p : backend.pendingUploads(root)) {
+      out.add(p.key());
+    }
+    return out;
+  }
+
+  /** Every object key under this URI (for tests and diagnostics). */
+  public List<String> objectKeys() throws StorageException {
+    List<String> out = new ArrayList<>();
+    for (ObjectBackend.ObjectInfo o : backend.list(root)) {
+      out.add(o.key());
+    }
+    return out;
+  }
+
+  @Override
+  public void close() {
+    backend.close();
+  }
+}

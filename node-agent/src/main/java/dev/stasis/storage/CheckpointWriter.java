@@ -1,0 +1,314 @@
+package dev.stasis.storage;
+
+import com.github.luben.zstd.ZstdOutputStream;
+import dev.stasis.images.ImageSink;
+import java.io.IOException;
+import java.io.OutputStream;
+import java.nio.ByteBuffer;
+import java.nio.channels.WritableByteChannel;
+import java.time.Instant;
+import java.util.ArrayList;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Map;
+import java.util.TreeMap;
+import javax.crypto.SecretKey;
+
+/**
+ * The {@link ImageSink} a {@link CheckpointStore} hands to the dump: every image file becomes an
+ * object under {@code <root>/checkpoint/}, streamed while the dump writes it (image bytes → SHA-256
+ * → zstd → AES-GCM chunks → SHA-256 → parallel multipart parts). {@link #commit} writes {@code
+ * manifest.json} last; {@link #abort} (or close without commit) aborts open uploads and deletes
+ * what was stored, so no failure leaves anything that lists as complete.
+ */
+final class CheckpointWriter implements ImageSink {
+  private final CheckpointStore store;
+  private final Transfers transfers;
+  private final SecretKey dataKey;
+  private final Instant created = Instant.now();
+  private final long startNanos = System.nanoTime();
+  private final Map<String, Manifest.Entry> entries = new TreeMap<>();
+  private final Map<String, ObjectChannel> open = new LinkedHashMap<>();
+  private final List<String> storedKeys = new ArrayList<>();
+  private final Map<String, String> facts = new TreeMap<>();
+  private long streamNanos;
+  private IOException failed;
+  private final boolean ownsStore;
+  private boolean committed;
+  private boolean aborted;
+
+  CheckpointWriter(CheckpointStore store, boolean ownsStore) {
+    this.store = store;
+    this.ownsStore = ownsStore;
+    StoreOptions o = store.options();
+    this.transfers = new Transfers(o.partSize(), o.inFlightParts());
+    this.dataKey = o.encryptionKey() == null ? null : EncryptionKey.newDataKey();
+  }
+
+  @Override
+  public synchronized WritableByteChannel create(String name) throws IOException {
+    if (committed || aborted) {
+      throw new IllegalStateException("checkpoint " + describe() + " is already closed");
+    }
+    if (!Manifest.isImageName(name)) {
+      throw new IllegalArgumentException("bad image file name '" + name + "'");
+    }
+    if (entries.containsKey(Manifest.IMAGES + name) || open.containsKey(name)) {
+      throw new IllegalArgumentException("image file '" + name + "' was already created");
+    }
+    StoreOptions o = store.options();
+    boolean enc = dataKey != null;
+    String rel = Manifest.keyFor(name, o.compression(), enc);
+    UploadStream upload = new UploadStream(store.backend(), store.key(rel), transfers);
+    Digests.Out stored = new Digests.Out(upload);
+    OutputStream s = stored;
+    if (enc) {
+      s =
+          new ChunkedAead.EncryptingStream(
+              s, dataKey, Manifest.IMAGES + name, ChunkedAead.DEFAULT_CHUNK);
+    }
+    if (o.compression().equals("zstd")) {
+      s = new ZstdOutputStream(s, o.zstdLevel());
+    }
+    Digests.Out content = new Digests.Out(s);
+    ObjectChannel ch = new ObjectChannel(name, rel, content, stored, upload, o.compression(), enc);
+    open.put(name, ch);
+    return ch;
+  }
+
+  private synchronized void closed(ObjectChannel ch, IOException error) {
+    open.remove(ch.name);
+    if (error != null) {
+      if (failed == null) {
+        failed = error;
+      }
+      return;
+    }
+    storedKeys.add(store.key(ch.key));
+    entries.put(
+        Manifest.IMAGES + ch.name,
+        new Manifest.Entry(
+            Manifest.IMAGES + ch.name,
+            ch.key,
+            ch.content.count(),
+            ch.content.sha256Hex(),
+            ch.stored.count(),
+            ch.stored.sha256Hex(),
+            ch.compression,
+            ch.encrypted));
+  }
+
+  @Override
+  public synchronized void recordMetadata(Map<String, String> f) {
+    facts.putAll(f);
+  }
+
+  @Override
+  public synchronized void commit() throws IOException {
+    if (aborted) {
+      throw new IllegalStateException("checkpoint " + describe() + " was aborted");
+    }
+    if (committed) {
+      return;
+    }
+    try {
+      if (failed != null) {
+        throw new StorageException(
+            "checkpoint " + describe() + " cannot be committed: " + failed.getMessage(), failed);
+      }
+      if (!open.isEmpty()) {
+        throw new IllegalStateException("image files still open at commit: " + open.keySet());
+      }
+      if (entries.isEmpty()) {
+        throw new StorageException("checkpoint " + describe() + " has no image files");
+      }
+      Manifest m = manifest();
+      byte[] json = m.toJson();
+      // the manifest is the commit point: written last, only once every object above is stored
+      store.backend().put(store.key(Manifest.FILE), json, json.length);
+      committed = true;
+    } catch (IOException | RuntimeException e) {
+      abort();
+      throw e;
+    } finally {
+      transfers.close();
+    }
+  }
+
+  private Manifest manifest() throws IOException {
+    Map<String, String> source = new TreeMap<>(SourceFacts.learn());
+    Map<String, Long> timings = new TreeMap<>();
+    for (Map.Entry<String, String> f : facts.entrySet()) {
+      String k = f.getKey();
+      if (k.startsWith("timing.")) {
+        try {
+          timings.put(k.substring("timing.".length()), Long.parseLong(f.getValue().trim()));
+          continue;
+        } catch (NumberFormatException e) {
+          // not a number: kept verbatim among the source facts below
+        }
+      }
+      source.put(k, f.getValue());
+    }
+    timings.put("store_total_ms", (System.nanoTime() - startNanos) / 1_000_000);
+    timings.put("store_stream_ms", streamNanos / 1_000_000);
+    timings.put("store_backpressure_ms", transfers.blockedNanos.get() / 1_000_000);
+    long total = 0;
+    long stored = 0;
+    for (Manifest.Entry e : entries.values()) {
+      total += e.size();
+      stored += e.storedSize();
+    }
+    Manifest.Encryption enc = null;
+    if (dataKey != null) {
+      EncryptionKey k = store.options().encryptionKey();
+      enc =
+          new Manifest.Encryption(
+              "AES-256-GCM", ChunkedAead.DEFAULT_CHUNK, k.id(), k.wrap(dataKey));
+    }
+    Manifest m =
+        new Manifest(
+            Manifest.FORMAT,
+            Manifest.VERSION,
+            store.uri().name(),
+            created.toString(),
+            Instant.now().toString(),
+            source,
+            timings,
+            enc,
+            new ArrayList<>(entries.values()),
+            total,
+            stored,
+            null);
+    return dataKey == null ? m : m.withMac(Manifest.mac(m, dataKey));
+  }
+
+  @Override
+  public void abort() {
+    List<ObjectChannel> pending;
+    List<String> keys;
+    synchronized (this) {
+      if (committed || aborted) {
+        return;
+      }
+      aborted = true;
+      pending = new ArrayList<>(open.values());
+      open.clear();
+      keys = new ArrayList<>(storedKeys);
+    }
+    for (ObjectChannel ch : pending) {
+      ch.upload.discard();
+    }
+    try {
+      store.backend().delete(keys);
+    } catch (StorageException e) {
+      // best effort: without a manifest the leftovers list as incomplete and 'stasis rm' removes
+      // them
+    }
+    transfers.close();
+  }
+
+  @Override
+  public String describe() {
+    return store.uri().toString();
+  }
+
+  @Override
+  public void close() {
+    abort();
+    if (ownsStore) {
+      store.close();
+    }
+  }
+
+  /** The dump's view of one object; closing it completes the upload. */
+  private final class ObjectChannel implements WritableByteChannel {
+    final String name;
+    final String key;
+    final Digests.Out content;
+    final Digests.Out stored;
+    final UploadStream upload;
+    final String compression;
+    final boolean encrypted;
+    private boolean isOpen = true;
+
+    ObjectChannel(
+        String name,
+        String key,
+        Digests.Out content,
+        Digests.Out stored,
+        UploadStream upload,
+        String compression,
+        boolean encrypted) {
+      this.name = name;
+      this.key = key;
+      this.content = content;
+      this.stored = stored;
+      this.upload = upload;
+      this.compression = compression;
+      this.encrypted = encrypted;
+    }
+
+    @Override
+    public int write(ByteBuffer src) throws IOException {
+      if (!isOpen) {
+        throw new java.nio.channels.ClosedChannelException();
+      }
+      long t0 = System.nanoTime();
+      int n = src.remaining();
+      try {
+        if (src.hasArray()) {
+          content.write(src.array(), src.arrayOffset() + src.position(), n);
+          src.position(src.limit());
+        } else {
+          byte[] tmp = new byte[Math.min(n, 256 * 1024)];
+          while (src.hasRemaining()) {
+            int k = Math.min(tmp.length, src.remaining());
+            src.get(tmp, 0, k);
+            content.write(tmp, 0, k);
+          }
+        }
+      } catch (IOException | RuntimeException e) {
+        fail(e);
+        throw e;
+      } finally {
+        synchronized (CheckpointWriter.this) {
+          streamNanos += System.nanoTime() - t0;
+        }
+      }
+      return n;
+    }
+
+    private void fail(Exception e) {
+      isOpen = false;
+      upload.discard();
+      closed(this, e instanceof IOException io ? io : new IOException(e));
+    }
+
+    @Override
+    public boolean isOpen() {
+      return isOpen;
+    }
+
+    @Override
+    public void close() throws IOException {
+      if (!isOpen) {
+        return;
+      }
+      isOpen = false;
+      long t0 = System.nanoTime();
+      try {
+        content.close();
+      } catch (IOException | RuntimeException e) {
+        upload.discard();
+        closed(this, e instanceof IOException io ? io : new IOException(e));
+        throw e;
+      } finally {
+        synchronized (CheckpointWriter.this) {
+          streamNanos += System.nanoTime() - t0;
+        }
+      }
+      closed(this, null);
+    }
+  }
+}

@@ -1,0 +1,60 @@
+package dev.stasis.storage;
+
+/**
+ * How a checkpoint is written. Compression and encryption are off by default.
+ *
+ * @param partSize bytes per multipart part (S3 needs at least 5 MiB except for the last part)
+ * @param inFlightParts parts uploaded at once; the writer blocks when all are busy
+ * @param compression "none" or "zstd"
+ * @param zstdLevel zstd level when compressing
+ * @param encryptionKey the user's key-encryption key, or null for no encryption (and, on fetch, the
+ *     key to decrypt with)
+ * @param s3 how to reach S3 for s3:// URIs (null: resolved from the environment when needed)
+ */
+public record StoreOptions(
+    int partSize,
+    int inFlightParts,
+    String compression,
+    int zstdLevel,
+    EncryptionKey encryptionKey,
+    S3Config s3) {
+
+  public static final int MIN_S3_PART = 5 << 20;
+
+  public static StoreOptions defaults() {
+    return new StoreOptions(8 << 20, 4, "none", 3, null, null);
+  }
+
+  public StoreOptions withCompression(String c, int level) {
+    return new StoreOptions(partSize, inFlightParts, c, level, encryptionKey, s3);
+  }
+
+  public StoreOptions withEncryption(EncryptionKey k) {
+    return new StoreOptions(partSize, inFlightParts, compression, zstdLevel, k, s3);
+  }
+
+  public StoreOptions withParts(int size, int inFlight) {
+    return new StoreOptions(size, inFlight, compression, zstdLevel, encryptionKey, s3);
+  }
+
+  public StoreOptions withS3(S3Config c) {
+    return new StoreOptions(partSize, inFlightParts, compression, zstdLevel, encryptionKey, c);
+  }
+
+  void validate(boolean s3Backend) throws StorageException {
+    if (!compression.equals("none") && !compression.equals("zstd")) {
+      throw new StorageException("unknown compression '" + compression + "' (use none or zstd)");
+    }
+    if (inFlightParts < 1 || inFlightParts > 64) {
+      throw new StorageException("in-flight parts must be 1..64, not " + inFlightParts);
+    }
+    if (partSize < (s3Backend ? MIN_S3_PART : 4096) || partSize > (512 << 20)) {
+      throw new StorageException(
+          "part size "
+              + partSize
+              + " is out of range ("
+              + (s3Backend ? "5 MiB" : "4 KiB")
+              + " .. 512 MiB)");
+    }
+  }
+}

@@ -1,0 +1,246 @@
+package dev.stasis.storage;
+
+import static org.junit.jupiter.api.Assertions.assertArrayEquals;
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
+import static org.junit.jupiter.api.Assertions.assertThrows;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import dev.stasis.images.ImageSink;
+import java.io.IOException;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.List;
+import java.util.Map;
+import java.util.stream.Stream;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+
+/** The local-directory backend end to end: write, list, fetch with verification, rm. */
+class LocalCheckpointStoreTest {
+  @TempDir Path tmp;
+
+  private static final EncryptionKey KEY = keyOf("ab");
+
+  static EncryptionKey keyOf(String hexByte) {
+    try {
+      return EncryptionKey.parse(hexByte.repeat(32), "test");
+    } catch (StorageException e) {
+      throw new AssertionError(e);
+    }
+  }
+
+  private StoreOptions small() {
+    return StoreOptions.defaults().withParts(256 * 1024, 2);
+  }
+
+  private Map<String, byte[]> dump(String uri, StoreOptions o) throws IOException {
+    try (CheckpointStore s = CheckpointStore.open(uri, o);
+        ImageSink sink = s.newCheckpoint()) {
+      Map<String, byte[]> files = SyntheticImages.write(sink, 3 * 1024 * 1024 + 123);
+      sink.commit();
+      return files;
+    }
+  }
+
+  private static List<String> names(Path dir) throws IOException {
+    try (Stream<Path> s = Files.list(dir)) {
+      return s.map(p -> p.getFileName().toString()).sorted().toList();
+    }
+  }
+
+  private void assertFetched(Path dir, Map<String, byte[]> files) throws IOException {
+    for (Map.Entry<String, byte[]> e : files.entrySet()) {
+      assertArrayEquals(e.getValue(), Files.readAllBytes(dir.resolve(e.getKey())), e.getKey());
+    }
+    assertEquals(files.keySet().stream().sorted().toList(), names(dir));
+  }
+
+  @Test
+  void plainCheckpointRoundTripsAndLists() throws IOException {
+    String uri = "file://" + tmp.resolve("store/cp1");
+    Map<String, byte[]> files = dump(uri, small());
+    Path root = tmp.resolve("store/cp1");
+    assertTrue(Files.isRegularFile(root.resolve("manifest.json")));
+    assertArrayEquals(
+        files.get("pages-1.img"), Files.readAllBytes(root.resolve("checkpoint/pages-1.img")));
+    Manifest m = Manifest.parse(Files.readAllBytes(root.resolve("manifest.json")), "t");
+    assertEquals(files.size(), m.objects().size());
+    assertEquals("42", m.source().get("source.pids"));
+    assertEquals(17L, m.timings().get("frozen_ms"));
+    assertTrue(m.source().containsKey("kernel.release"), m.source().toString());
+
+    try (CheckpointStore s = CheckpointStore.open("file://" + tmp.resolve("store"), small())) {
+      List<CheckpointStore.Listing> l = s.list();
+      assertEquals(1, l.size());
+      assertEquals("cp1", l.get(0).name());
+      assertTrue(l.get(0).complete(), String.valueOf(l.get(0).why()));
+    }
+    Path out = tmp.resolve("restore");
+    try (CheckpointStore s = CheckpointStore.open(uri, small())) {
+      s.fetch(out);
+    }
+    assertFetched(out, files);
+  }
+
+  @Test
+  void compressedAndEncryptedRoundTrip() throws IOException {
+    String uri = "file://" + tmp.resolve("enc");
+    StoreOptions o = small().withCompression("zstd", 3).withEncryption(KEY);
+    Map<String, byte[]> files = dump(uri, o);
+    Path stored = tmp.resolve("enc/checkpoint/pages-1.img.zst.aes");
+    assertTrue(Files.size(stored) < files.get("pages-1.img").length, "compressed");
+    Manifest m = Manifest.parse(Files.readAllBytes(tmp.resolve("enc/manifest.json")), "t");
+    assertEquals("AES-256-GCM", m.encryption().algorithm());
+    assertTrue(m.mac() != null);
+    Path out = tmp.resolve("restore");
+    try (CheckpointStore s = CheckpointStore.open(uri, small().withEncryption(KEY))) {
+      s.fetch(out);
+    }
+    assertFetched(out, files);
+
+    // wrong key: clear error, nothing written
+    Path out2 = tmp.resolve("restore2");
+    try (CheckpointStore s = CheckpointStore.open(uri, small().withEncryption(keyOf("cd")))) {
+      VerificationException e = assertThrows(VerificationException.class, () -> s.fetch(out2));
+      assertTrue(e.getMessage().startsWith("wrong encryption key"), e.getMessage());
+    }
+    assertTrue(!Files.exists(out2) || names(out2).isEmpty());
+    // no key at all
+    try (CheckpointStore s = CheckpointStore.open(uri, small())) {
+      StorageException e = assertThrows(StorageException.class, () -> s.fetch(out2));
+      assertTrue(e.getMessage().contains("is encrypted"), e.getMessage());
+    }
+  }
+
+  @Test
+  void flippedBitInStoredObjectFailsFetchAndWritesNothing() throws IOException {
+    for (boolean enc : new boolean[] {false, true}) {
+      Path root = tmp.resolve(enc ? "e" : "p");
+      StoreOptions o = enc ? small().withEncryption(KEY) : small();
+      dump("file://" + root, o);
+      Path obj = root.resolve(enc ? "checkpoint/pages-1.img.aes" : "checkpoint/pages-1.img");
+      byte[] b = Files.readAllBytes(obj);
+      b[b.length / 2] ^= 0x10;
+      Files.write(obj, b);
+      Path out = tmp.resolve("out-" + enc);
+      try (CheckpointStore s = CheckpointStore.open("file://" + root, o)) {
+        VerificationException e = assertThrows(VerificationException.class, () -> s.fetch(out));
+        assertTrue(e.getMessage().contains("pages-1.img"), e.getMessage());
+      }
+      assertEquals(List.of(), names(out), "nothing placed after a failed verification");
+    }
+  }
+
+  @Test
+  void abortedOrUncommittedCheckpointLeavesNothingComplete() throws IOException {
+    String uri = "file://" + tmp.resolve("a");
+    try (CheckpointStore s = CheckpointStore.open(uri, small());
+        ImageSink sink = s.newCheckpoint()) {
+      SyntheticImages.write(sink, 1 << 20);
+      // no commit: close aborts
+    }
+    try (CheckpointStore s = CheckpointStore.open(uri, small())) {
+      assertEquals(List.of(), s.objectKeys());
+      assertEquals(List.of(), s.pendingUploads());
+    }
+  }
+
+  @Test
+  void checkpointWithoutManifestListsIncompleteAndCannotBeFetched() throws IOException {
+    Path root = tmp.resolve("s/half");
+    dump("file://" + root, small());
+    Files.delete(root.resolve("manifest.json"));
+    try (CheckpointStore s = CheckpointStore.open("file://" + tmp.resolve("s"), small())) {
+      CheckpointStore.Listing l = s.list().get(0);
+      assertFalse(l.complete());
+      assertEquals("half", l.name());
+    }
+    try (CheckpointStore s = CheckpointStore.open("file://" + root, small())) {
+      StorageException e = assertThrows(StorageException.class, () -> s.fetch(tmp.resolve("o")));
+      assertTrue(e.getMessage().contains("incomplete"), e.getMessage());
+      CheckpointStore.Deleted d = s.delete();
+      assertEquals(7, d.objects());
+      assertEquals(List.of(), s.objectKeys());
+    }
+  }
+
+  @Test
+  void hostileManifestIsRejected() throws IOException {
+    Path root = tmp.resolve("h");
+    dump("file://" + root, small());
+    String json = Files.readString(root.resolve("manifest.json"));
+    for (String bad :
+        new String[] {
+          "checkpoint/../../evil", "/etc/passwd", "checkpoint/.hidden", "checkpoint/a/b"
+        }) {
+      Files.writeString(
+          root.resolve("manifest.json"),
+          json.replace("\"name\" : \"checkpoint/core-42.img\"", "\"name\" : \"" + bad + "\""));
+      Path out = tmp.resolve("o");
+      try (CheckpointStore s = CheckpointStore.open("file://" + root, small())) {
+        VerificationException e = assertThrows(VerificationException.class, () -> s.fetch(out));
+        assertTrue(e.getMessage().contains("hostile"), e.getMessage());
+      }
+      assertFalse(Files.exists(tmp.resolve("evil")));
+    }
+    // a key that escapes the checkpoint
+    Files.writeString(
+        root.resolve("manifest.json"),
+        json.replace("\"key\" : \"checkpoint/core-42.img\"", "\"key\" : \"../../x\""));
+    try (CheckpointStore s = CheckpointStore.open("file://" + root, small())) {
+      assertThrows(VerificationException.class, () -> s.fetch(tmp.resolve("o")));
+    }
+  }
+
+  @Test
+  void symlinkedObjectIsNotFollowed() throws IOException {
+    Path root = tmp.resolve("l");
+    dump("file://" + root, small());
+    Path secret = Files.writeString(tmp.resolve("secret"), "not an image");
+    Path obj = root.resolve("checkpoint/core-42.img");
+    Files.delete(obj);
+    Files.createSymbolicLink(obj, secret);
+    try (CheckpointStore s = CheckpointStore.open("file://" + root, small())) {
+      StorageException e = assertThrows(StorageException.class, () -> s.fetch(tmp.resolve("o")));
+      assertTrue(e.getMessage().contains("core-42.img"), e.getMessage());
+      assertFalse(s.list().get(0).complete(), "a symlink is not an object");
+    }
+    // a symlink in the target directory is never written through
+    Path root2 = tmp.resolve("l2");
+    dump("file://" + root2, small());
+    Path out = Files.createDirectories(tmp.resolve("o2"));
+    Files.createSymbolicLink(out.resolve("core-42.img"), secret);
+    try (CheckpointStore s = CheckpointStore.open("file://" + root2, small())) {
+      StorageException e = assertThrows(StorageException.class, () -> s.fetch(out));
+      assertTrue(e.getMessage().contains("already contains core-42.img"), e.getMessage());
+    }
+    assertEquals("not an image", Files.readString(secret));
+  }
+
+  @Test
+  void existingCheckpointIsNeverOverwritten() throws IOException {
+    String uri = "file://" + tmp.resolve("x");
+    dump(uri, small());
+    try (CheckpointStore s = CheckpointStore.open(uri, small())) {
+      StorageException e = assertThrows(StorageException.class, s::newCheckpoint);
+      assertTrue(e.getMessage().contains("already exists"), e.getMessage());
+    }
+  }
+
+  @Test
+  void badUrisAndOptionsGiveOneLineErrors() {
+    for (String u :
+        new String[] {
+          "", "http://x/y", "s3:///nobucket", "file://host/p", "s3://B_ad/x", "s3://bkt/a/../b"
+        }) {
+      StorageException e = assertThrows(StorageException.class, () -> CheckpointUri.parse(u), u);
+      assertFalse(e.getMessage().contains("\n"));
+    }
+    assertThrows(
+        StorageException.class,
+        () ->
+            CheckpointStore.open(
+                "file:///tmp/x", StoreOptions.defaults().withCompression("lzma", 1)));
+  }
+}

@@ -1,0 +1,135 @@
+package dev.stasis.storage;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
+import static org.junit.jupiter.api.Assertions.assertThrows;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import dev.stasis.images.ImageSink;
+import dev.stasis.testing.S3Server;
+import java.io.IOException;
+import java.net.ServerSocket;
+import java.nio.ByteBuffer;
+import java.nio.channels.WritableByteChannel;
+import java.util.List;
+import org.junit.jupiter.api.Test;
+
+/** Every way the S3 side can fail: each gives one clear line, no manifest, no upload left. */
+class S3FaultsIT {
+
+  private static StoreOptions opts(S3Config c) {
+    return StoreOptions.defaults().withParts(StoreOptions.MIN_S3_PART, 2).withS3(c);
+  }
+
+  private static void assertOneLine(String m) {
+    assertFalse(m.contains("\n"), m);
+  }
+
+  @Test
+  void unreachableEndpointFailsFastWithEndpointAndBucket() throws IOException {
+    int port;
+    try (ServerSocket s = new ServerSocket(0)) {
+      port = s.getLocalPort();
+    }
+    S3Config c =
+        new S3Config("http://127.0.0.1:" + port, "us-east-1", false, null, "a", "b", 3, 50);
+    long t0 = System.nanoTime();
+    try (CheckpointStore store = CheckpointStore.open("s3://somebucket/x", opts(c))) {
+      StorageException e = assertThrows(StorageException.class, store::newCheckpoint);
+      assertTrue(e.getMessage().contains("127.0.0.1:" + port), e.getMessage());
+      assertTrue(e.getMessage().contains("unreachable"), e.getMessage());
+      assertTrue(e.getMessage().contains("somebucket"), e.getMessage());
+      assertTrue(e.getMessage().contains("after 3 attempts"), e.getMessage());
+      assertOneLine(e.getMessage());
+    }
+    assertTrue(System.nanoTime() - t0 < 10_000_000_000L, "bounded retries");
+  }
+
+  @Test
+  void wrongCredentialsMissingBucketAndAbortLeaveNothing() throws IOException {
+    try (S3Server s3 = S3Server.start().bucket("real")) {
+      S3Config bad =
+          new S3Config(
+              s3.endpoint(), "us-east-1", false, null, S3Server.ACCESS_KEY, "wrong-secret", 3, 50);
+      try (CheckpointStore store = CheckpointStore.open("s3://real/cp", opts(bad))) {
+        StorageException e = assertThrows(StorageException.class, store::newCheckpoint);
+        assertTrue(
+            e.getMessage().startsWith("access denied to bucket 'real' at " + s3.endpoint()),
+            e.getMessage());
+        assertOneLine(e.getMessage());
+      }
+      try (CheckpointStore store =
+          CheckpointStore.open("s3://nosuchbucket/cp", opts(s3.config()))) {
+        StorageException e = assertThrows(StorageException.class, store::newCheckpoint);
+        assertEquals("bucket 'nosuchbucket' does not exist at " + s3.endpoint(), e.getMessage());
+        StorageException e2 = assertThrows(StorageException.class, store::list);
+        assertEquals(e.getMessage(), e2.getMessage());
+      }
+      // a dump that fails half way: the sink is aborted; its multipart upload and objects go
+      try (CheckpointStore store = CheckpointStore.open("s3://real/cp", opts(s3.config()))) {
+        ImageSink sink = store.newCheckpoint();
+        try (WritableByteChannel c = sink.create("core-1.img")) {
+          c.write(ByteBuffer.wrap(new byte[1000]));
+        }
+        WritableByteChannel pages = sink.create("pages-1.img");
+        byte[] mib = SyntheticImages.bytes(3, 1 << 20);
+        for (int i = 0; i < 12; i++) {
+          pages.write(ByteBuffer.wrap(mib));
+        }
+        assertEquals(List.of("cp/checkpoint/pages-1.img"), store.pendingUploads());
+        sink.abort();
+        assertEquals(List.of(), store.pendingUploads());
+        assertEquals(List.of(), store.objectKeys());
+      }
+    }
+  }
+
+  @Test
+  void serverGoingAwayMidUploadFailsCleanlyAndRmCleansUp() throws Exception {
+    try (S3Server s3 = S3Server.start().bucket("bkt")) {
+      byte[] mib = SyntheticImages.bytes(4, 1 << 20);
+      IOException failure = null;
+      long t0 = 0;
+      try (CheckpointStore store = CheckpointStore.open("s3://bkt/cp", opts(s3.config()));
+          ImageSink sink = store.newCheckpoint()) {
+        try (WritableByteChannel c = sink.create("core-1.img")) {
+          c.write(ByteBuffer.wrap(new byte[1000]));
+        }
+        WritableByteChannel pages = sink.create("pages-1.img");
+        try {
+          for (int i = 0; i < 64; i++) {
+            if (i == 12) {
+              s3.stop();
+              t0 = System.nanoTime();
+            }
+            pages.write(ByteBuffer.wrap(mib));
+          }
+          pages.close();
+          sink.commit();
+        } catch (IOException e) {
+          failure = e;
+        }
+      }
+      assertTrue(failure != null, "the dump must fail when the server goes away");
+      long ms = (System.nanoTime() - t0) / 1_000_000;
+      assertTrue(ms < 15_000, "failed after " + ms + " ms: retries must be bounded");
+      String m = failure.getMessage();
+      assertTrue(m.contains(s3.endpoint()) && m.contains("'bkt'"), m);
+      assertTrue(m.contains("gave up after 3 attempts"), m);
+      assertOneLine(m);
+
+      s3.restart();
+      try (CheckpointStore store = CheckpointStore.open("s3://bkt/cp", opts(s3.config()))) {
+        assertFalse(store.objectKeys().contains("cp/manifest.json"), "no manifest after a failure");
+        // the abort could not reach the server, so leftovers exist; they list as incomplete
+        List<CheckpointStore.Listing> l = store.list();
+        assertEquals(1, l.size(), l.toString());
+        assertFalse(l.get(0).complete());
+        CheckpointStore.Deleted d = store.delete();
+        assertTrue(d.objects() + d.uploadsAborted() > 0, d.toString());
+        assertEquals(List.of(), store.pendingUploads());
+        assertEquals(List.of(), store.objectKeys());
+      }
+    }
+  }
+}

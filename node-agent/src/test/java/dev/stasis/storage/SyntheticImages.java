@@ -1,0 +1,64 @@
+package dev.stasis.storage;
+
+import dev.stasis.images.ImageSink;
+import java.io.IOException;
+import java.nio.ByteBuffer;
+import java.nio.channels.WritableByteChannel;
+import java.util.LinkedHashMap;
+import java.util.Map;
+import java.util.Random;
+
+/**
+ * A made-up image set, written through an {@link ImageSink} the way the dump writes one: small
+ * images created and closed while the pages file stays open and grows in 1 MiB writes.
+ */
+final class SyntheticImages {
+  private SyntheticImages() {}
+
+  /** Deterministic, half random half zero (so compression has something to do) bytes. */
+  static byte[] bytes(long seed, int n) {
+    byte[] b = new byte[n];
+    Random r = new Random(seed);
+    for (int i = 0; i < n; i += 4096) {
+      if ((i / 4096) % 2 == 0) {
+        byte[] page = new byte[Math.min(4096, n - i)];
+        r.nextBytes(page);
+        System.arraycopy(page, 0, b, i, page.length);
+      }
+    }
+    return b;
+  }
+
+  /** Writes the set and returns name -> content; does not commit. */
+  static Map<String, byte[]> write(ImageSink sink, int pagesBytes) throws IOException {
+    Map<String, byte[]> files = new LinkedHashMap<>();
+    files.put("inventory.img", bytes(1, 100));
+    files.put("pstree.img", bytes(2, 37));
+    files.put("core-42.img", bytes(3, 5000));
+    files.put("mm-42.img", bytes(4, 12000));
+    files.put("empty.img", new byte[0]);
+    files.put("pagemap-42.img", bytes(5, 3000));
+    byte[] pages = bytes(6, pagesBytes);
+    try (WritableByteChannel p = sink.create("pages-1.img")) {
+      for (Map.Entry<String, byte[]> e : files.entrySet()) {
+        try (WritableByteChannel c = sink.create(e.getKey())) {
+          ByteBuffer bb = ByteBuffer.wrap(e.getValue());
+          while (bb.hasRemaining()) {
+            c.write(bb);
+          }
+        }
+      }
+      for (int off = 0; off < pages.length; off += 1 << 20) {
+        ByteBuffer bb = ByteBuffer.allocateDirect(Math.min(1 << 20, pages.length - off));
+        bb.put(pages, off, bb.remaining()).flip();
+        while (bb.hasRemaining()) {
+          p.write(bb);
+        }
+      }
+    }
+    files.put("pages-1.img", pages);
+    sink.recordMetadata(
+        Map.of("source.pids", "42", "timing.frozen_ms", "17", "criu.images_version", "4.1"));
+    return files;
+  }
+}

@@ -1,0 +1,198 @@
+package dev.stasis.testing;
+
+import dev.stasis.storage.S3Config;
+import java.io.IOException;
+import java.io.UncheckedIOException;
+import java.net.InetSocketAddress;
+import java.net.ServerSocket;
+import java.net.Socket;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.Comparator;
+import java.util.List;
+import java.util.Map;
+import java.util.concurrent.TimeUnit;
+import java.util.stream.Stream;
+
+/**
+ * A real S3 server for tests: S3Proxy 4.1.0 with its filesystem backend, run as its own process
+ * (its fat jar would clash with minio's dependencies on our classpath) on 127.0.0.1 and a random
+ * port, logging at INFO. Buckets are directories under {@link #dataDir()}, objects are files, so a
+ * test can corrupt or inspect what is stored. {@link #stop()} and {@link #restart()} simulate the
+ * service going away and coming back with the same data.
+ *
+ * <p>The jar comes from the {@code stasis.s3proxy.jar} system property (set by node-agent's
+ * failsafe configuration) or the local Maven repository.
+ */
+public final class S3Server implements AutoCloseable {
+  public static final String ACCESS_KEY = "stasis-test-access";
+  public static final String SECRET_KEY = "stasis-test-secret-key";
+
+  private final Path dir;
+  private final Path data;
+  private final int port;
+  private Process process;
+
+  private S3Server(Path dir, int port) {
+    this.dir = dir;
+    this.data = dir.resolve("data");
+    this.port = port;
+  }
+
+  /** Starts a server with no buckets. */
+  public static S3Server start() throws IOException {
+    Path dir = Files.createTempDirectory("stasis-s3-");
+    Files.createDirectories(dir.resolve("data"));
+    int port;
+    try (ServerSocket s = new ServerSocket(0, 1, java.net.InetAddress.getLoopbackAddress())) {
+      port = s.getLocalPort();
+    }
+    S3Server server = new S3Server(dir, port);
+    Files.writeString(
+        dir.resolve("s3proxy.properties"),
+        String.join(
+            "\n",
+            "s3proxy.endpoint=http://127.0.0.1:" + port,
+            "s3proxy.authorization=aws-v2-or-v4",
+            "s3proxy.identity=" + ACCESS_KEY,
+            "s3proxy.credential=" + SECRET_KEY,
+            "jclouds.provider=filesystem",
+            "jclouds.filesystem.basedir=" + dir.resolve("data"),
+            ""));
+    Files.writeString(
+        dir.resolve("logback.xml"),
+        "<configuration><appender name=\"F\" class=\"ch.qos.logback.core.FileAppender\">"
+            + "<file>"
+            + dir.resolve("s3proxy.log")
+            + "</file><encoder><pattern>%d %level %logger{20} %msg%n"
+            + "</pattern></encoder></appender><root level=\"INFO\"><appender-ref ref=\"F\"/></root>"
+            + "</configuration>");
+    server.launch();
+    return server;
+  }
+
+  static Path jar() {
+    String p = System.getProperty("stasis.s3proxy.jar");
+    if (p != null && Files.isRegularFile(Path.of(p))) {
+      return Path.of(p);
+    }
+    Path m2 =
+        Path.of(
+            System.getProperty("user.home"),
+            ".m2/repository/org/gaul/s3proxy/4.1.0/s3proxy-4.1.0-jar-with-dependencies.jar");
+    if (Files.isRegularFile(m2)) {
+      return m2;
+    }
+    throw new IllegalStateException(
+        "S3Proxy jar not found: run through 'mvn verify' (it resolves org.gaul:s3proxy:4.1.0:jar-with-dependencies)");
+  }
+
+  private void launch() throws IOException {
+    List<String> cmd =
+        List.of(
+            Path.of(System.getProperty("java.home"), "bin", "java").toString(),
+            "-Xmx256m",
+            "-XX:+UseSerialGC",
+            "-XX:TieredStopAtLevel=1",
+            "-Dlogback.configurationFile=" + dir.resolve("logback.xml"),
+            "-jar",
+            jar().toString(),
+            "--properties",
+            dir.resolve("s3proxy.properties").toString());
+    process =
+        new ProcessBuilder(cmd)
+            .redirectErrorStream(true)
+            .redirectOutput(ProcessBuilder.Redirect.appendTo(dir.resolve("s3proxy.out").toFile()))
+            .start();
+    long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(30);
+    while (System.nanoTime() < deadline) {
+      if (!process.isAlive()) {
+        throw new IOException(
+            "S3Proxy exited at start: " + Files.readString(dir.resolve("s3proxy.out")));
+      }
+      try (Socket s = new Socket()) {
+        s.connect(new InetSocketAddress("127.0.0.1", port), 200);
+        return;
+      } catch (IOException e) {
+        try {
+          Thread.sleep(50);
+        } catch (InterruptedException ie) {
+          Thread.currentThread().interrupt();
+          throw new IOException("interrupted", ie);
+        }
+      }
+    }
+    throw new IOException("S3Proxy did not listen on port " + port + " within 30 s");
+  }
+
+  /** Creates a bucket (a directory of the filesystem backend). */
+  public S3Server bucket(String name) throws IOException {
+    Files.createDirectories(data.resolve(name));
+    return this;
+  }
+
+  public String endpoint() {
+    return "http://127.0.0.1:" + port;
+  }
+
+  public int port() {
+    return port;
+  }
+
+  public Path dataDir() {
+    return data;
+  }
+
+  /** Client settings for this server: path style, its credentials, fast bounded retries. */
+  public S3Config config() {
+    return new S3Config(endpoint(), "us-east-1", false, null, ACCESS_KEY, SECRET_KEY, 3, 100);
+  }
+
+  /** Environment for a CLI subprocess talking to this server. */
+  public Map<String, String> env() {
+    return Map.of(
+        "AWS_ACCESS_KEY_ID",
+        ACCESS_KEY,
+        "AWS_SECRET_ACCESS_KEY",
+        SECRET_KEY,
+        S3Config.ENDPOINT_ENV,
+        endpoint());
+  }
+
+  /** Kills the server (as a crash would); the data stays. */
+  public void stop() {
+    if (process != null && process.isAlive()) {
+      process.destroyForcibly();
+      try {
+        process.waitFor(10, TimeUnit.SECONDS);
+      } catch (InterruptedException e) {
+        Thread.currentThread().interrupt();
+      }
+    }
+  }
+
+  /** Starts the server again on the same port with the same data. */
+  public void restart() throws IOException {
+    stop();
+    launch();
+  }
+
+  /** Bytes stored under the data directory (objects, parts and upload stubs alike). */
+  public long storedBytes() {
+    try (Stream<Path> s = Files.walk(data)) {
+      return s.filter(Files::isRegularFile).mapToLong(p -> p.toFile().length()).sum();
+    } catch (IOException | UncheckedIOException e) {
+      return -1;
+    }
+  }
+
+  @Override
+  public void close() {
+    stop();
+    try (Stream<Path> s = Files.walk(dir)) {
+      s.sorted(Comparator.reverseOrder()).forEach(p -> p.toFile().delete());
+    } catch (IOException e) {
+      // temp dir: best effort
+    }
+  }
+}
