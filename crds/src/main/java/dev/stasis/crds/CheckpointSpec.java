@@ -42,7 +42,7 @@ public class CheckpointSpec {
   @JsonPropertyDescription("Compression of the stored image files.")
   private Compression compression = Compression.none;
 
-  @JsonPropertyDescription("Client-side encryption of the stored image files.")
+  @JsonPropertyDescription("Client-side encryption (AES-GCM) of the stored image files.")
   private EncryptionSpec encryption;
 
   @Default("Retain")
@@ -129,7 +129,7 @@ public class CheckpointSpec {
   /** Compression of stored image files. */
   public enum Compression {
     none,
-    gzip
+    zstd
   }
 
   /** What happens to the stored images when the Checkpoint is deleted. */

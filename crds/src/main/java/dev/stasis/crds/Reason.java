@@ -24,8 +24,8 @@ public enum Reason {
   StorageNotConfigured(true),
   StorageSecretNotFound(true),
   StorageSecretInOtherNamespace(true),
-  EncryptionNotSupported(true),
-  CompressionNotSupported(true),
+  EncryptionSecretNotFound(true),
+  EncryptionSecretInOtherNamespace(true),
   SpecChanged(true),
   // execution errors
   AgentUnavailable(false),

@@ -14,7 +14,8 @@ import picocli.CommandLine.Command;
       DemoCommand.class,
       LsCommand.class,
       FetchCommand.class,
-      RmCommand.class
+      RmCommand.class,
+      AgentCommand.class
     })
 public final class Main implements Runnable {
 

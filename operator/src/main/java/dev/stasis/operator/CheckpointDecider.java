@@ -168,40 +168,32 @@ public final class CheckpointDecider {
     if (storage == null && defaultStorageUri.isEmpty()) {
       return fail(
           Reason.StorageNotConfigured,
-          "spec.storage is not set and the operator has no default store (stasis.default-storage-uri)");
+          "spec.storage is not set and the operator has no default store"
+              + " (stasis.default-storage-uri)");
     }
     if (storage != null && storage.getCredentialsSecretRef() != null) {
-      CheckpointSpec.SecretRef ref = storage.getCredentialsSecretRef();
-      if (ref.getNamespace() != null
-          && !ref.getNamespace().isEmpty()
-          && !ref.getNamespace().equals(ns)) {
-        return fail(
-            Reason.StorageSecretInOtherNamespace,
-            "storage secret "
-                + ref.getNamespace()
-                + "/"
-                + ref.getName()
-                + " is not in the checkpoint's namespace "
-                + ns
-                + "; only same-namespace secrets may be used");
-      }
-      if (!o.secretExists().test(ref.getName())) {
-        return fail(
-            Reason.StorageSecretNotFound,
-            "storage secret " + ns + "/" + ref.getName() + " not found");
+      Decision bad =
+          checkSecret(
+              o,
+              "storage",
+              storage.getCredentialsSecretRef(),
+              Reason.StorageSecretInOtherNamespace,
+              Reason.StorageSecretNotFound);
+      if (bad != null) {
+        return bad;
       }
     }
     if (spec.getEncryption() != null) {
-      return fail(
-          Reason.EncryptionNotSupported,
-          "spec.encryption is not supported by this version of stasis; remove it");
-    }
-    if (spec.getCompression() != null && spec.getCompression() != CheckpointSpec.Compression.none) {
-      return fail(
-          Reason.CompressionNotSupported,
-          "spec.compression="
-              + spec.getCompression()
-              + " is not supported by this version; use none");
+      Decision bad =
+          checkSecret(
+              o,
+              "encryption key",
+              spec.getEncryption().getKeySecretRef(),
+              Reason.EncryptionSecretInOtherNamespace,
+              Reason.EncryptionSecretNotFound);
+      if (bad != null) {
+        return bad;
+      }
     }
 
     Optional<Checkpoint> ahead =
@@ -238,6 +230,29 @@ public final class CheckpointDecider {
             .containers(refs),
         nodeName,
         poll);
+  }
+
+  private static Decision checkSecret(
+      Observed o, String what, CheckpointSpec.SecretRef ref, Reason otherNs, Reason missing) {
+    String ns = o.cr().getMetadata().getNamespace();
+    if (ref.getNamespace() != null
+        && !ref.getNamespace().isEmpty()
+        && !ref.getNamespace().equals(ns)) {
+      return fail(
+          otherNs,
+          what
+              + " secret "
+              + ref.getNamespace()
+              + "/"
+              + ref.getName()
+              + " is not in the checkpoint's namespace "
+              + ns
+              + "; only same-namespace secrets may be used");
+    }
+    if (!o.secretExists().test(ref.getName())) {
+      return fail(missing, what + " secret " + ns + "/" + ref.getName() + " not found");
+    }
+    return null;
   }
 
   /** Creation order, ties broken by name: checkpoints of one pod run in this order. */

@@ -1,0 +1,144 @@
+package dev.stasis.testing;
+
+import java.io.IOException;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.security.SecureRandom;
+import java.util.HexFormat;
+import java.util.List;
+import java.util.concurrent.TimeUnit;
+
+/**
+ * A real container for tests: runc with a busybox-static rootfs, its own PID, mount, IPC, UTS and
+ * network namespaces, and stdio as pipes (stdin from a process that keeps it open, stdout through
+ * {@code cat} into a host log). The runc state lives in a private --root so that parallel builds
+ * never see each other's containers. The cgroup path mimics the kubelet's layout.
+ */
+public final class RuncContainer implements AutoCloseable {
+  private final String id;
+  private final Path dir;
+  private final Path root;
+  private final Path log;
+  private final int hostPid;
+  private final long feederGroup;
+
+  private RuncContainer(String id, Path dir, Path root, Path log, int hostPid, long feederGroup) {
+    this.id = id;
+    this.dir = dir;
+    this.root = root;
+    this.log = log;
+    this.hostPid = hostPid;
+    this.feederGroup = feederGroup;
+  }
+
+  /** A single-process container printing an increasing counter every 100 ms (no forks). */
+  public static RuncContainer counter(Path work) throws IOException, InterruptedException {
+    return start(work, "i=0; while :; do read -t 0.1 x; i=$((i+1)); echo $i; done");
+  }
+
+  public static RuncContainer start(Path work, String script)
+      throws IOException, InterruptedException {
+    byte[] r = new byte[32];
+    new SecureRandom().nextBytes(r);
+    String id = HexFormat.of().formatHex(r);
+    Path dir = Files.createDirectories(work.resolve("runc-" + id.substring(0, 12)));
+    Path rootfs = dir.resolve("rootfs");
+    for (String d : List.of("bin", "proc", "dev", "sys", "tmp", "etc")) {
+      Files.createDirectories(rootfs.resolve(d));
+    }
+    Files.copy(Path.of("/bin/busybox"), rootfs.resolve("bin/busybox"));
+    for (String tool : List.of("sh", "sleep", "cat")) {
+      Files.createSymbolicLink(rootfs.resolve("bin").resolve(tool), Path.of("busybox"));
+    }
+    run(dir, "runc", "spec");
+    Path config = dir.resolve("config.json");
+    String json = Files.readString(config);
+    json = json.replace("\"terminal\": true", "\"terminal\": false");
+    json = json.replace("\"readonly\": true", "\"readonly\": false");
+    json =
+        json.replaceFirst(
+            "\"args\": \\[\\s*\"sh\"\\s*\\]",
+            java.util.regex.Matcher.quoteReplacement(
+                "\"args\": [\"/bin/sh\", \"-c\", " + quote(script) + "]"));
+    json =
+        json.replaceFirst(
+            "\"linux\": \\{",
+            "\"linux\": {\n\t\t\"cgroupsPath\": \"/stasis-test/pod"
+                + id.substring(0, 8)
+                + "/"
+                + id
+                + "\",");
+    Files.writeString(config, json);
+    Path root = Files.createDirectories(dir.resolve("runc-root"));
+    Path log = dir.resolve("stdout.log");
+    Path pidFile = dir.resolve("pid");
+    // setsid: the feeder (sleep), runc and cat get their own group, killed in close().
+    String cmd =
+        "cd "
+            + dir
+            + " && setsid sh -c 'sleep 100000 | runc --root "
+            + root
+            + " run -d --pid-file "
+            + pidFile
+            + " "
+            + id
+            + " 2>&1 | cat > "
+            + log
+            + "' >/dev/null 2>&1 </dev/null & echo $!";
+    Process p = new ProcessBuilder("sh", "-c", cmd).redirectErrorStream(true).start();
+    String feeder = new String(p.getInputStream().readAllBytes()).trim();
+    p.waitFor();
+    long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(15);
+    while (!Files.exists(pidFile) || Files.readString(pidFile).isBlank()) {
+      if (System.nanoTime() > deadline) {
+        throw new IOException("runc did not start container " + id + ": " + Files.readString(log));
+      }
+      Thread.sleep(20);
+    }
+    int pid = Integer.parseInt(Files.readString(pidFile).trim());
+    return new RuncContainer(id, dir, root, log, pid, Long.parseLong(feeder));
+  }
+
+  public String id() {
+    return id;
+  }
+
+  /** As the kubelet reports it in the pod status. */
+  public String containerId() {
+    return "containerd://" + id;
+  }
+
+  public int hostPid() {
+    return hostPid;
+  }
+
+  public Path log() {
+    return log;
+  }
+
+  /** Lines the container printed so far. */
+  public int lines() throws IOException {
+    return (int) Files.readString(log).lines().count();
+  }
+
+  public boolean alive() {
+    return Files.exists(Path.of("/proc/" + hostPid));
+  }
+
+  @Override
+  public void close() throws IOException, InterruptedException {
+    run(dir, "runc", "--root", root.toString(), "kill", id, "KILL");
+    run(dir, "runc", "--root", root.toString(), "delete", "-f", id);
+    run(dir, "kill", "-KILL", "--", "-" + feederGroup);
+  }
+
+  private static String quote(String s) {
+    return "\"" + s.replace("\\", "\\\\").replace("\"", "\\\"") + "\"";
+  }
+
+  private static void run(Path dir, String... cmd) throws IOException, InterruptedException {
+    Process p = new ProcessBuilder(cmd).directory(dir.toFile()).redirectErrorStream(true).start();
+    p.getInputStream().readAllBytes();
+    p.waitFor(20, TimeUnit.SECONDS);
+  }
+}
