@@ -15,6 +15,7 @@ import picocli.CommandLine.Command;
       LsCommand.class,
       FetchCommand.class,
       RmCommand.class,
+      PushCommand.class,
       AgentCommand.class
     })
 public final class Main implements Runnable {

@@ -1,5 +1,6 @@
 package dev.stasis.compel;
 
+import dev.stasis.compel.arch.Arch;
 import java.io.IOException;
 
 /** Entry point of the compel layer: seizing process trees. Knows nothing about dumping. */
@@ -14,6 +15,12 @@ public final class Compel {
    *     such process, kernel thread, zombie, the agent itself or one of its ancestors, PID 1)
    */
   public static SeizedTree seize(int pid, boolean withDescendants) throws IOException {
-    throw new UnsupportedOperationException("compel: seize is not implemented yet");
+    Tracer tracer = new Tracer();
+    try {
+      return tracer.call(() -> new Seizer(tracer, Arch.current()).seizeTree(pid, withDescendants));
+    } catch (IOException | RuntimeException e) {
+      tracer.close();
+      throw e;
+    }
   }
 }

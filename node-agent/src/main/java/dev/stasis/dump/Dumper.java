@@ -53,6 +53,9 @@ public final class Dumper {
   /** The only pages file of a single-process dump (pagemap head points at it). */
   private static final int PAGES_ID = 1;
 
+  /** x86-64 AT_VECTOR_SIZE: 2 * (2 arch + 20 base entries + AT_NULL) words. */
+  private static final int AT_VECTOR_SIZE = 44;
+
   // Kernel-object and namespace ids as CRIU numbers them for a process in the host namespaces:
   // the dumper's own objects get 1, the target's 2; namespaces in CRIU's probing order.
   private static final int ROOT_OBJ_ID = 1;
@@ -103,6 +106,9 @@ public final class Dumper {
       }
       return r;
     } catch (DumpException e) {
+      if (!committed && targetGone(e)) {
+        throw new DumpException("PID " + pid + " exited during the dump", e);
+      }
       throw e;
     } catch (IOException | RuntimeException e) {
       if (committed) {
@@ -112,6 +118,9 @@ public final class Dumper {
                 + " is complete but the process could not be stopped: "
                 + reason(e),
             e);
+      }
+      if (targetGone(e)) {
+        throw new DumpException("PID " + pid + " exited during the dump", e);
       }
       throw new DumpException("dump of PID " + pid + " failed: " + reason(e), e);
     } finally {
@@ -221,8 +230,10 @@ public final class Dumper {
             .addAllVmas(vmas)
             .setDumpable(misc.dumpable())
             .setThpDisabled(misc.thpDisabled() != 0);
-    for (long a : auxv) {
-      mm.addMmSavedAuxv(a);
+    // The restorer keeps the auxv in a fixed array of AT_VECTOR_SIZE words and refuses more;
+    // like CRIU, store the first AT_VECTOR_SIZE words of the vector.
+    for (int i = 0; i < Math.min(auxv.length, AT_VECTOR_SIZE); i++) {
+      mm.addMmSavedAuxv(auxv[i]);
     }
     ImageWriter.writeFile(sink, ImageType.MM, pid, List.of(mm.build()));
     List<Integer> tids = new ArrayList<>();
@@ -319,6 +330,22 @@ public final class Dumper {
     }
     if (st.pid() != pid) {
       throw new DumpException("PID " + pid + " is a thread, not a process");
+    }
+  }
+
+  /** Whether a failure was the target dying under us (killed, or exited, mid-dump). */
+  private boolean targetGone(Throwable failure) {
+    for (Throwable c = failure; c != null; c = c.getCause()) {
+      String m = c.getMessage();
+      if (m != null && (m.contains("ESRCH") || m.contains("No such process"))) {
+        return true;
+      }
+    }
+    try {
+      TaskStat st = TaskStat.read(pid);
+      return st.isZombie();
+    } catch (IOException e) {
+      return true;
     }
   }
 

@@ -38,6 +38,7 @@ import java.util.function.Consumer;
 final class PageWriter {
   static final int PAGE = Pagemap.PAGE_SIZE;
 
+  private static final long MAX_RUN_PAGES = 0x7fffffffL;
   private static final int SCAN_PAGES = 1 << 16;
   private static final int COPY_BYTES = 16 << 20;
 
@@ -114,9 +115,15 @@ final class PageWriter {
     }
   }
 
+  // The image's page count is a u32: split longer runs (16 TiB, never seen in practice).
   private void addRun(long start, long pages) {
-    runs.add(new Run(start, pages));
     pagesSelected += pages;
+    while (pages > 0) {
+      long n = Math.min(pages, MAX_RUN_PAGES);
+      runs.add(new Run(start, n));
+      start += n * PAGE;
+      pages -= n;
+    }
   }
 
   /** pagemap-PID.img: the head naming the pages file, then one entry per run. */
@@ -126,8 +133,7 @@ final class PageWriter {
       w.write(
           PagemapEntry.newBuilder()
               .setVaddr(r.vaddr())
-              .setCompatNrPages(0)
-              .setNrPages(r.pages())
+              .setNrPages((int) r.pages())
               .setFlags(PagemapFlags.PRESENT)
               .build());
     }

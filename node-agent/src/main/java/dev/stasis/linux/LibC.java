@@ -47,6 +47,8 @@ public interface LibC {
 
   int close(int fd);
 
+  int ftruncate(int fd, long length);
+
   int munmap(long addr, long length);
 
   int getpid();

@@ -218,6 +218,15 @@ public final class Linux {
     }
   }
 
+  public static void ftruncate(int fd, long length) throws LinuxException {
+    while (C.ftruncate(fd, length) != 0) {
+      int e = errno();
+      if (e != Errno.EINTR) {
+        throw new LinuxException("ftruncate(fd " + fd + ")", e, 0);
+      }
+    }
+  }
+
   public static void close(int fd) throws LinuxException {
     if (C.close(fd) != 0) {
       throw new LinuxException("close(" + fd + ")", errno(), 0);

@@ -113,11 +113,17 @@ public final class Ptrace {
     return s.getLong(0);
   }
 
-  /** PTRACE_GETSIGINFO: the signal number of the siginfo the thread is stopped with. */
-  public static int getSiginfoSigno(int tid) throws LinuxException {
+  /** si_code of a trap raised by the kernel, e.g. by {@code int3} (SI_KERNEL). */
+  public static final int SI_KERNEL = 0x80;
+
+  /** The head of a siginfo_t: signal number and si_code. */
+  public record Siginfo(int signo, int code) {}
+
+  /** PTRACE_GETSIGINFO: the siginfo the thread is stopped with. */
+  public static Siginfo getSiginfo(int tid) throws LinuxException {
     ByteBuffer b = ByteBuffer.allocateDirect(128).order(ByteOrder.LITTLE_ENDIAN);
     call(PTRACE_GETSIGINFO, tid, 0, Linux.address(b));
-    return b.getInt(0);
+    return new Siginfo(b.getInt(0), b.getInt(8));
   }
 
   /**

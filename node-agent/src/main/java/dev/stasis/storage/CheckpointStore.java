@@ -107,7 +107,7 @@ public final class CheckpointStore implements AutoCloseable {
   }
 
   private ImageSink newCheckpoint(boolean ownStore) throws StorageException {
-    backend.checkAccess();
+    backend.checkAccess(true);
     if (!backend.list(key(Manifest.FILE)).isEmpty()
         || !backend.list(key(Manifest.IMAGES)).isEmpty()) {
       throw new StorageException(
@@ -120,13 +120,57 @@ public final class CheckpointStore implements AutoCloseable {
     return new CheckpointWriter(this, ownStore);
   }
 
+  /**
+   * Uploads an existing image directory (from {@code dump --images-dir} or any CRIU dump) as a new
+   * checkpoint at this URI, through the same streaming sink a dump uses. Returns the bytes read.
+   */
+  public long push(Path dir) throws IOException {
+    Path src = dir.toAbsolutePath().normalize();
+    List<Path> files = new ArrayList<>();
+    try (DirectoryStream<Path> ds = Files.newDirectoryStream(src)) {
+      for (Path p : ds) {
+        String n = p.getFileName().toString();
+        if (Files.isRegularFile(p, LinkOption.NOFOLLOW_LINKS) && Manifest.isImageName(n)) {
+          files.add(p);
+        }
+      }
+    } catch (IOException e) {
+      throw new StorageException(
+          "images directory " + src + " cannot be read: " + e.getMessage(), e);
+    }
+    if (files.isEmpty()) {
+      throw new StorageException("images directory " + src + " holds no image files");
+    }
+    files.sort(null);
+    long total = 0;
+    try (ImageSink sink = newCheckpoint()) {
+      for (Path p : files) {
+        try (FileChannel in =
+                FileChannel.open(p, StandardOpenOption.READ, LinkOption.NOFOLLOW_LINKS);
+            java.nio.channels.WritableByteChannel out = sink.create(p.getFileName().toString())) {
+          java.nio.ByteBuffer buf = java.nio.ByteBuffer.allocate(1 << 20);
+          while (in.read(buf) >= 0) {
+            buf.flip();
+            while (buf.hasRemaining()) {
+              total += out.write(buf);
+            }
+            buf.clear();
+          }
+        }
+      }
+      sink.recordMetadata(Map.of("source.images_dir", src.toString()));
+      sink.commit();
+    }
+    return total;
+  }
+
   /** One line of 'stasis ls'. */
   public record Listing(
       String name, String uri, boolean complete, long size, Instant time, String why) {}
 
   /** Every checkpoint at or below the URI, complete or not, sorted by name. */
   public List<Listing> list() throws StorageException {
-    backend.checkAccess();
+    backend.checkAccess(false);
     Map<String, long[]> sizes = new TreeMap<>();
     Map<String, Instant> times = new HashMap<>();
     Map<String, Boolean> hasManifest = new HashMap<>();
@@ -226,7 +270,7 @@ public final class CheckpointStore implements AutoCloseable {
    * dir} holds nothing new.
    */
   public Fetched fetch(Path dir) throws StorageException {
-    backend.checkAccess();
+    backend.checkAccess(false);
     String where = uri.toString();
     if (backend.list(key(Manifest.FILE)).stream()
         .noneMatch(o -> o.key().equals(key(Manifest.FILE)))) {
@@ -282,11 +326,16 @@ public final class CheckpointStore implements AutoCloseable {
     List<String> files = new ArrayList<>();
     long bytes = 0;
     try {
+      // refuse before downloading anything: a restore directory is never overwritten or written
+      // through a symlink planted in it
       for (Manifest.Entry e : m.objects()) {
         String file = e.name().substring(Manifest.IMAGES.length());
         if (Files.exists(target.resolve(file), LinkOption.NOFOLLOW_LINKS)) {
           throw new StorageException("images directory " + target + " already contains " + file);
         }
+      }
+      for (Manifest.Entry e : m.objects()) {
+        String file = e.name().substring(Manifest.IMAGES.length());
         fetchOne(e, dataKey, staging.resolve(file), where);
         files.add(file);
         bytes += e.size();
@@ -391,7 +440,7 @@ public final class CheckpointStore implements AutoCloseable {
    * lists as complete), then every image object, and aborts its pending multipart uploads.
    */
   public Deleted delete() throws StorageException {
-    backend.checkAccess();
+    backend.checkAccess(false);
     List<String> keys = new ArrayList<>();
     boolean manifest = false;
     for (ObjectBackend.ObjectInfo o : backend.list(key(Manifest.FILE))) {

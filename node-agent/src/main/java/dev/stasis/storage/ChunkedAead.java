@@ -29,7 +29,7 @@ import javax.crypto.spec.GCMParameterSpec;
  * data follows the final one, and an object renamed or swapped fails on the name.
  */
 final class ChunkedAead {
-  static final int DEFAULT_CHUNK = 1 << 20;
+  static final int DEFAULT_CHUNK = 64 << 10;
   static final int TAG = 16;
   private static final byte[] MAGIC = "STSAEAD1".getBytes(StandardCharsets.US_ASCII);
   private static final byte[] AAD_LABEL = "stasis chunk v1".getBytes(StandardCharsets.US_ASCII);

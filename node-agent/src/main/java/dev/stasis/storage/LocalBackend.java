@@ -34,7 +34,13 @@ final class LocalBackend implements ObjectBackend {
   }
 
   @Override
-  public void checkAccess() throws StorageException {
+  public void checkAccess(boolean forWrite) throws StorageException {
+    if (!forWrite) {
+      if (!Files.isDirectory(base)) {
+        throw new StorageException("directory " + base + " does not exist");
+      }
+      return;
+    }
     try {
       Files.createDirectories(base);
     } catch (IOException e) {

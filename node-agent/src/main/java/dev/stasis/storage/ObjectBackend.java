@@ -12,8 +12,11 @@ import java.util.List;
  */
 interface ObjectBackend extends AutoCloseable {
 
-  /** Fails clearly if the destination cannot be used at all (missing bucket, bad credentials). */
-  void checkAccess() throws StorageException;
+  /**
+   * Fails clearly if the destination cannot be used at all (missing bucket, bad credentials, no
+   * such directory). {@code forWrite} may create a local directory; reading never creates one.
+   */
+  void checkAccess(boolean forWrite) throws StorageException;
 
   /** Stores a whole small object in one request. */
   void put(String key, byte[] data, int length) throws StorageException;

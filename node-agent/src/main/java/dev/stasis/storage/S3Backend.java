@@ -232,7 +232,7 @@ final class S3Backend implements ObjectBackend {
   }
 
   @Override
-  public void checkAccess() throws StorageException {
+  public void checkAccess(boolean forWrite) throws StorageException {
     boolean exists =
         call(
             "bucket check",

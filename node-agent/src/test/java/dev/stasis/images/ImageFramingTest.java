@@ -114,7 +114,6 @@ class ImageFramingTest {
     PagemapEntry run =
         PagemapEntry.newBuilder()
             .setVaddr(0x7f0000000000L)
-            .setCompatNrPages(0)
             .setNrPages(2)
             .setFlags(PagemapFlags.PRESENT)
             .build();

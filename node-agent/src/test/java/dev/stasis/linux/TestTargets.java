@@ -63,6 +63,11 @@ public final class TestTargets {
     private final int pid;
     private final Path log;
 
+    /** A process the test did not start itself (e.g. a target's child); its log is empty. */
+    public Target(int pid) {
+      this(pid, Path.of("/dev/null"));
+    }
+
     Target(int pid, Path log) {
       this.pid = pid;
       this.log = log;
@@ -105,6 +110,27 @@ public final class TestTargets {
         throw new IOException("target " + pid + " printed no " + key + "=: " + log());
       }
       return v.get(0);
+    }
+
+    /** The text of /proc/PID/maps. */
+    public String maps() throws IOException {
+      return Files.readString(Path.of("/proc/" + pid + "/maps"));
+    }
+
+    /** A line of /proc/PID/task/TID/status, value only (e.g. "SigBlk" → "0000000000010000"). */
+    public String status(int tid, String key) throws IOException {
+      for (String l : Files.readAllLines(Path.of("/proc/" + pid + "/task/" + tid + "/status"))) {
+        if (l.startsWith(key + ":")) {
+          return l.substring(key.length() + 1).trim();
+        }
+      }
+      throw new IOException("no " + key + " in status of " + tid);
+    }
+
+    /** The state letter of /proc/PID/stat. */
+    public char state() throws IOException {
+      String s = Files.readString(Path.of("/proc/" + pid + "/stat"));
+      return s.charAt(s.lastIndexOf(')') + 2);
     }
 
     /** Alive and not a zombie. */

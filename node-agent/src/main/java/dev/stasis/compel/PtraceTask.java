@@ -1,0 +1,159 @@
+package dev.stasis.compel;
+
+import dev.stasis.compel.arch.Arch;
+import dev.stasis.linux.Linux;
+import dev.stasis.linux.LinuxException;
+import dev.stasis.linux.Ptrace;
+import dev.stasis.linux.WaitStatus;
+import dev.stasis.parasite.Parasite;
+import java.io.IOException;
+import java.util.ArrayList;
+import java.util.Collections;
+import java.util.List;
+
+/** One seized process: its threads, in seize order with the leader first. */
+final class PtraceTask implements SeizedTask {
+  final Tracer tracer;
+  final Arch arch;
+  final int pid;
+  final List<SeizedThread> threads;
+
+  /** The stop signal of a process that was group-stopped before the seize (0 if running). */
+  final int groupStopSig;
+
+  /** Where the syscall-and-trap bytes are poked: the start of the main executable's text. */
+  final long syscallSite;
+
+  private final List<ThreadState> states;
+
+  PtraceTask(
+      Tracer tracer,
+      Arch arch,
+      int pid,
+      List<SeizedThread> threads,
+      int groupStopSig,
+      long syscallSite) {
+    this.tracer = tracer;
+    this.arch = arch;
+    this.pid = pid;
+    this.threads = threads;
+    this.groupStopSig = groupStopSig;
+    this.syscallSite = syscallSite;
+    List<ThreadState> s = new ArrayList<>();
+    for (SeizedThread t : threads) {
+      s.add(t.state);
+    }
+    this.states = Collections.unmodifiableList(s);
+  }
+
+  @Override
+  public int pid() {
+    return pid;
+  }
+
+  @Override
+  public List<ThreadState> threads() {
+    return states;
+  }
+
+  @Override
+  public Parasite infect() throws IOException {
+    TaskControl control = new TaskControl(this);
+    return tracer.call(() -> dev.stasis.parasite.BlobParasite.infect(control));
+  }
+
+  SeizedThread thread(int tid) {
+    for (SeizedThread t : threads) {
+      if (t.tid == tid) {
+        if (t.gone) {
+          throw new IllegalStateException("tid " + tid + " of pid " + pid + " has exited");
+        }
+        return t;
+      }
+    }
+    throw new IllegalArgumentException("tid " + tid + " is not a seized thread of pid " + pid);
+  }
+
+  /** The thread remote system calls run in: the leader unless it has gone. */
+  SeizedThread syscallThread() throws IOException {
+    for (SeizedThread t : threads) {
+      if (!t.gone) {
+        return t;
+      }
+    }
+    throw new IOException("pid " + pid + " has no live thread left");
+  }
+
+  /**
+   * Collects the death report of {@code t} after a ptrace request found it gone (tracer thread).
+   * The kernel reports a dead leader only after every other thread's report was collected, so the
+   * others' reports are collected first (briefly: live ones simply have none).
+   *
+   * @return how {@code t} ended, or null if it has not (yet) died
+   */
+  WaitStatus collectDeath(SeizedThread t) throws LinuxException {
+    WaitStatus mine = null;
+    for (int i = threads.size() - 1; i >= 0; i--) {
+      SeizedThread o = threads.get(i);
+      if (o.gone) {
+        continue;
+      }
+      WaitStatus ws = Stops.waitFor(o.tid, o == t ? 1000 : 50);
+      if (ws != null && ws.gone()) {
+        o.gone = true;
+        if (o == t) {
+          mine = ws;
+        }
+      }
+    }
+    return mine;
+  }
+
+  /** Puts a thread's captured registers and signal mask back (tracer thread). */
+  void restore(SeizedThread t) throws LinuxException {
+    Ptrace.setRegset(t.tid, Ptrace.NT_PRSTATUS, t.state.gpRegs());
+    if (t.dirty) {
+      Ptrace.setRegset(t.tid, arch.extRegset(), t.state.xsave());
+    }
+    Ptrace.setSigmask(t.tid, t.state.sigmask());
+  }
+
+  /**
+   * Restores and detaches every live thread; a process that was group-stopped gets its stop signal
+   * again first, so it stays stopped after the detach. Never throws (tracer thread).
+   */
+  void release() {
+    for (SeizedThread t : threads) {
+      if (t.gone) {
+        continue;
+      }
+      try {
+        restore(t);
+      } catch (LinuxException e) {
+        warn(e);
+      }
+    }
+    if (groupStopSig != 0) {
+      try {
+        Linux.kill(pid, groupStopSig);
+      } catch (LinuxException e) {
+        warn(e);
+      }
+    }
+    for (SeizedThread t : threads) {
+      if (t.gone) {
+        continue;
+      }
+      try {
+        Ptrace.detach(t.tid, 0);
+      } catch (LinuxException e) {
+        warn(e);
+      }
+      t.gone = true;
+    }
+  }
+
+  private void warn(LinuxException e) {
+    System.err.println("stasis: releasing pid " + pid + ": " + e.getMessage());
+  }
+}

@@ -1,0 +1,86 @@
+package dev.stasis.compel;
+
+import dev.stasis.linux.Linux;
+import dev.stasis.linux.LinuxException;
+import dev.stasis.linux.WaitStatus;
+import java.io.IOException;
+import java.util.ArrayList;
+import java.util.Collections;
+import java.util.List;
+
+/** A seized tree; every kernel call runs on its {@link Tracer}. */
+final class PtraceTree implements SeizedTree {
+  private final Tracer tracer;
+  private final List<PtraceTask> tasks;
+  private boolean closed;
+
+  PtraceTree(Tracer tracer, List<PtraceTask> tasks) {
+    this.tracer = tracer;
+    this.tasks = tasks;
+  }
+
+  @Override
+  public List<SeizedTask> tasks() {
+    return Collections.unmodifiableList(new ArrayList<>(tasks));
+  }
+
+  @Override
+  public void kill() throws IOException {
+    tracer.call(
+        () -> {
+          for (PtraceTask t : tasks) {
+            Linux.kill(t.pid, Linux.SIGKILL);
+          }
+          // collect every thread's death report so the real parents can reap them
+          List<String> stuck = new ArrayList<>();
+          for (PtraceTask t : tasks) {
+            // the leader's death is reported only after every other thread's has been collected
+            for (int i = t.threads.size() - 1; i >= 0; i--) {
+              SeizedThread th = t.threads.get(i);
+              if (!th.gone && !awaitDeath(th.tid)) {
+                stuck.add(Integer.toString(th.tid));
+              }
+              th.gone = true;
+            }
+          }
+          if (!stuck.isEmpty()) {
+            throw new IOException("threads " + String.join(",", stuck) + " did not die on SIGKILL");
+          }
+          return null;
+        });
+  }
+
+  private static boolean awaitDeath(int tid) throws LinuxException {
+    long end = System.nanoTime() + 5_000_000_000L;
+    while (System.nanoTime() < end) {
+      WaitStatus ws;
+      try {
+        ws = Stops.waitFor(tid, 1000);
+      } catch (LinuxException e) {
+        if (e.errno() == dev.stasis.linux.Errno.ECHILD) {
+          return true; // already reported and gone
+        }
+        throw e;
+      }
+      if (ws != null && ws.gone()) {
+        return true;
+      }
+    }
+    return false;
+  }
+
+  @Override
+  public synchronized void close() {
+    if (closed) {
+      return;
+    }
+    closed = true;
+    tracer.runQuietly(
+        () -> {
+          for (int i = tasks.size() - 1; i >= 0; i--) {
+            tasks.get(i).release();
+          }
+        });
+    tracer.close();
+  }
+}

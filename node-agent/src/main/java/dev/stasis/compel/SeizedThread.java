@@ -1,0 +1,18 @@
+package dev.stasis.compel;
+
+/** Book-keeping of one seized thread; touched only on the tracer thread. */
+final class SeizedThread {
+  final int tid;
+  final ThreadState state;
+
+  /** Injected code ran in it: its extended (FPU/vector) state must be put back too. */
+  boolean dirty;
+
+  /** It exited or was killed while seized; nothing to restore or detach. */
+  boolean gone;
+
+  SeizedThread(int tid, ThreadState state) {
+    this.tid = tid;
+    this.state = state;
+  }
+}

@@ -1,0 +1,348 @@
+package dev.stasis.compel;
+
+import dev.stasis.compel.arch.Arch;
+import dev.stasis.linux.Errno;
+import dev.stasis.linux.Linux;
+import dev.stasis.linux.LinuxException;
+import dev.stasis.linux.Ptrace;
+import dev.stasis.linux.WaitStatus;
+import dev.stasis.linux.proc.TaskStat;
+import dev.stasis.linux.proc.Tasks;
+import java.io.IOException;
+import java.nio.ByteBuffer;
+import java.nio.ByteOrder;
+import java.nio.file.Files;
+import java.nio.file.NoSuchFileException;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.HashMap;
+import java.util.HashSet;
+import java.util.LinkedHashSet;
+import java.util.List;
+import java.util.Map;
+import java.util.Set;
+
+/**
+ * The seize algorithm (runs on the tracer thread). Per process: PTRACE_SEIZE + PTRACE_INTERRUPT
+ * every thread listed in /proc/PID/task, wait for each stop, and list again until no new thread
+ * shows up: a thread can only be created by a running thread, so once every listed thread is
+ * stopped the set is final. Then the children of all its (now stopped) threads, recursively.
+ */
+final class Seizer {
+  /** How long a thread may take to report the stop we asked for. */
+  static final long STOP_TIMEOUT_MS = 10_000;
+
+  /** Rounds of re-listing threads before giving up on a process that keeps spawning them. */
+  private static final int MAX_ROUNDS = 100;
+
+  private final Tracer tracer;
+  private final Arch arch;
+  private final Set<Integer> agentAndAncestors;
+
+  Seizer(Tracer tracer, Arch arch) throws IOException {
+    this.tracer = tracer;
+    this.arch = arch;
+    this.agentAndAncestors = new HashSet<>();
+    for (int p = Linux.getpid(); p > 0; p = TaskStat.read(p).ppid()) {
+      agentAndAncestors.add(p);
+    }
+  }
+
+  SeizedTree seizeTree(int pid, boolean withDescendants) throws IOException {
+    check(pid, null);
+    List<PtraceTask> seized = new ArrayList<>();
+    try {
+      seizeRecursively(pid, withDescendants, seized);
+    } catch (IOException | RuntimeException e) {
+      for (int i = seized.size() - 1; i >= 0; i--) {
+        seized.get(i).release();
+      }
+      if (e instanceof LinuxException le) {
+        throw new SeizeException("cannot seize pid " + pid + ": " + le.getMessage(), le);
+      }
+      throw e;
+    }
+    return new PtraceTree(tracer, seized);
+  }
+
+  private void seizeRecursively(int pid, boolean withDescendants, List<PtraceTask> seized)
+      throws IOException {
+    seized.add(seizeProcess(pid));
+    if (!withDescendants) {
+      return;
+    }
+    // every thread of pid is stopped now, so its children cannot change under us
+    for (int child : Tasks.children(pid)) {
+      if (check(child, pid)) {
+        seizeRecursively(child, true, seized);
+      }
+    }
+  }
+
+  /**
+   * Refuses what must not be seized.
+   *
+   * @param parent the seized parent of a descendant, or null for the root
+   * @return false if a descendant vanished before it could be seized
+   */
+  private boolean check(int pid, Integer parent) throws IOException {
+    String who = parent == null ? "pid " + pid : "descendant pid " + pid + " of " + parent;
+    if (pid <= 0) {
+      throw new SeizeException("pid " + pid + ": not a valid process id");
+    }
+    TaskStat st;
+    Map<String, String> status;
+    try {
+      st = TaskStat.read(pid);
+      status = status(pid, pid);
+    } catch (NoSuchFileException e) {
+      if (parent != null) {
+        return false;
+      }
+      throw new SeizeException("pid " + pid + ": no such process");
+    }
+    String name = who + " (" + st.comm() + ")";
+    int tgid = Integer.parseInt(status.getOrDefault("Tgid", Integer.toString(pid)));
+    if (tgid != pid) {
+      throw new SeizeException(who + " is a thread of process " + tgid + ", not a process");
+    }
+    if (pid == 1) {
+      throw new SeizeException(
+          "pid 1 (" + st.comm() + ") is the init process; refusing to seize it");
+    }
+    if (pid == 2 || st.ppid() == 2 || st.isKernelThread()) {
+      throw new SeizeException(name + " is a kernel thread");
+    }
+    if (st.isZombie()) {
+      throw new SeizeException(name + " is a zombie");
+    }
+    if (pid == Linux.getpid()) {
+      throw new SeizeException(name + " is the stasis agent itself");
+    }
+    if (agentAndAncestors.contains(pid)) {
+      throw new SeizeException(name + " is an ancestor of the stasis agent");
+    }
+    String tracer = status.getOrDefault("TracerPid", "0");
+    if (!tracer.equals("0")) {
+      throw new SeizeException(name + " is already traced by pid " + tracer);
+    }
+    if (parent != null && st.ppid() != parent) {
+      return false; // reparented (its parent went away) between listing and checking
+    }
+    return true;
+  }
+
+  private PtraceTask seizeProcess(int pid) throws IOException {
+    List<SeizedThread> threads = new ArrayList<>();
+    Set<Integer> attempted = new HashSet<>();
+    List<Integer> unwaited = new ArrayList<>(); // seized, stop not yet collected
+    int groupStop = 0;
+    try {
+      int round = 0;
+      while (true) {
+        List<Integer> listed;
+        try {
+          listed = Tasks.threads(pid);
+        } catch (NoSuchFileException e) {
+          throw new SeizeException("pid " + pid + " exited while being seized");
+        }
+        List<Integer> fresh = new ArrayList<>();
+        for (int tid : listed) {
+          if (attempted.add(tid)) {
+            fresh.add(tid);
+          }
+        }
+        if (fresh.isEmpty()) {
+          break;
+        }
+        if (++round > MAX_ROUNDS) {
+          throw new SeizeException(
+              "pid " + pid + " kept creating threads while being seized (" + listed.size() + ")");
+        }
+        for (int tid : fresh) {
+          try {
+            Ptrace.seize(tid, 0);
+          } catch (LinuxException e) {
+            if (e.errno() == Errno.ESRCH && !Files.exists(taskDir(pid, tid))) {
+              continue; // the thread exited between listing and seizing
+            }
+            throw e;
+          }
+          unwaited.add(tid);
+          Ptrace.interrupt(tid);
+        }
+        while (!unwaited.isEmpty()) {
+          int tid = unwaited.get(0);
+          Seized s = awaitSeized(pid, tid);
+          unwaited.remove(0);
+          if (s != null) {
+            threads.add(s.thread);
+            if (s.stopSig != 0) {
+              groupStop = s.stopSig;
+            }
+          }
+        }
+      }
+      // the leader first (tids wrap around, so it need not be the lowest)
+      SeizedThread leader = null;
+      for (SeizedThread t : threads) {
+        if (t.tid == pid) {
+          leader = t;
+        }
+      }
+      if (leader == null) {
+        throw new SeizeException("pid " + pid + " exited while being seized");
+      }
+      threads.remove(leader);
+      threads.add(0, leader);
+      long site = TaskStat.read(pid).startCode() & ~7L;
+      return new PtraceTask(tracer, arch, pid, threads, groupStop, site);
+    } catch (IOException | RuntimeException e) {
+      for (int tid : unwaited) {
+        try {
+          WaitStatus ws = Stops.waitFor(tid, 1000);
+          if (ws != null && !ws.gone()) {
+            Ptrace.detach(tid, 0);
+          }
+        } catch (LinuxException ignored) {
+          // the thread is gone; nothing to undo
+        }
+      }
+      new PtraceTask(tracer, arch, pid, threads, groupStop, 0).release();
+      if (e instanceof LinuxException le) {
+        throw new SeizeException("cannot seize pid " + pid + ": " + le.getMessage(), le);
+      }
+      throw e;
+    }
+  }
+
+  private record Seized(SeizedThread thread, int stopSig) {}
+
+  private static Path taskDir(int pid, int tid) {
+    return Path.of("/proc/" + pid + "/task/" + tid);
+  }
+
+  private static long sigBit(int sig) {
+    return 1L << (sig - 1);
+  }
+
+  /**
+   * Collects the stop of a freshly seized thread and captures its state.
+   *
+   * @return null if the thread exited meanwhile
+   */
+  private Seized awaitSeized(int pid, int tid) throws IOException {
+    WaitStatus ws;
+    while (true) {
+      ws = Stops.waitFor(tid, STOP_TIMEOUT_MS);
+      if (ws == null) {
+        throw new SeizeException(
+            "tid " + tid + " of pid " + pid + " did not stop within " + STOP_TIMEOUT_MS + " ms");
+      }
+      if (ws.gone()) {
+        return null;
+      }
+      if (ws.event() == Ptrace.PTRACE_EVENT_STOP) {
+        break;
+      }
+      // a signal arrived before our interrupt: let the thread have it and wait again
+      Ptrace.cont(tid, ws.stopSig());
+    }
+    Map<String, String> st = status(pid, tid);
+    long sigPnd = hex(st, "SigPnd");
+    long shdPnd = hex(st, "ShdPnd");
+    long sigBlk = hex(st, "SigBlk");
+    boolean seccomp = !st.getOrDefault("Seccomp", "0").equals("0");
+    Ptrace.setOptions(
+        tid, Ptrace.PTRACE_O_TRACESYSGOOD | (seccomp ? Ptrace.PTRACE_O_SUSPEND_SECCOMP : 0));
+    // int3 raises a forced SIGTRAP; one already pending would be indistinguishable from ours
+    if (((sigPnd | shdPnd) & sigBit(Linux.SIGTRAP)) != 0) {
+      Ptrace.detach(tid, 0);
+      throw new SeizeException("tid " + tid + " of pid " + pid + " has a pending SIGTRAP");
+    }
+    // Stops in the way of a clean trap: the group stop we were reported and pending stop signals.
+    // Each one is let through (PTRACE_CONT) until the thread sits in our interrupt trap; the
+    // process is stopped again on release so it ends up as it was.
+    int sig = ws.stopSig();
+    boolean stopSignal = sig == Linux.SIGSTOP || sig == Linux.SIGTSTP;
+    int skips = stopSignal ? 1 : 0;
+    skips += Long.bitCount(sigPnd & sigBit(Linux.SIGSTOP));
+    skips += Long.bitCount(shdPnd & sigBit(Linux.SIGSTOP));
+    skips += Long.bitCount(sigPnd & ~sigBlk & sigBit(Linux.SIGTSTP));
+    skips += Long.bitCount(shdPnd & ~sigBlk & sigBit(Linux.SIGTSTP));
+    int stopSig = 0;
+    if (skips > 0) {
+      stopSig = stopSignal ? sig : Linux.SIGSTOP;
+      for (int i = 0; i < skips; i++) {
+        Ptrace.cont(tid, 0);
+        WaitStatus again = Stops.waitFor(tid, STOP_TIMEOUT_MS);
+        if (again == null || again.gone() || !again.stopped()) {
+          if (again == null) {
+            Ptrace.interrupt(tid);
+            Stops.waitFor(tid, STOP_TIMEOUT_MS);
+          }
+          throw new SeizeException(
+              "tid " + tid + " of pid " + pid + " (stopped) did not stop again after a resume");
+        }
+      }
+    } else if (sig != Linux.SIGTRAP) {
+      Ptrace.detach(tid, 0);
+      throw new SeizeException(
+          "tid " + tid + " of pid " + pid + " stopped with unexpected signal " + sig);
+    }
+    return new Seized(capture(pid, tid), stopSig);
+  }
+
+  private SeizedThread capture(int pid, int tid) throws IOException {
+    byte[] gp = Ptrace.getRegset(tid, Ptrace.NT_PRSTATUS, arch.gpRegsSize());
+    if (gp.length != arch.gpRegsSize() || !arch.isNative(gp)) {
+      Ptrace.detach(tid, 0);
+      throw new SeizeException("pid " + pid + " runs in 32-bit compat mode; not supported");
+    }
+    byte[] ext = extRegs(tid);
+    long mask = Ptrace.getSigmask(tid);
+    ByteBuffer r =
+        ByteBuffer.allocateDirect(Ptrace.RSEQ_CONFIG_SIZE).order(ByteOrder.LITTLE_ENDIAN);
+    ThreadState.Rseq rseq = null;
+    if (Ptrace.getRseqConfiguration(tid, r) && r.getLong(0) != 0) {
+      // struct ptrace_rseq_configuration: u64 pointer, u32 size, u32 signature, u32 flags
+      rseq = new ThreadState.Rseq(r.getLong(0), r.getInt(8), r.getInt(16), r.getInt(12));
+    }
+    return new SeizedThread(tid, new ThreadState(tid, gp, ext, mask, rseq));
+  }
+
+  /** The extended state, in a buffer grown until the kernel no longer fills it completely. */
+  private byte[] extRegs(int tid) throws LinuxException {
+    for (int size = arch.extRegsInitialSize(); ; size *= 2) {
+      ByteBuffer b = ByteBuffer.allocateDirect(size);
+      int n = Ptrace.getRegset(tid, arch.extRegset(), b);
+      if (n < size) {
+        byte[] out = new byte[n];
+        b.get(0, out);
+        return out;
+      }
+    }
+  }
+
+  private static long hex(Map<String, String> st, String key) {
+    String v = st.get(key);
+    return v == null ? 0 : Long.parseUnsignedLong(v, 16);
+  }
+
+  /**
+   * The few /proc/PID/task/TID/status lines the seize needs (Tgid, TracerPid, pending and blocked
+   * signals, Seccomp), as raw strings.
+   */
+  private static Map<String, String> status(int pid, int tid) throws IOException {
+    Set<String> keys =
+        new LinkedHashSet<>(List.of("Tgid", "TracerPid", "SigPnd", "ShdPnd", "SigBlk", "Seccomp"));
+    Map<String, String> m = new HashMap<>();
+    for (String line : Files.readAllLines(taskDir(pid, tid).resolve("status"))) {
+      int c = line.indexOf(':');
+      if (c > 0 && keys.contains(line.substring(0, c))) {
+        m.put(line.substring(0, c), line.substring(c + 1).trim());
+      }
+    }
+    return m;
+  }
+}

@@ -1,0 +1,254 @@
+package dev.stasis.compel;
+
+import dev.stasis.linux.Errno;
+import dev.stasis.linux.Linux;
+import dev.stasis.linux.LinuxException;
+import dev.stasis.linux.Ptrace;
+import dev.stasis.linux.Syscalls;
+import dev.stasis.linux.WaitStatus;
+import java.io.IOException;
+import java.nio.charset.StandardCharsets;
+import java.util.ArrayList;
+import java.util.List;
+
+/**
+ * Running code inside one seized process: remote system calls, a memory area shared between the
+ * agent and the target, and "trap mode" execution of injected code. Generic (no knowledge of what
+ * the code does); the parasite is built on it. Every method runs its ptrace work on the tree's
+ * tracer thread and leaves each thread with the registers and signal mask captured at seize.
+ */
+public final class TaskControl {
+  /** The name of the shared memfd, visible as /memfd:stasis in the target's maps while mapped. */
+  private static final byte[] MEMFD_NAME = "stasis\0\0".getBytes(StandardCharsets.US_ASCII);
+
+  private static final long MFD_CLOEXEC = 1;
+
+  private final PtraceTask task;
+
+  TaskControl(PtraceTask task) {
+    this.task = task;
+  }
+
+  public int pid() {
+    return task.pid;
+  }
+
+  /** Live seized thread ids, the leader first. */
+  public List<Integer> tids() throws IOException {
+    return task.tracer.call(
+        () -> {
+          List<Integer> r = new ArrayList<>();
+          for (SeizedThread t : task.threads) {
+            if (!t.gone) {
+              r.add(t.tid);
+            }
+          }
+          return r;
+        });
+  }
+
+  /**
+   * Executes system call {@code nr} in the target: the syscall-and-trap instructions (followed by
+   * the memfd name) are poked over the start of the executable's text, a thread is pointed at them
+   * and continued until the trap, and the text, registers and signal mask are put back.
+   *
+   * @return the call's non-negative result
+   * @throws LinuxException naming {@code name}, the errno and the thread if the call failed
+   */
+  public long syscall(String name, long nr, long... args) throws IOException {
+    return task.tracer.call(() -> syscallOnTracer(name, nr, args));
+  }
+
+  private long syscallOnTracer(String name, long nr, long... args) throws IOException {
+    if (task.syscallSite == 0) {
+      throw new IOException("pid " + task.pid + " has no executable text to run a syscall from");
+    }
+    SeizedThread t = task.syscallThread();
+    byte[] trap = task.arch.syscallTrap();
+    byte[] code = new byte[trap.length + MEMFD_NAME.length];
+    System.arraycopy(trap, 0, code, 0, trap.length);
+    System.arraycopy(MEMFD_NAME, 0, code, trap.length, MEMFD_NAME.length);
+    byte[] regs = t.state.gpRegs().clone();
+    task.arch.setupSyscall(regs, task.syscallSite, nr, args);
+    long r;
+    try (PokedBytes poked = new PokedBytes(t.tid, task.syscallSite, code)) {
+      r = task.arch.syscallResult(runToTrap(t, regs, 5_000));
+    } catch (LinuxException e) {
+      throw explain(t, e, "remote " + name);
+    }
+    if (r < 0 && r >= -4095) {
+      throw new LinuxException("remote " + name + " in pid " + task.pid, (int) -r, t.tid);
+    }
+    return r;
+  }
+
+  /** Address of the NUL-terminated memfd name while a syscall runs (right after the trap code). */
+  private long memfdNameAddress() {
+    return task.syscallSite + task.arch.syscallTrap().length;
+  }
+
+  /**
+   * Creates a memfd in the target, maps it there with {@code prot} (MAP_SHARED) and into the agent
+   * (read/write, through /proc/PID/fd), and closes the descriptor on both sides: the target gains
+   * only the mapping, which {@link RemoteMapping#close()} removes again.
+   */
+  public RemoteMapping mapShared(long size, int prot) throws IOException {
+    return task.tracer.call(
+        () -> {
+          int rfd =
+              (int)
+                  syscallOnTracer(
+                      "memfd_create", Syscalls.MEMFD_CREATE, memfdNameAddress(), MFD_CLOEXEC);
+          long remote = 0;
+          try {
+            int lfd = Linux.open("/proc/" + task.pid + "/fd/" + rfd, Linux.O_RDWR);
+            try {
+              Linux.ftruncate(lfd, size);
+              remote =
+                  syscallOnTracer("mmap", Syscalls.MMAP, 0, size, prot, Linux.MAP_SHARED, rfd, 0);
+              long local =
+                  Linux.mmap(0, size, Linux.PROT_READ | Linux.PROT_WRITE, Linux.MAP_SHARED, lfd, 0);
+              RemoteMapping m = new RemoteMapping(this, remote, local, size);
+              remote = 0;
+              return m;
+            } finally {
+              Linux.close(lfd);
+            }
+          } finally {
+            IOException failure = null;
+            if (remote != 0) {
+              try {
+                syscallOnTracer("munmap", Syscalls.MUNMAP, remote, size);
+              } catch (IOException e) {
+                failure = e;
+              }
+            }
+            try {
+              syscallOnTracer("close", Syscalls.CLOSE, rfd);
+            } catch (IOException e) {
+              failure = failure == null ? e : failure;
+            }
+            if (failure != null && remote == 0) {
+              // the mapping succeeded but cleaning the descriptor failed: report, mapping stays
+              System.err.println("stasis: " + failure.getMessage());
+            }
+          }
+        });
+  }
+
+  /** Unmaps a shared mapping in the target (called by {@link RemoteMapping#close()}). */
+  void unmapRemote(long remote, long size) throws IOException {
+    syscall("munmap", Syscalls.MUNMAP, remote, size);
+  }
+
+  /**
+   * Runs injected code in thread {@code tid} in trap mode: every signal but SIGTRAP blocked, the
+   * thread's registers pointed at {@code ip} with stack {@code sp} and {@code arg} as first
+   * argument, continued until the code's {@code int3}. Registers (general and extended) and the
+   * signal mask are restored afterwards on every path.
+   *
+   * @return the general registers at the trap
+   * @throws IOException if the thread died, stopped for another reason or did not trap in time
+   *     (then it is interrupted and restored)
+   */
+  public byte[] runTrap(int tid, long ip, long sp, long arg, long timeoutMs) throws IOException {
+    return task.tracer.call(
+        () -> {
+          SeizedThread t = task.thread(tid);
+          byte[] regs = t.state.gpRegs().clone();
+          task.arch.setupCall(regs, ip, sp, arg);
+          try {
+            return runToTrap(t, regs, timeoutMs);
+          } catch (LinuxException e) {
+            throw explain(t, e, "injected code");
+          }
+        });
+  }
+
+  /**
+   * A ptrace request failing with ESRCH on a seized thread means it died (SIGKILL ends even a
+   * ptrace-stop): collect its death and say so instead of the bare errno.
+   */
+  private IOException explain(SeizedThread t, LinuxException e, String doing) {
+    if (e.errno() != Errno.ESRCH) {
+      return e;
+    }
+    try {
+      WaitStatus ws = task.collectDeath(t);
+      if (ws != null) {
+        return new IOException(
+            "tid "
+                + t.tid
+                + " of pid "
+                + task.pid
+                + " "
+                + (ws.exited()
+                    ? "exited with " + ws.exitCode()
+                    : "was killed by signal " + ws.termSig())
+                + " while running "
+                + doing,
+            e);
+      }
+    } catch (LinuxException w) {
+      e.addSuppressed(w);
+    }
+    return e;
+  }
+
+  private byte[] runToTrap(SeizedThread t, byte[] regs, long timeoutMs) throws IOException {
+    int tid = t.tid;
+    String who = "tid " + tid + " of pid " + task.pid;
+    IOException failure = null;
+    try {
+      // SIGTRAP stays unblocked: the kernel forces a blocked trap signal through by resetting the
+      // target's own handler to the default, which would change the process
+      t.dirty = true;
+      Ptrace.setSigmask(tid, ~(1L << (Linux.SIGTRAP - 1)));
+      Ptrace.setRegset(tid, Ptrace.NT_PRSTATUS, regs);
+      Ptrace.cont(tid, 0);
+      WaitStatus ws = Stops.waitFor(tid, timeoutMs);
+      if (ws == null) {
+        Ptrace.interrupt(tid);
+        ws = Stops.waitFor(tid, Seizer.STOP_TIMEOUT_MS);
+        if (ws != null && ws.gone()) {
+          t.gone = true;
+        }
+        throw new IOException(who + ": injected code did not trap within " + timeoutMs + " ms");
+      }
+      if (ws.gone()) {
+        t.gone = true;
+        throw new IOException(
+            who
+                + " "
+                + (ws.exited() ? "exited" : "was killed")
+                + " while running injected code ("
+                + ws
+                + ")");
+      }
+      Ptrace.Siginfo si = Ptrace.getSiginfo(tid);
+      byte[] after = Ptrace.getRegset(tid, Ptrace.NT_PRSTATUS, regs.length);
+      if (!ws.stopped() || ws.stopSig() != Linux.SIGTRAP || si.code() != Ptrace.SI_KERNEL) {
+        throw new IOException(
+            String.format(
+                "%s: injected code stopped by signal %d (si_code 0x%x) at ip 0x%x instead of its trap",
+                who, ws.stopSig(), si.code(), task.arch.ip(after)));
+      }
+      return after;
+    } catch (IOException e) {
+      failure = e;
+      throw e;
+    } finally {
+      if (!t.gone) {
+        try {
+          task.restore(t);
+        } catch (LinuxException e) {
+          if (failure != null) {
+            failure.addSuppressed(e);
+          } else {
+            throw e;
+          }
+        }
+      }
+    }
+  }
+}

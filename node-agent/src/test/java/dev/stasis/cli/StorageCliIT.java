@@ -1,0 +1,164 @@
+package dev.stasis.cli;
+
+import static org.junit.jupiter.api.Assertions.assertArrayEquals;
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import dev.stasis.images.ImageSink;
+import dev.stasis.storage.CheckpointStore;
+import dev.stasis.storage.StoreOptions;
+import dev.stasis.testing.S3Server;
+import java.io.IOException;
+import java.nio.ByteBuffer;
+import java.nio.channels.WritableByteChannel;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.Map;
+import java.util.concurrent.TimeUnit;
+import org.junit.jupiter.api.AfterAll;
+import org.junit.jupiter.api.BeforeAll;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+
+/** The packaged agent's ls / fetch / rm / dump --to against a real S3 server. */
+class StorageCliIT {
+  static S3Server s3;
+  @TempDir Path tmp;
+
+  @BeforeAll
+  static void start() throws IOException {
+    s3 = S3Server.start().bucket("ckpt");
+  }
+
+  @AfterAll
+  static void stop() {
+    s3.close();
+  }
+
+  record Run(int code, String out, String err) {}
+
+  static Run stasis(Map<String, String> env, String... args) throws Exception {
+    List<String> cmd = new ArrayList<>();
+    cmd.add(Path.of(System.getProperty("java.home"), "bin", "java").toString());
+    cmd.add("-jar");
+    cmd.add(System.getProperty("stasis.jar", "target/stasis-node-agent.jar"));
+    cmd.addAll(List.of(args));
+    ProcessBuilder pb = new ProcessBuilder(cmd);
+    pb.environment().remove("AWS_ACCESS_KEY_ID");
+    pb.environment().remove("AWS_SECRET_ACCESS_KEY");
+    pb.environment().putAll(env);
+    Path out = Files.createTempFile("stasis-out", ".txt");
+    Path err = Files.createTempFile("stasis-err", ".txt");
+    Process p = pb.redirectOutput(out.toFile()).redirectError(err.toFile()).start();
+    assertTrue(p.waitFor(60, TimeUnit.SECONDS), "stasis " + String.join(" ", args) + " hung");
+    Run r = new Run(p.exitValue(), Files.readString(out), Files.readString(err));
+    Files.delete(out);
+    Files.delete(err);
+    return r;
+  }
+
+  private static byte[] writeCheckpoint(String uri, boolean commit) throws IOException {
+    byte[] pages = new byte[6 << 20];
+    new java.util.Random(7).nextBytes(pages);
+    StoreOptions o =
+        StoreOptions.defaults().withParts(StoreOptions.MIN_S3_PART, 2).withS3(s3.config());
+    try (CheckpointStore store = CheckpointStore.open(uri, o)) {
+      ImageSink sink = store.newCheckpoint();
+      try (WritableByteChannel c = sink.create("pages-1.img")) {
+        c.write(ByteBuffer.wrap(pages));
+      }
+      try (WritableByteChannel c = sink.create("inventory.img")) {
+        c.write(ByteBuffer.wrap("inv".getBytes(StandardCharsets.US_ASCII)));
+      }
+      if (commit) {
+        sink.commit();
+      }
+    }
+    return pages;
+  }
+
+  @Test
+  void lsFetchRm() throws Exception {
+    byte[] pages = writeCheckpoint("s3://ckpt/cli/a", true);
+    writeCheckpoint("s3://ckpt/cli/b", false);
+
+    Run ls = stasis(s3.env(), "ls", "--from", "s3://ckpt/cli");
+    assertEquals(0, ls.code(), ls.err());
+    String[] lines = ls.out().strip().split("\n");
+    assertEquals(2, lines.length, ls.out());
+    assertTrue(lines[0].matches("a\tcomplete\t6\\.0 MiB\t\\d+s\ts3://ckpt/cli/a"), lines[0]);
+    assertTrue(lines[1].startsWith("b\tincomplete\t"), lines[1]);
+
+    Path dir = tmp.resolve("images");
+    Run f = stasis(s3.env(), "fetch", "--from", "s3://ckpt/cli/a", "--images-dir", dir.toString());
+    assertEquals(0, f.code(), f.err());
+    assertArrayEquals(pages, Files.readAllBytes(dir.resolve("pages-1.img")));
+    assertEquals("inv", Files.readString(dir.resolve("inventory.img")));
+
+    Run again =
+        stasis(s3.env(), "fetch", "--from", "s3://ckpt/cli/a", "--images-dir", dir.toString());
+    assertEquals(1, again.code());
+    assertEquals(
+        "stasis fetch: images directory " + dir + " already contains inventory.img\n", again.err());
+
+    Run inc =
+        stasis(
+            s3.env(),
+            "fetch",
+            "--from",
+            "s3://ckpt/cli/b",
+            "--images-dir",
+            tmp.resolve("x").toString());
+    assertEquals(1, inc.code());
+    assertTrue(inc.err().contains("incomplete (no manifest.json)"), inc.err());
+
+    Run rm = stasis(s3.env(), "rm", "--from", "s3://ckpt/cli/b");
+    assertEquals(0, rm.code(), rm.err());
+    Run rm2 = stasis(s3.env(), "rm", "--from", "s3://ckpt/cli/a");
+    assertEquals(0, rm2.code(), rm2.err());
+    assertEquals("", stasis(s3.env(), "ls", "--from", "s3://ckpt/cli").out());
+    try (CheckpointStore store =
+        CheckpointStore.open("s3://ckpt/cli", StoreOptions.defaults().withS3(s3.config()))) {
+      assertEquals(List.of(), store.objectKeys());
+      assertEquals(List.of(), store.pendingUploads());
+    }
+  }
+
+  @Test
+  void errorsAreOneLineAndDumpToABadDestinationLeavesTheProcessAlone() throws Exception {
+    Run nb = stasis(s3.env(), "ls", "--from", "s3://nosuchbucket/x");
+    assertEquals(1, nb.code());
+    assertEquals(
+        "stasis ls: bucket 'nosuchbucket' does not exist at " + s3.endpoint() + "\n", nb.err());
+
+    Run nocred =
+        stasis(
+            Map.of("STASIS_S3_ENDPOINT", s3.endpoint(), "HOME", tmp.toString()),
+            "ls",
+            "--from",
+            "s3://ckpt/");
+    assertEquals(1, nocred.code());
+    assertTrue(nocred.err().startsWith("stasis ls: no S3 credentials"), nocred.err());
+
+    Process sleeper = new ProcessBuilder("sleep", "60").start();
+    try {
+      Run d =
+          stasis(
+              s3.env(),
+              "dump",
+              "--pid",
+              Long.toString(sleeper.pid()),
+              "--to",
+              "s3://nosuchbucket/cp");
+      assertEquals(1, d.code());
+      assertEquals(
+          "stasis dump: bucket 'nosuchbucket' does not exist at " + s3.endpoint() + "\n", d.err());
+      assertTrue(sleeper.isAlive());
+    } finally {
+      sleeper.destroy();
+    }
+  }
+}

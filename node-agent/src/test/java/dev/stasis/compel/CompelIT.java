@@ -1,0 +1,197 @@
+package dev.stasis.compel;
+
+import static org.junit.jupiter.api.Assertions.assertArrayEquals;
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertNotEquals;
+import static org.junit.jupiter.api.Assertions.assertThrows;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import dev.stasis.compel.arch.X86Reg;
+import dev.stasis.linux.Linux;
+import dev.stasis.linux.TestTargets;
+import dev.stasis.linux.TestTargets.Target;
+import dev.stasis.linux.proc.Tasks;
+import java.nio.file.Path;
+import java.time.Duration;
+import java.util.ArrayList;
+import java.util.HashMap;
+import java.util.HashSet;
+import java.util.List;
+import java.util.Map;
+import org.junit.jupiter.api.BeforeAll;
+import org.junit.jupiter.api.Test;
+
+class CompelIT {
+  private static Path victim;
+  private static Path spawner;
+  private static Path zombie;
+
+  @BeforeAll
+  static void build() throws Exception {
+    victim = TestTargets.compile("victim");
+    spawner = TestTargets.compile("spawner");
+    zombie = TestTargets.compile("zombie");
+  }
+
+  /** Threads blocked in pause(): their registers are the same at every seize. */
+  static List<Integer> pausedThreads(Target t) throws Exception {
+    List<Integer> r = new ArrayList<>();
+    r.add(t.pid());
+    for (long tid : t.values("thread")) {
+      r.add((int) tid);
+    }
+    return r;
+  }
+
+  static int ticks(Target t) throws Exception {
+    return t.values("tick").size();
+  }
+
+  static void awaitMoreTicks(Target t, int than) throws Exception {
+    long end = System.nanoTime() + 5_000_000_000L;
+    while (ticks(t) <= than + 1) {
+      assertTrue(System.nanoTime() < end, "target stopped running: " + t.log());
+      Thread.sleep(20);
+    }
+  }
+
+  @Test
+  void seizeAndCloseLeaveAMultiThreadedTargetAsItWas() throws Exception {
+    try (Target t = TestTargets.start(victim, "3")) {
+      List<Integer> paused = pausedThreads(t);
+      String maps = t.maps();
+      Map<Integer, Long> sigBlk = new HashMap<>();
+      for (int tid : Tasks.threads(t.pid())) {
+        sigBlk.put(tid, Long.parseUnsignedLong(t.status(tid, "SigBlk"), 16));
+      }
+      Map<Integer, byte[]> regs = new HashMap<>();
+      try (SeizedTree tree = Compel.seize(t.pid(), false)) {
+        assertEquals(1, tree.tasks().size());
+        SeizedTask task = tree.tasks().get(0);
+        assertEquals(t.pid(), task.pid());
+        List<ThreadState> threads = task.threads();
+        assertEquals(5, threads.size(), "leader, 3 paused, spinner");
+        assertEquals(t.pid(), threads.get(0).tid());
+        assertEquals(
+            sigBlk.keySet(), new HashSet<>(threads.stream().map(ThreadState::tid).toList()));
+        for (ThreadState s : threads) {
+          assertEquals(sigBlk.get(s.tid()), s.sigmask(), "sigmask of " + s.tid());
+          assertEquals(X86Reg.BLOCK_SIZE, s.gpRegs().length);
+          assertEquals(0x33, X86Reg.CS.get(s.gpRegs()));
+          assertTrue(s.xsave().length >= 576, "legacy area + xsave header");
+          regs.put(s.tid(), s.gpRegs());
+        }
+        // the paused threads sit in pause(): syscall 34 to be restarted
+        assertEquals(34, X86Reg.ORIG_RAX.get(regs.get(paused.get(1))));
+        int before = ticks(t);
+        Thread.sleep(300);
+        assertEquals(before, ticks(t), "the spinning thread is stopped while seized");
+        assertEquals(maps, t.maps());
+      }
+      awaitMoreTicks(t, ticks(t));
+      assertEquals(maps, t.maps());
+      try (SeizedTree again = Compel.seize(t.pid(), false)) {
+        for (ThreadState s : again.tasks().get(0).threads()) {
+          assertEquals(sigBlk.get(s.tid()), s.sigmask());
+          if (paused.contains(s.tid())) {
+            assertArrayEquals(regs.get(s.tid()), s.gpRegs(), "registers of " + s.tid());
+          }
+        }
+      }
+      awaitMoreTicks(t, ticks(t));
+    }
+  }
+
+  @Test
+  void aGroupStoppedTargetIsStillStoppedAfterClose() throws Exception {
+    try (Target t = TestTargets.start(victim, "1")) {
+      Linux.kill(t.pid(), Linux.SIGSTOP);
+      long end = System.nanoTime() + 5_000_000_000L;
+      while (t.state() != 'T') {
+        assertTrue(System.nanoTime() < end);
+        Thread.sleep(10);
+      }
+      try (SeizedTree tree = Compel.seize(t.pid(), false)) {
+        assertEquals(3, tree.tasks().get(0).threads().size(), "leader, paused, spinner");
+      }
+      Thread.sleep(300);
+      assertEquals('T', t.state(), "still group-stopped after detach");
+      int before = ticks(t);
+      Thread.sleep(200);
+      assertEquals(before, ticks(t));
+      Linux.kill(t.pid(), Linux.SIGCONT);
+      awaitMoreTicks(t, before);
+    }
+  }
+
+  @Test
+  void descendantsAreSeizedParentsFirstAndKillEndsTheTree() throws Exception {
+    try (Target t = TestTargets.start(victim, "1")) {
+      int child = (int) t.value("child");
+      try (SeizedTree tree = Compel.seize(t.pid(), true)) {
+        assertEquals(List.of(t.pid(), child), tree.tasks().stream().map(SeizedTask::pid).toList());
+        assertEquals(1, tree.tasks().get(1).threads().size());
+        tree.kill();
+      }
+      assertTrue(t.awaitDeath(Duration.ofSeconds(5)), "killed while seized");
+      assertTrue(new Target(child).awaitDeath(Duration.ofSeconds(5)));
+    }
+  }
+
+  @Test
+  void threadsCreatedWhileSeizingAreCaught() throws Exception {
+    try (Target t = TestTargets.start(spawner)) {
+      for (int i = 0; i < 5; i++) {
+        try (SeizedTree tree = Compel.seize(t.pid(), false)) {
+          List<Integer> seized =
+              new ArrayList<>(
+                  tree.tasks().get(0).threads().stream().map(ThreadState::tid).toList());
+          List<Integer> listed = Tasks.threads(t.pid());
+          seized.sort(null);
+          assertEquals(listed, seized, "every thread alive while seized was seized");
+        }
+        assertTrue(t.alive());
+      }
+      // still spawning: the thread set keeps changing
+      List<Integer> a = Tasks.threads(t.pid());
+      Thread.sleep(50);
+      assertNotEquals(a, Tasks.threads(t.pid()));
+    }
+  }
+
+  @Test
+  void refusesWhatMustNotBeSeized() throws Exception {
+    assertEquals(
+        "pid 1073741808: no such process",
+        assertThrows(SeizeException.class, () -> Compel.seize(0x3ffffff0, false)).getMessage());
+    assertEquals(
+        "pid 2 (kthreadd) is a kernel thread",
+        assertThrows(SeizeException.class, () -> Compel.seize(2, false)).getMessage());
+    String self =
+        assertThrows(SeizeException.class, () -> Compel.seize(Linux.getpid(), false)).getMessage();
+    assertTrue(self.endsWith("is the stasis agent itself"), self);
+    String init = assertThrows(SeizeException.class, () -> Compel.seize(1, false)).getMessage();
+    assertTrue(init.startsWith("pid 1 ") && init.contains("init process"), init);
+    String thread =
+        assertThrows(SeizeException.class, () -> Compel.seize(Linux.gettid(), false)).getMessage();
+    assertTrue(
+        Linux.gettid() == Linux.getpid() || thread.contains("is a thread of process"), thread);
+    try (Target t = TestTargets.start(zombie)) {
+      int z = (int) t.value("zombie");
+      String msg = assertThrows(SeizeException.class, () -> Compel.seize(z, false)).getMessage();
+      assertEquals("pid " + z + " (zombie) is a zombie", msg);
+      // the zombie's parent can be seized, but not with its unreaped child
+      try (SeizedTree tree = Compel.seize(t.pid(), false)) {
+        assertEquals(1, tree.tasks().size());
+      }
+      msg = assertThrows(SeizeException.class, () -> Compel.seize(t.pid(), true)).getMessage();
+      assertEquals("descendant pid " + z + " of " + t.pid() + " (zombie) is a zombie", msg);
+      assertTrue(t.alive(), "a refused seize leaves the parent running");
+      long end = System.nanoTime() + 2_000_000_000L;
+      while (t.state() != 'S' && System.nanoTime() < end) {
+        Thread.sleep(10);
+      }
+      assertEquals('S', t.state(), "back in pause(), neither stopped nor traced");
+    }
+  }
+}

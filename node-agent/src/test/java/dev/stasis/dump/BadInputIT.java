@@ -1,0 +1,83 @@
+package dev.stasis.dump;
+
+import static org.junit.jupiter.api.Assertions.assertNotEquals;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import org.junit.jupiter.api.Test;
+
+/** Targets that must be refused: one clear line naming the problem, non-zero exit, no images. */
+class BadInputIT {
+
+  private static String refuse(String pid, String expected) throws Exception {
+    Path dir = Files.createTempDirectory("stasis-bad");
+    Workloads.Cli r = Workloads.stasis("dump", "--pid", pid, "--images-dir", dir.toString());
+    assertNotEquals(0, r.exit());
+    DumpFaultsIT.assertOneLine(r.stderr());
+    assertTrue(r.stderr().contains(expected), "expected '" + expected + "' in: " + r.stderr());
+    assertTrue(!Files.exists(dir.resolve("pstree.img")));
+    return r.stderr();
+  }
+
+  @Test
+  void nonexistentPid() throws Exception {
+    int pid = 4_000_000;
+    while (Files.exists(Path.of("/proc/" + pid))) {
+      pid++;
+    }
+    refuse(Integer.toString(pid), "no process with PID " + pid);
+  }
+
+  @Test
+  void kernelThread() throws Exception {
+    refuse("2", "kernel thread");
+  }
+
+  @Test
+  void initProcess() throws Exception {
+    refuse("1", "PID 1");
+  }
+
+  @Test
+  void nonNumericPid() throws Exception {
+    refuse("abc", "'abc'");
+  }
+
+  @Test
+  void theAgentItself() throws Exception {
+    // `--pid self` is not a thing; the agent learns its own PID: ask it to dump its parent shell's
+    // child, i.e. itself, by running it through sh where $$ becomes the agent after exec.
+    String jar = System.getProperty("stasis.jar", "target/stasis-node-agent.jar");
+    Path dir = Files.createTempDirectory("stasis-self");
+    Process p =
+        new ProcessBuilder(
+                "sh", "-c", "exec java -jar " + jar + " dump --pid $$ --images-dir " + dir)
+            .start();
+    String err = new String(p.getErrorStream().readAllBytes(), StandardCharsets.UTF_8);
+    assertNotEquals(0, p.waitFor());
+    DumpFaultsIT.assertOneLine(err);
+    assertTrue(err.contains("agent itself"), err);
+  }
+
+  @Test
+  void zombie() throws Exception {
+    // The child exits at once; its parent exec()s sleep and never reaps it.
+    Process p = new ProcessBuilder("sh", "-c", "true & echo $!; exec sleep 20").start();
+    try {
+      String first =
+          new java.io.BufferedReader(
+                  new java.io.InputStreamReader(p.getInputStream(), StandardCharsets.US_ASCII))
+              .readLine();
+      int zpid = Integer.parseInt(first.strip());
+      for (int i = 0; i < 200 && !Workloads.isZombie(zpid); i++) {
+        Thread.sleep(10);
+      }
+      assertTrue(Workloads.isZombie(zpid), "test setup: PID " + zpid + " is a zombie");
+      refuse(Integer.toString(zpid), "zombie");
+    } finally {
+      p.destroyForcibly();
+    }
+  }
+}

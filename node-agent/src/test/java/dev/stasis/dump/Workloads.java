@@ -1,0 +1,154 @@
+package dev.stasis.dump;
+
+import java.io.IOException;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.concurrent.TimeUnit;
+
+/**
+ * The self-checking C workloads of src/workloads, built with gcc into target/workloads and started
+ * as detached grandchildren of the test JVM (the JDK's reaper would eat their ptrace stops). Each
+ * one verifies its own state when a "check" file appears in its state directory and answers in
+ * "result" (see src/workloads/workload.h).
+ */
+final class Workloads {
+  private static final Path REPO = Path.of(System.getProperty("stasis.repo", ".."));
+  private static final Path SRC = REPO.resolve("src/workloads");
+  private static final Path OUT = Path.of("target/workloads").toAbsolutePath();
+
+  private Workloads() {}
+
+  static synchronized Path build(String name) throws IOException, InterruptedException {
+    Path exe = OUT.resolve(name);
+    Files.createDirectories(OUT);
+    Path src = SRC.resolve(name + ".c");
+    if (Files.exists(exe)
+        && Files.getLastModifiedTime(exe).compareTo(Files.getLastModifiedTime(src)) > 0
+        && Files.getLastModifiedTime(exe)
+                .compareTo(Files.getLastModifiedTime(SRC.resolve("workload.h")))
+            > 0) {
+      return exe;
+    }
+    Process p =
+        new ProcessBuilder("gcc", "-O2", "-pthread", "-o", exe.toString(), src.toString())
+            .redirectErrorStream(true)
+            .start();
+    String out = new String(p.getInputStream().readAllBytes(), StandardCharsets.UTF_8);
+    if (p.waitFor() != 0) {
+      throw new IOException("gcc " + src + " failed:\n" + out);
+    }
+    return exe;
+  }
+
+  /** A running workload; close() kills it (whatever PID it runs as after a restore). */
+  static final class Running implements AutoCloseable {
+    final int pid;
+    final Path state;
+
+    Running(int pid, Path state) {
+      this.pid = pid;
+      this.state = state;
+    }
+
+    /** Triggers a self-check and returns the verdict line ("OK ..." or "FAIL ..."). */
+    String check() throws IOException, InterruptedException {
+      Path result = state.resolve("result");
+      Files.deleteIfExists(result);
+      Files.writeString(state.resolve("check"), "");
+      for (int i = 0; i < 400 && !Files.exists(result); i++) {
+        Thread.sleep(25);
+      }
+      return Files.exists(result) ? Files.readString(result).strip() : "FAIL no answer";
+    }
+
+    boolean alive() {
+      return Files.exists(Path.of("/proc/" + pid)) && !isZombie(pid);
+    }
+
+    /** Waits until the PID is gone and reaped (criu restore needs the PID free). */
+    void awaitGone() throws IOException, InterruptedException {
+      for (int i = 0; i < 400 && Files.exists(Path.of("/proc/" + pid)); i++) {
+        Thread.sleep(25);
+      }
+      if (Files.exists(Path.of("/proc/" + pid))) {
+        throw new IOException("PID " + pid + " is still there");
+      }
+    }
+
+    @Override
+    public void close() throws Exception {
+      ProcessHandle.of(pid).ifPresent(ProcessHandle::destroyForcibly);
+      for (int i = 0; i < 200 && Files.exists(Path.of("/proc/" + pid)); i++) {
+        Thread.sleep(10);
+      }
+    }
+  }
+
+  static boolean isZombie(int pid) {
+    try {
+      String s = Files.readString(Path.of("/proc/" + pid + "/stat"));
+      return s.substring(s.lastIndexOf(')') + 2).startsWith("Z");
+    } catch (IOException e) {
+      return false;
+    }
+  }
+
+  /**
+   * Starts workload {@code name} with a fresh state directory under target/it; waits until ready.
+   */
+  static Running start(String name, String... args) throws IOException, InterruptedException {
+    Path exe = build(name);
+    Path state =
+        Files.createTempDirectory(Files.createDirectories(Path.of("target/it")), name + "-")
+            .toAbsolutePath();
+    List<String> parts = new ArrayList<>(List.of(exe.toString(), state.toString()));
+    parts.addAll(List.of(args));
+    String cmd =
+        "setsid "
+            + String.join(" ", parts)
+            + " </dev/null >"
+            + state.resolve("log")
+            + " 2>&1 & echo $!";
+    Process sh = new ProcessBuilder("sh", "-c", cmd).start();
+    String out = new String(sh.getInputStream().readAllBytes(), StandardCharsets.US_ASCII).strip();
+    sh.waitFor(10, TimeUnit.SECONDS);
+    int pid = Integer.parseInt(out);
+    Path ready = state.resolve("ready");
+    for (int i = 0; i < 400 && !Files.exists(ready); i++) {
+      Thread.sleep(25);
+    }
+    if (!Files.exists(ready)) {
+      ProcessHandle.of(pid).ifPresent(ProcessHandle::destroyForcibly);
+      throw new IOException(
+          name + " did not become ready: " + Files.readString(state.resolve("log")));
+    }
+    return new Running(pid, state);
+  }
+
+  /** Result of running the packaged agent. */
+  record Cli(int exit, String stdout, String stderr) {}
+
+  /** Runs {@code java -jar stasis.jar args...} (the packaged agent, as users run it). */
+  static Cli stasis(String... args) throws IOException, InterruptedException {
+    String jar = System.getProperty("stasis.jar", "target/stasis-node-agent.jar");
+    List<String> cmd = new ArrayList<>(List.of("java", "-XX:+UseSerialGC", "-jar", jar));
+    cmd.addAll(List.of(args));
+    Path out = Files.createTempFile("stasis-out", ".txt");
+    Path err = Files.createTempFile("stasis-err", ".txt");
+    try {
+      Process p =
+          new ProcessBuilder(cmd).redirectOutput(out.toFile()).redirectError(err.toFile()).start();
+      if (!p.waitFor(180, TimeUnit.SECONDS)) {
+        p.destroyForcibly();
+        throw new IOException("stasis " + String.join(" ", args) + " timed out");
+      }
+      return new Cli(p.exitValue(), Files.readString(out), Files.readString(err));
+    } finally {
+      Files.deleteIfExists(out);
+      Files.deleteIfExists(err);
+    }
+  }
+}

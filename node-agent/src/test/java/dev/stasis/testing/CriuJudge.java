@@ -1,0 +1,63 @@
+package dev.stasis.testing;
+
+import java.io.IOException;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.concurrent.TimeUnit;
+
+/**
+ * Upstream CRIU 4.1.1 as the judge of an image set: {@code criu restore -d -D dir}. Tests only; run
+ * through trixie's own loader and libraries (bookworm's criu cannot handle this kernel's vDSO).
+ */
+public final class CriuJudge {
+  private CriuJudge() {}
+
+  /**
+   * Restores the image set in {@code images} detached ({@code -d}); the restored tree goes on on
+   * its own. Throws with the tail of CRIU's log when the restore fails.
+   */
+  public static void restore(Path images) throws IOException, InterruptedException {
+    Path log = images.resolve("restore.log");
+    List<String> cmd = new ArrayList<>(Crit.criuCommand());
+    cmd.addAll(List.of("restore", "-d", "-D", images.toString(), "-o", log.toString(), "-v4"));
+    run(cmd, log, "criu restore");
+  }
+
+  private static void run(List<String> cmd, Path log, String what)
+      throws IOException, InterruptedException {
+    Process p =
+        new ProcessBuilder(cmd)
+            .redirectErrorStream(true)
+            .redirectOutput(ProcessBuilder.Redirect.DISCARD)
+            .start();
+    if (!p.waitFor(120, TimeUnit.SECONDS)) {
+      p.destroyForcibly();
+      throw new IOException(what + " timed out");
+    }
+    if (p.exitValue() != 0) {
+      throw new IOException(what + " failed (exit " + p.exitValue() + "):\n" + tail(log));
+    }
+  }
+
+  /** The error lines and the last lines of a CRIU log. */
+  public static String tail(Path log) throws IOException {
+    if (!Files.exists(log)) {
+      return "(no log)";
+    }
+    List<String> lines = Files.readAllLines(log, StandardCharsets.UTF_8);
+    StringBuilder b = new StringBuilder();
+    for (String l : lines) {
+      if (l.contains("Error") || l.contains("rror (")) {
+        b.append(l).append('\n');
+      }
+    }
+    b.append("--- last lines ---\n");
+    for (String l : lines.subList(Math.max(0, lines.size() - 25), lines.size())) {
+      b.append(l).append('\n');
+    }
+    return b.toString();
+  }
+}
