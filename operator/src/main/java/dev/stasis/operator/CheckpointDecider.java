@@ -169,7 +169,7 @@ public final class CheckpointDecider {
       return fail(
           Reason.StorageNotConfigured,
           "spec.storage is not set and the operator has no default store"
-              + " (stasis.default-storage-uri)");
+              + " (stasis.operator.default-storage-uri)");
     }
     if (storage != null && storage.getCredentialsSecretRef() != null) {
       Decision bad =

@@ -6,7 +6,7 @@ import java.time.Duration;
 import java.util.Optional;
 
 /** Operator settings (application.properties, env STASIS_..., Helm values). */
-@ConfigMapping(prefix = "stasis")
+@ConfigMapping(prefix = "stasis.operator")
 public interface StasisConfig {
   /**
    * The store used when a Checkpoint names none (s3://bucket/prefix). Its credentials live with the

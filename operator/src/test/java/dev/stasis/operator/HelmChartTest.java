@@ -69,7 +69,7 @@ class HelmChartTest {
         c.getEnv().stream()
             .anyMatch(
                 e ->
-                    e.getName().equals("STASIS_DEFAULT_STORAGE_URI")
+                    e.getName().equals("STASIS_OPERATOR_DEFAULT_STORAGE_URI")
                         && e.getValue().equals("s3://ckpt/cluster")));
     DaemonSet ds = one(objs, DaemonSet.class);
     assertTrue(

@@ -1,0 +1,323 @@
+package dev.stasis.operator;
+
+import static org.awaitility.Awaitility.await;
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import com.fasterxml.jackson.databind.JsonNode;
+import dev.stasis.agent.ContainerProcesses;
+import dev.stasis.agent.NodeAgent;
+import dev.stasis.agent.ProcessDumper;
+import dev.stasis.crds.Checkpoint;
+import dev.stasis.crds.CheckpointSpec;
+import dev.stasis.crds.Phase;
+import dev.stasis.crds.StatusAggregator;
+import dev.stasis.images.ImageSink;
+import dev.stasis.storage.CheckpointStore;
+import dev.stasis.storage.StoreOptions;
+import dev.stasis.testing.Crit;
+import dev.stasis.testing.RuncContainer;
+import dev.stasis.testing.S3Server;
+import io.fabric8.kubernetes.api.model.SecretBuilder;
+import io.fabric8.kubernetes.client.KubernetesClient;
+import io.fabric8.mockwebserver.http.RecordedRequest;
+import io.quarkus.test.junit.QuarkusTest;
+import io.quarkus.test.kubernetes.client.KubernetesServer;
+import io.quarkus.test.kubernetes.client.KubernetesTestServer;
+import io.quarkus.test.kubernetes.client.WithKubernetesTestServer;
+import jakarta.inject.Inject;
+import java.io.IOException;
+import java.nio.channels.WritableByteChannel;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.time.Duration;
+import java.util.ArrayList;
+import java.util.Base64;
+import java.util.List;
+import java.util.Map;
+import java.util.concurrent.TimeUnit;
+import org.junit.jupiter.api.AfterAll;
+import org.junit.jupiter.api.BeforeEach;
+import org.junit.jupiter.api.MethodOrderer;
+import org.junit.jupiter.api.Order;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.TestMethodOrder;
+import org.junit.jupiter.api.io.TempDir;
+
+/**
+ * The Kubernetes path end to end: the fabric8 mock API server (CRUD) as the cluster, the real
+ * operator (Quarkus), the real node agent in-process with the real dump engine, a real runc
+ * container, and a real S3 server (S3Proxy). Upstream crit judges the stored images.
+ */
+@QuarkusTest
+// The CRD is installed by the test's own client (setUp): a setup-phase client's requests cannot be
+// told apart from the operator's in the RBAC check.
+@WithKubernetesTestServer(crud = true)
+@TestMethodOrder(MethodOrderer.OrderAnnotation.class)
+class CheckpointEndToEndIT {
+  static final String NODE = "node-e2e";
+  static final String AGENT_UA = "stasis-node-agent";
+
+  @KubernetesTestServer KubernetesServer server;
+  @Inject KubernetesClient operatorClient;
+  @TempDir static Path work;
+
+  static KubernetesClient test;
+  static KubernetesClient agentClient;
+  static NodeAgent agent;
+  static S3Server s3;
+
+  /** The engine the agent uses; a test may slow its sink down to delete mid-dump. */
+  static volatile ProcessDumper engine = ProcessDumper.ENGINE;
+
+  @BeforeEach
+  void setUp() throws Exception {
+    if (agent != null) {
+      return;
+    }
+    s3 = S3Server.start().bucket("ckpt");
+    test = CrdSetup.client(server, CrdSetup.TEST_UA);
+    CrdSetup.install(test);
+    agentClient = CrdSetup.client(server, AGENT_UA);
+    agent =
+        new NodeAgent(
+                agentClient,
+                NODE,
+                null,
+                Map.of(),
+                ContainerProcesses.host(),
+                (pid, leaveRunning, sink, progress) ->
+                    engine.dump(pid, leaveRunning, sink, progress))
+            .start();
+  }
+
+  @AfterAll
+  static void tearDown() {
+    if (agent != null) {
+      agent.close();
+      agentClient.close();
+      test.close();
+      s3.close();
+    }
+  }
+
+  Checkpoint get(String ns, String name) {
+    return test.resources(Checkpoint.class).inNamespace(ns).withName(name).get();
+  }
+
+  void podAndSecret(String ns, RuncContainer ctr) {
+    test.resource(Fixtures.runningPod(ns, "web", NODE, "app", ctr.containerId())).create();
+    test.resource(
+            new SecretBuilder()
+                .withNewMetadata()
+                .withNamespace(ns)
+                .withName("s3-creds")
+                .endMetadata()
+                .withData(
+                    Map.of(
+                        "accessKey", b64(S3Server.ACCESS_KEY),
+                        "secretKey", b64(S3Server.SECRET_KEY),
+                        "endpoint", b64(s3.endpoint())))
+                .build())
+        .create();
+  }
+
+  Checkpoint checkpoint(String ns, String name) {
+    Checkpoint c = Fixtures.checkpoint(ns, name, "web");
+    CheckpointSpec.StorageSpec st = new CheckpointSpec.StorageSpec();
+    st.setUri("s3://ckpt/k8s");
+    st.setCredentialsSecretRef(new CheckpointSpec.SecretRef("s3-creds", null));
+    c.getSpec().setStorage(st);
+    c.getSpec().setTimeoutSeconds(60);
+    return test.resource(c).create();
+  }
+
+  Checkpoint awaitTerminal(String ns, String name) {
+    await()
+        .atMost(Duration.ofSeconds(60))
+        .until(
+            () -> {
+              Checkpoint c = get(ns, name);
+              return c.getStatus() != null
+                  && c.getStatus().phase != null
+                  && c.getStatus().phase.terminal();
+            });
+    return get(ns, name);
+  }
+
+  @Test
+  @Order(1)
+  void checkpointOfARealContainerCompletesAndCritDecodesIt() throws Exception {
+    String ns = "e2e";
+    try (RuncContainer ctr = RuncContainer.counter(work)) {
+      podAndSecret(ns, ctr);
+      checkpoint(ns, "c1");
+      Checkpoint done = awaitTerminal(ns, "c1");
+      assertEquals(
+          Phase.Completed,
+          done.getStatus().phase,
+          "ended " + done.getStatus().phase + ": " + done.getStatus().message);
+      var s = done.getStatus();
+      assertEquals("True", StatusAggregator.condition(s, StatusAggregator.READY).getStatus());
+      assertEquals(NODE, s.nodeName);
+      assertEquals("s3://ckpt/k8s/e2e/c1/" + done.getMetadata().getUid(), s.location);
+      assertTrue(s.sizeBytes > 0);
+      assertTrue(s.durations.dumpMillis != null && s.durations.frozenMillis != null);
+      assertTrue(s.startTime != null && s.completionTime != null);
+
+      Path images = work.resolve("fetched");
+      try (CheckpointStore store =
+          CheckpointStore.open(s.location + "/app", StoreOptions.defaults().withS3(s3.config()))) {
+        store.fetch(images);
+      }
+      for (Crit.Version v : Crit.Version.values()) {
+        JsonNode pstree = Crit.entries(Crit.decode(v, images.resolve("pstree.img")));
+        assertEquals(1, pstree.size(), "one process in the container");
+        assertEquals(1, pstree.get(0).get("pid").asInt(), "the container's init is PID 1");
+      }
+      int lines = ctr.lines();
+      await().atMost(Duration.ofSeconds(5)).until(() -> ctr.lines() > lines + 2);
+      assertTrue(
+          test.v1().events().inNamespace(ns).list().getItems().stream()
+              .anyMatch(e -> "Completed".equals(e.getReason())),
+          "the agent records an Event per phase");
+    }
+  }
+
+  @Test
+  @Order(2)
+  void deletingARunningCheckpointReleasesTheWorkloadAndLeavesNothing() throws Exception {
+    String ns = "e2e-del";
+    engine =
+        (pid, leaveRunning, sink, progress) ->
+            ProcessDumper.ENGINE.dump(pid, leaveRunning, new SlowSink(sink), progress);
+    try (RuncContainer ctr = RuncContainer.counter(work)) {
+      podAndSecret(ns, ctr);
+      Checkpoint c = checkpoint(ns, "c2");
+      await().atMost(Duration.ofSeconds(30)).until(() -> agent.isRunning(c.getMetadata().getUid()));
+      test.resource(get(ns, "c2")).delete();
+      await().atMost(Duration.ofSeconds(30)).until(() -> get(ns, "c2") == null);
+      assertTrue(ctr.alive());
+      assertEquals("0", tracer(ctr.hostPid()), "nobody traces the workload any more");
+      int lines = ctr.lines();
+      await().atMost(Duration.ofSeconds(5)).until(() -> ctr.lines() > lines + 2);
+      try (CheckpointStore store =
+          CheckpointStore.open(
+              "s3://ckpt/k8s/" + ns + "/c2/" + c.getMetadata().getUid() + "/app",
+              StoreOptions.defaults().withS3(s3.config()))) {
+        assertEquals(List.of(), store.objectKeys(), "partial upload removed");
+        assertEquals(List.of(), store.pendingUploads(), "no multipart upload left");
+      }
+    } finally {
+      engine = ProcessDumper.ENGINE;
+    }
+  }
+
+  @Test
+  @Order(3)
+  void unknownContainerOnTheNodeFailsWithoutTouchingAnything() throws Exception {
+    String ns = "e2e-gone";
+    try (RuncContainer ctr = RuncContainer.counter(work)) {
+      podAndSecret(ns, ctr);
+    }
+    // The pod object still names the container, but it no longer runs on the node.
+    checkpoint(ns, "c3");
+    Checkpoint done = awaitTerminal(ns, "c3");
+    assertEquals(Phase.Failed, done.getStatus().phase);
+    assertEquals(
+        "ProcessNotFound",
+        StatusAggregator.condition(done.getStatus(), StatusAggregator.FAILED).getReason());
+    assertTrue(done.getStatus().message.contains("no process of container"));
+  }
+
+  /**
+   * The mock API server does not enforce RBAC; every request it served is recorded, so here each
+   * call of the operator and of the agent is checked against the rules the chart grants them.
+   */
+  @Test
+  @Order(10)
+  void operatorAndAgentUseOnlyWhatTheChartGrants() throws Exception {
+    var opRules = Chart.rules("operator");
+    var agentRules = Chart.rules("node-agent");
+    List<String> denied = new ArrayList<>();
+    int op = 0;
+    int ag = 0;
+    RecordedRequest r;
+    while ((r = server.getKubernetesMockServer().takeRequest(50, TimeUnit.MILLISECONDS)) != null) {
+      String ua = String.valueOf(r.getHeader("User-Agent"));
+      if (ua.startsWith(CrdSetup.TEST_UA)) {
+        continue;
+      }
+      Chart.ApiCall call = Chart.ApiCall.of(r.getMethod(), r.getPath());
+      boolean isAgent = ua.startsWith(AGENT_UA);
+      if (isAgent) {
+        ag++;
+      } else {
+        op++;
+      }
+      if (!call.allowedBy(isAgent ? agentRules : opRules)) {
+        denied.add((isAgent ? "agent: " : "operator: ") + call + " (user agent " + ua + ")");
+      }
+    }
+    assertTrue(op > 10 && ag > 10, "requests seen: operator " + op + ", agent " + ag);
+    assertEquals(List.of(), denied.stream().distinct().toList());
+  }
+
+  static String tracer(int pid) throws IOException {
+    for (String l : Files.readAllLines(Path.of("/proc/" + pid + "/status"))) {
+      if (l.startsWith("TracerPid:")) {
+        return l.substring(10).trim();
+      }
+    }
+    return "?";
+  }
+
+  static String b64(String s) {
+    return Base64.getEncoder().encodeToString(s.getBytes(StandardCharsets.UTF_8));
+  }
+
+  /** Delays each image file so that a deletion lands in the middle of a real dump. */
+  static final class SlowSink implements ImageSink {
+    private final ImageSink inner;
+
+    SlowSink(ImageSink inner) {
+      this.inner = inner;
+    }
+
+    @Override
+    public WritableByteChannel create(String name) throws IOException {
+      try {
+        Thread.sleep(400);
+      } catch (InterruptedException e) {
+        Thread.currentThread().interrupt();
+      }
+      return inner.create(name);
+    }
+
+    @Override
+    public void recordMetadata(Map<String, String> facts) {
+      inner.recordMetadata(facts);
+    }
+
+    @Override
+    public void commit() throws IOException {
+      inner.commit();
+    }
+
+    @Override
+    public void abort() {
+      inner.abort();
+    }
+
+    @Override
+    public String describe() {
+      return inner.describe();
+    }
+
+    @Override
+    public void close() {
+      inner.close();
+    }
+  }
+}
