@@ -119,10 +119,8 @@ public final class ContainerProcesses {
       throw new IOException(
           "no process of container " + id + " found on this node (scanned " + procRoot + ")");
     }
-    Path dir =
-        version == CgroupVersion.V1
-            ? cgroupRoot.resolve("freezer").resolve(strip(cgroupPath))
-            : v2Root().resolve(strip(cgroupPath));
+    Path mount = version == CgroupVersion.V1 ? cgroupRoot.resolve("freezer") : v2Root();
+    Path dir = cgroupPath.contains("/..") ? find(mount, id) : mount.resolve(strip(cgroupPath));
     tasks.sort(Comparator.comparingInt(Task::hostPid));
     return new Container(id, version, dir, List.copyOf(tasks));
   }
@@ -162,6 +160,21 @@ public final class ContainerProcesses {
             || Files.isRegularFile(unified.resolve("cgroup.procs"))
         ? unified
         : cgroupRoot;
+  }
+
+  /**
+   * In a private cgroup namespace (the agent's own container on cgroup v2), paths outside it read
+   * as {@code /../../...} relative to the agent's cgroup; then the container's directory is looked
+   * up by its ID in the host's cgroup tree, mounted at the cgroup root.
+   */
+  private static Path find(Path mount, String id) throws IOException {
+    try (var walk = Files.walk(mount, 10)) {
+      return walk.filter(Files::isDirectory)
+          .filter(d -> d.getFileName() != null && d.getFileName().toString().contains(id))
+          .findFirst()
+          .orElseThrow(
+              () -> new IOException("cgroup of container " + id + " not found under " + mount));
+    }
   }
 
   private static String strip(String path) {
