@@ -130,6 +130,14 @@ public final class RuncContainer implements AutoCloseable {
     run(dir, "runc", "--root", root.toString(), "kill", id, "KILL");
     run(dir, "runc", "--root", root.toString(), "delete", "-f", id);
     run(dir, "kill", "-KILL", "--", "-" + feederGroup);
+    // runc removes the container's cgroups but not the pod-level parents this test made up.
+    try (var hierarchies = Files.list(Path.of("/sys/fs/cgroup"))) {
+      for (Path h : hierarchies.toList()) {
+        Files.deleteIfExists(h.resolve("stasis-test/pod" + id.substring(0, 8)));
+      }
+    } catch (IOException e) {
+      // best effort: an empty cgroup directory left behind harms nothing
+    }
   }
 
   private static String quote(String s) {

@@ -5,13 +5,18 @@ import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import com.fasterxml.jackson.databind.JsonNode;
+import dev.stasis.agent.CgroupFreezer;
 import dev.stasis.agent.ContainerProcesses;
 import dev.stasis.agent.NodeAgent;
 import dev.stasis.agent.ProcessDumper;
 import dev.stasis.crds.Checkpoint;
 import dev.stasis.crds.CheckpointSpec;
+import dev.stasis.crds.CheckpointStatus;
+import dev.stasis.crds.Labels;
 import dev.stasis.crds.Phase;
+import dev.stasis.crds.Reason;
 import dev.stasis.crds.StatusAggregator;
+import dev.stasis.crds.Transition;
 import dev.stasis.images.ImageSink;
 import dev.stasis.storage.CheckpointStore;
 import dev.stasis.storage.StoreOptions;
@@ -32,11 +37,14 @@ import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.time.Duration;
+import java.time.Instant;
+import java.time.temporal.ChronoUnit;
 import java.util.ArrayList;
 import java.util.Base64;
 import java.util.List;
 import java.util.Map;
 import java.util.concurrent.TimeUnit;
+import java.util.concurrent.atomic.AtomicInteger;
 import org.junit.jupiter.api.AfterAll;
 import org.junit.jupiter.api.BeforeEach;
 import org.junit.jupiter.api.MethodOrderer;
@@ -229,6 +237,128 @@ class CheckpointEndToEndIT {
         "ProcessNotFound",
         StatusAggregator.condition(done.getStatus(), StatusAggregator.FAILED).getReason());
     assertTrue(done.getStatus().message.contains("no process of container"));
+  }
+
+  /**
+   * A Checkpoint claimed by an earlier instance of this node's agent that died mid-dump: it left
+   * the container frozen and a partial upload. The live agent must not dump again: it thaws the
+   * container, removes the partial upload and fails the checkpoint with AgentRestarted.
+   */
+  @Test
+  @Order(4)
+  void restartedAgentUndoesAPartialDumpInsteadOfDumpingAgain() throws Exception {
+    String ns = "e2e-restart";
+    AtomicInteger dumps = new AtomicInteger();
+    engine =
+        (pid, leaveRunning, sink, progress) -> {
+          dumps.incrementAndGet();
+          throw new AssertionError("a claimed checkpoint must never be dumped again");
+        };
+    try (RuncContainer ctr = RuncContainer.counter(work)) {
+      podAndSecret(ns, ctr);
+      Checkpoint c = claimedByDeadAgent(ns, "c4");
+      String location = "s3://ckpt/k8s/" + ns + "/c4/" + c.getMetadata().getUid();
+      ImageSink partial =
+          CheckpointStore.open(location + "/app", StoreOptions.defaults().withS3(s3.config()))
+              .newCheckpoint();
+      try (WritableByteChannel ch = partial.create("core-1.img")) {
+        ch.write(java.nio.ByteBuffer.wrap(new byte[4096]));
+      }
+      ContainerProcesses.Container cont = ContainerProcesses.host().resolve(ctr.containerId());
+      CgroupFreezer.freeze(cont, Duration.ofSeconds(5)); // left frozen by the dead agent
+      int frozenAt = ctr.lines();
+
+      runningSince(c, ctr);
+      Checkpoint done = awaitTerminal(ns, "c4");
+      assertEquals(Phase.Failed, done.getStatus().phase, done.getStatus().message);
+      assertEquals(
+          "AgentRestarted",
+          StatusAggregator.condition(done.getStatus(), StatusAggregator.FAILED).getReason());
+      await().atMost(Duration.ofSeconds(5)).until(() -> ctr.lines() > frozenAt + 2);
+      try (CheckpointStore store =
+          CheckpointStore.open(location + "/app", StoreOptions.defaults().withS3(s3.config()))) {
+        assertEquals(List.of(), store.objectKeys(), "partial upload removed");
+        assertEquals(List.of(), store.pendingUploads());
+      }
+      assertEquals(0, dumps.get());
+    } finally {
+      engine = ProcessDumper.ENGINE;
+    }
+  }
+
+  /**
+   * The earlier agent instance stored the complete image set (manifest written) but died before
+   * reporting it: the result is not lost and nothing is dumped again. The image set here is written
+   * through the store directly: only its completeness matters to the agent.
+   */
+  @Test
+  @Order(5)
+  void restartedAgentReportsAStoredResultWithoutDumpingAgain() throws Exception {
+    String ns = "e2e-found";
+    AtomicInteger dumps = new AtomicInteger();
+    engine =
+        (pid, leaveRunning, sink, progress) -> {
+          dumps.incrementAndGet();
+          throw new AssertionError("a claimed checkpoint must never be dumped again");
+        };
+    try (RuncContainer ctr = RuncContainer.counter(work)) {
+      podAndSecret(ns, ctr);
+      Checkpoint c = claimedByDeadAgent(ns, "c5");
+      String location = "s3://ckpt/k8s/" + ns + "/c5/" + c.getMetadata().getUid();
+      Path dir = Files.createDirectories(work.resolve("stored-" + ns));
+      Files.write(dir.resolve("inventory.img"), new byte[512]);
+      Files.write(dir.resolve("pstree.img"), new byte[256]);
+      try (CheckpointStore store =
+          CheckpointStore.open(location + "/app", StoreOptions.defaults().withS3(s3.config()))) {
+        store.push(dir);
+      }
+      runningSince(c, ctr);
+      Checkpoint done = awaitTerminal(ns, "c5");
+      assertEquals(Phase.Completed, done.getStatus().phase, done.getStatus().message);
+      assertEquals(location, done.getStatus().location);
+      assertTrue(
+          done.getStatus().sizeBytes >= 768, "size from the store: " + done.getStatus().sizeBytes);
+      assertTrue(done.getStatus().message.contains("previous instance"));
+      assertEquals(0, dumps.get());
+    } finally {
+      engine = ProcessDumper.ENGINE;
+    }
+  }
+
+  /** A dispatched Checkpoint that another (now dead) instance of this node's agent claimed. */
+  Checkpoint claimedByDeadAgent(String ns, String name) {
+    Checkpoint c = Fixtures.checkpoint(ns, name, "web");
+    CheckpointSpec.StorageSpec st = new CheckpointSpec.StorageSpec();
+    st.setUri("s3://ckpt/k8s");
+    st.setCredentialsSecretRef(new CheckpointSpec.SecretRef("s3-creds", null));
+    c.getSpec().setStorage(st);
+    c.getSpec().setTimeoutSeconds(60);
+    c.getMetadata().setLabels(Map.of(Labels.NODE, NODE));
+    c.getMetadata()
+        .setAnnotations(
+            Map.of(
+                Labels.ACCEPTED_GENERATION,
+                "1",
+                Labels.DISPATCHED_AT,
+                Instant.now().truncatedTo(ChronoUnit.SECONDS).toString(),
+                Labels.CLAIM,
+                NODE + "/dead0001"));
+    c.getMetadata().setFinalizers(List.of(Labels.AGENT_FINALIZER));
+    return test.resource(c).create();
+  }
+
+  /** The status the dead instance had written: Running, with the pod's container. */
+  void runningSince(Checkpoint c, RuncContainer ctr) {
+    Checkpoint fresh = get(c.getMetadata().getNamespace(), c.getMetadata().getName());
+    fresh.setStatus(
+        StatusAggregator.next(
+            null,
+            1,
+            Transition.to(Phase.Running, Reason.Claimed, "claimed by the node agent on " + NODE)
+                .node(NODE, "pod-uid")
+                .containers(List.of(new CheckpointStatus.ContainerRef("app", ctr.containerId()))),
+            Instant.now()));
+    test.resource(fresh).updateStatus();
   }
 
   /**
