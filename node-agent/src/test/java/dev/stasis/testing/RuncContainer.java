@@ -1,5 +1,7 @@
 package dev.stasis.testing;
 
+import com.fasterxml.jackson.databind.ObjectMapper;
+import com.fasterxml.jackson.databind.node.ObjectNode;
 import java.io.IOException;
 import java.nio.file.Files;
 import java.nio.file.Path;
@@ -9,10 +11,11 @@ import java.util.List;
 import java.util.concurrent.TimeUnit;
 
 /**
- * A real container for tests: runc with a busybox-static rootfs, its own PID, mount, IPC, UTS and
- * network namespaces, and stdio as pipes (stdin from a process that keeps it open, stdout through
- * {@code cat} into a host log). The runc state lives in a private --root so that parallel builds
- * never see each other's containers. The cgroup path mimics the kubelet's layout.
+ * A real container for tests: runc with a busybox-static rootfs, its own PID, mount, IPC, UTS,
+ * cgroup and network namespaces (or, for {@link #counterInHostNamespaces}, only its own cgroup),
+ * and stdio as pipes (stdin from a process that keeps it open, stdout through {@code cat} into a
+ * host log). The runc state lives in a private --root so that parallel builds never see each
+ * other's containers. The cgroup path mimics the kubelet's layout.
  */
 public final class RuncContainer implements AutoCloseable {
   private final String id;
@@ -31,12 +34,24 @@ public final class RuncContainer implements AutoCloseable {
     this.feederGroup = feederGroup;
   }
 
+  static final String COUNTER = "i=0; while :; do read -t 0.1 x; i=$((i+1)); echo $i; done";
+
   /** A single-process container printing an increasing counter every 100 ms (no forks). */
   public static RuncContainer counter(Path work) throws IOException, InterruptedException {
-    return start(work, "i=0; while :; do read -t 0.1 x; i=$((i+1)); echo $i; done");
+    return start(work, COUNTER, false);
   }
 
-  public static RuncContainer start(Path work, String script)
+  /**
+   * A counter in a container that shares every namespace with the host and has only its own cgroup,
+   * with stdin from /dev/null and stdout to a host file (what the dump engine handles today).
+   * Without a pipe to wait on it counts flat out, so its cgroup caps it at 5% of a CPU.
+   */
+  public static RuncContainer counterInHostNamespaces(Path work)
+      throws IOException, InterruptedException {
+    return start(work, "i=0; while :; do i=$((i+1)); echo $i; done", true);
+  }
+
+  public static RuncContainer start(Path work, String script, boolean hostNamespaces)
       throws IOException, InterruptedException {
     byte[] r = new byte[32];
     new SecureRandom().nextBytes(r);
@@ -52,39 +67,37 @@ public final class RuncContainer implements AutoCloseable {
     }
     run(dir, "runc", "spec");
     Path config = dir.resolve("config.json");
-    String json = Files.readString(config);
-    json = json.replace("\"terminal\": true", "\"terminal\": false");
-    json = json.replace("\"readonly\": true", "\"readonly\": false");
-    json =
-        json.replaceFirst(
-            "\"args\": \\[\\s*\"sh\"\\s*\\]",
-            java.util.regex.Matcher.quoteReplacement(
-                "\"args\": [\"/bin/sh\", \"-c\", " + quote(script) + "]"));
-    json =
-        json.replaceFirst(
-            "\"linux\": \\{",
-            "\"linux\": {\n\t\t\"cgroupsPath\": \"/stasis-test/pod"
-                + id.substring(0, 8)
-                + "/"
-                + id
-                + "\",");
-    Files.writeString(config, json);
+    ObjectMapper json = new ObjectMapper();
+    ObjectNode c = (ObjectNode) json.readTree(config.toFile());
+    ObjectNode process = (ObjectNode) c.get("process");
+    process.put("terminal", false);
+    process.putArray("args").add("/bin/busybox").add("sh").add("-c").add(script);
+    ObjectNode linux = (ObjectNode) c.get("linux");
+    linux.put("cgroupsPath", "/stasis-test/pod" + id.substring(0, 8) + "/" + id);
+    if (hostNamespaces) {
+      // Only a cgroup of its own: host root (read-only), host PID, mount, network... namespaces.
+      ((ObjectNode) c.get("root")).put("path", "/").put("readonly", true);
+      linux.putArray("namespaces");
+      linux.remove("maskedPaths");
+      linux.remove("readonlyPaths");
+      c.putArray("mounts");
+      c.remove("hostname");
+      linux.putObject("resources").putObject("cpu").put("quota", 5000).put("period", 100000);
+    } else {
+      ((ObjectNode) c.get("root")).put("readonly", false);
+    }
+    json.writerWithDefaultPrettyPrinter().writeValue(config.toFile(), c);
     Path root = Files.createDirectories(dir.resolve("runc-root"));
     Path log = dir.resolve("stdout.log");
     Path pidFile = dir.resolve("pid");
     // setsid: the feeder (sleep), runc and cat get their own group, killed in close().
+    String run = "runc --root " + root + " run -d --pid-file " + pidFile + " " + id;
+    String stdio =
+        hostNamespaces
+            ? run + " </dev/null >" + log + " 2>&1"
+            : "sleep 100000 | " + run + " 2>&1 | cat > " + log;
     String cmd =
-        "cd "
-            + dir
-            + " && setsid sh -c 'sleep 100000 | runc --root "
-            + root
-            + " run -d --pid-file "
-            + pidFile
-            + " "
-            + id
-            + " 2>&1 | cat > "
-            + log
-            + "' >/dev/null 2>&1 </dev/null & echo $!";
+        "cd " + dir + " && setsid sh -c '" + stdio + "' >/dev/null 2>&1 </dev/null & echo $!";
     Process p = new ProcessBuilder("sh", "-c", cmd).redirectErrorStream(true).start();
     String feeder = new String(p.getInputStream().readAllBytes()).trim();
     p.waitFor();

@@ -154,6 +154,41 @@ class CheckpointEndToEndIT {
     return get(ns, name);
   }
 
+  /**
+   * The whole chain with the engine as it is: a runc container that has its own cgroup but shares
+   * the host's namespaces. Completed, stored in S3, decoded by crit, workload still running.
+   */
+  @Test
+  @Order(0)
+  void checkpointOfAHostNamespaceContainerCompletesAndCritDecodesIt() throws Exception {
+    String ns = "e2e-hostns";
+    try (RuncContainer ctr = RuncContainer.counterInHostNamespaces(work)) {
+      podAndSecret(ns, ctr);
+      checkpoint(ns, "c0");
+      Checkpoint done = awaitTerminal(ns, "c0");
+      assertEquals(
+          Phase.Completed,
+          done.getStatus().phase,
+          "ended " + done.getStatus().phase + ": " + done.getStatus().message);
+      var s = done.getStatus();
+      assertEquals("True", StatusAggregator.condition(s, StatusAggregator.READY).getStatus());
+      assertEquals("s3://ckpt/k8s/" + ns + "/c0/" + done.getMetadata().getUid(), s.location);
+      assertTrue(s.sizeBytes > 0 && s.durations.dumpMillis != null);
+      Path images = work.resolve("fetched-hostns");
+      try (CheckpointStore store =
+          CheckpointStore.open(s.location + "/app", StoreOptions.defaults().withS3(s3.config()))) {
+        store.fetch(images);
+      }
+      for (Crit.Version v : Crit.Version.values()) {
+        JsonNode pstree = Crit.entries(Crit.decode(v, images.resolve("pstree.img")));
+        assertEquals(1, pstree.size());
+        assertEquals(ctr.hostPid(), pstree.get(0).get("pid").asInt());
+      }
+      int lines = ctr.lines();
+      await().atMost(Duration.ofSeconds(5)).until(() -> ctr.lines() > lines + 2);
+    }
+  }
+
   @Test
   @Order(1)
   void checkpointOfARealContainerCompletesAndCritDecodesIt() throws Exception {
