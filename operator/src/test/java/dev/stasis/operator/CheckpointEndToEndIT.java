@@ -235,7 +235,7 @@ class CheckpointEndToEndIT {
     engine =
         (pid, leaveRunning, sink, progress) ->
             ProcessDumper.ENGINE.dump(pid, leaveRunning, new SlowSink(sink), progress);
-    try (RuncContainer ctr = RuncContainer.counter(work)) {
+    try (RuncContainer ctr = RuncContainer.counterInHostNamespaces(work)) {
       podAndSecret(ns, ctr);
       Checkpoint c = checkpoint(ns, "c2");
       await().atMost(Duration.ofSeconds(30)).until(() -> agent.isRunning(c.getMetadata().getUid()));
@@ -444,6 +444,7 @@ class CheckpointEndToEndIT {
 
   /** Delays each image file so that a deletion lands in the middle of a real dump. */
   static final class SlowSink implements ImageSink {
+    static final AtomicInteger created = new AtomicInteger();
     private final ImageSink inner;
 
     SlowSink(ImageSink inner) {
@@ -453,6 +454,7 @@ class CheckpointEndToEndIT {
     @Override
     public WritableByteChannel create(String name) throws IOException {
       try {
+        created.incrementAndGet();
         Thread.sleep(400);
       } catch (InterruptedException e) {
         Thread.currentThread().interrupt();
