@@ -169,7 +169,7 @@ final class CheckpointJob implements Runnable {
       if (!complete) {
         for (CheckpointStore s : opened) {
           try {
-            s.delete();
+            removeAll(s);
           } catch (StorageException e) {
             LOG.warning(
                 who() + ": could not remove partial images at " + s.uri() + ": " + e.getMessage());
@@ -178,6 +178,16 @@ final class CheckpointJob implements Runnable {
       }
       opened.forEach(CheckpointStore::close);
       onDone.run();
+    }
+  }
+
+  /**
+   * Deletes whatever a checkpoint left at this store: objects and pending multipart uploads. The
+   * engine usually aborted its sink already; then there is nothing to do.
+   */
+  static void removeAll(CheckpointStore s) throws StorageException {
+    if (!s.objectKeys().isEmpty() || !s.pendingUploads().isEmpty()) {
+      s.delete();
     }
   }
 

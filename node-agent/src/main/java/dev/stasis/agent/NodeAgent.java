@@ -200,7 +200,7 @@ public final class NodeAgent implements AutoCloseable {
         && cr.getSpec().effectiveDeletionPolicy() == CheckpointSpec.DeletionPolicy.Delete) {
       for (CheckpointStatus.ContainerRef ref : st.containers) {
         try (CheckpointStore s = stores.open(cr, ref.name)) {
-          s.delete();
+          CheckpointJob.removeAll(s);
         } catch (StorageException e) {
           LOG.warning(key(cr) + ": cannot delete stored images yet: " + e.getMessage());
           return; // keep the finalizer; the informer's resync retries
@@ -271,7 +271,7 @@ public final class NodeAgent implements AutoCloseable {
         LOG.info(key(cr) + ": container " + ref.name + " not found to thaw: " + e.getMessage());
       }
       try (CheckpointStore s = stores.open(cr, ref.name)) {
-        s.delete();
+        CheckpointJob.removeAll(s);
       } catch (StorageException e) {
         LOG.warning(key(cr) + ": cannot remove partial images: " + e.getMessage());
       }

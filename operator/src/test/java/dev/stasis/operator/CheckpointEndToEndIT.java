@@ -186,6 +186,40 @@ class CheckpointEndToEndIT {
       }
       int lines = ctr.lines();
       await().atMost(Duration.ofSeconds(5)).until(() -> ctr.lines() > lines + 2);
+
+      // deletionPolicy Retain (the default): deleting the Checkpoint keeps the images.
+      test.resource(get(ns, "c0")).delete();
+      await().atMost(Duration.ofSeconds(30)).until(() -> get(ns, "c0") == null);
+      try (CheckpointStore store =
+          CheckpointStore.open(s.location + "/app", StoreOptions.defaults().withS3(s3.config()))) {
+        assertTrue(store.list().get(0).complete(), "retained");
+      }
+    }
+  }
+
+  @Test
+  @Order(6)
+  void deletionPolicyDeleteRemovesTheStoredImages() throws Exception {
+    String ns = "e2e-policy";
+    try (RuncContainer ctr = RuncContainer.counterInHostNamespaces(work)) {
+      podAndSecret(ns, ctr);
+      Checkpoint c = Fixtures.checkpoint(ns, "c6", "web");
+      CheckpointSpec.StorageSpec st = new CheckpointSpec.StorageSpec();
+      st.setUri("s3://ckpt/k8s");
+      st.setCredentialsSecretRef(new CheckpointSpec.SecretRef("s3-creds", null));
+      c.getSpec().setStorage(st);
+      c.getSpec().setDeletionPolicy(CheckpointSpec.DeletionPolicy.Delete);
+      test.resource(c).create();
+      Checkpoint done = awaitTerminal(ns, "c6");
+      assertEquals(Phase.Completed, done.getStatus().phase, done.getStatus().message);
+      try (CheckpointStore store =
+          CheckpointStore.open(
+              done.getStatus().location + "/app", StoreOptions.defaults().withS3(s3.config()))) {
+        assertTrue(!store.objectKeys().isEmpty());
+        test.resource(done).delete();
+        await().atMost(Duration.ofSeconds(30)).until(() -> get(ns, "c6") == null);
+        assertEquals(List.of(), store.objectKeys(), "deletionPolicy Delete removes the images");
+      }
     }
   }
 

@@ -63,7 +63,7 @@ class OperatorMockServerTest {
   }
 
   @Test
-  void badRequestsEndFailedWithReasons() {
+  void badRequestsEndFailedWithReasons() throws Exception {
     String ns = "bad";
     client.resource(Fixtures.runningPod(ns, "web", "node-1", "app", "containerd://aa")).create();
     var notRunning = Fixtures.runningPod(ns, "starting", "node-1", "app", "containerd://bb");
@@ -101,6 +101,12 @@ class OperatorMockServerTest {
         client.v1().events().inNamespace(ns).list().getItems().stream()
             .anyMatch(e -> "PodNotFound".equals(e.getReason()) && "Warning".equals(e.getType())),
         "each phase change is recorded as an Event");
+    String metrics = http("/q/metrics");
+    assertTrue(
+        metrics.contains("stasis_checkpoint_failures_total{reason=\"PodNotFound\"} 1.0"),
+        "failures by reason reach Prometheus");
+    assertTrue(metrics.contains("stasis_checkpoint_failures_total{reason=\"ContainerNotFound\"}"));
+    assertTrue(http("/q/health/live").contains("\"status\": \"UP\""));
   }
 
   @Test
@@ -183,6 +189,18 @@ class OperatorMockServerTest {
     assertTrue(
         client.v1().events().inNamespace(ns).list().getItems().stream()
             .anyMatch(e -> e.getMessage().contains("did not clean up")));
+  }
+
+  static String http(String path) throws Exception {
+    var res =
+        java.net.http.HttpClient.newHttpClient()
+            .send(
+                java.net.http.HttpRequest.newBuilder(
+                        java.net.URI.create("http://localhost:8081" + path))
+                    .build(),
+                java.net.http.HttpResponse.BodyHandlers.ofString());
+    assertEquals(200, res.statusCode(), path + ": " + res.body());
+    return res.body();
   }
 
   Checkpoint get(String ns, String name) {
