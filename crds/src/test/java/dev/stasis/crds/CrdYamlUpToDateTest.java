@@ -20,17 +20,17 @@ class CrdYamlUpToDateTest {
     String generated = Files.readString(GENERATED);
     for (Path committed : new Path[] {Path.of(FILE), Path.of("../helm/stasis/crds", FILE)}) {
       assertTrue(
-          Files.exists(committed),
-          committed + " is missing: cp crds/" + GENERATED + " " + committed);
+          Files.exists(committed), committed + " is missing: copy it from crds/" + GENERATED);
       assertEquals(
           generated,
           Files.readString(committed),
           committed
               + " differs from the CRD generated from the model; regenerate with: mvn -pl crds"
-              + " package && cp crds/"
+              + " process-classes && cp crds/"
               + GENERATED
-              + " "
-              + committed);
+              + " crds/ && cp crds/"
+              + GENERATED
+              + " helm/stasis/crds/");
     }
   }
 

@@ -35,6 +35,9 @@ final class CheckpointJob implements Runnable {
   private final Runnable onDone;
   private volatile boolean deleted;
 
+  /** The status ended under us (operator timeout, spec edited): stop and undo. */
+  private volatile boolean abandoned;
+
   CheckpointJob(
       Checkpoint cr,
       StatusWriter status,
@@ -59,7 +62,14 @@ final class CheckpointJob implements Runnable {
   }
 
   private boolean cancelled() {
-    return deleted || Instant.now().isAfter(deadline);
+    return deleted || abandoned || Instant.now().isAfter(deadline);
+  }
+
+  /** Writes a non-final status; if the checkpoint already ended, the dump is abandoned. */
+  private void report(boolean written) {
+    if (!written) {
+      abandoned = true;
+    }
   }
 
   private String who() {
@@ -100,11 +110,12 @@ final class CheckpointJob implements Runnable {
                 store.newCheckpoint(),
                 this::cancelled,
                 () ->
-                    status.transition(
-                        Transition.to(
-                            Phase.Uploading,
-                            Reason.Uploading,
-                            "container '" + ref.name + "': finishing upload")));
+                    report(
+                        status.transition(
+                            Transition.to(
+                                Phase.Uploading,
+                                Reason.Uploading,
+                                "container '" + ref.name + "': finishing upload"))));
         sink.recordMetadata(
             Map.of(
                 "k8s.namespace", cr.getMetadata().getNamespace(),
@@ -122,10 +133,11 @@ final class CheckpointJob implements Runnable {
                   sink,
                   dumper,
                   msg ->
-                      status.progress(
-                          Phase.Running,
-                          "container '" + ref.name + "': " + msg,
-                          before + sink.bytes()),
+                      report(
+                          status.progress(
+                              Phase.Running,
+                              "container '" + ref.name + "': " + msg,
+                              before + sink.bytes())),
                   Duration.ofSeconds(10));
         }
         bytes += r.bytes();

@@ -153,7 +153,9 @@ public final class NodeAgent implements AutoCloseable {
   }
 
   /** Claims under optimistic locking; null when someone else changed it first. */
-  private Checkpoint claim(Checkpoint cr) {
+  private Checkpoint claim(Checkpoint seen) {
+    // The informer's object is shared with its cache: change a copy.
+    Checkpoint cr = client.getKubernetesSerialization().clone(seen);
     Map<String, String> ann = new HashMap<>(annotations(cr));
     ann.put(Labels.CLAIM, claimId());
     cr.getMetadata().setAnnotations(ann);

@@ -3,7 +3,9 @@ package dev.stasis.agent;
 import dev.stasis.crds.Checkpoint;
 import dev.stasis.crds.CheckpointEvents;
 import dev.stasis.crds.CheckpointStatus;
+import dev.stasis.crds.Labels;
 import dev.stasis.crds.Phase;
+import dev.stasis.crds.Reason;
 import dev.stasis.crds.StatusAggregator;
 import dev.stasis.crds.Transition;
 import io.fabric8.kubernetes.client.KubernetesClient;
@@ -35,10 +37,32 @@ final class StatusWriter {
     return client.resources(Checkpoint.class).inNamespace(ns).withName(name).get();
   }
 
+  /**
+   * Applies {@code t}. A spec edited after acceptance (possible where the API server does not
+   * evaluate the CRD's CEL rule) turns any non-final transition into Failed/SpecChanged, and the
+   * job stops at its next progress report.
+   */
   boolean transition(Transition t) {
     for (int attempt = 0; attempt < 8; attempt++) {
       Checkpoint cr = read();
       if (cr == null) {
+        return false;
+      }
+      String accepted =
+          cr.getMetadata().getAnnotations() == null
+              ? null
+              : cr.getMetadata().getAnnotations().get(Labels.ACCEPTED_GENERATION);
+      if (!t.phase().terminal()
+          && accepted != null
+          && !accepted.equals(String.valueOf(cr.getMetadata().getGeneration()))) {
+        transition(
+            Transition.failed(
+                Reason.SpecChanged,
+                "spec was edited after the checkpoint was accepted (generation "
+                    + accepted
+                    + " -> "
+                    + cr.getMetadata().getGeneration()
+                    + "); the dump was abandoned"));
         return false;
       }
       CheckpointStatus cur = cr.getStatus();
@@ -77,7 +101,6 @@ final class StatusWriter {
       return true;
     }
     lastProgress = now;
-    return transition(
-        Transition.to(phase, dev.stasis.crds.Reason.Dumping, message).sizeBytes(bytes));
+    return transition(Transition.to(phase, Reason.Dumping, message).sizeBytes(bytes));
   }
 }
