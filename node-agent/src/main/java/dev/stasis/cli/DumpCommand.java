@@ -46,6 +46,11 @@ public class DumpCommand implements Callable<Integer> {
       description = "detach and let the process go on after the dump (default: kill it)")
   boolean leaveRunning;
 
+  @Option(
+      names = {"--verbose", "-v"},
+      description = "also print the time of every phase")
+  boolean verbose;
+
   /** Where the images go; a subclass or a later option may choose another sink. */
   protected ImageSink openSink() throws java.io.IOException {
     if ((imagesDir == null) == (to == null)) {
@@ -71,6 +76,13 @@ public class DumpCommand implements Callable<Integer> {
           r.timingsMs().get("total_ms"),
           r.timingsMs().get("frozen_ms"),
           leaveRunning ? "; left running" : "; process killed");
+      if (verbose) {
+        StringBuilder phases = new StringBuilder("phases (ms):");
+        r.timingsMs().entrySet().stream()
+            .sorted(java.util.Map.Entry.comparingByKey())
+            .forEach(e -> phases.append(' ').append(e.getKey()).append('=').append(e.getValue()));
+        System.out.println(phases);
+      }
     }
     return 0;
   }

@@ -38,7 +38,8 @@ public final class Main implements Runnable {
         });
     cl.setExecutionExceptionHandler(
         (ex, cmd, parsed) -> {
-          cmd.getErr().println("stasis " + cmd.getCommandName() + ": " + oneLine(ex.getMessage()));
+          String msg = ex.getMessage() == null ? ex.toString() : ex.getMessage();
+          cmd.getErr().println("stasis " + cmd.getCommandName() + ": " + oneLine(msg));
           if (System.getenv("STASIS_DEBUG") != null) {
             ex.printStackTrace(cmd.getErr());
           }

@@ -26,6 +26,9 @@ final class PtraceTask implements SeizedTask {
 
   private final List<ThreadState> states;
 
+  /** Shared mappings still present in the target; removed before the detach. */
+  final List<RemoteMapping> mappings = new ArrayList<>();
+
   PtraceTask(
       Tracer tracer,
       Arch arch,
@@ -54,6 +57,11 @@ final class PtraceTask implements SeizedTask {
   @Override
   public List<ThreadState> threads() {
     return states;
+  }
+
+  @Override
+  public int stopSignal() {
+    return groupStopSig;
   }
 
   @Override
@@ -123,6 +131,13 @@ final class PtraceTask implements SeizedTask {
    * again first, so it stays stopped after the detach. Never throws (tracer thread).
    */
   void release() {
+    for (RemoteMapping m : new ArrayList<>(mappings)) {
+      try {
+        m.close();
+      } catch (IOException | RuntimeException e) {
+        System.err.println("stasis: unmapping from pid " + pid + ": " + e.getMessage());
+      }
+    }
     for (SeizedThread t : threads) {
       if (t.gone) {
         continue;

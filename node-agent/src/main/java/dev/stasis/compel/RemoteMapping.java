@@ -6,7 +6,8 @@ import java.nio.ByteBuffer;
 
 /**
  * Memory shared between the agent and a seized target (a memfd mapped on both sides). {@link
- * #close()} unmaps it from the target and from the agent.
+ * #close()} unmaps it from the target and from the agent; closing the seized tree closes any
+ * mapping still open, so no injected memory outlives the seize.
  */
 public final class RemoteMapping implements AutoCloseable {
   private final TaskControl control;
@@ -44,7 +45,7 @@ public final class RemoteMapping implements AutoCloseable {
     }
     closed = true;
     try {
-      control.unmapRemote(remote, size);
+      control.unmapRemote(this);
     } finally {
       Linux.munmap(local, size);
     }

@@ -12,6 +12,13 @@ public interface SeizedTask {
   List<ThreadState> threads();
 
   /**
+   * The signal (SIGSTOP or SIGTSTP; SIGSTOP when it had only a stop pending) that had the process
+   * group-stopped when it was seized, or 0 if it was running. Closing the tree leaves such a
+   * process stopped again; a dump records it as a stopped task.
+   */
+  int stopSignal();
+
+  /**
    * Injects the parasite into this process. The returned handle's {@code close()} cures: it unmaps
    * the blob and the shared area and restores every register and signal mask it touched. A failed
    * infection cleans up before it throws.

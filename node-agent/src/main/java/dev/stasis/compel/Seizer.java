@@ -122,9 +122,16 @@ final class Seizer {
     if (agentAndAncestors.contains(pid)) {
       throw new SeizeException(name + " is an ancestor of the stasis agent");
     }
-    String tracer = status.getOrDefault("TracerPid", "0");
-    if (!tracer.equals("0")) {
-      throw new SeizeException(name + " is already traced by pid " + tracer);
+    int tracer = Integer.parseInt(status.getOrDefault("TracerPid", "0"));
+    if (tracer != 0) {
+      // TracerPid is the tracing thread; name its process
+      String tracerPid = Integer.toString(tracer);
+      try {
+        tracerPid = status(tracer, tracer).getOrDefault("Tgid", tracerPid);
+      } catch (IOException ignored) {
+        // the tracer just went away; its thread id is all there is
+      }
+      throw new SeizeException(name + " is already traced by pid " + tracerPid);
     }
     if (parent != null && st.ppid() != parent) {
       return false; // reparented (its parent went away) between listing and checking
@@ -163,13 +170,21 @@ final class Seizer {
           try {
             Ptrace.seize(tid, 0);
           } catch (LinuxException e) {
-            if (e.errno() == Errno.ESRCH && !Files.exists(taskDir(pid, tid))) {
-              continue; // the thread exited between listing and seizing
+            // an exited thread answers ESRCH, one still being torn down EPERM
+            if ((e.errno() == Errno.ESRCH || e.errno() == Errno.EPERM) && exited(pid, tid)) {
+              continue;
             }
             throw e;
           }
           unwaited.add(tid);
-          Ptrace.interrupt(tid);
+          try {
+            Ptrace.interrupt(tid);
+          } catch (LinuxException e) {
+            if (e.errno() != Errno.ESRCH) {
+              throw e;
+            }
+            // it is exiting: its death report is collected below like a stop
+          }
         }
         while (!unwaited.isEmpty()) {
           int tid = unwaited.get(0);
@@ -218,6 +233,14 @@ final class Seizer {
 
   private record Seized(SeizedThread thread, int stopSig) {}
 
+  private static boolean exited(int pid, int tid) throws IOException {
+    try {
+      return TaskStat.read(pid, tid).isZombie();
+    } catch (NoSuchFileException e) {
+      return true;
+    }
+  }
+
   private static Path taskDir(int pid, int tid) {
     return Path.of("/proc/" + pid + "/task/" + tid);
   }
@@ -234,12 +257,8 @@ final class Seizer {
   private Seized awaitSeized(int pid, int tid) throws IOException {
     WaitStatus ws;
     while (true) {
-      ws = Stops.waitFor(tid, STOP_TIMEOUT_MS);
-      if (ws == null) {
-        throw new SeizeException(
-            "tid " + tid + " of pid " + pid + " did not stop within " + STOP_TIMEOUT_MS + " ms");
-      }
-      if (ws.gone()) {
+      ws = awaitStopOrDeath(pid, tid);
+      if (ws == null || ws.gone()) {
         return null;
       }
       if (ws.event() == Ptrace.PTRACE_EVENT_STOP) {
@@ -291,6 +310,29 @@ final class Seizer {
           "tid " + tid + " of pid " + pid + " stopped with unexpected signal " + sig);
     }
     return new Seized(capture(pid, tid), stopSig);
+  }
+
+  /**
+   * Waits for the stop we asked for. A thread of an exiting process may never report (a dying
+   * leader's report waits for all other threads'), so between short waits its state is checked.
+   *
+   * @return the report, or null if the thread died or is dying
+   */
+  private static WaitStatus awaitStopOrDeath(int pid, int tid) throws IOException {
+    long deadline = System.nanoTime() + STOP_TIMEOUT_MS * 1_000_000L;
+    while (true) {
+      WaitStatus ws = Stops.waitFor(tid, 100);
+      if (ws != null) {
+        return ws;
+      }
+      if (exited(pid, tid)) {
+        return null;
+      }
+      if (System.nanoTime() > deadline) {
+        throw new SeizeException(
+            "tid " + tid + " of pid " + pid + " did not stop within " + STOP_TIMEOUT_MS + " ms");
+      }
+    }
   }
 
   private SeizedThread capture(int pid, int tid) throws IOException {

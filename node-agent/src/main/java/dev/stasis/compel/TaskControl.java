@@ -99,46 +99,67 @@ public final class TaskControl {
               (int)
                   syscallOnTracer(
                       "memfd_create", Syscalls.MEMFD_CREATE, memfdNameAddress(), MFD_CLOEXEC);
-          long remote = 0;
+          RemoteMapping m = null;
+          IOException failure = null;
           try {
-            int lfd = Linux.open("/proc/" + task.pid + "/fd/" + rfd, Linux.O_RDWR);
-            try {
-              Linux.ftruncate(lfd, size);
-              remote =
-                  syscallOnTracer("mmap", Syscalls.MMAP, 0, size, prot, Linux.MAP_SHARED, rfd, 0);
-              long local =
-                  Linux.mmap(0, size, Linux.PROT_READ | Linux.PROT_WRITE, Linux.MAP_SHARED, lfd, 0);
-              RemoteMapping m = new RemoteMapping(this, remote, local, size);
-              remote = 0;
-              return m;
-            } finally {
-              Linux.close(lfd);
-            }
-          } finally {
-            IOException failure = null;
-            if (remote != 0) {
+            m = mapBoth(rfd, size, prot);
+          } catch (IOException e) {
+            failure = e;
+          }
+          // the descriptor must not stay in the target: its fd table is part of what is dumped
+          try {
+            syscallOnTracer("close", Syscalls.CLOSE, rfd);
+          } catch (IOException e) {
+            if (failure == null) {
+              failure = e;
               try {
-                syscallOnTracer("munmap", Syscalls.MUNMAP, remote, size);
-              } catch (IOException e) {
-                failure = e;
+                m.close();
+              } catch (IOException c) {
+                failure.addSuppressed(c);
               }
-            }
-            try {
-              syscallOnTracer("close", Syscalls.CLOSE, rfd);
-            } catch (IOException e) {
-              failure = failure == null ? e : failure;
-            }
-            if (failure != null && remote == 0) {
-              // the mapping succeeded but cleaning the descriptor failed: report, mapping stays
-              System.err.println("stasis: " + failure.getMessage());
+            } else {
+              failure.addSuppressed(e);
             }
           }
+          if (failure != null) {
+            throw failure;
+          }
+          return m;
         });
   }
 
+  /** Maps memfd {@code rfd} of the target on both sides; on failure nothing stays mapped. */
+  private RemoteMapping mapBoth(int rfd, long size, int prot) throws IOException {
+    int lfd = Linux.open("/proc/" + task.pid + "/fd/" + rfd, Linux.O_RDWR);
+    try {
+      Linux.ftruncate(lfd, size);
+      long remote = syscallOnTracer("mmap", Syscalls.MMAP, 0, size, prot, Linux.MAP_SHARED, rfd, 0);
+      long local;
+      try {
+        local = Linux.mmap(0, size, Linux.PROT_READ | Linux.PROT_WRITE, Linux.MAP_SHARED, lfd, 0);
+      } catch (IOException e) {
+        try {
+          syscallOnTracer("munmap", Syscalls.MUNMAP, remote, size);
+        } catch (IOException u) {
+          e.addSuppressed(u);
+        }
+        throw e;
+      }
+      RemoteMapping m = new RemoteMapping(this, remote, local, size);
+      task.mappings.add(m);
+      return m;
+    } finally {
+      Linux.close(lfd);
+    }
+  }
+
   /** Unmaps a shared mapping in the target (called by {@link RemoteMapping#close()}). */
-  void unmapRemote(long remote, long size) throws IOException {
-    syscall("munmap", Syscalls.MUNMAP, remote, size);
+  void unmapRemote(RemoteMapping m) throws IOException {
+    task.tracer.call(
+        () -> {
+          task.mappings.remove(m);
+          return syscallOnTracer("munmap", Syscalls.MUNMAP, m.remoteAddress(), m.size());
+        });
   }
 
   /**

@@ -49,7 +49,8 @@ final class CoreImages {
       Integer loginuid,
       Integer oomScoreAdj,
       List<Parasite.Sigaction> sigactions,
-      List<Parasite.Itimer> itimers) {}
+      List<Parasite.Itimer> itimers,
+      int stopSignal) {}
 
   static CoreEntry thread(ThreadState t, Parasite.ThreadInfo info, int pid, TaskFacts task)
       throws IOException {
@@ -76,7 +77,6 @@ final class CoreImages {
         ThreadCoreEntry.newBuilder()
             .setFutexRla(robust[0])
             .setFutexRlaLen((int) robust[1])
-            .setBlkSigset(t.sigmask())
             .setSas(
                 ThreadSasEntry.newBuilder()
                     .setSsSp(info.sasSp())
@@ -85,6 +85,10 @@ final class CoreImages {
             .setSignalsP(SignalQueueEntry.getDefaultInstance())
             .setCreds(creds(info.creds()))
             .setComm(comm(pid, tid));
+    // The leader's mask is the task's (tc.blk_sigset); only other threads carry their own here.
+    if (tid != pid) {
+      b.setBlkSigset(t.sigmask());
+    }
     int policy = Linux.schedGetscheduler(tid);
     b.setSchedPolicy(policy);
     int base = policy & ~0x40000000; // SCHED_RESET_ON_FORK
@@ -109,7 +113,7 @@ final class CoreImages {
   private static TaskCoreEntry taskCore(TaskFacts f, long leaderMask) {
     TaskCoreEntry.Builder b =
         TaskCoreEntry.newBuilder()
-            .setTaskState(TaskState.ALIVE)
+            .setTaskState(f.stopSignal() != 0 ? TaskState.STOPPED : TaskState.ALIVE)
             .setExitCode(0)
             .setPersonality(f.personality())
             .setFlags((int) f.pfFlags())
@@ -117,6 +121,10 @@ final class CoreImages {
             .setComm(f.comm())
             .setSignalsS(SignalQueueEntry.getDefaultInstance())
             .setChildSubreaper(false);
+    if (f.stopSignal() != 0) {
+      // A group-stopped process is restored stopped, by this signal.
+      b.setStopSigno(f.stopSignal());
+    }
     List<Parasite.Itimer> it = f.itimers();
     b.setTimers(
         TaskTimersEntry.newBuilder()
@@ -173,8 +181,10 @@ final class CoreImages {
             .setSgid(c.sgid())
             .setFsuid(c.fsuid())
             .setFsgid(c.fsgid())
-            .setSecbits(c.secbits())
-            .setNoNewPrivs(c.noNewPrivs());
+            .setSecbits(c.secbits());
+    if (c.noNewPrivs() != 0) {
+      b.setNoNewPrivs(c.noNewPrivs());
+    }
     addCaps(c.capInh(), b::addCapInh);
     addCaps(c.capPrm(), b::addCapPrm);
     addCaps(c.capEff(), b::addCapEff);

@@ -156,7 +156,8 @@ public final class Dumper {
             optionalInt("loginuid"),
             optionalInt("oom_score_adj"),
             null,
-            null);
+            null,
+            task.stopSignal());
     timings.put("gather_ms", ms(System.nanoTime() - t));
 
     // Parasite commands: what only the process itself can tell.
@@ -184,7 +185,8 @@ public final class Dumper {
             partial.loginuid(),
             partial.oomScoreAdj(),
             sigacts,
-            itimers);
+            itimers,
+            partial.stopSignal());
 
     // Memory: select pages from the pagemap, then stream them into the pages image.
     t = System.nanoTime();

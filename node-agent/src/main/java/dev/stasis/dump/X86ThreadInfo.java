@@ -3,6 +3,7 @@ package dev.stasis.dump;
 import dev.stasis.compel.ThreadState;
 import dev.stasis.compel.arch.X86Reg;
 import dev.stasis.images.proto.ThreadInfoX86;
+import dev.stasis.images.proto.UserX86CetEntry;
 import dev.stasis.images.proto.UserX86FpregsEntry;
 import dev.stasis.images.proto.UserX86RegsEntry;
 import dev.stasis.images.proto.UserX86RegsMode;
@@ -14,33 +15,33 @@ import java.nio.ByteOrder;
  * The x86-64 part of a thread's core image: general registers from the NT_PRSTATUS block, FPU/SSE
  * state from the legacy FXSAVE area and the extended components from the XSAVE block.
  *
- * <p>XSAVE layout (user, non-compacted, as PTRACE_GETREGSET(NT_X86_XSTATE) returns it): FXSAVE area
+ * <p>XSAVE block (user, non-compacted, as PTRACE_GETREGSET(NT_X86_XSTATE) returns it): FXSAVE area
  * at 0 (cwd u16 @0, swd u16 @2, twd u16 @4, fop u16 @6, rip u64 @8, rdp u64 @16, mxcsr u32 @24,
- * mxcsr_mask u32 @28, st_space 32×u32 @32, xmm_space 64×u32 @160), the software-reserved bytes at
- * 464 whose u64 at 472 is the kernel's enabled user-feature mask, the XSAVE header at 512
- * (xstate_bv u64), then components at their standard offsets. CRIU stores exactly the components
- * enabled on the machine, so restore on the same machine finds the sizes it expects.
+ * mxcsr_mask u32 @28, st_space 32×u32 @32, xmm_space 64×u32 @160), at 464 the first word of the
+ * software-reserved area, where ptrace puts XCR0 (the enabled user features), the XSAVE header at
+ * 512 (xstate_bv u64), then each enabled component at the offset CPUID leaf 0xD reports for it (the
+ * offsets differ between vendors: AMD packs AVX-512 right after AVX). Like CRIU, the image carries
+ * exactly the components enabled on the machine, so a restore on it finds the sizes it expects.
  */
 final class X86ThreadInfo {
-  private static final int FP_XSTATE_MAGIC1 = 0x46505853;
+  /** Offset of XCR0 in the block (sw_reserved[0]). */
+  private static final int XCR0_OFFSET = 464;
 
-  /** Enabled-feature bit, offset and size in bytes of the components the image carries. */
+  /** The user components the image format carries: XCR0 bit and size in bytes. */
   private enum Component {
-    YMM(2, 576, 256),
-    BNDREGS(3, 960, 64),
-    BNDCSR(4, 1024, 64),
-    OPMASK(5, 1088, 64),
-    ZMM_HI256(6, 1152, 512),
-    HI16_ZMM(7, 1664, 1024),
-    PKRU(9, 2688, 8);
+    YMM(2, 256),
+    BNDREGS(3, 64),
+    BNDCSR(4, 64),
+    OPMASK(5, 64),
+    ZMM_HI256(6, 512),
+    HI16_ZMM(7, 1024),
+    PKRU(9, 8);
 
     final int bit;
-    final int offset;
     final int size;
 
-    Component(int bit, int offset, int size) {
+    Component(int bit, int size) {
       this.bit = bit;
-      this.offset = offset;
       this.size = size;
     }
   }
@@ -109,36 +110,49 @@ final class X86ThreadInfo {
     for (int i = 0; i < 64; i++) {
       f.addXmmSpace(b.getInt(160 + 4 * i));
     }
-    if (xs.length >= 576 && b.getInt(464) == FP_XSTATE_MAGIC1) {
-      long features = b.getLong(472);
+    if (xs.length >= 576) {
+      long features = b.getLong(XCR0_OFFSET);
       UserX86XsaveEntry.Builder x = UserX86XsaveEntry.newBuilder().setXstateBv(b.getLong(512));
       for (Component c : Component.values()) {
         if ((features & (1L << c.bit)) == 0) {
           continue;
         }
-        if (c.offset + c.size > xs.length) {
+        int offset = X86Cpu.xstateOffset(c.bit, features, xs.length);
+        if (offset < 576 || offset + c.size > xs.length) {
           throw new DumpException(
-              "thread " + tid + ": XSAVE block of " + xs.length + " bytes lacks " + c);
+              "thread "
+                  + tid
+                  + ": XSAVE block of "
+                  + xs.length
+                  + " bytes has no room for "
+                  + c
+                  + " at "
+                  + offset);
         }
         switch (c) {
           case YMM -> {
-            for (int i = 0; i < c.size / 4; i++) x.addYmmhSpace(b.getInt(c.offset + 4 * i));
+            for (int i = 0; i < c.size / 4; i++) x.addYmmhSpace(b.getInt(offset + 4 * i));
           }
           case PKRU -> {
-            for (int i = 0; i < c.size / 4; i++) x.addPkru(b.getInt(c.offset + 4 * i));
+            for (int i = 0; i < c.size / 4; i++) x.addPkru(b.getInt(offset + 4 * i));
           }
           case BNDREGS, BNDCSR ->
               throw new DumpException("thread " + tid + ": MPX state is not supported");
           case OPMASK -> {
-            for (int i = 0; i < c.size / 8; i++) x.addOpmaskReg(b.getLong(c.offset + 8 * i));
+            for (int i = 0; i < c.size / 8; i++) x.addOpmaskReg(b.getLong(offset + 8 * i));
           }
           case ZMM_HI256 -> {
-            for (int i = 0; i < c.size / 8; i++) x.addZmmUpper(b.getLong(c.offset + 8 * i));
+            for (int i = 0; i < c.size / 8; i++) x.addZmmUpper(b.getLong(offset + 8 * i));
           }
           case HI16_ZMM -> {
-            for (int i = 0; i < c.size / 8; i++) x.addHi16Zmm(b.getLong(c.offset + 8 * i));
+            for (int i = 0; i < c.size / 8; i++) x.addHi16Zmm(b.getLong(offset + 8 * i));
           }
         }
+      }
+      if (X86Cpu.hasShadowStack()) {
+        // CRIU records the CET user state whenever the CPU has shadow stacks; a thread using one
+        // is refused earlier (its "ss" VMA), so the state is the disabled one.
+        x.setCet(UserX86CetEntry.newBuilder().setCet(0).setSsp(0));
       }
       f.setXsave(x);
     }

@@ -67,7 +67,10 @@ public enum ImageType {
   /** cwd/root/umask of the fs struct of a process, named by pid. */
   FS("fs-%d.img", Head.COMMON, 0x51403912, FsEntry.parser()),
   SECCOMP("seccomp.img", Head.COMMON, 0x64413049, SeccompEntry.parser()),
-  /** Clock offsets of a time namespace, named by namespace id. */
+  /**
+   * Clock readings at dump time; named by time namespace id, 0 when the task is in the host's time
+   * namespace (the usual case).
+   */
   TIMENS("timens-%d.img", Head.COMMON, 0x43114433, TimensEntry.parser()),
   /** Buffered pipe bytes: each entry is followed by {@code bytes} raw bytes. */
   PIPES_DATA(
@@ -120,8 +123,8 @@ public enum ImageType {
   }
 
   /**
-   * Head magic values, in a holder class because enum constants cannot use the enum's own static
-   * fields.
+   * Head magic values, in a holder class: the enum constants above are initialised before the
+   * enum's own static fields, so they could not refer to those.
    */
   private static final class Head {
     static final int NONE = 0;
@@ -134,6 +137,8 @@ public enum ImageType {
   private final List<Integer> magics;
   private final Parser<? extends Message> headParser;
   private final Parser<? extends Message> parser;
+  private final Class<? extends Message> headClass;
+  private final Class<? extends Message> entryClass;
   private final Layout layout;
 
   ImageType(String pattern) {
@@ -171,6 +176,8 @@ public enum ImageType {
     this.magics = magics;
     this.headParser = headParser;
     this.parser = parser;
+    this.headClass = headParser == null ? null : defaultInstance(headParser).getClass();
+    this.entryClass = parser == null ? null : defaultInstance(parser).getClass();
   }
 
   private static List<Integer> magics(int head, int magic) {
@@ -259,8 +266,7 @@ public enum ImageType {
 
   /** The message class of entry number {@code index} (0-based), or null for raw files. */
   public Class<? extends Message> messageClass(long index) {
-    Parser<? extends Message> p = index == 0 && headParser != null ? headParser : parser;
-    return p == null ? null : defaultInstance(p).getClass();
+    return index == 0 && headClass != null ? headClass : entryClass;
   }
 
   /**

@@ -41,8 +41,6 @@ public interface LibC {
 
   long pread(int fd, long buf, long count, long offset);
 
-  long pwrite(int fd, long buf, long count, long offset);
-
   int open(String path, int flags, int mode);
 
   int close(int fd);

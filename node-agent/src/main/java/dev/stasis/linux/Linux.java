@@ -252,21 +252,6 @@ public final class Linux {
     }
   }
 
-  /** pwrite(2) from {@code src}'s position up to its limit; advances the position. */
-  public static int pwrite(int fd, ByteBuffer src, long offset) throws LinuxException {
-    while (true) {
-      long n = C.pwrite(fd, address(src) + src.position(), src.remaining(), offset);
-      if (n >= 0) {
-        src.position(src.position() + (int) n);
-        return (int) n;
-      }
-      int e = errno();
-      if (e != Errno.EINTR) {
-        throw new LinuxException("pwrite(fd " + fd + ")", e, 0);
-      }
-    }
-  }
-
   /** mmap(2) in the agent itself; returns the address. */
   public static long mmap(long addr, long length, int prot, int flags, int fd, long offset)
       throws LinuxException {

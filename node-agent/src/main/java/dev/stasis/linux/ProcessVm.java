@@ -35,6 +35,8 @@ public final class ProcessVm {
    *
    * @return total bytes read; a short count means the range holding byte {@code total} could not be
    *     read (the kernel stops at the first failing remote iovec)
+   * @throws LinuxException EFAULT if not even the first range could be read, ESRCH if the process
+   *     is gone
    */
   public static long readv(int pid, long[] addrs, long[] lens, int off, int count, ByteBuffer dst)
       throws LinuxException {

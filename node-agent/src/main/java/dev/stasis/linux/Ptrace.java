@@ -95,22 +95,12 @@ public final class Ptrace {
     call(PTRACE_CONT, tid, 0, sig);
   }
 
-  public static void listen(int tid) throws LinuxException {
-    call(PTRACE_LISTEN, tid, 0, 0);
-  }
-
   public static void detach(int tid, int sig) throws LinuxException {
     call(PTRACE_DETACH, tid, 0, sig);
   }
 
   public static void setOptions(int tid, int options) throws LinuxException {
     call(PTRACE_SETOPTIONS, tid, 0, options);
-  }
-
-  public static long getEventMsg(int tid) throws LinuxException {
-    ByteBuffer s = SCRATCH.get();
-    call(PTRACE_GETEVENTMSG, tid, 0, Linux.address(s));
-    return s.getLong(0);
   }
 
   /** si_code of a trap raised by the kernel, e.g. by {@code int3} (SI_KERNEL). */

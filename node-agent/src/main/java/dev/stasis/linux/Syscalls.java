@@ -2,16 +2,10 @@ package dev.stasis.linux;
 
 /** x86-64 system call numbers (arch/x86/entry/syscalls/syscall_64.tbl) the agent uses. */
 public final class Syscalls {
-  public static final int MMAP = 9;
-  public static final int MPROTECT = 10;
-  public static final int MUNMAP = 11;
-  public static final int RT_SIGACTION = 13;
-  public static final int RT_SIGPROCMASK = 14;
-  public static final int GETITIMER = 36;
-  public static final int GETPID = 39;
-  public static final int PTRACE = 101;
-  public static final int OPENAT = 257;
   public static final int CLOSE = 3;
+  public static final int MMAP = 9;
+  public static final int MUNMAP = 11;
+  public static final int PTRACE = 101;
   public static final int GETTID = 186;
   public static final int GET_ROBUST_LIST = 274;
   public static final int PROCESS_VM_READV = 310;

@@ -2,7 +2,6 @@ package dev.stasis.compel;
 
 import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
-import static org.junit.jupiter.api.Assertions.assertNotEquals;
 import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
@@ -69,6 +68,7 @@ class CompelIT {
         assertEquals(1, tree.tasks().size());
         SeizedTask task = tree.tasks().get(0);
         assertEquals(t.pid(), task.pid());
+        assertEquals(0, task.stopSignal(), "running when seized");
         List<ThreadState> threads = task.threads();
         assertEquals(5, threads.size(), "leader, 3 paused, spinner");
         assertEquals(t.pid(), threads.get(0).tid());
@@ -79,6 +79,10 @@ class CompelIT {
           assertEquals(X86Reg.BLOCK_SIZE, s.gpRegs().length);
           assertEquals(0x33, X86Reg.CS.get(s.gpRegs()));
           assertTrue(s.xsave().length >= 576, "legacy area + xsave header");
+          // glibc registers an rseq area per thread with its x86 signature
+          assertTrue(s.rseq() != null && s.rseq().abiPointer() != 0, "rseq of " + s.tid());
+          assertEquals(0x53053053, s.rseq().signature());
+          assertTrue(s.rseq().abiSize() >= 32, "rseq size " + s.rseq().abiSize());
           regs.put(s.tid(), s.gpRegs());
         }
         // the paused threads sit in pause(): syscall 34 to be restarted
@@ -113,6 +117,7 @@ class CompelIT {
       }
       try (SeizedTree tree = Compel.seize(t.pid(), false)) {
         assertEquals(3, tree.tasks().get(0).threads().size(), "leader, paused, spinner");
+        assertEquals(Linux.SIGSTOP, tree.tasks().get(0).stopSignal());
       }
       Thread.sleep(300);
       assertEquals('T', t.state(), "still group-stopped after detach");
@@ -152,10 +157,46 @@ class CompelIT {
         }
         assertTrue(t.alive());
       }
-      // still spawning: the thread set keeps changing
-      List<Integer> a = Tasks.threads(t.pid());
-      Thread.sleep(50);
-      assertNotEquals(a, Tasks.threads(t.pid()));
+      // unharmed: it goes on creating threads
+      t.awaitLog("spawned=", Duration.ofSeconds(5));
+      List<Long> counts = t.values("spawned");
+      long last = counts.get(counts.size() - 1);
+      long end = System.nanoTime() + 5_000_000_000L;
+      while (counts.get(counts.size() - 1) <= last + 100) {
+        assertTrue(System.nanoTime() < end, "spawner stopped creating threads");
+        Thread.sleep(20);
+        counts = t.values("spawned");
+      }
+    }
+  }
+
+  @Test
+  void aTargetExitingWhileBeingSeizedGivesAClearError() throws Exception {
+    Path exiter = TestTargets.compile("exiter");
+    try (Target t = TestTargets.start(exiter, "1000")) {
+      int seized = 0;
+      List<String> errors = new ArrayList<>();
+      long end = System.nanoTime() + 10_000_000_000L;
+      while (t.alive() && System.nanoTime() < end) {
+        try (SeizedTree tree = Compel.seize(t.pid(), false)) {
+          seized++;
+        } catch (SeizeException e) {
+          errors.add(e.getMessage());
+        }
+      }
+      System.out.println("exiter: seized " + seized + " times, refused: " + errors);
+      assertTrue(seized > 0, "seized at least once while it ran");
+      assertTrue(t.awaitDeath(Duration.ofSeconds(5)), "it exited on its own");
+      String pid = "pid " + t.pid();
+      for (String e : errors) {
+        assertTrue(
+            e.equals(pid + " exited while being seized")
+                || e.equals(pid + ": no such process")
+                || e.equals(pid + " (exiter) is a zombie"),
+            e);
+      }
+      SeizeException after = assertThrows(SeizeException.class, () -> Compel.seize(t.pid(), false));
+      assertTrue(after.getMessage().startsWith(pid), after.getMessage());
     }
   }
 
@@ -176,6 +217,13 @@ class CompelIT {
         assertThrows(SeizeException.class, () -> Compel.seize(Linux.gettid(), false)).getMessage();
     assertTrue(
         Linux.gettid() == Linux.getpid() || thread.contains("is a thread of process"), thread);
+    try (Target t = TestTargets.start(zombie);
+        SeizedTree held = Compel.seize(t.pid(), false)) {
+      String traced =
+          assertThrows(SeizeException.class, () -> Compel.seize(t.pid(), false)).getMessage();
+      assertEquals(
+          "pid " + t.pid() + " (zombie) is already traced by pid " + Linux.getpid(), traced);
+    }
     try (Target t = TestTargets.start(zombie)) {
       int z = (int) t.value("zombie");
       String msg = assertThrows(SeizeException.class, () -> Compel.seize(z, false)).getMessage();

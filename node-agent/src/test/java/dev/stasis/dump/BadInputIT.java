@@ -71,7 +71,7 @@ class BadInputIT {
                   new java.io.InputStreamReader(p.getInputStream(), StandardCharsets.US_ASCII))
               .readLine();
       int zpid = Integer.parseInt(first.strip());
-      for (int i = 0; i < 200 && !Workloads.isZombie(zpid); i++) {
+      for (int i = 0; i < 300 && !Workloads.isZombie(zpid); i++) {
         Thread.sleep(10);
       }
       assertTrue(Workloads.isZombie(zpid), "test setup: PID " + zpid + " is a zombie");

@@ -4,6 +4,7 @@ import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertNotEquals;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
+import dev.stasis.testing.CriuJudge;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.List;
@@ -80,6 +81,31 @@ class DumpFaultsIT {
       assertEquals("stasis dump: PID " + w.pid + " exited during the dump", last, r.stderr());
       assertTrue(!r.stderr().contains("\tat "), "no stack trace: " + r.stderr());
       assertTrue(!Files.exists(images.resolve("pstree.img")), "no image set was committed");
+    }
+  }
+
+  /**
+   * Threads appear and vanish while the process is seized: the dump either captures a consistent
+   * set (and upstream CRIU restores it, still churning) or refuses with one line and leaves the
+   * process running.
+   */
+  @Test
+  void threadsCreatedDuringSeizeAreHandledOrRefusedClearly() throws Exception {
+    try (Workloads.Running w = Workloads.start("churn")) {
+      Path images = w.state.resolve("images");
+      Workloads.Cli r =
+          Workloads.stasis(
+              "dump", "--pid", Integer.toString(w.pid), "--images-dir", images.toString());
+      if (r.exit() == 0) {
+        w.awaitGone();
+        CriuJudge.restore(images);
+      } else {
+        assertOneLine(r.stderr());
+        assertTrue(!Files.exists(images.resolve("pstree.img")), "no image set was committed");
+      }
+      assertTrue(w.alive(), "the process runs (restored or never stopped)");
+      String verdict = w.check();
+      assertTrue(verdict.startsWith("OK"), verdict);
     }
   }
 

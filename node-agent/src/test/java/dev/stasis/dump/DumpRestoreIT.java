@@ -9,6 +9,7 @@ import dev.stasis.testing.CriuJudge;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.Map;
+import org.junit.jupiter.api.Test;
 import org.junit.jupiter.params.ParameterizedTest;
 import org.junit.jupiter.params.provider.CsvSource;
 
@@ -59,6 +60,41 @@ class DumpRestoreIT {
       CriuJudge.restore(images);
       String after = w.check();
       assertTrue(after.startsWith("OK"), workload + " after restore: " + after);
+    }
+  }
+
+  /** A group-stopped process is dumped as stopped and comes back stopped; SIGCONT resumes it. */
+  @Test
+  void stoppedProcessIsRestoredStopped() throws Exception {
+    try (Workloads.Running w = Workloads.start("memhog", "8")) {
+      ProcessBuilder stop = new ProcessBuilder("kill", "-STOP", Integer.toString(w.pid));
+      assertEquals(0, stop.start().waitFor());
+      Path images = w.state.resolve("images");
+      Workloads.Cli r =
+          Workloads.stasis(
+              "dump", "--pid", Integer.toString(w.pid), "--images-dir", images.toString());
+      assertEquals(0, r.exit(), r.stderr());
+      w.awaitGone();
+      JsonNode core =
+          Crit.entries(Crit.decode(Crit.Version.TRIXIE, images.resolve("core-" + w.pid + ".img")))
+              .get(0);
+      assertEquals(19, core.get("tc").get("stop_signo").asInt(), "stopped by SIGSTOP");
+      CriuJudge.restore(images);
+      // The restored task stops itself as its last restore step: poll briefly.
+      String state = "";
+      for (int i = 0; i < 100 && !state.contains("T (stopped)"); i++) {
+        Thread.sleep(20);
+        state =
+            Files.readAllLines(Path.of("/proc/" + w.pid + "/status")).stream()
+                .filter(l -> l.startsWith("State:"))
+                .findFirst()
+                .orElseThrow();
+      }
+      assertTrue(state.contains("T (stopped)"), state);
+      assertEquals(
+          0, new ProcessBuilder("kill", "-CONT", Integer.toString(w.pid)).start().waitFor());
+      String after = w.check();
+      assertTrue(after.startsWith("OK"), after);
     }
   }
 }

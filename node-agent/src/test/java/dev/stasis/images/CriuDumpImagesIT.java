@@ -83,7 +83,11 @@ class CriuDumpImagesIT {
                 List.of(
                     "sh",
                     "-c",
-                    "setsid python3 " + script + " >" + out + " 2>&1 </dev/null & echo $!"),
+                    "setsid /usr/bin/python3 "
+                        + script
+                        + " >"
+                        + out
+                        + " 2>&1 </dev/null & echo $!"),
                 10)
             .strip();
     pid = Integer.parseInt(started);
@@ -170,6 +174,14 @@ class CriuDumpImagesIT {
       files++;
     }
     assertTrue(files >= 12, "only " + files + " framed files checked");
+  }
+
+  @Test
+  void theSetVerifierAcceptsCriusOwnDump() throws IOException {
+    ImageSetVerifier.Summary s = ImageSetVerifier.verify(dir);
+    assertEquals(1, s.processes());
+    assertEquals(2, s.threads());
+    assertTrue(s.pages() > 0);
   }
 
   @Test

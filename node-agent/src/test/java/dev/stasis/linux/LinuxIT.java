@@ -109,6 +109,28 @@ class LinuxIT {
   }
 
   @Test
+  void selfQueriesAgreeWithProc() throws Exception {
+    String status = java.nio.file.Files.readString(Path.of("/proc/self/status"));
+    long capEff =
+        Long.parseUnsignedLong(status.replaceAll("(?s).*CapEff:\\s*(\\p{XDigit}+).*", "$1"), 16);
+    assertEquals(capEff, Linux.capget(Linux.gettid())[0]);
+    assertEquals(1, Linux.prctl(3 /* PR_GET_DUMPABLE */, 0, 0, 0, 0));
+    int fd = Linux.memfdCreate("linux-it");
+    try {
+      Linux.ftruncate(fd, 8192);
+      long a = Linux.mmap(0, 8192, Linux.PROT_READ | Linux.PROT_WRITE, Linux.MAP_SHARED, fd, 0);
+      Linux.wrap(a, 8192).putLong(4096, 0x1122334455667788L);
+      ByteBuffer b = ByteBuffer.allocateDirect(8).order(java.nio.ByteOrder.LITTLE_ENDIAN);
+      assertEquals(8, Linux.pread(fd, b, 4096));
+      assertEquals(0x1122334455667788L, b.getLong(0));
+      Linux.munmap(a, 8192);
+      assertTrue(Linux.readlink("/proc/self/fd/" + fd).startsWith("/memfd:linux-it"));
+    } finally {
+      Linux.close(fd);
+    }
+  }
+
+  @Test
   void childrenOfAThreadAreListed() throws Exception {
     // the shell forks the target as its child; sh then waits, so its children file lists it
     Process sh = new ProcessBuilder("sh", "-c", "sleep 30 & echo $!; wait").start();

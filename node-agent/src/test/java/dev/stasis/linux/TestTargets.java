@@ -58,7 +58,10 @@ public final class TestTargets {
     return t;
   }
 
-  /** A running target; close() kills it with SIGKILL and waits until it is gone. */
+  /**
+   * A running target; close() kills its process group with SIGKILL and waits until the target is
+   * gone.
+   */
   public static final class Target implements AutoCloseable {
     private final int pid;
     private final Path log;
@@ -158,6 +161,8 @@ public final class TestTargets {
 
     @Override
     public void close() throws InterruptedException {
+      // the target is a session and group leader: its children go with it
+      Linux.C.kill(-pid, Linux.SIGKILL);
       if (alive()) {
         Linux.C.kill(pid, Linux.SIGKILL);
         awaitDeath(Duration.ofSeconds(5));

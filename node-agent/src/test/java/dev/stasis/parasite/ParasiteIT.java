@@ -164,6 +164,66 @@ class ParasiteIT {
   }
 
   @Test
+  void closingTheTreeCuresAParasiteLeftOpenAndAStoppedTargetCanBeInfected() throws Exception {
+    try (Target t = TestTargets.start(victim, "1")) {
+      Linux.kill(t.pid(), Linux.SIGSTOP);
+      long end = System.nanoTime() + 5_000_000_000L;
+      while (t.state() != 'T') {
+        assertTrue(System.nanoTime() < end);
+        Thread.sleep(10);
+      }
+      String maps = t.maps();
+      List<String> fds = fds(t);
+      try (SeizedTree tree = Compel.seize(t.pid(), false)) {
+        Parasite p = tree.tasks().get(0).infect();
+        assertEquals(t.pid(), p.dumpMisc().pid());
+        assertEquals(fds, fds(t), "the memfd descriptor is closed again in the target");
+        // p is deliberately not closed: the tree's close must cure it
+      }
+      assertEquals(maps, t.maps());
+      Thread.sleep(200);
+      assertEquals('T', t.state(), "still stopped after the parasite ran");
+      Linux.kill(t.pid(), Linux.SIGCONT);
+      int ticks = t.values("tick").size();
+      end = System.nanoTime() + 5_000_000_000L;
+      while (t.values("tick").size() < ticks + 2) {
+        assertTrue(System.nanoTime() < end, "target runs after SIGCONT");
+        Thread.sleep(20);
+      }
+    }
+  }
+
+  private static List<String> fds(Target t) throws IOException {
+    try (var s = java.nio.file.Files.list(Path.of("/proc/" + t.pid() + "/fd"))) {
+      return s.map(f -> f.getFileName().toString()).sorted().toList();
+    }
+  }
+
+  @Test
+  void aSeccompSandboxedTargetCanBeInfectedAndKeepsItsFilter() throws Exception {
+    try (Target t = TestTargets.start(TestTargets.compile("sandboxed"))) {
+      assertEquals("2", t.status(t.pid(), "Seccomp"), "filter mode");
+      String maps = t.maps();
+      try (SeizedTree tree = Compel.seize(t.pid(), false);
+          Parasite p = tree.tasks().get(0).infect()) {
+        // memfd_create and mmap are denied to the target, not to the suspended-seccomp parasite
+        Parasite.ThreadInfo ti = p.dumpThread(t.pid());
+        assertEquals(1, ti.creds().noNewPrivs());
+        assertEquals(t.pid(), p.dumpMisc().pid());
+      }
+      assertEquals(maps, t.maps());
+      assertEquals("2", t.status(t.pid(), "Seccomp"));
+      int n = t.values("denied").size();
+      long end = System.nanoTime() + 5_000_000_000L;
+      while (t.values("denied").size() < n + 2) {
+        assertTrue(System.nanoTime() < end, "target keeps running");
+        Thread.sleep(20);
+      }
+      assertTrue(t.values("denied").stream().allMatch(v -> v == 1), "the filter still holds");
+    }
+  }
+
+  @Test
   void aThreadThatIsNotSeizedIsRejected() throws Exception {
     try (Target t = TestTargets.start(victim, "1");
         SeizedTree tree = Compel.seize(t.pid(), false);

@@ -41,8 +41,6 @@ public interface Arch {
 
   long ip(byte[] gpRegs);
 
-  long sp(byte[] gpRegs);
-
   /**
    * Prepares {@code gpRegs} to execute a system call at {@code ip}: number and up to six arguments
    * in the syscall registers, no syscall restart pending, known flags.

@@ -50,11 +50,6 @@ public final class X86_64 implements Arch {
     return X86Reg.RIP.get(gpRegs);
   }
 
-  @Override
-  public long sp(byte[] gpRegs) {
-    return X86Reg.RSP.get(gpRegs);
-  }
-
   private static void prepare(byte[] r, long ip) {
     X86Reg.RIP.set(r, ip);
     // orig_rax = -1: the kernel must not treat the stop as inside a syscall and restart it

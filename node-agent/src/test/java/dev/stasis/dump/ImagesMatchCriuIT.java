@@ -1,0 +1,237 @@
+package dev.stasis.dump;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import com.fasterxml.jackson.databind.JsonNode;
+import dev.stasis.testing.Crit;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.HashMap;
+import java.util.List;
+import java.util.Map;
+import java.util.concurrent.TimeUnit;
+import org.junit.jupiter.params.ParameterizedTest;
+import org.junit.jupiter.params.provider.ValueSource;
+
+/**
+ * Fidelity against the reference: the same process is dumped by upstream {@code criu dump
+ * --leave-running} and then by {@code stasis dump --leave-running}, and the images are compared
+ * field by field as trixie's crit decodes them: process tree, ids, memory map (every VMA's range,
+ * protection, flags, status bits, offset, open mode and mapped file), registers where the threads
+ * sleep, signal state, credentials, scheduling, rlimits, sigactions, fs, descriptors and files.
+ */
+class ImagesMatchCriuIT {
+
+  @ParameterizedTest
+  @ValueSource(strings = {"threads", "files"})
+  void ourImagesSayWhatCriusSay(String workload) throws Exception {
+    try (Workloads.Running w = Workloads.start(workload)) {
+      Path theirs = w.state.resolve("criu-images");
+      Path ours = w.state.resolve("stasis-images");
+      java.nio.file.Files.createDirectories(theirs);
+      List<String> cmd = new ArrayList<>(Crit.criuCommand());
+      cmd.addAll(
+          List.of(
+              "dump",
+              "-t",
+              Integer.toString(w.pid),
+              "-D",
+              theirs.toString(),
+              "--leave-running",
+              "-o",
+              "dump.log"));
+      Process criu = new ProcessBuilder(cmd).redirectErrorStream(true).start();
+      criu.getInputStream().readAllBytes();
+      assertTrue(criu.waitFor(60, TimeUnit.SECONDS) && criu.exitValue() == 0, "criu dump");
+      Workloads.Cli r =
+          Workloads.stasis(
+              "dump",
+              "--pid",
+              Integer.toString(w.pid),
+              "--images-dir",
+              ours.toString(),
+              "--leave-running");
+      assertEquals(0, r.exit(), r.stderr());
+
+      Map<String, JsonNode> a = Crit.decodeDir(Crit.Version.TRIXIE, theirs);
+      Map<String, JsonNode> b = Crit.decodeDir(Crit.Version.TRIXIE, ours);
+      String p = Integer.toString(w.pid);
+
+      assertEquals(one(a, "pstree.img"), one(b, "pstree.img"), "pstree");
+      assertEquals(one(a, "ids-" + p + ".img"), one(b, "ids-" + p + ".img"), "ids");
+      assertEquals(
+          one(a, "inventory.img").get("root_ids"),
+          one(b, "inventory.img").get("root_ids"),
+          "inventory root_ids");
+
+      // Memory map: files are compared by name, since ids are per image set.
+      Map<Long, String> fa = fileNames(a);
+      Map<Long, String> fb = fileNames(b);
+      JsonNode ma = one(a, "mm-" + p + ".img");
+      JsonNode mb = one(b, "mm-" + p + ".img");
+      assertEquals(vmas(ma, fa), vmas(mb, fb), "VMAs");
+      for (String f :
+          List.of(
+              "mm_start_code",
+              "mm_end_code",
+              "mm_start_data",
+              "mm_end_data",
+              "mm_start_stack",
+              "mm_start_brk",
+              "mm_brk",
+              "mm_arg_start",
+              "mm_arg_end",
+              "mm_env_start",
+              "mm_env_end",
+              "mm_saved_auxv",
+              "dumpable")) {
+        assertEquals(ma.get(f), mb.get(f), "mm " + f);
+      }
+      assertEquals(fa.get(ma.get("exe_file_id").asLong()), fb.get(mb.get("exe_file_id").asLong()));
+
+      // Cores of every thread.
+      for (JsonNode tid : one(a, "pstree.img").get("threads")) {
+        String core = "core-" + tid.asText() + ".img";
+        JsonNode ca = one(a, core);
+        JsonNode cb = one(b, core);
+        JsonNode ga = ca.get("thread_info").get("gpregs");
+        JsonNode gb = cb.get("thread_info").get("gpregs");
+        for (String reg : List.of("ip", "sp", "fs_base", "cs", "ss")) {
+          assertEquals(ga.get(reg), gb.get(reg), core + " " + reg);
+        }
+        assertEquals(
+            ca.get("thread_info").get("clear_tid_addr"),
+            cb.get("thread_info").get("clear_tid_addr"),
+            core + " clear_tid_addr");
+        JsonNode fpa = ca.get("thread_info").get("fpregs");
+        JsonNode fpb = cb.get("thread_info").get("fpregs");
+        assertEquals(fpa.get("mxcsr"), fpb.get("mxcsr"), core + " mxcsr");
+        assertEquals(fpa.get("cwd"), fpb.get("cwd"), core + " x87 cw");
+        assertEquals(shape(fpa.get("xsave")), shape(fpb.get("xsave")), core + " xsave components");
+        JsonNode ta = ca.get("thread_core");
+        JsonNode tb = cb.get("thread_core");
+        for (String f :
+            List.of(
+                "futex_rla",
+                "futex_rla_len",
+                "sched_nice",
+                "sched_policy",
+                "blk_sigset",
+                "sas",
+                "creds",
+                "comm",
+                "rseq_entry",
+                "pdeath_sig")) {
+          assertEquals(ta.get(f), tb.get(f), core + " thread_core." + f);
+        }
+        if (ca.has("tc")) {
+          for (String f :
+              List.of(
+                  "task_state",
+                  "personality",
+                  "flags",
+                  "blk_sigset",
+                  "comm",
+                  "rlimits",
+                  "loginuid",
+                  "oom_score_adj",
+                  "sigactions")) {
+            assertEquals(ca.get("tc").get(f), cb.get("tc").get(f), core + " tc." + f);
+          }
+        }
+      }
+
+      // fs, descriptors and the files behind them.
+      JsonNode fsa = one(a, "fs-" + p + ".img");
+      JsonNode fsb = one(b, "fs-" + p + ".img");
+      assertEquals(fsa.get("umask"), fsb.get("umask"), "umask");
+      assertEquals(fa.get(fsa.get("cwd_id").asLong()), fb.get(fsb.get("cwd_id").asLong()), "cwd");
+      assertEquals(fds(a, fa), fds(b, fb), "descriptors");
+    }
+  }
+
+  private static JsonNode one(Map<String, JsonNode> images, String name) {
+    JsonNode img = images.get(name);
+    assertTrue(img != null, name + " exists");
+    return Crit.entries(img).get(0);
+  }
+
+  private static Map<Long, String> fileNames(Map<String, JsonNode> images) {
+    Map<Long, String> m = new HashMap<>();
+    for (JsonNode f : Crit.entries(images.get("files.img"))) {
+      if (f.has("reg")) {
+        JsonNode reg = f.get("reg");
+        m.put(
+            f.get("id").asLong(),
+            reg.get("name").asText()
+                + " flags="
+                + reg.get("flags")
+                + " pos="
+                + reg.get("pos")
+                + " mode="
+                + reg.get("mode")
+                + " size="
+                + reg.get("size"));
+      }
+    }
+    return m;
+  }
+
+  private static List<String> vmas(JsonNode mm, Map<Long, String> files) {
+    List<String> out = new ArrayList<>();
+    for (JsonNode v : mm.get("vmas")) {
+      boolean file = (v.get("status").asLong() & (VmaBits.FILE_PRIVATE | VmaBits.FILE_SHARED)) != 0;
+      out.add(
+          String.format(
+              "%x-%x prot=%s flags=%s status=%s pgoff=%s madv=%s fdflags=%s file=%s",
+              v.get("start").asLong(),
+              v.get("end").asLong(),
+              v.get("prot"),
+              v.get("flags"),
+              v.get("status"),
+              v.get("pgoff"),
+              v.get("madv"),
+              v.get("fdflags"),
+              file ? files.get(v.get("shmid").asLong()) : "-"));
+    }
+    return out;
+  }
+
+  private static List<String> fds(Map<String, JsonNode> images, Map<Long, String> files) {
+    List<String> out = new ArrayList<>();
+    for (Map.Entry<String, JsonNode> e : images.entrySet()) {
+      if (e.getKey().startsWith("fdinfo-")) {
+        for (JsonNode fd : Crit.entries(e.getValue())) {
+          out.add(
+              fd.get("fd")
+                  + " "
+                  + fd.get("type")
+                  + " flags="
+                  + fd.get("flags")
+                  + " "
+                  + files.get(fd.get("id").asLong()));
+        }
+      }
+    }
+    return out;
+  }
+
+  /** Which xsave components are present and how long each is. */
+  private static Map<String, Integer> shape(JsonNode xsave) {
+    Map<String, Integer> m = new HashMap<>();
+    if (xsave != null) {
+      xsave
+          .fields()
+          .forEachRemaining(
+              e -> m.put(e.getKey(), e.getValue().isArray() ? e.getValue().size() : -1));
+    }
+    return m;
+  }
+
+  /** The two file-mapping status bits of the image format. */
+  private static final class VmaBits {
+    static final long FILE_PRIVATE = dev.stasis.images.VmaFlags.FILE_PRIVATE;
+    static final long FILE_SHARED = dev.stasis.images.VmaFlags.FILE_SHARED;
+  }
+}

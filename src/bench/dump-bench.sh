@@ -1,0 +1,84 @@
+#!/usr/bin/env bash
+# Benchmark (not a test): dumps patterned-memory workloads of several sizes with `./stasis dump`
+# and with upstream `criu dump`, REPS times each, and prints the medians of the total wall time,
+# the frozen time (from each dump's own stats-dump image), their ratio ours/CRIU's, and the peak
+# RSS of the dumping process (GNU time). Needs root, gcc, /usr/bin/time, crit and upstream CRIU.
+#   src/bench/dump-bench.sh [MiB ...]        default: 64 512 2048
+# Environment: REPS (default 3), BENCH_DIR (default /var/tmp/stasis-bench; needs room for the
+# largest image set).
+set -euo pipefail
+HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
+REPS=${REPS:-3}
+DIR=${BENCH_DIR:-/var/tmp/stasis-bench}
+SIZES=("$@")
+[ ${#SIZES[@]} -gt 0 ] || SIZES=(64 512 2048)
+TRIXIE=/opt/stasis-criu/trixie
+CRIU=("$TRIXIE/usr/lib64/ld-linux-x86-64.so.2" --library-path "$TRIXIE/usr/lib/x86_64-linux-gnu" "$TRIXIE/usr/sbin/criu")
+
+mkdir -p "$DIR"
+gcc -O2 -o "$DIR/memhog" "$HERE/src/workloads/memhog.c"
+"$HERE/stasis" --version >/dev/null   # builds the agent first if needed
+
+start_workload() { # $1 = MiB; prints the PID once the memory is filled
+  local state="$DIR/state"
+  rm -rf "$state"; mkdir -p "$state"
+  setsid "$DIR/memhog" "$state" "$1" </dev/null >"$state/log" 2>&1 &
+  for _ in $(seq 1200); do [ -f "$state/ready" ] && break; sleep 0.05; done
+  cat "$state/ready"
+}
+
+# CRIU refuses files on overmounted mounts; other jobs on a shared machine may briefly bind-mount
+# over /. Wait until / is a single mount again before each criu run.
+wait_no_overmount() {
+  for _ in $(seq 600); do
+    [ "$(awk '$5 == "/"' /proc/self/mountinfo | wc -l)" -le 1 ] && return 0
+    sleep 0.5
+  done
+  echo "dump-bench: / stays overmounted; criu cannot dump" >&2; exit 1
+}
+
+wait_gone() { while [ -e "/proc/$1" ]; do sleep 0.02; done; }
+
+# one_run TOOL MiB -> prints "total_ms frozen_ms peak_rss_kib"
+one_run() {
+  local tool=$1 mib=$2 pid img="$DIR/images" t0 t1 rss
+  rm -rf "$img"; mkdir -p "$img"
+  [ "$tool" = stasis ] || wait_no_overmount
+  pid=$(start_workload "$mib")
+  t0=$(date +%s%N)
+  if [ "$tool" = stasis ]; then
+    /usr/bin/time -f %M -o "$DIR/rss" "$HERE/stasis" dump --pid "$pid" --images-dir "$img" >/dev/null
+  else
+    /usr/bin/time -f %M -o "$DIR/rss" "${CRIU[@]}" dump -t "$pid" -D "$img" -o dump.log \
+      || { grep Error "$img/dump.log" >&2; kill -9 "$pid"; exit 1; }
+  fi
+  t1=$(date +%s%N)
+  wait_gone "$pid"
+  rss=$(tail -1 "$DIR/rss")
+  frozen=$(crit decode -i "$img/stats-dump" | python3 -c \
+    'import json,sys; print(json.load(sys.stdin)["entries"][0]["dump"]["frozen_time"]//1000)')
+  echo "$(( (t1 - t0) / 1000000 )) $frozen $rss"
+  rm -rf "$img"
+}
+
+median() { sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
+
+printf '%-8s %12s %12s %7s %12s %12s %7s %12s %12s\n' MiB stasis_ms criu_ms ratio \
+  stasis_frz criu_frz ratio stasis_rss criu_rss
+for mib in "${SIZES[@]}"; do
+  declare -A tot=() frz=() rss=()
+  : >"$DIR/stasis.runs"; : >"$DIR/criu.runs"
+  # Interleaved, so that disk and page-cache noise hits both tools alike.
+  for _ in $(seq "$REPS"); do
+    for tool in stasis criu; do one_run "$tool" "$mib" >>"$DIR/$tool.runs"; done
+  done
+  for tool in stasis criu; do
+    tot[$tool]=$(cut -d' ' -f1 "$DIR/$tool.runs" | median)
+    frz[$tool]=$(cut -d' ' -f2 "$DIR/$tool.runs" | median)
+    rss[$tool]=$(cut -d' ' -f3 "$DIR/$tool.runs" | median)
+  done
+  printf '%-8s %12s %12s %7.2f %12s %12s %7.2f %10sKiB %10sKiB\n' "$mib" \
+    "${tot[stasis]}" "${tot[criu]}" "$(echo "${tot[stasis]} / ${tot[criu]}" | bc -l)" \
+    "${frz[stasis]}" "${frz[criu]}" "$(echo "${frz[stasis]} / ${frz[criu]}" | bc -l)" \
+    "${rss[stasis]}" "${rss[criu]}"
+done
