@@ -59,6 +59,10 @@ public class DumpCommand implements Callable<Integer> {
     if (to != null) {
       return storage.openSink(to);
     }
+    if (storage.encodingRequested()) {
+      throw new IllegalArgumentException(
+          "--compress and --encryption-key-file need --to URI (--images-dir holds plain CRIU images)");
+    }
     return DirectoryImageSink.open(imagesDir);
   }
 

@@ -71,6 +71,14 @@ public final class StorageOptions {
       description = "parts uploaded at once; bounds memory (default: ${DEFAULT-VALUE})")
   int parallelism;
 
+  /**
+   * True when compression or encryption was asked for on the command line: meaningless for a plain
+   * {@code --images-dir}, which CRIU must read as it is.
+   */
+  public boolean encodingRequested() {
+    return keyFile != null || !compress.trim().equals("none");
+  }
+
   /** Opens the store at {@code uri} with these options and the process environment. */
   public CheckpointStore open(String uri) throws StorageException {
     return CheckpointStore.open(uri, options(uri, System.getenv()));

@@ -1,10 +1,17 @@
 package dev.stasis.storage;
 
 import com.github.luben.zstd.ZstdOutputStream;
+import com.google.protobuf.Descriptors.FieldDescriptor;
+import com.google.protobuf.Message;
+import dev.stasis.images.ImageReader;
 import dev.stasis.images.ImageSink;
+import dev.stasis.images.ImageType;
+import java.io.ByteArrayInputStream;
+import java.io.ByteArrayOutputStream;
 import java.io.IOException;
 import java.io.OutputStream;
 import java.nio.ByteBuffer;
+import java.nio.channels.Channels;
 import java.nio.channels.WritableByteChannel;
 import java.time.Instant;
 import java.util.ArrayList;
@@ -12,14 +19,16 @@ import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
 import java.util.TreeMap;
+import java.util.concurrent.atomic.AtomicLong;
 import javax.crypto.SecretKey;
 
 /**
  * The {@link ImageSink} a {@link CheckpointStore} hands to the dump: every image file becomes an
  * object under {@code <root>/checkpoint/}, streamed while the dump writes it (image bytes → SHA-256
- * → zstd → AES-GCM chunks → SHA-256 → parallel multipart parts). {@link #commit} writes {@code
- * manifest.json} last; {@link #abort} (or close without commit) aborts open uploads and deletes
- * what was stored, so no failure leaves anything that lists as complete.
+ * → zstd → AES-GCM chunks → SHA-256 → parallel multipart parts; the chain runs on an {@link
+ * EncodingPipe} thread, the parts on the upload pool). {@link #commit} writes {@code manifest.json}
+ * last; {@link #abort} (or close without commit) aborts open uploads and deletes what was stored,
+ * so no failure leaves anything that lists as complete.
  */
 final class CheckpointWriter implements ImageSink {
   private final CheckpointStore store;
@@ -31,7 +40,15 @@ final class CheckpointWriter implements ImageSink {
   private final Map<String, ObjectChannel> open = new LinkedHashMap<>();
   private final List<String> storedKeys = new ArrayList<>();
   private final Map<String, String> facts = new TreeMap<>();
+
+  /** Facts the store found out itself from the images it streamed. */
+  private final Map<String, String> learned = new TreeMap<>();
+
   private long streamNanos;
+
+  /** Time the dump's thread was blocked on full encoding queues (back-pressure it felt). */
+  private final AtomicLong pipeWaitNanos = new AtomicLong();
+
   private IOException failed;
   private final boolean ownsStore;
   private boolean committed;
@@ -60,8 +77,10 @@ final class CheckpointWriter implements ImageSink {
     boolean enc = dataKey != null;
     String rel = Manifest.keyFor(name, o.compression(), enc);
     UploadStream upload = new UploadStream(store.backend(), store.key(rel), transfers);
-    Digests.Out stored = new Digests.Out(upload);
-    OutputStream s = stored;
+    boolean plain = !enc && o.compression().equals("none");
+    // without an encoding the stored bytes are the image bytes: one SHA-256 pass serves both
+    Digests.Out stored = plain ? null : new Digests.Out(upload);
+    OutputStream s = plain ? upload : stored;
     if (enc) {
       s =
           new ChunkedAead.EncryptingStream(
@@ -72,6 +91,9 @@ final class CheckpointWriter implements ImageSink {
     }
     Digests.Out content = new Digests.Out(s);
     ObjectChannel ch = new ObjectChannel(name, rel, content, stored, upload, o.compression(), enc);
+    if (name.equals(ImageType.INVENTORY.fileName())) {
+      ch.capture = new ByteArrayOutputStream();
+    }
     open.put(name, ch);
     return ch;
   }
@@ -85,6 +107,9 @@ final class CheckpointWriter implements ImageSink {
       return;
     }
     storedKeys.add(store.key(ch.key));
+    if (ch.capture != null) {
+      learnFromInventory(ch.capture.toByteArray());
+    }
     entries.put(
         Manifest.IMAGES + ch.name,
         new Manifest.Entry(
@@ -92,10 +117,33 @@ final class CheckpointWriter implements ImageSink {
             ch.key,
             ch.content.count(),
             ch.content.sha256Hex(),
-            ch.stored.count(),
-            ch.stored.sha256Hex(),
+            ch.stored == null ? ch.content.count() : ch.stored.count(),
+            ch.stored == null ? ch.content.sha256Hex() : ch.stored.sha256Hex(),
             ch.compression,
             ch.encrypted));
+  }
+
+  /**
+   * The store learns the CRIU image-set version by itself from the inventory it passes on; a fact
+   * the dump records under the same key wins. An inventory that does not decode is the dump's
+   * problem (the judge tests catch it), not a reason to fail the upload.
+   */
+  private void learnFromInventory(byte[] inventory) {
+    try (ImageReader r =
+        ImageReader.open(
+            Channels.newChannel(new ByteArrayInputStream(inventory)),
+            ImageType.INVENTORY,
+            "inventory.img")) {
+      Message m = r.next();
+      if (m != null) {
+        FieldDescriptor f = m.getDescriptorForType().findFieldByName("img_version");
+        if (f != null && m.hasField(f)) {
+          learned.put("criu.images_version", String.valueOf(m.getField(f)));
+        }
+      }
+    } catch (IOException | RuntimeException e) {
+      learned.put("criu.images_version", "unreadable inventory: " + e.getMessage());
+    }
   }
 
   @Override
@@ -137,6 +185,7 @@ final class CheckpointWriter implements ImageSink {
 
   private Manifest manifest() throws IOException {
     Map<String, String> source = new TreeMap<>(SourceFacts.learn());
+    source.putAll(learned);
     Map<String, Long> timings = new TreeMap<>();
     for (Map.Entry<String, String> f : facts.entrySet()) {
       String k = f.getKey();
@@ -152,7 +201,8 @@ final class CheckpointWriter implements ImageSink {
     }
     timings.put("store_total_ms", (System.nanoTime() - startNanos) / 1_000_000);
     timings.put("store_stream_ms", streamNanos / 1_000_000);
-    timings.put("store_backpressure_ms", transfers.blockedNanos.get() / 1_000_000);
+    timings.put("store_backpressure_ms", pipeWaitNanos.get() / 1_000_000);
+    timings.put("store_upload_wait_ms", transfers.blockedNanos.get() / 1_000_000);
     long total = 0;
     long stored = 0;
     for (Manifest.Entry e : entries.values()) {
@@ -197,6 +247,7 @@ final class CheckpointWriter implements ImageSink {
       keys = new ArrayList<>(storedKeys);
     }
     for (ObjectChannel ch : pending) {
+      ch.pipe.cancel();
       ch.upload.discard();
     }
     try {
@@ -230,7 +281,14 @@ final class CheckpointWriter implements ImageSink {
     final UploadStream upload;
     final String compression;
     final boolean encrypted;
+    final EncodingPipe pipe;
     private boolean isOpen = true;
+
+    /** A copy of the bytes, for the small images the store reads facts from (inventory). */
+    ByteArrayOutputStream capture;
+
+    /** Copy buffer for direct ByteBuffers, reused across writes. */
+    private byte[] scratch;
 
     ObjectChannel(
         String name,
@@ -247,6 +305,7 @@ final class CheckpointWriter implements ImageSink {
       this.upload = upload;
       this.compression = compression;
       this.encrypted = encrypted;
+      this.pipe = new EncodingPipe(content, name, pipeWaitNanos);
     }
 
     @Override
@@ -258,14 +317,19 @@ final class CheckpointWriter implements ImageSink {
       int n = src.remaining();
       try {
         if (src.hasArray()) {
-          content.write(src.array(), src.arrayOffset() + src.position(), n);
+          pipe.write(src.array(), src.arrayOffset() + src.position(), n);
+          capture(src.array(), src.arrayOffset() + src.position(), n);
           src.position(src.limit());
         } else {
-          byte[] tmp = new byte[Math.min(n, 256 * 1024)];
+          if (scratch == null) {
+            scratch = new byte[256 * 1024];
+          }
+          byte[] tmp = scratch;
           while (src.hasRemaining()) {
             int k = Math.min(tmp.length, src.remaining());
             src.get(tmp, 0, k);
-            content.write(tmp, 0, k);
+            pipe.write(tmp, 0, k);
+            capture(tmp, 0, k);
           }
         }
       } catch (IOException | RuntimeException e) {
@@ -279,8 +343,15 @@ final class CheckpointWriter implements ImageSink {
       return n;
     }
 
+    private void capture(byte[] b, int off, int n) {
+      if (capture != null && capture.size() + n <= (1 << 20)) {
+        capture.write(b, off, n);
+      }
+    }
+
     private void fail(Exception e) {
       isOpen = false;
+      pipe.cancel();
       upload.discard();
       closed(this, e instanceof IOException io ? io : new IOException(e));
     }
@@ -298,8 +369,9 @@ final class CheckpointWriter implements ImageSink {
       isOpen = false;
       long t0 = System.nanoTime();
       try {
-        content.close();
+        pipe.close();
       } catch (IOException | RuntimeException e) {
+        pipe.cancel();
         upload.discard();
         closed(this, e instanceof IOException io ? io : new IOException(e));
         throw e;

@@ -64,6 +64,7 @@ final class Digests {
   static final class In extends FilterInputStream {
     private final MessageDigest md = sha256();
     private long count;
+    private String hex;
 
     In(InputStream in) {
       super(in);
@@ -104,7 +105,10 @@ final class Digests {
     }
 
     String sha256Hex() {
-      return hex(md.digest());
+      if (hex == null) {
+        hex = hex(md.digest());
+      }
+      return hex;
     }
   }
 }

@@ -163,6 +163,16 @@ public record Manifest(
         throw new VerificationException(
             "manifest of " + where + " has invalid size or sha256 for '" + n + "'");
       }
+      if (c.equals("none")
+          && !e.encrypted()
+          && (e.size() != e.storedSize() || !e.sha256().equals(e.storedSha256()))) {
+        throw new VerificationException(
+            "manifest of "
+                + where
+                + " gives different stored and image sums for plain '"
+                + n
+                + "'");
+      }
     }
   }
 

@@ -5,6 +5,7 @@ import io.minio.BucketExistsArgs;
 import io.minio.CompleteMultipartUploadArgs;
 import io.minio.CreateMultipartUploadArgs;
 import io.minio.GetObjectArgs;
+import io.minio.Http;
 import io.minio.ListMultipartUploadsArgs;
 import io.minio.ListMultipartUploadsResponse;
 import io.minio.ListObjectsArgs;
@@ -63,8 +64,12 @@ final class S3Backend implements ObjectBackend {
   S3Backend(S3Config config, String bucket) throws StorageException {
     this.config = config;
     this.bucket = bucket;
+    // okhttp runs at most 5 calls per host by default: more in-flight parts would queue silently
+    okhttp3.Dispatcher dispatcher = new okhttp3.Dispatcher();
+    dispatcher.setMaxRequestsPerHost(64);
     OkHttpClient.Builder hb =
         new OkHttpClient.Builder()
+            .dispatcher(dispatcher)
             .connectTimeout(5, TimeUnit.SECONDS)
             .readTimeout(60, TimeUnit.SECONDS)
             .writeTimeout(60, TimeUnit.SECONDS)
@@ -208,6 +213,18 @@ final class S3Backend implements ObjectBackend {
     if (t instanceof InsufficientDataException) {
       return new StorageException(what + " failed on " + where() + ": " + t.getMessage(), t, true);
     }
+    if (t instanceof javax.net.ssl.SSLException) {
+      // a certificate problem does not go away by retrying
+      return new StorageException(
+          "TLS handshake with "
+              + config.endpointOrDefault()
+              + " failed for bucket '"
+              + bucket
+              + "' ("
+              + t.getMessage()
+              + "); give its CA certificates with --s3-ca-bundle",
+          t);
+    }
     if (t instanceof IOException) {
       String m = t.getMessage();
       return new StorageException(
@@ -243,6 +260,16 @@ final class S3Backend implements ObjectBackend {
     }
   }
 
+  /**
+   * Request bodies are not part of the SigV4 signature: over plain HTTP minio would otherwise hash
+   * every byte once more with SHA-256 just to sign it. Transport integrity comes from the CRC32C
+   * checksum minio then sends (x-amz-checksum-crc32c, checked by the server), end-to-end integrity
+   * from the manifest's SHA-256 sums that fetch verifies (and, when encrypted, from AES-GCM).
+   */
+  private static Http.Headers unsignedPayload() {
+    return new Http.Headers("X-Amz-Content-Sha256", "UNSIGNED-PAYLOAD");
+  }
+
   @Override
   public void put(String key, byte[] data, int length) throws StorageException {
     call(
@@ -253,6 +280,7 @@ final class S3Backend implements ObjectBackend {
                     PutObjectAPIArgs.builder()
                         .bucket(bucket)
                         .object(key)
+                        .headers(unsignedPayload())
                         .data(data, length)
                         .build())
                 .get());

@@ -73,11 +73,6 @@ public record S3Config(
     return new S3Config(ep, rg == null ? "us-east-1" : rg, virtualHost, ca, ak, sk, 4, 250);
   }
 
-  public S3Config withRetries(int attempts, long backoff) {
-    return new S3Config(
-        endpoint, region, virtualHost, caBundle, accessKey, secretKey, attempts, backoff);
-  }
-
   public String endpointOrDefault() {
     return endpoint == null ? "https://s3.amazonaws.com" : endpoint;
   }

@@ -20,7 +20,7 @@ final class Transfers implements AutoCloseable {
   private final ConcurrentLinkedQueue<byte[]> free = new ConcurrentLinkedQueue<>();
   private final AtomicInteger freeCount = new AtomicInteger();
 
-  /** Nanoseconds writers spent blocked on back-pressure (reported as a timing). */
+  /** Nanoseconds encoders spent waiting for a free upload slot (reported as a timing). */
   final java.util.concurrent.atomic.AtomicLong blockedNanos =
       new java.util.concurrent.atomic.AtomicLong();
 

@@ -157,6 +157,22 @@ class StorageCliIT {
       assertEquals(
           "stasis dump: bucket 'nosuchbucket' does not exist at " + s3.endpoint() + "\n", d.err());
       assertTrue(sleeper.isAlive());
+
+      String pid = Long.toString(sleeper.pid());
+      Run neither = stasis(s3.env(), "dump", "--pid", pid);
+      assertEquals(1, neither.code());
+      assertEquals(
+          "stasis dump: give exactly one of --images-dir DIR and --to URI\n", neither.err());
+      Run plainDir =
+          stasis(
+              s3.env(), "dump", "--pid", pid, "--images-dir", tmp.toString(), "--compress", "zstd");
+      assertEquals(1, plainDir.code());
+      assertTrue(
+          plainDir
+              .err()
+              .startsWith("stasis dump: --compress and --encryption-key-file need --to URI"),
+          plainDir.err());
+      assertTrue(sleeper.isAlive());
     } finally {
       sleeper.destroy();
     }

@@ -6,6 +6,7 @@ import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.List;
+import java.util.Map;
 import java.util.concurrent.TimeUnit;
 
 /**
@@ -133,14 +134,21 @@ final class Workloads {
 
   /** Runs {@code java -jar stasis.jar args...} (the packaged agent, as users run it). */
   static Cli stasis(String... args) throws IOException, InterruptedException {
+    return stasis(Map.of(), args);
+  }
+
+  /** The same with extra environment variables (S3 endpoint and credentials, keys...). */
+  static Cli stasis(Map<String, String> env, String... args)
+      throws IOException, InterruptedException {
     String jar = System.getProperty("stasis.jar", "target/stasis-node-agent.jar");
     List<String> cmd = new ArrayList<>(List.of("java", "-XX:+UseSerialGC", "-jar", jar));
     cmd.addAll(List.of(args));
+    ProcessBuilder pb = new ProcessBuilder(cmd);
+    pb.environment().putAll(env);
     Path out = Files.createTempFile("stasis-out", ".txt");
     Path err = Files.createTempFile("stasis-err", ".txt");
     try {
-      Process p =
-          new ProcessBuilder(cmd).redirectOutput(out.toFile()).redirectError(err.toFile()).start();
+      Process p = pb.redirectOutput(out.toFile()).redirectError(err.toFile()).start();
       if (!p.waitFor(180, TimeUnit.SECONDS)) {
         p.destroyForcibly();
         throw new IOException("stasis " + String.join(" ", args) + " timed out");

@@ -68,6 +68,7 @@ class LocalCheckpointStoreTest {
     assertEquals(files.size(), m.objects().size());
     assertEquals("42", m.source().get("source.pids"));
     assertEquals(17L, m.timings().get("frozen_ms"));
+    assertEquals("2", m.source().get("criu.images_version"), "learned from inventory.img");
     assertTrue(m.source().containsKey("kernel.release"), m.source().toString());
 
     try (CheckpointStore s = CheckpointStore.open("file://" + tmp.resolve("store"), small())) {
@@ -110,6 +111,20 @@ class LocalCheckpointStoreTest {
     try (CheckpointStore s = CheckpointStore.open(uri, small())) {
       StorageException e = assertThrows(StorageException.class, () -> s.fetch(out2));
       assertTrue(e.getMessage().contains("is encrypted"), e.getMessage());
+    }
+    // downgrade: the checkpoint replaced by a plain one is refused when a key is given
+    Path plain = tmp.resolve("plain");
+    dump("file://" + plain, small());
+    try (CheckpointStore s = CheckpointStore.open("file://" + plain, small().withEncryption(KEY))) {
+      VerificationException e = assertThrows(VerificationException.class, () -> s.fetch(out2));
+      assertTrue(e.getMessage().contains("is not encrypted, but a decryption key"), e.getMessage());
+    }
+    // and an edited encrypted manifest fails its MAC
+    Path mf = tmp.resolve("enc/manifest.json");
+    Files.writeString(mf, Files.readString(mf).replace("\"frozen_ms\" : 17", "\"frozen_ms\" : 18"));
+    try (CheckpointStore s = CheckpointStore.open(uri, small().withEncryption(KEY))) {
+      VerificationException e = assertThrows(VerificationException.class, () -> s.fetch(out2));
+      assertTrue(e.getMessage().contains("MAC does not verify"), e.getMessage());
     }
   }
 

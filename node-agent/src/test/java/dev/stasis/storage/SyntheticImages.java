@@ -1,8 +1,13 @@
 package dev.stasis.storage;
 
 import dev.stasis.images.ImageSink;
+import dev.stasis.images.ImageType;
+import dev.stasis.images.ImageWriter;
+import dev.stasis.images.proto.InventoryEntry;
+import java.io.ByteArrayOutputStream;
 import java.io.IOException;
 import java.nio.ByteBuffer;
+import java.nio.channels.Channels;
 import java.nio.channels.WritableByteChannel;
 import java.util.LinkedHashMap;
 import java.util.Map;
@@ -29,10 +34,20 @@ final class SyntheticImages {
     return b;
   }
 
+  /** A real inventory (image-set version 2), which the store reads the version from. */
+  static byte[] inventory() throws IOException {
+    ByteArrayOutputStream bo = new ByteArrayOutputStream();
+    try (ImageWriter w =
+        ImageWriter.create(Channels.newChannel(bo), ImageType.INVENTORY, "inventory.img")) {
+      w.write(InventoryEntry.newBuilder().setImgVersion(2).setFdinfoPerId(true).build());
+    }
+    return bo.toByteArray();
+  }
+
   /** Writes the set and returns name -> content; does not commit. */
   static Map<String, byte[]> write(ImageSink sink, int pagesBytes) throws IOException {
     Map<String, byte[]> files = new LinkedHashMap<>();
-    files.put("inventory.img", bytes(1, 100));
+    files.put("inventory.img", inventory());
     files.put("pstree.img", bytes(2, 37));
     files.put("core-42.img", bytes(3, 5000));
     files.put("mm-42.img", bytes(4, 12000));
@@ -40,6 +55,7 @@ final class SyntheticImages {
     files.put("pagemap-42.img", bytes(5, 3000));
     byte[] pages = bytes(6, pagesBytes);
     try (WritableByteChannel p = sink.create("pages-1.img")) {
+
       for (Map.Entry<String, byte[]> e : files.entrySet()) {
         try (WritableByteChannel c = sink.create(e.getKey())) {
           ByteBuffer bb = ByteBuffer.wrap(e.getValue());
@@ -57,8 +73,9 @@ final class SyntheticImages {
       }
     }
     files.put("pages-1.img", pages);
+
     sink.recordMetadata(
-        Map.of("source.pids", "42", "timing.frozen_ms", "17", "criu.images_version", "4.1"));
+        Map.of("source.pids", "42", "timing.frozen_ms", "17", "source.comm", "synthetic"));
     return files;
   }
 }

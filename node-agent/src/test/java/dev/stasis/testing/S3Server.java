@@ -31,28 +31,92 @@ public final class S3Server implements AutoCloseable {
   private final Path dir;
   private final Path data;
   private final int port;
+  private final boolean tls;
   private Process process;
 
-  private S3Server(Path dir, int port) {
+  private S3Server(Path dir, int port, boolean tls) {
     this.dir = dir;
     this.data = dir.resolve("data");
     this.port = port;
+    this.tls = tls;
   }
 
-  /** Starts a server with no buckets. */
+  /** Starts a plain-HTTP server with no buckets. */
   public static S3Server start() throws IOException {
+    return start(false);
+  }
+
+  /**
+   * Starts an HTTPS server with a fresh self-signed certificate for 127.0.0.1, whose PEM {@link
+   * #caBundle()} returns (clients must be given it: it is in no default trust store).
+   */
+  public static S3Server startTls() throws IOException {
+    return start(true);
+  }
+
+  private static S3Server start(boolean tls) throws IOException {
     Path dir = Files.createTempDirectory("stasis-s3-");
     Files.createDirectories(dir.resolve("data"));
     int port;
     try (ServerSocket s = new ServerSocket(0, 1, java.net.InetAddress.getLoopbackAddress())) {
       port = s.getLocalPort();
     }
-    S3Server server = new S3Server(dir, port);
+    S3Server server = new S3Server(dir, port, tls);
+    String endpoint;
+    if (tls) {
+      Path ks = dir.resolve("keystore.p12");
+      String keytool = Path.of(System.getProperty("java.home"), "bin", "keytool").toString();
+      run(
+          keytool,
+          "-genkeypair",
+          "-alias",
+          "s3",
+          "-keyalg",
+          "RSA",
+          "-keysize",
+          "2048",
+          "-validity",
+          "2",
+          "-dname",
+          "CN=127.0.0.1",
+          "-ext",
+          "SAN=ip:127.0.0.1",
+          "-keystore",
+          ks.toString(),
+          "-storetype",
+          "PKCS12",
+          "-storepass",
+          "stasis-test",
+          "-keypass",
+          "stasis-test");
+      run(
+          keytool,
+          "-exportcert",
+          "-rfc",
+          "-alias",
+          "s3",
+          "-keystore",
+          ks.toString(),
+          "-storetype",
+          "PKCS12",
+          "-storepass",
+          "stasis-test",
+          "-file",
+          dir.resolve("ca.pem").toString());
+      endpoint =
+          String.join(
+              "\n",
+              "s3proxy.secure-endpoint=https://127.0.0.1:" + port,
+              "s3proxy.keystore-path=" + ks,
+              "s3proxy.keystore-password=stasis-test");
+    } else {
+      endpoint = "s3proxy.endpoint=http://127.0.0.1:" + port;
+    }
     Files.writeString(
         dir.resolve("s3proxy.properties"),
         String.join(
             "\n",
-            "s3proxy.endpoint=http://127.0.0.1:" + port,
+            endpoint,
             "s3proxy.authorization=aws-v2-or-v4",
             "s3proxy.identity=" + ACCESS_KEY,
             "s3proxy.credential=" + SECRET_KEY,
@@ -125,6 +189,24 @@ public final class S3Server implements AutoCloseable {
     throw new IOException("S3Proxy did not listen on port " + port + " within 30 s");
   }
 
+  private static void run(String... cmd) throws IOException {
+    try {
+      Process p = new ProcessBuilder(cmd).redirectErrorStream(true).start();
+      String out = new String(p.getInputStream().readAllBytes());
+      if (p.waitFor() != 0) {
+        throw new IOException(cmd[0] + " failed: " + out);
+      }
+    } catch (InterruptedException e) {
+      Thread.currentThread().interrupt();
+      throw new IOException("interrupted", e);
+    }
+  }
+
+  /** The PEM certificate a client must trust to talk to a {@link #startTls()} server. */
+  public Path caBundle() {
+    return dir.resolve("ca.pem");
+  }
+
   /** Creates a bucket (a directory of the filesystem backend). */
   public S3Server bucket(String name) throws IOException {
     Files.createDirectories(data.resolve(name));
@@ -132,7 +214,7 @@ public final class S3Server implements AutoCloseable {
   }
 
   public String endpoint() {
-    return "http://127.0.0.1:" + port;
+    return (tls ? "https" : "http") + "://127.0.0.1:" + port;
   }
 
   public int port() {
@@ -145,7 +227,8 @@ public final class S3Server implements AutoCloseable {
 
   /** Client settings for this server: path style, its credentials, fast bounded retries. */
   public S3Config config() {
-    return new S3Config(endpoint(), "us-east-1", false, null, ACCESS_KEY, SECRET_KEY, 3, 100);
+    return new S3Config(
+        endpoint(), "us-east-1", false, tls ? caBundle() : null, ACCESS_KEY, SECRET_KEY, 3, 100);
   }
 
   /** Environment for a CLI subprocess talking to this server. */
