@@ -69,7 +69,31 @@ public final class NodeAgent implements AutoCloseable {
     return node + "/" + instance;
   }
 
+  /**
+   * Starts watching; fails with one line naming the API server when it cannot be reached or the
+   * ServiceAccount may not list Checkpoints.
+   */
   public NodeAgent start() {
+    try {
+      startInformer();
+    } catch (KubernetesClientException e) {
+      Throwable root = e;
+      while (root.getCause() != null && root.getCause() != root) {
+        root = root.getCause();
+      }
+      throw new IllegalStateException(
+          "cannot watch Checkpoints through the API server at "
+              + client.getConfiguration().getMasterUrl()
+              + ": "
+              + root.getClass().getSimpleName()
+              + (root.getMessage() == null ? "" : " (" + root.getMessage() + ")"),
+          e);
+    }
+    LOG.info("node agent " + claimId() + " watching checkpoints assigned to node " + node);
+    return this;
+  }
+
+  private void startInformer() {
     informer =
         client
             .resources(Checkpoint.class)
@@ -96,8 +120,6 @@ public final class NodeAgent implements AutoCloseable {
                   }
                 },
                 30_000);
-    LOG.info("node agent " + claimId() + " watching checkpoints assigned to node " + node);
-    return this;
   }
 
   private void submit(Checkpoint cr) {
