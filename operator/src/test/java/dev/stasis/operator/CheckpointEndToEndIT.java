@@ -2,6 +2,7 @@ package dev.stasis.operator;
 
 import static org.awaitility.Awaitility.await;
 import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import com.fasterxml.jackson.databind.JsonNode;
@@ -404,6 +405,60 @@ class CheckpointEndToEndIT {
       assertEquals(0, dumps.get());
     } finally {
       engine = ProcessDumper.ENGINE;
+    }
+  }
+
+  /** zstd + AES-GCM with the key from a Secret: only the key holder can fetch the images. */
+  @Test
+  @Order(7)
+  void compressedAndEncryptedCheckpointNeedsTheKeyToFetch() throws Exception {
+    String ns = "e2e-crypt";
+    String hexKey = "5e".repeat(32);
+    try (RuncContainer ctr = RuncContainer.counterInHostNamespaces(work)) {
+      podAndSecret(ns, ctr);
+      test.resource(
+              new SecretBuilder()
+                  .withNewMetadata()
+                  .withNamespace(ns)
+                  .withName("ckpt-key")
+                  .endMetadata()
+                  .withData(Map.of("key", b64(hexKey)))
+                  .build())
+          .create();
+      Checkpoint c = Fixtures.checkpoint(ns, "c7", "web");
+      CheckpointSpec.StorageSpec st = new CheckpointSpec.StorageSpec();
+      st.setUri("s3://ckpt/k8s");
+      st.setCredentialsSecretRef(new CheckpointSpec.SecretRef("s3-creds", null));
+      c.getSpec().setStorage(st);
+      c.getSpec().setCompression(CheckpointSpec.Compression.zstd);
+      CheckpointSpec.EncryptionSpec enc = new CheckpointSpec.EncryptionSpec();
+      CheckpointSpec.SecretRef keyRef = new CheckpointSpec.SecretRef("ckpt-key", null);
+      keyRef.setKey("key");
+      enc.setKeySecretRef(keyRef);
+      c.getSpec().setEncryption(enc);
+      test.resource(c).create();
+      Checkpoint done = awaitTerminal(ns, "c7");
+      assertEquals(Phase.Completed, done.getStatus().phase, done.getStatus().message);
+      String uri = done.getStatus().location + "/app";
+      try (CheckpointStore noKey =
+          CheckpointStore.open(uri, StoreOptions.defaults().withS3(s3.config()))) {
+        assertThrows(
+            dev.stasis.storage.StorageException.class,
+            () -> noKey.fetch(work.resolve("no-key")),
+            "encrypted images must not be readable without the key");
+      }
+      Path images = work.resolve("fetched-crypt");
+      try (CheckpointStore store =
+          CheckpointStore.open(
+              uri,
+              StoreOptions.defaults()
+                  .withS3(s3.config())
+                  .withEncryption(dev.stasis.storage.EncryptionKey.parse(hexKey, "test")))) {
+        store.fetch(images);
+      }
+      JsonNode pstree =
+          Crit.entries(Crit.decode(Crit.Version.BOOKWORM, images.resolve("pstree.img")));
+      assertEquals(ctr.hostPid(), pstree.get(0).get("pid").asInt());
     }
   }
 
