@@ -72,14 +72,15 @@ public class DumpCommand implements Callable<Integer> {
     try (ImageSink sink = openSink()) {
       r = Dumper.dump(new DumpOptions(pid, leaveRunning, progress()), sink);
       System.out.printf(
-          "dumped PID %d (%d threads, %d pages) into %s in %d ms (frozen %d ms)%s%n",
+          "dumped PID %d (%d processes, %d threads, %d pages) into %s in %d ms (frozen %d ms)%s%n",
           r.pid(),
+          r.processes(),
           r.threads(),
           r.pagesWritten(),
           sink.describe(),
           r.timingsMs().get("total_ms"),
           r.timingsMs().get("frozen_ms"),
-          leaveRunning ? "; left running" : "; process killed");
+          leaveRunning ? "; left running" : "; killed");
       if (verbose) {
         StringBuilder phases = new StringBuilder("phases (ms):");
         r.timingsMs().entrySet().stream()

@@ -10,7 +10,6 @@ import dev.stasis.images.ImageType;
 import dev.stasis.images.ImageWriter;
 import dev.stasis.images.proto.CoreEntry;
 import dev.stasis.images.proto.DumpStatsEntry;
-import dev.stasis.images.proto.FdinfoEntry;
 import dev.stasis.images.proto.FsEntry;
 import dev.stasis.images.proto.InventoryEntry;
 import dev.stasis.images.proto.Lsmtype;
@@ -24,7 +23,6 @@ import dev.stasis.linux.Linux;
 import dev.stasis.linux.proc.Auxv;
 import dev.stasis.linux.proc.Limits;
 import dev.stasis.linux.proc.Maps;
-import dev.stasis.linux.proc.Status;
 import dev.stasis.linux.proc.TaskStat;
 import dev.stasis.parasite.Parasite;
 import java.io.IOException;
@@ -83,7 +81,7 @@ public final class Dumper {
     checkTarget();
     SeizedTree tree;
     try {
-      tree = Compel.seize(pid, false);
+      tree = Compel.seize(pid, true);
     } catch (SeizeException e) {
       sink.abort();
       throw new DumpException(e.getMessage(), e);
@@ -97,7 +95,7 @@ public final class Dumper {
     try {
       DumpResult r = dumpFrozen(tree, sink, start, frozenAt);
       committed = true;
-      // The image set is durable: only now may the process go away.
+      // The image set is durable: only now may the processes go away.
       if (opts.leaveRunning()) {
         tree.close();
       } else {
@@ -131,34 +129,117 @@ public final class Dumper {
     }
   }
 
+  /** What the per-process steps add up for stats-dump, the manifest and the result. */
+  private static final class Totals {
+    long pagesScanned;
+    long pagesWritten;
+    long readMs;
+    long writeMs;
+    int threads;
+
+    void add(PageWriter p) {
+      pagesScanned += p.pagesScanned();
+      pagesWritten += p.pagesWritten();
+      readMs += p.readMillis();
+      writeMs += p.writeMillis();
+    }
+  }
+
   private DumpResult dumpFrozen(SeizedTree tree, ImageSink sink, long start, long frozenAt)
       throws IOException {
-    SeizedTask task = tree.tasks().get(0);
+    FileTable files = new FileTable();
+    Totals totals = new Totals();
+    List<PstreeEntry> pstree = new ArrayList<>();
+    // Kernel objects (mm, files, fs, sighand) of the dumped processes get 2, 3, ... in tree order;
+    // each process has its own (CLONE_VM/FILES/FS/SIGHAND without CLONE_THREAD is refused).
+    int objId = TASK_OBJ_ID;
+    int pagesId = PAGES_ID;
+    checkNamespaces();
+    for (SeizedTask task : tree.tasks()) {
+      PstreeEntry e = dumpProcess(task, objId++, pagesId++, files, sink, totals);
+      if (e.getPid() != pid) {
+        checkNotSharing(e.getPid(), e.getPpid());
+      }
+      pstree.add(e);
+    }
+    String comm = TaskStat.read(pid).comm();
+
+    long t = System.nanoTime();
+    ImageWriter.writeFile(sink, ImageType.FILES, files.entries());
+    ImageWriter.writeFile(sink, ImageType.PSTREE, pstree);
+    ImageWriter.writeFile(sink, ImageType.SECCOMP, List.of(SeccompEntry.getDefaultInstance()));
+    ImageWriter.writeFile(
+        sink,
+        ImageType.INVENTORY,
+        List.of(
+            InventoryEntry.newBuilder()
+                .setImgVersion(ImageType.IMAGES_VERSION)
+                .setFdinfoPerId(true)
+                .setRootIds(ids(ROOT_OBJ_ID))
+                .setNsPerId(true)
+                .setRootCgSet(1)
+                .setLsmtype(Lsmtype.NO_LSM)
+                .setNetworkLockMethod(0)
+                .build()));
+    add("files_ms", System.nanoTime() - t);
+
+    long frozenUs = (System.nanoTime() - frozenAt) / 1000;
+    try (ImageWriter w = ImageWriter.create(sink, ImageType.STATS, "dump")) {
+      w.write(
+          StatsEntry.newBuilder()
+              .setDump(
+                  DumpStatsEntry.newBuilder()
+                      .setFreezingTime((int) (timings.get("freezing_ms") * 1000))
+                      .setFrozenTime((int) frozenUs)
+                      .setMemdumpTime((int) (totals.readMs * 1000))
+                      .setMemwriteTime((int) (totals.writeMs * 1000))
+                      .setPagesScanned(totals.pagesScanned)
+                      .setPagesSkippedParent(0)
+                      .setPagesWritten(totals.pagesWritten)
+                      .setPagesLazy(0))
+              .build());
+    }
+    timings.put("memread_ms", totals.readMs);
+    timings.put("memwrite_ms", totals.writeMs);
+    timings.put("frozen_ms", ms(System.nanoTime() - frozenAt));
+    timings.put("total_ms", ms(System.nanoTime() - start));
+
+    Map<String, String> meta = new LinkedHashMap<>();
+    meta.put("source.pid", Integer.toString(pid));
+    meta.put("source.comm", comm);
+    meta.put("source.processes", Integer.toString(pstree.size()));
+    meta.put("source.threads", Integer.toString(totals.threads));
+    meta.put("source.kernel", System.getProperty("os.version"));
+    meta.put("source.arch", "x86_64");
+    meta.put("dump.pages_written", Long.toString(totals.pagesWritten));
+    meta.put("dump.leave_running", Boolean.toString(opts.leaveRunning()));
+    timings.forEach((k, v) -> meta.put("timing." + k, Long.toString(v)));
+    sink.recordMetadata(meta);
+    sink.commit();
+    return new DumpResult(
+        pid, pstree.size(), totals.threads, totals.pagesWritten, Map.copyOf(timings));
+  }
+
+  /** Every image of one process; returns its pstree entry. */
+  private PstreeEntry dumpProcess(
+      SeizedTask task, int objId, int pagesId, FileTable files, ImageSink sink, Totals totals)
+      throws IOException {
+    int p = task.pid();
     List<ThreadState> threads = task.threads();
+    totals.threads += threads.size();
 
     // Facts from /proc, read before the parasite maps its own area.
     long t = System.nanoTime();
-    checkNamespaces();
-    TaskStat stat = TaskStat.read(pid);
-    Status status = Status.read(pid);
-    List<Maps.Vma> smaps = Maps.read(pid);
-    FileTable files = new FileTable(pid);
-    List<VmaEntry> vmas = MemoryMap.classify(pid, smaps, files);
-    int exeId = files.exe();
-    long[] auxv = Auxv.read(pid);
-    CoreImages.TaskFacts partial =
-        new CoreImages.TaskFacts(
-            pid,
-            stat.comm(),
-            stat.flags(),
-            Integer.parseUnsignedInt(read("personality"), 16),
-            Limits.read(pid),
-            optionalInt("loginuid"),
-            optionalInt("oom_score_adj"),
-            null,
-            null,
-            task.stopSignal());
-    timings.put("gather_ms", ms(System.nanoTime() - t));
+    TaskStat stat = TaskStat.read(p);
+    List<Maps.Vma> smaps = Maps.read(p);
+    List<VmaEntry> vmas = MemoryMap.classify(p, smaps, files);
+    int exeId = files.exe(p);
+    long[] auxv = Auxv.read(p);
+    List<Limits.Limit> limits = Limits.read(p);
+    int personality = Integer.parseUnsignedInt(read(p, "personality"), 16);
+    Integer loginuid = optionalInt(p, "loginuid");
+    Integer oomScoreAdj = optionalInt(p, "oom_score_adj");
+    add("gather_ms", System.nanoTime() - t);
 
     // Parasite commands: what only the process itself can tell.
     t = System.nanoTime();
@@ -166,55 +247,54 @@ public final class Dumper {
     List<Parasite.Sigaction> sigacts;
     List<Parasite.Itimer> itimers;
     Map<Integer, Parasite.ThreadInfo> infos = new HashMap<>();
-    try (Parasite p = task.infect()) {
-      misc = p.dumpMisc();
-      sigacts = p.dumpSigacts();
-      itimers = p.dumpItimers();
+    try (Parasite parasite = task.infect()) {
+      misc = parasite.dumpMisc();
+      sigacts = parasite.dumpSigacts();
+      itimers = parasite.dumpItimers();
       for (ThreadState ts : threads) {
-        infos.put(ts.tid(), p.dumpThread(ts.tid()));
+        infos.put(ts.tid(), parasite.dumpThread(ts.tid()));
       }
     }
-    timings.put("parasite_ms", ms(System.nanoTime() - t));
+    add("parasite_ms", System.nanoTime() - t);
     CoreImages.TaskFacts facts =
         new CoreImages.TaskFacts(
-            partial.pid(),
-            partial.comm(),
-            partial.pfFlags(),
-            partial.personality(),
-            partial.limits(),
-            partial.loginuid(),
-            partial.oomScoreAdj(),
+            p,
+            stat.comm(),
+            stat.flags(),
+            personality,
+            limits,
+            loginuid,
+            oomScoreAdj,
             sigacts,
             itimers,
-            partial.stopSignal());
+            task.stopSignal());
 
     // Memory: select pages from the pagemap, then stream them into the pages image.
     t = System.nanoTime();
-    PageWriter pages = new PageWriter(pid);
+    PageWriter pages = new PageWriter(p);
     pages.select(vmas);
-    try (ImageWriter w = ImageWriter.create(sink, ImageType.PAGEMAP, pid)) {
-      pages.writePagemap(w, PAGES_ID);
+    try (ImageWriter w = ImageWriter.create(sink, ImageType.PAGEMAP, p)) {
+      pages.writePagemap(w, pagesId);
     }
-    try (WritableByteChannel ch = sink.create(ImageType.PAGES.fileName(PAGES_ID))) {
+    try (WritableByteChannel ch = sink.create(ImageType.PAGES.fileName(pagesId))) {
       pages.copyPages(ch, opts.progress());
     }
-    timings.put("memdump_ms", ms(System.nanoTime() - t));
-    timings.put("memread_ms", pages.readMillis());
-    timings.put("memwrite_ms", pages.writeMillis());
+    totals.add(pages);
+    add("memdump_ms", System.nanoTime() - t);
 
-    // Files, fs, mm, core, ids, pstree, inventory.
+    // Descriptors, fs, mm, cores, ids.
     t = System.nanoTime();
-    List<FdinfoEntry> fds = files.descriptors();
-    int cwdId = files.directory("cwd");
-    int rootId = files.directory("root");
-    ImageWriter.writeFile(sink, ImageType.FDINFO, TASK_OBJ_ID, fds);
-    ImageWriter.writeFile(sink, ImageType.FILES, files.entries());
+    ImageWriter.writeFile(sink, ImageType.FDINFO, objId, files.descriptors(p));
     ImageWriter.writeFile(
         sink,
         ImageType.FS,
-        pid,
+        p,
         List.of(
-            FsEntry.newBuilder().setCwdId(cwdId).setRootId(rootId).setUmask(misc.umask()).build()));
+            FsEntry.newBuilder()
+                .setCwdId(files.directory(p, "cwd"))
+                .setRootId(files.directory(p, "root"))
+                .setUmask(misc.umask())
+                .build()));
     MmEntry.Builder mm =
         MmEntry.newBuilder()
             .setMmStartCode(stat.startCode())
@@ -237,72 +317,49 @@ public final class Dumper {
     for (int i = 0; i < Math.min(auxv.length, AT_VECTOR_SIZE); i++) {
       mm.addMmSavedAuxv(auxv[i]);
     }
-    ImageWriter.writeFile(sink, ImageType.MM, pid, List.of(mm.build()));
+    ImageWriter.writeFile(sink, ImageType.MM, p, List.of(mm.build()));
     List<Integer> tids = new ArrayList<>();
     for (ThreadState ts : threads) {
       tids.add(ts.tid());
-      CoreEntry core = CoreImages.thread(ts, infos.get(ts.tid()), pid, facts);
+      CoreEntry core = CoreImages.thread(ts, infos.get(ts.tid()), p, facts);
       ImageWriter.writeFile(sink, ImageType.CORE, ts.tid(), List.of(core));
     }
-    ImageWriter.writeFile(sink, ImageType.IDS, pid, List.of(ids(TASK_OBJ_ID)));
-    ImageWriter.writeFile(
-        sink,
-        ImageType.PSTREE,
-        List.of(
-            PstreeEntry.newBuilder()
-                .setPid(pid)
-                .setPpid(0) // the root's parent is not part of the image set
-                .setPgid(stat.pgrp())
-                .setSid(stat.session())
-                .addAllThreads(tids)
-                .build()));
-    ImageWriter.writeFile(sink, ImageType.SECCOMP, List.of(SeccompEntry.getDefaultInstance()));
-    ImageWriter.writeFile(
-        sink,
-        ImageType.INVENTORY,
-        List.of(
-            InventoryEntry.newBuilder()
-                .setImgVersion(ImageType.IMAGES_VERSION)
-                .setFdinfoPerId(true)
-                .setRootIds(ids(ROOT_OBJ_ID))
-                .setNsPerId(true)
-                .setRootCgSet(1)
-                .setLsmtype(Lsmtype.NO_LSM)
-                .setNetworkLockMethod(0)
-                .build()));
-    timings.put("files_ms", ms(System.nanoTime() - t));
+    ImageWriter.writeFile(sink, ImageType.IDS, p, List.of(ids(objId)));
+    add("files_ms", System.nanoTime() - t);
+    return PstreeEntry.newBuilder()
+        .setPid(p)
+        // The root's parent is not part of the image set.
+        .setPpid(p == pid ? 0 : stat.ppid())
+        .setPgid(stat.pgrp())
+        .setSid(stat.session())
+        .addAllThreads(tids)
+        .build();
+  }
 
-    long frozenUs = (System.nanoTime() - frozenAt) / 1000;
-    try (ImageWriter w = ImageWriter.create(sink, ImageType.STATS, "dump")) {
-      w.write(
-          StatsEntry.newBuilder()
-              .setDump(
-                  DumpStatsEntry.newBuilder()
-                      .setFreezingTime((int) (timings.get("freezing_ms") * 1000))
-                      .setFrozenTime((int) frozenUs)
-                      .setMemdumpTime((int) (pages.readMillis() * 1000))
-                      .setMemwriteTime((int) (pages.writeMillis() * 1000))
-                      .setPagesScanned(pages.pagesScanned())
-                      .setPagesSkippedParent(0)
-                      .setPagesWritten(pages.pagesWritten())
-                      .setPagesLazy(0))
-              .build());
+  private static final int SYS_KCMP = 312;
+  private static final String[] KCMP_SHARED = {
+    null, "memory", "file table", "fs info", "signal" + " handlers"
+  };
+
+  // A child that shares its parent's mm, file table, fs or sighand (vfork, clone without
+  // CLONE_THREAD) needs shared kernel objects in the images: not supported yet.
+  private static void checkNotSharing(int child, int parent) throws IOException {
+    for (int type = 1; type < KCMP_SHARED.length; type++) {
+      if (Linux.syscall("kcmp", child, SYS_KCMP, parent, child, type, 0, 0) == 0) {
+        throw new DumpException(
+            "PID "
+                + child
+                + " shares its "
+                + KCMP_SHARED[type]
+                + " with its parent "
+                + parent
+                + " (vfork or clone): not supported yet");
+      }
     }
-    timings.put("frozen_ms", ms(System.nanoTime() - frozenAt));
-    timings.put("total_ms", ms(System.nanoTime() - start));
+  }
 
-    Map<String, String> meta = new LinkedHashMap<>();
-    meta.put("source.pid", Integer.toString(pid));
-    meta.put("source.comm", stat.comm());
-    meta.put("source.threads", Integer.toString(threads.size()));
-    meta.put("source.kernel", System.getProperty("os.version"));
-    meta.put("source.arch", "x86_64");
-    meta.put("dump.pages_written", Long.toString(pages.pagesWritten()));
-    meta.put("dump.leave_running", Boolean.toString(opts.leaveRunning()));
-    timings.forEach((k, v) -> meta.put("timing." + k, Long.toString(v)));
-    sink.recordMetadata(meta);
-    sink.commit();
-    return new DumpResult(pid, threads.size(), pages.pagesWritten(), Map.copyOf(timings));
+  private void add(String phase, long nanos) {
+    timings.merge(phase, ms(nanos), Long::sum);
   }
 
   /** One-line refusals for targets that must not or cannot be dumped, before touching them. */
@@ -384,16 +441,16 @@ public final class Dumper {
         .build();
   }
 
-  private String read(String file) throws IOException {
-    return Files.readString(Path.of("/proc/" + pid + "/" + file)).strip();
+  private static String read(int p, String file) throws IOException {
+    return Files.readString(Path.of("/proc/" + p + "/" + file)).strip();
   }
 
-  private Integer optionalInt(String file) {
+  private static Integer optionalInt(int p, String file) {
     try {
-      return Integer.parseUnsignedInt(read(file));
+      return Integer.parseUnsignedInt(read(p, file));
     } catch (IOException | NumberFormatException e) {
       try {
-        return Integer.parseInt(read(file));
+        return Integer.parseInt(read(p, file));
       } catch (IOException | NumberFormatException e2) {
         return null;
       }

@@ -21,10 +21,11 @@ import java.util.Map;
  * The files of one process as files.img describes them: every open descriptor, the executable,
  * every file behind a mapping, cwd and root, each as a regular-file entry with its own id.
  *
- * <p>Ids follow CRIU's scheme: one id per open file description (two descriptors that share one,
- * after dup(), share the id; kcmp tells), one id per distinct mapped file (dev, inode), and fresh
- * ids for cwd and root. Anything that is not a regular file, a directory or a harmless character
- * device (a terminal, socket, pipe, eventfd, deleted file...) is refused with an error naming it.
+ * <p>One table serves every process of a dump (files.img is shared). Ids follow CRIU's scheme: one
+ * id per open file description (descriptors that share one, after dup() or fork(), share the id;
+ * kcmp tells), one id per distinct mapped file (dev, inode), and fresh ids for cwd and root.
+ * Anything that is not a regular file, a directory or a harmless character device (a terminal,
+ * socket, pipe, eventfd, deleted file...) is refused with an error naming it.
  */
 final class FileTable {
   private static final int O_CLOEXEC = 0x80000;
@@ -36,14 +37,13 @@ final class FileTable {
   private static final int SYS_KCMP = 312;
   private static final int KCMP_FILE = 0;
 
-  private final int pid;
+  /** One descriptor already in the table: whose, which, and the file id it got. */
+  private record Seen(int pid, int fd, int id) {}
+
   private final List<FileEntry> files = new ArrayList<>();
   private final Map<String, Integer> mapped = new HashMap<>();
+  private final Map<String, List<Seen>> byInode = new HashMap<>();
   private int nextId = 1;
-
-  FileTable(int pid) {
-    this.pid = pid;
-  }
 
   List<FileEntry> entries() {
     return files;
@@ -71,7 +71,7 @@ final class FileTable {
   }
 
   /** The id of the file mapped at {@code mapFilesName} (deduplicated by device and inode). */
-  int mappedFile(String mapFilesName, String path) throws IOException {
+  int mappedFile(int pid, String mapFilesName, String path) throws IOException {
     Path link = Path.of("/proc/" + pid + "/map_files/" + mapFilesName);
     Stat st = stat(link);
     Integer id = mapped.get(st.key());
@@ -89,7 +89,7 @@ final class FileTable {
   }
 
   /** The id of the executable (shared with its mappings). */
-  int exe() throws IOException {
+  int exe(int pid) throws IOException {
     Path link = Path.of("/proc/" + pid + "/exe");
     String path = Files.readSymbolicLink(link).toString();
     refuseDeleted(path, "the executable");
@@ -103,7 +103,7 @@ final class FileTable {
   }
 
   /** A directory reached through /proc/PID/{cwd,root}; each gets its own id, as CRIU does. */
-  int directory(String which) throws IOException {
+  int directory(int pid, String which) throws IOException {
     Path link = Path.of("/proc/" + pid + "/" + which);
     String path = Files.readSymbolicLink(link).toString();
     refuseDeleted(path, which);
@@ -111,7 +111,7 @@ final class FileTable {
   }
 
   /** Every open descriptor, in fd order, as fdinfo entries; their files are added to the table. */
-  List<FdinfoEntry> descriptors() throws IOException {
+  List<FdinfoEntry> descriptors(int pid) throws IOException {
     Path dir = Path.of("/proc/" + pid + "/fd");
     List<Integer> fds = new ArrayList<>();
     try (DirectoryStream<Path> ds = Files.newDirectoryStream(dir)) {
@@ -121,7 +121,6 @@ final class FileTable {
     }
     fds.sort(null);
     List<FdinfoEntry> out = new ArrayList<>();
-    Map<String, List<int[]>> byInode = new HashMap<>(); // key -> {fd, id}
     for (int fd : fds) {
       Path link = dir.resolve(Integer.toString(fd));
       String target = Files.readSymbolicLink(link).toString();
@@ -130,15 +129,15 @@ final class FileTable {
       checkDescriptorType(fd, target, st);
       FdInfo info = FdInfo.read(pid, fd);
       Integer id = null;
-      for (int[] seen : byInode.getOrDefault(st.key(), List.of())) {
-        if (sameDescription(seen[0], fd)) {
-          id = seen[1];
+      for (Seen seen : byInode.getOrDefault(st.key(), List.of())) {
+        if (sameDescription(seen.pid(), seen.fd(), pid, fd)) {
+          id = seen.id();
           break;
         }
       }
       if (id == null) {
         id = add(target, info.flags() & ~O_CLOEXEC, info.pos(), st);
-        byInode.computeIfAbsent(st.key(), k -> new ArrayList<>()).add(new int[] {fd, id});
+        byInode.computeIfAbsent(st.key(), k -> new ArrayList<>()).add(new Seen(pid, fd, id));
       }
       out.add(
           FdinfoEntry.newBuilder()
@@ -151,9 +150,11 @@ final class FileTable {
     return out;
   }
 
-  // kcmp(KCMP_FILE) is 0 exactly when both descriptors point to the same open file description.
-  private boolean sameDescription(int fd1, int fd2) throws LinuxException {
-    return Linux.syscall("kcmp", pid, SYS_KCMP, pid, pid, KCMP_FILE, fd1, fd2) == 0;
+  // kcmp(KCMP_FILE) is 0 exactly when both descriptors point to the same open file description
+  // (a dup(), or a descriptor a child inherited across fork()).
+  private static boolean sameDescription(int pid1, int fd1, int pid2, int fd2)
+      throws LinuxException {
+    return Linux.syscall("kcmp", pid2, SYS_KCMP, pid1, pid2, KCMP_FILE, fd1, fd2) == 0;
   }
 
   private static void refuseSpecial(int fd, String target) throws DumpException {

@@ -131,7 +131,7 @@ final class MemoryMap {
     if (path.startsWith("socket:")) {
       throw new DumpException(where + " maps a socket: not supported");
     }
-    int id = files.mappedFile(v.mapFilesName(), path);
+    int id = files.mappedFile(pid, v.mapFilesName(), path);
     status |= v.shared() ? VmaFlags.FILE_SHARED : VmaFlags.FILE_PRIVATE;
     return b.setStatus(status)
         .setFlags(flags)

@@ -82,6 +82,9 @@ final class PageWriter {
           continue;
         }
         boolean filePrivate = (v.getStatus() & VmaFlags.FILE_PRIVATE) != 0;
+        // The restorer parses the dumped vDSO (ELF header, symbols), so all of it is stored, even
+        // pages this process never touched (a forked child that never called into the vDSO).
+        boolean vdso = (v.getStatus() & VmaFlags.AREA_VDSO) != 0;
         long runStart = -1;
         long runLen = 0;
         for (long addr = v.getStart(); addr < v.getEnd(); ) {
@@ -91,12 +94,13 @@ final class PageWriter {
           for (int i = 0; i < n; i++, addr += PAGE) {
             long e = pme[i];
             boolean dump =
-                (e & Pagemap.GUARD) == 0
-                    && !(filePrivate && (e & Pagemap.FILE) != 0)
-                    && (e & (Pagemap.PRESENT | Pagemap.SWAP)) != 0
-                    && !(zeroPfn != 0
-                        && (e & Pagemap.PRESENT) != 0
-                        && (e & Pagemap.PFN_MASK) == zeroPfn);
+                vdso
+                    || ((e & Pagemap.GUARD) == 0
+                        && !(filePrivate && (e & Pagemap.FILE) != 0)
+                        && (e & (Pagemap.PRESENT | Pagemap.SWAP)) != 0
+                        && !(zeroPfn != 0
+                            && (e & Pagemap.PRESENT) != 0
+                            && (e & Pagemap.PFN_MASK) == zeroPfn));
             if (dump) {
               if (runStart < 0) {
                 runStart = addr;

@@ -17,19 +17,21 @@ import org.junit.jupiter.params.provider.CsvSource;
  * The end-to-end proof: each self-checking workload is dumped by the packaged agent ({@code stasis
  * dump}), every image is decoded by both crit versions, the process is killed, upstream CRIU
  * restores it from our images, and the restored workload verifies its own state (memory, masks,
- * altstacks, handlers, file offsets, mappings, cwd, umask, itimer).
+ * altstacks, handlers, file offsets, mappings, cwd, umask, itimer; a process tree with its
+ * descendants).
  */
 class DumpRestoreIT {
 
   @ParameterizedTest(name = "{0}")
   @CsvSource({
-    "memhog, 256, 1",
-    "threads, , 9",
-    "files, , 1",
-    "itimer, , 1",
+    "memhog, 256, 1, 1",
+    "threads, , 1, 9",
+    "files, , 1, 1",
+    "itimer, , 1, 1",
+    "tree, , 4, 1",
   })
-  void dumpedWorkloadIsRestoredByCriuAndGoesOn(String workload, String arg, int threads)
-      throws Exception {
+  void dumpedWorkloadIsRestoredByCriuAndGoesOn(
+      String workload, String arg, int processes, int threads) throws Exception {
     String[] args = arg == null ? new String[0] : new String[] {arg};
     try (Workloads.Running w = Workloads.start(workload, args)) {
       assertTrue(w.check().startsWith("OK"), "workload is healthy before the dump");
@@ -44,6 +46,7 @@ class DumpRestoreIT {
 
       for (Crit.Version v : Crit.Version.values()) {
         Map<String, JsonNode> decoded = Crit.decodeDir(v, images);
+        assertEquals(processes, Crit.entries(decoded.get("pstree.img")).size(), v + " processes");
         JsonNode pstree = Crit.entries(decoded.get("pstree.img")).get(0);
         assertEquals(w.pid, pstree.get("pid").asInt(), v + " pstree pid");
         assertEquals(threads, pstree.get("threads").size(), v + " thread count");

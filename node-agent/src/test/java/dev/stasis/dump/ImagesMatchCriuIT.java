@@ -24,7 +24,7 @@ import org.junit.jupiter.params.provider.ValueSource;
 class ImagesMatchCriuIT {
 
   @ParameterizedTest
-  @ValueSource(strings = {"threads", "files"})
+  @ValueSource(strings = {"threads", "files", "tree"})
   void ourImagesSayWhatCriusSay(String workload) throws Exception {
     try (Workloads.Running w = Workloads.start(workload)) {
       Path theirs = w.state.resolve("criu-images");
@@ -56,99 +56,109 @@ class ImagesMatchCriuIT {
 
       Map<String, JsonNode> a = Crit.decodeDir(Crit.Version.TRIXIE, theirs);
       Map<String, JsonNode> b = Crit.decodeDir(Crit.Version.TRIXIE, ours);
-      String p = Integer.toString(w.pid);
-
-      assertEquals(one(a, "pstree.img"), one(b, "pstree.img"), "pstree");
-      assertEquals(one(a, "ids-" + p + ".img"), one(b, "ids-" + p + ".img"), "ids");
+      assertEquals(Crit.entries(a.get("pstree.img")), Crit.entries(b.get("pstree.img")), "pstree");
       assertEquals(
           one(a, "inventory.img").get("root_ids"),
           one(b, "inventory.img").get("root_ids"),
           "inventory root_ids");
-
-      // Memory map: files are compared by name, since ids are per image set.
+      // Files are compared by name, flags, position..., since ids are per image set.
       Map<Long, String> fa = fileNames(a);
       Map<Long, String> fb = fileNames(b);
-      JsonNode ma = one(a, "mm-" + p + ".img");
-      JsonNode mb = one(b, "mm-" + p + ".img");
-      assertEquals(vmas(ma, fa), vmas(mb, fb), "VMAs");
+      assertEquals(fds(a, fa), fds(b, fb), "descriptors");
+
+      for (JsonNode proc : Crit.entries(a.get("pstree.img"))) {
+        compareProcess(proc, a, b, fa, fb);
+      }
+    }
+  }
+
+  private static void compareProcess(
+      JsonNode proc,
+      Map<String, JsonNode> a,
+      Map<String, JsonNode> b,
+      Map<Long, String> fa,
+      Map<Long, String> fb) {
+    String p = proc.get("pid").asText();
+    assertEquals(one(a, "ids-" + p + ".img"), one(b, "ids-" + p + ".img"), "ids of " + p);
+    JsonNode ma = one(a, "mm-" + p + ".img");
+    JsonNode mb = one(b, "mm-" + p + ".img");
+    assertEquals(vmas(ma, fa), vmas(mb, fb), "VMAs of " + p);
+    for (String f :
+        List.of(
+            "mm_start_code",
+            "mm_end_code",
+            "mm_start_data",
+            "mm_end_data",
+            "mm_start_stack",
+            "mm_start_brk",
+            "mm_brk",
+            "mm_arg_start",
+            "mm_arg_end",
+            "mm_env_start",
+            "mm_env_end",
+            "mm_saved_auxv",
+            "dumpable")) {
+      assertEquals(ma.get(f), mb.get(f), "mm " + f);
+    }
+    assertEquals(fa.get(ma.get("exe_file_id").asLong()), fb.get(mb.get("exe_file_id").asLong()));
+
+    // Cores of every thread.
+    for (JsonNode tid : proc.get("threads")) {
+      String core = "core-" + tid.asText() + ".img";
+      JsonNode ca = one(a, core);
+      JsonNode cb = one(b, core);
+      JsonNode ga = ca.get("thread_info").get("gpregs");
+      JsonNode gb = cb.get("thread_info").get("gpregs");
+      for (String reg : List.of("ip", "sp", "fs_base", "cs", "ss")) {
+        assertEquals(ga.get(reg), gb.get(reg), core + " " + reg);
+      }
+      assertEquals(
+          ca.get("thread_info").get("clear_tid_addr"),
+          cb.get("thread_info").get("clear_tid_addr"),
+          core + " clear_tid_addr");
+      JsonNode fpa = ca.get("thread_info").get("fpregs");
+      JsonNode fpb = cb.get("thread_info").get("fpregs");
+      assertEquals(fpa.get("mxcsr"), fpb.get("mxcsr"), core + " mxcsr");
+      assertEquals(fpa.get("cwd"), fpb.get("cwd"), core + " x87 cw");
+      assertEquals(shape(fpa.get("xsave")), shape(fpb.get("xsave")), core + " xsave components");
+      JsonNode ta = ca.get("thread_core");
+      JsonNode tb = cb.get("thread_core");
       for (String f :
           List.of(
-              "mm_start_code",
-              "mm_end_code",
-              "mm_start_data",
-              "mm_end_data",
-              "mm_start_stack",
-              "mm_start_brk",
-              "mm_brk",
-              "mm_arg_start",
-              "mm_arg_end",
-              "mm_env_start",
-              "mm_env_end",
-              "mm_saved_auxv",
-              "dumpable")) {
-        assertEquals(ma.get(f), mb.get(f), "mm " + f);
+              "futex_rla",
+              "futex_rla_len",
+              "sched_nice",
+              "sched_policy",
+              "blk_sigset",
+              "sas",
+              "creds",
+              "comm",
+              "rseq_entry",
+              "pdeath_sig")) {
+        assertEquals(ta.get(f), tb.get(f), core + " thread_core." + f);
       }
-      assertEquals(fa.get(ma.get("exe_file_id").asLong()), fb.get(mb.get("exe_file_id").asLong()));
-
-      // Cores of every thread.
-      for (JsonNode tid : one(a, "pstree.img").get("threads")) {
-        String core = "core-" + tid.asText() + ".img";
-        JsonNode ca = one(a, core);
-        JsonNode cb = one(b, core);
-        JsonNode ga = ca.get("thread_info").get("gpregs");
-        JsonNode gb = cb.get("thread_info").get("gpregs");
-        for (String reg : List.of("ip", "sp", "fs_base", "cs", "ss")) {
-          assertEquals(ga.get(reg), gb.get(reg), core + " " + reg);
-        }
-        assertEquals(
-            ca.get("thread_info").get("clear_tid_addr"),
-            cb.get("thread_info").get("clear_tid_addr"),
-            core + " clear_tid_addr");
-        JsonNode fpa = ca.get("thread_info").get("fpregs");
-        JsonNode fpb = cb.get("thread_info").get("fpregs");
-        assertEquals(fpa.get("mxcsr"), fpb.get("mxcsr"), core + " mxcsr");
-        assertEquals(fpa.get("cwd"), fpb.get("cwd"), core + " x87 cw");
-        assertEquals(shape(fpa.get("xsave")), shape(fpb.get("xsave")), core + " xsave components");
-        JsonNode ta = ca.get("thread_core");
-        JsonNode tb = cb.get("thread_core");
+      if (ca.has("tc")) {
         for (String f :
             List.of(
-                "futex_rla",
-                "futex_rla_len",
-                "sched_nice",
-                "sched_policy",
+                "task_state",
+                "personality",
+                "flags",
                 "blk_sigset",
-                "sas",
-                "creds",
                 "comm",
-                "rseq_entry",
-                "pdeath_sig")) {
-          assertEquals(ta.get(f), tb.get(f), core + " thread_core." + f);
-        }
-        if (ca.has("tc")) {
-          for (String f :
-              List.of(
-                  "task_state",
-                  "personality",
-                  "flags",
-                  "blk_sigset",
-                  "comm",
-                  "rlimits",
-                  "loginuid",
-                  "oom_score_adj",
-                  "sigactions")) {
-            assertEquals(ca.get("tc").get(f), cb.get("tc").get(f), core + " tc." + f);
-          }
+                "rlimits",
+                "loginuid",
+                "oom_score_adj",
+                "sigactions")) {
+          assertEquals(ca.get("tc").get(f), cb.get("tc").get(f), core + " tc." + f);
         }
       }
-
-      // fs, descriptors and the files behind them.
-      JsonNode fsa = one(a, "fs-" + p + ".img");
-      JsonNode fsb = one(b, "fs-" + p + ".img");
-      assertEquals(fsa.get("umask"), fsb.get("umask"), "umask");
-      assertEquals(fa.get(fsa.get("cwd_id").asLong()), fb.get(fsb.get("cwd_id").asLong()), "cwd");
-      assertEquals(fds(a, fa), fds(b, fb), "descriptors");
     }
+
+    // fs, descriptors and the files behind them.
+    JsonNode fsa = one(a, "fs-" + p + ".img");
+    JsonNode fsb = one(b, "fs-" + p + ".img");
+    assertEquals(fsa.get("umask"), fsb.get("umask"), "umask");
+    assertEquals(fa.get(fsa.get("cwd_id").asLong()), fb.get(fsb.get("cwd_id").asLong()), "cwd");
   }
 
   private static JsonNode one(Map<String, JsonNode> images, String name) {

@@ -14,7 +14,7 @@ import org.junit.jupiter.api.Test;
 class MemoryMapTest {
 
   private static List<VmaEntry> classify(String smaps) throws Exception {
-    return MemoryMap.classify(1, Maps.parse(smaps), new FileTable(1));
+    return MemoryMap.classify(1, Maps.parse(smaps), new FileTable());
   }
 
   @Test

@@ -81,7 +81,12 @@ final class Workloads {
 
     @Override
     public void close() throws Exception {
-      ProcessHandle.of(pid).ifPresent(ProcessHandle::destroyForcibly);
+      ProcessHandle.of(pid)
+          .ifPresent(
+              h -> {
+                h.descendants().forEach(ProcessHandle::destroyForcibly);
+                h.destroyForcibly();
+              });
       for (int i = 0; i < 200 && Files.exists(Path.of("/proc/" + pid)); i++) {
         Thread.sleep(10);
       }
