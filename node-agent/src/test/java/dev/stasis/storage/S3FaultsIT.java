@@ -58,6 +58,10 @@ class S3FaultsIT {
             e.getMessage());
         assertOneLine(e.getMessage());
       }
+      try (CheckpointStore store = CheckpointStore.open("s3://real/cp", opts(s3.config()))) {
+        assertEquals(List.of(), store.objectKeys(), "nothing written with wrong credentials");
+        assertEquals(List.of(), store.pendingUploads());
+      }
       try (CheckpointStore store =
           CheckpointStore.open("s3://nosuchbucket/cp", opts(s3.config()))) {
         StorageException e = assertThrows(StorageException.class, store::newCheckpoint);
