@@ -52,27 +52,27 @@ public final class ContainerDump {
     CgroupFreezer.Frozen frozen = CgroupFreezer.freeze(c, freezeTimeout);
     long frozenAt = System.nanoTime();
     try {
-      // Frozen, cgroup.procs is the authoritative and stable member list.
+      // Frozen, cgroup.procs is the authoritative and stable member list. The engine dumps the
+      // process tree under the container's init; a process outside that tree (e.g. one entered
+      // with `kubectl exec`) would silently be missing from the checkpoint, so it is refused.
       List<Integer> procs = procs(frozen.dir());
-      if (procs.size() != 1) {
+      ContainerProcesses.Task init = c.init();
+      List<Integer> outside = outsideTree(init.hostPid(), procs);
+      if (!procs.contains(init.hostPid()) || !outside.isEmpty()) {
         throw new RefusedException(
             "container "
                 + c.id()
-                + " has "
-                + procs.size()
-                + " processes (host PIDs "
-                + procs
-                + "); the dump engine checkpoints single-process containers only");
-      }
-      ContainerProcesses.Task init = c.init();
-      if (procs.get(0) != init.hostPid()) {
-        throw new RefusedException(
-            "container " + c.id() + " changed while it was being frozen; try again");
+                + " has processes outside its init's tree (host PIDs "
+                + outside
+                + ", init "
+                + init.hostPid()
+                + "); they would be missing from the checkpoint");
       }
       Map<String, String> facts = new LinkedHashMap<>();
       facts.put("container.id", c.id());
       facts.put("container.pid.host", Integer.toString(init.hostPid()));
       facts.put("container.pid.ns", Integer.toString(init.nsPid()));
+      facts.put("container.processes", Integer.toString(procs.size()));
       sink.recordMetadata(facts);
       progress.accept(
           "frozen; dumping host PID " + init.hostPid() + " (PID " + init.nsPid() + " in the pod)");
@@ -132,6 +132,35 @@ public final class ContainerDump {
       }
       Thread.sleep(1);
     }
+  }
+
+  /** Members of the cgroup that do not descend from {@code root} (by PPid chains in /proc). */
+  static List<Integer> outsideTree(int root, List<Integer> procs) throws IOException {
+    List<Integer> outside = new ArrayList<>();
+    for (int p : procs) {
+      int cur = p;
+      int hops = 0;
+      while (cur != root && cur > 1 && hops++ < 4096) {
+        cur = ppid(cur);
+      }
+      if (cur != root) {
+        outside.add(p);
+      }
+    }
+    return outside;
+  }
+
+  private static int ppid(int pid) throws IOException {
+    try {
+      for (String line : Files.readAllLines(Path.of("/proc/" + pid + "/status"))) {
+        if (line.startsWith("PPid:")) {
+          return Integer.parseInt(line.substring(5).trim());
+        }
+      }
+    } catch (NoSuchFileException e) {
+      return 0;
+    }
+    return 0;
   }
 
   static List<Integer> procs(Path cgroupDir) throws IOException {

@@ -51,6 +51,14 @@ public final class RuncContainer implements AutoCloseable {
     return start(work, "i=0; while :; do i=$((i+1)); echo $i; done", true);
   }
 
+  /**
+   * {@code script} in a container with only its own cgroup (see {@link #counterInHostNamespaces}).
+   */
+  public static RuncContainer inHostNamespaces(Path work, String script)
+      throws IOException, InterruptedException {
+    return start(work, script, true);
+  }
+
   public static RuncContainer start(Path work, String script, boolean hostNamespaces)
       throws IOException, InterruptedException {
     byte[] r = new byte[32];

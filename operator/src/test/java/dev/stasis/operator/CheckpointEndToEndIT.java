@@ -242,8 +242,17 @@ class CheckpointEndToEndIT {
   }
 
   /**
+   * Like {@link #assertCompletedAndCritDecodes} for a process tree rooted at the container's init.
+   */
+  CheckpointStatus assertCompletedAndCritDecodesRoot(String ns, String name, RuncContainer ctr)
+      throws Exception {
+    return assertCompletedAndCritDecodes(ns, name, ctr, 0);
+  }
+
+  /**
    * Waits for Completed, checks the status, fetches the images from S3 and has both crits decode
-   * the pstree: one process, with {@code expectedPid}. The workload must still be running.
+   * the pstree: one process, with {@code expectedPid} (0: any tree rooted at the container's init).
+   * The workload must still be running.
    */
   CheckpointStatus assertCompletedAndCritDecodes(
       String ns, String name, RuncContainer ctr, int expectedPid) throws Exception {
@@ -264,8 +273,16 @@ class CheckpointEndToEndIT {
     }
     for (Crit.Version v : Crit.Version.values()) {
       JsonNode pstree = Crit.entries(Crit.decode(v, images.resolve("pstree.img")));
-      assertEquals(1, pstree.size(), "one process in the container");
-      assertEquals(expectedPid, pstree.get(0).get("pid").asInt());
+      if (expectedPid > 0) {
+        assertEquals(1, pstree.size(), "one process in the container");
+      }
+      int root = expectedPid > 0 ? expectedPid : ctr.hostPid();
+      assertEquals(root, pstree.get(0).get("pid").asInt(), "the container's init comes first");
+      java.util.Set<Integer> pids = new java.util.HashSet<>();
+      pstree.forEach(e -> pids.add(e.get("pid").asInt()));
+      for (int i = 1; i < pstree.size(); i++) {
+        assertTrue(pids.contains(pstree.get(i).get("ppid").asInt()), "tree closed: " + pstree);
+      }
     }
     int lines = ctr.lines();
     await().atMost(Duration.ofSeconds(5)).until(() -> ctr.lines() > lines + 2);
@@ -459,6 +476,21 @@ class CheckpointEndToEndIT {
       JsonNode pstree =
           Crit.entries(Crit.decode(Crit.Version.BOOKWORM, images.resolve("pstree.img")));
       assertEquals(ctr.hostPid(), pstree.get(0).get("pid").asInt());
+    }
+  }
+
+  /** A container whose init forks (a shell running sleep): the engine dumps the whole tree. */
+  @Test
+  @Order(8)
+  void processTreeContainerIsCheckpointedWhole() throws Exception {
+    String ns = "e2e-tree";
+    try (RuncContainer ctr =
+        RuncContainer.inHostNamespaces(
+            work, "i=0; while :; do i=$((i+1)); echo $i; sleep 0.3; done")) {
+      podAndSecret(ns, ctr);
+      checkpoint(ns, "c8");
+      CheckpointStatus s = assertCompletedAndCritDecodesRoot(ns, "c8", ctr);
+      assertTrue(s.message.contains("stored"), s.message);
     }
   }
 
