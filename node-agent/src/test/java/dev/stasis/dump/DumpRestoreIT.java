@@ -100,4 +100,59 @@ class DumpRestoreIT {
       assertTrue(after.startsWith("OK"), after);
     }
   }
+
+  /**
+   * A process in its own PID, mount, UTS and IPC namespaces (unshare, as a container runtime makes
+   * them): the images name it by its PID inside its namespace (1), its ids carry namespace ids
+   * other than the root ones where it has its own, and the manifest says such a set is not
+   * restorable until namespace images exist. Both crits decode it.
+   */
+  @Test
+  void processInItsOwnNamespacesIsDumpedAsPid1() throws Exception {
+    Path state = Files.createTempDirectory("stasis-ns");
+    // --mount-proc mounts a /proc inside the new mount namespace only (propagation private).
+    Process sh =
+        new ProcessBuilder(
+                "sh",
+                "-c",
+                "setsid unshare --pid --mount --uts --ipc --fork --mount-proc sleep 600"
+                    + " </dev/null >/dev/null 2>&1 & echo $!")
+            .start();
+    int unshare = Integer.parseInt(new String(sh.getInputStream().readAllBytes()).trim());
+    sh.waitFor();
+    try {
+      Path children = Path.of("/proc/" + unshare + "/task/" + unshare + "/children");
+      String kids = "";
+      for (int i = 0; i < 250 && kids.isBlank(); i++) {
+        Thread.sleep(20);
+        kids = Files.readString(children).trim();
+      }
+      int init = Integer.parseInt(kids.split(" ")[0]);
+      Thread.sleep(200); // let the child exec sleep
+      Path images = state.resolve("images");
+      Workloads.Cli r =
+          Workloads.stasis(
+              "dump", "--pid", Integer.toString(init), "--images-dir", images.toString());
+      assertEquals(0, r.exit(), "stasis dump failed: " + r.stderr());
+      for (Crit.Version v : Crit.Version.values()) {
+        Map<String, JsonNode> decoded = Crit.decodeDir(v, images);
+        JsonNode pstree = Crit.entries(decoded.get("pstree.img")).get(0);
+        assertEquals(1, pstree.get("pid").asInt(), v + " init is PID 1 in its namespace");
+        assertEquals(1, pstree.get("threads").get(0).asInt(), v + " thread id too");
+        assertTrue(
+            decoded.containsKey("core-1.img") && decoded.containsKey("mm-1.img"), v.toString());
+        JsonNode ids = Crit.entries(decoded.get("ids-1.img")).get(0);
+        JsonNode root = Crit.entries(decoded.get("inventory.img")).get(0).get("root_ids");
+        for (String own : new String[] {"pid_ns_id", "mnt_ns_id", "uts_ns_id", "ipc_ns_id"}) {
+          assertTrue(ids.get(own).asInt() > 8, v + " " + own + " " + ids);
+          assertTrue(ids.get(own).asInt() != root.get(own).asInt(), v + " " + own);
+        }
+        assertEquals(root.get("net_ns_id"), ids.get("net_ns_id"), v + " shares the host net");
+      }
+      assertTrue(r.stderr().contains("warning: the tree has its own pid"), r.stderr());
+      assertTrue(r.stderr().contains("namespace images"), r.stderr());
+    } finally {
+      new ProcessBuilder("kill", "-KILL", Integer.toString(unshare)).start().waitFor();
+    }
+  }
 }

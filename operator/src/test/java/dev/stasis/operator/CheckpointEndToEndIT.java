@@ -225,7 +225,7 @@ class CheckpointEndToEndIT {
       assertEquals(Phase.Failed, s.phase, s.message);
       assertEquals(
           "DumpFailed", StatusAggregator.condition(s, StatusAggregator.FAILED).getReason());
-      assertTrue(s.message.contains("pid namespace"), s.message);
+      assertTrue(s.message.contains("is a pipe"), s.message);
       assertEquals(
           "True",
           StatusAggregator.condition(s, StatusAggregator.ACCEPTED).getStatus(),
