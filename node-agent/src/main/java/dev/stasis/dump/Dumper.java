@@ -14,6 +14,7 @@ import dev.stasis.images.proto.FsEntry;
 import dev.stasis.images.proto.InventoryEntry;
 import dev.stasis.images.proto.Lsmtype;
 import dev.stasis.images.proto.MmEntry;
+import dev.stasis.images.proto.PipeDataEntry;
 import dev.stasis.images.proto.PstreeEntry;
 import dev.stasis.images.proto.SeccompEntry;
 import dev.stasis.images.proto.StatsEntry;
@@ -165,6 +166,23 @@ public final class Dumper {
 
     long t = System.nanoTime();
     ImageWriter.writeFile(sink, ImageType.FILES, files.entries());
+    if (!files.pipeData().isEmpty()) {
+      try (ImageWriter w = ImageWriter.create(sink, ImageType.PIPES_DATA)) {
+        for (Map.Entry<Long, FileTable.PipeData> e : files.pipeData().entrySet()) {
+          FileTable.PipeData d = e.getValue();
+          if (d.bytes().remaining() == 0) {
+            continue; // like CRIU, only pipes with queued bytes get an entry
+          }
+          w.write(
+              PipeDataEntry.newBuilder()
+                  .setPipeId(e.getKey().intValue())
+                  .setBytes(d.bytes().remaining())
+                  .setSize(d.size())
+                  .build());
+          w.writeData(d.bytes());
+        }
+      }
+    }
     ImageWriter.writeFile(sink, ImageType.PSTREE, pstree);
     ImageWriter.writeFile(sink, ImageType.SECCOMP, List.of(SeccompEntry.getDefaultInstance()));
     ImageWriter.writeFile(
