@@ -219,8 +219,16 @@ class CheckpointEndToEndIT {
     try (RuncContainer ctr = RuncContainer.counter(work)) {
       podAndSecret(ns, ctr);
       checkpoint(ns, "c1");
-      assertCompletedAndCritDecodes(ns, "c1", ctr, 1);
+      var st = assertCompletedAndCritDecodes(ns, "c1", ctr, 1);
       Path images = work.resolve("fetched-" + ns + "-c1");
+      try (CheckpointStore store =
+          CheckpointStore.open(st.location + "/app", StoreOptions.defaults().withS3(s3.config()))) {
+        var source = store.fetch(work.resolve("manifest-" + ns)).manifest().source();
+        assertTrue(source.get("dump.own_namespaces").contains("pid"), source.toString());
+        assertTrue(
+            source.get("dump.restorable").startsWith("no: needs namespace images"),
+            "the honest limitation is recorded: " + source);
+      }
       for (Crit.Version v : Crit.Version.values()) {
         JsonNode ids = Crit.entries(Crit.decode(v, images.resolve("ids-1.img"))).get(0);
         JsonNode root =
