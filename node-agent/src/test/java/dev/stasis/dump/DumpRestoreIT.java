@@ -177,9 +177,9 @@ class DumpRestoreIT {
             .start();
     int leader = Integer.parseInt(new String(sh.getInputStream().readAllBytes()).trim());
     sh.waitFor();
-    int sleep = 0;
+    int target = 0;
     try {
-      for (int i = 0; i < 250 && sleep == 0; i++) {
+      for (int i = 0; i < 250 && target == 0; i++) {
         Thread.sleep(20);
         for (String kid :
             Files.readString(Path.of("/proc/" + leader + "/task/" + leader + "/children"))
@@ -187,15 +187,15 @@ class DumpRestoreIT {
                 .split(" ")) {
           if (!kid.isEmpty()
               && Files.readString(Path.of("/proc/" + kid + "/comm")).strip().equals("perl")) {
-            sleep = Integer.parseInt(kid);
+            target = Integer.parseInt(kid);
           }
         }
       }
-      assertTrue(sleep > 0, "perl started");
+      assertTrue(target > 0, "perl started");
       Thread.sleep(100); // printf has written and exited
       Workloads.Cli r =
           Workloads.stasis(
-              "dump", "--pid", Integer.toString(sleep), "--images-dir", images.toString());
+              "dump", "--pid", Integer.toString(target), "--images-dir", images.toString());
       assertEquals(0, r.exit(), "stasis dump failed: " + r.stderr());
       for (Crit.Version v : Crit.Version.values()) {
         Map<String, JsonNode> decoded = Crit.decodeDir(v, images);
@@ -216,16 +216,16 @@ class DumpRestoreIT {
             new String(java.util.Base64.getMimeDecoder().decode(pd.get("extra").asText())),
             v + " the queued bytes");
       }
-      for (int i = 0; i < 250 && Files.exists(Path.of("/proc/" + sleep)); i++) {
+      for (int i = 0; i < 250 && Files.exists(Path.of("/proc/" + target)); i++) {
         Thread.sleep(20);
       }
       CriuJudge.restore(images);
-      Process cat = new ProcessBuilder("timeout", "5", "cat", "/proc/" + sleep + "/fd/0").start();
+      Process cat = new ProcessBuilder("timeout", "5", "cat", "/proc/" + target + "/fd/0").start();
       assertEquals(data, new String(cat.getInputStream().readAllBytes()), "data after restore");
     } finally {
       new ProcessBuilder("kill", "-KILL", "--", "-" + leader).start().waitFor();
-      if (sleep > 0) {
-        new ProcessBuilder("kill", "-KILL", Integer.toString(sleep)).start().waitFor();
+      if (target > 0) {
+        new ProcessBuilder("kill", "-KILL", Integer.toString(target)).start().waitFor();
       }
     }
   }
