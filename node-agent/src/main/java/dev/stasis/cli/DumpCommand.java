@@ -88,6 +88,7 @@ public class DumpCommand implements Callable<Integer> {
           r.timingsMs().get("total_ms"),
           r.timingsMs().get("frozen_ms"),
           leaveRunning ? "; left running" : "; killed");
+      r.warnings().forEach(w -> System.err.println("warning: " + w));
       if (verbose) {
         StringBuilder phases = new StringBuilder("phases (ms):");
         r.timingsMs().entrySet().stream()

@@ -10,6 +10,12 @@ import java.util.Map;
  * @param threads how many threads they had in all
  * @param pagesWritten pages stored in the pages image
  * @param timingsMs per-phase wall-clock times in milliseconds (freezing, frozen, memdump, ...)
+ * @param warnings limits of this image set a user must know (e.g. not restorable yet), or empty
  */
 public record DumpResult(
-    int pid, int processes, int threads, long pagesWritten, Map<String, Long> timingsMs) {}
+    int pid,
+    int processes,
+    int threads,
+    long pagesWritten,
+    Map<String, Long> timingsMs,
+    java.util.List<String> warnings) {}

@@ -14,6 +14,7 @@ import dev.stasis.images.proto.FsEntry;
 import dev.stasis.images.proto.InventoryEntry;
 import dev.stasis.images.proto.Lsmtype;
 import dev.stasis.images.proto.MmEntry;
+import dev.stasis.images.proto.PipeDataEntry;
 import dev.stasis.images.proto.PstreeEntry;
 import dev.stasis.images.proto.SeccompEntry;
 import dev.stasis.images.proto.StatsEntry;
@@ -156,18 +157,34 @@ public final class Dumper {
     // each process has its own (CLONE_VM/FILES/FS/SIGHAND without CLONE_THREAD is refused).
     int objId = TASK_OBJ_ID;
     int pagesId = PAGES_ID;
-    checkNamespaces();
+    Namespaces namespaces = new Namespaces();
     for (SeizedTask task : tree.tasks()) {
-      PstreeEntry e = dumpProcess(task, objId++, pagesId++, files, sink, totals);
-      if (e.getPid() != pid) {
-        checkNotSharing(e.getPid(), e.getPpid());
+      if (task.pid() != pid) {
+        checkNotSharing(task.pid(), TaskStat.read(task.pid()).ppid());
       }
-      pstree.add(e);
+      pstree.add(dumpProcess(task, objId++, pagesId++, files, namespaces, sink, totals));
     }
     String comm = TaskStat.read(pid).comm();
 
     long t = System.nanoTime();
     ImageWriter.writeFile(sink, ImageType.FILES, files.entries());
+    if (!files.pipeData().isEmpty()) {
+      try (ImageWriter w = ImageWriter.create(sink, ImageType.PIPES_DATA)) {
+        for (Map.Entry<Long, FileTable.PipeData> e : files.pipeData().entrySet()) {
+          FileTable.PipeData d = e.getValue();
+          if (d.bytes().remaining() == 0) {
+            continue; // like CRIU, only pipes with queued bytes get an entry
+          }
+          w.write(
+              PipeDataEntry.newBuilder()
+                  .setPipeId(e.getKey().intValue())
+                  .setBytes(d.bytes().remaining())
+                  .setSize(d.size())
+                  .build());
+          w.writeData(d.bytes());
+        }
+      }
+    }
     ImageWriter.writeFile(sink, ImageType.PSTREE, pstree);
     ImageWriter.writeFile(sink, ImageType.SECCOMP, List.of(SeccompEntry.getDefaultInstance()));
     ImageWriter.writeFile(sink, ImageType.TIMENS, 0, List.of(clocks()));
@@ -178,7 +195,7 @@ public final class Dumper {
             InventoryEntry.newBuilder()
                 .setImgVersion(ImageType.IMAGES_VERSION)
                 .setFdinfoPerId(true)
-                .setRootIds(ids(ROOT_OBJ_ID))
+                .setRootIds(namespaces.ids(ROOT_OBJ_ID, Namespaces.ROOT))
                 .setNsPerId(true)
                 .setRootCgSet(1)
                 .setLsmtype(Lsmtype.NO_LSM)
@@ -216,18 +233,46 @@ public final class Dumper {
     meta.put("source.arch", "x86_64");
     meta.put("dump.pages_written", Long.toString(totals.pagesWritten));
     meta.put("dump.leave_running", Boolean.toString(opts.leaveRunning()));
+    List<String> warnings = new ArrayList<>();
+    if (!namespaces.own().isEmpty()) {
+      warnings.add(
+          "the tree has its own "
+              + String.join(", ", namespaces.own())
+              + " namespace(s): the images decode, but restoring them needs namespace images"
+              + " (mountpoints, utsns, ipcns, netns) that are not written yet");
+      // Honest limitation: the contents of these namespaces (mountpoints, utsns, ipcns, netns
+      // images) are not written yet, so upstream criu can decode this set but not restore it.
+      meta.put("dump.own_namespaces", String.join(",", namespaces.own()));
+      meta.put(
+          "dump.restorable",
+          "no: needs namespace images (mountpoints, utsns, ipcns, netns) not written yet");
+    }
     timings.forEach((k, v) -> meta.put("timing." + k, Long.toString(v)));
     sink.recordMetadata(meta);
     sink.commit();
     return new DumpResult(
-        pid, pstree.size(), totals.threads, totals.pagesWritten, Map.copyOf(timings));
+        pid,
+        pstree.size(),
+        totals.threads,
+        totals.pagesWritten,
+        Map.copyOf(timings),
+        List.copyOf(warnings));
   }
 
   /** Every image of one process; returns its pstree entry. */
   private PstreeEntry dumpProcess(
-      SeizedTask task, int objId, int pagesId, FileTable files, ImageSink sink, Totals totals)
+      SeizedTask task,
+      int objId,
+      int pagesId,
+      FileTable files,
+      Namespaces namespaces,
+      ImageSink sink,
+      Totals totals)
       throws IOException {
     int p = task.pid();
+    // Images name and list processes by the PIDs they have in their own PID namespace (the
+    // last NSpid value): a container's init is PID 1. /proc is still read by host PID.
+    int vp = nsValue(p, p, "NSpid");
     List<ThreadState> threads = task.threads();
     totals.threads += threads.size();
 
@@ -276,7 +321,7 @@ public final class Dumper {
     t = System.nanoTime();
     PageWriter pages = new PageWriter(p);
     pages.select(vmas);
-    try (ImageWriter w = ImageWriter.create(sink, ImageType.PAGEMAP, p)) {
+    try (ImageWriter w = ImageWriter.create(sink, ImageType.PAGEMAP, vp)) {
       pages.writePagemap(w, pagesId);
     }
     try (WritableByteChannel ch = sink.create(ImageType.PAGES.fileName(pagesId))) {
@@ -291,7 +336,7 @@ public final class Dumper {
     ImageWriter.writeFile(
         sink,
         ImageType.FS,
-        p,
+        vp,
         List.of(
             FsEntry.newBuilder()
                 .setCwdId(files.directory(p, "cwd"))
@@ -320,21 +365,22 @@ public final class Dumper {
     for (int i = 0; i < Math.min(auxv.length, AT_VECTOR_SIZE); i++) {
       mm.addMmSavedAuxv(auxv[i]);
     }
-    ImageWriter.writeFile(sink, ImageType.MM, p, List.of(mm.build()));
+    ImageWriter.writeFile(sink, ImageType.MM, vp, List.of(mm.build()));
     List<Integer> tids = new ArrayList<>();
     for (ThreadState ts : threads) {
-      tids.add(ts.tid());
+      int vtid = nsValue(p, ts.tid(), "NSpid");
+      tids.add(vtid);
       CoreEntry core = CoreImages.thread(ts, infos.get(ts.tid()), p, facts);
-      ImageWriter.writeFile(sink, ImageType.CORE, ts.tid(), List.of(core));
+      ImageWriter.writeFile(sink, ImageType.CORE, vtid, List.of(core));
     }
-    ImageWriter.writeFile(sink, ImageType.IDS, p, List.of(ids(objId)));
+    ImageWriter.writeFile(sink, ImageType.IDS, vp, List.of(namespaces.ids(objId, p)));
     add("files_ms", System.nanoTime() - t);
     return PstreeEntry.newBuilder()
-        .setPid(p)
+        .setPid(vp)
         // The root's parent is not part of the image set.
-        .setPpid(p == pid ? 0 : stat.ppid())
-        .setPgid(stat.pgrp())
-        .setSid(stat.session())
+        .setPpid(p == pid ? 0 : nsValue(stat.ppid(), stat.ppid(), "NSpid"))
+        .setPgid(nsValue(p, p, "NSpgid"))
+        .setSid(nsValue(p, p, "NSsid"))
         .addAllThreads(tids)
         .build();
   }
@@ -411,7 +457,6 @@ public final class Dumper {
     }
   }
 
-  // Only processes in the agent's own namespaces for now: their ids are the host ids.
   /**
    * timens-0: the host time namespace's CLOCK_MONOTONIC and CLOCK_BOOTTIME readings at dump time,
    * as CRIU writes them for a task in the host namespaces; a restore into a new time namespace
@@ -426,36 +471,94 @@ public final class Dumper {
         .build();
   }
 
-  private void checkNamespaces() throws IOException {
-    for (String ns : NAMESPACES) {
-      Path mine = Path.of("/proc/self/ns/" + ns);
-      if (!Files.exists(mine)) {
-        continue;
+  /**
+   * Namespace ids as CRIU numbers them: the agent's own namespaces get 1..8 in probing order (pid,
+   * net, ipc, uts, time, mnt, user, cgroup) and are inventory.root_ids; every other namespace a
+   * dumped process is in gets the next free id when first seen, the same id for every process in
+   * it.
+   */
+  private static final class Namespaces {
+    static final int ROOT = -1;
+    private final Map<String, Integer> byInode = new HashMap<>();
+    private final java.util.Set<String> own = new java.util.LinkedHashSet<>();
+    private int next = NAMESPACES.length + 1;
+
+    Namespaces() throws IOException {
+      for (int i = 0; i < NAMESPACES.length; i++) {
+        String link = link("self", NAMESPACES[i]);
+        if (link != null) {
+          byInode.put(link, i + 1);
+        }
       }
-      String a = Files.readSymbolicLink(mine).toString();
-      String b = Files.readSymbolicLink(Path.of("/proc/" + pid + "/ns/" + ns)).toString();
-      if (!a.equals(b)) {
-        throw new DumpException(
-            "PID " + pid + " is in another " + ns + " namespace: namespaces are not supported yet");
+    }
+
+    List<String> own() {
+      return List.copyOf(own);
+    }
+
+    /** The ids entry of process {@code p} ({@link #ROOT}: the agent's own, for root_ids). */
+    TaskKobjIdsEntry ids(int objId, int p) throws IOException {
+      int[] ns = new int[NAMESPACES.length];
+      for (int i = 0; i < NAMESPACES.length; i++) {
+        ns[i] = i + 1;
+        String link = p == ROOT ? null : link(Integer.toString(p), NAMESPACES[i]);
+        if (link == null) {
+          continue;
+        }
+        Integer id = byInode.get(link);
+        if (id == null) {
+          if (NAMESPACES[i].equals("user")) {
+            // Another user namespace maps uids and capabilities: not handled.
+            throw new DumpException(
+                "PID " + p + " is in another user namespace: not supported yet");
+          }
+          id = next++;
+          byInode.put(link, id);
+        }
+        if (id != i + 1) {
+          own.add(NAMESPACES[i]);
+        }
+        ns[i] = id;
+      }
+      return TaskKobjIdsEntry.newBuilder()
+          .setVmId(objId)
+          .setFilesId(objId)
+          .setFsId(objId)
+          .setSighandId(objId)
+          .setPidNsId(ns[0])
+          .setNetNsId(ns[1])
+          .setIpcNsId(ns[2])
+          .setUtsNsId(ns[3])
+          .setTimeNsId(ns[4])
+          .setMntNsId(ns[5])
+          .setUserNsId(ns[6])
+          .setCgroupNsId(ns[7])
+          .build();
+    }
+
+    /** "pid:[4026531836]", or null where the kernel has no such namespace. */
+    private static String link(String p, String ns) throws IOException {
+      Path l = Path.of("/proc/" + p + "/ns/" + ns);
+      try {
+        return Files.readSymbolicLink(l).toString();
+      } catch (NoSuchFileException e) {
+        return null;
       }
     }
   }
 
-  private static TaskKobjIdsEntry ids(int objId) {
-    return TaskKobjIdsEntry.newBuilder()
-        .setVmId(objId)
-        .setFilesId(objId)
-        .setFsId(objId)
-        .setSighandId(objId)
-        .setPidNsId(1)
-        .setNetNsId(2)
-        .setIpcNsId(3)
-        .setUtsNsId(4)
-        .setTimeNsId(5)
-        .setMntNsId(6)
-        .setUserNsId(7)
-        .setCgroupNsId(8)
-        .build();
+  /**
+   * The innermost value of an NS* line (NSpid, NSpgid, NSsid) of /proc/p/task/tid/status: the id as
+   * the process's own PID namespace sees it (0 if it lies outside that namespace).
+   */
+  private static int nsValue(int p, int tid, String field) throws IOException {
+    for (String line : Files.readAllLines(Path.of("/proc/" + p + "/task/" + tid + "/status"))) {
+      if (line.startsWith(field + ":")) {
+        String[] v = line.substring(field.length() + 1).trim().split("\\s+");
+        return Integer.parseInt(v[v.length - 1]);
+      }
+    }
+    throw new DumpException("/proc/" + p + "/task/" + tid + "/status has no " + field);
   }
 
   private static String read(int p, String file) throws IOException {

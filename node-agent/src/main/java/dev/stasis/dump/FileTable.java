@@ -4,11 +4,13 @@ import dev.stasis.images.proto.FdTypes;
 import dev.stasis.images.proto.FdinfoEntry;
 import dev.stasis.images.proto.FileEntry;
 import dev.stasis.images.proto.FownEntry;
+import dev.stasis.images.proto.PipeEntry;
 import dev.stasis.images.proto.RegFileEntry;
 import dev.stasis.linux.Linux;
 import dev.stasis.linux.LinuxException;
 import dev.stasis.linux.proc.FdInfo;
 import java.io.IOException;
+import java.nio.ByteBuffer;
 import java.nio.file.DirectoryStream;
 import java.nio.file.Files;
 import java.nio.file.Path;
@@ -23,9 +25,10 @@ import java.util.Map;
  *
  * <p>One table serves every process of a dump (files.img is shared). Ids follow CRIU's scheme: one
  * id per open file description (descriptors that share one, after dup() or fork(), share the id;
- * kcmp tells), one id per distinct mapped file (dev, inode), and fresh ids for cwd and root.
- * Anything that is not a regular file, a directory or a harmless character device (a terminal,
- * socket, pipe, eventfd, deleted file...) is refused with an error naming it.
+ * kcmp tells), one id per distinct mapped file (dev, inode), and fresh ids for cwd and root. Pipes
+ * get pipe entries (pipe_id is the pipe's inode) and their queued bytes are captured once per pipe
+ * for pipes-data.img. Anything else that is not a regular file, a directory or a harmless character
+ * device (a terminal, socket, eventfd, deleted file...) is refused with an error naming it.
  */
 final class FileTable {
   private static final int O_CLOEXEC = 0x80000;
@@ -43,6 +46,7 @@ final class FileTable {
   private final List<FileEntry> files = new ArrayList<>();
   private final Map<String, Integer> mapped = new HashMap<>();
   private final Map<String, List<Seen>> byInode = new HashMap<>();
+  private final Map<Long, PipeData> pipeData = new java.util.LinkedHashMap<>();
   private int nextId = 1;
 
   List<FileEntry> entries() {
@@ -124,9 +128,14 @@ final class FileTable {
     for (int fd : fds) {
       Path link = dir.resolve(Integer.toString(fd));
       String target = Files.readSymbolicLink(link).toString();
-      refuseSpecial(fd, target);
+      boolean pipe = target.startsWith("pipe:[");
+      if (!pipe) {
+        refuseSpecial(fd, target);
+      }
       Stat st = stat(link);
-      checkDescriptorType(fd, target, st);
+      if (!pipe) {
+        checkDescriptorType(fd, target, st);
+      }
       FdInfo info = FdInfo.read(pid, fd);
       Integer id = null;
       for (Seen seen : byInode.getOrDefault(st.key(), List.of())) {
@@ -135,7 +144,10 @@ final class FileTable {
           break;
         }
       }
-      if (id == null) {
+      if (id == null && pipe) {
+        id = addPipe(link, st.ino(), info.flags() & ~O_CLOEXEC);
+        byInode.computeIfAbsent(st.key(), k -> new ArrayList<>()).add(new Seen(pid, fd, id));
+      } else if (id == null) {
         id = add(target, info.flags() & ~O_CLOEXEC, info.pos(), st);
         byInode.computeIfAbsent(st.key(), k -> new ArrayList<>()).add(new Seen(pid, fd, id));
       }
@@ -143,7 +155,7 @@ final class FileTable {
           FdinfoEntry.newBuilder()
               .setId(id)
               .setFlags((info.flags() & O_CLOEXEC) != 0 ? FD_CLOEXEC : 0)
-              .setType(FdTypes.REG)
+              .setType(pipe ? FdTypes.PIPE : FdTypes.REG)
               .setFd(fd)
               .build());
     }
@@ -216,6 +228,68 @@ final class FileTable {
   private static boolean isHarmlessDevice(long rdev) {
     int min = minor(rdev);
     return major(rdev) == 1 && (min == 3 || min == 5 || min == 7 || min == 8 || min == 9);
+  }
+
+  /** Bytes queued in each dumped pipe, by pipe inode, captured once per pipe. */
+  Map<Long, PipeData> pipeData() {
+    return pipeData;
+  }
+
+  /** What a pipe held at dump time: its capacity and its queued bytes (position 0, limit n). */
+  record PipeData(int size, ByteBuffer bytes) {}
+
+  /**
+   * A pipe end as files.img describes it; on first sight of the pipe (by inode) its queued bytes
+   * are copied without consuming them: /proc/PID/fd/N opened anew is another description of the
+   * same pipe, and tee(2) duplicates its buffers into a pipe of the agent's, which is then read.
+   */
+  private int addPipe(Path link, long ino, int flags) throws IOException {
+    int id = nextId++;
+    files.add(
+        FileEntry.newBuilder()
+            .setType(FdTypes.PIPE)
+            .setId(id)
+            .setPipe(
+                PipeEntry.newBuilder()
+                    .setId(id)
+                    .setPipeId((int) ino)
+                    .setFlags(flags)
+                    .setFown(
+                        FownEntry.newBuilder()
+                            .setUid(0)
+                            .setEuid(0)
+                            .setSignum(0)
+                            .setPidType(0)
+                            .setPid(0)))
+            .build());
+    if (!pipeData.containsKey(ino)) {
+      pipeData.put(ino, peek(link));
+    }
+    return id;
+  }
+
+  private static PipeData peek(Path link) throws IOException {
+    int in = Linux.open(link.toString(), Linux.O_RDONLY | Linux.O_NONBLOCK);
+    try {
+      int size = Linux.fcntl(in, Linux.F_GETPIPE_SZ, 0);
+      int[] mine = Linux.pipe2(Linux.O_NONBLOCK);
+      try {
+        Linux.fcntl(mine[1], Linux.F_SETPIPE_SZ, size);
+        int n = (int) Linux.tee(in, mine[1], size, Linux.SPLICE_F_NONBLOCK);
+        ByteBuffer buf = ByteBuffer.allocateDirect(n);
+        while (buf.hasRemaining()) {
+          if (Linux.read(mine[0], buf) == 0) {
+            throw new DumpException("pipe " + link + ": fewer bytes than tee reported");
+          }
+        }
+        return new PipeData(size, buf.flip());
+      } finally {
+        Linux.close(mine[0]);
+        Linux.close(mine[1]);
+      }
+    } finally {
+      Linux.close(in);
+    }
   }
 
   private int add(String path, int flags, long pos, Stat st) {

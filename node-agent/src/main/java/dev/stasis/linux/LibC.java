@@ -45,6 +45,14 @@ public interface LibC {
 
   int close(int fd);
 
+  int pipe2(@Out int[] fds, int flags);
+
+  long tee(int fdIn, int fdOut, long len, int flags);
+
+  long read(int fd, long buf, long count);
+
+  int fcntl(int fd, int cmd, long arg);
+
   int ftruncate(int fd, long length);
 
   int munmap(long addr, long length);

@@ -245,6 +245,75 @@ public final class Linux {
     }
   }
 
+  public static final int O_NONBLOCK = 0x800;
+  public static final int SPLICE_F_NONBLOCK = 2;
+  public static final int F_GETPIPE_SZ = 1032;
+  public static final int F_SETPIPE_SZ = 1031;
+
+  /** pipe2(2) with O_CLOEXEC: {read end, write end}. */
+  public static int[] pipe2(int flags) throws LinuxException {
+    int[] fds = new int[2];
+    if (C.pipe2(fds, flags | O_CLOEXEC) != 0) {
+      throw new LinuxException("pipe2", errno(), 0);
+    }
+    return fds;
+  }
+
+  /**
+   * tee(2): duplicates up to {@code len} bytes queued in pipe {@code in} into pipe {@code out}
+   * without consuming them.
+   *
+   * @return bytes duplicated; 0 when {@code in} is empty (EAGAIN with SPLICE_F_NONBLOCK)
+   */
+  public static long tee(int in, int out, long len, int flags) throws LinuxException {
+    while (true) {
+      long n = C.tee(in, out, len, flags);
+      if (n >= 0) {
+        return n;
+      }
+      int e = errno();
+      if (e == Errno.EAGAIN && (flags & SPLICE_F_NONBLOCK) != 0) {
+        return 0;
+      }
+      if (e != Errno.EINTR) {
+        throw new LinuxException("tee(fd " + in + " -> fd " + out + ")", e, 0);
+      }
+    }
+  }
+
+  /** fcntl(2) with an integer argument; returns its result. */
+  public static int fcntl(int fd, int cmd, long arg) throws LinuxException {
+    while (true) {
+      int r = C.fcntl(fd, cmd, arg);
+      if (r >= 0) {
+        return r;
+      }
+      int e = errno();
+      if (e != Errno.EINTR) {
+        throw new LinuxException("fcntl(fd " + fd + ", " + cmd + ")", e, 0);
+      }
+    }
+  }
+
+  /**
+   * read(2) into {@code dst} from its position up to its limit; advances the position.
+   *
+   * @return bytes read (0 at end of file)
+   */
+  public static int read(int fd, ByteBuffer dst) throws LinuxException {
+    while (true) {
+      long n = C.read(fd, address(dst) + dst.position(), dst.remaining());
+      if (n >= 0) {
+        dst.position(dst.position() + (int) n);
+        return (int) n;
+      }
+      int e = errno();
+      if (e != Errno.EINTR) {
+        throw new LinuxException("read(fd " + fd + ")", e, 0);
+      }
+    }
+  }
+
   /**
    * pread(2) into {@code dst} from its position up to its limit; advances the position.
    *

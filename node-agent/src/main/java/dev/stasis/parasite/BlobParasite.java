@@ -4,6 +4,7 @@ import dev.stasis.compel.RemoteMapping;
 import dev.stasis.compel.TaskControl;
 import dev.stasis.linux.Errno;
 import dev.stasis.linux.Linux;
+import dev.stasis.linux.proc.Status;
 import java.io.IOException;
 import java.io.InputStream;
 import java.io.UncheckedIOException;
@@ -110,7 +111,10 @@ public final class BlobParasite implements Parasite {
   @Override
   public ThreadInfo dumpThread(int tid) throws IOException {
     ThreadInfo info = ParasiteCommand.decodeThread(run(ParasiteCommand.DUMP_THREAD, tid));
-    if (info.tid() != tid) {
+    // gettid() in the target answers in the target's own PID namespace: the last NSpid value.
+    int[] nsPid = Status.readThread(control.pid(), tid).nsPid();
+    int expected = nsPid.length == 0 ? tid : nsPid[nsPid.length - 1];
+    if (info.tid() != expected) {
       throw new IOException(
           "parasite DUMP_THREAD for tid " + tid + " ran in tid " + info.tid() + " instead");
     }

@@ -100,4 +100,133 @@ class DumpRestoreIT {
       assertTrue(after.startsWith("OK"), after);
     }
   }
+
+  /**
+   * A process in its own PID, mount, UTS and IPC namespaces (unshare, as a container runtime makes
+   * them): the images name it by its PID inside its namespace (1), its ids carry namespace ids
+   * other than the root ones where it has its own, and the manifest says such a set is not
+   * restorable until namespace images exist. Both crits decode it.
+   */
+  @Test
+  void processInItsOwnNamespacesIsDumpedAsPid1() throws Exception {
+    Path state = Files.createTempDirectory("stasis-ns");
+    // --mount-proc mounts a /proc inside the new mount namespace only (propagation private).
+    // --kill-child: the namespace's init dies with unshare if the dump did not take it.
+    Process sh =
+        new ProcessBuilder(
+                "sh",
+                "-c",
+                "setsid unshare --pid --mount --uts --ipc --fork --kill-child --mount-proc sleep 600"
+                    + " </dev/null >/dev/null 2>&1 & echo $!")
+            .start();
+    int unshare = Integer.parseInt(new String(sh.getInputStream().readAllBytes()).trim());
+    sh.waitFor();
+    try {
+      Path children = Path.of("/proc/" + unshare + "/task/" + unshare + "/children");
+      String kids = "";
+      for (int i = 0; i < 250 && kids.isBlank(); i++) {
+        Thread.sleep(20);
+        kids = Files.readString(children).trim();
+      }
+      int init = Integer.parseInt(kids.split(" ")[0]);
+      Thread.sleep(200); // let the child exec sleep
+      Path images = state.resolve("images");
+      Workloads.Cli r =
+          Workloads.stasis(
+              "dump", "--pid", Integer.toString(init), "--images-dir", images.toString());
+      assertEquals(0, r.exit(), "stasis dump failed: " + r.stderr());
+      for (Crit.Version v : Crit.Version.values()) {
+        Map<String, JsonNode> decoded = Crit.decodeDir(v, images);
+        JsonNode pstree = Crit.entries(decoded.get("pstree.img")).get(0);
+        assertEquals(1, pstree.get("pid").asInt(), v + " init is PID 1 in its namespace");
+        assertEquals(1, pstree.get("threads").get(0).asInt(), v + " thread id too");
+        assertTrue(
+            decoded.containsKey("core-1.img") && decoded.containsKey("mm-1.img"), v.toString());
+        JsonNode ids = Crit.entries(decoded.get("ids-1.img")).get(0);
+        JsonNode root = Crit.entries(decoded.get("inventory.img")).get(0).get("root_ids");
+        for (String own : new String[] {"pid_ns_id", "mnt_ns_id", "uts_ns_id", "ipc_ns_id"}) {
+          assertTrue(ids.get(own).asInt() > 8, v + " " + own + " " + ids);
+          assertTrue(ids.get(own).asInt() != root.get(own).asInt(), v + " " + own);
+        }
+        assertEquals(root.get("net_ns_id"), ids.get("net_ns_id"), v + " shares the host net");
+      }
+      assertTrue(r.stderr().contains("warning: the tree has its own pid"), r.stderr());
+      assertTrue(r.stderr().contains("namespace images"), r.stderr());
+    } finally {
+      new ProcessBuilder("kill", "-KILL", Integer.toString(unshare)).start().waitFor();
+    }
+  }
+
+  /**
+   * A process whose stdin is a pipe still holding bytes nobody has read ({@code printf | perl},
+   * perl its own session leader so that the tree is self-contained for restore, and sleeping in a
+   * loop that survives the EINTR a restore gives an interrupted sleep): the pipe is dumped as a
+   * pipe entry, its bytes (read with tee, not consumed) land in pipes-data.img, both crits decode
+   * them, and upstream CRIU restores the process with the bytes still queued in its stdin.
+   */
+  @Test
+  void pipeWithUnreadDataIsDumpedAndRestoredWithItsData() throws Exception {
+    Path images = Files.createTempDirectory("stasis-pipe").resolve("images");
+    String data = "queued-in-the-pipe\n";
+    Process sh =
+        new ProcessBuilder(
+                "sh",
+                "-c",
+                "setsid sh -c 'printf queued-in-the-pipe\\\\n | setsid perl -e \"sleep 1 while 1\"' </dev/null >/dev/null"
+                    + " 2>&1 & echo $!")
+            .start();
+    int leader = Integer.parseInt(new String(sh.getInputStream().readAllBytes()).trim());
+    sh.waitFor();
+    int target = 0;
+    try {
+      for (int i = 0; i < 250 && target == 0; i++) {
+        Thread.sleep(20);
+        for (String kid :
+            Files.readString(Path.of("/proc/" + leader + "/task/" + leader + "/children"))
+                .trim()
+                .split(" ")) {
+          if (!kid.isEmpty()
+              && Files.readString(Path.of("/proc/" + kid + "/comm")).strip().equals("perl")) {
+            target = Integer.parseInt(kid);
+          }
+        }
+      }
+      assertTrue(target > 0, "perl started");
+      Thread.sleep(100); // printf has written and exited
+      Workloads.Cli r =
+          Workloads.stasis(
+              "dump", "--pid", Integer.toString(target), "--images-dir", images.toString());
+      assertEquals(0, r.exit(), "stasis dump failed: " + r.stderr());
+      for (Crit.Version v : Crit.Version.values()) {
+        Map<String, JsonNode> decoded = Crit.decodeDir(v, images);
+        JsonNode pipe = null;
+        for (JsonNode f : Crit.entries(decoded.get("files.img"))) {
+          if (f.has("pipe")) {
+            pipe = f.get("pipe");
+          }
+        }
+        assertTrue(pipe != null, v + " files.img has the pipe");
+        JsonNode fd0 = Crit.entries(decoded.get("fdinfo-2.img")).get(0);
+        assertEquals("PIPE", fd0.get("type").asText(), v + " fd 0 " + fd0);
+        JsonNode pd = Crit.entries(decoded.get("pipes-data.img")).get(0);
+        assertEquals(pipe.get("pipe_id"), pd.get("pipe_id"), v + " pipes-data names the pipe");
+        assertEquals(data.length(), pd.get("bytes").asInt(), v.toString());
+        assertEquals(
+            data,
+            new String(java.util.Base64.getMimeDecoder().decode(pd.get("extra").asText())),
+            v + " the queued bytes");
+      }
+      for (int i = 0; i < 250 && Files.exists(Path.of("/proc/" + target)); i++) {
+        Thread.sleep(20);
+      }
+      CriuJudge.restore(images);
+      Process cat = new ProcessBuilder("timeout", "5", "cat", "/proc/" + target + "/fd/0").start();
+      assertEquals(data, new String(cat.getInputStream().readAllBytes()), "data after restore");
+    } finally {
+      new ProcessBuilder("kill", "-KILL", "--", "-" + leader).start().waitFor();
+      if (target > 0) {
+        new ProcessBuilder("kill", "-KILL", Integer.toString(target)).start().waitFor();
+      }
+    }
+  }
 }
