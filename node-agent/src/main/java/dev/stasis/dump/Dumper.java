@@ -108,9 +108,10 @@ public final class Dumper {
       committed = true;
       timings.put("commit_ms", ms(System.nanoTime() - t));
       if (!opts.leaveRunning()) {
+        // Frozen until the kill is sent (as CRIU counts it); the exit itself is the kernel's.
+        timings.put("frozen_ms", ms(System.nanoTime() - frozenAt));
         tree.kill();
         tree.close();
-        timings.put("frozen_ms", ms(System.nanoTime() - frozenAt));
       }
       timings.put("total_ms", ms(System.nanoTime() - start));
       return new DumpResult(
@@ -286,6 +287,7 @@ public final class Dumper {
     t = System.nanoTime();
     PageWriter pages = new PageWriter(p);
     pages.select(vmas);
+    add("pagemap_ms", System.nanoTime() - t);
     try (ImageWriter w = ImageWriter.create(sink, ImageType.PAGEMAP, p)) {
       pages.writePagemap(w, pagesId);
     }
