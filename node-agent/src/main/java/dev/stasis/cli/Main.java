@@ -15,7 +15,8 @@ import picocli.CommandLine.Command;
       LsCommand.class,
       FetchCommand.class,
       RmCommand.class,
-      PushCommand.class
+      PushCommand.class,
+      AgentCommand.class
     })
 public final class Main implements Runnable {
 

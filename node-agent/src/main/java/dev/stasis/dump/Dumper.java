@@ -18,6 +18,8 @@ import dev.stasis.images.proto.PstreeEntry;
 import dev.stasis.images.proto.SeccompEntry;
 import dev.stasis.images.proto.StatsEntry;
 import dev.stasis.images.proto.TaskKobjIdsEntry;
+import dev.stasis.images.proto.TimensEntry;
+import dev.stasis.images.proto.Timespec;
 import dev.stasis.images.proto.VmaEntry;
 import dev.stasis.linux.Linux;
 import dev.stasis.linux.proc.Auxv;
@@ -183,6 +185,7 @@ public final class Dumper {
     ImageWriter.writeFile(sink, ImageType.FILES, files.entries());
     ImageWriter.writeFile(sink, ImageType.PSTREE, pstree);
     ImageWriter.writeFile(sink, ImageType.SECCOMP, List.of(SeccompEntry.getDefaultInstance()));
+    ImageWriter.writeFile(sink, ImageType.TIMENS, 0, List.of(clocks()));
     ImageWriter.writeFile(
         sink,
         ImageType.INVENTORY,
@@ -424,6 +427,20 @@ public final class Dumper {
   }
 
   // Only processes in the agent's own namespaces for now: their ids are the host ids.
+  /**
+   * timens-0: the host time namespace's CLOCK_MONOTONIC and CLOCK_BOOTTIME readings at dump time,
+   * as CRIU writes them for a task in the host namespaces; a restore into a new time namespace
+   * derives its offsets from them, and without them CRIU warns that the clocks were not dumped.
+   */
+  private static TimensEntry clocks() throws IOException {
+    long[] mono = Linux.clockGettime(Linux.CLOCK_MONOTONIC);
+    long[] boot = Linux.clockGettime(Linux.CLOCK_BOOTTIME);
+    return TimensEntry.newBuilder()
+        .setMonotonic(Timespec.newBuilder().setTvSec(mono[0]).setTvNsec(mono[1]))
+        .setBoottime(Timespec.newBuilder().setTvSec(boot[0]).setTvNsec(boot[1]))
+        .build();
+  }
+
   private void checkNamespaces() throws IOException {
     for (String ns : NAMESPACES) {
       Path mine = Path.of("/proc/self/ns/" + ns);

@@ -51,5 +51,7 @@ public interface LibC {
 
   int getpid();
 
+  int clock_gettime(int clockid, long timespec);
+
   String strerror(int errnum);
 }

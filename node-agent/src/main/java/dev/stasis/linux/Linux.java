@@ -100,6 +100,18 @@ public final class Linux {
     return C.getpid();
   }
 
+  public static final int CLOCK_MONOTONIC = 1;
+  public static final int CLOCK_BOOTTIME = 7;
+
+  /** clock_gettime(2): {seconds, nanoseconds} of {@code clock}. */
+  public static long[] clockGettime(int clock) throws LinuxException {
+    ByteBuffer ts = ByteBuffer.allocateDirect(16).order(ByteOrder.LITTLE_ENDIAN);
+    if (C.clock_gettime(clock, address(ts)) != 0) {
+      throw new LinuxException("clock_gettime", errno(), 0);
+    }
+    return new long[] {ts.getLong(0), ts.getLong(8)};
+  }
+
   public static int gettid() {
     return (int) C.syscall(Syscalls.GETTID, 0, 0, 0, 0, 0, 0);
   }

@@ -63,8 +63,12 @@ class BadInputIT {
 
   @Test
   void zombie() throws Exception {
-    // The child exits at once; its parent exec()s sleep and never reaps it.
-    Process p = new ProcessBuilder("sh", "-c", "true & echo $!; exec sleep 20").start();
+    // The child exits at once and its parent never reaps it. perl (essential on Debian) is used
+    // because a shell may reap finished background jobs on its own before it execs.
+    Process p =
+        new ProcessBuilder(
+                "perl", "-e", "$|=1; my $c = fork(); exit 0 unless $c; print \"$c\\n\"; sleep 20")
+            .start();
     try {
       String first =
           new java.io.BufferedReader(

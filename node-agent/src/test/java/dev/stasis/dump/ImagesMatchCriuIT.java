@@ -57,6 +57,8 @@ class ImagesMatchCriuIT {
 
       Map<String, JsonNode> a = Crit.decodeDir(Crit.Version.TRIXIE, theirs);
       Map<String, JsonNode> b = Crit.decodeDir(Crit.Version.TRIXIE, ours);
+      assertEquals(
+          new java.util.TreeSet<>(a.keySet()), new java.util.TreeSet<>(b.keySet()), "image files");
       assertEquals(Crit.entries(a.get("pstree.img")), Crit.entries(b.get("pstree.img")), "pstree");
       assertEquals(
           one(a, "inventory.img").get("root_ids"),

@@ -1,0 +1,35 @@
+# syntax=docker/dockerfile:1
+# One build stage, two images:
+#   docker build --target operator   -t stasis/operator:0.1.0 .
+#   docker build --target node-agent -t stasis/node-agent:0.1.0 .
+
+FROM maven:3.9-eclipse-temurin-17 AS build
+# gcc/make/binutils build the parasite blob that the node agent injects into targets.
+RUN apt-get update && apt-get install -y --no-install-recommends gcc make binutils libc6-dev \
+    && rm -rf /var/lib/apt/lists/*
+WORKDIR /src
+COPY pom.xml ./
+COPY crds/pom.xml crds/
+COPY node-agent/pom.xml node-agent/
+COPY operator/pom.xml operator/
+# Dependencies first, so that source edits do not download the world again.
+RUN mvn -B -q -ntp dependency:go-offline -DexcludeGroupIds=dev.stasis || true
+COPY . .
+RUN mvn -B -ntp -DskipTests -Dspotless.check.skip=true package
+
+# The operator: unprivileged Quarkus app (fast-jar layout), health on :8080/q/health, metrics on
+# :8080/q/metrics.
+FROM eclipse-temurin:17-jre AS operator
+WORKDIR /app
+COPY --from=build /src/operator/target/quarkus-app/ /app/
+USER 185
+EXPOSE 8080
+ENTRYPOINT ["java", "-Djava.util.logging.manager=org.jboss.logmanager.LogManager", "-jar", "/app/quarkus-run.jar"]
+
+# The node agent: runs privileged with hostPID (see the chart); no listening port.
+FROM eclipse-temurin:17-jre AS node-agent
+WORKDIR /app
+COPY --from=build /src/node-agent/target/stasis-node-agent.jar /app/
+COPY --from=build /src/node-agent/target/lib/ /app/lib/
+ENTRYPOINT ["java", "-XX:+UseSerialGC", "-Xss8m", "-jar", "/app/stasis-node-agent.jar"]
+CMD ["agent"]

@@ -1,0 +1,106 @@
+package dev.stasis.crds;
+
+import com.fasterxml.jackson.annotation.JsonInclude;
+import com.fasterxml.jackson.annotation.JsonPropertyDescription;
+import io.fabric8.kubernetes.api.model.Condition;
+import java.util.ArrayList;
+import java.util.List;
+
+/**
+ * Observed state of a Checkpoint. Written only through {@link StatusAggregator}, by the operator
+ * until the agent claims the checkpoint and by the agent afterwards.
+ */
+@JsonInclude(JsonInclude.Include.NON_NULL)
+public class CheckpointStatus {
+  public Phase phase;
+
+  @JsonPropertyDescription("Ready, Accepted and Failed, each with a reason.")
+  public List<Condition> conditions = new ArrayList<>();
+
+  public Long observedGeneration;
+  public String nodeName;
+  public String podUID;
+
+  @JsonPropertyDescription("The containers being checkpointed and their runtime IDs.")
+  public List<ContainerRef> containers = new ArrayList<>();
+
+  @JsonPropertyDescription("Where the images are stored (set once complete).")
+  public String location;
+
+  @JsonPropertyDescription("Bytes stored so far; the total once Completed.")
+  public Long sizeBytes;
+
+  public Durations durations;
+  public String startTime;
+  public String completionTime;
+  public String message;
+
+  public CheckpointStatus copy() {
+    CheckpointStatus c = new CheckpointStatus();
+    c.phase = phase;
+    c.conditions = new ArrayList<>();
+    for (Condition k : conditions) {
+      c.conditions.add(
+          new Condition(
+              k.getLastTransitionTime(),
+              k.getMessage(),
+              k.getObservedGeneration(),
+              k.getReason(),
+              k.getStatus(),
+              k.getType()));
+    }
+    c.observedGeneration = observedGeneration;
+    c.nodeName = nodeName;
+    c.podUID = podUID;
+    c.containers = new ArrayList<>();
+    for (ContainerRef r : containers) {
+      c.containers.add(new ContainerRef(r.name, r.containerID));
+    }
+    c.location = location;
+    c.sizeBytes = sizeBytes;
+    c.durations = durations == null ? null : durations.copy();
+    c.startTime = startTime;
+    c.completionTime = completionTime;
+    c.message = message;
+    return c;
+  }
+
+  /** One container of the pod and its runtime ID (containerd://..., cri-o://...). */
+  @JsonInclude(JsonInclude.Include.NON_NULL)
+  public static class ContainerRef {
+    public String name;
+    public String containerID;
+
+    public ContainerRef() {}
+
+    public ContainerRef(String name, String containerID) {
+      this.name = name;
+      this.containerID = containerID;
+    }
+  }
+
+  /** Milliseconds spent in each step of the dump on the node. */
+  @JsonInclude(JsonInclude.Include.NON_NULL)
+  public static class Durations {
+    @JsonPropertyDescription("Freezing the containers' cgroups.")
+    public Long freezeMillis;
+
+    @JsonPropertyDescription("Time the workload was stopped, freeze to thaw.")
+    public Long frozenMillis;
+
+    @JsonPropertyDescription("Dumping the processes into images.")
+    public Long dumpMillis;
+
+    @JsonPropertyDescription("Finishing the upload after the dump (most bytes stream earlier).")
+    public Long uploadMillis;
+
+    public Durations copy() {
+      Durations d = new Durations();
+      d.freezeMillis = freezeMillis;
+      d.frozenMillis = frozenMillis;
+      d.dumpMillis = dumpMillis;
+      d.uploadMillis = uploadMillis;
+      return d;
+    }
+  }
+}

@@ -1,0 +1,71 @@
+package dev.stasis.crds;
+
+import java.util.List;
+
+/**
+ * One observed step of a checkpoint: the phase it is in now, why, and any facts learnt on the way
+ * (null facts leave the status field as it was). Input of {@link StatusAggregator}.
+ */
+public final class Transition {
+  final Phase phase;
+  final Reason reason;
+  final String message;
+  String nodeName;
+  String podUID;
+  List<CheckpointStatus.ContainerRef> containers;
+  String location;
+  Long sizeBytes;
+  CheckpointStatus.Durations durations;
+
+  private Transition(Phase phase, Reason reason, String message) {
+    this.phase = phase;
+    this.reason = reason;
+    this.message = message;
+  }
+
+  public static Transition to(Phase phase, Reason reason, String message) {
+    return new Transition(phase, reason, message);
+  }
+
+  public static Transition failed(Reason reason, String message) {
+    return new Transition(Phase.Failed, reason, message);
+  }
+
+  public Transition node(String nodeName, String podUID) {
+    this.nodeName = nodeName;
+    this.podUID = podUID;
+    return this;
+  }
+
+  public Transition containers(List<CheckpointStatus.ContainerRef> containers) {
+    this.containers = containers;
+    return this;
+  }
+
+  public Transition location(String location) {
+    this.location = location;
+    return this;
+  }
+
+  public Transition sizeBytes(long sizeBytes) {
+    this.sizeBytes = sizeBytes;
+    return this;
+  }
+
+  public Transition durations(CheckpointStatus.Durations durations) {
+    this.durations = durations;
+    return this;
+  }
+
+  public Phase phase() {
+    return phase;
+  }
+
+  public Reason reason() {
+    return reason;
+  }
+
+  public String message() {
+    return message;
+  }
+}

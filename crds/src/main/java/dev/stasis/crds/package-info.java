@@ -1,2 +1,0 @@
-/** The Stasis Kubernetes API: Checkpoint (and later Restore) custom resources. */
-package dev.stasis.crds;

@@ -1,0 +1,113 @@
+package dev.stasis.crds;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertNull;
+import static org.junit.jupiter.api.Assertions.assertSame;
+import static org.junit.jupiter.api.Assertions.assertThrows;
+
+import io.fabric8.kubernetes.api.model.Condition;
+import java.time.Instant;
+import java.util.List;
+import org.junit.jupiter.api.Test;
+
+class StatusAggregatorTest {
+  static final Instant T0 = Instant.parse("2026-11-28T04:00:00Z");
+  static final Instant T1 = Instant.parse("2026-11-28T04:00:05Z");
+  static final Instant T2 = Instant.parse("2026-11-28T04:00:09Z");
+
+  static Condition cond(CheckpointStatus s, String type) {
+    return StatusAggregator.condition(s, type);
+  }
+
+  @Test
+  void validationFailureIsTerminalWithReasonOnEveryCondition() {
+    CheckpointStatus s =
+        StatusAggregator.next(
+            null, 1, Transition.failed(Reason.PodNotFound, "pod default/web not found"), T0);
+    assertEquals(Phase.Failed, s.phase);
+    assertEquals(1L, s.observedGeneration);
+    assertEquals("False", cond(s, "Accepted").getStatus());
+    assertEquals("PodNotFound", cond(s, "Accepted").getReason());
+    assertEquals("False", cond(s, "Ready").getStatus());
+    assertEquals("True", cond(s, "Failed").getStatus());
+    assertEquals("PodNotFound", cond(s, "Failed").getReason());
+    assertEquals("pod default/web not found", s.message);
+    assertEquals("2026-11-28T04:00:00Z", s.completionTime);
+    assertNull(s.startTime, "nothing started");
+    assertEquals(1L, cond(s, "Failed").getObservedGeneration());
+  }
+
+  @Test
+  void happyPathKeepsFactsAndTransitionTimes() {
+    CheckpointStatus s =
+        StatusAggregator.next(
+            null,
+            1,
+            Transition.to(Phase.Pending, Reason.Dispatched, "dispatched to node n1")
+                .node("n1", "uid-1")
+                .containers(List.of(new CheckpointStatus.ContainerRef("app", "containerd://ab"))),
+            T0);
+    assertEquals("True", cond(s, "Accepted").getStatus());
+    assertEquals("Dispatched", cond(s, "Ready").getReason());
+    s = StatusAggregator.next(s, 1, Transition.to(Phase.Running, Reason.Dumping, "dumping"), T1);
+    assertEquals("n1", s.nodeName, "facts survive transitions that do not mention them");
+    assertEquals("uid-1", s.podUID);
+    assertEquals("2026-11-28T04:00:05Z", s.startTime);
+    assertEquals(
+        "2026-11-28T04:00:00Z",
+        cond(s, "Ready").getLastTransitionTime(),
+        "Ready stayed False: its transition time must not move");
+    CheckpointStatus.Durations d = new CheckpointStatus.Durations();
+    d.freezeMillis = 3L;
+    d.dumpMillis = 40L;
+    s =
+        StatusAggregator.next(
+            s,
+            1,
+            Transition.to(Phase.Completed, Reason.Completed, "stored 4096 bytes")
+                .location("s3://b/ns/c/uid")
+                .sizeBytes(4096)
+                .durations(d),
+            T2);
+    assertEquals(Phase.Completed, s.phase);
+    assertEquals("True", cond(s, "Ready").getStatus());
+    assertEquals("2026-11-28T04:00:09Z", cond(s, "Ready").getLastTransitionTime());
+    assertEquals("False", cond(s, "Failed").getStatus());
+    assertEquals(4096L, s.sizeBytes);
+    assertEquals(40L, s.durations.dumpMillis);
+    assertEquals("2026-11-28T04:00:05Z", s.startTime);
+    assertEquals("2026-11-28T04:00:09Z", s.completionTime);
+    assertEquals(3, s.conditions.size());
+  }
+
+  @Test
+  void terminalPhasesAreSticky() {
+    CheckpointStatus failed =
+        StatusAggregator.next(
+            null, 1, Transition.failed(Reason.AgentUnavailable, "no agent on n1"), T0);
+    assertSame(
+        failed,
+        StatusAggregator.next(
+            failed, 1, Transition.to(Phase.Completed, Reason.Completed, "late agent"), T1));
+  }
+
+  @Test
+  void phasesNeverGoBackwards() {
+    CheckpointStatus up =
+        StatusAggregator.next(null, 1, Transition.to(Phase.Uploading, Reason.Uploading, "u"), T0);
+    assertThrows(
+        IllegalStateException.class,
+        () -> StatusAggregator.next(up, 1, Transition.to(Phase.Running, Reason.Dumping, "d"), T1));
+  }
+
+  @Test
+  void inputStatusIsNotMutated() {
+    CheckpointStatus p =
+        StatusAggregator.next(
+            null, 1, Transition.to(Phase.Pending, Reason.Dispatched, "d").node("n", "u"), T0);
+    StatusAggregator.next(p, 2, Transition.failed(Reason.SpecChanged, "edited"), T1);
+    assertEquals(Phase.Pending, p.phase);
+    assertEquals(1L, p.observedGeneration);
+    assertEquals("Dispatched", cond(p, "Ready").getReason());
+  }
+}

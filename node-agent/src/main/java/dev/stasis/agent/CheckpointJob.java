@@ -1,0 +1,221 @@
+package dev.stasis.agent;
+
+import dev.stasis.crds.Checkpoint;
+import dev.stasis.crds.CheckpointStatus;
+import dev.stasis.crds.Labels;
+import dev.stasis.crds.Phase;
+import dev.stasis.crds.Reason;
+import dev.stasis.crds.Transition;
+import dev.stasis.dump.DumpException;
+import dev.stasis.storage.CheckpointStore;
+import dev.stasis.storage.StorageException;
+import java.time.Duration;
+import java.time.Instant;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.Map;
+import java.util.logging.Level;
+import java.util.logging.Logger;
+
+/**
+ * One claimed Checkpoint on this node: resolve its containers, dump each into its own image set in
+ * the store, and report. Everything it started is undone on failure or cancellation: cgroups
+ * thawed, the engine detached from the workload, partial uploads and already stored containers of
+ * this checkpoint deleted, so that a checkpoint is either complete or absent.
+ */
+final class CheckpointJob implements Runnable {
+  private static final Logger LOG = Logger.getLogger(CheckpointJob.class.getName());
+
+  private final Checkpoint cr;
+  private final StatusWriter status;
+  private final StoreResolver stores;
+  private final ContainerProcesses processes;
+  private final ProcessDumper dumper;
+  private final Instant deadline;
+  private final Runnable onDone;
+  private volatile boolean deleted;
+
+  /** The status ended under us (operator timeout, spec edited): stop and undo. */
+  private volatile boolean abandoned;
+
+  CheckpointJob(
+      Checkpoint cr,
+      StatusWriter status,
+      StoreResolver stores,
+      ContainerProcesses processes,
+      ProcessDumper dumper,
+      Runnable onDone) {
+    this.cr = cr;
+    this.status = status;
+    this.stores = stores;
+    this.processes = processes;
+    this.dumper = dumper;
+    this.onDone = onDone;
+    String at = cr.getMetadata().getAnnotations().get(Labels.DISPATCHED_AT);
+    Instant start = at == null ? Instant.now() : Instant.parse(at);
+    this.deadline = start.plusSeconds(cr.getSpec().effectiveTimeoutSeconds());
+  }
+
+  /** The Checkpoint is being deleted: stop as soon as possible and leave nothing behind. */
+  void cancel() {
+    deleted = true;
+  }
+
+  private boolean cancelled() {
+    return deleted || abandoned || Instant.now().isAfter(deadline);
+  }
+
+  /** Writes a non-final status; if the checkpoint already ended, the dump is abandoned. */
+  private void report(boolean written) {
+    if (!written) {
+      abandoned = true;
+    }
+  }
+
+  private String who() {
+    return cr.getMetadata().getNamespace() + "/" + cr.getMetadata().getName();
+  }
+
+  @Override
+  public void run() {
+    List<CheckpointStore> opened = new ArrayList<>();
+    boolean complete = false;
+    try {
+      CheckpointStatus st = cr.getStatus();
+      if (!status.transition(
+          Transition.to(
+              Phase.Running, Reason.Claimed, "claimed by the node agent on " + st.nodeName))) {
+        return;
+      }
+      String location = stores.location(cr);
+      CheckpointStatus.Durations total = new CheckpointStatus.Durations();
+      total.freezeMillis = 0L;
+      total.frozenMillis = 0L;
+      total.dumpMillis = 0L;
+      total.uploadMillis = 0L;
+      long bytes = 0;
+      for (CheckpointStatus.ContainerRef ref : st.containers) {
+        ContainerProcesses.Container c;
+        try {
+          c = processes.resolve(ref.containerID);
+        } catch (java.io.IOException | IllegalArgumentException e) {
+          fail(Reason.ProcessNotFound, "container '" + ref.name + "': " + e.getMessage());
+          return;
+        }
+        CheckpointStore store = stores.open(cr, ref.name);
+        opened.add(store);
+        long before = bytes;
+        TrackingSink sink =
+            new TrackingSink(
+                store.newCheckpoint(),
+                this::cancelled,
+                () ->
+                    report(
+                        status.transition(
+                            Transition.to(
+                                Phase.Uploading,
+                                Reason.Uploading,
+                                "container '" + ref.name + "': finishing upload"))));
+        sink.recordMetadata(
+            Map.of(
+                "k8s.namespace", cr.getMetadata().getNamespace(),
+                "k8s.checkpoint", cr.getMetadata().getName(),
+                "k8s.checkpoint.uid", cr.getMetadata().getUid(),
+                "k8s.pod", cr.getSpec().getPodName(),
+                "k8s.pod.uid", String.valueOf(st.podUID),
+                "k8s.container", ref.name));
+        ContainerDump.Result r;
+        try (sink) {
+          r =
+              ContainerDump.run(
+                  c,
+                  cr.getSpec().effectiveLeaveRunning(),
+                  sink,
+                  dumper,
+                  msg ->
+                      report(
+                          status.progress(
+                              Phase.Running,
+                              "container '" + ref.name + "': " + msg,
+                              before + sink.bytes())),
+                  Duration.ofSeconds(10));
+        }
+        bytes += r.bytes();
+        total.freezeMillis += r.freezeMillis();
+        total.frozenMillis += r.frozenMillis();
+        total.dumpMillis += r.dumpMillis();
+        total.uploadMillis += r.uploadMillis();
+      }
+      complete = true;
+      status.transition(
+          Transition.to(
+                  Phase.Completed,
+                  Reason.Completed,
+                  "stored "
+                      + bytes
+                      + " bytes of "
+                      + st.containers.size()
+                      + " container(s) at "
+                      + location)
+              .location(location)
+              .sizeBytes(bytes)
+              .durations(total));
+    } catch (TrackingSink.CancelledException e) {
+      fail(
+          deleted ? Reason.Cancelled : Reason.TimedOut,
+          deleted
+              ? "cancelled: the Checkpoint was deleted; the workload was released unharmed"
+              : "did not finish within timeoutSeconds=" + cr.getSpec().effectiveTimeoutSeconds());
+    } catch (ContainerDump.RefusedException | DumpException e) {
+      fail(
+          cause(e) instanceof TrackingSink.CancelledException
+              ? Reason.Cancelled
+              : Reason.DumpFailed,
+          e.getMessage());
+    } catch (StorageException e) {
+      fail(Reason.StorageFailed, e.getMessage());
+    } catch (Exception e) {
+      LOG.log(Level.WARNING, who() + ": dump failed", e);
+      fail(Reason.DumpFailed, e.getClass().getSimpleName() + ": " + e.getMessage());
+    } finally {
+      if (!complete) {
+        for (CheckpointStore s : opened) {
+          try {
+            removeAll(s);
+          } catch (StorageException e) {
+            LOG.warning(
+                who() + ": could not remove partial images at " + s.uri() + ": " + e.getMessage());
+          }
+        }
+      }
+      opened.forEach(CheckpointStore::close);
+      onDone.run();
+    }
+  }
+
+  /**
+   * Deletes whatever a checkpoint left at this store: objects and pending multipart uploads. The
+   * engine usually aborted its sink already; then there is nothing to do.
+   */
+  static void removeAll(CheckpointStore s) throws StorageException {
+    if (!s.objectKeys().isEmpty() || !s.pendingUploads().isEmpty()) {
+      s.delete();
+    }
+  }
+
+  private static Throwable cause(Throwable e) {
+    Throwable c = e;
+    while (c.getCause() != null && c.getCause() != c) {
+      c = c.getCause();
+    }
+    return c;
+  }
+
+  private void fail(Reason r, String message) {
+    try {
+      status.transition(Transition.failed(r, message));
+    } catch (RuntimeException e) {
+      LOG.log(Level.WARNING, who() + ": could not report failure " + r + ": " + message, e);
+    }
+  }
+}

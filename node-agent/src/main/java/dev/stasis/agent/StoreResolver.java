@@ -1,0 +1,126 @@
+package dev.stasis.agent;
+
+import dev.stasis.crds.Checkpoint;
+import dev.stasis.crds.CheckpointSpec;
+import dev.stasis.crds.Labels;
+import dev.stasis.storage.CheckpointStore;
+import dev.stasis.storage.EncryptionKey;
+import dev.stasis.storage.S3Config;
+import dev.stasis.storage.StorageException;
+import dev.stasis.storage.StoreOptions;
+import io.fabric8.kubernetes.api.model.Secret;
+import io.fabric8.kubernetes.client.KubernetesClient;
+import java.nio.charset.StandardCharsets;
+import java.util.Base64;
+import java.util.Map;
+
+/**
+ * Where a Checkpoint's images go: {@code <base>/<namespace>/<name>/<uid>/<container>}, base being
+ * spec.storage.uri or the agent's default store. Credentials come from the Secret named in the spec
+ * (keys accessKey, secretKey, optional endpoint and region), always read from the Checkpoint's own
+ * namespace, or else from the agent's environment.
+ */
+final class StoreResolver {
+  private final KubernetesClient client;
+  private final String defaultUri;
+  private final Map<String, String> env;
+
+  StoreResolver(KubernetesClient client, String defaultUri, Map<String, String> env) {
+    this.client = client;
+    this.defaultUri = defaultUri;
+    this.env = env;
+  }
+
+  /** The checkpoint's location (what status.location says). */
+  String location(Checkpoint cr) throws StorageException {
+    CheckpointSpec.StorageSpec s = cr.getSpec().getStorage();
+    String base = s != null ? s.getUri() : defaultUri;
+    if (base == null || base.isBlank()) {
+      throw new StorageException(
+          "no store: spec.storage is not set and the agent has no --default-storage");
+    }
+    return trim(base) + "/" + Labels.storeKey(cr);
+  }
+
+  CheckpointStore open(Checkpoint cr, String container) throws StorageException {
+    String uri = location(cr) + "/" + container;
+    StoreOptions o = StoreOptions.defaults();
+    CheckpointSpec spec = cr.getSpec();
+    if (uri.startsWith("s3://")) {
+      CheckpointSpec.StorageSpec s = spec.getStorage();
+      if (s != null && s.getCredentialsSecretRef() != null) {
+        Map<String, String> d = secret(cr, s.getCredentialsSecretRef(), "storage");
+        String ak = d.get("accessKey");
+        String sk = d.get("secretKey");
+        if (ak == null || sk == null) {
+          throw new StorageException(
+              "storage secret "
+                  + s.getCredentialsSecretRef().getName()
+                  + " needs the keys accessKey and secretKey");
+        }
+        o =
+            o.withS3(
+                new S3Config(
+                    d.get("endpoint"),
+                    d.getOrDefault("region", "us-east-1"),
+                    false,
+                    null,
+                    ak,
+                    sk,
+                    4,
+                    250));
+      } else {
+        o = o.withS3(S3Config.fromEnvironment(null, null, false, null, env));
+      }
+    }
+    if (spec.getCompression() == CheckpointSpec.Compression.zstd) {
+      o = o.withCompression("zstd", 3);
+    }
+    if (spec.getEncryption() != null) {
+      CheckpointSpec.SecretRef ref = spec.getEncryption().getKeySecretRef();
+      String key = ref.getKey() == null ? "key" : ref.getKey();
+      String text = secret(cr, ref, "encryption key").get(key);
+      if (text == null) {
+        throw new StorageException(
+            "encryption key secret " + ref.getName() + " has no key '" + key + "'");
+      }
+      o = o.withEncryption(EncryptionKey.parse(text, "secret " + ref.getName() + "/" + key));
+    }
+    return CheckpointStore.open(uri, o);
+  }
+
+  private Map<String, String> secret(Checkpoint cr, CheckpointSpec.SecretRef ref, String what)
+      throws StorageException {
+    String ns = cr.getMetadata().getNamespace();
+    if (ref.getNamespace() != null
+        && !ref.getNamespace().isEmpty()
+        && !ref.getNamespace().equals(ns)) {
+      // Never read another namespace's Secret on a user's behalf, even though the agent could.
+      throw new StorageException(what + " secret must be in namespace " + ns);
+    }
+    Secret s = client.secrets().inNamespace(ns).withName(ref.getName()).get();
+    if (s == null) {
+      throw new StorageException(what + " secret " + ns + "/" + ref.getName() + " not found");
+    }
+    Map<String, String> out = new java.util.HashMap<>();
+    if (s.getData() != null) {
+      s.getData()
+          .forEach(
+              (k, v) ->
+                  out.put(
+                      k, new String(Base64.getDecoder().decode(v), StandardCharsets.UTF_8).trim()));
+    }
+    if (s.getStringData() != null) {
+      s.getStringData().forEach((k, v) -> out.put(k, v.trim()));
+    }
+    return out;
+  }
+
+  private static String trim(String s) {
+    String t = s.trim();
+    while (t.endsWith("/")) {
+      t = t.substring(0, t.length() - 1);
+    }
+    return t;
+  }
+}

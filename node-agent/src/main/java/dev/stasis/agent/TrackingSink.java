@@ -1,0 +1,103 @@
+package dev.stasis.agent;
+
+import dev.stasis.images.ImageSink;
+import java.io.IOException;
+import java.nio.ByteBuffer;
+import java.nio.channels.WritableByteChannel;
+import java.util.Map;
+import java.util.concurrent.atomic.AtomicLong;
+import java.util.function.BooleanSupplier;
+
+/**
+ * Wraps the store's sink for one container dump: counts bytes for progress, times the final commit
+ * (the upload tail), announces the commit (phase Uploading), and turns a cancellation into a write
+ * error, which makes the engine abort the dump and release the process unharmed.
+ */
+final class TrackingSink implements ImageSink {
+  private final ImageSink inner;
+  private final BooleanSupplier cancelled;
+  private final Runnable onCommit;
+  private final AtomicLong bytes = new AtomicLong();
+  private volatile long commitMillis;
+
+  TrackingSink(ImageSink inner, BooleanSupplier cancelled, Runnable onCommit) {
+    this.inner = inner;
+    this.cancelled = cancelled;
+    this.onCommit = onCommit;
+  }
+
+  long bytes() {
+    return bytes.get();
+  }
+
+  long commitMillis() {
+    return commitMillis;
+  }
+
+  private void checkCancelled() throws IOException {
+    if (cancelled.getAsBoolean()) {
+      throw new CancelledException();
+    }
+  }
+
+  /** Thrown into the engine when the checkpoint is cancelled (deleted, timed out). */
+  static final class CancelledException extends IOException {
+    CancelledException() {
+      super("checkpoint cancelled");
+    }
+  }
+
+  @Override
+  public WritableByteChannel create(String name) throws IOException {
+    checkCancelled();
+    WritableByteChannel ch = inner.create(name);
+    return new WritableByteChannel() {
+      @Override
+      public int write(ByteBuffer src) throws IOException {
+        checkCancelled();
+        int n = ch.write(src);
+        bytes.addAndGet(n);
+        return n;
+      }
+
+      @Override
+      public boolean isOpen() {
+        return ch.isOpen();
+      }
+
+      @Override
+      public void close() throws IOException {
+        ch.close();
+      }
+    };
+  }
+
+  @Override
+  public void recordMetadata(Map<String, String> facts) {
+    inner.recordMetadata(facts);
+  }
+
+  @Override
+  public void commit() throws IOException {
+    checkCancelled();
+    onCommit.run();
+    long t = System.nanoTime();
+    inner.commit();
+    commitMillis = (System.nanoTime() - t) / 1_000_000;
+  }
+
+  @Override
+  public void abort() {
+    inner.abort();
+  }
+
+  @Override
+  public String describe() {
+    return inner.describe();
+  }
+
+  @Override
+  public void close() {
+    inner.close();
+  }
+}

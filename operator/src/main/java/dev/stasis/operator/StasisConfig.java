@@ -1,0 +1,31 @@
+package dev.stasis.operator;
+
+import io.smallrye.config.ConfigMapping;
+import io.smallrye.config.WithDefault;
+import java.time.Duration;
+import java.util.Optional;
+
+/** Operator settings (application.properties, env STASIS_..., Helm values). */
+@ConfigMapping(prefix = "stasis.operator")
+public interface StasisConfig {
+  /**
+   * The store used when a Checkpoint names none (s3://bucket/prefix). Its credentials live with the
+   * node agents, not with the operator.
+   */
+  Optional<String> defaultStorageUri();
+
+  /** How often to look again at a checkpoint that waits (dispatched, queued, running). */
+  @WithDefault("2s")
+  Duration pollInterval();
+
+  /**
+   * How long after deletion the operator waits for the node agent to cancel or clean up before it
+   * removes the agent's finalizer itself (agent gone with its node, for instance).
+   */
+  @WithDefault("60s")
+  Duration agentCleanupGrace();
+
+  /** Extra time a claimed checkpoint gets beyond its timeoutSeconds before it is failed. */
+  @WithDefault("30s")
+  Duration agentGrace();
+}
