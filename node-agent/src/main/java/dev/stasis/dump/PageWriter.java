@@ -46,7 +46,7 @@ final class PageWriter {
   private static final long MAX_RUN_PAGES = 0x7fffffffL;
   private static final int SCAN_PAGES = 1 << 16;
   private static final int COPY_BYTES = 16 << 20;
-  private static final int WRITE_SLICE = 256 << 10;
+  private static final int WRITE_SLICE = 128 << 10;
 
   record Run(long vaddr, long pages) {}
 
@@ -262,9 +262,10 @@ final class PageWriter {
   }
 
   // The size of write(2) calls decides the page-cache write rate on this kernel (6.18, ext4):
-  // measured with dd on the bench machine, 2 GiB in 16-256 KiB writes go at 3-6 GB/s, in 512 KiB
-  // or larger writes at 0.4-0.9 GB/s (larger folios per write get far more expensive). So the
-  // read batch is handed to the channel in 256 KiB slices.
+  // measured with dd on the bench machine, 2 GiB in 64-128 KiB writes go at 5-6 GB/s, in 512 KiB
+  // or larger writes at 0.4-0.9 GB/s, and 256 KiB writes flip between the two (1.2-5.7 GB/s) as
+  // memory fragments (larger writes get larger, costlier folios). So the read batch is handed to
+  // the channel in 128 KiB slices.
   private static void writeInSlices(WritableByteChannel out, ByteBuffer buf) throws IOException {
     int end = buf.limit();
     while (buf.position() < end) {
