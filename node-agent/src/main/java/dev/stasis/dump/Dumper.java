@@ -110,10 +110,10 @@ public final class Dumper {
       committed = true;
       timings.put("commit_ms", ms(System.nanoTime() - t));
       if (!opts.leaveRunning()) {
-        // Frozen until the kill is sent (as CRIU counts it); the exit itself is the kernel's.
-        timings.put("frozen_ms", ms(System.nanoTime() - frozenAt));
         tree.kill();
         tree.close();
+        // Like CRIU's frozen_time, up to the moment every killed task was seen dead.
+        timings.put("frozen_ms", ms(System.nanoTime() - frozenAt));
       }
       timings.put("total_ms", ms(System.nanoTime() - start));
       return new DumpResult(
