@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Benchmark (not a test): dumps patterned-memory workloads of several sizes with `./stasis dump`
 # and with upstream `criu dump`, REPS times each, and prints the medians of the total wall time,
-# the frozen time (from each dump's own stats-dump image), their ratio ours/CRIU's, and the peak
+# the frozen time (CRIU: its stats-dump image; ours: the command's line), their ratio ours/CRIU's, and the peak
 # RSS of the dumping process (GNU time). Needs root, gcc, /usr/bin/time, crit and upstream CRIU.
 #   src/bench/dump-bench.sh [MiB ...]        default: 64 512 2048
 # Environment: REPS (default 3), BENCH_DIR (default /var/tmp/stasis-bench; needs room for the
