@@ -95,17 +95,30 @@ public final class Dumper {
     long frozenAt = System.nanoTime();
     timings.put("freezing_ms", ms(frozenAt - start));
     boolean committed = false;
+    boolean released = false;
     try {
       DumpResult r = dumpFrozen(tree, sink, start, frozenAt);
-      committed = true;
-      // The image set is durable: only now may the processes go away.
+      // Every image is written (in the page cache for a directory). A process that goes on
+      // running survives whatever happens to the store, so it is released before the sink makes
+      // the set durable; a process to be killed stays frozen until the set is committed, so that
+      // a failed fsync or commit leaves it alive.
       if (opts.leaveRunning()) {
         tree.close();
-      } else {
+        released = true;
+      }
+      long t = System.nanoTime();
+      sink.commit();
+      committed = true;
+      timings.put("commit_ms", ms(System.nanoTime() - t));
+      if (!opts.leaveRunning()) {
         tree.kill();
         tree.close();
+        // Like CRIU's frozen_time, up to the moment every killed task was seen dead.
+        timings.put("frozen_ms", ms(System.nanoTime() - frozenAt));
       }
-      return r;
+      timings.put("total_ms", ms(System.nanoTime() - start));
+      return new DumpResult(
+          r.pid(), r.processes(), r.threads(), r.pagesWritten(), Map.copyOf(timings), r.warnings());
     } catch (DumpException e) {
       if (!committed && targetGone(e)) {
         throw new DumpException("PID " + pid + " exited during the dump", e);
@@ -126,7 +139,9 @@ public final class Dumper {
       throw new DumpException("dump of PID " + pid + " failed: " + reason(e), e);
     } finally {
       if (!committed) {
-        tree.close();
+        if (!released) {
+          tree.close();
+        }
         sink.abort();
       }
     }
@@ -249,7 +264,6 @@ public final class Dumper {
     }
     timings.forEach((k, v) -> meta.put("timing." + k, Long.toString(v)));
     sink.recordMetadata(meta);
-    sink.commit();
     return new DumpResult(
         pid,
         pstree.size(),
@@ -321,6 +335,7 @@ public final class Dumper {
     t = System.nanoTime();
     PageWriter pages = new PageWriter(p);
     pages.select(vmas);
+    add("pagemap_ms", System.nanoTime() - t);
     try (ImageWriter w = ImageWriter.create(sink, ImageType.PAGEMAP, vp)) {
       pages.writePagemap(w, pagesId);
     }

@@ -1,5 +1,7 @@
 package dev.stasis.images;
 
+import dev.stasis.linux.Linux;
+import dev.stasis.linux.LinuxException;
 import java.io.IOException;
 import java.io.UncheckedIOException;
 import java.nio.channels.FileChannel;
@@ -20,11 +22,20 @@ import java.util.List;
  * .stasis-partial-*}), and only moved into place by {@link #commit()}, after every one of them was
  * written and forced to disk. A failed dump therefore leaves the target directory as it was: no
  * half image set can be mistaken for a checkpoint.
+ *
+ * <p>Forcing happens in {@link #commit()}, not when a file's channel is closed, so that a caller
+ * may release the dumped process before paying for the disk (leave-running dumps do). To make that
+ * final fsync cheap, a file's writeback is started every {@link #KICK_BYTES} while it is written
+ * (sync_file_range WRITE: the disk works while the dump goes on copying).
  */
 public final class DirectoryImageSink implements ImageSink {
   private final Path dir;
   private final Path staging;
-  private final List<String> names = new ArrayList<>();
+
+  /** Written bytes after which writeback of a file is started early. */
+  static final long KICK_BYTES = 32L << 20;
+
+  private final List<StagedFile> files = new ArrayList<>();
   private boolean committed;
   private boolean aborted;
 
@@ -78,8 +89,9 @@ public final class DirectoryImageSink implements ImageSink {
             StandardOpenOption.CREATE_NEW,
             StandardOpenOption.WRITE,
             StandardOpenOption.TRUNCATE_EXISTING);
-    names.add(name);
-    return new ForcingChannel(ch);
+    StagedFile f = new StagedFile(name, file, ch);
+    files.add(f);
+    return f;
   }
 
   @Override
@@ -87,12 +99,20 @@ public final class DirectoryImageSink implements ImageSink {
     if (aborted) {
       throw new IllegalStateException("image set in " + dir + " was aborted");
     }
-    for (String name : names) {
-      Path target = dir.resolve(name);
+    // Every file durable first (a failure here leaves the set uncommitted), then moved in place.
+    for (StagedFile f : files) {
+      if (f.open) {
+        throw new IllegalStateException("image " + f.name + " is still being written");
+      }
+      f.ch.force(false);
+      f.release();
+    }
+    for (StagedFile f : files) {
+      Path target = dir.resolve(f.name);
       try {
-        Files.move(staging.resolve(name), target, StandardCopyOption.ATOMIC_MOVE);
+        Files.move(staging.resolve(f.name), target, StandardCopyOption.ATOMIC_MOVE);
       } catch (AtomicMoveNotSupportedException e) {
-        Files.move(staging.resolve(name), target, StandardCopyOption.REPLACE_EXISTING);
+        Files.move(staging.resolve(f.name), target, StandardCopyOption.REPLACE_EXISTING);
       }
     }
     Files.deleteIfExists(staging);
@@ -105,6 +125,9 @@ public final class DirectoryImageSink implements ImageSink {
       return;
     }
     aborted = true;
+    for (StagedFile f : files) {
+      f.release();
+    }
     try (DirectoryStream<Path> ds = Files.newDirectoryStream(staging)) {
       for (Path p : ds) {
         Files.deleteIfExists(p);
@@ -130,32 +153,76 @@ public final class DirectoryImageSink implements ImageSink {
     return e.getClass().getSimpleName() + (m == null ? "" : " (" + m + ")");
   }
 
-  /** Forces the file to disk on close, so that commit only ever moves durable files. */
-  private static final class ForcingChannel implements WritableByteChannel {
-    private final FileChannel ch;
+  /**
+   * One staged image file. Closing it ends the writing; the FileChannel stays open until {@link
+   * #commit()} forces it (so a writeback error is reported on the descriptor that wrote the data).
+   */
+  private static final class StagedFile implements WritableByteChannel {
+    final String name;
+    final Path path;
+    final FileChannel ch;
+    boolean open = true;
+    private long written;
+    private long kicked;
+    private int kickFd = -1;
 
-    ForcingChannel(FileChannel ch) {
+    StagedFile(String name, Path path, FileChannel ch) {
+      this.name = name;
+      this.path = path;
       this.ch = ch;
     }
 
     @Override
     public int write(java.nio.ByteBuffer src) throws IOException {
-      return ch.write(src);
+      if (!open) {
+        throw new java.nio.channels.ClosedChannelException();
+      }
+      int n = ch.write(src);
+      written += n;
+      if (written - kicked >= KICK_BYTES) {
+        kick();
+      }
+      return n;
+    }
+
+    // Starts writeback of what was written since the last kick. Only a hint: if it fails, the
+    // fsync in commit still makes (or fails to make) the file durable.
+    private void kick() {
+      try {
+        if (kickFd < 0) {
+          kickFd = Linux.open(path.toString(), Linux.O_WRONLY);
+        }
+        Linux.syncFileRange(kickFd, kicked, written - kicked, Linux.SYNC_FILE_RANGE_WRITE);
+      } catch (LinuxException | RuntimeException e) {
+        // ignored, see above
+      }
+      kicked = written;
     }
 
     @Override
     public boolean isOpen() {
-      return ch.isOpen();
+      return open;
     }
 
     @Override
-    public void close() throws IOException {
+    public void close() {
+      open = false;
+    }
+
+    void release() {
+      open = false;
       try {
-        if (ch.isOpen()) {
-          ch.force(false);
-        }
-      } finally {
         ch.close();
+      } catch (IOException e) {
+        // nothing left to lose: the data was forced before, or the set is being discarded
+      }
+      if (kickFd >= 0) {
+        try {
+          Linux.close(kickFd);
+        } catch (LinuxException e) {
+          // a hint descriptor only
+        }
+        kickFd = -1;
       }
     }
   }
