@@ -56,7 +56,32 @@ final class X86ThreadInfo {
         .build();
   }
 
+  // Kernel-internal restart codes a syscall interrupted by the seize leaves in rax (never seen by
+  // user space while the task runs on: the kernel fixes them up on the way out).
+  private static final long ERESTARTSYS = -512;
+  private static final long ERESTARTNOINTR = -513;
+  private static final long ERESTARTNOHAND = -514;
+  private static final long ERESTART_RESTARTBLOCK = -516;
+  private static final long EINTR = -4;
+  private static final long SYSCALL_INSN_LEN = 2;
+
   static UserX86RegsEntry gpregs(byte[] r) {
+    // A thread stopped inside a syscall reports the kernel's restart code in rax. A restored
+    // process returns to user space through sigreturn, which does no restart fixup, so the image
+    // must hold what the kernel would have done: re-execute the syscall (rax = its number, rip
+    // back over the 2-byte syscall instruction), or, for a restart block that cannot survive the
+    // process, fail it with EINTR. Only the image is changed; the live thread is left as it was.
+    long ax = X86Reg.RAX.get(r);
+    long ip = X86Reg.RIP.get(r);
+    long origAx = X86Reg.ORIG_RAX.get(r);
+    if (origAx >= 0) {
+      if (ax == ERESTARTSYS || ax == ERESTARTNOINTR || ax == ERESTARTNOHAND) {
+        ax = origAx;
+        ip -= SYSCALL_INSN_LEN;
+      } else if (ax == ERESTART_RESTARTBLOCK) {
+        ax = EINTR;
+      }
+    }
     return UserX86RegsEntry.newBuilder()
         .setR15(X86Reg.R15.get(r))
         .setR14(X86Reg.R14.get(r))
@@ -68,13 +93,13 @@ final class X86ThreadInfo {
         .setR10(X86Reg.R10.get(r))
         .setR9(X86Reg.R9.get(r))
         .setR8(X86Reg.R8.get(r))
-        .setAx(X86Reg.RAX.get(r))
+        .setAx(ax)
         .setCx(X86Reg.RCX.get(r))
         .setDx(X86Reg.RDX.get(r))
         .setSi(X86Reg.RSI.get(r))
         .setDi(X86Reg.RDI.get(r))
         .setOrigAx(X86Reg.ORIG_RAX.get(r))
-        .setIp(X86Reg.RIP.get(r))
+        .setIp(ip)
         .setCs(X86Reg.CS.get(r))
         .setFlags(X86Reg.EFLAGS.get(r))
         .setSp(X86Reg.RSP.get(r))

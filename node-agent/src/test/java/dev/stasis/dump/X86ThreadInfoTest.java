@@ -30,6 +30,27 @@ class X86ThreadInfoTest {
   }
 
   @Test
+  void interruptedSyscallsAreStoredAsTheKernelWouldResumeThem() {
+    byte[] block = new byte[X86Reg.BLOCK_SIZE];
+    X86Reg.ORIG_RAX.set(block, 7); // poll
+    X86Reg.RIP.set(block, 0x401002);
+    for (long code : new long[] {-512, -513, -514}) {
+      X86Reg.RAX.set(block, code);
+      UserX86RegsEntry g = X86ThreadInfo.gpregs(block);
+      assertEquals(7, g.getAx(), "restart code " + code + " re-executes the syscall");
+      assertEquals(0x401000, g.getIp(), "back over the syscall instruction");
+    }
+    X86Reg.RAX.set(block, -516); // ERESTART_RESTARTBLOCK: cannot survive the process
+    UserX86RegsEntry blocked = X86ThreadInfo.gpregs(block);
+    assertEquals(-4, blocked.getAx());
+    assertEquals(0x401002, blocked.getIp());
+    X86Reg.ORIG_RAX.set(block, -1); // not in a syscall: registers as they are
+    X86Reg.RAX.set(block, -512);
+    assertEquals(-512, X86ThreadInfo.gpregs(block).getAx());
+    assertEquals(-512, X86Reg.RAX.get(block), "the captured block itself is untouched");
+  }
+
+  @Test
   void fxsaveAreaIsDecoded() throws Exception {
     ByteBuffer b = ByteBuffer.allocate(512).order(ByteOrder.LITTLE_ENDIAN);
     b.putShort(0, (short) 0x37f).putShort(2, (short) 0x1234).putShort(4, (short) 0xff);
