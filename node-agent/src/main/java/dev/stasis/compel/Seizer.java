@@ -6,20 +6,16 @@ import dev.stasis.linux.Linux;
 import dev.stasis.linux.LinuxException;
 import dev.stasis.linux.Ptrace;
 import dev.stasis.linux.WaitStatus;
+import dev.stasis.linux.proc.Status;
 import dev.stasis.linux.proc.TaskStat;
 import dev.stasis.linux.proc.Tasks;
 import java.io.IOException;
 import java.nio.ByteBuffer;
 import java.nio.ByteOrder;
-import java.nio.file.Files;
 import java.nio.file.NoSuchFileException;
-import java.nio.file.Path;
 import java.util.ArrayList;
-import java.util.HashMap;
 import java.util.HashSet;
-import java.util.LinkedHashSet;
 import java.util.List;
-import java.util.Map;
 import java.util.Set;
 
 /**
@@ -91,10 +87,10 @@ final class Seizer {
       throw new SeizeException("pid " + pid + ": not a valid process id");
     }
     TaskStat st;
-    Map<String, String> status;
+    Status status;
     try {
       st = TaskStat.read(pid);
-      status = status(pid, pid);
+      status = Status.readThread(pid, pid);
     } catch (NoSuchFileException e) {
       if (parent != null) {
         return false;
@@ -102,7 +98,7 @@ final class Seizer {
       throw new SeizeException("pid " + pid + ": no such process");
     }
     String name = who + " (" + st.comm() + ")";
-    int tgid = Integer.parseInt(status.getOrDefault("Tgid", Integer.toString(pid)));
+    int tgid = status.tgid();
     if (tgid != pid) {
       throw new SeizeException(who + " is a thread of process " + tgid + ", not a process");
     }
@@ -122,12 +118,12 @@ final class Seizer {
     if (agentAndAncestors.contains(pid)) {
       throw new SeizeException(name + " is an ancestor of the stasis agent");
     }
-    int tracer = Integer.parseInt(status.getOrDefault("TracerPid", "0"));
+    int tracer = status.tracerPid();
     if (tracer != 0) {
       // TracerPid is the tracing thread; name its process
       String tracerPid = Integer.toString(tracer);
       try {
-        tracerPid = status(tracer, tracer).getOrDefault("Tgid", tracerPid);
+        tracerPid = Integer.toString(Status.readThread(tracer, tracer).tgid());
       } catch (IOException ignored) {
         // the tracer just went away; its thread id is all there is
       }
@@ -241,10 +237,6 @@ final class Seizer {
     }
   }
 
-  private static Path taskDir(int pid, int tid) {
-    return Path.of("/proc/" + pid + "/task/" + tid);
-  }
-
   private static long sigBit(int sig) {
     return 1L << (sig - 1);
   }
@@ -267,11 +259,11 @@ final class Seizer {
       // a signal arrived before our interrupt: let the thread have it and wait again
       Ptrace.cont(tid, ws.stopSig());
     }
-    Map<String, String> st = status(pid, tid);
-    long sigPnd = hex(st, "SigPnd");
-    long shdPnd = hex(st, "ShdPnd");
-    long sigBlk = hex(st, "SigBlk");
-    boolean seccomp = !st.getOrDefault("Seccomp", "0").equals("0");
+    Status st = Status.readThread(pid, tid);
+    long sigPnd = st.sigPnd();
+    long shdPnd = st.shdPnd();
+    long sigBlk = st.sigBlk();
+    boolean seccomp = st.seccomp() != 0;
     Ptrace.setOptions(
         tid, Ptrace.PTRACE_O_TRACESYSGOOD | (seccomp ? Ptrace.PTRACE_O_SUSPEND_SECCOMP : 0));
     // int3 raises a forced SIGTRAP; one already pending would be indistinguishable from ours
@@ -364,27 +356,5 @@ final class Seizer {
         return out;
       }
     }
-  }
-
-  private static long hex(Map<String, String> st, String key) {
-    String v = st.get(key);
-    return v == null ? 0 : Long.parseUnsignedLong(v, 16);
-  }
-
-  /**
-   * The few /proc/PID/task/TID/status lines the seize needs (Tgid, TracerPid, pending and blocked
-   * signals, Seccomp), as raw strings.
-   */
-  private static Map<String, String> status(int pid, int tid) throws IOException {
-    Set<String> keys =
-        new LinkedHashSet<>(List.of("Tgid", "TracerPid", "SigPnd", "ShdPnd", "SigBlk", "Seccomp"));
-    Map<String, String> m = new HashMap<>();
-    for (String line : Files.readAllLines(taskDir(pid, tid).resolve("status"))) {
-      int c = line.indexOf(':');
-      if (c > 0 && keys.contains(line.substring(0, c))) {
-        m.put(line.substring(0, c), line.substring(c + 1).trim());
-      }
-    }
-    return m;
   }
 }
