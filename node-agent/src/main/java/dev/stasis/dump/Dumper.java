@@ -138,10 +138,12 @@ public final class Dumper {
       }
       throw new DumpException("dump of PID " + pid + " failed: " + reason(e), e);
     } finally {
+      // Detach on every path, also when the kill after a successful commit fails: a process
+      // left traced would stay stopped for good. close() is idempotent.
+      if (!released) {
+        tree.close();
+      }
       if (!committed) {
-        if (!released) {
-          tree.close();
-        }
         sink.abort();
       }
     }
