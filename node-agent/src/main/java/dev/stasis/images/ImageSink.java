@@ -26,6 +26,17 @@ public interface ImageSink extends AutoCloseable {
   WritableByteChannel create(String name) throws IOException;
 
   /**
+   * Opens the raw pages image. {@code writeThrough} tells the sink that the set will be committed
+   * (made durable) while the dumped process waits frozen, as in a dump that kills it: a sink that
+   * can then write the file straight to its device returns a {@link DirectChannel}, so that the
+   * disk works during the copy instead of in the final fsync. Any other sink returns {@link
+   * #create}'s channel, which every caller must accept as well.
+   */
+  default WritableByteChannel createPages(String name, boolean writeThrough) throws IOException {
+    return create(name);
+  }
+
+  /**
    * Facts about the dump for the checkpoint's manifest (source PIDs, kernel, CPU, per-phase timings
    * in ms...), as flat dotted keys such as {@code timing.frozen_ms}. Called before {@link #commit};
    * a sink without a manifest ignores them.
