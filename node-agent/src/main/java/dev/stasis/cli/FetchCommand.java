@@ -11,6 +11,7 @@ import picocli.CommandLine.Option;
 /** {@code stasis fetch --from URI --images-dir DIR}: download, verify, then place the images. */
 @Command(
     name = "fetch",
+    mixinStandardHelpOptions = true,
     description =
         "Download and verify a checkpoint into an images directory (for criu restore -D).")
 public final class FetchCommand implements Callable<Integer> {

@@ -11,7 +11,10 @@ import picocli.CommandLine.Mixin;
 import picocli.CommandLine.Option;
 
 /** {@code stasis ls --from URI}: one line per checkpoint at or below URI. */
-@Command(name = "ls", description = "List checkpoints: name, complete|incomplete, size, age, URI.")
+@Command(
+    name = "ls",
+    mixinStandardHelpOptions = true,
+    description = "List checkpoints: name, complete|incomplete, size, age, URI.")
 public final class LsCommand implements Callable<Integer> {
   @Option(
       names = "--from",

@@ -8,17 +8,25 @@ import picocli.CommandLine.Command;
     name = "stasis",
     mixinStandardHelpOptions = true,
     version = "stasis 0.1.0",
-    description = "Checkpoint running processes into CRIU-format images.",
-    subcommands = {
-      DumpCommand.class,
-      DemoCommand.class,
-      LsCommand.class,
-      FetchCommand.class,
-      RmCommand.class,
-      PushCommand.class,
-      AgentCommand.class
-    })
+    description = "Checkpoint running processes into CRIU-format images.")
 public final class Main implements Runnable {
+
+  // Registered by hand rather than in @Command: picocli builds the model of every registered
+  // subcommand by reflection, and its classes (class file version 49) cannot be put in the CDS
+  // archive, so each one costs start-up time that a dump pays while its target waits.
+  private static final java.util.Map<String, Class<?>> SUBCOMMANDS =
+      new java.util.LinkedHashMap<>();
+
+  static {
+    SUBCOMMANDS.put("dump", DumpCommand.class);
+    SUBCOMMANDS.put("demo", DemoCommand.class);
+    SUBCOMMANDS.put("ls", LsCommand.class);
+    SUBCOMMANDS.put("fetch", FetchCommand.class);
+    SUBCOMMANDS.put("rm", RmCommand.class);
+    SUBCOMMANDS.put("push", PushCommand.class);
+    SUBCOMMANDS.put("agent", AgentCommand.class);
+    SUBCOMMANDS.put("cds-train", CdsTrainCommand.class);
+  }
 
   @Override
   public void run() {
@@ -30,7 +38,21 @@ public final class Main implements Runnable {
    * a failed command prints "stasis <command>: <reason>" (exit 1); never a stack trace.
    */
   public static CommandLine commandLine() {
+    return commandLine(null);
+  }
+
+  /**
+   * As {@link #commandLine()}, with only the subcommand named {@code first} registered when it
+   * names one (the top-level help, listing them all, is shown otherwise).
+   */
+  static CommandLine commandLine(String first) {
     CommandLine cl = new CommandLine(new Main());
+    Class<?> only = first == null ? null : SUBCOMMANDS.get(first);
+    if (only != null) {
+      cl.addSubcommand(first, only);
+    } else {
+      SUBCOMMANDS.forEach(cl::addSubcommand);
+    }
     cl.setParameterExceptionHandler(
         (ex, args) -> {
           ex.getCommandLine().getErr().println("stasis: " + oneLine(ex.getMessage()));
@@ -56,6 +78,31 @@ public final class Main implements Runnable {
   }
 
   public static void main(String[] args) {
-    System.exit(commandLine().execute(args));
+    String first = args.length > 0 ? args[0] : null;
+    if ("dump".equals(first) || "demo".equals(first) || "cds-train".equals(first)) {
+      prepareDump();
+    }
+    System.exit(commandLine(first).execute(args));
+  }
+
+  /**
+   * Binds the C library (JNR generates its call stubs at run time, which no class archive can hold)
+   * and loads the image classes on a second thread while picocli parses the arguments on this one,
+   * so that neither is paid between the start of the dump and the freeze.
+   */
+  private static void prepareDump() {
+    Thread t =
+        new Thread(
+            () -> {
+              try {
+                dev.stasis.linux.Linux.getpid();
+                dev.stasis.images.proto.CoreEntry.getDescriptor();
+              } catch (Throwable e) {
+                // A warm-up only: the dump itself reports whatever is wrong.
+              }
+            },
+            "stasis-warmup");
+    t.setDaemon(true);
+    t.start();
   }
 }

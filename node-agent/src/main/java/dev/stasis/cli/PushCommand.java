@@ -13,6 +13,7 @@ import picocli.CommandLine.Option;
  */
 @Command(
     name = "push",
+    mixinStandardHelpOptions = true,
     description =
         "Upload an existing image directory as a checkpoint (manifest, checksums, optional zstd/AES).")
 public final class PushCommand implements Callable<Integer> {

@@ -10,6 +10,7 @@ import picocli.CommandLine.Option;
 /** {@code stasis rm --from URI}: delete one checkpoint, complete or not. */
 @Command(
     name = "rm",
+    mixinStandardHelpOptions = true,
     description = "Delete one checkpoint: manifest first, every object, pending multipart uploads.")
 public final class RmCommand implements Callable<Integer> {
   @Option(

@@ -81,6 +81,22 @@ class StorageCliIT {
   }
 
   @Test
+  void everyCommandHasHelp() throws Exception {
+    for (String c : List.of("dump", "ls", "fetch", "rm", "push", "demo", "agent")) {
+      Run h = stasis(Map.of(), c, "--help");
+      assertEquals(0, h.code(), c + " --help: " + h.err());
+      assertTrue(h.out().startsWith("Usage: stasis " + c + " "), h.out());
+    }
+    Run top = stasis(Map.of(), "--help");
+    assertEquals(0, top.code(), top.err());
+    for (String c : List.of("dump", "ls", "fetch", "rm", "push", "demo", "agent")) {
+      assertTrue(
+          top.out().contains("\n  " + c + " "), "top-level help lists " + c + ":\n" + top.out());
+    }
+    assertTrue(!top.out().contains("cds-train"), "the training command stays hidden");
+  }
+
+  @Test
   void lsFetchRm() throws Exception {
     byte[] pages = writeCheckpoint("s3://ckpt/cli/a", true);
     writeCheckpoint("s3://ckpt/cli/b", false);
