@@ -1,7 +1,6 @@
 package dev.stasis.linux.proc;
 
 import java.io.IOException;
-import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.List;
@@ -56,7 +55,25 @@ public final class Maps {
   }
 
   public static List<Vma> read(int pid) throws IOException {
-    return parse(Files.readString(Path.of("/proc/" + pid + "/smaps")));
+    return parse(readSeqFile(Path.of("/proc/" + pid + "/smaps")));
+  }
+
+  /**
+   * Reads a /proc seq_file in large reads. The kernel renders a whole smaps record (walking the
+   * VMA's page tables for its Rss/Pss lines) per read call, and renders it again on the next call
+   * when it did not fit in the caller's buffer: with the JDK's 8 KiB reads, a 2 GiB VMA on a
+   * boundary cost two 25 ms walks. 1 MiB reads make that a rare event.
+   */
+  static String readSeqFile(Path file) throws IOException {
+    try (java.nio.channels.FileChannel ch = java.nio.channels.FileChannel.open(file)) {
+      java.nio.ByteBuffer buf = java.nio.ByteBuffer.allocate(1 << 20);
+      java.io.ByteArrayOutputStream out = new java.io.ByteArrayOutputStream(1 << 16);
+      while (ch.read(buf) >= 0) {
+        out.write(buf.array(), 0, buf.position());
+        buf.clear();
+      }
+      return out.toString(java.nio.charset.StandardCharsets.UTF_8);
+    }
   }
 
   /** Parses smaps text (or plain maps text, which yields empty VmFlags). */
