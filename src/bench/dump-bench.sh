@@ -4,11 +4,12 @@
 # the frozen time (CRIU: its stats-dump image; ours: the command's line), their ratio ours/CRIU's, and the peak
 # RSS of the dumping process (GNU time). Needs root, gcc, /usr/bin/time, crit and upstream CRIU.
 #   src/bench/dump-bench.sh [MiB ...]        default: 64 512 2048
-# Environment: REPS (default 3), BENCH_DIR (default /var/tmp/stasis-bench; needs room for the
-# largest image set).
+# Environment: REPS (default 5), SETTLE seconds before each run (default 2), BENCH_DIR (default
+# /var/tmp/stasis-bench; needs room for the largest image set).
 set -euo pipefail
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
-REPS=${REPS:-3}
+REPS=${REPS:-5}
+SETTLE=${SETTLE:-2}
 DIR=${BENCH_DIR:-/var/tmp/stasis-bench}
 SIZES=("$@")
 [ ${#SIZES[@]} -gt 0 ] || SIZES=(64 512 2048)
@@ -44,6 +45,9 @@ one_run() {
   local tool=$1 mib=$2 pid img="$DIR/images" t0 t1 rss
   rm -rf "$img"; mkdir -p "$img"
   [ "$tool" = stasis ] || wait_no_overmount
+  # Let the previous run's disk traffic drain, so that neither tool pays for the other's writes
+  # (on this VM, CRIU's page-cache writes right after 2 GiB of disk writes ran 2-3x slower).
+  sync; sleep "$SETTLE"
   pid=$(start_workload "$mib")
   t0=$(date +%s%N)
   if [ "$tool" = stasis ]; then
@@ -68,11 +72,13 @@ one_run() {
 }
 
 median() { sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
+spread() { sort -n | awk '{a[NR]=$1} END {print a[1] "-" a[NR]}'; }
 
-printf '%-8s %12s %12s %7s %12s %12s %7s %12s %12s\n' MiB stasis_ms criu_ms ratio \
-  stasis_frz criu_frz ratio stasis_rss criu_rss
+echo "medians of $REPS runs each (min-max in brackets); load average $(cut -d' ' -f1-3 /proc/loadavg)"
+printf '%-6s %18s %18s %6s %18s %18s %6s %11s %9s\n' MiB stasis_ms criu_ms ratio \
+  stasis_frozen_ms criu_frozen_ms ratio stasis_rss criu_rss
 for mib in "${SIZES[@]}"; do
-  declare -A tot=() frz=() rss=()
+  declare -A tot=() frz=() rss=() tsp=() fsp=()
   : >"$DIR/stasis.runs"; : >"$DIR/criu.runs"
   # Interleaved, so that disk and page-cache noise hits both tools alike.
   for _ in $(seq "$REPS"); do
@@ -82,9 +88,13 @@ for mib in "${SIZES[@]}"; do
     tot[$tool]=$(cut -d' ' -f1 "$DIR/$tool.runs" | median)
     frz[$tool]=$(cut -d' ' -f2 "$DIR/$tool.runs" | median)
     rss[$tool]=$(cut -d' ' -f3 "$DIR/$tool.runs" | median)
+    tsp[$tool]=$(cut -d' ' -f1 "$DIR/$tool.runs" | spread)
+    fsp[$tool]=$(cut -d' ' -f2 "$DIR/$tool.runs" | spread)
   done
-  printf '%-8s %12s %12s %7.2f %12s %12s %7.2f %10sKiB %10sKiB\n' "$mib" \
-    "${tot[stasis]}" "${tot[criu]}" "$(echo "${tot[stasis]} / ${tot[criu]}" | bc -l)" \
-    "${frz[stasis]}" "${frz[criu]}" "$(echo "${frz[stasis]} / ${frz[criu]}" | bc -l)" \
-    "${rss[stasis]}" "${rss[criu]}"
+  printf '%-6s %18s %18s %6.2f %18s %18s %6.2f %8sMiB %6sMiB\n' "$mib" \
+    "${tot[stasis]} [${tsp[stasis]}]" "${tot[criu]} [${tsp[criu]}]" \
+    "$(echo "${tot[stasis]} / ${tot[criu]}" | bc -l)" \
+    "${frz[stasis]} [${fsp[stasis]}]" "${frz[criu]} [${fsp[criu]}]" \
+    "$(echo "${frz[stasis]} / ${frz[criu]}" | bc -l)" \
+    "$((rss[stasis] / 1024))" "$(echo "scale=1; ${rss[criu]} / 1024" | bc)"
 done
