@@ -324,6 +324,7 @@ final class S3Backend implements ObjectBackend {
                               .object(key)
                               .uploadId(id)
                               .partNumber(number)
+                              .headers(unsignedPayload())
                               .data(data, length)
                               .build())
                       .get());
