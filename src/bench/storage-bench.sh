@@ -5,11 +5,11 @@
 #
 # 1. Starts a local S3 server (S3Proxy, filesystem backend, 127.0.0.1, random port) and a workload
 #    holding SIZE_MIB of memory (src/workloads/memhog.c).
-# 2. Streaming:        stasis dump --pid P --to s3://bench/stream --leave-running
+# 2. Streaming:        stasis dump --pid P --to s3://bench/streamN --leave-running
 # 3. Dump then upload: stasis dump --pid P --images-dir DIR --leave-running
-#                      stasis push --images-dir DIR --to s3://bench/upload   (same S3 client)
-#    Prints both times, the ratio (target: streaming <= 0.7 x dump-then-upload) and the agent's
-#    peak RSS in each run.
+#                      stasis push --images-dir DIR --to s3://bench/uploadN  (same S3 client)
+#    REPS times (default 3), interleaved; prints the medians, each rep, the ratio (target:
+#    streaming <= 0.7 x dump-then-upload) and the agent's peak RSS in each path.
 # 4. On the same image data (DIR): MiB/s of storing it with no encoding, with zstd, with AES-256-GCM
 #    and with both, to a local directory (so the numbers are the codecs', not the server's).
 # Everything runs on this machine; only loopback traffic. Needs root (ptrace), gcc, java, mvn.
@@ -74,6 +74,10 @@ LOAD_BEFORE=$(cut -d' ' -f1-3 /proc/loadavg)
 # timed RUN_NAME cmd...: runs cmd under /usr/bin/time, sets T_<name> (s) and RSS_<name> (KiB)
 timed() {
   local name=$1; shift
+  # Start every measured command with the server's earlier writes on disk: S3Proxy leaves ~4 GiB
+  # dirty per 2 GiB upload (parts, then the completed object), and whichever command ran next would
+  # otherwise pay for that writeback.
+  sync; sleep "${SETTLE:-2}"
   /usr/bin/time -f '%e %M' -o "$WORK/time.$name" "$@" >"$WORK/out.$name" 2>"$WORK/err.$name" \
     || { say "FAILED: $*"; cat "$WORK/err.$name" >&2; exit 1; }
   read -r t rss <"$WORK/time.$name"
@@ -81,20 +85,43 @@ timed() {
   printf -v "RSS_$name" '%s' "$rss"
 }
 
-timed stream "$HERE/stasis" dump --pid "$WL_PID" --to s3://bench/stream --leave-running
-timed dump "$HERE/stasis" dump --pid "$WL_PID" --images-dir "$WORK/img" --leave-running
-timed upload "$HERE/stasis" push --images-dir "$WORK/img" --to s3://bench/upload
-"$HERE/stasis" ls --from s3://bench >&2
+REPS=${REPS:-3}
+: >"$WORK/runs"
+for i in $(seq "$REPS"); do
+  # Interleaved and each from an empty bucket prefix, so that server-side state and machine noise
+  # hit both paths alike; rm between reps keeps S3Proxy's directory small.
+  rm -rf "$WORK/img"
+  timed stream "$HERE/stasis" dump --pid "$WL_PID" --to "s3://bench/stream$i" --leave-running
+  timed dump "$HERE/stasis" dump --pid "$WL_PID" --images-dir "$WORK/img" --leave-running
+  timed upload "$HERE/stasis" push --images-dir "$WORK/img" --to "s3://bench/upload$i"
+  if [ "$i" = 1 ]; then "$HERE/stasis" ls --from s3://bench >&2; fi
+  "$HERE/stasis" rm --from "s3://bench/stream$i" >&2
+  "$HERE/stasis" rm --from "s3://bench/upload$i" >&2
+  echo "$T_stream $T_dump $T_upload $RSS_stream $RSS_dump $RSS_upload" >>"$WORK/runs"
+  say "rep $i: stream $T_stream s, dump $T_dump s + upload $T_upload s"
+done
 
 IMG_MIB=$(du -sm --apparent-size "$WORK/img" | cut -f1)
-printf '%s\n' "== streaming vs dump-then-upload ($IMG_MIB MiB of images; load average before $LOAD_BEFORE, after $(cut -d' ' -f1-3 /proc/loadavg); $(nproc) cores)"
-awk -v s="$T_stream" -v d="$T_dump" -v u="$T_upload" -v rs="$RSS_stream" -v rd="$RSS_dump" -v ru="$RSS_upload" 'BEGIN {
-  printf "streaming dump to S3:      %8.2f s   agent peak RSS %6.0f MiB\n", s, rs/1024
-  printf "dump to disk:              %8.2f s   agent peak RSS %6.0f MiB\n", d, rd/1024
-  printf "then upload (stasis push): %8.2f s   agent peak RSS %6.0f MiB\n", u, ru/1024
-  printf "dump-then-upload total:    %8.2f s\n", d + u
-  printf "ratio streaming / (dump+upload): %.2f  (target <= 0.70: %s)\n", s/(d+u), (s/(d+u) <= 0.7 ? "met" : "NOT met")
-}'
+printf '%s\n' "== streaming vs dump-then-upload ($IMG_MIB MiB of images, medians of $REPS; load average before $LOAD_BEFORE, after $(cut -d' ' -f1-3 /proc/loadavg); $(nproc) cores)"
+awk '
+  function median(col,   n, i, j, t, a) {
+    n = 0; for (i = 1; i <= NR; i++) a[++n] = v[i, col]
+    for (i = 1; i <= n; i++) for (j = i + 1; j <= n; j++) if (a[j] < a[i]) { t = a[i]; a[i] = a[j]; a[j] = t }
+    return a[int((n + 1) / 2)]
+  }
+  { for (c = 1; c <= 6; c++) v[NR, c] = $c; both[NR] = $2 + $3 }
+  END {
+    s = median(1); d = median(2); u = median(3)
+    n = 0; for (i = 1; i <= NR; i++) b[++n] = both[i]
+    for (i = 1; i <= n; i++) for (j = i + 1; j <= n; j++) if (b[j] < b[i]) { t = b[i]; b[i] = b[j]; b[j] = t }
+    du = b[int((n + 1) / 2)]
+    printf "streaming dump to S3:      %8.2f s   agent peak RSS %6.0f MiB\n", s, median(4) / 1024
+    printf "dump to disk:              %8.2f s   agent peak RSS %6.0f MiB\n", d, median(5) / 1024
+    printf "then upload (stasis push): %8.2f s   agent peak RSS %6.0f MiB\n", u, median(6) / 1024
+    printf "dump-then-upload total:    %8.2f s\n", du
+    for (i = 1; i <= NR; i++) printf "  rep %d: streaming %.2f s, dump+upload %.2f s, ratio %.2f\n", i, v[i, 1], both[i], v[i, 1] / both[i]
+    printf "ratio streaming / (dump+upload): %.2f  (target <= 0.70: %s)\n", s / du, (s / du <= 0.7 ? "met" : "NOT met")
+  }' "$WORK/runs"
 
 # --- codecs on the same data, into a local directory ---------------------------------------------
 head -c 32 /dev/urandom >"$WORK/key"

@@ -261,13 +261,24 @@ final class S3Backend implements ObjectBackend {
   }
 
   /**
-   * Request bodies are not part of the SigV4 signature: over plain HTTP minio would otherwise hash
-   * every byte once more with SHA-256 just to sign it. Transport integrity comes from the CRC32C
-   * checksum minio then sends (x-amz-checksum-crc32c, checked by the server), end-to-end integrity
+   * Headers for a request body. The body is not part of the SigV4 signature: over plain HTTP minio
+   * would otherwise hash every byte once more with SHA-256 just to sign it. Transport integrity
+   * comes from a CRC32C checksum the server checks (x-amz-checksum-crc32c), end-to-end integrity
    * from the manifest's SHA-256 sums that fetch verifies (and, when encrypted, from AES-GCM).
+   *
+   * <p>The CRC32C is computed here, with the JDK's (hardware-assisted) implementation, and given to
+   * minio, which then skips its own: minio's is a byte-at-a-time loop that was the largest cost of
+   * an upload thread (most samples of a profiled 2 GiB push sat in it). Same headers, same
+   * algorithm as minio sends by itself.
    */
-  private static Http.Headers unsignedPayload() {
-    return new Http.Headers("X-Amz-Content-Sha256", "UNSIGNED-PAYLOAD");
+  static Http.Headers bodyHeaders(byte[] data, int length) {
+    java.util.zip.CRC32C crc = new java.util.zip.CRC32C();
+    crc.update(data, 0, length);
+    byte[] sum = java.nio.ByteBuffer.allocate(4).putInt((int) crc.getValue()).array();
+    Http.Headers h = new Http.Headers("X-Amz-Content-Sha256", "UNSIGNED-PAYLOAD");
+    h.put("x-amz-checksum-crc32c", java.util.Base64.getEncoder().encodeToString(sum));
+    h.put("X-Amz-Sdk-Checksum-Algorithm", "crc32c");
+    return h;
   }
 
   @Override
@@ -280,7 +291,7 @@ final class S3Backend implements ObjectBackend {
                     PutObjectAPIArgs.builder()
                         .bucket(bucket)
                         .object(key)
-                        .headers(unsignedPayload())
+                        .headers(bodyHeaders(data, length))
                         .data(data, length)
                         .build())
                 .get());
@@ -324,7 +335,7 @@ final class S3Backend implements ObjectBackend {
                               .object(key)
                               .uploadId(id)
                               .partNumber(number)
-                              .headers(unsignedPayload())
+                              .headers(bodyHeaders(data, length))
                               .data(data, length)
                               .build())
                       .get());
