@@ -75,8 +75,8 @@ median() { sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
 spread() { sort -n | awk '{a[NR]=$1} END {print a[1] "-" a[NR]}'; }
 
 echo "medians of $REPS runs each (min-max in brackets); load average $(cut -d' ' -f1-3 /proc/loadavg)"
-printf '%-6s %18s %18s %6s %18s %18s %6s %11s %9s\n' MiB stasis_ms criu_ms ratio \
-  stasis_frozen_ms criu_frozen_ms ratio stasis_rss criu_rss
+printf '%-6s %18s %18s %6s %18s %18s %6s %11s %9s %s\n' MiB stasis_ms criu_ms ratio \
+  stasis_frozen_ms criu_frozen_ms ratio stasis_rss criu_rss "vs criu's best run (total, frozen)"
 for mib in "${SIZES[@]}"; do
   declare -A tot=() frz=() rss=() tsp=() fsp=()
   : >"$DIR/stasis.runs"; : >"$DIR/criu.runs"
@@ -91,10 +91,11 @@ for mib in "${SIZES[@]}"; do
     tsp[$tool]=$(cut -d' ' -f1 "$DIR/$tool.runs" | spread)
     fsp[$tool]=$(cut -d' ' -f2 "$DIR/$tool.runs" | spread)
   done
-  printf '%-6s %18s %18s %6.2f %18s %18s %6.2f %8sMiB %6sMiB\n' "$mib" \
+  printf '%-6s %18s %18s %6.2f %18s %18s %6.2f %8sMiB %6sMiB   %s\n' "$mib" \
     "${tot[stasis]} [${tsp[stasis]}]" "${tot[criu]} [${tsp[criu]}]" \
     "$(echo "${tot[stasis]} / ${tot[criu]}" | bc -l)" \
     "${frz[stasis]} [${fsp[stasis]}]" "${frz[criu]} [${fsp[criu]}]" \
     "$(echo "${frz[stasis]} / ${frz[criu]}" | bc -l)" \
-    "$((rss[stasis] / 1024))" "$(echo "scale=1; ${rss[criu]} / 1024" | bc)"
+    "$((rss[stasis] / 1024))" "$(echo "scale=1; ${rss[criu]} / 1024" | bc)" \
+    "$(echo "${tot[stasis]} / ${tsp[criu]%-*}" | bc -l | xargs printf '%.2f'), $(echo "${frz[stasis]} / ${fsp[criu]%-*}" | bc -l | xargs printf '%.2f')"
 done
