@@ -41,8 +41,14 @@ class StorageCliIT {
   record Run(int code, String out, String err) {}
 
   static Run stasis(Map<String, String> env, String... args) throws Exception {
+    return stasisWithJvm(List.of(), env, args);
+  }
+
+  static Run stasisWithJvm(List<String> jvm, Map<String, String> env, String... args)
+      throws Exception {
     List<String> cmd = new ArrayList<>();
     cmd.add(Path.of(System.getProperty("java.home"), "bin", "java").toString());
+    cmd.addAll(jvm);
     cmd.add("-jar");
     cmd.add(System.getProperty("stasis.jar", "target/stasis-node-agent.jar"));
     cmd.addAll(List.of(args));
@@ -94,6 +100,65 @@ class StorageCliIT {
           top.out().contains("\n  " + c + " "), "top-level help lists " + c + ":\n" + top.out());
     }
     assertTrue(!top.out().contains("cds-train"), "the training command stays hidden");
+  }
+
+  @Test
+  void virtualHostStyleAddressesTheBucketAsAHostName() throws Exception {
+    try (S3Server vh = S3Server.startVirtualHost().bucket("vhb")) {
+      // Only the bucket's host name resolves: a path-style request (to the bare domain) would fail
+      // with an unknown host, so success proves the bucket.domain addressing.
+      Path hosts = tmp.resolve("hosts");
+      Files.writeString(hosts, "127.0.0.1 vhb." + S3Server.VIRTUAL_HOST + "\n");
+      List<String> jvm = List.of("-Djdk.net.hosts.file=" + hosts);
+      String endpoint = "http://" + S3Server.VIRTUAL_HOST + ":" + vh.port();
+      Map<String, String> env =
+          Map.of(
+              "AWS_ACCESS_KEY_ID", S3Server.ACCESS_KEY,
+              "AWS_SECRET_ACCESS_KEY", S3Server.SECRET_KEY);
+      Path images = Files.createDirectories(tmp.resolve("vh-images"));
+      byte[] pages = new byte[3 << 20];
+      new java.util.Random(3).nextBytes(pages);
+      Files.write(images.resolve("pages-1.img"), pages);
+      Files.writeString(images.resolve("inventory.img"), "inv");
+
+      String[] s3 = {"--s3-endpoint", endpoint, "--s3-virtual-host"};
+      Run push =
+          stasisWithJvm(
+              jvm,
+              env,
+              concat("push", "--images-dir", images.toString(), "--to", "s3://vhb/x", s3));
+      assertEquals(0, push.code(), push.err());
+      Run ls = stasisWithJvm(jvm, env, concat("ls", "--from", "s3://vhb", s3));
+      assertEquals(0, ls.code(), ls.err());
+      assertTrue(ls.out().startsWith("x\tcomplete\t"), ls.out());
+      Path back = tmp.resolve("vh-back");
+      Run fetch =
+          stasisWithJvm(
+              jvm,
+              env,
+              concat("fetch", "--from", "s3://vhb/x", "--images-dir", back.toString(), s3));
+      assertEquals(0, fetch.code(), fetch.err());
+      assertArrayEquals(pages, Files.readAllBytes(back.resolve("pages-1.img")));
+
+      // The same command in path style goes to the bare domain, which does not resolve.
+      Run path = stasisWithJvm(jvm, env, "ls", "--from", "s3://vhb", "--s3-endpoint", endpoint);
+      assertEquals(1, path.code(), path.out());
+      assertTrue(path.err().contains(S3Server.VIRTUAL_HOST), path.err());
+    }
+  }
+
+  private static String[] concat(String a, String b, String c, String[] rest) {
+    return concat(new String[] {a, b, c}, rest);
+  }
+
+  private static String[] concat(String a, String b, String c, String d, String e, String[] rest) {
+    return concat(new String[] {a, b, c, d, e}, rest);
+  }
+
+  private static String[] concat(String[] a, String[] b) {
+    String[] r = java.util.Arrays.copyOf(a, a.length + b.length);
+    System.arraycopy(b, 0, r, a.length, b.length);
+    return r;
   }
 
   @Test

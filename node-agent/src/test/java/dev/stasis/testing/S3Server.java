@@ -50,11 +50,27 @@ public final class S3Server implements AutoCloseable {
    * Starts an HTTPS server with a fresh self-signed certificate for 127.0.0.1, whose PEM {@link
    * #caBundle()} returns (clients must be given it: it is in no default trust store).
    */
+  /** The domain under which {@link #startVirtualHost()} serves buckets as {@code bucket.DOMAIN}. */
+  public static final String VIRTUAL_HOST = "s3.stasis.test";
+
+  /**
+   * A server that also accepts virtual-host style requests ({@code Host: bucket.s3.stasis.test}).
+   * Nothing resolves that name: clients run with {@code -Djdk.net.hosts.file} mapping the bucket
+   * hosts to 127.0.0.1 (and, on purpose, not the bare domain, so path-style requests fail).
+   */
+  public static S3Server startVirtualHost() throws IOException {
+    return start(false, true);
+  }
+
   public static S3Server startTls() throws IOException {
     return start(true);
   }
 
   private static S3Server start(boolean tls) throws IOException {
+    return start(tls, false);
+  }
+
+  private static S3Server start(boolean tls, boolean virtualHost) throws IOException {
     Path dir = Files.createTempDirectory("stasis-s3-");
     Files.createDirectories(dir.resolve("data"));
     int port;
@@ -122,6 +138,7 @@ public final class S3Server implements AutoCloseable {
             "s3proxy.credential=" + SECRET_KEY,
             "jclouds.provider=filesystem",
             "jclouds.filesystem.basedir=" + dir.resolve("data"),
+            virtualHost ? "s3proxy.virtual-host=" + VIRTUAL_HOST : "",
             ""));
     Files.writeString(
         dir.resolve("logback.xml"),
