@@ -4,6 +4,7 @@ import dev.stasis.linux.Linux;
 import dev.stasis.linux.LinuxException;
 import java.io.IOException;
 import java.io.UncheckedIOException;
+import java.nio.ByteBuffer;
 import java.nio.channels.FileChannel;
 import java.nio.channels.WritableByteChannel;
 import java.nio.file.AtomicMoveNotSupportedException;
@@ -130,6 +131,21 @@ public final class DirectoryImageSink implements ImageSink {
               com.sun.nio.file.ExtendedOpenOption.DIRECT);
     } catch (IOException | UnsupportedOperationException e) {
       // No O_DIRECT here (EINVAL from open): the buffered path is always correct, only slower.
+      Files.deleteIfExists(file);
+      return create(name);
+    }
+    // Some file systems accept O_DIRECT at open and refuse it on write (EINVAL): find out now,
+    // with one page, rather than in the middle of the dump.
+    try {
+      ByteBuffer probe =
+          ByteBuffer.allocateDirect(2 * DIRECT_ALIGNMENT).alignedSlice(DIRECT_ALIGNMENT);
+      probe.limit(DIRECT_ALIGNMENT);
+      while (probe.hasRemaining()) {
+        ch.write(probe, probe.position());
+      }
+      ch.truncate(0);
+    } catch (IOException e) {
+      ch.close();
       Files.deleteIfExists(file);
       return create(name);
     }
