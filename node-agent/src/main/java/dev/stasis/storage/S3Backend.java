@@ -198,7 +198,10 @@ final class S3Backend implements ObjectBackend {
                 + "); check AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY",
             t);
       }
-      boolean retry = TRANSIENT.contains(code) || status >= 500;
+      // 501 NotImplemented (e.g. a read-only S3Proxy) is an answer, not a hiccup: no retries.
+      boolean retry =
+          TRANSIENT.contains(code)
+              || (status >= 500 && status != 501 && !"NotImplemented".equals(code));
       return new StorageException(
           what + " failed on " + where() + ": " + code + (msg == null ? "" : " (" + msg + ")"),
           t,

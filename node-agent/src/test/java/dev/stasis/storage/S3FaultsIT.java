@@ -46,6 +46,41 @@ class S3FaultsIT {
   }
 
   @Test
+  void aServerRefusingWritesFailsAtOnceWithoutRetries() throws IOException {
+    try (S3Server s3 = S3Server.startReadOnly().bucket("readonly")) {
+      // backoff of 2 s: four attempts would take 14 s, one attempt well under a second
+      S3Config slowRetries =
+          new S3Config(
+              s3.endpoint(),
+              "us-east-1",
+              false,
+              null,
+              S3Server.ACCESS_KEY,
+              S3Server.SECRET_KEY,
+              4,
+              2000);
+      try (CheckpointStore store = CheckpointStore.open("s3://readonly/cp", opts(slowRetries))) {
+        ImageSink sink = store.newCheckpoint();
+        StorageException e =
+            assertThrows(
+                StorageException.class,
+                () -> {
+                  try (WritableByteChannel c = sink.create("inventory.img")) {
+                    c.write(ByteBuffer.wrap(new byte[] {1, 2, 3}));
+                  }
+                });
+        assertTrue(e.getMessage().contains("NotImplemented"), e.getMessage());
+        assertTrue(
+            e.getMessage().contains("bucket 'readonly' at " + s3.endpoint()), e.getMessage());
+        assertTrue(!e.getMessage().contains("gave up"), "not retried: " + e.getMessage());
+        assertOneLine(e.getMessage());
+        sink.abort();
+        assertEquals(List.of(), store.objectKeys());
+      }
+    }
+  }
+
+  @Test
   void wrongCredentialsMissingBucketAndAbortLeaveNothing() throws IOException {
     try (S3Server s3 = S3Server.start().bucket("real")) {
       S3Config bad =

@@ -62,15 +62,25 @@ public final class S3Server implements AutoCloseable {
     return start(false, true);
   }
 
+  /** A server that refuses every write (S3Proxy's read-only middleware: 501 NotImplemented). */
+  public static S3Server startReadOnly() throws IOException {
+    return start(false, false, true);
+  }
+
   public static S3Server startTls() throws IOException {
     return start(true);
   }
 
   private static S3Server start(boolean tls) throws IOException {
-    return start(tls, false);
+    return start(tls, false, false);
   }
 
   private static S3Server start(boolean tls, boolean virtualHost) throws IOException {
+    return start(tls, virtualHost, false);
+  }
+
+  private static S3Server start(boolean tls, boolean virtualHost, boolean readOnly)
+      throws IOException {
     Path dir = Files.createTempDirectory("stasis-s3-");
     Files.createDirectories(dir.resolve("data"));
     int port;
@@ -139,6 +149,7 @@ public final class S3Server implements AutoCloseable {
             "jclouds.provider=filesystem",
             "jclouds.filesystem.basedir=" + dir.resolve("data"),
             virtualHost ? "s3proxy.virtual-host=" + VIRTUAL_HOST : "",
+            readOnly ? "s3proxy.read-only-blobstore=true" : "",
             ""));
     Files.writeString(
         dir.resolve("logback.xml"),
