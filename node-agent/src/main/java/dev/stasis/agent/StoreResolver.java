@@ -45,6 +45,12 @@ final class StoreResolver {
   CheckpointStore open(Checkpoint cr, String container) throws StorageException {
     String uri = location(cr) + "/" + container;
     StoreOptions o = StoreOptions.defaults();
+    String spool = env.get("STASIS_SPOOL_DIR");
+    if (spool != null && !spool.isBlank()) {
+      // leave-running checkpoints: pages to node-local scratch first when it has room (shorter
+      // freeze), see CheckpointWriter
+      o = o.withSpool(java.nio.file.Path.of(spool));
+    }
     CheckpointSpec spec = cr.getSpec();
     if (uri.startsWith("s3://")) {
       CheckpointSpec.StorageSpec s = spec.getStorage();

@@ -50,7 +50,46 @@ final class TrackingSink implements ImageSink {
   @Override
   public WritableByteChannel create(String name) throws IOException {
     checkCancelled();
-    WritableByteChannel ch = inner.create(name);
+    return counting(inner.create(name));
+  }
+
+  // Forwarded, not left to the default (which would call create): the store decides about its
+  // spool, and a directory about O_DIRECT.
+  @Override
+  public WritableByteChannel createPages(String name, boolean writeThrough, long size)
+      throws IOException {
+    checkCancelled();
+    WritableByteChannel ch = inner.createPages(name, writeThrough, size);
+    if (ch instanceof dev.stasis.images.DirectChannel d) {
+      return new dev.stasis.images.DirectChannel() {
+        @Override
+        public int alignment() {
+          return d.alignment();
+        }
+
+        @Override
+        public void writeFully(ByteBuffer src, long position) throws IOException {
+          checkCancelled();
+          int n = src.remaining();
+          d.writeFully(src, position);
+          bytes.addAndGet(n);
+        }
+
+        @Override
+        public boolean isOpen() {
+          return d.isOpen();
+        }
+
+        @Override
+        public void close() throws IOException {
+          d.close();
+        }
+      };
+    }
+    return counting(ch);
+  }
+
+  private WritableByteChannel counting(WritableByteChannel ch) {
     return new WritableByteChannel() {
       @Override
       public int write(ByteBuffer src) throws IOException {

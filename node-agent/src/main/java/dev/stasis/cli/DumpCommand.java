@@ -47,6 +47,15 @@ public class DumpCommand implements Callable<Integer> {
   boolean leaveRunning;
 
   @Option(
+      names = "--spool-dir",
+      paramLabel = "DIR",
+      description =
+          "with --to and --leave-running: put the pages here first when it has room for them (the"
+              + " process is released at local-disk speed), then upload; streams when it has not"
+              + " (default: $STASIS_SPOOL_DIR, else always stream)")
+  Path spoolDir;
+
+  @Option(
       names = {"--verbose", "-v"},
       description = "also print the time of every phase")
   boolean verbose;
@@ -57,7 +66,14 @@ public class DumpCommand implements Callable<Integer> {
       throw new IllegalArgumentException("give exactly one of --images-dir DIR and --to URI");
     }
     if (to != null) {
-      return storage.openSink(to);
+      Path spool = spoolDir;
+      if (spool == null && System.getenv("STASIS_SPOOL_DIR") != null) {
+        spool = Path.of(System.getenv("STASIS_SPOOL_DIR"));
+      }
+      return storage.openSink(to, spool);
+    }
+    if (spoolDir != null) {
+      throw new IllegalArgumentException("--spool-dir needs --to URI");
     }
     if (storage.encodingRequested()) {
       throw new IllegalArgumentException(

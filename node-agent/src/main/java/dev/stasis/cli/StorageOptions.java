@@ -90,7 +90,12 @@ public final class StorageOptions {
    * store.
    */
   public ImageSink openSink(String uri) throws StorageException {
-    return CheckpointStore.openCheckpoint(uri, options(uri, System.getenv()));
+    return openSink(uri, null);
+  }
+
+  /** The same, with a spool directory for the pages of a leave-running dump (null: none). */
+  public ImageSink openSink(String uri, java.nio.file.Path spoolDir) throws StorageException {
+    return CheckpointStore.openCheckpoint(uri, options(uri, System.getenv()).withSpool(spoolDir));
   }
 
   StoreOptions options(String uri, Map<String, String> env) throws StorageException {

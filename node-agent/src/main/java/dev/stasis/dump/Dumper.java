@@ -348,7 +348,10 @@ public final class Dumper {
     // In kill mode the set is made durable while the process waits frozen: the sink may then
     // write the pages straight to disk rather than to the page cache and again in the fsync.
     try (WritableByteChannel ch =
-        sink.createPages(ImageType.PAGES.fileName(pagesId), !opts.leaveRunning())) {
+        sink.createPages(
+            ImageType.PAGES.fileName(pagesId),
+            !opts.leaveRunning(),
+            pages.pagesWritten() * PageWriter.PAGE)) {
       pages.copyPages(ch, opts.progress());
     }
     totals.add(pages);

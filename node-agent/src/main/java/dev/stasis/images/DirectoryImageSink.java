@@ -107,7 +107,7 @@ public final class DirectoryImageSink implements ImageSink {
    * it is an ordinary staged file.
    */
   @Override
-  public synchronized WritableByteChannel createPages(String name, boolean writeThrough)
+  public synchronized WritableByteChannel createPages(String name, boolean writeThrough, long bytes)
       throws IOException {
     if (!writeThrough) {
       return create(name);

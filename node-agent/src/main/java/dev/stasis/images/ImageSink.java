@@ -26,13 +26,16 @@ public interface ImageSink extends AutoCloseable {
   WritableByteChannel create(String name) throws IOException;
 
   /**
-   * Opens the raw pages image. {@code writeThrough} tells the sink that the set will be committed
-   * (made durable) while the dumped process waits frozen, as in a dump that kills it: a sink that
-   * can then write the file straight to its device returns a {@link DirectChannel}, so that the
-   * disk works during the copy instead of in the final fsync. Any other sink returns {@link
-   * #create}'s channel, which every caller must accept as well.
+   * Opens the raw pages image, of {@code bytes} bytes. {@code writeThrough} tells the sink that the
+   * set will be committed (made durable) while the dumped process waits frozen, as in a dump that
+   * kills it: a sink that can then write the file straight to its device returns a {@link
+   * DirectChannel}, so that the disk works during the copy instead of in the final fsync. Without
+   * it the process is released before {@link #commit}, and a sink may take the pages at local speed
+   * and ship them in the commit (a store's spool). Any other sink returns {@link #create}'s
+   * channel, which every caller must accept as well.
    */
-  default WritableByteChannel createPages(String name, boolean writeThrough) throws IOException {
+  default WritableByteChannel createPages(String name, boolean writeThrough, long bytes)
+      throws IOException {
     return create(name);
   }
 

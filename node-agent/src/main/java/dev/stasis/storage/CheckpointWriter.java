@@ -50,6 +50,10 @@ final class CheckpointWriter implements ImageSink {
   private final AtomicLong pipeWaitNanos = new AtomicLong();
 
   private IOException failed;
+
+  /** Pages files spooled to local disk, shipped by {@link #commit}; name -> spool file. */
+  private final Map<String, Spool> spooled = new LinkedHashMap<>();
+
   private final boolean ownsStore;
   private boolean committed;
   private boolean aborted;
@@ -70,7 +74,9 @@ final class CheckpointWriter implements ImageSink {
     if (!Manifest.isImageName(name)) {
       throw new IllegalArgumentException("bad image file name '" + name + "'");
     }
-    if (entries.containsKey(Manifest.IMAGES + name) || open.containsKey(name)) {
+    if (entries.containsKey(Manifest.IMAGES + name)
+        || open.containsKey(name)
+        || (spooled.containsKey(name) && !spooled.get(name).shipping)) {
       throw new IllegalArgumentException("image file '" + name + "' was already created");
     }
     StoreOptions o = store.options();
@@ -96,6 +102,148 @@ final class CheckpointWriter implements ImageSink {
     }
     open.put(name, ch);
     return ch;
+  }
+
+  /**
+   * The spool. A dump that releases its process before the commit (leave-running) otherwise keeps
+   * it frozen until the last page is uploaded: back-pressure paces the page reader at the store's
+   * speed (11 s for 2 GiB to the test server, against 0.8 s into a directory). With a spool
+   * directory that has room for the pages plus a margin, the pages file goes there at local-disk
+   * speed instead (page cache; a spool needs no fsync: if the node dies, the checkpoint was not
+   * complete anyway), the process is released, and {@link #commit} ships the file through the
+   * ordinary streaming object before writing the manifest. Without room, or without a spool
+   * directory, the pages stream as before, so a checkpoint still never needs its size in free local
+   * disk. A dump that kills its process gains nothing (it stays frozen until the commit) and always
+   * streams.
+   */
+  @Override
+  public synchronized WritableByteChannel createPages(String name, boolean writeThrough, long bytes)
+      throws IOException {
+    java.nio.file.Path dir = store.options().spoolDir();
+    if (writeThrough || dir == null || committed || aborted || spooled.containsKey(name)) {
+      return create(name);
+    }
+    if (!Manifest.isImageName(name)) {
+      throw new IllegalArgumentException("bad image file name '" + name + "'");
+    }
+    long usable;
+    try {
+      java.nio.file.Files.createDirectories(dir);
+      usable = java.nio.file.Files.getFileStore(dir).getUsableSpace();
+    } catch (IOException e) {
+      facts.put("dump.spool", "not used: " + dir + ": " + e.getMessage());
+      return create(name);
+    }
+    if (usable < bytes + SPOOL_MARGIN) {
+      facts.put(
+          "dump.spool",
+          "not used: "
+              + dir
+              + " has "
+              + (usable >> 20)
+              + " MiB free, "
+              + (bytes >> 20)
+              + " needed");
+      return create(name);
+    }
+    java.nio.file.Path file = java.nio.file.Files.createTempFile(dir, ".stasis-spool-", "-" + name);
+    Spool sp =
+        new Spool(
+            name,
+            file,
+            java.nio.channels.FileChannel.open(file, java.nio.file.StandardOpenOption.WRITE));
+    spooled.put(name, sp);
+    return sp;
+  }
+
+  /** Free space a spool leaves on its file system beyond the pages themselves. */
+  static final long SPOOL_MARGIN = 256L << 20;
+
+  /** A pages file on local disk until the commit ships it. */
+  private static final class Spool implements WritableByteChannel {
+    final String name;
+    final java.nio.file.Path file;
+    final java.nio.channels.FileChannel ch;
+    volatile boolean open = true;
+    boolean shipping;
+
+    Spool(String name, java.nio.file.Path file, java.nio.channels.FileChannel ch) {
+      this.name = name;
+      this.file = file;
+      this.ch = ch;
+    }
+
+    @Override
+    public int write(ByteBuffer src) throws IOException {
+      return ch.write(src);
+    }
+
+    @Override
+    public boolean isOpen() {
+      return open;
+    }
+
+    @Override
+    public void close() throws IOException {
+      open = false;
+      ch.close();
+    }
+
+    void delete() {
+      try {
+        ch.close();
+        java.nio.file.Files.deleteIfExists(file);
+      } catch (IOException e) {
+        // a hidden temporary file; nothing lists it as a checkpoint
+      }
+    }
+  }
+
+  /** Uploads every spooled pages file as an ordinary object (the commit's first step). */
+  private void shipSpools() throws IOException {
+    List<Spool> todo;
+    synchronized (this) {
+      todo = new ArrayList<>(spooled.values());
+    }
+    long bytes = 0;
+    long t0 = System.nanoTime();
+    for (Spool sp : todo) {
+      if (sp.open) {
+        throw new IllegalStateException("image " + sp.name + " is still being written");
+      }
+      synchronized (this) {
+        sp.shipping = true;
+      }
+      try (java.nio.channels.FileChannel in = java.nio.channels.FileChannel.open(sp.file);
+          WritableByteChannel out = create(sp.name)) {
+        ByteBuffer buf = ByteBuffer.allocateDirect(1 << 20);
+        while (in.read(buf) >= 0) {
+          buf.flip();
+          while (buf.hasRemaining()) {
+            bytes += out.write(buf);
+          }
+          buf.clear();
+        }
+      }
+      sp.delete();
+    }
+    if (!todo.isEmpty()) {
+      synchronized (this) {
+        facts.put("dump.spooled_bytes", Long.toString(bytes));
+        facts.put("timing.spool_upload_ms", Long.toString((System.nanoTime() - t0) / 1_000_000));
+      }
+    }
+  }
+
+  private void deleteSpools() {
+    List<Spool> all;
+    synchronized (this) {
+      all = new ArrayList<>(spooled.values());
+      spooled.clear();
+    }
+    for (Spool sp : all) {
+      sp.delete();
+    }
   }
 
   private synchronized void closed(ObjectChannel ch, IOException error) {
@@ -152,7 +300,25 @@ final class CheckpointWriter implements ImageSink {
   }
 
   @Override
-  public synchronized void commit() throws IOException {
+  public void commit() throws IOException {
+    synchronized (this) {
+      if (aborted) {
+        throw new IllegalStateException("checkpoint " + describe() + " was aborted");
+      }
+      if (committed) {
+        return;
+      }
+    }
+    try {
+      shipSpools();
+    } catch (IOException | RuntimeException e) {
+      abort();
+      throw e;
+    }
+    commitManifest();
+  }
+
+  private synchronized void commitManifest() throws IOException {
     if (aborted) {
       throw new IllegalStateException("checkpoint " + describe() + " was aborted");
     }
@@ -250,6 +416,7 @@ final class CheckpointWriter implements ImageSink {
       ch.pipe.cancel();
       ch.upload.discard();
     }
+    deleteSpools();
     try {
       store.backend().delete(keys);
     } catch (StorageException e) {

@@ -10,6 +10,8 @@ package dev.stasis.storage;
  * @param encryptionKey the user's key-encryption key, or null for no encryption (and, on fetch, the
  *     key to decrypt with)
  * @param s3 how to reach S3 for s3:// URIs (null: resolved from the environment when needed)
+ * @param spoolDir where a dump that releases its process before the commit may first put its pages
+ *     at local-disk speed, when there is room (null: always stream; see {@code CheckpointWriter})
  */
 public record StoreOptions(
     int partSize,
@@ -17,28 +19,35 @@ public record StoreOptions(
     String compression,
     int zstdLevel,
     EncryptionKey encryptionKey,
-    S3Config s3) {
+    S3Config s3,
+    java.nio.file.Path spoolDir) {
 
   public static final int MIN_S3_PART = 5 << 20;
 
   public static StoreOptions defaults() {
-    return new StoreOptions(8 << 20, 4, "none", 3, null, null);
+    return new StoreOptions(8 << 20, 4, "none", 3, null, null, null);
   }
 
   public StoreOptions withCompression(String c, int level) {
-    return new StoreOptions(partSize, inFlightParts, c, level, encryptionKey, s3);
+    return new StoreOptions(partSize, inFlightParts, c, level, encryptionKey, s3, spoolDir);
   }
 
   public StoreOptions withEncryption(EncryptionKey k) {
-    return new StoreOptions(partSize, inFlightParts, compression, zstdLevel, k, s3);
+    return new StoreOptions(partSize, inFlightParts, compression, zstdLevel, k, s3, spoolDir);
   }
 
   public StoreOptions withParts(int size, int inFlight) {
-    return new StoreOptions(size, inFlight, compression, zstdLevel, encryptionKey, s3);
+    return new StoreOptions(size, inFlight, compression, zstdLevel, encryptionKey, s3, spoolDir);
   }
 
   public StoreOptions withS3(S3Config c) {
-    return new StoreOptions(partSize, inFlightParts, compression, zstdLevel, encryptionKey, c);
+    return new StoreOptions(
+        partSize, inFlightParts, compression, zstdLevel, encryptionKey, c, spoolDir);
+  }
+
+  public StoreOptions withSpool(java.nio.file.Path dir) {
+    return new StoreOptions(
+        partSize, inFlightParts, compression, zstdLevel, encryptionKey, s3, dir);
   }
 
   void validate(boolean s3Backend) throws StorageException {

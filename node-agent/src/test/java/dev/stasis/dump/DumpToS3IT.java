@@ -80,4 +80,89 @@ class DumpToS3IT {
       assertTrue(after.startsWith("OK"), "memhog after restore from S3: " + after);
     }
   }
+
+  /**
+   * A leave-running dump with a spool directory: the pages go to local disk first (the process is
+   * released before the upload), the commit ships them; with a spool too small for the pages, the
+   * dump streams as usual and says why in the manifest.
+   */
+  @Test
+  void leaveRunningDumpSpoolsWhenThereIsRoomAndStreamsWhenNot() throws Exception {
+    try (S3Server s3 = S3Server.start().bucket("ckpt");
+        Workloads.Running w = Workloads.start("memhog", "64")) {
+      Path spool = Files.createDirectories(w.state.resolve("spool"));
+      String uri = "s3://ckpt/spool/" + w.pid;
+      Workloads.Cli d =
+          Workloads.stasis(
+              s3.env(),
+              "dump",
+              "--pid",
+              Integer.toString(w.pid),
+              "--to",
+              uri,
+              "--leave-running",
+              "--spool-dir",
+              spool.toString());
+      assertEquals(0, d.exit(), "stasis dump --spool-dir failed: " + d.stderr());
+      assertTrue(w.check().startsWith("OK"), "the workload goes on after the dump");
+      JsonNode m =
+          new ObjectMapper()
+              .readTree(s3.dataDir().resolve("ckpt/spool/" + w.pid + "/manifest.json").toFile());
+      long pages = 0;
+      for (JsonNode o : m.get("objects")) {
+        if (o.get("name").asText().startsWith("checkpoint/pages-")) {
+          pages += o.get("size").asLong();
+        }
+      }
+      assertTrue(pages >= 64L << 20, "every page stored: " + pages);
+      assertEquals(Long.toString(pages), m.get("source").get("dump.spooled_bytes").asText());
+      try (var left = Files.list(spool)) {
+        assertEquals(0, left.count(), "the spool is emptied once shipped");
+      }
+      Path fetched = w.state.resolve("fetched");
+      Workloads.Cli f =
+          Workloads.stasis(s3.env(), "fetch", "--from", uri, "--images-dir", fetched.toString());
+      assertEquals(0, f.exit(), "stasis fetch failed: " + f.stderr());
+
+      // A spool with no room for 64 MiB: the dump streams, and the manifest says why.
+      Path small = Files.createDirectories(w.state.resolve("small-spool"));
+      run("mount", "-t", "tmpfs", "-o", "size=8m", "tmpfs", small.toString());
+      try {
+        String uri2 = uri + "-streamed";
+        Workloads.Cli d2 =
+            Workloads.stasis(
+                s3.env(),
+                "dump",
+                "--pid",
+                Integer.toString(w.pid),
+                "--to",
+                uri2,
+                "--leave-running",
+                "--spool-dir",
+                small.toString());
+        assertEquals(0, d2.exit(), "streaming fallback failed: " + d2.stderr());
+        JsonNode m2 =
+            new ObjectMapper()
+                .readTree(
+                    s3.dataDir()
+                        .resolve("ckpt/spool/" + w.pid + "-streamed/manifest.json")
+                        .toFile());
+        assertTrue(m2.get("source").get("dump.spooled_bytes") == null, m2.get("source").toString());
+        assertTrue(
+            m2.get("source").get("dump.spool").asText().startsWith("not used: " + small),
+            m2.get("source").toString());
+      } finally {
+        run("umount", small.toString());
+      }
+      assertTrue(w.check().startsWith("OK"), "the workload goes on after both dumps");
+    }
+  }
+
+  private static void run(String... cmd) throws Exception {
+    Process p = new ProcessBuilder(cmd).redirectErrorStream(true).start();
+    String out = new String(p.getInputStream().readAllBytes());
+    if (!p.waitFor(30, java.util.concurrent.TimeUnit.SECONDS) || p.exitValue() != 0) {
+      throw new AssertionError(String.join(" ", cmd) + " failed: " + out);
+    }
+  }
 }

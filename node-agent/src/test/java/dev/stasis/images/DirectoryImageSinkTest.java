@@ -66,7 +66,7 @@ class DirectoryImageSinkTest {
     System.arraycopy(bytes(b), 0, expected, 8 * PAGE, 8 * PAGE);
     System.arraycopy(bytes(c), 0, expected, 16 * PAGE, 3 * PAGE);
     try (DirectoryImageSink sink = DirectoryImageSink.open(dir)) {
-      WritableByteChannel ch = sink.createPages("pages-1.img", true);
+      WritableByteChannel ch = sink.createPages("pages-1.img", true, 0);
       // ext4 and xfs (the image directories of this project's machines) take O_DIRECT.
       DirectChannel d = assertInstanceOf(DirectChannel.class, ch);
       assertEquals(PAGE, d.alignment());
@@ -104,7 +104,7 @@ class DirectoryImageSinkTest {
   void withoutWriteThroughThePagesFileIsAnOrdinaryChannel() throws Exception {
     Path dir = newDir("buffered");
     try (DirectoryImageSink sink = DirectoryImageSink.open(dir)) {
-      WritableByteChannel ch = sink.createPages("pages-1.img", false);
+      WritableByteChannel ch = sink.createPages("pages-1.img", false, 0);
       assertFalse(ch instanceof DirectChannel);
       ByteBuffer one = pages(0, 1);
       byte[] expected = bytes(one);
@@ -122,7 +122,7 @@ class DirectoryImageSinkTest {
     Path dir = newDir("abort");
     try (DirectoryImageSink sink = DirectoryImageSink.open(dir)) {
       DirectChannel d =
-          assertInstanceOf(DirectChannel.class, sink.createPages("pages-1.img", true));
+          assertInstanceOf(DirectChannel.class, sink.createPages("pages-1.img", true, 0));
       d.writeFully(pages(0, 4), 0);
       // no commit: close aborts
     }

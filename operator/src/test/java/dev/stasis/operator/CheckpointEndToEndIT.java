@@ -94,7 +94,8 @@ class CheckpointEndToEndIT {
                 agentClient,
                 NODE,
                 null,
-                Map.of(),
+                // as the Helm chart configures it: leave-running checkpoints spool their pages
+                Map.of("STASIS_SPOOL_DIR", work.resolve("spool").toString()),
                 ContainerProcesses.host(),
                 (pid, leaveRunning, sink, progress) ->
                     engine.dump(pid, leaveRunning, sink, progress))
@@ -225,6 +226,8 @@ class CheckpointEndToEndIT {
           CheckpointStore.open(st.location + "/app", StoreOptions.defaults().withS3(s3.config()))) {
         var source = store.fetch(work.resolve("manifest-" + ns)).manifest().source();
         assertTrue(source.get("dump.own_namespaces").contains("pid"), source.toString());
+        // leave-running, with the agent's spool: the pages went to local disk, then up
+        assertTrue(Long.parseLong(source.get("dump.spooled_bytes")) > 0, source.toString());
         assertTrue(
             source.get("dump.restorable").startsWith("no: needs namespace images"),
             "the honest limitation is recorded: " + source);

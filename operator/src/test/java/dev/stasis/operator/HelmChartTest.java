@@ -52,6 +52,25 @@ class HelmChartTest {
             .getFieldRef()
             .getFieldPath());
     assertTrue(c.getLivenessProbe() != null && c.getResources().getLimits().containsKey("memory"));
+    // the spool for leave-running checkpoints: a size-limited emptyDir, named to the agent
+    var spool =
+        pod.getVolumes().stream()
+            .filter(v -> v.getName().equals("spool"))
+            .findFirst()
+            .orElseThrow();
+    assertEquals("8Gi", spool.getEmptyDir().getSizeLimit().toString());
+    assertTrue(
+        c.getVolumeMounts().stream()
+            .anyMatch(
+                m ->
+                    m.getName().equals("spool")
+                        && m.getMountPath().equals("/var/lib/stasis/spool")));
+    assertTrue(
+        c.getEnv().stream()
+            .anyMatch(
+                e ->
+                    e.getName().equals("STASIS_SPOOL_DIR")
+                        && e.getValue().equals("/var/lib/stasis/spool")));
   }
 
   @Test
