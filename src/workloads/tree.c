@@ -1,6 +1,9 @@
 /* Workload (e): a process tree: the leader forks two children (one of which forks a grandchild);
  * every descendant keeps 8 MiB of patterned memory and, every 20 ms, rewrites its own heartbeat
  * file with "OK <n>" or "FAIL ..." after verifying that memory.
+ * The heartbeat descriptor stays open and every record has the same size, written in place: a dump
+ * taken at any moment sees the same descriptors (no half-written temporary file open for a few
+ * microseconds), and the file a restore reopens has the size the images recorded.
  * check (in the leader): every descendant is alive, still its child (not reparented), and wrote a
  * fresh OK heartbeat. */
 #include "workload.h"
@@ -19,8 +22,11 @@ static void descendant(int idx) {
   uint64_t *mem = mmap(NULL, WORDS * 8, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
   uint64_t seed = (uint64_t)getpid() * 0x9E3779B97F4A7C15ULL;
   for (size_t i = 0; i < WORDS; i++) mem[i] = seed ^ i;
-  char name[32];
+  char name[32], path[4200];
   snprintf(name, sizeof name, "beat-%d", idx);
+  wl_path(path, sizeof path, name);
+  int beat = open(path, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+  if (beat < 0) _exit(1);
   for (long n = 0;; n++) {
     size_t bad = WORDS;
     for (size_t i = 0; i < WORDS; i += 511) {
@@ -29,13 +35,16 @@ static void descendant(int idx) {
         break;
       }
     }
-    char line[128];
+    char line[32];
+    memset(line, ' ', sizeof line);
     if (bad == WORDS) {
-      snprintf(line, sizeof line, "OK %ld\n", n);
+      snprintf(line, sizeof line, "OK %ld", n);
     } else {
-      snprintf(line, sizeof line, "FAIL word %zu\n", bad);
+      snprintf(line, sizeof line, "FAIL word %zu", bad);
     }
-    wl_write_file(name, line);
+    line[strlen(line)] = ' '; /* fixed-size record: spaces, then a newline */
+    line[sizeof line - 1] = '\n';
+    if (pwrite(beat, line, sizeof line, 0) != (ssize_t)sizeof line) _exit(1);
     wl_sleep_ms(20);
   }
 }
