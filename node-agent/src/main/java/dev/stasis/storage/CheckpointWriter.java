@@ -12,7 +12,11 @@ import java.io.IOException;
 import java.io.OutputStream;
 import java.nio.ByteBuffer;
 import java.nio.channels.Channels;
+import java.nio.channels.FileChannel;
 import java.nio.channels.WritableByteChannel;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.nio.file.StandardOpenOption;
 import java.time.Instant;
 import java.util.ArrayList;
 import java.util.LinkedHashMap;
@@ -119,7 +123,7 @@ final class CheckpointWriter implements ImageSink {
   @Override
   public synchronized WritableByteChannel createPages(String name, boolean writeThrough, long bytes)
       throws IOException {
-    java.nio.file.Path dir = store.options().spoolDir();
+    Path dir = store.options().spoolDir();
     if (writeThrough || dir == null || committed || aborted || spooled.containsKey(name)) {
       return create(name);
     }
@@ -128,8 +132,8 @@ final class CheckpointWriter implements ImageSink {
     }
     long usable;
     try {
-      java.nio.file.Files.createDirectories(dir);
-      usable = java.nio.file.Files.getFileStore(dir).getUsableSpace();
+      Files.createDirectories(dir);
+      usable = Files.getFileStore(dir).getUsableSpace();
     } catch (IOException e) {
       facts.put("dump.spool", "not used: " + dir + ": " + e.getMessage());
       return create(name);
@@ -146,12 +150,8 @@ final class CheckpointWriter implements ImageSink {
               + " needed");
       return create(name);
     }
-    java.nio.file.Path file = java.nio.file.Files.createTempFile(dir, ".stasis-spool-", "-" + name);
-    Spool sp =
-        new Spool(
-            name,
-            file,
-            java.nio.channels.FileChannel.open(file, java.nio.file.StandardOpenOption.WRITE));
+    Path file = Files.createTempFile(dir, ".stasis-spool-", "-" + name);
+    Spool sp = new Spool(name, file, FileChannel.open(file, StandardOpenOption.WRITE));
     spooled.put(name, sp);
     return sp;
   }
@@ -162,12 +162,12 @@ final class CheckpointWriter implements ImageSink {
   /** A pages file on local disk until the commit ships it. */
   private static final class Spool implements WritableByteChannel {
     final String name;
-    final java.nio.file.Path file;
-    final java.nio.channels.FileChannel ch;
+    final Path file;
+    final FileChannel ch;
     volatile boolean open = true;
     boolean shipping;
 
-    Spool(String name, java.nio.file.Path file, java.nio.channels.FileChannel ch) {
+    Spool(String name, Path file, FileChannel ch) {
       this.name = name;
       this.file = file;
       this.ch = ch;
@@ -192,7 +192,7 @@ final class CheckpointWriter implements ImageSink {
     void delete() {
       try {
         ch.close();
-        java.nio.file.Files.deleteIfExists(file);
+        Files.deleteIfExists(file);
       } catch (IOException e) {
         // a hidden temporary file; nothing lists it as a checkpoint
       }
@@ -214,7 +214,7 @@ final class CheckpointWriter implements ImageSink {
       synchronized (this) {
         sp.shipping = true;
       }
-      try (java.nio.channels.FileChannel in = java.nio.channels.FileChannel.open(sp.file);
+      try (FileChannel in = FileChannel.open(sp.file);
           WritableByteChannel out = create(sp.name)) {
         ByteBuffer buf = ByteBuffer.allocateDirect(1 << 20);
         while (in.read(buf) >= 0) {
