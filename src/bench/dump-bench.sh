@@ -4,12 +4,12 @@
 # the frozen time (CRIU: its stats-dump image; ours: the command's line), their ratio ours/CRIU's, and the peak
 # RSS of the dumping process (GNU time). Needs root, gcc, /usr/bin/time, crit and upstream CRIU.
 #   src/bench/dump-bench.sh [MiB ...]        default: 64 512 2048
-# Environment: REPS (default 5), SETTLE seconds before each run (default 2), BENCH_DIR (default
+# Environment: REPS (default 5), SETTLE seconds before each run (default 10), BENCH_DIR (default
 # /var/tmp/stasis-bench; needs room for the largest image set).
 set -euo pipefail
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 REPS=${REPS:-5}
-SETTLE=${SETTLE:-2}
+SETTLE=${SETTLE:-10}
 DIR=${BENCH_DIR:-/var/tmp/stasis-bench}
 SIZES=("$@")
 [ ${#SIZES[@]} -gt 0 ] || SIZES=(64 512 2048)
@@ -45,8 +45,10 @@ one_run() {
   local tool=$1 mib=$2 pid img="$DIR/images" t0 t1 rss
   rm -rf "$img"; mkdir -p "$img"
   [ "$tool" = stasis ] || wait_no_overmount
-  # Let the previous run's disk traffic drain, so that neither tool pays for the other's writes
-  # (on this VM, CRIU's page-cache writes right after 2 GiB of disk writes ran 2-3x slower).
+  # Let the previous run's disk traffic drain, so that neither tool pays for the other's writes:
+  # on this VM a 2 GiB O_DIRECT dump right after another ran ~1.5 s instead of ~1.1 s (the host
+  # was still flushing the first), and CRIU's page-cache writes after disk writes ran 2-3x slower.
+  # 2 s was not enough for the first; 10 s was.
   sync; sleep "$SETTLE"
   pid=$(start_workload "$mib")
   t0=$(date +%s%N)
@@ -80,9 +82,12 @@ printf '%-6s %18s %18s %6s %18s %18s %6s %11s %9s %s\n' MiB stasis_ms criu_ms ra
 for mib in "${SIZES[@]}"; do
   declare -A tot=() frz=() rss=() tsp=() fsp=()
   : >"$DIR/stasis.runs"; : >"$DIR/criu.runs"
-  # Interleaved, so that disk and page-cache noise hits both tools alike.
-  for _ in $(seq "$REPS"); do
-    for tool in stasis criu; do one_run "$tool" "$mib" >>"$DIR/$tool.runs"; done
+  # Interleaved, alternating which tool goes first, so that disk and page-cache noise (and
+  # whatever one run leaves behind for the next) hits both tools alike.
+  for i in $(seq "$REPS"); do
+    order="stasis criu"
+    [ $((i % 2)) = 0 ] && order="criu stasis"
+    for tool in $order; do one_run "$tool" "$mib" >>"$DIR/$tool.runs"; done
   done
   for tool in stasis criu; do
     tot[$tool]=$(cut -d' ' -f1 "$DIR/$tool.runs" | median)
