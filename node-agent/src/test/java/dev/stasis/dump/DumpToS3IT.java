@@ -92,22 +92,8 @@ class DumpToS3IT {
         Workloads.Running w = Workloads.start("memhog", "64")) {
       Path spool = Files.createDirectories(w.state.resolve("spool"));
       String uri = "s3://ckpt/spool/" + w.pid;
-      Workloads.Cli d =
-          Workloads.stasis(
-              s3.env(),
-              "dump",
-              "--pid",
-              Integer.toString(w.pid),
-              "--to",
-              uri,
-              "--leave-running",
-              "--spool-dir",
-              spool.toString());
-      assertEquals(0, d.exit(), "stasis dump --spool-dir failed: " + d.stderr());
+      JsonNode m = leaveRunningDump(s3, w, uri, spool);
       assertTrue(w.check().startsWith("OK"), "the workload goes on after the dump");
-      JsonNode m =
-          new ObjectMapper()
-              .readTree(s3.dataDir().resolve("ckpt/spool/" + w.pid + "/manifest.json").toFile());
       long pages = 0;
       for (JsonNode o : m.get("objects")) {
         if (o.get("name").asText().startsWith("checkpoint/pages-")) {
@@ -128,25 +114,7 @@ class DumpToS3IT {
       Path small = Files.createDirectories(w.state.resolve("small-spool"));
       run("mount", "-t", "tmpfs", "-o", "size=8m", "tmpfs", small.toString());
       try {
-        String uri2 = uri + "-streamed";
-        Workloads.Cli d2 =
-            Workloads.stasis(
-                s3.env(),
-                "dump",
-                "--pid",
-                Integer.toString(w.pid),
-                "--to",
-                uri2,
-                "--leave-running",
-                "--spool-dir",
-                small.toString());
-        assertEquals(0, d2.exit(), "streaming fallback failed: " + d2.stderr());
-        JsonNode m2 =
-            new ObjectMapper()
-                .readTree(
-                    s3.dataDir()
-                        .resolve("ckpt/spool/" + w.pid + "-streamed/manifest.json")
-                        .toFile());
+        JsonNode m2 = leaveRunningDump(s3, w, uri + "-streamed", small);
         assertTrue(m2.get("source").get("dump.spooled_bytes") == null, m2.get("source").toString());
         assertTrue(
             m2.get("source").get("dump.spool").asText().startsWith("not used: " + small),
@@ -156,6 +124,25 @@ class DumpToS3IT {
       }
       assertTrue(w.check().startsWith("OK"), "the workload goes on after both dumps");
     }
+  }
+
+  /** {@code stasis dump --leave-running --to uri --spool-dir spool}; returns its manifest. */
+  private static JsonNode leaveRunningDump(S3Server s3, Workloads.Running w, String uri, Path spool)
+      throws Exception {
+    Workloads.Cli d =
+        Workloads.stasis(
+            s3.env(),
+            "dump",
+            "--pid",
+            Integer.toString(w.pid),
+            "--to",
+            uri,
+            "--leave-running",
+            "--spool-dir",
+            spool.toString());
+    assertEquals(0, d.exit(), "stasis dump --spool-dir " + spool + " failed: " + d.stderr());
+    String key = uri.substring("s3://".length());
+    return new ObjectMapper().readTree(s3.dataDir().resolve(key + "/manifest.json").toFile());
   }
 
   private static void run(String... cmd) throws Exception {
