@@ -83,13 +83,7 @@ public final class DirectoryImageSink implements ImageSink {
 
   @Override
   public synchronized WritableByteChannel create(String name) throws IOException {
-    if (committed || aborted) {
-      throw new IllegalStateException("image set in " + dir + " is already closed");
-    }
-    if (name.isEmpty() || name.contains("/") || name.startsWith(".")) {
-      throw new IllegalArgumentException("bad image file name '" + name + "'");
-    }
-    Path file = staging.resolve(name);
+    Path file = stage(name);
     FileChannel ch =
         FileChannel.open(
             file,
@@ -112,10 +106,7 @@ public final class DirectoryImageSink implements ImageSink {
     if (!writeThrough) {
       return create(name);
     }
-    if (committed || aborted) {
-      throw new IllegalStateException("image set in " + dir + " is already closed");
-    }
-    Path file = staging.resolve(name);
+    Path file = stage(name);
     int align;
     FileChannel ch;
     try {
@@ -131,6 +122,8 @@ public final class DirectoryImageSink implements ImageSink {
               com.sun.nio.file.ExtendedOpenOption.DIRECT);
     } catch (IOException | UnsupportedOperationException e) {
       // No O_DIRECT here (EINVAL from open): the buffered path is always correct, only slower.
+      // Some file systems create the file before refusing the flag; stage() made sure no image
+      // of this set has the name, so whatever is there is ours to remove.
       Files.deleteIfExists(file);
       return create(name);
     }
@@ -152,6 +145,25 @@ public final class DirectoryImageSink implements ImageSink {
     DirectStagedFile f = new DirectStagedFile(name, file, ch);
     files.add(f);
     return f;
+  }
+
+  /**
+   * Where a new image file of this set goes, after the checks both ways of creating one share: the
+   * set is still open, the name is a plain file name, and no image of the set has it yet.
+   */
+  private Path stage(String name) {
+    if (committed || aborted) {
+      throw new IllegalStateException("image set in " + dir + " is already closed");
+    }
+    if (name.isEmpty() || name.contains("/") || name.startsWith(".")) {
+      throw new IllegalArgumentException("bad image file name '" + name + "'");
+    }
+    for (StagedFile f : files) {
+      if (f.name.equals(name)) {
+        throw new IllegalArgumentException("image file '" + name + "' was already created");
+      }
+    }
+    return staging.resolve(name);
   }
 
   @Override

@@ -118,6 +118,26 @@ class DirectoryImageSinkTest {
   }
 
   @Test
+  void bothWaysOfCreatingAFileCheckTheNameAndRefuseDuplicates() throws Exception {
+    Path dir = newDir("names");
+    try (DirectoryImageSink sink = DirectoryImageSink.open(dir)) {
+      for (boolean through : new boolean[] {true, false}) {
+        assertThrows(
+            IllegalArgumentException.class, () -> sink.createPages("../pages-1.img", through, 0));
+        assertThrows(
+            IllegalArgumentException.class, () -> sink.createPages(".pages-1.img", through, 0));
+      }
+      sink.createPages("pages-1.img", true, 0).close();
+      assertThrows(IllegalArgumentException.class, () -> sink.createPages("pages-1.img", true, 0));
+      assertThrows(IllegalArgumentException.class, () -> sink.create("pages-1.img"));
+    }
+    // "../pages-1.img" from the staging directory would have landed here
+    try (Stream<Path> s = Files.list(dir)) {
+      assertTrue(s.findAny().isEmpty(), "nothing escaped the staging directory");
+    }
+  }
+
+  @Test
   void anAbortedDirectFileLeavesNothing() throws Exception {
     Path dir = newDir("abort");
     try (DirectoryImageSink sink = DirectoryImageSink.open(dir)) {
