@@ -72,17 +72,7 @@ final class CheckpointWriter implements ImageSink {
 
   @Override
   public synchronized WritableByteChannel create(String name) throws IOException {
-    if (committed || aborted) {
-      throw new IllegalStateException("checkpoint " + describe() + " is already closed");
-    }
-    if (!Manifest.isImageName(name)) {
-      throw new IllegalArgumentException("bad image file name '" + name + "'");
-    }
-    if (entries.containsKey(Manifest.IMAGES + name)
-        || open.containsKey(name)
-        || (spooled.containsKey(name) && !spooled.get(name).shipping)) {
-      throw new IllegalArgumentException("image file '" + name + "' was already created");
-    }
+    checkNewName(name);
     StoreOptions o = store.options();
     boolean enc = dataKey != null;
     String rel = Manifest.keyFor(name, o.compression(), enc);
@@ -124,12 +114,10 @@ final class CheckpointWriter implements ImageSink {
   public synchronized WritableByteChannel createPages(String name, boolean writeThrough, long bytes)
       throws IOException {
     Path dir = store.options().spoolDir();
-    if (writeThrough || dir == null || committed || aborted || spooled.containsKey(name)) {
+    if (writeThrough || dir == null) {
       return create(name);
     }
-    if (!Manifest.isImageName(name)) {
-      throw new IllegalArgumentException("bad image file name '" + name + "'");
-    }
+    checkNewName(name);
     long usable;
     try {
       Files.createDirectories(dir);
@@ -165,7 +153,6 @@ final class CheckpointWriter implements ImageSink {
     final Path file;
     final FileChannel ch;
     volatile boolean open = true;
-    boolean shipping;
 
     Spool(String name, Path file, FileChannel ch) {
       this.name = name;
@@ -199,33 +186,36 @@ final class CheckpointWriter implements ImageSink {
     }
   }
 
-  /** Uploads every spooled pages file as an ordinary object (the commit's first step). */
+  /**
+   * Uploads every spooled pages file as an ordinary object (the commit's first step). A spool
+   * leaves the map before its object is created (so the name is free for it) and its file is
+   * deleted whether the upload succeeded or not: a failure aborts the checkpoint anyway.
+   */
   private void shipSpools() throws IOException {
     List<Spool> todo;
     synchronized (this) {
       todo = new ArrayList<>(spooled.values());
+      for (Spool sp : todo) {
+        if (sp.open) {
+          throw new IllegalStateException("image " + sp.name + " is still being written");
+        }
+      }
+      spooled.clear();
     }
     long bytes = 0;
     long t0 = System.nanoTime();
-    for (Spool sp : todo) {
-      if (sp.open) {
-        throw new IllegalStateException("image " + sp.name + " is still being written");
-      }
-      synchronized (this) {
-        sp.shipping = true;
-      }
-      try (FileChannel in = FileChannel.open(sp.file);
-          WritableByteChannel out = create(sp.name)) {
-        ByteBuffer buf = ByteBuffer.allocateDirect(1 << 20);
-        while (in.read(buf) >= 0) {
-          buf.flip();
-          while (buf.hasRemaining()) {
-            bytes += out.write(buf);
-          }
-          buf.clear();
+    try {
+      for (Spool sp : todo) {
+        try (FileChannel in = FileChannel.open(sp.file);
+            WritableByteChannel out = create(sp.name)) {
+          bytes += CheckpointStore.copy(in, out);
         }
+        sp.delete();
       }
-      sp.delete();
+    } finally {
+      for (Spool sp : todo) {
+        sp.delete();
+      }
     }
     if (!todo.isEmpty()) {
       synchronized (this) {
@@ -243,6 +233,21 @@ final class CheckpointWriter implements ImageSink {
     }
     for (Spool sp : all) {
       sp.delete();
+    }
+  }
+
+  /** The checks every new image file passes: the checkpoint is open, the name valid and unused. */
+  private void checkNewName(String name) {
+    if (committed || aborted) {
+      throw new IllegalStateException("checkpoint " + describe() + " is already closed");
+    }
+    if (!Manifest.isImageName(name)) {
+      throw new IllegalArgumentException("bad image file name '" + name + "'");
+    }
+    if (entries.containsKey(Manifest.IMAGES + name)
+        || open.containsKey(name)
+        || spooled.containsKey(name)) {
+      throw new IllegalArgumentException("image file '" + name + "' was already created");
     }
   }
 
