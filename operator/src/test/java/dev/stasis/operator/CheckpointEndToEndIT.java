@@ -112,6 +112,11 @@ class CheckpointEndToEndIT {
     }
   }
 
+  /** The store of the container "app" of the checkpoint at {@code location}. */
+  static CheckpointStore appStore(String location) throws java.io.IOException {
+    return CheckpointStore.open(location + "/app", StoreOptions.defaults().withS3(s3.config()));
+  }
+
   Checkpoint get(String ns, String name) {
     return test.resources(Checkpoint.class).inNamespace(ns).withName(name).get();
   }
@@ -175,8 +180,7 @@ class CheckpointEndToEndIT {
       // deletionPolicy Retain (the default): deleting the Checkpoint keeps the images.
       test.resource(get(ns, "c0")).delete();
       await().atMost(Duration.ofSeconds(30)).until(() -> get(ns, "c0") == null);
-      try (CheckpointStore store =
-          CheckpointStore.open(s.location + "/app", StoreOptions.defaults().withS3(s3.config()))) {
+      try (CheckpointStore store = appStore(s.location)) {
         assertTrue(store.list().get(0).complete(), "retained");
       }
     }
@@ -197,9 +201,7 @@ class CheckpointEndToEndIT {
       test.resource(c).create();
       Checkpoint done = awaitTerminal(ns, "c6");
       assertEquals(Phase.Completed, done.getStatus().phase, done.getStatus().message);
-      try (CheckpointStore store =
-          CheckpointStore.open(
-              done.getStatus().location + "/app", StoreOptions.defaults().withS3(s3.config()))) {
+      try (CheckpointStore store = appStore(done.getStatus().location)) {
         assertTrue(!store.objectKeys().isEmpty());
         test.resource(done).delete();
         await().atMost(Duration.ofSeconds(30)).until(() -> get(ns, "c6") == null);
@@ -222,8 +224,7 @@ class CheckpointEndToEndIT {
       checkpoint(ns, "c1");
       var st = assertCompletedAndCritDecodes(ns, "c1", ctr, 1);
       Path images = work.resolve("fetched-" + ns + "-c1");
-      try (CheckpointStore store =
-          CheckpointStore.open(st.location + "/app", StoreOptions.defaults().withS3(s3.config()))) {
+      try (CheckpointStore store = appStore(st.location)) {
         var source = store.fetch(work.resolve("manifest-" + ns)).manifest().source();
         assertTrue(source.get("dump.own_namespaces").contains("pid"), source.toString());
         // leave-running, with the agent's spool: the pages went to local disk, then up
@@ -272,8 +273,7 @@ class CheckpointEndToEndIT {
     assertTrue(s.durations.dumpMillis != null && s.durations.frozenMillis != null);
     assertTrue(s.startTime != null && s.completionTime != null);
     Path images = work.resolve("fetched-" + ns + "-" + name);
-    try (CheckpointStore store =
-        CheckpointStore.open(s.location + "/app", StoreOptions.defaults().withS3(s3.config()))) {
+    try (CheckpointStore store = appStore(s.location)) {
       store.fetch(images);
     }
     for (Crit.Version v : Crit.Version.values()) {
@@ -316,9 +316,7 @@ class CheckpointEndToEndIT {
       int lines = ctr.lines();
       await().atMost(Duration.ofSeconds(5)).until(() -> ctr.lines() > lines + 2);
       try (CheckpointStore store =
-          CheckpointStore.open(
-              "s3://ckpt/k8s/" + ns + "/c2/" + c.getMetadata().getUid() + "/app",
-              StoreOptions.defaults().withS3(s3.config()))) {
+          appStore("s3://ckpt/k8s/" + ns + "/c2/" + c.getMetadata().getUid())) {
         assertEquals(List.of(), store.objectKeys(), "partial upload removed");
         assertEquals(List.of(), store.pendingUploads(), "no multipart upload left");
       }
@@ -363,9 +361,7 @@ class CheckpointEndToEndIT {
       podAndSecret(ns, ctr);
       Checkpoint c = claimedByDeadAgent(ns, "c4");
       String location = "s3://ckpt/k8s/" + ns + "/c4/" + c.getMetadata().getUid();
-      ImageSink partial =
-          CheckpointStore.open(location + "/app", StoreOptions.defaults().withS3(s3.config()))
-              .newCheckpoint();
+      ImageSink partial = appStore(location).newCheckpoint();
       try (WritableByteChannel ch = partial.create("core-1.img")) {
         ch.write(java.nio.ByteBuffer.wrap(new byte[4096]));
       }
@@ -380,8 +376,7 @@ class CheckpointEndToEndIT {
           "AgentRestarted",
           StatusAggregator.condition(done.getStatus(), StatusAggregator.FAILED).getReason());
       await().atMost(Duration.ofSeconds(5)).until(() -> ctr.lines() > frozenAt + 2);
-      try (CheckpointStore store =
-          CheckpointStore.open(location + "/app", StoreOptions.defaults().withS3(s3.config()))) {
+      try (CheckpointStore store = appStore(location)) {
         assertEquals(List.of(), store.objectKeys(), "partial upload removed");
         assertEquals(List.of(), store.pendingUploads());
       }
@@ -413,8 +408,7 @@ class CheckpointEndToEndIT {
       Path dir = Files.createDirectories(work.resolve("stored-" + ns));
       Files.write(dir.resolve("inventory.img"), new byte[512]);
       Files.write(dir.resolve("pstree.img"), new byte[256]);
-      try (CheckpointStore store =
-          CheckpointStore.open(location + "/app", StoreOptions.defaults().withS3(s3.config()))) {
+      try (CheckpointStore store = appStore(location)) {
         store.push(dir);
       }
       runningSince(c, ctr);
