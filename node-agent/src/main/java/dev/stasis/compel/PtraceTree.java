@@ -28,8 +28,34 @@ final class PtraceTree implements SeizedTree {
   public void kill() throws IOException {
     tracer.call(
         () -> {
-          for (PtraceTask t : tasks) {
-            Linux.kill(t.pid, Linux.SIGKILL);
+          // Pin each process first: a pidfd keeps naming it after the kill, whatever the PID.
+          int[] pidfds = new int[tasks.size()];
+          for (int i = 0; i < tasks.size(); i++) {
+            pidfds[i] = pidfdOrMinusOne(tasks.get(i).pid);
+          }
+          try {
+            for (PtraceTask t : tasks) {
+              Linux.kill(t.pid, Linux.SIGKILL);
+            }
+            // A process's death is reported only after its exit has freed its memory: for 2 GiB
+            // that is 130-140 ms, in the frozen time. process_mrelease frees it from here while
+            // the exit runs on another CPU (measured 2 GiB: death reported after ~80 ms). Best
+            // effort: without it (old kernel, memory already gone) the exit frees it all.
+            for (int i = 0; i < tasks.size(); i++) {
+              if (pidfds[i] >= 0) {
+                try {
+                  Linux.processMrelease(pidfds[i], tasks.get(i).pid);
+                } catch (LinuxException e) {
+                  // ENOSYS, EINVAL or ESRCH: nothing to speed up
+                }
+              }
+            }
+          } finally {
+            for (int fd : pidfds) {
+              if (fd >= 0) {
+                Linux.close(fd);
+              }
+            }
           }
           // collect every thread's death report so the real parents can reap them
           List<String> stuck = new ArrayList<>();
@@ -48,6 +74,14 @@ final class PtraceTree implements SeizedTree {
           }
           return null;
         });
+  }
+
+  private static int pidfdOrMinusOne(int pid) {
+    try {
+      return Linux.pidfdOpen(pid);
+    } catch (LinuxException e) {
+      return -1; // old kernel or already gone: the kill and the wait below still do the job
+    }
   }
 
   private static boolean awaitDeath(int tid) throws LinuxException {

@@ -250,6 +250,20 @@ public final class Linux {
     syscall("sync_file_range", 0, SYS_SYNC_FILE_RANGE, fd, offset, length, flags);
   }
 
+  /** pidfd_open(2): a descriptor that names process {@code pid} for as long as it is open. */
+  public static int pidfdOpen(int pid) throws LinuxException {
+    return (int) syscall("pidfd_open", pid, Syscalls.PIDFD_OPEN, pid, 0);
+  }
+
+  /**
+   * process_mrelease(2) (Linux 5.15): frees the memory of a process that is already dying (a
+   * SIGKILL is pending), in the caller's context, while the process's own exit runs on another CPU.
+   * Fails with EINVAL if it is not dying, and ESRCH once its memory is gone.
+   */
+  public static void processMrelease(int pidfd, int pid) throws LinuxException {
+    syscall("process_mrelease", pid, Syscalls.PROCESS_MRELEASE, pidfd, 0);
+  }
+
   public static void close(int fd) throws LinuxException {
     if (C.close(fd) != 0) {
       throw new LinuxException("close(" + fd + ")", errno(), 0);

@@ -131,6 +131,32 @@ class LinuxIT {
   }
 
   @Test
+  void processMreleaseRefusesALivingProcessAndReleasesAKilledOne() throws Exception {
+    Process sleep = new ProcessBuilder("sleep", "30").start();
+    int pid = (int) sleep.pid();
+    int pidfd = Linux.pidfdOpen(pid);
+    try {
+      // a process that is not dying keeps its memory: EINVAL (ENOSYS would mean a wrong number)
+      LinuxException e =
+          assertThrows(LinuxException.class, () -> Linux.processMrelease(pidfd, pid));
+      assertEquals(Errno.EINVAL, e.errno(), e.getMessage());
+      assertTrue(sleep.isAlive());
+
+      Linux.kill(pid, Linux.SIGKILL);
+      try {
+        Linux.processMrelease(pidfd, pid);
+      } catch (LinuxException gone) {
+        // the exit may already have freed everything
+        assertEquals(Errno.ESRCH, gone.errno(), gone.getMessage());
+      }
+      assertEquals(
+          128 + Linux.SIGKILL, sleep.waitFor(), "the JDK reports death by signal N as 128+N");
+    } finally {
+      Linux.close(pidfd);
+    }
+  }
+
+  @Test
   void childrenOfAThreadAreListed() throws Exception {
     // the shell forks the target as its child; sh then waits, so its children file lists it
     Process sh = new ProcessBuilder("sh", "-c", "sleep 30 & echo $!; wait").start();
