@@ -123,6 +123,50 @@ class S3FaultsIT {
     }
   }
 
+  /**
+   * Access denied proper: credentials that are valid (their owner writes to its own bucket) but not
+   * for this bucket. The refusal names endpoint and bucket on one line, and nothing is left in the
+   * bucket: no object, no multipart upload (listed by the bucket's owner).
+   */
+  @Test
+  void validCredentialsOfAnotherTenantAreDeniedAndLeaveNothing() throws IOException {
+    try (S3Server s3 = S3Server.startTwoTenants().bucket("tenant-a").bucket("other-b")) {
+      S3Config other =
+          new S3Config(
+              s3.endpoint(),
+              "us-east-1",
+              false,
+              null,
+              S3Server.OTHER_ACCESS_KEY,
+              S3Server.OTHER_SECRET_KEY,
+              3,
+              50);
+      // the credentials work: their owner stores a checkpoint in its own bucket
+      try (CheckpointStore own = CheckpointStore.open("s3://other-b/cp", opts(other))) {
+        ImageSink sink = own.newCheckpoint();
+        try (WritableByteChannel c = sink.create("inventory.img")) {
+          c.write(ByteBuffer.wrap(new byte[] {1, 2, 3}));
+        }
+        sink.commit();
+        assertEquals(1, own.list().size());
+      }
+      // ...and are refused on the other tenant's bucket, for writing and for listing
+      try (CheckpointStore store = CheckpointStore.open("s3://tenant-a/cp", opts(other))) {
+        StorageException e = assertThrows(StorageException.class, store::newCheckpoint);
+        assertTrue(
+            e.getMessage().startsWith("access denied to bucket 'tenant-a' at " + s3.endpoint()),
+            e.getMessage());
+        assertOneLine(e.getMessage());
+        StorageException l = assertThrows(StorageException.class, store::list);
+        assertTrue(l.getMessage().startsWith("access denied to bucket 'tenant-a'"), l.getMessage());
+      }
+      try (CheckpointStore owner = CheckpointStore.open("s3://tenant-a/cp", opts(s3.config()))) {
+        assertEquals(List.of(), owner.objectKeys(), "nothing written by the refused tenant");
+        assertEquals(List.of(), owner.pendingUploads(), "no multipart upload left behind");
+      }
+    }
+  }
+
   @Test
   void serverGoingAwayMidUploadFailsCleanlyAndRmCleansUp() throws Exception {
     try (S3Server s3 = S3Server.start().bucket("bkt")) {

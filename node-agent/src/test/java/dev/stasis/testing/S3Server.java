@@ -28,6 +28,11 @@ public final class S3Server implements AutoCloseable {
   public static final String ACCESS_KEY = "stasis-test-access";
   public static final String SECRET_KEY = "stasis-test-secret-key";
 
+  /** A second tenant of {@link #startTwoTenants}: valid credentials, its own buckets only. */
+  public static final String OTHER_ACCESS_KEY = "other-tenant-access";
+
+  public static final String OTHER_SECRET_KEY = "other-tenant-secret-key";
+
   private final Path dir;
   private final Path data;
   private final int port;
@@ -67,6 +72,15 @@ public final class S3Server implements AutoCloseable {
     return start(false, false, true);
   }
 
+  /**
+   * A server with two tenants (S3Proxy's bucket locators): buckets named {@code tenant-*} belong to
+   * {@link #ACCESS_KEY}, buckets named {@code other-*} to {@link #OTHER_ACCESS_KEY}. Each tenant's
+   * credentials are valid, and refused (403) on the other's buckets.
+   */
+  public static S3Server startTwoTenants() throws IOException {
+    return start(false, false, false, true);
+  }
+
   public static S3Server startTls() throws IOException {
     return start(true);
   }
@@ -81,6 +95,11 @@ public final class S3Server implements AutoCloseable {
 
   private static S3Server start(boolean tls, boolean virtualHost, boolean readOnly)
       throws IOException {
+    return start(tls, virtualHost, readOnly, false);
+  }
+
+  private static S3Server start(
+      boolean tls, boolean virtualHost, boolean readOnly, boolean twoTenants) throws IOException {
     Path dir = Files.createTempDirectory("stasis-s3-");
     Files.createDirectories(dir.resolve("data"));
     int port;
@@ -150,7 +169,24 @@ public final class S3Server implements AutoCloseable {
             "jclouds.filesystem.basedir=" + dir.resolve("data"),
             virtualHost ? "s3proxy.virtual-host=" + VIRTUAL_HOST : "",
             readOnly ? "s3proxy.read-only-blobstore=true" : "",
+            twoTenants ? "s3proxy.bucket-locator.1=tenant-*" : "",
             ""));
+    if (twoTenants) {
+      // S3Proxy takes one properties file per tenant; everything but identity, credential and
+      // bucket locator must be the same.
+      Files.writeString(
+          dir.resolve("other.properties"),
+          String.join(
+              "\n",
+              endpoint,
+              "s3proxy.authorization=aws-v2-or-v4",
+              "s3proxy.identity=" + OTHER_ACCESS_KEY,
+              "s3proxy.credential=" + OTHER_SECRET_KEY,
+              "s3proxy.bucket-locator.1=other-*",
+              "jclouds.provider=filesystem",
+              "jclouds.filesystem.basedir=" + dir.resolve("data"),
+              ""));
+    }
     Files.writeString(
         dir.resolve("logback.xml"),
         "<configuration><appender name=\"F\" class=\"ch.qos.logback.core.FileAppender\">"
@@ -191,6 +227,11 @@ public final class S3Server implements AutoCloseable {
             jar().toString(),
             "--properties",
             dir.resolve("s3proxy.properties").toString());
+    if (Files.exists(dir.resolve("other.properties"))) {
+      cmd = new java.util.ArrayList<>(cmd);
+      cmd.add("--properties");
+      cmd.add(dir.resolve("other.properties").toString());
+    }
     process =
         new ProcessBuilder(cmd)
             .redirectErrorStream(true)
