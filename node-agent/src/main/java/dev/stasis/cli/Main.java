@@ -78,11 +78,26 @@ public final class Main implements Runnable {
   }
 
   public static void main(String[] args) {
+    // picocli looks for Groovy's Closure class once; the miss made the JVM open every one of the
+    // ~90 jars on the class path (~30 ms of every command's start-up). We have no Groovy.
+    System.setProperty("picocli.disable.closures", "true");
     String first = args.length > 0 ? args[0] : null;
     if ("dump".equals(first) || "demo".equals(first) || "cds-train".equals(first)) {
       prepareDump();
     }
-    System.exit(commandLine(first).execute(args));
+    int rc;
+    try {
+      rc = commandLine(first).execute(args);
+    } catch (Error e) {
+      // picocli turns exceptions into one-line errors, not Errors (a native library that cannot be
+      // loaded surfaces as NoClassDefFoundError): the same one line, not a stack trace
+      System.err.println("stasis: " + oneLine(e.toString()));
+      if (System.getenv("STASIS_DEBUG") != null) {
+        e.printStackTrace();
+      }
+      rc = 1;
+    }
+    System.exit(rc);
   }
 
   /**

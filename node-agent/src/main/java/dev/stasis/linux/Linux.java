@@ -12,6 +12,10 @@ import jnr.ffi.Runtime;
  * and throws {@link LinuxException} naming the call, errno and target.
  */
 public final class Linux {
+  static {
+    JnrSetup.configure(); // before the first JNR class: see there
+  }
+
   static final LibC C = LibraryLoader.create(LibC.class).load("c");
   static final Runtime RUNTIME = Runtime.getRuntime(C);
   private static final MemoryIO MEMORY = MemoryIO.getInstance();

@@ -51,4 +51,45 @@ class LauncherIT {
     // A dump into a directory holds two 16 MiB buffers off-heap: no cap needed, none set.
     assertTrue(maxHeapMiB("dump", "--images-dir", "/x") > 200);
   }
+
+  /**
+   * A hardened container may give the agent no writable temporary directory (read-only root, tmp
+   * mounted noexec). JNR's jffi used to extract its native library into java.io.tmpdir, then the
+   * working directory, at every start, and without either the command died with a stack trace
+   * (NoClassDefFoundError for dev.stasis.linux.Linux). It now loads the copy the build unpacked
+   * beside the jars: a real dump works with neither writable.
+   */
+  @Test
+  void aDumpWorksWithoutAWritableTempOrWorkingDirectory() throws Exception {
+    Process sh =
+        new ProcessBuilder("sh", "-c", "sleep 60 </dev/null >/dev/null 2>&1 & echo $!").start();
+    int pid = Integer.parseInt(new String(sh.getInputStream().readAllBytes()).strip());
+    Path images = java.nio.file.Files.createTempDirectory("stasis-launcher-");
+    try {
+      Path launcher = Path.of("..", "stasis").toAbsolutePath().normalize();
+      ProcessBuilder pb =
+          new ProcessBuilder(
+                  launcher.toString(),
+                  "dump",
+                  "--pid",
+                  Integer.toString(pid),
+                  "--images-dir",
+                  images.resolve("set").toString(),
+                  "--leave-running")
+              .directory(new java.io.File("/proc")) // nobody creates files in /proc, not even root
+              .redirectErrorStream(true);
+      pb.environment().put("STASIS_JAVA_OPTS", "-Djava.io.tmpdir=/proc/self/no-such-tmp");
+      Process p = pb.start();
+      String out = new String(p.getInputStream().readAllBytes(), StandardCharsets.UTF_8).strip();
+      assertTrue(p.waitFor(120, TimeUnit.SECONDS), "launcher hung");
+      assertEquals(0, p.exitValue(), out);
+      assertTrue(out.startsWith("dumped PID " + pid + " "), out);
+      assertTrue(ProcessHandle.of(pid).map(ProcessHandle::isAlive).orElse(false), "left running");
+    } finally {
+      ProcessHandle.of(pid).ifPresent(ProcessHandle::destroyForcibly);
+      try (var files = java.nio.file.Files.walk(images)) {
+        files.sorted(java.util.Comparator.reverseOrder()).forEach(f -> f.toFile().delete());
+      }
+    }
+  }
 }
