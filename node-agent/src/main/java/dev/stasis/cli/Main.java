@@ -101,16 +101,17 @@ public final class Main implements Runnable {
   }
 
   /**
-   * Binds the C library (JNR generates its call stubs at run time, which no class archive can hold)
-   * and loads the image classes on a second thread while picocli parses the arguments on this one,
-   * so that neither is paid between the start of the dump and the freeze.
+   * Binds the C library and sets up each of its functions (JNR builds its invokers at run time,
+   * which no class archive can hold; see Linux.warmUp) and loads the image classes on a second
+   * thread while picocli parses the arguments on this one, so that neither is paid between the
+   * start of the dump and the freeze, nor while the target is frozen.
    */
   private static void prepareDump() {
     Thread t =
         new Thread(
             () -> {
               try {
-                dev.stasis.linux.Linux.getpid();
+                dev.stasis.linux.Linux.warmUp();
                 dev.stasis.images.proto.CoreEntry.getDescriptor();
               } catch (Throwable e) {
                 // A warm-up only: the dump itself reports whatever is wrong.

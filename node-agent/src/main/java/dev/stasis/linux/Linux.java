@@ -100,6 +100,42 @@ public final class Linux {
     }
   }
 
+  /**
+   * Calls every function of {@link LibC} once, each in a way that fails or does nothing (a PID that
+   * cannot exist, fd -1, invalid flags): JNR's reflection invokers (see {@link JnrSetup}) are set
+   * up on a function's first call, ~0.4 ms each, and a dump's first calls of ptrace, waitpid and
+   * the rest would otherwise happen while its target is frozen. For a warm-up thread.
+   */
+  public static void warmUp() {
+    final int noSuchPid = 0x3fffffff; // above pid_max's ceiling (4194304)
+    C.getpid();
+    C.ptrace(2 /* PTRACE_PEEKDATA */, noSuchPid, 0, 0);
+    C.waitpid(noSuchPid, new int[1], WNOHANG);
+    C.syscall(Syscalls.GETTID, 0, 0, 0, 0, 0, 0);
+    C.kill(noSuchPid, 0);
+    C.tgkill(noSuchPid, noSuchPid, 0);
+    C.prctl(3 /* PR_GET_DUMPABLE */, 0, 0, 0, 0);
+    C.capget(0, 0);
+    C.sched_getparam(noSuchPid, new int[1]);
+    C.sched_getscheduler(noSuchPid);
+    C.getpriority(0 /* PRIO_PROCESS */, noSuchPid);
+    C.readlink("/proc/self/exe", new byte[256], 256);
+    C.pread(-1, 0, 0, 0);
+    C.read(-1, 0, 0);
+    C.open("/proc/self/no-such-file", 0, 0);
+    C.close(-1);
+    C.pipe2(new int[2], 0x7fffffff); // EINVAL: no pipe is created
+    C.tee(-1, -1, 0, 0);
+    C.fcntl(-1, 1 /* F_GETFD */, 0);
+    C.ftruncate(-1, 0);
+    C.munmap(0, 0); // EINVAL: length 0
+    C.strerror(1);
+    ByteBuffer ts = ByteBuffer.allocateDirect(16);
+    C.clock_gettime(CLOCK_MONOTONIC, address(ts));
+    java.lang.ref.Reference.reachabilityFence(ts);
+    errno();
+  }
+
   public static int getpid() {
     return C.getpid();
   }

@@ -131,6 +131,33 @@ class LinuxIT {
   }
 
   @Test
+  void warmUpCallsEveryFunctionWithoutSideEffects() throws Exception {
+    java.util.Set<String> fdsBefore;
+    try (var s = java.nio.file.Files.list(Path.of("/proc/self/fd"))) {
+      fdsBefore =
+          s.map(p -> p.getFileName().toString()).collect(java.util.stream.Collectors.toSet());
+    }
+    Linux.warmUp();
+    Linux.warmUp();
+    java.util.Set<String> fdsAfter;
+    try (var s = java.nio.file.Files.list(Path.of("/proc/self/fd"))) {
+      fdsAfter =
+          s.map(p -> p.getFileName().toString()).collect(java.util.stream.Collectors.toSet());
+    }
+    // the listing's own descriptor differs between the two listings; nothing else may
+    fdsAfter.removeAll(fdsBefore);
+    assertTrue(fdsAfter.size() <= 1, "descriptors left open: " + fdsAfter);
+    // every function of the interface was called (a new one must be added to the warm-up)
+    String src =
+        java.nio.file.Files.readString(Path.of("src/main/java/dev/stasis/linux/Linux.java"));
+    String warm = src.substring(src.indexOf("public static void warmUp()"));
+    warm = warm.substring(0, warm.indexOf("\n  }\n"));
+    for (java.lang.reflect.Method m : LibC.class.getDeclaredMethods()) {
+      assertTrue(warm.contains("C." + m.getName() + "("), "warmUp does not call " + m.getName());
+    }
+  }
+
+  @Test
   void processMreleaseRefusesALivingProcessAndReleasesAKilledOne() throws Exception {
     Process sleep = new ProcessBuilder("sleep", "30").start();
     int pid = (int) sleep.pid();
