@@ -24,6 +24,7 @@ final class TrackingSink implements ImageSink {
     this.inner = inner;
     this.cancelled = cancelled;
     this.onCommit = onCommit;
+    inner.cancelWhen(cancelled); // a store's commit may upload spooled pages for minutes
   }
 
   long bytes() {

@@ -46,6 +46,14 @@ public interface ImageSink extends AutoCloseable {
    */
   default void recordMetadata(java.util.Map<String, String> facts) {}
 
+  /**
+   * Tells the sink when to give up work it does on its own after the dump, such as a commit that
+   * uploads spooled pages (minutes for a large checkpoint): once {@code cancelled} answers true,
+   * that work stops with an IOException and the set is aborted. A sink whose commit is short
+   * ignores it.
+   */
+  default void cancelWhen(java.util.function.BooleanSupplier cancelled) {}
+
   /** Makes the whole set durable and visible as complete. */
   void commit() throws IOException;
 

@@ -159,9 +159,24 @@ public final class CheckpointStore implements AutoCloseable {
 
   /** Copies a whole file into an image channel in 1 MiB writes; returns the bytes copied. */
   static long copy(FileChannel in, java.nio.channels.WritableByteChannel out) throws IOException {
+    return copy(in, out, () -> {});
+  }
+
+  /** A check between two chunks of a copy; throws to stop it. */
+  interface CopyCheck {
+    void check() throws IOException;
+  }
+
+  /** As {@link #copy(FileChannel, java.nio.channels.WritableByteChannel)}, checking each MiB. */
+  static long copy(FileChannel in, java.nio.channels.WritableByteChannel out, CopyCheck check)
+      throws IOException {
     java.nio.ByteBuffer buf = java.nio.ByteBuffer.allocateDirect(1 << 20);
     long n = 0;
-    while (in.read(buf) >= 0) {
+    while (true) {
+      check.check();
+      if (in.read(buf) < 0) {
+        break;
+      }
       buf.flip();
       while (buf.hasRemaining()) {
         n += out.write(buf);

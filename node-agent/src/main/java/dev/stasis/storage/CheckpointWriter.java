@@ -144,6 +144,13 @@ final class CheckpointWriter implements ImageSink {
     return sp;
   }
 
+  private volatile java.util.function.BooleanSupplier cancelled = () -> false;
+
+  @Override
+  public void cancelWhen(java.util.function.BooleanSupplier cancelled) {
+    this.cancelled = java.util.Objects.requireNonNull(cancelled);
+  }
+
   /** Free space a spool leaves on its file system beyond the pages themselves. */
   static final long SPOOL_MARGIN = 256L << 20;
 
@@ -206,9 +213,21 @@ final class CheckpointWriter implements ImageSink {
     long t0 = System.nanoTime();
     try {
       for (Spool sp : todo) {
-        try (FileChannel in = FileChannel.open(sp.file);
-            WritableByteChannel out = create(sp.name)) {
-          bytes += CheckpointStore.copy(in, out);
+        // out is closed (completing its object) only after the whole copy: on a failure or a
+        // cancellation it stays open, and the abort that follows discards its upload.
+        try (FileChannel in = FileChannel.open(sp.file)) {
+          WritableByteChannel out = create(sp.name);
+          bytes +=
+              CheckpointStore.copy(
+                  in,
+                  out,
+                  () -> {
+                    if (cancelled.getAsBoolean()) {
+                      throw new IOException(
+                          "checkpoint " + describe() + " cancelled while uploading " + sp.name);
+                    }
+                  });
+          out.close();
         }
         sp.delete();
       }

@@ -167,6 +167,50 @@ class S3FaultsIT {
     }
   }
 
+  /**
+   * A leave-running dump with a spool releases its process and ships the pages in the commit, which
+   * can take minutes; a cancellation (the Checkpoint deleted) must stop that upload, not wait for
+   * it: the commit fails naming the cancellation, the upload is discarded (no object, no multipart
+   * upload), no manifest, and the spool is emptied.
+   */
+  @Test
+  void cancellingACommitThatShipsSpooledPagesStopsItAndLeavesNothing() throws IOException {
+    try (S3Server s3 = S3Server.start().bucket("bkt")) {
+      java.nio.file.Path spool = java.nio.file.Files.createTempDirectory("stasis-spool-");
+      try (CheckpointStore store =
+          CheckpointStore.open("s3://bkt/cp", opts(s3.config()).withSpool(spool))) {
+        ImageSink sink = store.newCheckpoint();
+        try (WritableByteChannel c = sink.create("core-1.img")) {
+          c.write(ByteBuffer.wrap(new byte[1000]));
+        }
+        byte[] mib = SyntheticImages.bytes(5, 1 << 20);
+        try (WritableByteChannel p = sink.createPages("pages-1.img", false, 32L << 20)) {
+          for (int i = 0; i < 32; i++) {
+            p.write(ByteBuffer.wrap(mib));
+          }
+        }
+        try (var files = java.nio.file.Files.list(spool)) {
+          assertEquals(1, files.count(), "the pages went to the spool");
+        }
+        // cancelled once 12 MiB are on their way: mid-upload, after two parts of 5 MiB
+        java.util.concurrent.atomic.AtomicInteger checks =
+            new java.util.concurrent.atomic.AtomicInteger();
+        sink.cancelWhen(() -> checks.incrementAndGet() > 12);
+        IOException e = assertThrows(IOException.class, sink::commit);
+        assertTrue(
+            e.getMessage().contains("cancelled while uploading pages-1.img"), e.getMessage());
+        assertEquals(13, checks.get(), "the upload stopped at the first check that said so");
+        assertEquals(List.of(), store.pendingUploads(), "the multipart upload was aborted");
+        assertEquals(List.of(), store.objectKeys(), "no object, no manifest");
+        try (var files = java.nio.file.Files.list(spool)) {
+          assertEquals(0, files.count(), "the spool is emptied");
+        }
+      } finally {
+        java.nio.file.Files.deleteIfExists(spool);
+      }
+    }
+  }
+
   @Test
   void serverGoingAwayMidUploadFailsCleanlyAndRmCleansUp() throws Exception {
     try (S3Server s3 = S3Server.start().bucket("bkt")) {
