@@ -75,7 +75,7 @@ public class DumpCommand implements Callable<Integer> {
     if (spoolDir != null) {
       throw new IllegalArgumentException("--spool-dir needs --to URI");
     }
-    if (storage.encodingRequested()) {
+    if (storage != null && storage.encodingRequested()) {
       throw new IllegalArgumentException(
           "--compress and --encryption-key-file need --to URI (--images-dir holds plain CRIU images)");
     }
@@ -114,6 +114,85 @@ public class DumpCommand implements Callable<Integer> {
       }
     }
     return 0;
+  }
+
+  /**
+   * The plain form {@code dump --pid N --images-dir DIR [--leave-running] [--verbose]} (options in
+   * any order, {@code -D}/{@code -v} and {@code --opt=value} spellings included, each at most
+   * once), parsed without picocli (see Main.runPlainDump); null for anything else, which picocli
+   * then parses: other options, help, repeated options, values that look like options, a PID that
+   * is not plain decimal digits, an empty directory.
+   */
+  static DumpCommand parsePlain(String[] args) {
+    if (args.length < 1 || !"dump".equals(args[0])) {
+      return null;
+    }
+    String pidArg = null;
+    String dirArg = null;
+    boolean leave = false;
+    boolean verb = false;
+    for (int i = 1; i < args.length; i++) {
+      String a = args[i];
+      String name = a;
+      String value = null;
+      int eq = a.indexOf('=');
+      if (a.startsWith("--") && eq > 0) {
+        name = a.substring(0, eq);
+        value = a.substring(eq + 1);
+      }
+      switch (name) {
+        case "--pid", "--images-dir", "-D" -> {
+          if (value == null) {
+            if (i + 1 >= args.length) {
+              return null;
+            }
+            value = args[++i];
+          }
+          if (value.isEmpty() || value.startsWith("-")) {
+            return null;
+          }
+          if (name.equals("--pid")) {
+            if (pidArg != null) {
+              return null;
+            }
+            pidArg = value;
+          } else {
+            if (dirArg != null) {
+              return null;
+            }
+            dirArg = value;
+          }
+        }
+        case "--leave-running" -> {
+          if (leave || value != null) {
+            return null;
+          }
+          leave = true;
+        }
+        case "--verbose", "-v" -> {
+          if (verb || value != null) {
+            return null;
+          }
+          verb = true;
+        }
+        default -> {
+          return null;
+        }
+      }
+    }
+    if (pidArg == null || dirArg == null || !pidArg.matches("[0-9]{1,9}")) {
+      return null;
+    }
+    DumpCommand c = new DumpCommand();
+    c.pid = Integer.parseInt(pidArg);
+    try {
+      c.imagesDir = Path.of(dirArg);
+    } catch (java.nio.file.InvalidPathException e) {
+      return null; // picocli reports it
+    }
+    c.leaveRunning = leave;
+    c.verbose = verb;
+    return c;
   }
 
   /** Progress lines go to stderr, only when it is a terminal. */

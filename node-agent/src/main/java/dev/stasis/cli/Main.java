@@ -59,15 +59,35 @@ public final class Main implements Runnable {
           return 2;
         });
     cl.setExecutionExceptionHandler(
-        (ex, cmd, parsed) -> {
-          String msg = ex.getMessage() == null ? ex.toString() : ex.getMessage();
-          cmd.getErr().println("stasis " + cmd.getCommandName() + ": " + oneLine(msg));
-          if (System.getenv("STASIS_DEBUG") != null) {
-            ex.printStackTrace(cmd.getErr());
-          }
-          return 1;
-        });
+        (ex, cmd, parsed) -> failed(cmd.getCommandName(), ex, cmd.getErr()));
     return cl;
+  }
+
+  /** A command that threw: "stasis NAME: reason" on one line (and the trace with STASIS_DEBUG). */
+  static int failed(String command, Exception ex, java.io.PrintWriter err) {
+    String msg = ex.getMessage() == null ? ex.toString() : ex.getMessage();
+    err.println("stasis " + command + ": " + oneLine(msg));
+    if (System.getenv("STASIS_DEBUG") != null) {
+      ex.printStackTrace(err);
+    }
+    err.flush();
+    return 1;
+  }
+
+  /**
+   * {@code dump} in its plain form, without picocli: building picocli's model of the command (its
+   * classes are Java 5 bytecode, which the class-data archive cannot hold, verified and interpreted
+   * at every start) took ~130 ms, the longest step before a dump could start. The arguments {@link
+   * DumpCommand#parsePlain} accepts are parsed exactly as picocli parses them (DumpCommandTest
+   * compares both); anything else, help and every error included, goes to picocli.
+   */
+  static int runPlainDump(DumpCommand c) {
+    java.io.PrintWriter err = new java.io.PrintWriter(System.err, true);
+    try {
+      return c.call();
+    } catch (Exception e) {
+      return failed("dump", e, err);
+    }
   }
 
   static String oneLine(String s) {
@@ -87,7 +107,8 @@ public final class Main implements Runnable {
     }
     int rc;
     try {
-      rc = commandLine(first).execute(args);
+      DumpCommand plain = "dump".equals(first) ? DumpCommand.parsePlain(args) : null;
+      rc = plain != null ? runPlainDump(plain) : commandLine(first).execute(args);
     } catch (Error e) {
       // picocli turns exceptions into one-line errors, not Errors (a native library that cannot be
       // loaded surfaces as NoClassDefFoundError): the same one line, not a stack trace
