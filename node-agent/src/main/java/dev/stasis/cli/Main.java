@@ -124,8 +124,8 @@ public final class Main implements Runnable {
   /**
    * Binds the C library and sets up each of its functions (JNR builds its invokers at run time,
    * which no class archive can hold; see Linux.warmUp) and loads the image classes on a second
-   * thread while picocli parses the arguments on this one, so that neither is paid between the
-   * start of the dump and the freeze, nor while the target is frozen.
+   * thread while this one parses the arguments and opens the sink, so that neither is paid between
+   * the start of the dump and the freeze, nor while the target is frozen.
    */
   private static void prepareDump() {
     Thread t =
