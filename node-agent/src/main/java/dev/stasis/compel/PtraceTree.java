@@ -38,9 +38,13 @@ final class PtraceTree implements SeizedTree {
               Linux.kill(t.pid, Linux.SIGKILL);
             }
             // A process's death is reported only after its exit has freed its memory: for 2 GiB
-            // that is 130-140 ms, in the frozen time. process_mrelease frees it from here while
-            // the exit runs on another CPU (measured 2 GiB: death reported after ~80 ms). Best
-            // effort: without it (old kernel, memory already gone) the exit frees it all.
+            // that is 130-180 ms, in the frozen time. process_mrelease frees it from here while
+            // the exit runs on another CPU (2 GiB: death reported after ~80-90 ms), but only if it
+            // takes hold of the memory before the woken process detaches it in its exit, a few
+            // microseconds after the SIGKILL. From Java it wins that race only sometimes (in a C
+            // probe, always); a reaper thread spinning on EINVAL until the kill did not win it
+            // reliably either. Best effort: when it loses (ESRCH), or on an old kernel (ENOSYS),
+            // the exit frees everything as before.
             for (int i = 0; i < tasks.size(); i++) {
               if (pidfds[i] >= 0) {
                 try {

@@ -11,10 +11,10 @@ import dev.stasis.linux.Linux;
 import dev.stasis.linux.LinuxException;
 import dev.stasis.linux.ProcessVm;
 import dev.stasis.linux.proc.Pagemap;
+import dev.stasis.linux.proc.PagemapScan;
 import java.io.IOException;
 import java.nio.ByteBuffer;
 import java.nio.ByteOrder;
-import java.nio.MappedByteBuffer;
 import java.nio.channels.FileChannel;
 import java.nio.channels.WritableByteChannel;
 import java.nio.file.Path;
@@ -55,6 +55,11 @@ final class PageWriter {
 
   record Run(long vaddr, long pages) {}
 
+  /** The runs selected so far (for tests). */
+  List<Run> runs() {
+    return List.copyOf(runs);
+  }
+
   private final int pid;
   private final List<Run> runs = new ArrayList<>();
   private long pagesScanned;
@@ -82,8 +87,75 @@ final class PageWriter {
     return writeNanos / 1_000_000;
   }
 
-  /** Scans the pagemap of every private VMA and records the runs to store. */
+  /**
+   * Records the runs of pages to store from every private VMA: with PAGEMAP_SCAN where the kernel
+   * has it (6.7; with guard regions, 6.15), else by reading /proc/PID/pagemap. Both apply the same
+   * rules (see the class comment; PageSelectionIT compares them on real processes).
+   */
   void select(List<VmaEntry> vmas) throws IOException {
+    try (PagemapScan scan = PagemapScan.open(pid)) {
+      selectByScan(vmas, scan);
+      return;
+    } catch (LinuxException e) {
+      if (!PagemapScan.unsupported(e)) {
+        throw e;
+      }
+      runs.clear();
+      pagesScanned = 0;
+      pagesSelected = 0;
+    }
+    selectByPagemap(vmas);
+  }
+
+  /**
+   * The kernel returns the matching regions: present or swapped ({@code anyof}), and neither a
+   * guard page, nor the shared zero page, nor (in a private file mapping) a page still backed by
+   * the file ({@code mask} with the same bits {@code inverted}: they must be clear). Adjacent
+   * regions that differ only in present/swapped join into one run.
+   */
+  void selectByScan(List<VmaEntry> vmas, PagemapScan scan) throws LinuxException {
+    long kinds = PagemapScan.PAGE_IS_PRESENT | PagemapScan.PAGE_IS_SWAPPED;
+    for (VmaEntry v : vmas) {
+      if (!MemoryMap.isPrivate(v) || (v.getStatus() & VmaFlags.AREA_VVAR) != 0) {
+        continue;
+      }
+      pagesScanned += (v.getEnd() - v.getStart()) / PAGE;
+      if ((v.getStatus() & VmaFlags.AREA_VDSO) != 0) {
+        addRun(v.getStart(), (v.getEnd() - v.getStart()) / PAGE); // all of it, as below
+        continue;
+      }
+      long excluded =
+          PagemapScan.PAGE_IS_GUARD
+              | PagemapScan.PAGE_IS_PFNZERO
+              | ((v.getStatus() & VmaFlags.FILE_PRIVATE) != 0 ? PagemapScan.PAGE_IS_FILE : 0);
+      long[] run = {-1, 0};
+      scan.scan(
+          v.getStart(),
+          v.getEnd(),
+          excluded,
+          excluded,
+          kinds,
+          kinds,
+          (start, end, categories) -> {
+            long n = (end - start) / PAGE;
+            if (run[0] >= 0 && run[0] + run[1] * PAGE == start) {
+              run[1] += n;
+            } else {
+              if (run[0] >= 0) {
+                addRun(run[0], run[1]);
+              }
+              run[0] = start;
+              run[1] = n;
+            }
+          });
+      if (run[0] >= 0) {
+        addRun(run[0], run[1]);
+      }
+    }
+  }
+
+  /** Reads the pagemap of every private VMA, one entry per page, and records the runs to store. */
+  void selectByPagemap(List<VmaEntry> vmas) throws IOException {
     long zeroPfn = ZeroPage.PFN;
     long[] pme = new long[SCAN_PAGES];
     try (Pagemap pm = Pagemap.open(pid, SCAN_PAGES)) {
@@ -350,22 +422,32 @@ final class PageWriter {
   static final class ZeroPage {
     static final long PFN = find();
 
+    /**
+     * Reads one fresh private anonymous page of our own, which maps the shared zero page, and
+     * returns its PFN from our pagemap. (This used to map /dev/zero through FileChannel.map, which
+     * fails on a zero-length file: the PFN was always 0 and zero pages were stored.)
+     */
     private static long find() {
-      try (FileChannel z =
-              FileChannel.open(
-                  Path.of("/dev/zero"), StandardOpenOption.READ, StandardOpenOption.WRITE);
-          FileChannel pm = FileChannel.open(Path.of("/proc/self/pagemap"))) {
-        MappedByteBuffer m = z.map(FileChannel.MapMode.PRIVATE, 0, PAGE);
-        if (m.get(0) != 0) {
+      long addr = 0;
+      try (FileChannel pm = FileChannel.open(Path.of("/proc/self/pagemap"))) {
+        addr = Linux.mmap(0, PAGE, Linux.PROT_READ, Linux.MAP_PRIVATE | Linux.MAP_ANONYMOUS, -1, 0);
+        if (Linux.wrap(addr, PAGE).get(0) != 0) {
           return 0;
         }
-        long addr = Linux.address(m);
         ByteBuffer e = ByteBuffer.allocate(8).order(ByteOrder.LITTLE_ENDIAN);
         pm.read(e, addr / PAGE * 8);
         long v = e.getLong(0);
         return (v & Pagemap.PRESENT) != 0 ? v & Pagemap.PFN_MASK : 0;
       } catch (IOException | RuntimeException e) {
         return 0;
+      } finally {
+        if (addr != 0) {
+          try {
+            Linux.munmap(addr, PAGE);
+          } catch (LinuxException e) {
+            // a page of our own address space left mapped: harmless
+          }
+        }
       }
     }
   }

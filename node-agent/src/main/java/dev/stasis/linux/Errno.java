@@ -14,6 +14,7 @@ public final class Errno {
   public static final int EFAULT = 14;
   public static final int EBUSY = 16;
   public static final int EINVAL = 22;
+  public static final int ENOTTY = 25;
   public static final int ENOSYS = 38;
 
   private static final String[] BASE = {

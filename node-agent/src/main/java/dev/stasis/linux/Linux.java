@@ -124,6 +124,7 @@ public final class Linux {
     C.read(-1, 0, 0);
     C.open("/proc/self/no-such-file", 0, 0);
     C.close(-1);
+    C.ioctl(-1, 0, 0);
     C.pipe2(new int[2], 0x7fffffff); // EINVAL: no pipe is created
     C.tee(-1, -1, 0, 0);
     C.fcntl(-1, 1 /* F_GETFD */, 0);
@@ -266,6 +267,21 @@ public final class Linux {
       int e = errno();
       if (e != Errno.EINTR) {
         throw new LinuxException("open(" + path + ")", e, 0);
+      }
+    }
+  }
+
+  /** ioctl(2) with a pointer or integer argument, retrying EINTR; {@code name} names it. */
+  public static long ioctl(String name, int tid, int fd, long request, long arg)
+      throws LinuxException {
+    while (true) {
+      int r = C.ioctl(fd, request, arg);
+      if (r >= 0) {
+        return r;
+      }
+      int e = errno();
+      if (e != Errno.EINTR) {
+        throw new LinuxException(name, e, tid);
       }
     }
   }
