@@ -31,5 +31,5 @@ FROM eclipse-temurin:17-jre AS node-agent
 WORKDIR /app
 COPY --from=build /src/node-agent/target/stasis-node-agent.jar /app/
 COPY --from=build /src/node-agent/target/lib/ /app/lib/
-ENTRYPOINT ["java", "-XX:+UseSerialGC", "-Xss8m", "-jar", "/app/stasis-node-agent.jar"]
+ENTRYPOINT ["java", "-XX:+UseSerialGC", "-Xss8m", "-XX:-UsePerfData", "-jar", "/app/stasis-node-agent.jar"]
 CMD ["agent"]
