@@ -146,9 +146,8 @@ public final class CheckpointStore implements AutoCloseable {
     try (ImageSink sink = newCheckpoint()) {
       for (Path p : files) {
         try (FileChannel in =
-                FileChannel.open(p, StandardOpenOption.READ, LinkOption.NOFOLLOW_LINKS);
-            java.nio.channels.WritableByteChannel out = sink.create(p.getFileName().toString())) {
-          total += copy(in, out);
+            FileChannel.open(p, StandardOpenOption.READ, LinkOption.NOFOLLOW_LINKS)) {
+          total += copyInto(sink, p.getFileName().toString(), in, () -> {});
         }
       }
       sink.recordMetadata(Map.of("source.images_dir", src.toString()));
@@ -157,19 +156,20 @@ public final class CheckpointStore implements AutoCloseable {
     return total;
   }
 
-  /** Copies a whole file into an image channel in 1 MiB writes; returns the bytes copied. */
-  static long copy(FileChannel in, java.nio.channels.WritableByteChannel out) throws IOException {
-    return copy(in, out, () -> {});
-  }
-
   /** A check between two chunks of a copy; throws to stop it. */
   interface CopyCheck {
     void check() throws IOException;
   }
 
-  /** As {@link #copy(FileChannel, java.nio.channels.WritableByteChannel)}, checking each MiB. */
-  static long copy(FileChannel in, java.nio.channels.WritableByteChannel out, CopyCheck check)
+  /**
+   * Copies a whole file into a new image {@code name} of {@code sink} in 1 MiB writes, running
+   * {@code check} before each; returns the bytes copied. The image is closed (for a store: its
+   * object completed) only after the whole copy. On a failure it is left open, so that the sink's
+   * abort discards its upload instead of first completing half an object.
+   */
+  static long copyInto(ImageSink sink, String name, FileChannel in, CopyCheck check)
       throws IOException {
+    java.nio.channels.WritableByteChannel out = sink.create(name);
     java.nio.ByteBuffer buf = java.nio.ByteBuffer.allocateDirect(1 << 20);
     long n = 0;
     while (true) {
@@ -183,6 +183,7 @@ public final class CheckpointStore implements AutoCloseable {
       }
       buf.clear();
     }
+    out.close();
     return n;
   }
 

@@ -213,21 +213,18 @@ final class CheckpointWriter implements ImageSink {
     long t0 = System.nanoTime();
     try {
       for (Spool sp : todo) {
-        // out is closed (completing its object) only after the whole copy: on a failure or a
-        // cancellation it stays open, and the abort that follows discards its upload.
         try (FileChannel in = FileChannel.open(sp.file)) {
-          WritableByteChannel out = create(sp.name);
           bytes +=
-              CheckpointStore.copy(
+              CheckpointStore.copyInto(
+                  this,
+                  sp.name,
                   in,
-                  out,
                   () -> {
                     if (cancelled.getAsBoolean()) {
                       throw new IOException(
                           "checkpoint " + describe() + " cancelled while uploading " + sp.name);
                     }
                   });
-          out.close();
         }
         sp.delete();
       }
