@@ -42,11 +42,11 @@ final class PtraceTree implements SeizedTree {
             // that is 130-180 ms, in the frozen time. process_mrelease frees it from here while
             // the exit runs on another CPU (2 GiB: death reported after ~90 ms), but only if it
             // takes hold of the memory before the woken process detaches it in its exit, a few
-            // microseconds after the SIGKILL. Sent from the process's own last CPU, the kill let
-            // it preempt us and it won two times in three; sent from another CPU (awayFrom) we
-            // win about two times in three (measured 9 of 14). A reaper thread spinning on EINVAL
-            // until the kill did no better. Best effort: when it loses (ESRCH), or on an old
-            // kernel (ENOSYS), the exit frees everything as before.
+            // microseconds after the SIGKILL. With the kill sent from any CPU we won about one
+            // dump in three; sent from a CPU other than the process's last one (awayFrom), 13 of
+            // 24: better, but a race all the same. A reaper thread spinning on EINVAL until the
+            // kill did no better. Best effort:
+            // when it loses (ESRCH), or on an old kernel (ENOSYS), the exit frees everything.
             for (int i = 0; i < tasks.size(); i++) {
               if (pidfds[i] >= 0) {
                 try {
@@ -83,10 +83,6 @@ final class PtraceTree implements SeizedTree {
         });
   }
 
-  private static final int SYS_SCHED_SETAFFINITY = 203;
-
-  private static final int SYS_SCHED_GETAFFINITY = 204;
-
   /**
    * Moves this (tracer) thread off the CPU the process last ran on and returns the affinity it had,
    * or null. The SIGKILL wakes the process where it last ran; were that our CPU, it could preempt
@@ -95,23 +91,18 @@ final class PtraceTree implements SeizedTree {
    */
   private static long[] awayFrom(int pid) {
     try {
-      long cpu = dev.stasis.linux.proc.TaskStat.read(pid).field(39);
-      java.nio.ByteBuffer mask =
-          java.nio.ByteBuffer.allocateDirect(128).order(java.nio.ByteOrder.LITTLE_ENDIAN);
-      Linux.syscall("sched_getaffinity", 0, SYS_SCHED_GETAFFINITY, 0, 128, Linux.address(mask));
-      long[] saved = new long[16];
-      int allowed = 0;
-      for (int i = 0; i < 16; i++) {
-        saved[i] = mask.getLong(i * 8);
-        allowed += Long.bitCount(saved[i]);
+      int cpu = (int) dev.stasis.linux.proc.TaskStat.read(pid).field(39);
+      long[] saved = Linux.schedGetaffinity();
+      long[] others = saved.clone();
+      if (cpu / 64 >= others.length) {
+        return null;
       }
-      int word = (int) (cpu / 64);
-      long bit = 1L << (cpu % 64);
-      if (word >= 16 || (saved[word] & bit) == 0 || allowed < 2) {
+      others[cpu / 64] &= ~(1L << (cpu % 64));
+      if (java.util.Arrays.equals(others, saved)
+          || java.util.Arrays.stream(others).allMatch(w -> w == 0)) {
         return null; // not on our CPUs anyway, or nowhere else to go
       }
-      mask.putLong(word * 8, saved[word] & ~bit);
-      Linux.syscall("sched_setaffinity", 0, SYS_SCHED_SETAFFINITY, 0, 128, Linux.address(mask));
+      Linux.schedSetaffinity(others);
       return saved;
     } catch (java.io.IOException | RuntimeException e) {
       return null;
@@ -122,13 +113,8 @@ final class PtraceTree implements SeizedTree {
     if (saved == null) {
       return;
     }
-    java.nio.ByteBuffer mask =
-        java.nio.ByteBuffer.allocateDirect(128).order(java.nio.ByteOrder.LITTLE_ENDIAN);
-    for (int i = 0; i < 16; i++) {
-      mask.putLong(i * 8, saved[i]);
-    }
     try {
-      Linux.syscall("sched_setaffinity", 0, SYS_SCHED_SETAFFINITY, 0, 128, Linux.address(mask));
+      Linux.schedSetaffinity(saved);
     } catch (LinuxException e) {
       // the tracer thread stays on fewer CPUs until the dump ends: harmless
     }

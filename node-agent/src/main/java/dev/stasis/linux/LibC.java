@@ -43,8 +43,6 @@ public interface LibC {
 
   int open(String path, int flags, int mode);
 
-  int ioctl(int fd, long request, long arg);
-
   int close(int fd);
 
   int pipe2(@Out int[] fds, int flags);

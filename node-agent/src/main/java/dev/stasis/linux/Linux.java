@@ -124,7 +124,6 @@ public final class Linux {
     C.read(-1, 0, 0);
     C.open("/proc/self/no-such-file", 0, 0);
     C.close(-1);
-    C.ioctl(-1, 0, 0);
     C.pipe2(new int[2], 0x7fffffff); // EINVAL: no pipe is created
     C.tee(-1, -1, 0, 0);
     C.fcntl(-1, 1 /* F_GETFD */, 0);
@@ -271,19 +270,33 @@ public final class Linux {
     }
   }
 
-  /** ioctl(2) with a pointer or integer argument, retrying EINTR; {@code name} names it. */
+  /** ioctl(2) with a pointer or integer argument; {@code name} names it in errors. */
   public static long ioctl(String name, int tid, int fd, long request, long arg)
       throws LinuxException {
-    while (true) {
-      int r = C.ioctl(fd, request, arg);
-      if (r >= 0) {
-        return r;
-      }
-      int e = errno();
-      if (e != Errno.EINTR) {
-        throw new LinuxException(name, e, tid);
-      }
+    return syscall(name, tid, Syscalls.IOCTL, fd, request, arg);
+  }
+
+  /** CPU sets as sched_getaffinity(2) uses them: 1024 CPUs, 16 words. */
+  private static final int CPU_SET_BYTES = 128;
+
+  /** The CPUs the calling thread may run on, as a bit set of 16 words. */
+  public static long[] schedGetaffinity() throws LinuxException {
+    ByteBuffer mask = ByteBuffer.allocateDirect(CPU_SET_BYTES).order(ByteOrder.LITTLE_ENDIAN);
+    syscall("sched_getaffinity", 0, Syscalls.SCHED_GETAFFINITY, 0, CPU_SET_BYTES, address(mask));
+    long[] cpus = new long[CPU_SET_BYTES / 8];
+    for (int i = 0; i < cpus.length; i++) {
+      cpus[i] = mask.getLong(i * 8);
     }
+    return cpus;
+  }
+
+  /** Restricts the calling thread to the CPUs of {@code cpus} (as from schedGetaffinity). */
+  public static void schedSetaffinity(long[] cpus) throws LinuxException {
+    ByteBuffer mask = ByteBuffer.allocateDirect(CPU_SET_BYTES).order(ByteOrder.LITTLE_ENDIAN);
+    for (int i = 0; i < cpus.length && i < CPU_SET_BYTES / 8; i++) {
+      mask.putLong(i * 8, cpus[i]);
+    }
+    syscall("sched_setaffinity", 0, Syscalls.SCHED_SETAFFINITY, 0, CPU_SET_BYTES, address(mask));
   }
 
   public static void ftruncate(int fd, long length) throws LinuxException {

@@ -5,8 +5,11 @@ public final class Syscalls {
   public static final int CLOSE = 3;
   public static final int MMAP = 9;
   public static final int MUNMAP = 11;
+  public static final int IOCTL = 16;
   public static final int PTRACE = 101;
   public static final int GETTID = 186;
+  public static final int SCHED_SETAFFINITY = 203;
+  public static final int SCHED_GETAFFINITY = 204;
   public static final int GET_ROBUST_LIST = 274;
   public static final int PROCESS_VM_READV = 310;
   public static final int PROCESS_VM_WRITEV = 311;
