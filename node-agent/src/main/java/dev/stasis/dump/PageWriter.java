@@ -229,8 +229,8 @@ final class PageWriter {
   /**
    * Copies every selected page, in run order, to {@code out} (the raw pages image).
    *
-   * <p>Reading and writing overlap: while buffers are being written (on writer threads), the next
-   * one is filled from the target, so the frozen time is about the larger of the two, not their
+   * <p>Reading and writing overlap: while one buffer is being written (on the writer thread), the
+   * other is filled from the target, so the frozen time is about the larger of the two, not their
    * sum. Two buffers and one writer thread: the channel is only ever used by one thread at a time.
    * A {@link DirectChannel} is written at explicit offsets from page-aligned buffers and goes at
    * the speed of the disk (measured on the bench machine: 2 GiB in ~0.6 s with one writer, no
@@ -253,7 +253,7 @@ final class PageWriter {
     long done = 0;
     long started = System.nanoTime();
     long lastReport = started;
-    ExecutorService writers =
+    ExecutorService writer =
         Executors.newSingleThreadExecutor(
             r -> {
               Thread t = new Thread(r, "stasis-pages-writer");
@@ -297,7 +297,7 @@ final class PageWriter {
         readNanos += System.nanoTime() - t0;
         long position = done;
         pending[slot] =
-            writers.submit(
+            writer.submit(
                 () -> {
                   long w0 = System.nanoTime();
                   if (direct != null) {
@@ -338,7 +338,7 @@ final class PageWriter {
           }
         }
       }
-      writers.shutdown();
+      writer.shutdown();
     }
   }
 

@@ -83,9 +83,7 @@ class S3FaultsIT {
   @Test
   void wrongCredentialsMissingBucketAndAbortLeaveNothing() throws IOException {
     try (S3Server s3 = S3Server.start().bucket("real")) {
-      S3Config bad =
-          new S3Config(
-              s3.endpoint(), "us-east-1", false, null, S3Server.ACCESS_KEY, "wrong-secret", 3, 50);
+      S3Config bad = s3.config(S3Server.ACCESS_KEY, "wrong-secret");
       try (CheckpointStore store = CheckpointStore.open("s3://real/cp", opts(bad))) {
         StorageException e = assertThrows(StorageException.class, store::newCheckpoint);
         assertTrue(
@@ -131,16 +129,7 @@ class S3FaultsIT {
   @Test
   void validCredentialsOfAnotherTenantAreDeniedAndLeaveNothing() throws IOException {
     try (S3Server s3 = S3Server.startTwoTenants().bucket("tenant-a").bucket("other-b")) {
-      S3Config other =
-          new S3Config(
-              s3.endpoint(),
-              "us-east-1",
-              false,
-              null,
-              S3Server.OTHER_ACCESS_KEY,
-              S3Server.OTHER_SECRET_KEY,
-              3,
-              50);
+      S3Config other = s3.config(S3Server.OTHER_ACCESS_KEY, S3Server.OTHER_SECRET_KEY);
       // the credentials work: their owner stores a checkpoint in its own bucket
       try (CheckpointStore own = CheckpointStore.open("s3://other-b/cp", opts(other))) {
         ImageSink sink = own.newCheckpoint();

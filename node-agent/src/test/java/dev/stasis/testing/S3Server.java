@@ -296,8 +296,13 @@ public final class S3Server implements AutoCloseable {
 
   /** Client settings for this server: path style, its credentials, fast bounded retries. */
   public S3Config config() {
+    return config(ACCESS_KEY, SECRET_KEY);
+  }
+
+  /** As {@link #config()}, with other credentials (another tenant's, or wrong ones). */
+  public S3Config config(String accessKey, String secretKey) {
     return new S3Config(
-        endpoint(), "us-east-1", false, tls ? caBundle() : null, ACCESS_KEY, SECRET_KEY, 3, 100);
+        endpoint(), "us-east-1", false, tls ? caBundle() : null, accessKey, secretKey, 3, 100);
   }
 
   /** Environment for a CLI subprocess talking to this server. */
