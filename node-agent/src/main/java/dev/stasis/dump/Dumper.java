@@ -68,6 +68,7 @@ public final class Dumper {
   private final DumpOptions opts;
   private final int pid;
   private final Map<String, Long> timings = new LinkedHashMap<>();
+  private PageWriter.Buffers pageBuffers;
 
   private Dumper(DumpOptions opts) {
     this.opts = opts;
@@ -81,6 +82,11 @@ public final class Dumper {
 
   private DumpResult run(ImageSink sink) throws DumpException {
     long start = System.nanoTime();
+    // Before checkTarget, whose first libc call waits for the binding on the warm-up thread (CLI):
+    // the buffers are faulted in during that wait instead of in the frozen time.
+    pageBuffers =
+        PageWriter.Buffers.forDirect(
+            !opts.leaveRunning() && sink instanceof dev.stasis.images.DirectoryImageSink);
     checkTarget();
     SeizedTree tree;
     try {
@@ -352,7 +358,7 @@ public final class Dumper {
             ImageType.PAGES.fileName(pagesId),
             !opts.leaveRunning(),
             pages.pagesWritten() * PageWriter.PAGE)) {
-      pages.copyPages(ch, opts.progress());
+      pageBuffers = pages.copyPages(ch, opts.progress(), pageBuffers);
     }
     totals.add(pages);
     add("memdump_ms", System.nanoTime() - t);
