@@ -87,6 +87,7 @@ public final class Dumper {
     pageBuffers =
         PageWriter.Buffers.forDirect(
             !opts.leaveRunning() && sink instanceof dev.stasis.images.DirectoryImageSink);
+    warmUpGather();
     checkTarget();
     SeizedTree tree;
     try {
@@ -442,6 +443,31 @@ public final class Dumper {
 
   private void add(String phase, long nanos) {
     timings.merge(phase, ms(nanos), Long::sum);
+  }
+
+  private static final java.util.concurrent.atomic.AtomicBoolean GATHER_WARM =
+      new java.util.concurrent.atomic.AtomicBoolean();
+
+  /**
+   * Once per JVM, runs the gather step's code (the /proc parsers and the classification of every
+   * mapping, with its map_files lookups) on the agent's own process, before any target is frozen. A
+   * first run pays for class initialisation, call-site bootstraps and the interpreter: measured
+   * 6-10 ms for classifying a small process's mappings cold against ~1 ms warm, which was frozen
+   * time. Pure Java, no libc: in a CLI dump it runs while the binding is still being set up.
+   */
+  private static void warmUpGather() {
+    if (!GATHER_WARM.compareAndSet(false, true)) {
+      return;
+    }
+    try {
+      int self = (int) ProcessHandle.current().pid();
+      TaskStat.read(self);
+      Auxv.read(self);
+      Limits.read(self);
+      MemoryMap.classify(self, Maps.read(self), new FileTable());
+    } catch (IOException | RuntimeException e) {
+      // a warm-up only: a mapping of ours that a dump would refuse ends it early, harmlessly
+    }
   }
 
   /** One-line refusals for targets that must not or cannot be dumped, before touching them. */
