@@ -33,7 +33,6 @@ import java.util.List;
  * rlimits, sigactions, itimers, loginuid, oom_score_adj).
  */
 final class CoreImages {
-  private static final int SYS_GET_ROBUST_LIST = 274;
   private static final int SIGKILL = 9;
   private static final int SIGSTOP = 19;
 
@@ -207,7 +206,7 @@ final class CoreImages {
   private static long[] robustList(int tid) throws LinuxException {
     ByteBuffer b = ByteBuffer.allocateDirect(16).order(ByteOrder.LITTLE_ENDIAN);
     long a = Linux.address(b);
-    Linux.syscall("get_robust_list", tid, SYS_GET_ROBUST_LIST, tid, a, a + 8);
+    Linux.syscall("get_robust_list", tid, dev.stasis.linux.Syscalls.GET_ROBUST_LIST, tid, a, a + 8);
     return new long[] {b.getLong(0), b.getLong(8)};
   }
 

@@ -419,7 +419,6 @@ public final class Dumper {
         .build();
   }
 
-  private static final int SYS_KCMP = 312;
   private static final String[] KCMP_SHARED = {
     null, "memory", "file table", "fs info", "signal" + " handlers"
   };
@@ -428,7 +427,8 @@ public final class Dumper {
   // CLONE_THREAD) needs shared kernel objects in the images: not supported yet.
   private static void checkNotSharing(int child, int parent) throws IOException {
     for (int type = 1; type < KCMP_SHARED.length; type++) {
-      if (Linux.syscall("kcmp", child, SYS_KCMP, parent, child, type, 0, 0) == 0) {
+      if (Linux.syscall("kcmp", child, dev.stasis.linux.Syscalls.KCMP, parent, child, type, 0, 0)
+          == 0) {
         throw new DumpException(
             "PID "
                 + child

@@ -37,7 +37,6 @@ final class FileTable {
   private static final int S_IFREG = 0100000;
   private static final int S_IFDIR = 0040000;
   private static final int S_IFCHR = 0020000;
-  private static final int SYS_KCMP = 312;
   private static final int KCMP_FILE = 0;
 
   /** One descriptor already in the table: whose, which, and the file id it got. */
@@ -166,7 +165,9 @@ final class FileTable {
   // (a dup(), or a descriptor a child inherited across fork()).
   private static boolean sameDescription(int pid1, int fd1, int pid2, int fd2)
       throws LinuxException {
-    return Linux.syscall("kcmp", pid2, SYS_KCMP, pid1, pid2, KCMP_FILE, fd1, fd2) == 0;
+    return Linux.syscall(
+            "kcmp", pid2, dev.stasis.linux.Syscalls.KCMP, pid1, pid2, KCMP_FILE, fd1, fd2)
+        == 0;
   }
 
   private static void refuseSpecial(int fd, String target) throws DumpException {

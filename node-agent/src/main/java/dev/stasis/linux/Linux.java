@@ -311,12 +311,10 @@ public final class Linux {
   /** sync_file_range(2) flag: start writeback of the range's dirty pages without waiting. */
   public static final int SYNC_FILE_RANGE_WRITE = 2;
 
-  private static final long SYS_SYNC_FILE_RANGE = 277;
-
   /** sync_file_range(2) on {@code fd}; only a hint to the kernel, never a durability promise. */
   public static void syncFileRange(int fd, long offset, long length, int flags)
       throws LinuxException {
-    syscall("sync_file_range", 0, SYS_SYNC_FILE_RANGE, fd, offset, length, flags);
+    syscall("sync_file_range", 0, Syscalls.SYNC_FILE_RANGE, fd, offset, length, flags);
   }
 
   /** pidfd_open(2): a descriptor that names process {@code pid} for as long as it is open. */

@@ -25,6 +25,14 @@ class S3FaultsIT {
     assertFalse(m.contains("\n"), m);
   }
 
+  /** The one-line refusal of a bucket, naming it and the endpoint. */
+  private static void assertAccessDenied(StorageException e, String bucket, S3Server s3) {
+    assertTrue(
+        e.getMessage().startsWith("access denied to bucket '" + bucket + "' at " + s3.endpoint()),
+        e.getMessage());
+    assertOneLine(e.getMessage());
+  }
+
   @Test
   void unreachableEndpointFailsFastWithEndpointAndBucket() throws IOException {
     int port;
@@ -86,10 +94,7 @@ class S3FaultsIT {
       S3Config bad = s3.config(S3Server.ACCESS_KEY, "wrong-secret");
       try (CheckpointStore store = CheckpointStore.open("s3://real/cp", opts(bad))) {
         StorageException e = assertThrows(StorageException.class, store::newCheckpoint);
-        assertTrue(
-            e.getMessage().startsWith("access denied to bucket 'real' at " + s3.endpoint()),
-            e.getMessage());
-        assertOneLine(e.getMessage());
+        assertAccessDenied(e, "real", s3);
       }
       try (CheckpointStore store = CheckpointStore.open("s3://real/cp", opts(s3.config()))) {
         assertEquals(List.of(), store.objectKeys(), "nothing written with wrong credentials");
@@ -142,10 +147,7 @@ class S3FaultsIT {
       // ...and are refused on the other tenant's bucket, for writing and for listing
       try (CheckpointStore store = CheckpointStore.open("s3://tenant-a/cp", opts(other))) {
         StorageException e = assertThrows(StorageException.class, store::newCheckpoint);
-        assertTrue(
-            e.getMessage().startsWith("access denied to bucket 'tenant-a' at " + s3.endpoint()),
-            e.getMessage());
-        assertOneLine(e.getMessage());
+        assertAccessDenied(e, "tenant-a", s3);
         StorageException l = assertThrows(StorageException.class, store::list);
         assertTrue(l.getMessage().startsWith("access denied to bucket 'tenant-a'"), l.getMessage());
       }
