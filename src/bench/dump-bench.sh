@@ -15,8 +15,10 @@ SETTLE=${SETTLE:-10}
 DIR=${BENCH_DIR:-/var/tmp/stasis-bench}
 SIZES=("$@")
 [ ${#SIZES[@]} -gt 0 ] || SIZES=(64 512 2048)
-TRIXIE=/opt/stasis-criu/trixie
-CRIU=("$TRIXIE/usr/lib64/ld-linux-x86-64.so.2" --library-path "$TRIXIE/usr/lib/x86_64-linux-gnu" "$TRIXIE/usr/sbin/criu")
+# The judge's wrapper (.ci/install-judge): CRIU 4.2.1 on sid's loader, hardware breakpoints off
+# (CRIU_FAULT=130), which on VMs where they never fire is the difference between a run and a hang.
+CRIU=("${STASIS_JUDGE:-/opt/stasis-judge}/bin/criu")
+"$HERE/.ci/install-judge" >&2
 
 mkdir -p "$DIR"
 gcc -O2 -o "$DIR/memhog" "$HERE/src/workloads/memhog.c"

@@ -1,5 +1,6 @@
 /* IT target: one mapping of each kind of page the page selection tells apart, addresses printed.
- *   anon=  8 private anonymous pages: 0, 1, 2 and 5 written; 6 only read (the shared zero page);
+ *   anon=  8 private anonymous pages: 0, 1, 2 and 5 written; 6 only read (the shared zero page,
+ *          or a fresh page where the kernel maps none);
  *          3, 4 and 7 never touched.
  *   guard= 4 written pages, then pages 1 and 2 turned into a guard region (MADV_GUARD_INSTALL,
  *          Linux 6.13; guard=none when the kernel refuses).

@@ -17,13 +17,14 @@ import picocli.CommandLine.Option;
 
 /**
  * {@code stasis demo}: builds and starts the patterned-memory workload, checkpoints it into
- * ./stasis-demo (the default local store), and, when the upstream CRIU judge is installed, restores
- * it and shows that it goes on with its memory intact.
+ * ./stasis-demo (the default local store), restores it with upstream CRIU and shows that it goes on
+ * with its memory intact. Without CRIU (the launcher installs it first when run as root) it says
+ * the one command that installs it and exits 3: a demo without its restore has not shown anything.
  */
 @Command(
     name = "demo",
     mixinStandardHelpOptions = true,
-    description = "Checkpoint a sample workload (and restore it with upstream CRIU if present).")
+    description = "Checkpoint a sample workload and restore it with upstream CRIU.")
 public class DemoCommand implements Callable<Integer> {
 
   @Option(names = "--dir", description = "demo directory (default: ./stasis-demo)")
@@ -61,8 +62,10 @@ public class DemoCommand implements Callable<Integer> {
     Workload.awaitGone(pid);
 
     if (!CriuDemoRestore.available()) {
-      say("upstream CRIU is not installed (%s): skipping the restore step", CriuDemoRestore.ROOT);
-      return 0;
+      say(
+          "the restore step needs upstream CRIU (not at %s); install it once with: %s",
+          CriuDemoRestore.CRIU, CriuDemoRestore.installCommand());
+      return 3;
     }
     CriuDemoRestore.restore(images, base.resolve("restore.log"));
     say("upstream CRIU restored PID %d from the images (criu restore -d)", pid);

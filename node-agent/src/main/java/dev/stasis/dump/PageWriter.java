@@ -445,40 +445,56 @@ final class PageWriter {
   }
 
   /**
-   * The page frame number of the kernel's shared zero page, found by reading one byte of a private
-   * /dev/zero mapping of our own (a read fault maps the zero page) and looking it up in our
-   * pagemap. 0 when PFNs are hidden (not CAP_SYS_ADMIN): then zero pages are stored too.
+   * The page frame number of the kernel's shared zero page, or 0 when there is none to find: PFNs
+   * hidden (not CAP_SYS_ADMIN), or a kernel that gives every read fault a fresh page of its own (a
+   * VM booted with {@code pvm_no_zero_page=1} does). With 0, zero pages are stored like any other.
    */
   static final class ZeroPage {
     static final long PFN = find();
 
     /**
-     * Reads one fresh private anonymous page of our own, which maps the shared zero page, and
-     * returns its PFN from our pagemap. (This used to map /dev/zero through FileChannel.map, which
-     * fails on a zero-length file: the PFN was always 0 and zero pages were stored.)
+     * Reads two fresh private anonymous pages of our own and looks them up in our pagemap: they are
+     * the shared zero page only if both are present, neither is exclusive to us, and both have the
+     * same PFN. Trusting one page was wrong where read faults map fresh pages: its PFN, freed again
+     * by the munmap, could later hold a target's data page, which would then be skipped. (This used
+     * to map /dev/zero through FileChannel.map, which fails on a zero-length file.)
      */
     private static long find() {
       long addr = 0;
       try (FileChannel pm = FileChannel.open(Path.of("/proc/self/pagemap"))) {
-        addr = Linux.mmap(0, PAGE, Linux.PROT_READ, Linux.MAP_PRIVATE | Linux.MAP_ANONYMOUS, -1, 0);
-        if (Linux.wrap(addr, PAGE).get(0) != 0) {
+        addr =
+            Linux.mmap(
+                0, 2 * PAGE, Linux.PROT_READ, Linux.MAP_PRIVATE | Linux.MAP_ANONYMOUS, -1, 0);
+        ByteBuffer pages = Linux.wrap(addr, 2 * PAGE);
+        if (pages.get(0) != 0 || pages.get((int) PAGE) != 0) {
           return 0;
         }
-        ByteBuffer e = ByteBuffer.allocate(8).order(ByteOrder.LITTLE_ENDIAN);
-        pm.read(e, addr / PAGE * 8);
-        long v = e.getLong(0);
-        return (v & Pagemap.PRESENT) != 0 ? v & Pagemap.PFN_MASK : 0;
+        ByteBuffer e = ByteBuffer.allocate(16).order(ByteOrder.LITTLE_ENDIAN);
+        while (e.hasRemaining() && pm.read(e, addr / PAGE * 8 + e.position()) > 0) {
+          // two entries, one read in the usual case
+        }
+        return sharedZeroPfn(e.getLong(0), e.getLong(8));
       } catch (IOException | RuntimeException e) {
         return 0;
       } finally {
         if (addr != 0) {
           try {
-            Linux.munmap(addr, PAGE);
+            Linux.munmap(addr, 2 * PAGE);
           } catch (LinuxException e) {
-            // a page of our own address space left mapped: harmless
+            // pages of our own address space left mapped: harmless
           }
         }
       }
+    }
+
+    /** The PFN two read-faulted pages share if they map the kernel's zero page, else 0. */
+    static long sharedZeroPfn(long a, long b) {
+      boolean shared =
+          (a & Pagemap.PRESENT) != 0
+              && (b & Pagemap.PRESENT) != 0
+              && ((a | b) & Pagemap.EXCLUSIVE) == 0
+              && (a & Pagemap.PFN_MASK) == (b & Pagemap.PFN_MASK);
+      return shared ? a & Pagemap.PFN_MASK : 0;
     }
   }
 }

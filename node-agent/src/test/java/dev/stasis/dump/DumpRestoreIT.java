@@ -79,7 +79,7 @@ class DumpRestoreIT {
       assertEquals(0, r.exit(), r.stderr());
       w.awaitGone();
       JsonNode core =
-          Crit.entries(Crit.decode(Crit.Version.TRIXIE, images.resolve("core-" + w.pid + ".img")))
+          Crit.entries(Crit.decode(Crit.Version.UPSTREAM, images.resolve("core-" + w.pid + ".img")))
               .get(0);
       assertEquals(19, core.get("tc").get("stop_signo").asInt(), "stopped by SIGSTOP");
       CriuJudge.restore(images);

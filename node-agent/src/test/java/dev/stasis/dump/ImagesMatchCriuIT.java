@@ -5,21 +5,23 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import com.fasterxml.jackson.databind.JsonNode;
 import dev.stasis.testing.Crit;
+import dev.stasis.testing.Exec;
 import java.nio.file.Path;
+import java.time.Duration;
 import java.util.ArrayList;
 import java.util.HashMap;
 import java.util.List;
 import java.util.Map;
-import java.util.concurrent.TimeUnit;
 import org.junit.jupiter.params.ParameterizedTest;
 import org.junit.jupiter.params.provider.ValueSource;
 
 /**
  * Fidelity against the reference: the same process is dumped by upstream {@code criu dump
  * --leave-running} and then by {@code stasis dump --leave-running}, and the images are compared
- * field by field as trixie's crit decodes them: process tree, ids, memory map (every VMA's range,
- * protection, flags, status bits, offset, open mode and mapped file), registers where the threads
- * sleep, signal state, credentials, scheduling, rlimits, sigactions, fs, descriptors and files.
+ * field by field as the upstream judge's crit decodes them: process tree, ids, memory map (every
+ * VMA's range, protection, flags, status bits, offset, open mode and mapped file), registers where
+ * the threads sleep, signal state, credentials, scheduling, rlimits, sigactions, fs, descriptors
+ * and files.
  */
 class ImagesMatchCriuIT {
 
@@ -42,9 +44,7 @@ class ImagesMatchCriuIT {
               "--leave-running",
               "-o",
               "dump.log"));
-      Process criu = new ProcessBuilder(cmd).redirectErrorStream(true).start();
-      criu.getInputStream().readAllBytes();
-      assertTrue(criu.waitFor(60, TimeUnit.SECONDS) && criu.exitValue() == 0, "criu dump");
+      Exec.ok(Duration.ofSeconds(60), cmd, theirs.resolve("dump.log"));
       Workloads.Cli r =
           Workloads.stasis(
               "dump",
@@ -55,8 +55,8 @@ class ImagesMatchCriuIT {
               "--leave-running");
       assertEquals(0, r.exit(), r.stderr());
 
-      Map<String, JsonNode> a = Crit.decodeDir(Crit.Version.TRIXIE, theirs);
-      Map<String, JsonNode> b = Crit.decodeDir(Crit.Version.TRIXIE, ours);
+      Map<String, JsonNode> a = Crit.decodeDir(Crit.Version.UPSTREAM, theirs);
+      Map<String, JsonNode> b = Crit.decodeDir(Crit.Version.UPSTREAM, ours);
       assertEquals(
           new java.util.TreeSet<>(a.keySet()), new java.util.TreeSet<>(b.keySet()), "image files");
       assertEquals(Crit.entries(a.get("pstree.img")), Crit.entries(b.get("pstree.img")), "pstree");

@@ -23,8 +23,8 @@ import org.junit.jupiter.params.provider.EnumSource;
 /**
  * Writes a complete synthetic image set of one two-threaded process with our {@link ImageWriter}
  * through a {@link DirectoryImageSink}, then decodes every file with upstream crit, bookworm's and
- * trixie's, and checks the decoded values. Proves the framing, magics and field encoding are what
- * CRIU's own tool reads, independently of {@link CriuDumpImagesIT}.
+ * the judge's (4.2.1), and checks the decoded values. Proves the framing, magics and field encoding
+ * are what CRIU's own tool reads, independently of {@link CriuDumpImagesIT}.
  */
 class CritDecodeIT {
   private static final int PID = SyntheticImageSet.PID;

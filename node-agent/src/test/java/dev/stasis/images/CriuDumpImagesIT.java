@@ -18,12 +18,14 @@ import dev.stasis.images.proto.PipeDataEntry;
 import dev.stasis.images.proto.PstreeEntry;
 import dev.stasis.images.proto.VmaEntry;
 import dev.stasis.testing.Crit;
+import dev.stasis.testing.Exec;
 import java.io.ByteArrayOutputStream;
 import java.io.IOException;
 import java.nio.channels.Channels;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
+import java.time.Duration;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.Map;
@@ -314,19 +316,8 @@ class CriuDumpImagesIT {
     }
   }
 
-  private static String exec(List<String> cmd, int timeoutSeconds) throws Exception {
-    Path outFile = Files.createTempFile(work, "exec-", ".out");
-    Process p =
-        new ProcessBuilder(cmd).redirectErrorStream(true).redirectOutput(outFile.toFile()).start();
-    if (!p.waitFor(timeoutSeconds, TimeUnit.SECONDS)) {
-      p.destroyForcibly();
-      throw new AssertionError(cmd.get(cmd.size() > 4 ? 3 : 0) + " timed out");
-    }
-    String out = Files.readString(outFile);
-    if (p.exitValue() != 0) {
-      throw new AssertionError(String.join(" ", cmd) + " exited " + p.exitValue() + ": " + out);
-    }
-    return out;
+  private static String exec(List<String> cmd, int timeoutSeconds) {
+    return Exec.ok(Duration.ofSeconds(timeoutSeconds), cmd);
   }
 
   private static String logTail(Path log) {

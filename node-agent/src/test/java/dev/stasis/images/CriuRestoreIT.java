@@ -7,12 +7,14 @@ import com.google.protobuf.Message;
 import dev.stasis.images.proto.FileEntry;
 import dev.stasis.images.proto.InventoryEntry;
 import dev.stasis.testing.Crit;
+import dev.stasis.testing.Exec;
 import java.io.IOException;
 import java.nio.channels.FileChannel;
 import java.nio.channels.WritableByteChannel;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.nio.file.StandardOpenOption;
+import java.time.Duration;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.concurrent.TimeUnit;
@@ -182,22 +184,7 @@ class CriuRestoreIT {
     await(() -> !Files.exists(Path.of("/proc/" + pid)), "pid " + pid + " to be reaped");
   }
 
-  private static String exec(List<String> cmd, int timeoutSeconds) throws Exception {
-    Path out = Files.createTempFile("exec-", ".out");
-    try {
-      Process p =
-          new ProcessBuilder(cmd).redirectErrorStream(true).redirectOutput(out.toFile()).start();
-      if (!p.waitFor(timeoutSeconds, TimeUnit.SECONDS)) {
-        p.destroyForcibly();
-        throw new AssertionError(String.join(" ", cmd) + " timed out");
-      }
-      String text = Files.readString(out);
-      if (p.exitValue() != 0) {
-        throw new AssertionError(String.join(" ", cmd) + " exited " + p.exitValue() + ": " + text);
-      }
-      return text;
-    } finally {
-      Files.deleteIfExists(out);
-    }
+  private static String exec(List<String> cmd, int timeoutSeconds) {
+    return Exec.ok(Duration.ofSeconds(timeoutSeconds), cmd);
   }
 }

@@ -16,9 +16,9 @@ import java.util.stream.Stream;
 
 /**
  * Runs upstream crit (a judge in tests only, never product code) on image files and returns its
- * JSON. Two versions exist on the machines and both are checked where it matters: bookworm's
- * /usr/bin/crit (3.17, drops a few newer fields) and trixie's 4.1.1, a python script that needs
- * trixie's python3 started through trixie's dynamic loader.
+ * JSON. Two versions are checked where it matters: bookworm's /usr/bin/crit (3.17, drops a few
+ * newer fields) and the upstream judge's (CRIU 4.2.1 from Debian sid, installed by
+ * .ci/install-judge outside the clone and run through its wrapper in {@code JUDGE/bin}).
  *
  * <p>{@link #decode} gives raw numbers; {@link #show} gives crit's pretty form (hex strings, flag
  * names such as {@code "PE_PRESENT"}, enum names). Any failure is an {@link AssertionError} naming
@@ -27,31 +27,28 @@ import java.util.stream.Stream;
 public final class Crit {
   private static final ObjectMapper JSON = new ObjectMapper();
 
-  /** Where .ci/install-criu put Debian trixie's CRIU 4.1.1 with its python and libraries. */
-  public static final Path TRIXIE_ROOT =
-      Path.of(System.getProperty("stasis.criu.root", "/opt/stasis-criu/trixie"));
+  /**
+   * Where .ci/install-judge put the judges: {@code bin/criu} and {@code bin/crit} (wrappers that
+   * run sid's binaries through sid's loader, criu with {@code CRIU_FAULT=130}) and the sid tree.
+   */
+  public static final Path JUDGE =
+      Path.of(
+          System.getProperty(
+              "stasis.judge", System.getenv().getOrDefault("STASIS_JUDGE", "/opt/stasis-judge")));
+
+  private static final Path SID = JUDGE.resolve("sid");
 
   /** Which crit to run. */
   public enum Version {
     BOOKWORM,
-    TRIXIE;
+    UPSTREAM;
 
     List<String> command() {
-      if (this == BOOKWORM) {
-        return List.of("/usr/bin/crit");
-      }
-      // Trixie's python finds its own stdlib and dist-packages (pycriu, protobuf) relative to its
-      // executable; only the loader and the library path must be trixie's.
-      return List.of(
-          TRIXIE_ROOT.resolve("usr/lib64/ld-linux-x86-64.so.2").toString(),
-          "--library-path",
-          TRIXIE_ROOT.resolve("usr/lib/x86_64-linux-gnu").toString(),
-          TRIXIE_ROOT.resolve("usr/bin/python3").toString(),
-          TRIXIE_ROOT.resolve("usr/bin/crit").toString());
+      return List.of(this == BOOKWORM ? "/usr/bin/crit" : JUDGE.resolve("bin/crit").toString());
     }
 
     Path mustExist() {
-      Path p = Path.of(command().get(this == BOOKWORM ? 0 : 4));
+      Path p = Path.of(command().get(0));
       if (!Files.isRegularFile(p)) {
         throw new AssertionError(
             "crit (" + name().toLowerCase() + ") is not installed at " + p + "; run .ci/setup");
@@ -63,29 +60,33 @@ public final class Crit {
   private Crit() {}
 
   /**
-   * The command prefix that runs upstream {@code criu} 4.1.1 (for {@code criu dump} / {@code criu
-   * restore} as a judge in ITs): trixie's binary through trixie's loader and libraries.
+   * The command that runs upstream {@code criu} (for {@code criu dump} / {@code criu restore} as a
+   * judge in ITs): the judge's wrapper, which also turns CRIU's hardware breakpoints off.
    */
   public static List<String> criuCommand() {
-    Path criu = TRIXIE_ROOT.resolve("usr/sbin/criu");
+    Path criu = JUDGE.resolve("bin/criu");
     if (!Files.isRegularFile(criu)) {
       throw new AssertionError("upstream criu is not installed at " + criu + "; run .ci/setup");
     }
-    return List.of(
-        TRIXIE_ROOT.resolve("usr/lib64/ld-linux-x86-64.so.2").toString(),
-        "--library-path",
-        TRIXIE_ROOT.resolve("usr/lib/x86_64-linux-gnu").toString(),
-        criu.toString());
+    return List.of(criu.toString());
   }
 
   /**
-   * The command that runs the python interpreter crit of {@code v} runs on (trixie's through its
+   * The command that runs the python interpreter crit of {@code v} runs on (sid's through its own
    * loader), with crit's pycriu importable; append {@code -c CODE} to query pycriu directly.
    */
   public static List<String> pythonCommand(Version v) {
     v.mustExist();
-    List<String> c = v.command();
-    return v == Version.BOOKWORM ? List.of("/usr/bin/python3") : c.subList(0, c.size() - 1);
+    if (v == Version.BOOKWORM) {
+      return List.of("/usr/bin/python3");
+    }
+    // sid's python finds its own stdlib and dist-packages (pycriu, protobuf) relative to its
+    // executable; only the loader and the library path must be sid's.
+    return List.of(
+        SID.resolve("usr/lib64/ld-linux-x86-64.so.2").toString(),
+        "--library-path",
+        SID.resolve("usr/lib/x86_64-linux-gnu").toString(),
+        SID.resolve("usr/bin/python3").toString());
   }
 
   /** {@code crit decode -i file}: the image as JSON with plain numbers. */

@@ -4,13 +4,13 @@ import java.io.IOException;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
+import java.time.Duration;
 import java.util.ArrayList;
 import java.util.List;
-import java.util.concurrent.TimeUnit;
 
 /**
- * Upstream CRIU 4.1.1 as the judge of an image set: {@code criu restore -d -D dir}. Tests only; run
- * through trixie's own loader and libraries (bookworm's criu cannot handle this kernel's vDSO).
+ * Upstream CRIU (4.2.1) as the judge of an image set: {@code criu restore -d -D dir}. Tests only;
+ * run through the judge's wrapper (sid's loader and libraries, no hardware breakpoints).
  */
 public final class CriuJudge {
   private CriuJudge() {}
@@ -23,23 +23,7 @@ public final class CriuJudge {
     Path log = images.resolve("restore.log");
     List<String> cmd = new ArrayList<>(Crit.criuCommand());
     cmd.addAll(List.of("restore", "-d", "-D", images.toString(), "-o", log.toString(), "-v4"));
-    run(cmd, log, "criu restore");
-  }
-
-  private static void run(List<String> cmd, Path log, String what)
-      throws IOException, InterruptedException {
-    Process p =
-        new ProcessBuilder(cmd)
-            .redirectErrorStream(true)
-            .redirectOutput(ProcessBuilder.Redirect.DISCARD)
-            .start();
-    if (!p.waitFor(120, TimeUnit.SECONDS)) {
-      p.destroyForcibly();
-      throw new IOException(what + " timed out");
-    }
-    if (p.exitValue() != 0) {
-      throw new IOException(what + " failed (exit " + p.exitValue() + "):\n" + tail(log));
-    }
+    Exec.ok(Duration.ofSeconds(120), cmd, log);
   }
 
   /** The error lines and the last lines of a CRIU log. */
