@@ -246,9 +246,8 @@ final class PageWriter {
     w.write(PagemapHead.newBuilder().setPagesId(pagesId).build());
     for (Run r : runs) {
       w.write(
-          PagemapEntry.newBuilder()
+          PagemapFlags.withPages(PagemapEntry.newBuilder(), r.pages())
               .setVaddr(r.vaddr())
-              .setNrPages((int) r.pages())
               .setFlags(PagemapFlags.PRESENT)
               .build());
     }

@@ -177,7 +177,7 @@ public final class ImageSetVerifier {
     for (Message m : pm.subList(1, pm.size())) {
       PagemapEntry e = (PagemapEntry) m;
       if ((e.getFlags() & PagemapFlags.PRESENT) != 0) {
-        present += Integer.toUnsignedLong(e.getNrPages());
+        present += PagemapFlags.pages(e);
       }
     }
     String pagesFile = ImageType.PAGES.fileName(pagesId);

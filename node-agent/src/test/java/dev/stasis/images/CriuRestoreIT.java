@@ -24,12 +24,12 @@ import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
 
 /**
- * {@code criu restore} (4.1.1) accepts an image set produced by our writer and sink, in the reduced
- * form Stasis writes: a real {@code criu dump} is read with {@link ImageReader} and every file is
- * written again through {@link ImageWriter} into a {@link DirectoryImageSink}, leaving out what
- * Stasis does not produce (inventory's run id and plugins entry, ELF build ids, the stats file).
- * The restored process must continue counting where it stopped, proving memory and registers came
- * back.
+ * {@code criu restore} (the 4.2.1 judge) accepts an image set produced by our writer and sink, in
+ * the reduced form Stasis writes: a real {@code criu dump} is read with {@link ImageReader} and
+ * every file is written again through {@link ImageWriter} into a {@link DirectoryImageSink},
+ * leaving out what Stasis does not produce (inventory's run id and plugins entry, ELF build ids,
+ * the stats file). The restored process must continue counting where it stopped, proving memory and
+ * registers came back.
  */
 class CriuRestoreIT {
   @TempDir Path work;

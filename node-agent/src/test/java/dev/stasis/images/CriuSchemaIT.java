@@ -89,7 +89,7 @@ class CriuSchemaIT {
         compareEnum(e, enums, problems);
       }
     }
-    assertEquals(List.of(), problems, "differences from CRIU 4.1.1's schema");
+    assertEquals(List.of(), problems, "differences from the judge's (CRIU 4.2.1) schema");
     assertTrue(checked >= 45, "only " + checked + " messages compared");
   }
 

@@ -115,6 +115,7 @@ class ImageFramingTest {
         PagemapEntry.newBuilder()
             .setVaddr(0x7f0000000000L)
             .setNrPages(2)
+            .setCompatNrPages(2)
             .setFlags(PagemapFlags.PRESENT)
             .build();
     byte[] b = write(ImageType.PAGEMAP, head, run, run);

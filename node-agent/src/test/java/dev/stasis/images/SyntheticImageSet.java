@@ -313,6 +313,7 @@ final class SyntheticImageSet {
           PagemapEntry.newBuilder()
               .setVaddr(ANON)
               .setNrPages(2)
+              .setCompatNrPages(2)
               .setFlags(PagemapFlags.PRESENT | PagemapFlags.LAZY)
               .build());
     }
