@@ -27,6 +27,7 @@ import dev.stasis.linux.proc.Auxv;
 import dev.stasis.linux.proc.Limits;
 import dev.stasis.linux.proc.Maps;
 import dev.stasis.linux.proc.TaskStat;
+import dev.stasis.parasite.BlobParasite;
 import dev.stasis.parasite.Parasite;
 import java.io.IOException;
 import java.nio.channels.WritableByteChannel;
@@ -322,7 +323,7 @@ public final class Dumper {
     List<Parasite.Sigaction> sigacts;
     List<Parasite.Itimer> itimers;
     Map<Integer, Parasite.ThreadInfo> infos = new HashMap<>();
-    try (Parasite parasite = task.infect()) {
+    try (Parasite parasite = BlobParasite.infect(task)) {
       misc = parasite.dumpMisc();
       sigacts = parasite.dumpSigacts();
       itimers = parasite.dumpItimers();
