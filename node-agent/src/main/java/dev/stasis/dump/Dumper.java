@@ -14,7 +14,6 @@ import dev.stasis.images.proto.FsEntry;
 import dev.stasis.images.proto.InventoryEntry;
 import dev.stasis.images.proto.Lsmtype;
 import dev.stasis.images.proto.MmEntry;
-import dev.stasis.images.proto.PipeDataEntry;
 import dev.stasis.images.proto.PstreeEntry;
 import dev.stasis.images.proto.SeccompEntry;
 import dev.stasis.images.proto.StatsEntry;
@@ -27,6 +26,7 @@ import dev.stasis.linux.proc.Auxv;
 import dev.stasis.linux.proc.Limits;
 import dev.stasis.linux.proc.Maps;
 import dev.stasis.linux.proc.TaskStat;
+import dev.stasis.linux.proc.Tasks;
 import dev.stasis.parasite.BlobParasite;
 import dev.stasis.parasite.Parasite;
 import java.io.IOException;
@@ -90,6 +90,7 @@ public final class Dumper {
             !opts.leaveRunning() && sink instanceof dev.stasis.images.DirectoryImageSink);
     warmUpGather();
     checkTarget();
+    refuseUnsupportedFiles();
     SeizedTree tree;
     try {
       tree = Compel.seize(pid, true);
@@ -196,24 +197,7 @@ public final class Dumper {
     String comm = TaskStat.read(pid).comm();
 
     long t = System.nanoTime();
-    ImageWriter.writeFile(sink, ImageType.FILES, files.entries());
-    if (!files.pipeData().isEmpty()) {
-      try (ImageWriter w = ImageWriter.create(sink, ImageType.PIPES_DATA)) {
-        for (Map.Entry<Long, FileTable.PipeData> e : files.pipeData().entrySet()) {
-          FileTable.PipeData d = e.getValue();
-          if (d.bytes().remaining() == 0) {
-            continue; // like CRIU, only pipes with queued bytes get an entry
-          }
-          w.write(
-              PipeDataEntry.newBuilder()
-                  .setPipeId(e.getKey().intValue())
-                  .setBytes(d.bytes().remaining())
-                  .setSize(d.size())
-                  .build());
-          w.writeData(d.bytes());
-        }
-      }
-    }
+    files.writeImages(sink);
     ImageWriter.writeFile(sink, ImageType.PSTREE, pstree);
     ImageWriter.writeFile(sink, ImageType.SECCOMP, List.of(SeccompEntry.getDefaultInstance()));
     ImageWriter.writeFile(sink, ImageType.TIMENS, 0, List.of(clocks()));
@@ -498,6 +482,25 @@ public final class Dumper {
     }
     if (st.pid() != pid) {
       throw new DumpException("PID " + pid + " is a thread, not a process");
+    }
+  }
+
+  /**
+   * Refuses, before anything is frozen, a tree holding a descriptor no file kind dumps (one line
+   * naming the fd). A process that vanishes meanwhile is left to the seize to report.
+   */
+  private void refuseUnsupportedFiles() throws DumpException {
+    java.util.ArrayDeque<Integer> todo = new java.util.ArrayDeque<>(List.of(pid));
+    while (!todo.isEmpty()) {
+      int p = todo.poll();
+      try {
+        FileTable.refuseUnsupported(p);
+        todo.addAll(Tasks.children(p));
+      } catch (DumpException e) {
+        throw e;
+      } catch (IOException e) {
+        // gone, or its fds unreadable for now: the seize or the frozen dump says so
+      }
     }
   }
 
