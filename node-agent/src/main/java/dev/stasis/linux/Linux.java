@@ -76,6 +76,9 @@ public final class Linux {
   public static final int MAP_SHARED = 1;
   public static final int MAP_PRIVATE = 2;
   public static final int MAP_ANONYMOUS = 0x20;
+  public static final int MAP_GROWSDOWN = 0x100;
+  public static final int MAP_LOCKED = 0x2000;
+  public static final int MAP_NORESERVE = 0x4000;
 
   private Linux() {}
 
