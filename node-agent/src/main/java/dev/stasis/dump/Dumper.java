@@ -381,7 +381,10 @@ public final class Dumper {
     }
   }
 
-  /** Whether a failure was the target dying under us (killed, or exited, mid-dump). */
+  /**
+   * Whether a failure was the target dying under us (killed, or exited, mid-dump): a system call on
+   * it failed with ESRCH, or it is exiting or gone.
+   */
   private boolean targetGone(Throwable failure) {
     for (Throwable c = failure; c != null; c = c.getCause()) {
       if (c instanceof LinuxException le && le.errno() == Errno.ESRCH) {
@@ -389,8 +392,10 @@ public final class Dumper {
       }
     }
     try {
-      TaskStat st = TaskStat.read(pid);
-      return st.isZombie();
+      // A process killed under us is not a zombie at once: its memory is released first (long for
+      // a big one, longer on a loaded machine), and a read of it fails meanwhile. PF_EXITING is
+      // set before that starts, so a failure caused by the death always sees it.
+      return TaskStat.read(pid).isExiting();
     } catch (IOException e) {
       return true;
     }
