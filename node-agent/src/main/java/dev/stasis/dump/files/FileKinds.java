@@ -18,7 +18,7 @@ public final class FileKinds {
 
   /** Fresh instances of every supported kind, for one dump. */
   public static FileKinds standard() {
-    return new FileKinds(List.of(new RegularFile(), new MemoryDevice(), new Pipe()));
+    return new FileKinds(List.of(new RegularFile(), new MemoryDevice(), new Pipe(), new EventFd()));
   }
 
   public List<FileKind> rows() {

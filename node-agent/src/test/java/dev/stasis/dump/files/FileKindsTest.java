@@ -32,6 +32,10 @@ class FileKindsTest {
     return fd(fd, target, type, rdev, "pos:\t0\nflags:\t02100002\nmnt_id:\t1\nino:\t5\n");
   }
 
+  private static final String EVENTFD_INFO =
+      "pos:\t0\nflags:\t02004002\nmnt_id:\t17\nino:\t26\n"
+          + "eventfd-count:             3039\neventfd-id: 1\neventfd-semaphore: 0\n";
+
   private static String refusal(OpenFd fd) {
     return assertThrows(DumpException.class, () -> FileKinds.standard().pick(fd)).getMessage();
   }
@@ -45,7 +49,8 @@ class FileKindsTest {
             new Object[] {fd(4, "/tmp", Linux.S_IFDIR, 0), RegularFile.class},
             new Object[] {fd(5, "/dev/null", Linux.S_IFCHR, rdev(1, 3)), MemoryDevice.class},
             new Object[] {fd(6, "/dev/urandom", Linux.S_IFCHR, rdev(1, 9)), MemoryDevice.class},
-            new Object[] {fd(7, "pipe:[9876]", Linux.S_IFIFO, 0), Pipe.class});
+            new Object[] {fd(7, "pipe:[9876]", Linux.S_IFIFO, 0), Pipe.class},
+            new Object[] {fd(8, "anon_inode:[eventfd]", 0, 0, EVENTFD_INFO), EventFd.class});
     FileKinds table = FileKinds.standard();
     for (Object[] s : samples) {
       OpenFd o = (OpenFd) s[0];
@@ -102,6 +107,26 @@ class FileKindsTest {
 
     FileEntry dir = FileKinds.standard().pick(fd(4, "/tmp", Linux.S_IFDIR, 0)).dump(o, 13);
     assertEquals(13, dir.getReg().getId());
+  }
+
+  @Test
+  void eventfdEntryCarriesCounterAndFlags() throws Exception {
+    OpenFd o = fd(8, "anon_inode:[eventfd]", 0, 0, EVENTFD_INFO);
+    FileKind k = FileKinds.standard().pick(o);
+    assertEquals(FdTypes.EVENTFD, k.fdType());
+    FileEntry e = k.dump(o, 4);
+    assertEquals(FdTypes.EVENTFD, e.getType());
+    assertEquals(4, e.getId());
+    assertEquals(4, e.getEfd().getId());
+    assertEquals(0x3039, e.getEfd().getCounter(), "eventfd-count is printed in hex");
+    assertEquals(04002, e.getEfd().getFlags(), "O_RDWR|O_NONBLOCK, O_CLOEXEC left to the fd");
+  }
+
+  @Test
+  void semaphoreEventfdIsRefused() {
+    String info = EVENTFD_INFO.replace("eventfd-semaphore: 0", "eventfd-semaphore: 1");
+    assertEquals(
+        "fd 8 is [eventfd]: not supported yet", refusal(fd(8, "anon_inode:[eventfd]", 0, 0, info)));
   }
 
   @Test
