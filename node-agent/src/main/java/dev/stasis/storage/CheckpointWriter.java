@@ -99,6 +99,7 @@ final class CheckpointWriter implements ImageSink {
       ch.capture = new ByteArrayOutputStream();
     }
     open.put(name, ch);
+    createdKeys.add(store.key(rel));
     pipes.add(ch.pipe);
     if (cancelReason != null) {
       ch.pipe.stop(); // cancelled while it was being created
@@ -171,6 +172,13 @@ final class CheckpointWriter implements ImageSink {
       p.stop();
     }
   }
+
+  /**
+   * The key of every object this checkpoint started: after a cancellation a request the client gave
+   * up on may still complete on the server, so an abort removes them all, not only the ones known
+   * to be stored.
+   */
+  private final List<String> createdKeys = new ArrayList<>();
 
   /** Every object's pipe, for {@link #cancel} (which must not take this writer's monitor). */
   private final java.util.concurrent.ConcurrentLinkedQueue<EncodingPipe> pipes =
@@ -476,6 +484,13 @@ final class CheckpointWriter implements ImageSink {
       pending = new ArrayList<>(open.values());
       open.clear();
       keys = new ArrayList<>(storedKeys);
+      if (cancelReason != null) {
+        for (String k : createdKeys) {
+          if (!keys.contains(k)) {
+            keys.add(k);
+          }
+        }
+      }
     }
     if (cancelReason != null) {
       // the requests were stopped to free the dump's thread; the cleanup needs them again (the
@@ -489,11 +504,46 @@ final class CheckpointWriter implements ImageSink {
     deleteSpools();
     try {
       store.backend().delete(keys);
+      if (cancelReason != null) {
+        // a multipart start the client cancelled may have succeeded on the server: its upload id
+        // never reached us, so it is found by listing
+        for (ObjectBackend.PendingUpload p :
+            store.backend().pendingUploads(store.key(Manifest.IMAGES))) {
+          if (keys.contains(p.key())) {
+            store.backend().abortPending(p);
+          }
+        }
+        sweepLateObjects(keys);
+      }
     } catch (StorageException e) {
       // best effort: without a manifest the leftovers list as incomplete and 'stasis rm' removes
       // them
     }
     transfers.close();
+  }
+
+  /**
+   * After a cancellation, requests the client gave up on may still sit in a stalled server's socket
+   * buffers and be carried out when it resumes, after the cleanup above. Two more looks, a little
+   * later, remove what such requests stored in the meantime. What a server completes even later is
+   * no checkpoint (no manifest: it lists as incomplete) and 'stasis rm' removes it.
+   */
+  private void sweepLateObjects(List<String> keys) throws StorageException {
+    for (long wait : new long[] {500, 1500}) {
+      try {
+        Thread.sleep(wait);
+      } catch (InterruptedException e) {
+        Thread.currentThread().interrupt();
+        return;
+      }
+      List<String> late = new ArrayList<>();
+      for (ObjectBackend.ObjectInfo o : store.backend().list(store.key(Manifest.IMAGES))) {
+        if (keys.contains(o.key())) {
+          late.add(o.key());
+        }
+      }
+      store.backend().delete(late);
+    }
   }
 
   @Override
