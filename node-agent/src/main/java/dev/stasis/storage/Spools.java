@@ -9,8 +9,8 @@ import java.nio.file.Files;
 import java.nio.file.LinkOption;
 import java.nio.file.NoSuchFileException;
 import java.nio.file.Path;
+import java.nio.file.StandardCopyOption;
 import java.nio.file.StandardOpenOption;
-import java.nio.file.attribute.PosixFilePermissions;
 import java.util.Set;
 import java.util.concurrent.ConcurrentHashMap;
 
@@ -23,16 +23,18 @@ import java.util.concurrent.ConcurrentHashMap;
  * <p>Ownership is a lock, not a PID (a restarted agent lives in a new PID namespace): the writer
  * holds an exclusive lock on its spool file for the file's whole life, through the one channel it
  * writes and reads it with (a POSIX record lock dies with any descriptor of the file the process
- * closes, so no second one is ever opened). A file nobody holds locked belongs to a dead dump. The
- * spool directory's {@code .stasis-spool.lock} serializes creating-and-locking against sweeping, so
- * a sweep never sees a new spool in the instant before it is locked. Spools of this JVM are known
+ * closes, so no second one is ever opened). A file nobody holds locked belongs to a dead dump. So
+ * that a sweep never sees a new spool in the instant before it is locked, a spool is created as
+ * {@code .stasis-spooling-*}, locked, and only then renamed to {@code .stasis-spool-*} (the lock
+ * belongs to the file, not its name); a sweep removes an unlocked {@code .stasis-spooling-*} only
+ * once it is a minute old (a dump killed between create and rename). Spools of this JVM are known
  * to it and never touched by its own sweeps.
  */
 public final class Spools {
   static final String PREFIX = ".stasis-spool-";
-  private static final String DIR_LOCK = ".stasis-spool.lock";
+  private static final String CREATING = ".stasis-spooling-";
+  private static final long CREATING_GRACE_MILLIS = 60_000;
   private static final Set<Path> LIVE = ConcurrentHashMap.newKeySet();
-  private static final Object JVM_LOCK = new Object();
 
   static {
     Thread hook =
@@ -52,52 +54,35 @@ public final class Spools {
 
   private Spools() {}
 
-  interface Body<T> {
-    T run() throws IOException;
-  }
-
-  private static <T> T underDirLock(Path dir, Body<T> body) throws IOException {
-    synchronized (JVM_LOCK) {
-      try (FileChannel lc =
-              FileChannel.open(
-                  dir.resolve(DIR_LOCK),
-                  Set.of(
-                      StandardOpenOption.CREATE,
-                      StandardOpenOption.WRITE,
-                      LinkOption.NOFOLLOW_LINKS),
-                  PosixFilePermissions.asFileAttribute(Private.FILE));
-          FileLock l = lc.lock()) {
-        return body.run();
-      }
-    }
-  }
-
-  /** A new spool file in {@code dir}, 0600, created and locked as one step. */
+  /** A new spool file in {@code dir}, 0600, locked before it gets its sweepable name. */
   static Owned create(Path dir, String name) throws IOException {
     Private.createDirectories(dir);
-    return underDirLock(
-        dir,
-        () -> {
-          Path file = Files.createTempFile(dir, PREFIX, "-" + name); // 0600
-          FileChannel ch =
-              FileChannel.open(
-                  file,
-                  StandardOpenOption.READ,
-                  StandardOpenOption.WRITE,
-                  LinkOption.NOFOLLOW_LINKS);
-          try {
-            FileLock lock = ch.tryLock();
-            if (lock == null) {
-              throw new IOException("spool " + file + " is locked by another process");
-            }
-          } catch (IOException | RuntimeException e) {
-            ch.close();
-            Files.deleteIfExists(file);
-            throw e;
-          }
-          LIVE.add(file);
-          return new Owned(file, ch);
-        });
+    Path tmp = Files.createTempFile(dir, CREATING, "-" + name); // 0600
+    Path file = dir.resolve(PREFIX + tmp.getFileName().toString().substring(CREATING.length()));
+    // known as ours before a sweep of this JVM could open it: closing any descriptor of a file in
+    // this process would drop the lock taken below
+    LIVE.add(tmp);
+    LIVE.add(file);
+    FileChannel ch = null;
+    try {
+      ch =
+          FileChannel.open(
+              tmp, StandardOpenOption.READ, StandardOpenOption.WRITE, LinkOption.NOFOLLOW_LINKS);
+      if (ch.tryLock() == null) {
+        throw new IOException("spool " + tmp + " is locked by another process");
+      }
+      Files.move(tmp, file, StandardCopyOption.ATOMIC_MOVE);
+      LIVE.remove(tmp);
+      return new Owned(file, ch);
+    } catch (IOException | RuntimeException e) {
+      if (ch != null) {
+        ch.close();
+      }
+      Files.deleteIfExists(tmp);
+      LIVE.remove(tmp);
+      LIVE.remove(file);
+      throw e;
+    }
   }
 
   /** A spool file this process owns: the channel holds its lock until {@link #delete}. */
@@ -125,34 +110,42 @@ public final class Spools {
     if (dir == null || !Files.isDirectory(dir, LinkOption.NOFOLLOW_LINKS)) {
       return 0;
     }
-    return underDirLock(
-        dir,
-        () -> {
-          int n = 0;
-          try (DirectoryStream<Path> ds = Files.newDirectoryStream(dir, PREFIX + "*")) {
-            for (Path p : ds) {
-              if (LIVE.contains(p) || !Files.isRegularFile(p, LinkOption.NOFOLLOW_LINKS)) {
-                continue;
-              }
-              try (FileChannel ch =
-                  FileChannel.open(p, StandardOpenOption.WRITE, LinkOption.NOFOLLOW_LINKS)) {
-                FileLock l;
-                try {
-                  l = ch.tryLock();
-                } catch (OverlappingFileLockException e) {
-                  continue;
-                }
-                if (l == null) {
-                  continue; // a live dump in another process
-                }
-                Files.deleteIfExists(p);
-                n++;
-              } catch (NoSuchFileException e) {
-                // gone meanwhile
-              }
-            }
+    int n = 0;
+    long now = System.currentTimeMillis();
+    try (DirectoryStream<Path> ds = Files.newDirectoryStream(dir, ".stasis-spool*")) {
+      for (Path p : ds) {
+        String f = p.getFileName().toString();
+        boolean creating = f.startsWith(CREATING);
+        if (!(creating || f.startsWith(PREFIX))
+            || LIVE.contains(p)
+            || !Files.isRegularFile(p, LinkOption.NOFOLLOW_LINKS)) {
+          continue;
+        }
+        try {
+          if (creating && now - Files.getLastModifiedTime(p).toMillis() < CREATING_GRACE_MILLIS) {
+            continue; // about to be locked and renamed by a live dump
           }
-          return n;
-        });
+        } catch (NoSuchFileException e) {
+          continue;
+        }
+        try (FileChannel ch =
+            FileChannel.open(p, StandardOpenOption.WRITE, LinkOption.NOFOLLOW_LINKS)) {
+          FileLock l;
+          try {
+            l = ch.tryLock();
+          } catch (OverlappingFileLockException e) {
+            continue;
+          }
+          if (l == null) {
+            continue; // a live dump in another process
+          }
+          Files.deleteIfExists(p);
+          n++;
+        } catch (NoSuchFileException e) {
+          // gone meanwhile (shipped, or renamed from .stasis-spooling-)
+        }
+      }
+    }
+    return n;
   }
 }

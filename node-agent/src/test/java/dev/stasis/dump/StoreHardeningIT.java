@@ -71,9 +71,7 @@ class StoreHardeningIT {
 
   private static List<Path> spools(Path dir) throws IOException {
     try (Stream<Path> s = Files.list(dir)) {
-      return s.filter(p -> p.getFileName().toString().startsWith(".stasis-spool-"))
-          .filter(p -> !p.getFileName().toString().equals(".stasis-spool.lock"))
-          .toList();
+      return s.filter(p -> p.getFileName().toString().startsWith(".stasis-spool-")).toList();
     }
   }
 
@@ -475,19 +473,32 @@ class StoreHardeningIT {
    */
   @Test
   void aStalledStoreHitsTheFreezeDeadlineAndTheProcessRunsOn() throws Exception {
+    stall(false);
+  }
+
+  /** The same with --leave-running and no spool: the pages stream while the process is frozen. */
+  @Test
+  void aStalledStoreHitsTheFreezeDeadlineOfALeaveRunningDump() throws Exception {
+    stall(true);
+  }
+
+  private void stall(boolean leaveRunning) throws Exception {
     try (S3Server s3 = S3Server.start().bucket("ckpt");
         Workloads.Running w = Workloads.start("memhog", "512")) {
-      Process d =
-          start(
-              s3.env(),
-              List.of(),
-              "dump",
-              "--pid",
-              Integer.toString(w.pid),
-              "--to",
-              "s3://ckpt/stall",
-              "--freeze-timeout",
-              "3");
+      List<String> args =
+          new ArrayList<>(
+              List.of(
+                  "dump",
+                  "--pid",
+                  Integer.toString(w.pid),
+                  "--to",
+                  "s3://ckpt/stall",
+                  "--freeze-timeout",
+                  "3"));
+      if (leaveRunning) {
+        args.add("--leave-running");
+      }
+      Process d = start(s3.env(), List.of(), args.toArray(new String[0]));
       long frozenAt = 0;
       long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(60);
       while (System.nanoTime() < deadline && d.isAlive()) {
