@@ -91,6 +91,8 @@ public final class Dumper {
     timings.put("freezing_ms", ms(frozenAt - start));
     boolean committed = false;
     boolean released = false;
+    FreezeDeadline deadline = new FreezeDeadline(opts.freezeTimeoutMillis(), sink);
+    deadline.describeSink = sink.describe();
     try {
       DumpResult r = dumpFrozen(tree, sink, start, frozenAt);
       // Every image is written (in the page cache for a directory). A process that goes on
@@ -98,6 +100,9 @@ public final class Dumper {
       // the set durable; a process to be killed stays frozen until the set is committed, so that
       // a failed fsync or commit leaves it alive.
       if (opts.leaveRunning()) {
+        if (!deadline.disarm()) {
+          throw new IOException("freeze deadline of " + deadline.describe() + " passed");
+        }
         tree.close();
         released = true;
       }
@@ -106,6 +111,18 @@ public final class Dumper {
       committed = true;
       timings.put("commit_ms", ms(System.nanoTime() - t));
       if (!opts.leaveRunning()) {
+        if (!deadline.disarm()) {
+          // the deadline passed while the manifest was being written: the checkpoint is stored,
+          // but a deadline promises a running process, not a killed one
+          throw new DumpException(
+              "freeze deadline of "
+                  + deadline.describe()
+                  + " passed as the checkpoint was committed: PID "
+                  + pid
+                  + " left running (the checkpoint at "
+                  + sink.describe()
+                  + " is complete)");
+        }
         long k = System.nanoTime();
         tree.kill();
         tree.close();
@@ -119,6 +136,9 @@ public final class Dumper {
       return new DumpResult(
           r.pid(), r.processes(), r.threads(), r.pagesWritten(), Map.copyOf(timings), r.warnings());
     } catch (DumpException e) {
+      if (!committed && deadline.expired()) {
+        throw deadline.failure(e);
+      }
       if (!committed && targetGone(e)) {
         throw new DumpException("PID " + pid + " exited during the dump", e);
       }
@@ -132,11 +152,15 @@ public final class Dumper {
                 + reason(e),
             e);
       }
+      if (deadline.expired()) {
+        throw deadline.failure(e);
+      }
       if (targetGone(e)) {
         throw new DumpException("PID " + pid + " exited during the dump", e);
       }
       throw new DumpException("dump of PID " + pid + " failed: " + reason(e), e);
     } finally {
+      deadline.disarm();
       // Detach on every path, also when the kill after a successful commit fails: a process
       // left traced would stay stopped for good. close() is idempotent.
       if (!released) {
@@ -146,6 +170,79 @@ public final class Dumper {
         sink.abort();
       }
     }
+  }
+
+  /**
+   * The freeze deadline: a watchdog thread that, if the process is still frozen when it fires,
+   * cancels the sink ({@link ImageSink#cancel}), which makes whatever the dump's thread waits on in
+   * the sink (an upload to a stalled store, above all) fail at once. The dump's thread then takes
+   * its ordinary failure path: parasite cured, process released unharmed, set aborted. The watchdog
+   * never touches the process itself: every ptrace call stays on the dump's thread. Disarming and
+   * firing race on one state word, so a process is either released in time or its checkpoint is
+   * cancelled, never killed after the deadline.
+   */
+  private final class FreezeDeadline {
+    private static final int ARMED = 0;
+    private static final int DISARMED = 1;
+    private static final int FIRED = 2;
+    private final java.util.concurrent.atomic.AtomicInteger state =
+        new java.util.concurrent.atomic.AtomicInteger(ARMED);
+    private final long millis;
+    private final java.util.concurrent.CountDownLatch done =
+        new java.util.concurrent.CountDownLatch(1);
+
+    FreezeDeadline(long millis, ImageSink sink) {
+      this.millis = millis;
+      if (millis <= 0) {
+        state.set(DISARMED);
+        return;
+      }
+      Thread t =
+          new Thread(
+              () -> {
+                try {
+                  if (done.await(millis, java.util.concurrent.TimeUnit.MILLISECONDS)) {
+                    return;
+                  }
+                } catch (InterruptedException e) {
+                  return;
+                }
+                if (state.compareAndSet(ARMED, FIRED)) {
+                  sink.cancel("freeze deadline of " + describe() + " passed");
+                }
+              },
+              "stasis-freeze-deadline");
+      t.setDaemon(true);
+      t.start();
+    }
+
+    String describe() {
+      return millis % 1000 == 0 ? millis / 1000 + " s" : millis + " ms";
+    }
+
+    /** Ends the watch; false if the deadline fired first. */
+    boolean disarm() {
+      done.countDown();
+      return state.compareAndSet(ARMED, DISARMED) || state.get() == DISARMED;
+    }
+
+    boolean expired() {
+      return state.get() == FIRED;
+    }
+
+    DumpException failure(Exception cause) {
+      return new DumpException(
+          "freeze deadline of "
+              + describe()
+              + " passed: checkpoint to "
+              + describeSink
+              + " aborted, PID "
+              + pid
+              + " released and left running",
+          cause);
+    }
+
+    private String describeSink = "";
   }
 
   /** What the per-process steps add up for stats-dump, the manifest and the result. */
