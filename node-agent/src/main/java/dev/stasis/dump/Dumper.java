@@ -5,6 +5,8 @@ import dev.stasis.compel.SeizeException;
 import dev.stasis.compel.SeizedTask;
 import dev.stasis.compel.SeizedTree;
 import dev.stasis.compel.ThreadState;
+import dev.stasis.dump.ns.ContainerImages;
+import dev.stasis.dump.ns.NamespaceIds;
 import dev.stasis.images.ImageSink;
 import dev.stasis.images.ImageType;
 import dev.stasis.images.ImageWriter;
@@ -18,7 +20,6 @@ import dev.stasis.images.proto.PipeDataEntry;
 import dev.stasis.images.proto.PstreeEntry;
 import dev.stasis.images.proto.SeccompEntry;
 import dev.stasis.images.proto.StatsEntry;
-import dev.stasis.images.proto.TaskKobjIdsEntry;
 import dev.stasis.images.proto.TimensEntry;
 import dev.stasis.images.proto.Timespec;
 import dev.stasis.images.proto.VmaEntry;
@@ -57,13 +58,9 @@ public final class Dumper {
   /** x86-64 AT_VECTOR_SIZE: 2 * (2 arch + 20 base entries + AT_NULL) words. */
   private static final int AT_VECTOR_SIZE = 44;
 
-  // Kernel-object and namespace ids as CRIU numbers them for a process in the host namespaces:
-  // the dumper's own objects get 1, the target's 2; namespaces in CRIU's probing order.
+  // Kernel-object ids as CRIU numbers them: the dumper's own objects get 1, the target's 2.
   private static final int ROOT_OBJ_ID = 1;
   private static final int TASK_OBJ_ID = 2;
-  private static final String[] NAMESPACES = {
-    "pid", "net", "ipc", "uts", "time", "mnt", "user", "cgroup"
-  };
 
   private final DumpOptions opts;
   private final int pid;
@@ -89,6 +86,15 @@ public final class Dumper {
             !opts.leaveRunning() && sink instanceof dev.stasis.images.DirectoryImageSink);
     warmUpGather();
     checkTarget();
+    try {
+      ContainerImages.refuseUnsupported(pid);
+    } catch (DumpException e) {
+      sink.abort();
+      throw e;
+    } catch (IOException e) {
+      sink.abort();
+      throw new DumpException("cannot read PID " + pid + "'s namespaces: " + reason(e), e);
+    }
     SeizedTree tree;
     try {
       tree = Compel.seize(pid, true);
@@ -185,7 +191,7 @@ public final class Dumper {
     // each process has its own (CLONE_VM/FILES/FS/SIGHAND without CLONE_THREAD is refused).
     int objId = TASK_OBJ_ID;
     int pagesId = PAGES_ID;
-    Namespaces namespaces = new Namespaces();
+    NamespaceIds namespaces = new NamespaceIds();
     for (SeizedTask task : tree.tasks()) {
       if (task.pid() != pid) {
         checkNotSharing(task.pid(), TaskStat.read(task.pid()).ppid());
@@ -195,6 +201,7 @@ public final class Dumper {
     String comm = TaskStat.read(pid).comm();
 
     long t = System.nanoTime();
+    ContainerImages.write(sink, namespaces, pid);
     ImageWriter.writeFile(sink, ImageType.FILES, files.entries());
     if (!files.pipeData().isEmpty()) {
       try (ImageWriter w = ImageWriter.create(sink, ImageType.PIPES_DATA)) {
@@ -223,7 +230,7 @@ public final class Dumper {
             InventoryEntry.newBuilder()
                 .setImgVersion(ImageType.IMAGES_VERSION)
                 .setFdinfoPerId(true)
-                .setRootIds(namespaces.ids(ROOT_OBJ_ID, Namespaces.ROOT))
+                .setRootIds(namespaces.ids(ROOT_OBJ_ID, NamespaceIds.ROOT))
                 .setNsPerId(true)
                 .setRootCgSet(1)
                 .setLsmtype(Lsmtype.NO_LSM)
@@ -263,17 +270,8 @@ public final class Dumper {
     meta.put("dump.leave_running", Boolean.toString(opts.leaveRunning()));
     List<String> warnings = new ArrayList<>();
     if (!namespaces.own().isEmpty()) {
-      warnings.add(
-          "the tree has its own "
-              + String.join(", ", namespaces.own())
-              + " namespace(s): the images decode, but restoring them needs namespace images"
-              + " (mountpoints, utsns, ipcns, netns) that are not written yet");
-      // Honest limitation: the contents of these namespaces (mountpoints, utsns, ipcns, netns
-      // images) are not written yet, so upstream criu can decode this set but not restore it.
-      meta.put("dump.own_namespaces", String.join(",", namespaces.own()));
-      meta.put(
-          "dump.restorable",
-          "no: needs namespace images (mountpoints, utsns, ipcns, netns) not written yet");
+      // Every own namespace is either written so that a restore brings it back or refused.
+      meta.put("dump.own_namespaces", String.join(",", namespaces.ownKinds()));
     }
     timings.forEach((k, v) -> meta.put("timing." + k, Long.toString(v)));
     sink.recordMetadata(meta);
@@ -292,7 +290,7 @@ public final class Dumper {
       int objId,
       int pagesId,
       FileTable files,
-      Namespaces namespaces,
+      NamespaceIds namespaces,
       ImageSink sink,
       Totals totals)
       throws IOException {
@@ -528,82 +526,6 @@ public final class Dumper {
         .setMonotonic(Timespec.newBuilder().setTvSec(mono[0]).setTvNsec(mono[1]))
         .setBoottime(Timespec.newBuilder().setTvSec(boot[0]).setTvNsec(boot[1]))
         .build();
-  }
-
-  /**
-   * Namespace ids as CRIU numbers them: the agent's own namespaces get 1..8 in probing order (pid,
-   * net, ipc, uts, time, mnt, user, cgroup) and are inventory.root_ids; every other namespace a
-   * dumped process is in gets the next free id when first seen, the same id for every process in
-   * it.
-   */
-  private static final class Namespaces {
-    static final int ROOT = -1;
-    private final Map<String, Integer> byInode = new HashMap<>();
-    private final java.util.Set<String> own = new java.util.LinkedHashSet<>();
-    private int next = NAMESPACES.length + 1;
-
-    Namespaces() throws IOException {
-      for (int i = 0; i < NAMESPACES.length; i++) {
-        String link = link("self", NAMESPACES[i]);
-        if (link != null) {
-          byInode.put(link, i + 1);
-        }
-      }
-    }
-
-    List<String> own() {
-      return List.copyOf(own);
-    }
-
-    /** The ids entry of process {@code p} ({@link #ROOT}: the agent's own, for root_ids). */
-    TaskKobjIdsEntry ids(int objId, int p) throws IOException {
-      int[] ns = new int[NAMESPACES.length];
-      for (int i = 0; i < NAMESPACES.length; i++) {
-        ns[i] = i + 1;
-        String link = p == ROOT ? null : link(Integer.toString(p), NAMESPACES[i]);
-        if (link == null) {
-          continue;
-        }
-        Integer id = byInode.get(link);
-        if (id == null) {
-          if (NAMESPACES[i].equals("user")) {
-            // Another user namespace maps uids and capabilities: not handled.
-            throw new DumpException(
-                "PID " + p + " is in another user namespace: not supported yet");
-          }
-          id = next++;
-          byInode.put(link, id);
-        }
-        if (id != i + 1) {
-          own.add(NAMESPACES[i]);
-        }
-        ns[i] = id;
-      }
-      return TaskKobjIdsEntry.newBuilder()
-          .setVmId(objId)
-          .setFilesId(objId)
-          .setFsId(objId)
-          .setSighandId(objId)
-          .setPidNsId(ns[0])
-          .setNetNsId(ns[1])
-          .setIpcNsId(ns[2])
-          .setUtsNsId(ns[3])
-          .setTimeNsId(ns[4])
-          .setMntNsId(ns[5])
-          .setUserNsId(ns[6])
-          .setCgroupNsId(ns[7])
-          .build();
-    }
-
-    /** "pid:[4026531836]", or null where the kernel has no such namespace. */
-    private static String link(String p, String ns) throws IOException {
-      Path l = Path.of("/proc/" + p + "/ns/" + ns);
-      try {
-        return Files.readSymbolicLink(l).toString();
-      } catch (NoSuchFileException e) {
-        return null;
-      }
-    }
   }
 
   /**
