@@ -1,0 +1,168 @@
+package dev.stasis.dump;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import com.fasterxml.jackson.databind.JsonNode;
+import dev.stasis.testing.Crit;
+import dev.stasis.testing.Exec;
+import dev.stasis.testing.RuncContainer;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.time.Duration;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.Map;
+import java.util.UUID;
+import org.junit.jupiter.api.io.TempDir;
+import org.junit.jupiter.params.ParameterizedTest;
+import org.junit.jupiter.params.provider.ValueSource;
+
+/**
+ * A runc container dumped by the packaged {@code ./stasis dump} comes back with {@code runc
+ * restore}: its own PID, mount, UTS, IPC and network namespaces, a counter in shell memory, a token
+ * in its /dev/shm tmpfs, a host name, and stdout/stdin pipes. The restored container goes on
+ * counting from where the dump found it, still reads the token from its tmpfs and still has its
+ * host name. Both crits decode the namespace images.
+ */
+class RuncRestoreIT {
+  @TempDir Path work;
+
+  @ParameterizedTest(name = "leaveRunning={0}")
+  @ValueSource(booleans = {false, true})
+  void runcRestoresTheDumpedContainer(boolean leaveRunning) throws Exception {
+    String token = "shm-" + UUID.randomUUID().toString().substring(0, 8);
+    // No forks: the counter lives in the shell's memory, the token only in the tmpfs.
+    String script =
+        "echo "
+            + token
+            + " > /dev/shm/f; i=0; while :; do read -t 0.1 x; i=$((i+1)); read s < /dev/shm/f;"
+            + " echo $i $s; done";
+    try (RuncContainer ctr = RuncContainer.start(work, script)) {
+      awaitLines(ctr.log(), 5);
+      int before = lines(ctr.log()).size();
+      Path images = work.resolve("images");
+      List<String> cmd = new ArrayList<>(List.of(launcher(), "dump", "--pid"));
+      cmd.add(Integer.toString(ctr.hostPid()));
+      cmd.addAll(List.of("--images-dir", images.toString()));
+      if (leaveRunning) {
+        cmd.add("--leave-running");
+      }
+      String out = Exec.ok(Duration.ofSeconds(120), cmd);
+      assertTrue(out.startsWith("dumped PID " + ctr.hostPid() + " "), out);
+      assertFalse(out.contains("warning"), "a container's set is restorable: " + out);
+      if (leaveRunning) {
+        int now = lines(ctr.log()).size();
+        awaitLines(ctr.log(), now + 3);
+      } else {
+        awaitGone(ctr.hostPid());
+      }
+
+      // Both decoders read every framed image, namespace images included.
+      for (Crit.Version v : Crit.Version.values()) {
+        Map<String, JsonNode> set = Crit.decodeDir(v, images);
+        JsonNode uts = only(set, "utsns-");
+        assertEquals(
+            RuncContainer.hostname(ctr.id()),
+            Crit.entries(uts).get(0).get("nodename").asText(),
+            v + ": " + uts);
+        JsonNode mounts = Crit.entries(only(set, "mountpoints-"));
+        assertTrue(mounts.size() > 5, v + ": " + mounts);
+        assertTrue(mounts.toString().contains("\"/dev/shm\""), v + ": " + mounts);
+        assertTrue(Crit.entries(only(set, "ipcns-var-")).get(0).has("sem_ctls"), v.name());
+        assertTrue(set.keySet().stream().anyMatch(n -> n.startsWith("netdev-")), v.name());
+      }
+      assertTrue(
+          Files.readString(images.resolve("descriptors.json")).startsWith("[\"pipe:["),
+          "runc hands the stdio pipes back by these names");
+
+      ctr.delete();
+      ctr.restore(images);
+      awaitLines(ctr.restoredLog(), 5);
+      // runc's own messages share the restored stdout's log; the counter's lines are numbered
+      List<String> restored =
+          lines(ctr.restoredLog()).stream().filter(l -> l.matches("[0-9]+ .*")).toList();
+      int first = Integer.parseInt(restored.get(0).split(" ")[0]);
+      int lastBefore = Integer.parseInt(lastNumbered(ctr.log()));
+      // It goes on from where the dump found it: not from 1, not past what it had printed
+      // (lines still queued in the stdout pipe at the dump come out of the restored pipe).
+      assertTrue(
+          first >= before && first <= lastBefore + 1,
+          "restored counter starts at "
+              + first
+              + "; "
+              + before
+              + " lines before the dump, "
+              + lastBefore
+              + " last printed");
+      for (int i = 0; i < restored.size(); i++) {
+        assertEquals((first + i) + " " + token, restored.get(i), "line " + i + " after restore");
+      }
+      assertEquals(RuncContainer.hostname(ctr.id()), ctr.exec("/bin/busybox", "hostname").strip());
+      assertEquals(token, ctr.exec("/bin/busybox", "cat", "/dev/shm/f").strip());
+    }
+  }
+
+  private static JsonNode only(Map<String, JsonNode> set, String prefix) {
+    List<String> names = set.keySet().stream().filter(n -> n.startsWith(prefix)).toList();
+    assertEquals(1, names.size(), prefix + " images: " + set.keySet());
+    return set.get(names.get(0));
+  }
+
+  private static String launcher() {
+    return Path.of("..", "stasis").toAbsolutePath().normalize().toString();
+  }
+
+  private static List<String> lines(Path log) throws Exception {
+    if (!Files.exists(log)) {
+      return List.of();
+    }
+    // only whole lines: the last one may still be being written
+    String s = Files.readString(log);
+    int end = s.lastIndexOf('\n');
+    return end < 0 ? List.of() : s.substring(0, end).lines().toList();
+  }
+
+  private static String lastNumbered(Path log) throws Exception {
+    List<String> l = lines(log);
+    return l.get(l.size() - 1).split(" ")[0];
+  }
+
+  private static void awaitLines(Path log, int n) throws Exception {
+    long deadline = System.nanoTime() + Duration.ofSeconds(20).toNanos();
+    while (lines(log).size() < n) {
+      if (System.nanoTime() > deadline) {
+        throw new AssertionError(
+            log
+                + " stopped at "
+                + lines(log).size()
+                + " lines (wanted "
+                + n
+                + "): "
+                + (Files.exists(log) ? Files.readString(log) : "no log"));
+      }
+      Thread.sleep(50);
+    }
+  }
+
+  private static void awaitGone(int pid) throws Exception {
+    long deadline = System.nanoTime() + Duration.ofSeconds(10).toNanos();
+    while (Files.exists(Path.of("/proc/" + pid))) {
+      String state = "";
+      try {
+        state =
+            Files.readString(Path.of("/proc/" + pid + "/stat")).split("\\) ")[1].substring(0, 1);
+      } catch (java.io.IOException e) {
+        return;
+      }
+      if (state.equals("Z")) {
+        return; // dead; its parent reaps it
+      }
+      if (System.nanoTime() > deadline) {
+        throw new AssertionError("PID " + pid + " still alive after a kill-mode dump");
+      }
+      Thread.sleep(50);
+    }
+  }
+}
