@@ -15,6 +15,7 @@ import java.util.ArrayList;
 import java.util.List;
 import java.util.Map;
 import java.util.UUID;
+import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
 import org.junit.jupiter.params.ParameterizedTest;
 import org.junit.jupiter.params.provider.ValueSource;
@@ -40,68 +41,108 @@ class RuncRestoreIT {
             + " > /dev/shm/f; i=0; while :; do read -t 0.1 x; i=$((i+1)); read s < /dev/shm/f;"
             + " echo $i $s; done";
     try (RuncContainer ctr = RuncContainer.start(work, script)) {
-      awaitLines(ctr.log(), 5);
-      int before = lines(ctr.log()).size();
-      Path images = work.resolve("images");
-      List<String> cmd = new ArrayList<>(List.of(launcher(), "dump", "--pid"));
-      cmd.add(Integer.toString(ctr.hostPid()));
-      cmd.addAll(List.of("--images-dir", images.toString()));
-      if (leaveRunning) {
-        cmd.add("--leave-running");
-      }
-      String out = Exec.ok(Duration.ofSeconds(120), cmd);
-      assertTrue(out.startsWith("dumped PID " + ctr.hostPid() + " "), out);
-      assertFalse(out.contains("warning"), "a container's set is restorable: " + out);
-      if (leaveRunning) {
-        int now = lines(ctr.log()).size();
-        awaitLines(ctr.log(), now + 3);
-      } else {
-        awaitGone(ctr.hostPid());
-      }
-
-      // Both decoders read every framed image, namespace images included.
-      for (Crit.Version v : Crit.Version.values()) {
-        Map<String, JsonNode> set = Crit.decodeDir(v, images);
-        JsonNode uts = only(set, "utsns-");
-        assertEquals(
-            RuncContainer.hostname(ctr.id()),
-            Crit.entries(uts).get(0).get("nodename").asText(),
-            v + ": " + uts);
-        JsonNode mounts = Crit.entries(only(set, "mountpoints-"));
-        assertTrue(mounts.size() > 5, v + ": " + mounts);
-        assertTrue(mounts.toString().contains("\"/dev/shm\""), v + ": " + mounts);
-        assertTrue(Crit.entries(only(set, "ipcns-var-")).get(0).has("sem_ctls"), v.name());
-        assertTrue(set.keySet().stream().anyMatch(n -> n.startsWith("netdev-")), v.name());
-      }
-      assertTrue(
-          Files.readString(images.resolve("descriptors.json")).startsWith("[\"pipe:["),
-          "runc hands the stdio pipes back by these names");
-
-      ctr.delete();
-      ctr.restore(images);
-      awaitLines(ctr.restoredLog(), 5);
-      // runc's own messages share the restored stdout's log; the counter's lines are numbered
-      List<String> restored =
-          lines(ctr.restoredLog()).stream().filter(l -> l.matches("[0-9]+ .*")).toList();
-      int first = Integer.parseInt(restored.get(0).split(" ")[0]);
-      int lastBefore = Integer.parseInt(lastNumbered(ctr.log()));
-      // It goes on from where the dump found it: not from 1, not past what it had printed
-      // (lines still queued in the stdout pipe at the dump come out of the restored pipe).
-      assertTrue(
-          first >= before && first <= lastBefore + 1,
-          "restored counter starts at "
-              + first
-              + "; "
-              + before
-              + " lines before the dump, "
-              + lastBefore
-              + " last printed");
-      for (int i = 0; i < restored.size(); i++) {
-        assertEquals((first + i) + " " + token, restored.get(i), "line " + i + " after restore");
-      }
-      assertEquals(RuncContainer.hostname(ctr.id()), ctr.exec("/bin/busybox", "hostname").strip());
+      dumpAndRestore(ctr, leaveRunning, token);
       assertEquals(token, ctr.exec("/bin/busybox", "cat", "/dev/shm/f").strip());
     }
+  }
+
+  /**
+   * A container whose init has forked two workers (the kill of a PID namespace's init waits for
+   * every other process of the namespace to be reaped) and a host directory bind-mounted at /data
+   * (an external mount, keyed by its destination as runc passes it): killed after the dump, it
+   * comes back with all three processes and the volume.
+   */
+  @Test
+  void initWithWorkersAndAVolumeComesBack() throws Exception {
+    Path volume = Files.createDirectories(work.resolve("volume"));
+    String token = "vol-" + UUID.randomUUID().toString().substring(0, 8);
+    Files.writeString(volume.resolve("f"), token + "\n");
+    String script =
+        "sleep 100000 & sleep 100000 & i=0; while :; do read -t 0.1 x; i=$((i+1));"
+            + " read s < /data/f; echo $i $s; done";
+    try (RuncContainer ctr = RuncContainer.start(work, script, volume)) {
+      Path images = dumpAndRestore(ctr, false, token);
+      JsonNode mounts =
+          Crit.entries(only(Crit.decodeDir(Crit.Version.UPSTREAM, images), "mountpoints-"));
+      boolean keyed = false;
+      for (JsonNode m : mounts) {
+        keyed |=
+            m.path("mountpoint").asText().equals("/data")
+                && m.path("ext_key").asText().equals("/data");
+      }
+      assertTrue(keyed, "/data is an external mount keyed by its destination: " + mounts);
+      String ps = ctr.exec("/bin/busybox", "ps");
+      assertEquals(2, ps.lines().filter(l -> l.strip().endsWith(" sleep 100000")).count(), ps);
+    }
+  }
+
+  /**
+   * Dumps the container with the packaged launcher, checks the set with both crits, restores it
+   * with runc and checks that its counter goes on, printing {@code token} with every number.
+   */
+  private Path dumpAndRestore(RuncContainer ctr, boolean leaveRunning, String token)
+      throws Exception {
+    awaitLines(ctr.log(), 5);
+    int before = lines(ctr.log()).size();
+    Path images = work.resolve("images");
+    List<String> cmd = new ArrayList<>(List.of(launcher(), "dump", "--pid"));
+    cmd.add(Integer.toString(ctr.hostPid()));
+    cmd.addAll(List.of("--images-dir", images.toString()));
+    if (leaveRunning) {
+      cmd.add("--leave-running");
+    }
+    String out = Exec.ok(Duration.ofSeconds(120), cmd);
+    assertTrue(out.startsWith("dumped PID " + ctr.hostPid() + " "), out);
+    assertFalse(out.contains("warning"), "a container's set is restorable: " + out);
+    if (leaveRunning) {
+      int now = lines(ctr.log()).size();
+      awaitLines(ctr.log(), now + 3);
+    } else {
+      awaitGone(ctr.hostPid());
+    }
+
+    // Both decoders read every framed image, namespace images included.
+    for (Crit.Version v : Crit.Version.values()) {
+      Map<String, JsonNode> set = Crit.decodeDir(v, images);
+      JsonNode uts = only(set, "utsns-");
+      assertEquals(
+          RuncContainer.hostname(ctr.id()),
+          Crit.entries(uts).get(0).get("nodename").asText(),
+          v + ": " + uts);
+      JsonNode mounts = Crit.entries(only(set, "mountpoints-"));
+      assertTrue(mounts.size() > 5, v + ": " + mounts);
+      assertTrue(mounts.toString().contains("\"/dev/shm\""), v + ": " + mounts);
+      assertTrue(Crit.entries(only(set, "ipcns-var-")).get(0).has("sem_ctls"), v.name());
+      assertTrue(set.keySet().stream().anyMatch(n -> n.startsWith("netdev-")), v.name());
+    }
+    assertTrue(
+        Files.readString(images.resolve("descriptors.json")).startsWith("[\"pipe:["),
+        "runc hands the stdio pipes back by these names");
+
+    ctr.delete();
+    ctr.restore(images);
+    awaitLines(ctr.restoredLog(), 5);
+    // runc's own messages share the restored stdout's log; the counter's lines are numbered
+    List<String> restored =
+        lines(ctr.restoredLog()).stream().filter(l -> l.matches("[0-9]+ .*")).toList();
+    int first = Integer.parseInt(restored.get(0).split(" ")[0]);
+    int lastBefore = Integer.parseInt(lastNumbered(ctr.log()));
+    // It goes on from where the dump found it: not from 1, not past what it had printed
+    // (lines still queued in the stdout pipe at the dump come out of the restored pipe).
+    assertTrue(
+        first >= before && first <= lastBefore + 1,
+        "restored counter starts at "
+            + first
+            + "; "
+            + before
+            + " lines before the dump, "
+            + lastBefore
+            + " last printed");
+    for (int i = 0; i < restored.size(); i++) {
+      assertEquals((first + i) + " " + token, restored.get(i), "line " + i + " after restore");
+    }
+    assertEquals(RuncContainer.hostname(ctr.id()), ctr.exec("/bin/busybox", "hostname").strip());
+    return images;
   }
 
   private static JsonNode only(Map<String, JsonNode> set, String prefix) {

@@ -53,6 +53,15 @@ public final class RuncContainer implements AutoCloseable {
   /** {@code script} run by busybox sh as the container's init. */
   public static RuncContainer start(Path work, String script)
       throws IOException, InterruptedException {
+    return start(work, script, null);
+  }
+
+  /**
+   * {@code script} run by busybox sh as the container's init, with the host directory {@code
+   * volume} (if not null) bind-mounted read-write at /data, as a volume of a pod would be.
+   */
+  public static RuncContainer start(Path work, String script, Path volume)
+      throws IOException, InterruptedException {
     byte[] r = new byte[32];
     new SecureRandom().nextBytes(r);
     String id = HexFormat.of().formatHex(r);
@@ -79,6 +88,13 @@ public final class RuncContainer implements AutoCloseable {
     linux.put("cgroupsPath", "/" + cgroupsPath);
     ((ObjectNode) c.get("root")).put("readonly", false);
     c.put("hostname", hostname(id));
+    if (volume != null) {
+      ObjectNode m = ((com.fasterxml.jackson.databind.node.ArrayNode) c.get("mounts")).addObject();
+      m.put("destination", "/data");
+      m.put("type", "bind");
+      m.put("source", volume.toString());
+      m.putArray("options").add("rbind").add("rw");
+    }
     json.writerWithDefaultPrettyPrinter().writeValue(config.toFile(), c);
     Path root = Files.createDirectories(dir.resolve("runc-root"));
     // setsid: the feeder (sleep), runc and cat get their own group, killed in close().
