@@ -68,8 +68,8 @@ class MountNamespaceTest {
 
   @Test
   void paxRecordLengthCountsItself() {
-    // body "path=x" plus the space and newline is 8 bytes; with its 2 digits, 10
-    assertEquals("10 path=x\n", TmpfsArchive.record("path", "x"));
+    // "path=x" plus the space and newline is 8 bytes; with its one digit, 9
+    assertEquals("9 path=x\n", TmpfsArchive.record("path", "x"));
     String v = "y".repeat(94); // body 101 + 3 digits = 104
     assertEquals("104 path=" + v + "\n", TmpfsArchive.record("path", v));
     String w = "z".repeat(90); // body 97 + 2 = 99: still two digits
