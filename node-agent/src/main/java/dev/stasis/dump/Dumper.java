@@ -507,8 +507,10 @@ public final class Dumper {
       }
     }
     try {
-      TaskStat st = TaskStat.read(pid);
-      return st.isZombie();
+      // A process killed under us is not a zombie at once: its memory is released first (long for
+      // a big one, longer on a loaded machine), and a read of it fails meanwhile. PF_EXITING is
+      // set before that starts, so a failure caused by the death always sees it.
+      return TaskStat.read(pid).isExiting();
     } catch (IOException e) {
       return true;
     }

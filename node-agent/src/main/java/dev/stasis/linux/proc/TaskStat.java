@@ -14,6 +14,9 @@ import java.nio.file.Path;
  * does not print read as 0.
  */
 public final class TaskStat {
+  /** PF_EXITING in {@link #flags()}: the task has begun to exit (set before its memory goes). */
+  public static final long PF_EXITING = 0x00000004L;
+
   /** PF_KTHREAD in {@link #flags()}: a kernel thread. */
   public static final long PF_KTHREAD = 0x00200000L;
 
@@ -123,6 +126,11 @@ public final class TaskStat {
   /** PF_* flags of the task. */
   public long flags() {
     return field(9);
+  }
+
+  /** Dead or dying: a zombie, or past the point of exit where its memory is being released. */
+  public boolean isExiting() {
+    return isZombie() || state() == 'X' || (flags() & PF_EXITING) != 0;
   }
 
   public boolean isKernelThread() {
