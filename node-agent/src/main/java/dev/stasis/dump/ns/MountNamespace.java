@@ -32,8 +32,8 @@ import java.util.stream.Stream;
  *       mount of a host directory or file, a cgroup v1 hierarchy) is external: its {@code ext_key}
  *       is its mount point, which is the key runc's {@code --ext-mount-map} uses on restore (the
  *       bind mount's destination; each /sys/fs/cgroup/X of a cgroup v1 mount).
- *   <li>runc's masked paths, /dev/null of the container's own /dev bound over a file, are external
- *       with the key "/dev/null", the one runc maps on restore.
+ *   <li>runc's masked paths, a /dev/null (the container's own, or the host's after a restore) bound
+ *       over a file, are external with the key "/dev/null", the one runc maps on restore.
  *   <li>Every other mount (proc, sysfs, tmpfs, devpts, mqueue, cgroup2...) is mounted again by the
  *       restore; the files of a tmpfs are carried in tmpfs-dev-N.tar.gz.img, N its kernel dev_t.
  * </ul>
@@ -112,12 +112,6 @@ final class MountNamespace {
         hostDevs.add(m.kernelDev());
       }
     }
-    Integer devDev = null;
-    for (MountInfo.Mount m : mounts) {
-      if (m.mountpoint().equals("/dev") && m.root().equals("/")) {
-        devDev = m.kernelDev();
-      }
-    }
     Set<Integer> wholeTmpfs = new HashSet<>();
     for (MountInfo.Mount m : mounts) {
       if (m.fsType().equals("tmpfs") && m.root().equals("/")) {
@@ -135,7 +129,7 @@ final class MountNamespace {
         plan.add(new Planned(m, fstype, true, null));
         continue;
       }
-      if (devDev != null && m.kernelDev() == devDev && m.root().equals("/null")) {
+      if (!m.root().equals("/") && isDevNull(pid, m.mountpoint())) {
         plan.add(new Planned(m, fstype, false, "/dev/null"));
         continue;
       }
@@ -240,6 +234,25 @@ final class MountNamespace {
       b.setExtKey(p.extKey());
     }
     return b.build();
+  }
+
+  /**
+   * Whether the mount at {@code mountpoint} is a /dev/null bound over a file (runc's masked paths):
+   * the container's own /dev/null when runc made it, the host's after a runc restore bound that in.
+   * Either way runc's restore maps the key "/dev/null".
+   */
+  private static boolean isDevNull(int pid, String mountpoint) {
+    try {
+      Map<String, Object> a =
+          Files.readAttributes(
+              through(pid, mountpoint), "unix:mode,rdev", java.nio.file.LinkOption.NOFOLLOW_LINKS);
+      long rdev = ((Number) a.get("rdev")).longValue();
+      return ((Integer) a.get("mode") & 0170000) == 0020000
+          && TmpfsArchive.major(rdev) == 1
+          && TmpfsArchive.minor(rdev) == 3;
+    } catch (IOException e) {
+      return false;
+    }
   }
 
   /** The path of {@code mountpoint} of PID's namespace, reached from the agent. */
