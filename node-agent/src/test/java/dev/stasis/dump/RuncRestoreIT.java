@@ -41,7 +41,34 @@ class RuncRestoreIT {
             + " > /dev/shm/f; i=0; while :; do read -t 0.1 x; i=$((i+1)); read s < /dev/shm/f;"
             + " echo $i $s; done";
     try (RuncContainer ctr = RuncContainer.start(work, script)) {
-      dumpAndRestore(ctr, leaveRunning, token);
+      dumpAndRestore(ctr, leaveRunning, token, ctr.log(), ctr.restoredLog(), "images");
+      assertEquals(token, ctr.exec("/bin/busybox", "cat", "/dev/shm/f").strip());
+    }
+  }
+
+  /**
+   * A container that runc has already restored is dumped and restored again: it is now in a time
+   * namespace of its own (timens-ID.img with its own clocks) and its masked paths are the host's
+   * /dev/null that runc bound in (still keyed "/dev/null").
+   */
+  @Test
+  void aRestoredContainerIsDumpedAndRestoredAgain() throws Exception {
+    String token = "again-" + UUID.randomUUID().toString().substring(0, 8);
+    String script =
+        "echo "
+            + token
+            + " > /dev/shm/f; i=0; while :; do read -t 0.1 x; i=$((i+1)); read s < /dev/shm/f;"
+            + " echo $i $s; done";
+    try (RuncContainer ctr = RuncContainer.start(work, script)) {
+      Path first = work.resolve("first.log");
+      dumpAndRestore(ctr, false, token, ctr.log(), first, "images-1");
+      Path images =
+          dumpAndRestore(ctr, false, token, first, work.resolve("second.log"), "images-2");
+      try (var files = Files.list(images)) {
+        assertTrue(
+            files.anyMatch(f -> f.getFileName().toString().matches("timens-(9|[1-9][0-9]+)\\.img")),
+            "the restored container's own time namespace is dumped");
+      }
       assertEquals(token, ctr.exec("/bin/busybox", "cat", "/dev/shm/f").strip());
     }
   }
@@ -61,7 +88,7 @@ class RuncRestoreIT {
         "sleep 100000 & sleep 100000 & i=0; while :; do read -t 0.1 x; i=$((i+1));"
             + " read s < /data/f; echo $i $s; done";
     try (RuncContainer ctr = RuncContainer.start(work, script, volume)) {
-      Path images = dumpAndRestore(ctr, false, token);
+      Path images = dumpAndRestore(ctr, false, token, ctr.log(), ctr.restoredLog(), "images");
       JsonNode mounts =
           Crit.entries(only(Crit.decodeDir(Crit.Version.UPSTREAM, images), "mountpoints-"));
       boolean keyed = false;
@@ -80,11 +107,12 @@ class RuncRestoreIT {
    * Dumps the container with the packaged launcher, checks the set with both crits, restores it
    * with runc and checks that its counter goes on, printing {@code token} with every number.
    */
-  private Path dumpAndRestore(RuncContainer ctr, boolean leaveRunning, String token)
+  private Path dumpAndRestore(
+      RuncContainer ctr, boolean leaveRunning, String token, Path log, Path restoredLog, String dir)
       throws Exception {
-    awaitLines(ctr.log(), 5);
-    int before = lines(ctr.log()).size();
-    Path images = work.resolve("images");
+    awaitLines(log, 5);
+    int before = Integer.parseInt(lastNumbered(log));
+    Path images = work.resolve(dir);
     List<String> cmd = new ArrayList<>(List.of(launcher(), "dump", "--pid"));
     cmd.add(Integer.toString(ctr.hostPid()));
     cmd.addAll(List.of("--images-dir", images.toString()));
@@ -95,8 +123,8 @@ class RuncRestoreIT {
     assertTrue(out.startsWith("dumped PID " + ctr.hostPid() + " "), out);
     assertFalse(out.contains("warning"), "a container's set is restorable: " + out);
     if (leaveRunning) {
-      int now = lines(ctr.log()).size();
-      awaitLines(ctr.log(), now + 3);
+      int now = lines(log).size();
+      awaitLines(log, now + 3);
     } else {
       awaitGone(ctr.hostPid());
     }
@@ -120,13 +148,13 @@ class RuncRestoreIT {
         "runc hands the stdio pipes back by these names");
 
     ctr.delete();
-    ctr.restore(images);
-    awaitLines(ctr.restoredLog(), 5);
+    ctr.restore(images, restoredLog);
+    awaitLines(restoredLog, 5);
     // runc's own messages share the restored stdout's log; the counter's lines are numbered
     List<String> restored =
-        lines(ctr.restoredLog()).stream().filter(l -> l.matches("[0-9]+ .*")).toList();
+        lines(restoredLog).stream().filter(l -> l.matches("[0-9]+ .*")).toList();
     int first = Integer.parseInt(restored.get(0).split(" ")[0]);
-    int lastBefore = Integer.parseInt(lastNumbered(ctr.log()));
+    int lastBefore = Integer.parseInt(lastNumbered(log));
     // It goes on from where the dump found it: not from 1, not past what it had printed
     // (lines still queued in the stdout pipe at the dump come out of the restored pipe).
     assertTrue(
@@ -135,7 +163,7 @@ class RuncRestoreIT {
             + first
             + "; "
             + before
-            + " lines before the dump, "
+            + " printed before the dump, "
             + lastBefore
             + " last printed");
     for (int i = 0; i < restored.size(); i++) {
@@ -166,7 +194,7 @@ class RuncRestoreIT {
   }
 
   private static String lastNumbered(Path log) throws Exception {
-    List<String> l = lines(log);
+    List<String> l = lines(log).stream().filter(x -> x.matches("[0-9]+ .*")).toList();
     return l.get(l.size() - 1).split(" ")[0];
   }
 

@@ -163,7 +163,12 @@ public final class RuncContainer implements AutoCloseable {
    * restore.log. Returns the restored init's host PID.
    */
   public int restore(Path images) throws IOException, InterruptedException {
-    Path work = dir.resolve("restore-work");
+    return restore(images, restoredLog());
+  }
+
+  /** Like {@link #restore(Path)}, the restored stdout going to {@code log}. */
+  public int restore(Path images, Path log) throws IOException, InterruptedException {
+    Path work = dir.resolve("restore-work-" + log.getFileName());
     Path rc = dir.resolve("restore.rc");
     Files.deleteIfExists(rc);
     String path = Crit.JUDGE.resolve("bin") + ":" + System.getenv().getOrDefault("PATH", "");
@@ -177,12 +182,12 @@ public final class RuncContainer implements AutoCloseable {
             + " --work-path "
             + work
             + " --pid-file "
-            + dir.resolve("restored.pid")
+            + dir.resolve(log.getFileName() + ".pid")
             + " "
             + id
             + "; echo $? > "
             + rc;
-    String stdio = "sleep 100000 | { " + restore + "; } 2>&1 | cat > " + restoredLog();
+    String stdio = "sleep 100000 | { " + restore + "; } 2>&1 | cat > " + log;
     // setsid: feeder, runc and cat get their own group, killed in close(). The outer shell waits
     // for runc's exit code; Exec bounds the whole.
     String cmd =
@@ -208,10 +213,10 @@ public final class RuncContainer implements AutoCloseable {
           "runc restore exited "
               + out[out.length - 1]
               + ": "
-              + (Files.exists(restoredLog()) ? Files.readString(restoredLog()) : "")
+              + (Files.exists(log) ? Files.readString(log) : "")
               + restoreLog(work));
     }
-    hostPid = Integer.parseInt(Files.readString(dir.resolve("restored.pid")).trim());
+    hostPid = Integer.parseInt(Files.readString(dir.resolve(log.getFileName() + ".pid")).trim());
     return hostPid;
   }
 
