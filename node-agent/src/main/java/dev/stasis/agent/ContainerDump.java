@@ -1,5 +1,6 @@
 package dev.stasis.agent;
 
+import dev.stasis.linux.proc.Status;
 import java.io.IOException;
 import java.nio.file.Files;
 import java.nio.file.NoSuchFileException;
@@ -122,10 +123,8 @@ public final class ContainerDump {
     long deadline = System.nanoTime() + Duration.ofSeconds(30).toNanos();
     while (dumpThread.isAlive() && System.nanoTime() < deadline) {
       try {
-        for (String line : Files.readAllLines(Path.of("/proc/" + pid + "/status"))) {
-          if (line.startsWith("TracerPid:") && !line.substring(10).trim().equals("0")) {
-            return;
-          }
+        if (Status.read(pid).tracerPid() != 0) {
+          return;
         }
       } catch (NoSuchFileException e) {
         return;
@@ -152,15 +151,10 @@ public final class ContainerDump {
 
   private static int ppid(int pid) throws IOException {
     try {
-      for (String line : Files.readAllLines(Path.of("/proc/" + pid + "/status"))) {
-        if (line.startsWith("PPid:")) {
-          return Integer.parseInt(line.substring(5).trim());
-        }
-      }
+      return Status.read(pid).ppid();
     } catch (NoSuchFileException e) {
       return 0;
     }
-    return 0;
   }
 
   static List<Integer> procs(Path cgroupDir) throws IOException {

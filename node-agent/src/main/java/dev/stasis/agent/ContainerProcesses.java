@@ -1,5 +1,6 @@
 package dev.stasis.agent;
 
+import dev.stasis.linux.proc.Status;
 import java.io.IOException;
 import java.nio.file.DirectoryStream;
 import java.nio.file.Files;
@@ -112,7 +113,8 @@ public final class ContainerProcesses {
           cgroupPath = m.path;
           version = m.version;
         }
-        tasks.add(new Task(pid, innermostNsPid(status, pid), field(status, "PPid")));
+        Status st = Status.parse(status);
+        tasks.add(new Task(pid, Status.innermost(st.nsPid(), pid), st.ppid()));
       }
     }
     if (tasks.isEmpty()) {
@@ -183,25 +185,5 @@ public final class ContainerProcesses {
       s = s.substring(1);
     }
     return s;
-  }
-
-  /** NSpid lists the PID from the outermost namespace inwards; the last one is the container's. */
-  static int innermostNsPid(String status, int hostPid) {
-    for (String line : status.split("\n")) {
-      if (line.startsWith("NSpid:")) {
-        String[] f = line.substring(6).trim().split("\\s+");
-        return Integer.parseInt(f[f.length - 1]);
-      }
-    }
-    return hostPid; // kernels without NSpid: no nested PID namespaces to translate
-  }
-
-  private static int field(String status, String name) {
-    for (String line : status.split("\n")) {
-      if (line.startsWith(name + ":")) {
-        return Integer.parseInt(line.substring(name.length() + 1).trim());
-      }
-    }
-    return 0;
   }
 }

@@ -63,6 +63,18 @@ public final class NodeAgent implements AutoCloseable {
     this.stores = new StoreResolver(client, defaultStorage, env);
     this.processes = processes;
     this.dumper = dumper;
+    String spool = env.get("STASIS_SPOOL_DIR");
+    if (spool != null && !spool.isBlank()) {
+      // spool files of dumps killed with the previous agent (a restart, an eviction)
+      try {
+        int n = dev.stasis.storage.Spools.sweep(java.nio.file.Path.of(spool));
+        if (n > 0) {
+          LOG.info("removed " + n + " spool file(s) of dead dumps from " + spool);
+        }
+      } catch (java.io.IOException e) {
+        LOG.warning("cannot clean spool directory " + spool + ": " + e.getMessage());
+      }
+    }
   }
 
   public String claimId() {

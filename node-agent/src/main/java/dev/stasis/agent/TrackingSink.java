@@ -25,6 +25,40 @@ final class TrackingSink implements ImageSink {
     this.cancelled = cancelled;
     this.onCommit = onCommit;
     inner.cancelWhen(cancelled); // a store's commit may upload spooled pages for minutes
+    // The checks above run only when the engine calls in; an engine blocked in the store (an
+    // upload to a stalled S3) would not see a deadline for minutes. The watcher cancels the store
+    // itself, which fails the blocked call at once: timeoutSeconds is then the freeze deadline
+    // too, and the engine releases the process unharmed.
+    Thread w =
+        new Thread(
+            () -> {
+              while (!closed) {
+                if (cancelled.getAsBoolean()) {
+                  inner.cancel("checkpoint cancelled (deleted, or past its timeoutSeconds)");
+                  return;
+                }
+                try {
+                  Thread.sleep(100);
+                } catch (InterruptedException e) {
+                  return;
+                }
+              }
+            },
+            "stasis-checkpoint-watch");
+    w.setDaemon(true);
+    w.start();
+  }
+
+  private volatile boolean closed;
+
+  @Override
+  public void cancel(String reason) {
+    inner.cancel(reason);
+  }
+
+  @Override
+  public String checkpointId() {
+    return inner.checkpointId();
   }
 
   long bytes() {
@@ -138,6 +172,7 @@ final class TrackingSink implements ImageSink {
 
   @Override
   public void close() {
+    closed = true;
     inner.close();
   }
 }

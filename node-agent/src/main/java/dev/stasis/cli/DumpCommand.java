@@ -55,6 +55,20 @@ public class DumpCommand implements Callable<Integer> {
               + " (default: $STASIS_SPOOL_DIR, else always stream)")
   Path spoolDir;
 
+  /** Default freeze deadline, in seconds. */
+  static final int DEFAULT_FREEZE_TIMEOUT = 120;
+
+  @Option(
+      names = "--freeze-timeout",
+      paramLabel = "SECONDS",
+      description =
+          "freeze deadline: if the process is still frozen this long after the freeze (without"
+              + " --leave-running: if the checkpoint is not stored by then), abort the checkpoint"
+              + " and release the process, alive; 0 for none (default: "
+              + DEFAULT_FREEZE_TIMEOUT
+              + ")")
+  int freezeTimeout = DEFAULT_FREEZE_TIMEOUT;
+
   @Option(
       names = {"--verbose", "-v"},
       description = "also print the time of every phase")
@@ -85,22 +99,27 @@ public class DumpCommand implements Callable<Integer> {
   @Override
   public Integer call() throws Exception {
     DumpResult r;
+    if (freezeTimeout < 0 || freezeTimeout > 86400) {
+      throw new IllegalArgumentException(
+          "--freeze-timeout " + freezeTimeout + " is out of range: 0 (none) to 86400 seconds");
+    }
     Consumer<String> progress = progress();
     try (ImageSink sink = openSink()) {
       try {
-        r = Dumper.dump(new DumpOptions(pid, leaveRunning, progress), sink);
+        r = Dumper.dump(new DumpOptions(pid, leaveRunning, progress, freezeTimeout * 1000L), sink);
       } finally {
         if (progress != null) {
           System.err.print("\r\033[K"); // clear the progress line
         }
       }
       System.out.printf(
-          "dumped PID %d (%d processes, %d threads, %d pages) into %s in %d ms (frozen %d ms)%s%n",
+          "dumped PID %d (%d processes, %d threads, %d pages) into %s%s in %d ms (frozen %d ms)%s%n",
           r.pid(),
           r.processes(),
           r.threads(),
           r.pagesWritten(),
           sink.describe(),
+          sink.checkpointId() == null ? "" : " (checkpoint id " + sink.checkpointId() + ")",
           r.timingsMs().get("total_ms"),
           r.timingsMs().get("frozen_ms"),
           leaveRunning ? "; left running" : "; killed");

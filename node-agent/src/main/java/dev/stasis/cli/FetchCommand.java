@@ -29,13 +29,20 @@ public final class FetchCommand implements Callable<Integer> {
       description = "where the verified images go")
   Path dir;
 
+  @Option(
+      names = "--expect-id",
+      paramLabel = "ID",
+      description =
+          "refuse the checkpoint unless its id (printed by dump, shown by ls) is exactly ID")
+  String expectId;
+
   @Mixin StorageOptions storage;
 
   @Override
   public Integer call() {
     long t0 = System.nanoTime();
     try (CheckpointStore store = storage.open(from)) {
-      CheckpointStore.Fetched f = store.fetch(dir);
+      CheckpointStore.Fetched f = store.fetch(dir, expectId);
       long ms = (System.nanoTime() - t0) / 1_000_000;
       System.out.println(
           "fetched "
@@ -44,12 +51,14 @@ public final class FetchCommand implements Callable<Integer> {
               + LsCommand.human(f.bytes())
               + " verified into "
               + f.dir()
-              + " in "
+              + " (checkpoint id "
+              + f.manifest().id()
+              + ") in "
               + ms
               + " ms");
       return 0;
     } catch (StorageException e) {
-      System.err.println("stasis fetch: " + e.getMessage());
+      System.err.println("stasis fetch: " + Main.oneLine(e.getMessage()));
       return 1;
     }
   }

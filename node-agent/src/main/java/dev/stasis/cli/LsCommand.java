@@ -14,7 +14,7 @@ import picocli.CommandLine.Option;
 @Command(
     name = "ls",
     mixinStandardHelpOptions = true,
-    description = "List checkpoints: name, complete|incomplete, size, age, URI.")
+    description = "List checkpoints: name, complete|incomplete, size, age, id, URI.")
 public final class LsCommand implements Callable<Integer> {
   @Option(
       names = "--from",
@@ -33,8 +33,10 @@ public final class LsCommand implements Callable<Integer> {
         System.err.println("no checkpoints at " + from);
       }
       for (CheckpointStore.Listing l : all) {
+        // every field that comes from stored data is escaped: a key or manifest holding a
+        // newline, a tab or an escape sequence cannot forge a line or drive the terminal
         System.out.println(
-            l.name()
+            Text.escape(l.name())
                 + "\t"
                 + (l.complete() ? "complete" : "incomplete")
                 + "\t"
@@ -42,12 +44,14 @@ public final class LsCommand implements Callable<Integer> {
                 + "\t"
                 + age(l.time())
                 + "\t"
-                + l.uri()
-                + (l.why() == null ? "" : "\t(" + l.why() + ")"));
+                + (l.id() == null ? "-" : Text.escape(l.id()))
+                + "\t"
+                + Text.escape(l.uri())
+                + (l.why() == null ? "" : "\t(" + Text.escape(l.why()) + ")"));
       }
       return 0;
     } catch (StorageException e) {
-      System.err.println("stasis ls: " + e.getMessage());
+      System.err.println("stasis ls: " + Main.oneLine(e.getMessage()));
       return 1;
     }
   }

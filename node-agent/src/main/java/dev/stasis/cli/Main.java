@@ -94,7 +94,9 @@ public final class Main implements Runnable {
     if (s == null || s.isBlank()) {
       return "unknown error";
     }
-    return s.strip().replace('\n', ' ');
+    // messages quote names from stored data: escaped, they stay one line and cannot drive the
+    // terminal
+    return Text.escape(s.strip());
   }
 
   public static void main(String[] args) {

@@ -44,7 +44,7 @@ public final class PushCommand implements Callable<Integer> {
           LsCommand.human(bytes), to, ms, bytes / 1048576.0 / (ms / 1000.0));
       return 0;
     } catch (IOException e) {
-      System.err.println("stasis push: " + e.getMessage());
+      System.err.println("stasis push: " + Main.oneLine(e.getMessage()));
       return 1;
     }
   }

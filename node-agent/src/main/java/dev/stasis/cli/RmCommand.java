@@ -36,7 +36,7 @@ public final class RmCommand implements Callable<Integer> {
               + " pending uploads aborted");
       return 0;
     } catch (StorageException e) {
-      System.err.println("stasis rm: " + e.getMessage());
+      System.err.println("stasis rm: " + Main.oneLine(e.getMessage()));
       return 1;
     }
   }

@@ -110,6 +110,20 @@ public final class StorageOptions {
         throw new StorageException("--compress '" + compress + "': level is not a number");
       }
       c = c.substring(0, colon);
+      if (!c.equals("zstd")) {
+        throw new StorageException("--compress '" + compress + "': only zstd takes a level");
+      }
+      if (level < StoreOptions.MIN_ZSTD_LEVEL || level > StoreOptions.MAX_ZSTD_LEVEL) {
+        throw new StorageException(
+            "--compress '"
+                + compress
+                + "': zstd level must be "
+                + StoreOptions.MIN_ZSTD_LEVEL
+                + ".."
+                + StoreOptions.MAX_ZSTD_LEVEL
+                + " (20..22 need hundreds of MiB and run at a few MB/s while the process is"
+                + " frozen)");
+      }
     }
     o = o.withCompression(c, level);
     if (keyFile != null) {

@@ -5,7 +5,6 @@ import dev.stasis.linux.Linux;
 import dev.stasis.linux.LinuxException;
 import dev.stasis.linux.Ptrace;
 import dev.stasis.linux.WaitStatus;
-import dev.stasis.parasite.Parasite;
 import java.io.IOException;
 import java.util.ArrayList;
 import java.util.Collections;
@@ -65,9 +64,9 @@ final class PtraceTask implements SeizedTask {
   }
 
   @Override
-  public Parasite infect() throws IOException {
+  public InjectedBlob inject(ParasiteBlob blob) throws IOException {
     TaskControl control = new TaskControl(this);
-    return tracer.call(() -> dev.stasis.parasite.BlobParasite.infect(control));
+    return tracer.call(() -> InjectedBlob.inject(control, blob));
   }
 
   SeizedThread thread(int tid) {

@@ -1,5 +1,6 @@
 package dev.stasis.compel;
 
+import java.io.IOException;
 import java.util.List;
 
 /** One seized process (thread group) of a {@link SeizedTree}. */
@@ -19,9 +20,9 @@ public interface SeizedTask {
   int stopSignal();
 
   /**
-   * Injects the parasite into this process. The returned handle's {@code close()} cures: it unmaps
-   * the blob and the shared area and restores every register and signal mask it touched. A failed
-   * infection cleans up before it throws.
+   * Maps {@code blob} into this process, ready to run. The returned handle's {@code close()} cures:
+   * it unmaps the blob and its area; registers and signal masks are restored after every run. A
+   * failed injection cleans up before it throws.
    */
-  dev.stasis.parasite.Parasite infect() throws java.io.IOException;
+  InjectedBlob inject(ParasiteBlob blob) throws IOException;
 }

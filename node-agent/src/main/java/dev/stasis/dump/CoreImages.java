@@ -33,8 +33,6 @@ import java.util.List;
  * rlimits, sigactions, itimers, loginuid, oom_score_adj).
  */
 final class CoreImages {
-  private static final int SIGKILL = 9;
-  private static final int SIGSTOP = 19;
 
   private CoreImages() {}
 
@@ -144,7 +142,7 @@ final class CoreImages {
     // One entry per signal 1..64 except SIGKILL and SIGSTOP, which have no action.
     List<Parasite.Sigaction> sa = f.sigactions();
     for (int sig = 1; sig <= 64; sig++) {
-      if (sig == SIGKILL || sig == SIGSTOP) {
+      if (sig == Linux.SIGKILL || sig == Linux.SIGSTOP) {
         continue;
       }
       Parasite.Sigaction a = sa.get(sig - 1);

@@ -10,30 +10,22 @@ import dev.stasis.dump.ns.NamespaceIds;
 import dev.stasis.images.ImageSink;
 import dev.stasis.images.ImageType;
 import dev.stasis.images.ImageWriter;
-import dev.stasis.images.proto.CoreEntry;
 import dev.stasis.images.proto.DumpStatsEntry;
-import dev.stasis.images.proto.FsEntry;
-import dev.stasis.images.proto.InventoryEntry;
-import dev.stasis.images.proto.Lsmtype;
-import dev.stasis.images.proto.MmEntry;
-import dev.stasis.images.proto.PipeDataEntry;
 import dev.stasis.images.proto.PstreeEntry;
-import dev.stasis.images.proto.SeccompEntry;
 import dev.stasis.images.proto.StatsEntry;
-import dev.stasis.images.proto.TimensEntry;
-import dev.stasis.images.proto.Timespec;
 import dev.stasis.images.proto.VmaEntry;
-import dev.stasis.linux.Linux;
+import dev.stasis.linux.Errno;
+import dev.stasis.linux.LinuxException;
 import dev.stasis.linux.proc.Auxv;
 import dev.stasis.linux.proc.Limits;
 import dev.stasis.linux.proc.Maps;
+import dev.stasis.linux.proc.ProcessAttrs;
+import dev.stasis.linux.proc.Status;
 import dev.stasis.linux.proc.TaskStat;
+import dev.stasis.parasite.BlobParasite;
 import dev.stasis.parasite.Parasite;
 import java.io.IOException;
 import java.nio.channels.WritableByteChannel;
-import java.nio.file.Files;
-import java.nio.file.NoSuchFileException;
-import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.HashMap;
 import java.util.LinkedHashMap;
@@ -41,10 +33,14 @@ import java.util.List;
 import java.util.Map;
 
 /**
- * Dumps one process into a CRIU image set, in the order of CRIU's dump_one_task: seize (freeze) →
- * gather /proc facts (memory map, files) → infect → parasite commands (per-thread sigaltstack and
- * credentials, sigactions, itimers, brk/dumpable) → cure → pages → files, fs, core, ids, mm,
- * pstree, inventory, stats → commit the sink → kill the process (or detach with leaveRunning).
+ * Dumps a process tree into a CRIU image set. {@link #run} is the tree's lifecycle: refusals that
+ * need no freeze ({@link TargetChecks}) → seize (freeze) → {@link #dumpFrozen} → commit the sink →
+ * kill the tree (or detach with leaveRunning). {@link #dumpFrozen} dumps each process with {@link
+ * #dumpOneTask}, whose body is the list of steps of CRIU's dump_one_task: /proc facts (memory map,
+ * executable, auxv, limits) → parasite (misc, sigactions, itimers, per-thread state; cured at once)
+ * → memory (pagemap, pages) → fdinfo (each descriptor through the {@link FileTable}) → fs → mm →
+ * core per thread → ids → pstree entry ({@link TaskImages} writes them); then the images the tree
+ * shares (files and what each file kind gathered, pstree, inventory...), stats and metadata.
  *
  * <p>On any failure the parasite is cured, the process is detached with the registers and masks it
  * had at seize time, and the sink is aborted, so no partial image set is taken for a checkpoint and
@@ -55,12 +51,8 @@ public final class Dumper {
   /** The only pages file of a single-process dump (pagemap head points at it). */
   private static final int PAGES_ID = 1;
 
-  /** x86-64 AT_VECTOR_SIZE: 2 * (2 arch + 20 base entries + AT_NULL) words. */
-  private static final int AT_VECTOR_SIZE = 44;
-
-  // Kernel-object ids as CRIU numbers them: the dumper's own objects get 1, the target's 2.
-  private static final int ROOT_OBJ_ID = 1;
-  private static final int TASK_OBJ_ID = 2;
+  /** Kernel-object ids of the dumped processes start here (the dumper's own are 1). */
+  private static final int TASK_OBJ_ID = TaskImages.ROOT_OBJ_ID + 1;
 
   private final DumpOptions opts;
   private final int pid;
@@ -85,7 +77,8 @@ public final class Dumper {
         PageWriter.Buffers.forDirect(
             !opts.leaveRunning() && sink instanceof dev.stasis.images.DirectoryImageSink);
     warmUpGather();
-    checkTarget();
+    TargetChecks.checkTarget(pid);
+    TargetChecks.refuseUnsupportedFiles(pid);
     try {
       ContainerImages.refuseUnsupported(pid);
     } catch (DumpException e) {
@@ -109,6 +102,8 @@ public final class Dumper {
     timings.put("freezing_ms", ms(frozenAt - start));
     boolean committed = false;
     boolean released = false;
+    FreezeDeadline deadline = new FreezeDeadline(opts.freezeTimeoutMillis(), sink);
+    deadline.describeSink = sink.describe();
     try {
       DumpResult r = dumpFrozen(tree, sink, start, frozenAt);
       // Every image is written (in the page cache for a directory). A process that goes on
@@ -116,6 +111,9 @@ public final class Dumper {
       // the set durable; a process to be killed stays frozen until the set is committed, so that
       // a failed fsync or commit leaves it alive.
       if (opts.leaveRunning()) {
+        if (!deadline.disarm()) {
+          throw new IOException("freeze deadline of " + deadline.describe() + " passed");
+        }
         tree.close();
         released = true;
       }
@@ -124,6 +122,18 @@ public final class Dumper {
       committed = true;
       timings.put("commit_ms", ms(System.nanoTime() - t));
       if (!opts.leaveRunning()) {
+        if (!deadline.disarm()) {
+          // the deadline passed while the manifest was being written: the checkpoint is stored,
+          // but a deadline promises a running process, not a killed one
+          throw new DumpException(
+              "freeze deadline of "
+                  + deadline.describe()
+                  + " passed as the checkpoint was committed: PID "
+                  + pid
+                  + " left running (the checkpoint at "
+                  + sink.describe()
+                  + " is complete)");
+        }
         long k = System.nanoTime();
         tree.kill();
         tree.close();
@@ -137,6 +147,9 @@ public final class Dumper {
       return new DumpResult(
           r.pid(), r.processes(), r.threads(), r.pagesWritten(), Map.copyOf(timings), r.warnings());
     } catch (DumpException e) {
+      if (!committed && deadline.expired()) {
+        throw deadline.failure(e);
+      }
       if (!committed && targetGone(e)) {
         throw new DumpException("PID " + pid + " exited during the dump", e);
       }
@@ -150,11 +163,15 @@ public final class Dumper {
                 + reason(e),
             e);
       }
+      if (deadline.expired()) {
+        throw deadline.failure(e);
+      }
       if (targetGone(e)) {
         throw new DumpException("PID " + pid + " exited during the dump", e);
       }
       throw new DumpException("dump of PID " + pid + " failed: " + reason(e), e);
     } finally {
+      deadline.disarm();
       // Detach on every path, also when the kill after a successful commit fails: a process
       // left traced would stay stopped for good. close() is idempotent.
       if (!released) {
@@ -164,6 +181,79 @@ public final class Dumper {
         sink.abort();
       }
     }
+  }
+
+  /**
+   * The freeze deadline: a watchdog thread that, if the process is still frozen when it fires,
+   * cancels the sink ({@link ImageSink#cancel}), which makes whatever the dump's thread waits on in
+   * the sink (an upload to a stalled store, above all) fail at once. The dump's thread then takes
+   * its ordinary failure path: parasite cured, process released unharmed, set aborted. The watchdog
+   * never touches the process itself: every ptrace call stays on the dump's thread. Disarming and
+   * firing race on one state word, so a process is either released in time or its checkpoint is
+   * cancelled, never killed after the deadline.
+   */
+  private final class FreezeDeadline {
+    private static final int ARMED = 0;
+    private static final int DISARMED = 1;
+    private static final int FIRED = 2;
+    private final java.util.concurrent.atomic.AtomicInteger state =
+        new java.util.concurrent.atomic.AtomicInteger(ARMED);
+    private final long millis;
+    private final java.util.concurrent.CountDownLatch done =
+        new java.util.concurrent.CountDownLatch(1);
+
+    FreezeDeadline(long millis, ImageSink sink) {
+      this.millis = millis;
+      if (millis <= 0) {
+        state.set(DISARMED);
+        return;
+      }
+      Thread t =
+          new Thread(
+              () -> {
+                try {
+                  if (done.await(millis, java.util.concurrent.TimeUnit.MILLISECONDS)) {
+                    return;
+                  }
+                } catch (InterruptedException e) {
+                  return;
+                }
+                if (state.compareAndSet(ARMED, FIRED)) {
+                  sink.cancel("freeze deadline of " + describe() + " passed");
+                }
+              },
+              "stasis-freeze-deadline");
+      t.setDaemon(true);
+      t.start();
+    }
+
+    String describe() {
+      return millis % 1000 == 0 ? millis / 1000 + " s" : millis + " ms";
+    }
+
+    /** Ends the watch; false if the deadline fired first. */
+    boolean disarm() {
+      done.countDown();
+      return state.compareAndSet(ARMED, DISARMED) || state.get() == DISARMED;
+    }
+
+    boolean expired() {
+      return state.get() == FIRED;
+    }
+
+    DumpException failure(Exception cause) {
+      return new DumpException(
+          "freeze deadline of "
+              + describe()
+              + " passed: checkpoint to "
+              + describeSink
+              + " aborted, PID "
+              + pid
+              + " released and left running",
+          cause);
+    }
+
+    private String describeSink = "";
   }
 
   /** What the per-process steps add up for stats-dump, the manifest and the result. */
@@ -182,62 +272,52 @@ public final class Dumper {
     }
   }
 
+  /**
+   * The frozen part, CRIU's dump order for a tree: every process's own images, then the images the
+   * tree shares (files, pstree, inventory...), then the statistics and the manifest's metadata.
+   */
   private DumpResult dumpFrozen(SeizedTree tree, ImageSink sink, long start, long frozenAt)
       throws IOException {
     FileTable files = new FileTable();
+    NamespaceIds namespaces = new NamespaceIds();
     Totals totals = new Totals();
     List<PstreeEntry> pstree = new ArrayList<>();
     // Kernel objects (mm, files, fs, sighand) of the dumped processes get 2, 3, ... in tree order;
     // each process has its own (CLONE_VM/FILES/FS/SIGHAND without CLONE_THREAD is refused).
     int objId = TASK_OBJ_ID;
     int pagesId = PAGES_ID;
-    NamespaceIds namespaces = new NamespaceIds();
     for (SeizedTask task : tree.tasks()) {
       if (task.pid() != pid) {
-        checkNotSharing(task.pid(), TaskStat.read(task.pid()).ppid());
+        TargetChecks.checkNotSharing(task.pid(), TaskStat.read(task.pid()).ppid());
       }
-      pstree.add(dumpProcess(task, objId++, pagesId++, files, namespaces, sink, totals));
+      pstree.add(dumpOneTask(task, objId++, pagesId++, files, namespaces, sink, totals));
     }
     String comm = TaskStat.read(pid).comm();
 
     long t = System.nanoTime();
     ContainerImages.write(sink, namespaces, pid);
-    ImageWriter.writeFile(sink, ImageType.FILES, files.entries());
-    if (!files.pipeData().isEmpty()) {
-      try (ImageWriter w = ImageWriter.create(sink, ImageType.PIPES_DATA)) {
-        for (Map.Entry<Long, FileTable.PipeData> e : files.pipeData().entrySet()) {
-          FileTable.PipeData d = e.getValue();
-          if (d.bytes().remaining() == 0) {
-            continue; // like CRIU, only pipes with queued bytes get an entry
-          }
-          w.write(
-              PipeDataEntry.newBuilder()
-                  .setPipeId(e.getKey().intValue())
-                  .setBytes(d.bytes().remaining())
-                  .setSize(d.size())
-                  .build());
-          w.writeData(d.bytes());
-        }
-      }
-    }
-    ImageWriter.writeFile(sink, ImageType.PSTREE, pstree);
-    ImageWriter.writeFile(sink, ImageType.SECCOMP, List.of(SeccompEntry.getDefaultInstance()));
-    ImageWriter.writeFile(sink, ImageType.TIMENS, 0, List.of(clocks()));
-    ImageWriter.writeFile(
-        sink,
-        ImageType.INVENTORY,
-        List.of(
-            InventoryEntry.newBuilder()
-                .setImgVersion(ImageType.IMAGES_VERSION)
-                .setFdinfoPerId(true)
-                .setRootIds(namespaces.ids(ROOT_OBJ_ID, NamespaceIds.ROOT))
-                .setNsPerId(true)
-                .setRootCgSet(1)
-                .setLsmtype(Lsmtype.NO_LSM)
-                .setNetworkLockMethod(0)
-                .build()));
+    files.writeImages(sink);
+    TaskImages.writeTreeImages(sink, pstree, namespaces);
     add("files_ms", System.nanoTime() - t);
 
+    writeStats(sink, frozenAt, totals);
+    timings.put("memread_ms", totals.readMs);
+    timings.put("memwrite_ms", totals.writeMs);
+    timings.put("frozen_ms", ms(System.nanoTime() - frozenAt));
+    timings.put("total_ms", ms(System.nanoTime() - start));
+
+    List<String> warnings = recordMetadata(sink, comm, pstree.size(), totals, namespaces);
+    return new DumpResult(
+        pid,
+        pstree.size(),
+        totals.threads,
+        totals.pagesWritten,
+        Map.copyOf(timings),
+        List.copyOf(warnings));
+  }
+
+  /** stats-dump: CRIU's timing and page counters of this dump. */
+  private void writeStats(ImageSink sink, long frozenAt, Totals totals) throws IOException {
     long frozenUs = (System.nanoTime() - frozenAt) / 1000;
     try (ImageWriter w = ImageWriter.create(sink, ImageType.STATS, "dump")) {
       w.write(
@@ -254,15 +334,16 @@ public final class Dumper {
                       .setPagesLazy(0))
               .build());
     }
-    timings.put("memread_ms", totals.readMs);
-    timings.put("memwrite_ms", totals.writeMs);
-    timings.put("frozen_ms", ms(System.nanoTime() - frozenAt));
-    timings.put("total_ms", ms(System.nanoTime() - start));
+  }
 
+  /** The manifest's metadata (source, counts, timings); returns the dump's warnings. */
+  private List<String> recordMetadata(
+      ImageSink sink, String comm, int processes, Totals totals, NamespaceIds namespaces)
+      throws IOException {
     Map<String, String> meta = new LinkedHashMap<>();
     meta.put("source.pid", Integer.toString(pid));
     meta.put("source.comm", comm);
-    meta.put("source.processes", Integer.toString(pstree.size()));
+    meta.put("source.processes", Integer.toString(processes));
     meta.put("source.threads", Integer.toString(totals.threads));
     meta.put("source.kernel", System.getProperty("os.version"));
     meta.put("source.arch", "x86_64");
@@ -275,17 +356,15 @@ public final class Dumper {
     }
     timings.forEach((k, v) -> meta.put("timing." + k, Long.toString(v)));
     sink.recordMetadata(meta);
-    return new DumpResult(
-        pid,
-        pstree.size(),
-        totals.threads,
-        totals.pagesWritten,
-        Map.copyOf(timings),
-        List.copyOf(warnings));
+    return warnings;
   }
 
-  /** Every image of one process; returns its pstree entry. */
-  private PstreeEntry dumpProcess(
+  /**
+   * Every image of one process, in the order of CRIU's dump_one_task; returns its pstree entry.
+   * Images name processes by the PIDs they have in their own PID namespace (a container's init is
+   * PID 1); /proc is still read by host PID.
+   */
+  private PstreeEntry dumpOneTask(
       SeizedTask task,
       int objId,
       int pagesId,
@@ -295,55 +374,65 @@ public final class Dumper {
       Totals totals)
       throws IOException {
     int p = task.pid();
-    // Images name and list processes by the PIDs they have in their own PID namespace (the
-    // last NSpid value): a container's init is PID 1. /proc is still read by host PID.
-    int vp = nsValue(p, p, "NSpid");
-    List<ThreadState> threads = task.threads();
-    totals.threads += threads.size();
+    int vp = Status.read(p).innermostPid();
+    totals.threads += task.threads().size();
 
-    // Facts from /proc, read before the parasite maps its own area.
+    TaskImages.ProcFacts proc = collectProcFacts(p, files);
+    TaskImages.ParasiteFacts para = askParasite(task);
+    dumpMemory(p, vp, pagesId, proc.vmas(), sink, totals);
+
+    long t = System.nanoTime();
+    TaskImages.writeFdinfo(p, objId, files, sink);
+    TaskImages.writeFs(p, vp, para.misc(), files, sink);
+    TaskImages.writeMm(vp, proc, para.misc(), sink);
+    List<Integer> tids = TaskImages.writeCores(task, proc, para, sink);
+    TaskImages.writeIds(vp, objId, p, namespaces, sink);
+    add("files_ms", System.nanoTime() - t);
+    return TaskImages.pstreeEntry(p, vp, p == pid, proc.stat(), tids);
+  }
+
+  /** Facts from /proc, read before the parasite maps its own area (timed as gather_ms). */
+  private TaskImages.ProcFacts collectProcFacts(int p, FileTable files) throws IOException {
     long t = System.nanoTime();
     TaskStat stat = TaskStat.read(p);
-    List<Maps.Vma> smaps = Maps.read(p);
-    List<VmaEntry> vmas = MemoryMap.classify(p, smaps, files);
-    int exeId = files.exe(p);
-    long[] auxv = Auxv.read(p);
-    List<Limits.Limit> limits = Limits.read(p);
-    int personality = Integer.parseUnsignedInt(read(p, "personality"), 16);
-    Integer loginuid = optionalInt(p, "loginuid");
-    Integer oomScoreAdj = optionalInt(p, "oom_score_adj");
+    List<VmaEntry> vmas = MemoryMap.classify(p, Maps.read(p), files);
+    TaskImages.ProcFacts f =
+        new TaskImages.ProcFacts(
+            stat,
+            vmas,
+            files.exe(p),
+            Auxv.read(p),
+            Limits.read(p),
+            ProcessAttrs.personality(p),
+            ProcessAttrs.loginuid(p),
+            ProcessAttrs.oomScoreAdj(p));
     add("gather_ms", System.nanoTime() - t);
+    return f;
+  }
 
-    // Parasite commands: what only the process itself can tell.
-    t = System.nanoTime();
-    Parasite.MiscInfo misc;
-    List<Parasite.Sigaction> sigacts;
-    List<Parasite.Itimer> itimers;
+  /** Parasite commands: umask/brk/dumpable, sigactions, itimers, and each thread's own state. */
+  private TaskImages.ParasiteFacts askParasite(SeizedTask task) throws IOException {
+    long t = System.nanoTime();
     Map<Integer, Parasite.ThreadInfo> infos = new HashMap<>();
-    try (Parasite parasite = task.infect()) {
-      misc = parasite.dumpMisc();
-      sigacts = parasite.dumpSigacts();
-      itimers = parasite.dumpItimers();
-      for (ThreadState ts : threads) {
+    TaskImages.ParasiteFacts f;
+    try (Parasite parasite = BlobParasite.infect(task)) {
+      Parasite.MiscInfo misc = parasite.dumpMisc();
+      List<Parasite.Sigaction> sigacts = parasite.dumpSigacts();
+      List<Parasite.Itimer> itimers = parasite.dumpItimers();
+      for (ThreadState ts : task.threads()) {
         infos.put(ts.tid(), parasite.dumpThread(ts.tid()));
       }
+      f = new TaskImages.ParasiteFacts(misc, sigacts, itimers, infos);
     }
     add("parasite_ms", System.nanoTime() - t);
-    CoreImages.TaskFacts facts =
-        new CoreImages.TaskFacts(
-            p,
-            stat.comm(),
-            stat.flags(),
-            personality,
-            limits,
-            loginuid,
-            oomScoreAdj,
-            sigacts,
-            itimers,
-            task.stopSignal());
+    return f;
+  }
 
-    // Memory: select pages from the pagemap, then stream them into the pages image.
-    t = System.nanoTime();
+  /** Memory: select pages from the pagemap, then stream them into pagemap-N and pages-M. */
+  private void dumpMemory(
+      int p, int vp, int pagesId, List<VmaEntry> vmas, ImageSink sink, Totals totals)
+      throws IOException {
+    long t = System.nanoTime();
     PageWriter pages = new PageWriter(p);
     pages.select(vmas);
     add("pagemap_ms", System.nanoTime() - t);
@@ -361,82 +450,6 @@ public final class Dumper {
     }
     totals.add(pages);
     add("memdump_ms", System.nanoTime() - t);
-
-    // Descriptors, fs, mm, cores, ids.
-    t = System.nanoTime();
-    ImageWriter.writeFile(sink, ImageType.FDINFO, objId, files.descriptors(p));
-    ImageWriter.writeFile(
-        sink,
-        ImageType.FS,
-        vp,
-        List.of(
-            FsEntry.newBuilder()
-                .setCwdId(files.directory(p, "cwd"))
-                .setRootId(files.directory(p, "root"))
-                .setUmask(misc.umask())
-                .build()));
-    MmEntry.Builder mm =
-        MmEntry.newBuilder()
-            .setMmStartCode(stat.startCode())
-            .setMmEndCode(stat.endCode())
-            .setMmStartData(stat.startData())
-            .setMmEndData(stat.endData())
-            .setMmStartStack(stat.startStack())
-            .setMmStartBrk(stat.startBrk())
-            .setMmBrk(misc.brk())
-            .setMmArgStart(stat.argStart())
-            .setMmArgEnd(stat.argEnd())
-            .setMmEnvStart(stat.envStart())
-            .setMmEnvEnd(stat.envEnd())
-            .setExeFileId(exeId)
-            .addAllVmas(vmas)
-            .setDumpable(misc.dumpable())
-            .setThpDisabled(misc.thpDisabled() != 0);
-    // The restorer keeps the auxv in a fixed array of AT_VECTOR_SIZE words and refuses more;
-    // like CRIU, store the first AT_VECTOR_SIZE words of the vector.
-    for (int i = 0; i < Math.min(auxv.length, AT_VECTOR_SIZE); i++) {
-      mm.addMmSavedAuxv(auxv[i]);
-    }
-    ImageWriter.writeFile(sink, ImageType.MM, vp, List.of(mm.build()));
-    List<Integer> tids = new ArrayList<>();
-    for (ThreadState ts : threads) {
-      int vtid = nsValue(p, ts.tid(), "NSpid");
-      tids.add(vtid);
-      CoreEntry core = CoreImages.thread(ts, infos.get(ts.tid()), p, facts);
-      ImageWriter.writeFile(sink, ImageType.CORE, vtid, List.of(core));
-    }
-    ImageWriter.writeFile(sink, ImageType.IDS, vp, List.of(namespaces.ids(objId, p)));
-    add("files_ms", System.nanoTime() - t);
-    return PstreeEntry.newBuilder()
-        .setPid(vp)
-        // The root's parent is not part of the image set.
-        .setPpid(p == pid ? 0 : nsValue(stat.ppid(), stat.ppid(), "NSpid"))
-        .setPgid(nsValue(p, p, "NSpgid"))
-        .setSid(nsValue(p, p, "NSsid"))
-        .addAllThreads(tids)
-        .build();
-  }
-
-  private static final String[] KCMP_SHARED = {
-    null, "memory", "file table", "fs info", "signal" + " handlers"
-  };
-
-  // A child that shares its parent's mm, file table, fs or sighand (vfork, clone without
-  // CLONE_THREAD) needs shared kernel objects in the images: not supported yet.
-  private static void checkNotSharing(int child, int parent) throws IOException {
-    for (int type = 1; type < KCMP_SHARED.length; type++) {
-      if (Linux.syscall("kcmp", child, dev.stasis.linux.Syscalls.KCMP, parent, child, type, 0, 0)
-          == 0) {
-        throw new DumpException(
-            "PID "
-                + child
-                + " shares its "
-                + KCMP_SHARED[type]
-                + " with its parent "
-                + parent
-                + " (vfork or clone): not supported yet");
-      }
-    }
   }
 
   private void add(String phase, long nanos) {
@@ -468,41 +481,13 @@ public final class Dumper {
     }
   }
 
-  /** One-line refusals for targets that must not or cannot be dumped, before touching them. */
-  private void checkTarget() throws DumpException {
-    if (pid <= 0) {
-      throw new DumpException("invalid PID " + pid);
-    }
-    if (pid == 1) {
-      throw new DumpException("PID 1 is the init process and cannot be dumped");
-    }
-    if (pid == Linux.getpid()) {
-      throw new DumpException("PID " + pid + " is the agent itself");
-    }
-    TaskStat st;
-    try {
-      st = TaskStat.read(pid);
-    } catch (NoSuchFileException e) {
-      throw new DumpException("no process with PID " + pid);
-    } catch (IOException e) {
-      throw new DumpException("cannot read /proc/" + pid + "/stat: " + reason(e), e);
-    }
-    if (st.isKernelThread()) {
-      throw new DumpException("PID " + pid + " is a kernel thread");
-    }
-    if (st.isZombie()) {
-      throw new DumpException("PID " + pid + " is a zombie (it has exited)");
-    }
-    if (st.pid() != pid) {
-      throw new DumpException("PID " + pid + " is a thread, not a process");
-    }
-  }
-
-  /** Whether a failure was the target dying under us (killed, or exited, mid-dump). */
+  /**
+   * Whether a failure was the target dying under us (killed, or exited, mid-dump): a system call on
+   * it failed with ESRCH, or it is exiting or gone.
+   */
   private boolean targetGone(Throwable failure) {
     for (Throwable c = failure; c != null; c = c.getCause()) {
-      String m = c.getMessage();
-      if (m != null && (m.contains("ESRCH") || m.contains("No such process"))) {
+      if (c instanceof LinuxException le && le.errno() == Errno.ESRCH) {
         return true;
       }
     }
@@ -513,50 +498,6 @@ public final class Dumper {
       return TaskStat.read(pid).isExiting();
     } catch (IOException e) {
       return true;
-    }
-  }
-
-  /**
-   * timens-0: the host time namespace's CLOCK_MONOTONIC and CLOCK_BOOTTIME readings at dump time,
-   * as CRIU writes them for a task in the host namespaces; a restore into a new time namespace
-   * derives its offsets from them, and without them CRIU warns that the clocks were not dumped.
-   */
-  private static TimensEntry clocks() throws IOException {
-    long[] mono = Linux.clockGettime(Linux.CLOCK_MONOTONIC);
-    long[] boot = Linux.clockGettime(Linux.CLOCK_BOOTTIME);
-    return TimensEntry.newBuilder()
-        .setMonotonic(Timespec.newBuilder().setTvSec(mono[0]).setTvNsec(mono[1]))
-        .setBoottime(Timespec.newBuilder().setTvSec(boot[0]).setTvNsec(boot[1]))
-        .build();
-  }
-
-  /**
-   * The innermost value of an NS* line (NSpid, NSpgid, NSsid) of /proc/p/task/tid/status: the id as
-   * the process's own PID namespace sees it (0 if it lies outside that namespace).
-   */
-  private static int nsValue(int p, int tid, String field) throws IOException {
-    for (String line : Files.readAllLines(Path.of("/proc/" + p + "/task/" + tid + "/status"))) {
-      if (line.startsWith(field + ":")) {
-        String[] v = line.substring(field.length() + 1).trim().split("\\s+");
-        return Integer.parseInt(v[v.length - 1]);
-      }
-    }
-    throw new DumpException("/proc/" + p + "/task/" + tid + "/status has no " + field);
-  }
-
-  private static String read(int p, String file) throws IOException {
-    return Files.readString(Path.of("/proc/" + p + "/" + file)).strip();
-  }
-
-  private static Integer optionalInt(int p, String file) {
-    try {
-      return Integer.parseUnsignedInt(read(p, file));
-    } catch (IOException | NumberFormatException e) {
-      try {
-        return Integer.parseInt(read(p, file));
-      } catch (IOException | NumberFormatException e2) {
-        return null;
-      }
     }
   }
 

@@ -2,6 +2,7 @@ package dev.stasis.dump;
 
 import dev.stasis.images.VmaFlags;
 import dev.stasis.images.proto.VmaEntry;
+import dev.stasis.linux.Linux;
 import dev.stasis.linux.proc.Maps;
 import java.io.IOException;
 import java.nio.file.Files;
@@ -20,14 +21,6 @@ import java.util.Set;
  * hugetlb, shadow stacks, uprobes) are refused with the address and the reason.
  */
 final class MemoryMap {
-  // mmap(2) flags.
-  static final int MAP_SHARED = 0x1;
-  static final int MAP_PRIVATE = 0x2;
-  static final int MAP_ANONYMOUS = 0x20;
-  static final int MAP_GROWSDOWN = 0x100;
-  static final int MAP_LOCKED = 0x2000;
-  static final int MAP_NORESERVE = 0x4000;
-
   /** Top of the x86-64 user address space (47 bits minus one page); vsyscall lies above it. */
   static final long TASK_SIZE = 0x7ffffffff000L;
 
@@ -63,15 +56,15 @@ final class MemoryMap {
 
   private static VmaEntry one(int pid, Maps.Vma v, FileTable files) throws IOException {
     String where = "mapping 0x" + Long.toHexString(v.start()) + "-0x" + Long.toHexString(v.end());
-    int flags = v.shared() ? MAP_SHARED : MAP_PRIVATE;
+    int flags = v.shared() ? Linux.MAP_SHARED : Linux.MAP_PRIVATE;
     if (v.hasFlag("gd")) {
-      flags |= MAP_GROWSDOWN;
+      flags |= Linux.MAP_GROWSDOWN;
     }
     if (v.hasFlag("lo")) {
-      flags |= MAP_LOCKED;
+      flags |= Linux.MAP_LOCKED;
     }
     if (v.hasFlag("nr")) {
-      flags |= MAP_NORESERVE;
+      flags |= Linux.MAP_NORESERVE;
     }
     if (v.hasFlag("ht")) {
       throw new DumpException(where + " is hugetlb memory: not supported yet");
@@ -110,7 +103,9 @@ final class MemoryMap {
       if (v.shared()) {
         throw new DumpException(where + " is shared anonymous memory: not supported yet");
       }
-      return b.setStatus(status | VmaFlags.ANON_PRIVATE).setFlags(flags | MAP_ANONYMOUS).build();
+      return b.setStatus(status | VmaFlags.ANON_PRIVATE)
+          .setFlags(flags | Linux.MAP_ANONYMOUS)
+          .build();
     }
     // Shared-memory filesystem objects show up as files on the internal shm mount (dev 0:1).
     if (path.startsWith("/SYSV")) {

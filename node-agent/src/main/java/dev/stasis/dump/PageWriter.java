@@ -7,6 +7,7 @@ import dev.stasis.images.VmaFlags;
 import dev.stasis.images.proto.PagemapEntry;
 import dev.stasis.images.proto.PagemapHead;
 import dev.stasis.images.proto.VmaEntry;
+import dev.stasis.linux.Errno;
 import dev.stasis.linux.Linux;
 import dev.stasis.linux.LinuxException;
 import dev.stasis.linux.ProcessVm;
@@ -415,6 +416,9 @@ final class PageWriter {
       try {
         got = ProcessVm.readv(pid, addrs, lens, i, n - i, buf);
       } catch (LinuxException e) {
+        if (e.errno() == Errno.ESRCH) {
+          throw e; // the target is gone: nothing to fall back to
+        }
         got = 0;
       }
       // Skip the pieces read completely.

@@ -59,7 +59,8 @@ public final class DirectoryImageSink implements ImageSink {
   public static DirectoryImageSink open(Path dir) throws IOException {
     Path abs = dir.toAbsolutePath().normalize();
     try {
-      Files.createDirectories(abs);
+      // a new directory is the owner's only (0700): images hold all of the process's memory
+      dev.stasis.storage.Private.createDirectories(abs);
     } catch (IOException e) {
       throw new IOException("images directory " + abs + " cannot be created: " + reason(e), e);
     }
@@ -84,12 +85,7 @@ public final class DirectoryImageSink implements ImageSink {
   @Override
   public synchronized WritableByteChannel create(String name) throws IOException {
     Path file = stage(name);
-    FileChannel ch =
-        FileChannel.open(
-            file,
-            StandardOpenOption.CREATE_NEW,
-            StandardOpenOption.WRITE,
-            StandardOpenOption.TRUNCATE_EXISTING);
+    FileChannel ch = dev.stasis.storage.Private.newFile(file); // 0600
     StagedFile f = new StagedFile(name, file, ch);
     files.add(f);
     return f;
@@ -117,9 +113,12 @@ public final class DirectoryImageSink implements ImageSink {
       ch =
           FileChannel.open(
               file,
-              StandardOpenOption.CREATE_NEW,
-              StandardOpenOption.WRITE,
-              com.sun.nio.file.ExtendedOpenOption.DIRECT);
+              java.util.Set.of(
+                  StandardOpenOption.CREATE_NEW,
+                  StandardOpenOption.WRITE,
+                  com.sun.nio.file.ExtendedOpenOption.DIRECT),
+              java.nio.file.attribute.PosixFilePermissions.asFileAttribute(
+                  java.nio.file.attribute.PosixFilePermissions.fromString("rw-------")));
     } catch (IOException | UnsupportedOperationException e) {
       // No O_DIRECT here (EINVAL from open): the buffered path is always correct, only slower.
       // Some file systems create the file before refusing the flag; stage() made sure no image
@@ -171,6 +170,7 @@ public final class DirectoryImageSink implements ImageSink {
     if (aborted) {
       throw new IllegalStateException("image set in " + dir + " was aborted");
     }
+    checkCancel();
     // Every file durable first (a failure here leaves the set uncommitted), then moved in place.
     for (StagedFile f : files) {
       if (f.open) {
@@ -188,6 +188,9 @@ public final class DirectoryImageSink implements ImageSink {
       }
     }
     Files.deleteIfExists(staging);
+    // The renames are durable only once the directory is: without this fsync a crash after a
+    // kill-mode dump could lose image files whose data was forced, and the process with them.
+    dev.stasis.storage.Private.syncDirectory(dir);
     committed = true;
   }
 
@@ -215,6 +218,21 @@ public final class DirectoryImageSink implements ImageSink {
     return "directory " + dir;
   }
 
+  /** Set by {@link #cancel}; every later write fails with it. */
+  private volatile String cancelReason;
+
+  @Override
+  public void cancel(String reason) {
+    cancelReason = reason;
+  }
+
+  void checkCancel() throws IOException {
+    String r = cancelReason;
+    if (r != null) {
+      throw new IOException("image set in " + dir + " aborted: " + r);
+    }
+  }
+
   @Override
   public void close() {
     abort();
@@ -229,7 +247,7 @@ public final class DirectoryImageSink implements ImageSink {
    * One staged image file. Closing it ends the writing; the FileChannel stays open until {@link
    * #commit()} forces it (so a writeback error is reported on the descriptor that wrote the data).
    */
-  private static class StagedFile implements WritableByteChannel {
+  private class StagedFile implements WritableByteChannel {
     final String name;
     final Path path;
     final FileChannel ch;
@@ -249,6 +267,7 @@ public final class DirectoryImageSink implements ImageSink {
       if (!open) {
         throw new java.nio.channels.ClosedChannelException();
       }
+      checkCancel();
       int n = ch.write(src);
       written += n;
       if (written - kicked >= KICK_BYTES) {
@@ -300,7 +319,7 @@ public final class DirectoryImageSink implements ImageSink {
   }
 
   /** A staged pages file opened with O_DIRECT: positional, aligned writes from several threads. */
-  private static final class DirectStagedFile extends StagedFile implements DirectChannel {
+  private final class DirectStagedFile extends StagedFile implements DirectChannel {
     DirectStagedFile(String name, Path path, FileChannel ch) {
       super(name, path, ch);
     }
@@ -315,6 +334,7 @@ public final class DirectoryImageSink implements ImageSink {
       if (!open) {
         throw new java.nio.channels.ClosedChannelException();
       }
+      checkCancel();
       long pos = position;
       while (src.hasRemaining()) {
         pos += ch.write(src, pos);

@@ -54,11 +54,26 @@ public interface ImageSink extends AutoCloseable {
    */
   default void cancelWhen(java.util.function.BooleanSupplier cancelled) {}
 
+  /**
+   * Gives the set up from another thread (a freeze deadline passed): writes and waits of the dump's
+   * thread in this sink fail with an IOException as soon as possible, so that the dump releases its
+   * process; the dump then aborts the set as after any failure. Must not block.
+   */
+  default void cancel(String reason) {}
+
   /** Makes the whole set durable and visible as complete. */
   void commit() throws IOException;
 
   /** Discards every file of this set. Never throws: it runs on error paths. */
   void abort();
+
+  /**
+   * The identity of the checkpoint being written (a store's random id, recorded in its manifest),
+   * or null for a sink without one (a plain directory).
+   */
+  default String checkpointId() {
+    return null;
+  }
 
   /** A human description of the destination, for messages ("directory /x", "s3://b/p"). */
   String describe();

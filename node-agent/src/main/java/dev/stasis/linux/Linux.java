@@ -50,6 +50,24 @@ public final class Linux {
   public static final int O_RDWR = 2;
   public static final int O_CLOEXEC = 0x80000;
 
+  // fcntl(F_GETFD) descriptor flags
+  public static final int FD_CLOEXEC = 1;
+
+  // st_mode file types (sys/stat.h)
+  public static final int S_IFMT = 0170000;
+  public static final int S_IFSOCK = 0140000;
+  public static final int S_IFREG = 0100000;
+  public static final int S_IFDIR = 0040000;
+  public static final int S_IFCHR = 0020000;
+  public static final int S_IFIFO = 0010000;
+
+  // kcmp(2) types (linux/kcmp.h)
+  public static final int KCMP_FILE = 0;
+  public static final int KCMP_VM = 1;
+  public static final int KCMP_FILES = 2;
+  public static final int KCMP_FS = 3;
+  public static final int KCMP_SIGHAND = 4;
+
   // mmap(2)
   public static final int PROT_NONE = 0;
   public static final int PROT_READ = 1;
@@ -58,6 +76,9 @@ public final class Linux {
   public static final int MAP_SHARED = 1;
   public static final int MAP_PRIVATE = 2;
   public static final int MAP_ANONYMOUS = 0x20;
+  public static final int MAP_GROWSDOWN = 0x100;
+  public static final int MAP_LOCKED = 0x2000;
+  public static final int MAP_NORESERVE = 0x4000;
 
   private Linux() {}
 
@@ -82,6 +103,15 @@ public final class Linux {
   public static String strerror(int errno) {
     String s = C.strerror(errno);
     return s == null ? "errno " + errno : s;
+  }
+
+  /**
+   * kcmp(2): whether kernel object {@code type} ({@code KCMP_*}) of {@code pid1} (its descriptor
+   * {@code idx1} for KCMP_FILE) is the very object of {@code pid2} ({@code idx2}).
+   */
+  public static boolean kcmpSame(int pid1, int pid2, int type, long idx1, long idx2)
+      throws LinuxException {
+    return syscall("kcmp", pid2, Syscalls.KCMP, pid1, pid2, type, idx1, idx2) == 0;
   }
 
   /** Raw syscall(2); returns the result or throws with {@code name} as the call. */

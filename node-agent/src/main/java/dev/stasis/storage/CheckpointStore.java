@@ -108,8 +108,17 @@ public final class CheckpointStore implements AutoCloseable {
 
   private ImageSink newCheckpoint(boolean ownStore) throws StorageException {
     backend.checkAccess(true);
-    if (!backend.list(key(Manifest.FILE)).isEmpty()
-        || !backend.list(key(Manifest.IMAGES)).isEmpty()) {
+    if (options.spoolDir() != null) {
+      // spools of dumps that were killed before they could remove them
+      try {
+        Spools.sweep(options.spoolDir());
+      } catch (IOException e) {
+        throw new StorageException(
+            "spool directory " + options.spoolDir() + " cannot be used: " + e.getMessage(), e);
+      }
+    }
+    if (backend.list(key(Manifest.FILE)).stream().anyMatch(o -> o.key().equals(key(Manifest.FILE)))
+        || !imageObjects().isEmpty()) {
       throw new StorageException(
           "a checkpoint already exists at "
               + uri
@@ -187,9 +196,78 @@ public final class CheckpointStore implements AutoCloseable {
     return n;
   }
 
-  /** One line of 'stasis ls'. */
+  /**
+   * One line of 'stasis ls'; {@code id} is the checkpoint's id from its manifest (null when it has
+   * none that parses).
+   */
   public record Listing(
-      String name, String uri, boolean complete, long size, Instant time, String why) {}
+      String name, String uri, boolean complete, long size, Instant time, String id, String why) {}
+
+  /**
+   * Which checkpoint a key (relative to the root) belongs to: {@code P/manifest.json} is the
+   * manifest of checkpoint {@code P/}, {@code P/checkpoint/NAME} (NAME without '/') an image of
+   * {@code P/}; anything else is no part of a checkpoint. Image names are never "manifest.json" and
+   * never hold '/', so this holds also for a checkpoint named "checkpoint" nested in another:
+   * {@code x/checkpoint/manifest.json} is the manifest of {@code x/checkpoint/}, {@code
+   * x/checkpoint/pages-1.img} an image of {@code x/}, {@code x/checkpoint/checkpoint/pages-1.img}
+   * an image of {@code x/checkpoint/}.
+   *
+   * @return {checkpoint prefix ("" or ending in '/'), image file name or null for the manifest}, or
+   *     null
+   */
+  static String[] owner(String rel) {
+    if (rel.equals(Manifest.FILE) || rel.endsWith("/" + Manifest.FILE)) {
+      return new String[] {rel.substring(0, rel.length() - Manifest.FILE.length()), null};
+    }
+    int slash = rel.lastIndexOf('/');
+    if (slash < 0 || slash == rel.length() - 1) {
+      return null;
+    }
+    String dir = rel.substring(0, slash + 1);
+    String file = rel.substring(slash + 1);
+    if (dir.equals(Manifest.IMAGES)) {
+      return new String[] {"", file};
+    }
+    if (dir.endsWith("/" + Manifest.IMAGES)) {
+      return new String[] {dir.substring(0, dir.length() - Manifest.IMAGES.length()), file};
+    }
+    return null;
+  }
+
+  /** The image objects of the checkpoint at this URI: direct children of its checkpoint/ only. */
+  private List<ObjectBackend.ObjectInfo> imageObjects() throws StorageException {
+    List<ObjectBackend.ObjectInfo> out = new ArrayList<>();
+    String p = key(Manifest.IMAGES);
+    for (ObjectBackend.ObjectInfo o : backend.list(p)) {
+      if (isOwnImage(o.key(), p)) {
+        out.add(o);
+      }
+    }
+    return out;
+  }
+
+  /**
+   * A key directly below {@code imagesPrefix} that is not a manifest: an image of this checkpoint,
+   * not the manifest of (or an image in) a checkpoint named "checkpoint" nested inside it.
+   */
+  private static boolean isOwnImage(String key, String imagesPrefix) {
+    return key.startsWith(imagesPrefix)
+        && key.length() > imagesPrefix.length()
+        && key.indexOf('/', imagesPrefix.length()) < 0
+        && !key.substring(imagesPrefix.length()).equals(Manifest.FILE);
+  }
+
+  /** Pending uploads of this checkpoint's images (not of one nested below its checkpoint/). */
+  private List<ObjectBackend.PendingUpload> imageUploads() throws StorageException {
+    List<ObjectBackend.PendingUpload> out = new ArrayList<>();
+    String p = key(Manifest.IMAGES);
+    for (ObjectBackend.PendingUpload u : backend.pendingUploads(p)) {
+      if (isOwnImage(u.key(), p)) {
+        out.add(u);
+      }
+    }
+    return out;
+  }
 
   /** Every checkpoint at or below the URI, complete or not, sorted by name. */
   public List<Listing> list() throws StorageException {
@@ -200,38 +278,29 @@ public final class CheckpointStore implements AutoCloseable {
     Map<String, Map<String, Long>> objects = new HashMap<>();
     for (ObjectBackend.ObjectInfo o : backend.list(root)) {
       String rel = o.key().substring(root.length());
-      String cp;
-      boolean isManifest = false;
-      if (rel.equals(Manifest.FILE) || rel.endsWith("/" + Manifest.FILE)) {
-        cp = rel.substring(0, rel.length() - Manifest.FILE.length());
-        isManifest = true;
-      } else if (rel.startsWith(Manifest.IMAGES)) {
-        cp = "";
-      } else if (rel.contains("/" + Manifest.IMAGES)) {
-        cp = rel.substring(0, rel.indexOf("/" + Manifest.IMAGES) + 1);
-      } else {
+      String[] own = owner(rel);
+      if (own == null) {
         continue;
       }
+      String cp = own[0];
       sizes.computeIfAbsent(cp, k -> new long[1])[0] += o.size();
       if (o.lastModified() != null) {
         times.merge(cp, o.lastModified(), (a, b) -> a.isAfter(b) ? a : b);
       }
-      if (isManifest) {
+      if (own[1] == null) {
         hasManifest.put(cp, true);
       } else {
-        objects.computeIfAbsent(cp, k -> new HashMap<>()).put(rel.substring(cp.length()), o.size());
+        objects.computeIfAbsent(cp, k -> new HashMap<>()).put(Manifest.IMAGES + own[1], o.size());
       }
     }
     Map<String, Integer> pending = new HashMap<>();
     for (ObjectBackend.PendingUpload p : backend.pendingUploads(root)) {
-      String rel = p.key().substring(root.length());
-      int i = rel.startsWith(Manifest.IMAGES) ? 0 : rel.indexOf("/" + Manifest.IMAGES) + 1;
-      if (i < 0 || (i == 0 && !rel.startsWith(Manifest.IMAGES))) {
+      String[] own = owner(p.key().substring(root.length()));
+      if (own == null || own[1] == null) {
         continue;
       }
-      String cp = rel.substring(0, i);
-      sizes.computeIfAbsent(cp, k -> new long[1]);
-      pending.merge(cp, 1, Integer::sum);
+      sizes.computeIfAbsent(own[0], k -> new long[1]);
+      pending.merge(own[0], 1, Integer::sum);
     }
     List<Listing> out = new ArrayList<>();
     for (Map.Entry<String, long[]> e : sizes.entrySet()) {
@@ -239,6 +308,7 @@ public final class CheckpointStore implements AutoCloseable {
       String rel = CheckpointUri.trimSlashes(cp);
       String name = rel.isEmpty() ? uri.name() : rel;
       String why = null;
+      String id = null;
       Instant time = times.get(cp);
       if (pending.containsKey(cp)) {
         why = pending.get(cp) + " upload(s) in progress or abandoned";
@@ -247,6 +317,7 @@ public final class CheckpointStore implements AutoCloseable {
       } else {
         try {
           Manifest m = readManifest(key(cp + Manifest.FILE), uri.child(rel));
+          id = m.id();
           Map<String, Long> have = objects.getOrDefault(cp, Map.of());
           for (Manifest.Entry me : m.objects()) {
             Long s = have.get(me.key());
@@ -255,6 +326,9 @@ public final class CheckpointStore implements AutoCloseable {
               break;
             }
           }
+          if (why == null && !uri.child(rel).equals(m.uri())) {
+            why = "copied or moved here from " + m.uri();
+          }
           if (m.completedAt() != null) {
             time = Instant.parse(m.completedAt());
           }
@@ -262,7 +336,7 @@ public final class CheckpointStore implements AutoCloseable {
           why = "bad manifest: " + ex.getMessage();
         }
       }
-      out.add(new Listing(name, uri.child(rel), why == null, e.getValue()[0], time, why));
+      out.add(new Listing(name, uri.child(rel), why == null, e.getValue()[0], time, id, why));
     }
     return out;
   }
@@ -293,13 +367,23 @@ public final class CheckpointStore implements AutoCloseable {
    * dir} holds nothing new.
    */
   public Fetched fetch(Path dir) throws StorageException {
+    return fetch(dir, null);
+  }
+
+  /**
+   * As {@link #fetch(Path)}, refusing the checkpoint unless its id is {@code expectId} (when not
+   * null): the id printed by the dump pins exactly that checkpoint.
+   */
+  public Fetched fetch(Path dir, String expectId) throws StorageException {
     backend.checkAccess(false);
     String where = uri.toString();
+    if (expectId != null && !Manifest.ID.matcher(expectId).matches()) {
+      throw new StorageException(
+          "expected checkpoint id '" + expectId + "' is not an id (32 lowercase hex digits)");
+    }
     if (backend.list(key(Manifest.FILE)).stream()
         .noneMatch(o -> o.key().equals(key(Manifest.FILE)))) {
-      boolean any =
-          !backend.list(key(Manifest.IMAGES)).isEmpty()
-              || !backend.pendingUploads(key(Manifest.IMAGES)).isEmpty();
+      boolean any = !imageObjects().isEmpty() || !imageUploads().isEmpty();
       throw new StorageException(
           any
               ? "checkpoint " + where + " is incomplete (no manifest.json): it cannot be fetched"
@@ -343,14 +427,59 @@ public final class CheckpointStore implements AutoCloseable {
         throw new StorageException(e.getMessage(), e);
       }
     }
+    // The identity checks come after the MAC (with encryption the id and URI are authenticated):
+    // a checkpoint copied over another one's name, even one encrypted with the same key, is
+    // refused, and so is any checkpoint but the one the caller pinned.
+    if (!where.equals(m.uri())) {
+      throw new VerificationException(
+          "checkpoint at "
+              + where
+              + " was written to "
+              + m.uri()
+              + " (id "
+              + m.id()
+              + "): refusing a checkpoint copied or swapped in from elsewhere");
+    }
+    if (expectId != null && !expectId.equals(m.id())) {
+      throw new VerificationException(
+          "checkpoint at " + where + " has id " + m.id() + ", not the expected " + expectId);
+    }
     Path target = dir.toAbsolutePath().normalize();
     Path staging;
     try {
-      Files.createDirectories(target);
+      Private.createDirectories(target);
       staging = Files.createTempDirectory(target, ".stasis-fetch-");
     } catch (IOException e) {
       throw new StorageException(
           "images directory " + target + " cannot be used: " + e.getMessage(), e);
+    }
+    // The manifest's sizes cap what is written (each object stops at its recorded size); they are
+    // only as trustworthy as the manifest (an unencrypted one is unauthenticated), so they must
+    // also fit the free space: a forged size never fills the disk.
+    long need = 0;
+    for (Manifest.Entry e : m.objects()) {
+      need += e.size();
+    }
+    long free;
+    try {
+      free = Files.getFileStore(staging).getUsableSpace();
+    } catch (IOException e) {
+      cleanup(staging);
+      throw new StorageException(
+          "images directory " + target + " cannot be used: " + e.getMessage(), e);
+    }
+    if (need > free) {
+      cleanup(staging);
+      throw new StorageException(
+          "no space left on device for "
+              + where
+              + ": its manifest says "
+              + need
+              + " bytes of images, images directory "
+              + target
+              + " has "
+              + free
+              + " bytes free");
     }
     List<String> files = new ArrayList<>();
     long bytes = 0;
@@ -365,7 +494,7 @@ public final class CheckpointStore implements AutoCloseable {
       }
       for (Manifest.Entry e : m.objects()) {
         String file = e.name().substring(Manifest.IMAGES.length());
-        fetchOne(e, dataKey, staging.resolve(file), where);
+        fetchOne(e, m.id(), dataKey, staging.resolve(file), where);
         files.add(file);
         bytes += e.size();
       }
@@ -376,6 +505,7 @@ public final class CheckpointStore implements AutoCloseable {
           Files.move(staging.resolve(f), target.resolve(f));
         }
       }
+      Private.syncDirectory(target);
     } catch (IOException e) {
       cleanup(staging);
       for (String f : files) {
@@ -396,7 +526,7 @@ public final class CheckpointStore implements AutoCloseable {
     return new Fetched(target, files, bytes, m);
   }
 
-  private void fetchOne(Manifest.Entry e, SecretKey dataKey, Path out, String where)
+  private void fetchOne(Manifest.Entry e, String id, SecretKey dataKey, Path out, String where)
       throws IOException {
     String what = "object " + e.name() + " of " + where;
     try (InputStream raw = backend.get(key(e.key()))) {
@@ -404,7 +534,7 @@ public final class CheckpointStore implements AutoCloseable {
       InputStream s = stored;
       boolean plain = !e.encrypted() && !"zstd".equals(e.compression());
       if (e.encrypted()) {
-        s = new ChunkedAead.DecryptingStream(s, dataKey, e.name());
+        s = new ChunkedAead.DecryptingStream(s, dataKey, Manifest.aeadName(id, e.name()));
       }
       if ("zstd".equals(e.compression())) {
         s = new ZstdInputStream(s);
@@ -412,21 +542,20 @@ public final class CheckpointStore implements AutoCloseable {
       // a plain object's stored bytes are its image bytes (the manifest check made sure both sums
       // agree): one SHA-256 pass
       Digests.In content = plain ? stored : new Digests.In(s);
-      try (OutputStream o =
-          Channels.newOutputStream(
-              FileChannel.open(
-                  out,
-                  StandardOpenOption.CREATE_NEW,
-                  StandardOpenOption.WRITE,
-                  LinkOption.NOFOLLOW_LINKS))) {
+      try (OutputStream o = Channels.newOutputStream(Private.newFile(out))) {
         byte[] buf = new byte[256 * 1024];
         int n;
         while ((n = content.read(buf)) > 0) {
           if (content.count() > e.size()) {
+            // also the decompression cap: a zstd bomb stops here, at the size the manifest gave
             throw new VerificationException(
                 what + " is larger than its manifest says (" + e.size() + " bytes)");
           }
-          o.write(buf, 0, n);
+          try {
+            o.write(buf, 0, n);
+          } catch (IOException x) {
+            throw writeFailure(out, x);
+          }
         }
       } catch (VerificationException x) {
         throw x;
@@ -451,6 +580,28 @@ public final class CheckpointStore implements AutoCloseable {
     } catch (com.github.luben.zstd.ZstdIOException x) {
       throw new VerificationException(what + " failed verification: " + x.getMessage(), x);
     }
+  }
+
+  /**
+   * A failed write of fetched bytes is about the local disk, never about the checkpoint: it must
+   * not read as "failed verification" (a full disk would otherwise look like a damaged store).
+   */
+  private static StorageException writeFailure(Path out, IOException x) {
+    String m = String.valueOf(x.getMessage());
+    Path dir = out.getParent() == null ? out : out.getParent().getParent();
+    if (m.contains("No space left on device") || m.contains("Disk quota exceeded")) {
+      return new StorageException(
+          "no space left on device: images directory "
+              + dir
+              + " filled up while writing "
+              + out.getFileName()
+              + " ("
+              + m
+              + ")",
+          x);
+    }
+    return new StorageException(
+        "cannot write " + out.getFileName() + " into images directory " + dir + ": " + m, x);
   }
 
   private static void cleanup(Path staging) {
@@ -480,10 +631,12 @@ public final class CheckpointStore implements AutoCloseable {
         manifest = true;
       }
     }
-    for (ObjectBackend.ObjectInfo o : backend.list(key(Manifest.IMAGES))) {
+    // only this checkpoint's own images: a checkpoint nested below its checkpoint/ directory
+    // (one named "checkpoint") is another checkpoint and stays
+    for (ObjectBackend.ObjectInfo o : imageObjects()) {
       keys.add(o.key());
     }
-    List<ObjectBackend.PendingUpload> pending = backend.pendingUploads(key(Manifest.IMAGES));
+    List<ObjectBackend.PendingUpload> pending = imageUploads();
     if (!manifest && keys.isEmpty() && pending.isEmpty()) {
       throw new StorageException("no checkpoint at " + uri);
     }

@@ -16,7 +16,6 @@ import java.nio.channels.FileChannel;
 import java.nio.channels.WritableByteChannel;
 import java.nio.file.Files;
 import java.nio.file.Path;
-import java.nio.file.StandardOpenOption;
 import java.time.Instant;
 import java.util.ArrayList;
 import java.util.LinkedHashMap;
@@ -39,6 +38,10 @@ final class CheckpointWriter implements ImageSink {
   private final Transfers transfers;
   private final SecretKey dataKey;
   private final Instant created = Instant.now();
+
+  /** This checkpoint's identity, drawn before anything is written (see Manifest#id). */
+  private final String id = Manifest.newId();
+
   private final long startNanos = System.nanoTime();
   private final Map<String, Manifest.Entry> entries = new TreeMap<>();
   private final Map<String, ObjectChannel> open = new LinkedHashMap<>();
@@ -72,6 +75,7 @@ final class CheckpointWriter implements ImageSink {
 
   @Override
   public synchronized WritableByteChannel create(String name) throws IOException {
+    checkCancel();
     checkNewName(name);
     StoreOptions o = store.options();
     boolean enc = dataKey != null;
@@ -84,7 +88,7 @@ final class CheckpointWriter implements ImageSink {
     if (enc) {
       s =
           new ChunkedAead.EncryptingStream(
-              s, dataKey, Manifest.IMAGES + name, ChunkedAead.DEFAULT_CHUNK);
+              s, dataKey, Manifest.aeadName(id, Manifest.IMAGES + name), ChunkedAead.DEFAULT_CHUNK);
     }
     if (o.compression().equals("zstd")) {
       s = new ZstdOutputStream(s, o.zstdLevel());
@@ -95,6 +99,11 @@ final class CheckpointWriter implements ImageSink {
       ch.capture = new ByteArrayOutputStream();
     }
     open.put(name, ch);
+    createdKeys.add(store.key(rel));
+    pipes.add(ch.pipe);
+    if (cancelReason != null) {
+      ch.pipe.stop(); // cancelled while it was being created
+    }
     return ch;
   }
 
@@ -117,10 +126,11 @@ final class CheckpointWriter implements ImageSink {
     if (writeThrough || dir == null) {
       return create(name);
     }
+    checkCancel();
     checkNewName(name);
     long usable;
     try {
-      Files.createDirectories(dir);
+      Private.createDirectories(dir);
       usable = Files.getFileStore(dir).getUsableSpace();
     } catch (IOException e) {
       facts.put("dump.spool", "not used: " + dir + ": " + e.getMessage());
@@ -138,13 +148,48 @@ final class CheckpointWriter implements ImageSink {
               + " needed");
       return create(name);
     }
-    Path file = Files.createTempFile(dir, ".stasis-spool-", "-" + name);
-    Spool sp = new Spool(name, file, FileChannel.open(file, StandardOpenOption.WRITE));
+    Spool sp = new Spool(name, Spools.create(dir, name));
     spooled.put(name, sp);
     return sp;
   }
 
   private volatile java.util.function.BooleanSupplier cancelled = () -> false;
+
+  /** Set by {@link #cancel}: the checkpoint is being given up, every write fails with it. */
+  private volatile String cancelReason;
+
+  /**
+   * Gives the checkpoint up from another thread (a freeze deadline): the writes and the upload
+   * requests in flight fail now, so the dump's thread, wherever it waits on this sink, gets an
+   * IOException at once and releases the process; its abort then removes what was stored. Never
+   * blocks.
+   */
+  @Override
+  public void cancel(String reason) {
+    cancelReason = reason;
+    store.backend().cancel(reason);
+    for (EncodingPipe p : pipes) {
+      p.stop();
+    }
+  }
+
+  /**
+   * The key of every object this checkpoint started: after a cancellation a request the client gave
+   * up on may still complete on the server, so an abort removes them all, not only the ones known
+   * to be stored.
+   */
+  private final List<String> createdKeys = new ArrayList<>();
+
+  /** Every object's pipe, for {@link #cancel} (which must not take this writer's monitor). */
+  private final java.util.concurrent.ConcurrentLinkedQueue<EncodingPipe> pipes =
+      new java.util.concurrent.ConcurrentLinkedQueue<>();
+
+  private void checkCancel() throws IOException {
+    String r = cancelReason;
+    if (r != null) {
+      throw new IOException("checkpoint " + describe() + " aborted: " + r);
+    }
+  }
 
   @Override
   public void cancelWhen(java.util.function.BooleanSupplier cancelled) {
@@ -155,20 +200,23 @@ final class CheckpointWriter implements ImageSink {
   static final long SPOOL_MARGIN = 256L << 20;
 
   /** A pages file on local disk until the commit ships it. */
-  private static final class Spool implements WritableByteChannel {
+  private final class Spool implements WritableByteChannel {
     final String name;
+    final Spools.Owned owned;
     final Path file;
     final FileChannel ch;
     volatile boolean open = true;
 
-    Spool(String name, Path file, FileChannel ch) {
+    Spool(String name, Spools.Owned owned) {
       this.name = name;
-      this.file = file;
-      this.ch = ch;
+      this.owned = owned;
+      this.file = owned.file();
+      this.ch = owned.channel();
     }
 
     @Override
     public int write(ByteBuffer src) throws IOException {
+      checkCancel();
       return ch.write(src);
     }
 
@@ -177,19 +225,14 @@ final class CheckpointWriter implements ImageSink {
       return open;
     }
 
+    /** Ends the writing; the channel (and with it the file's lock) stays until {@link #delete}. */
     @Override
-    public void close() throws IOException {
+    public void close() {
       open = false;
-      ch.close();
     }
 
     void delete() {
-      try {
-        ch.close();
-        Files.deleteIfExists(file);
-      } catch (IOException e) {
-        // a hidden temporary file; nothing lists it as a checkpoint
-      }
+      owned.delete();
     }
   }
 
@@ -213,13 +256,18 @@ final class CheckpointWriter implements ImageSink {
     long t0 = System.nanoTime();
     try {
       for (Spool sp : todo) {
-        try (FileChannel in = FileChannel.open(sp.file)) {
+        {
+          // read back through the locked channel itself: closing any other descriptor of the
+          // file would drop its lock (see Spools)
+          FileChannel in = sp.ch;
+          in.position(0);
           bytes +=
               CheckpointStore.copyInto(
                   this,
                   sp.name,
                   in,
                   () -> {
+                    checkCancel();
                     if (cancelled.getAsBoolean()) {
                       throw new IOException(
                           "checkpoint " + describe() + " cancelled while uploading " + sp.name);
@@ -331,6 +379,7 @@ final class CheckpointWriter implements ImageSink {
       }
     }
     try {
+      checkCancel();
       shipSpools();
     } catch (IOException | RuntimeException e) {
       abort();
@@ -357,6 +406,7 @@ final class CheckpointWriter implements ImageSink {
       if (entries.isEmpty()) {
         throw new StorageException("checkpoint " + describe() + " has no image files");
       }
+      checkCancel();
       Manifest m = manifest();
       byte[] json = m.toJson();
       // the manifest is the commit point: written last, only once every object above is stored
@@ -407,6 +457,8 @@ final class CheckpointWriter implements ImageSink {
         new Manifest(
             Manifest.FORMAT,
             Manifest.VERSION,
+            id,
+            store.uri().toString(),
             store.uri().name(),
             created.toString(),
             Instant.now().toString(),
@@ -432,6 +484,18 @@ final class CheckpointWriter implements ImageSink {
       pending = new ArrayList<>(open.values());
       open.clear();
       keys = new ArrayList<>(storedKeys);
+      if (cancelReason != null) {
+        for (String k : createdKeys) {
+          if (!keys.contains(k)) {
+            keys.add(k);
+          }
+        }
+      }
+    }
+    if (cancelReason != null) {
+      // the requests were stopped to free the dump's thread; the cleanup needs them again (the
+      // process is already released: this may wait for a stalled service to come back)
+      store.backend().resume();
     }
     for (ObjectChannel ch : pending) {
       ch.pipe.cancel();
@@ -440,6 +504,17 @@ final class CheckpointWriter implements ImageSink {
     deleteSpools();
     try {
       store.backend().delete(keys);
+      if (cancelReason != null) {
+        // a multipart start the client cancelled may have succeeded on the server: its upload id
+        // never reached us, so it is found by listing
+        for (ObjectBackend.PendingUpload p :
+            store.backend().pendingUploads(store.key(Manifest.IMAGES))) {
+          if (keys.contains(p.key())) {
+            store.backend().abortPending(p);
+          }
+        }
+        sweepLateObjects(keys);
+      }
     } catch (StorageException e) {
       // best effort: without a manifest the leftovers list as incomplete and 'stasis rm' removes
       // them
@@ -447,9 +522,38 @@ final class CheckpointWriter implements ImageSink {
     transfers.close();
   }
 
+  /**
+   * After a cancellation, requests the client gave up on may still sit in a stalled server's socket
+   * buffers and be carried out when it resumes, after the cleanup above. Two more looks, a little
+   * later, remove what such requests stored in the meantime. What a server completes even later is
+   * no checkpoint (no manifest: it lists as incomplete) and 'stasis rm' removes it.
+   */
+  private void sweepLateObjects(List<String> keys) throws StorageException {
+    for (long wait : new long[] {500, 1500}) {
+      try {
+        Thread.sleep(wait);
+      } catch (InterruptedException e) {
+        Thread.currentThread().interrupt();
+        return;
+      }
+      List<String> late = new ArrayList<>();
+      for (ObjectBackend.ObjectInfo o : store.backend().list(store.key(Manifest.IMAGES))) {
+        if (keys.contains(o.key())) {
+          late.add(o.key());
+        }
+      }
+      store.backend().delete(late);
+    }
+  }
+
   @Override
   public String describe() {
     return store.uri().toString();
+  }
+
+  @Override
+  public String checkpointId() {
+    return id;
   }
 
   @Override
@@ -500,6 +604,12 @@ final class CheckpointWriter implements ImageSink {
     public int write(ByteBuffer src) throws IOException {
       if (!isOpen) {
         throw new java.nio.channels.ClosedChannelException();
+      }
+      try {
+        checkCancel();
+      } catch (IOException e) {
+        fail(e);
+        throw e;
       }
       long t0 = System.nanoTime();
       int n = src.remaining();
@@ -557,6 +667,7 @@ final class CheckpointWriter implements ImageSink {
       isOpen = false;
       long t0 = System.nanoTime();
       try {
+        checkCancel();
         pipe.close();
       } catch (IOException | RuntimeException e) {
         pipe.cancel();

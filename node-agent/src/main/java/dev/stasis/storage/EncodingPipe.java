@@ -142,12 +142,31 @@ final class EncodingPipe {
     }
     hand(END);
     try {
-      worker.join();
+      // in steps, so that a stop() from another thread ends the wait even if the encoder is
+      // stuck in a call that ignores its interrupt
+      while (worker.isAlive() && !cancelled) {
+        worker.join(100);
+      }
     } catch (InterruptedException e) {
       Thread.currentThread().interrupt();
       throw new InterruptedIOException("writing " + name + " interrupted");
     }
     rethrow();
+  }
+
+  /**
+   * As {@link #cancel}, without waiting for the encoder to end: callable from another thread while
+   * the writer is blocked in {@link #write} or {@link #close}, which then throw. Never blocks.
+   */
+  void stop() {
+    cancelled = true;
+    if (error == null) {
+      error = new InterruptedIOException("encoding of " + name + " cancelled");
+    }
+    Thread w = worker;
+    if (w != null) {
+      w.interrupt();
+    }
   }
 
   /** Stops the encoder thread, if any, without completing anything. Never throws. */

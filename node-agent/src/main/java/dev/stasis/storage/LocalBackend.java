@@ -42,7 +42,7 @@ final class LocalBackend implements ObjectBackend {
       return;
     }
     try {
-      Files.createDirectories(base);
+      Private.createDirectories(base);
     } catch (IOException e) {
       throw new StorageException("directory " + base + " cannot be created: " + e.getMessage(), e);
     }
@@ -83,15 +83,10 @@ final class LocalBackend implements ObjectBackend {
   public Upload startUpload(String key) throws StorageException {
     Path target = file(key);
     try {
-      Files.createDirectories(target.getParent());
+      List<Path> created = Private.createDirectories(target.getParent());
       Path tmp = target.resolveSibling("." + target.getFileName() + PARTIAL + UUID.randomUUID());
-      FileChannel ch =
-          FileChannel.open(
-              tmp,
-              StandardOpenOption.CREATE_NEW,
-              StandardOpenOption.WRITE,
-              LinkOption.NOFOLLOW_LINKS);
-      return new LocalUpload(target, tmp, ch);
+      FileChannel ch = Private.newFile(tmp);
+      return new LocalUpload(target, tmp, ch, created);
     } catch (IOException e) {
       throw new StorageException("cannot write " + target + ": " + e.getMessage(), e);
     }
@@ -102,10 +97,14 @@ final class LocalBackend implements ObjectBackend {
     private final Path tmp;
     private final FileChannel ch;
 
-    LocalUpload(Path target, Path tmp, FileChannel ch) {
+    /** Directories this upload created: their own entries must reach the disk too. */
+    private final List<Path> created;
+
+    LocalUpload(Path target, Path tmp, FileChannel ch, List<Path> created) {
       this.target = target;
       this.tmp = tmp;
       this.ch = ch;
+      this.created = created;
     }
 
     @Override
@@ -130,6 +129,12 @@ final class LocalBackend implements ObjectBackend {
           Files.move(tmp, target, StandardCopyOption.ATOMIC_MOVE);
         } catch (AtomicMoveNotSupportedException e) {
           Files.move(tmp, target, StandardCopyOption.REPLACE_EXISTING);
+        }
+        // the rename is only durable once the directory holding it is: an object (the manifest
+        // above all) that a crash could lose must not count as stored
+        Private.syncDirectory(target.getParent());
+        for (Path d : created) {
+          Private.syncDirectory(d.getParent());
         }
       } catch (IOException e) {
         abort();

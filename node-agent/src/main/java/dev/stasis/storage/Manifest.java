@@ -19,13 +19,18 @@ import javax.crypto.spec.SecretKeySpec;
  * {@code manifest.json}: the last object of a checkpoint, written only after every other object is
  * stored, and so the mark of a complete checkpoint. Schema in docs/storage.md.
  *
+ * @param id the checkpoint's identity: 128 random bits (hex) drawn when the dump started
+ * @param uri the URI the checkpoint was written to; a fetch from any other URI refuses it
  * @param mac with encryption, HMAC-SHA256 of this manifest serialized without the mac, keyed from
- *     the data key: a manifest cannot be edited (sizes, checksums, names) without the user's key
+ *     the data key: a manifest cannot be edited (sizes, checksums, names, id, uri) without the
+ *     user's key
  */
 @JsonInclude(JsonInclude.Include.NON_NULL)
 public record Manifest(
     String format,
     int formatVersion,
+    String id,
+    String uri,
     String name,
     String createdAt,
     String completedAt,
@@ -38,7 +43,10 @@ public record Manifest(
     String mac) {
 
   public static final String FORMAT = "stasis-checkpoint";
-  public static final int VERSION = 1;
+
+  /** 2: the checkpoint's id and URI are recorded, MAC'd, and the id is in every chunk's AAD. */
+  public static final int VERSION = 2;
+
   public static final String FILE = "manifest.json";
 
   /** Images live under checkpoint/ as in the Kubernetes checkpoint archive (KEP-2008). */
@@ -49,6 +57,22 @@ public record Manifest(
 
   private static final Pattern IMAGE_NAME = Pattern.compile("[A-Za-z0-9][A-Za-z0-9._-]{0,199}");
   private static final Pattern SHA = Pattern.compile("[0-9a-f]{64}");
+  static final Pattern ID = Pattern.compile("[0-9a-f]{32}");
+
+  /** A fresh checkpoint id: 128 bits from the system's secure random source, as hex. */
+  static String newId() {
+    byte[] b = new byte[16];
+    new java.security.SecureRandom().nextBytes(b);
+    return Digests.hex(b);
+  }
+
+  /**
+   * The name an object's chunks are authenticated under: the checkpoint id and the object's name,
+   * so a chunk moved to another object, or an object to another checkpoint, fails to decrypt.
+   */
+  static String aeadName(String id, String objectName) {
+    return id + "/" + objectName;
+  }
 
   static final ObjectMapper JSON =
       new ObjectMapper()
@@ -76,7 +100,9 @@ public record Manifest(
 
   /** True for a file name CRIU (or we) would give an image: no separators, no leading dot. */
   static boolean isImageName(String name) {
-    return IMAGE_NAME.matcher(name).matches() && !name.contains("..");
+    // never "manifest.json": a key ending in it is always a manifest, never an image, so a
+    // checkpoint nested under another one's checkpoint/ directory stays unambiguous
+    return IMAGE_NAME.matcher(name).matches() && !name.contains("..") && !name.equals(FILE);
   }
 
   /** The stored key of an image below the checkpoint root, with suffixes for its encodings. */
@@ -123,6 +149,12 @@ public record Manifest(
               + formatVersion
               + ", this stasis reads "
               + VERSION);
+    }
+    if (id == null || !ID.matcher(id).matches()) {
+      throw new VerificationException("manifest of " + where + " has no valid checkpoint id");
+    }
+    if (uri == null || uri.isEmpty()) {
+      throw new VerificationException("manifest of " + where + " does not record its URI");
     }
     if (objects == null || objects.isEmpty()) {
       throw new VerificationException("manifest of " + where + " lists no objects");
@@ -180,6 +212,8 @@ public record Manifest(
     return new Manifest(
         format,
         formatVersion,
+        id,
+        uri,
         name,
         createdAt,
         completedAt,

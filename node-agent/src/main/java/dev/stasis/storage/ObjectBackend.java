@@ -37,6 +37,16 @@ interface ObjectBackend extends AutoCloseable {
   /** Deletes the objects; missing ones are not an error. */
   void delete(Collection<String> keys) throws StorageException;
 
+  /**
+   * Makes every request in flight fail now and every new one fail at once with {@code reason},
+   * until {@link #resume}: how a freeze deadline interrupts an upload blocked on a stalled service.
+   * Never blocks; callable from any thread.
+   */
+  default void cancel(String reason) {}
+
+  /** Lets requests through again after {@link #cancel} (for the cleanup of an aborted upload). */
+  default void resume() {}
+
   /** "s3://bucket/key at http://endpoint" or the local path, for messages. */
   String describe(String key);
 

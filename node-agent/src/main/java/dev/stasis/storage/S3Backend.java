@@ -74,7 +74,16 @@ final class S3Backend implements ObjectBackend {
             .readTimeout(60, TimeUnit.SECONDS)
             .writeTimeout(60, TimeUnit.SECONDS)
             // our own bounded retry loop decides; okhttp must not silently resend bodies
-            .retryOnConnectionFailure(false);
+            .retryOnConnectionFailure(false)
+            // a call that starts after cancel() must fail too, not only those cancelAll() finds
+            .addInterceptor(
+                chain -> {
+                  String c = cancelled;
+                  if (c != null) {
+                    throw new IOException("Canceled: " + c);
+                  }
+                  return chain.proceed(chain.request());
+                });
     if (config.caBundle() != null) {
       X509TrustManager tm = trustManager(config);
       try {
@@ -141,14 +150,39 @@ final class S3Backend implements ObjectBackend {
     T run() throws Exception;
   }
 
+  /** Set by {@link #cancel}: why every request now fails at once. */
+  private volatile String cancelled;
+
+  @Override
+  public void cancel(String reason) {
+    cancelled = reason;
+    // fails the calls in flight (their futures complete with "Canceled"); call() sees the flag
+    // and does not retry them
+    http.dispatcher().cancelAll();
+  }
+
+  @Override
+  public void resume() {
+    cancelled = null;
+  }
+
+  private void checkCancelled(String what) throws StorageException {
+    String c = cancelled;
+    if (c != null) {
+      throw new StorageException(what + " on " + where() + " stopped: " + c);
+    }
+  }
+
   /** Runs one request with bounded retries; see the class comment. */
   private <T> T call(String what, Op<T> op) throws StorageException {
     long delay = config.backoffMillis();
     for (int attempt = 1; ; attempt++) {
       StorageException failure;
+      checkCancelled(what);
       try {
         return op.run();
       } catch (Exception e) {
+        checkCancelled(what);
         failure = classify(what, e);
       }
       if (!failure.retryable() || attempt >= config.maxAttempts()) {

@@ -24,6 +24,15 @@ public record StoreOptions(
 
   public static final int MIN_S3_PART = 5 << 20;
 
+  /**
+   * zstd levels a checkpoint may use. zstd itself takes 1..22 (and negative "fast" levels); above
+   * 19 it needs its ultra mode's large windows, and the process stays frozen while the pages are
+   * compressed (level 19 already runs at a few MB/s): 19 is the most a dump should ask for.
+   */
+  public static final int MIN_ZSTD_LEVEL = 1;
+
+  public static final int MAX_ZSTD_LEVEL = 19;
+
   public static StoreOptions defaults() {
     return new StoreOptions(8 << 20, 4, "none", 3, null, null, null);
   }
@@ -53,6 +62,17 @@ public record StoreOptions(
   void validate(boolean s3Backend) throws StorageException {
     if (!compression.equals("none") && !compression.equals("zstd")) {
       throw new StorageException("unknown compression '" + compression + "' (use none or zstd)");
+    }
+    if (compression.equals("zstd") && (zstdLevel < MIN_ZSTD_LEVEL || zstdLevel > MAX_ZSTD_LEVEL)) {
+      throw new StorageException(
+          "zstd level "
+              + zstdLevel
+              + " is out of range: use "
+              + MIN_ZSTD_LEVEL
+              + ".."
+              + MAX_ZSTD_LEVEL
+              + " (zstd's 20..22 need hundreds of MiB per stream and run at a few MB/s while the"
+              + " process is frozen; negative fast levels are not offered)");
     }
     if (inFlightParts < 1 || inFlightParts > 64) {
       throw new StorageException("in-flight parts must be 1..64, not " + inFlightParts);

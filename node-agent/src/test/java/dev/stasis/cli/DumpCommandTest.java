@@ -30,6 +30,7 @@ class DumpCommandTest {
         "to=" + c.to,
         "leaveRunning=" + c.leaveRunning,
         "spoolDir=" + c.spoolDir,
+        "freezeTimeout=" + c.freezeTimeout,
         "verbose=" + c.verbose);
   }
 

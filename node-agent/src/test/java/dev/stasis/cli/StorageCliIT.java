@@ -170,7 +170,8 @@ class StorageCliIT {
     assertEquals(0, ls.code(), ls.err());
     String[] lines = ls.out().strip().split("\n");
     assertEquals(2, lines.length, ls.out());
-    assertTrue(lines[0].matches("a\tcomplete\t6\\.0 MiB\t\\d+s\ts3://ckpt/cli/a"), lines[0]);
+    assertTrue(
+        lines[0].matches("a\tcomplete\t6\\.0 MiB\t\\d+s\t[0-9a-f]{32}\ts3://ckpt/cli/a"), lines[0]);
     assertTrue(lines[1].startsWith("b\tincomplete\t"), lines[1]);
 
     Path dir = tmp.resolve("images");

@@ -84,4 +84,39 @@ class BadInputIT {
       p.destroyForcibly();
     }
   }
+
+  /**
+   * A socket held by a child of the target is refused before anything is frozen: one line naming
+   * the fd, and both processes go on untraced.
+   */
+  @Test
+  void socketInTheTreeIsRefusedBeforeTheFreeze() throws Exception {
+    // The parent closes its ends after the fork: only the child holds the socketpair.
+    Process p =
+        new ProcessBuilder(
+                "perl",
+                "-e",
+                "use Socket; $|=1; socketpair(my $a, my $b, AF_UNIX, SOCK_STREAM, 0) or die;"
+                    + " my $c = fork(); if (!$c) { sleep 30; exit 0 }"
+                    + " close $a; close $b; print \"$c\\n\"; sleep 30")
+            .start();
+    try {
+      String first =
+          new java.io.BufferedReader(
+                  new java.io.InputStreamReader(p.getInputStream(), StandardCharsets.US_ASCII))
+              .readLine();
+      int child = Integer.parseInt(first.strip());
+      String err = refuse(Long.toString(p.pid()), "is a socket (socket:[");
+      assertTrue(err.matches("(?s).*fd \\d+ is a socket.*"), err);
+      for (long pid : new long[] {p.pid(), child}) {
+        String status = Files.readString(Path.of("/proc/" + pid + "/status"));
+        assertTrue(status.contains("TracerPid:\t0\n"), "PID " + pid + " untraced: " + status);
+        assertTrue(!status.contains("State:\tt"), "PID " + pid + " not stopped: " + status);
+      }
+      assertTrue(p.isAlive());
+    } finally {
+      p.descendants().forEach(ProcessHandle::destroyForcibly);
+      p.destroyForcibly();
+    }
+  }
 }

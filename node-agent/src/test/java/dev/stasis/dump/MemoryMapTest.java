@@ -6,6 +6,7 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import dev.stasis.images.VmaFlags;
 import dev.stasis.images.proto.VmaEntry;
+import dev.stasis.linux.Linux;
 import dev.stasis.linux.proc.Maps;
 import java.util.List;
 import org.junit.jupiter.api.Test;
@@ -45,9 +46,7 @@ class MemoryMapTest {
     assertEquals(
         VmaFlags.AREA_REGULAR | VmaFlags.AREA_VDSO | VmaFlags.ANON_PRIVATE, v.get(2).getStatus());
     VmaEntry stack = v.get(3);
-    assertEquals(
-        MemoryMap.MAP_PRIVATE | MemoryMap.MAP_ANONYMOUS | MemoryMap.MAP_GROWSDOWN,
-        stack.getFlags());
+    assertEquals(Linux.MAP_PRIVATE | Linux.MAP_ANONYMOUS | Linux.MAP_GROWSDOWN, stack.getFlags());
     assertEquals(3, stack.getProt());
     assertEquals(-1, stack.getFd());
     assertEquals(VmaFlags.AREA_VSYSCALL | VmaFlags.ANON_PRIVATE, v.get(4).getStatus());

@@ -55,7 +55,7 @@ class ParasiteIT {
         for (ThreadState s : task.threads()) {
           regs.put(s.tid(), s.gpRegs());
         }
-        try (Parasite p = task.infect()) {
+        try (Parasite p = BlobParasite.infect(task)) {
           assertTrue(t.maps().contains("/memfd:stasis"), "blob and area are mapped while infected");
 
           Parasite.MiscInfo misc = p.dumpMisc();
@@ -150,7 +150,7 @@ class ParasiteIT {
   void aTargetKilledMidOperationGivesAClearErrorAndCleanupStillWorks() throws Exception {
     try (Target t = TestTargets.start(victim, "1")) {
       SeizedTree tree = Compel.seize(t.pid(), false);
-      Parasite p = tree.tasks().get(0).infect();
+      Parasite p = BlobParasite.infect(tree.tasks().get(0));
       Linux.kill(t.pid(), Linux.SIGKILL);
       IOException e = assertThrows(IOException.class, p::dumpMisc);
       assertTrue(
@@ -175,7 +175,7 @@ class ParasiteIT {
       String maps = t.maps();
       List<String> fds = fds(t);
       try (SeizedTree tree = Compel.seize(t.pid(), false)) {
-        Parasite p = tree.tasks().get(0).infect();
+        Parasite p = BlobParasite.infect(tree.tasks().get(0));
         assertEquals(t.pid(), p.dumpMisc().pid());
         assertEquals(fds, fds(t), "the memfd descriptor is closed again in the target");
         // p is deliberately not closed: the tree's close must cure it
@@ -205,7 +205,7 @@ class ParasiteIT {
       assertEquals("2", t.status(t.pid(), "Seccomp"), "filter mode");
       String maps = t.maps();
       try (SeizedTree tree = Compel.seize(t.pid(), false);
-          Parasite p = tree.tasks().get(0).infect()) {
+          Parasite p = BlobParasite.infect(tree.tasks().get(0))) {
         // memfd_create and mmap are denied to the target, not to the suspended-seccomp parasite
         Parasite.ThreadInfo ti = p.dumpThread(t.pid());
         assertEquals(1, ti.creds().noNewPrivs());
@@ -227,7 +227,7 @@ class ParasiteIT {
   void aThreadThatIsNotSeizedIsRejected() throws Exception {
     try (Target t = TestTargets.start(victim, "1");
         SeizedTree tree = Compel.seize(t.pid(), false);
-        Parasite p = tree.tasks().get(0).infect()) {
+        Parasite p = BlobParasite.infect(tree.tasks().get(0))) {
       IllegalArgumentException e =
           assertThrows(IllegalArgumentException.class, () -> p.dumpThread(Linux.gettid()));
       assertTrue(e.getMessage().contains("is not a seized thread of pid " + t.pid()));

@@ -319,6 +319,11 @@ public final class S3Server implements AutoCloseable {
   /** Kills the server (as a crash would); the data stays. */
   public void stop() {
     if (process != null && process.isAlive()) {
+      try {
+        resume(); // a paused JVM would not die of anything but SIGKILL; be sure it can
+      } catch (RuntimeException e) {
+        // best effort
+      }
       process.destroyForcibly();
       try {
         process.waitFor(10, TimeUnit.SECONDS);
@@ -326,6 +331,28 @@ public final class S3Server implements AutoCloseable {
         Thread.currentThread().interrupt();
       }
     }
+  }
+
+  /**
+   * Stops the server's process with SIGSTOP: its sockets stay open and connections are accepted by
+   * the kernel, but nothing is ever answered (a stalled service, not a dead one). {@link #resume}
+   * continues it.
+   */
+  public void pause() {
+    signal("STOP");
+  }
+
+  /** Continues a {@link #pause}d server (SIGCONT). */
+  public void resume() {
+    signal("CONT");
+  }
+
+  private void signal(String sig) {
+    if (process == null || !process.isAlive()) {
+      throw new IllegalStateException("S3Proxy is not running");
+    }
+    Exec.ok(
+        java.time.Duration.ofSeconds(10), List.of("kill", "-" + sig, Long.toString(process.pid())));
   }
 
   /** Starts the server again on the same port with the same data. */

@@ -2,10 +2,8 @@ package dev.stasis.dump.ns;
 
 import dev.stasis.dump.DumpException;
 import dev.stasis.images.proto.TaskKobjIdsEntry;
+import dev.stasis.linux.proc.NsLinks;
 import java.io.IOException;
-import java.nio.file.Files;
-import java.nio.file.NoSuchFileException;
-import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.HashMap;
 import java.util.LinkedHashMap;
@@ -22,8 +20,7 @@ import java.util.Set;
  */
 public final class NamespaceIds {
   /** Kinds in CRIU's probing order; kind i of the agent gets id i + 1. */
-  public static final List<String> KINDS =
-      List.of("pid", "net", "ipc", "uts", "time", "mnt", "user", "cgroup");
+  public static final List<String> KINDS = List.of(NsLinks.TYPES);
 
   /** Pass as the pid of {@link #ids} for the agent's own ids (inventory.root_ids). */
   public static final int ROOT = -1;
@@ -104,11 +101,6 @@ public final class NamespaceIds {
 
   /** "pid:[4026531836]", or null where the kernel has no such namespace. */
   static String link(String p, String ns) throws IOException {
-    Path l = Path.of("/proc/" + p + "/ns/" + ns);
-    try {
-      return Files.readSymbolicLink(l).toString();
-    } catch (NoSuchFileException e) {
-      return null;
-    }
+    return NsLinks.link(p, ns);
   }
 }

@@ -3,12 +3,20 @@ package dev.stasis.linux.proc;
 import java.io.IOException;
 import java.nio.file.Files;
 import java.nio.file.Path;
+import java.util.LinkedHashMap;
+import java.util.Map;
 
 /**
  * {@code /proc/PID/fdinfo/N}: file position, open flags (the kernel prints them in octal, including
- * O_CLOEXEC for the descriptor), the mount id and the inode of the open file.
+ * O_CLOEXEC for the descriptor), the mount id and the inode of the open file; every other line
+ * (what a file kind adds, e.g. {@code eventfd-count}) stays in {@link #fields} as text.
  */
-public record FdInfo(long pos, int flags, int mntId, long ino) {
+public record FdInfo(long pos, int flags, int mntId, long ino, Map<String, String> fields) {
+
+  /** The value of a kind-specific line, or null if the kernel printed none. */
+  public String field(String key) {
+    return fields.get(key);
+  }
 
   public static FdInfo read(int pid, int fd) throws IOException {
     return parse(Files.readString(Path.of("/proc/" + pid + "/fdinfo/" + fd)));
@@ -19,6 +27,7 @@ public record FdInfo(long pos, int flags, int mntId, long ino) {
     int flags = 0;
     int mnt = -1;
     long ino = 0;
+    Map<String, String> fields = new LinkedHashMap<>();
     for (String line : text.split("\n")) {
       int c = line.indexOf(':');
       if (c < 0) {
@@ -31,9 +40,9 @@ public record FdInfo(long pos, int flags, int mntId, long ino) {
         case "flags" -> flags = Integer.parseInt(v, 8);
         case "mnt_id" -> mnt = Integer.parseInt(v);
         case "ino" -> ino = Long.parseLong(v);
-        default -> {}
+        default -> fields.putIfAbsent(k, v);
       }
     }
-    return new FdInfo(pos, flags, mnt, ino);
+    return new FdInfo(pos, flags, mnt, ino, Map.copyOf(fields));
   }
 }

@@ -22,6 +22,8 @@ public record Status(
     int[] uids,
     int[] gids,
     int[] nsPid,
+    int[] nsPgid,
+    int[] nsSid,
     int threads,
     long sigPnd,
     long shdPnd,
@@ -65,6 +67,8 @@ public record Status(
         ints(f.get("Uid")),
         ints(f.get("Gid")),
         ints(f.get("NSpid")),
+        ints(f.get("NSpgid")),
+        ints(f.get("NSsid")),
         num(f, "Threads"),
         hex(f, "SigPnd"),
         hex(f, "ShdPnd"),
@@ -80,6 +84,20 @@ public record Status(
         num(f, "Seccomp"),
         // "Kthread:" exists since 6.x; older kernels: kernel threads have no VmSize line.
         f.containsKey("Kthread") ? num(f, "Kthread") == 1 : !f.containsKey("VmSize"));
+  }
+
+  /**
+   * The innermost value of an NS* list (NSpid, NSpgid, NSsid lists the id from the outermost PID
+   * namespace inwards): the id as the process's own PID namespace sees it, 0 if it lies outside
+   * that namespace; {@code fallback} on kernels without NS* lines (no nested PID namespaces).
+   */
+  public static int innermost(int[] nsIds, int fallback) {
+    return nsIds.length == 0 ? fallback : nsIds[nsIds.length - 1];
+  }
+
+  /** The thread's id in its own PID namespace. */
+  public int innermostPid() {
+    return innermost(nsPid, pid);
   }
 
   private static int num(Map<String, String> f, String k) {

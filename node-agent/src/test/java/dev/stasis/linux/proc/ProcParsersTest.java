@@ -106,6 +106,34 @@ class ProcParsersTest {
   }
 
   @Test
+  void fdinfoKeepsKindSpecificLines() {
+    FdInfo f =
+        FdInfo.parse(
+            "pos:\t0\nflags:\t04002\nmnt_id:\t17\nino:\t26\n"
+                + "eventfd-count:                5\neventfd-id: 1\neventfd-semaphore: 0\n");
+    assertEquals("5", f.field("eventfd-count"));
+    assertEquals("0", f.field("eventfd-semaphore"));
+    assertEquals(null, f.field("tfd"));
+  }
+
+  @Test
+  void statusInnermostNamespaceIds() {
+    Status s =
+        Status.parse(
+            "Name:\tsleep\nPid:\t4242\nNSpid:\t4242\t1\nNSpgid:\t4240\t1\nNSsid:\t4200\t0\n");
+    assertEquals(1, s.innermostPid());
+    assertEquals(1, Status.innermost(s.nsPgid(), 9));
+    assertEquals(0, Status.innermost(s.nsSid(), 9));
+    // Kernels without NS* lines: the host value.
+    assertEquals(4242, Status.parse("Name:\tx\nPid:\t4242\n").innermostPid());
+  }
+
+  @Test
+  void namespaceLinkInode() {
+    assertEquals(4026531836L, NsLinks.inode("pid:[4026531836]"));
+  }
+
+  @Test
   void limitsParsesUnlimitedAndNumbers() {
     List<Limits.Limit> l =
         Limits.parse(

@@ -1,0 +1,88 @@
+package dev.stasis.dump;
+
+import dev.stasis.linux.Linux;
+import dev.stasis.linux.proc.TaskStat;
+import dev.stasis.linux.proc.Tasks;
+import java.io.IOException;
+import java.nio.file.NoSuchFileException;
+import java.util.ArrayDeque;
+import java.util.List;
+
+/**
+ * The refusals of a dump that need no freeze: targets that must not or cannot be dumped, and trees
+ * holding what the images cannot describe yet. Each is one line naming the PID or the fd.
+ */
+final class TargetChecks {
+  private TargetChecks() {}
+
+  /** One-line refusals for targets that must not or cannot be dumped, before touching them. */
+  static void checkTarget(int pid) throws DumpException {
+    if (pid <= 0) {
+      throw new DumpException("invalid PID " + pid);
+    }
+    if (pid == 1) {
+      throw new DumpException("PID 1 is the init process and cannot be dumped");
+    }
+    if (pid == Linux.getpid()) {
+      throw new DumpException("PID " + pid + " is the agent itself");
+    }
+    TaskStat st;
+    try {
+      st = TaskStat.read(pid);
+    } catch (NoSuchFileException e) {
+      throw new DumpException("no process with PID " + pid);
+    } catch (IOException e) {
+      throw new DumpException("cannot read /proc/" + pid + "/stat: " + Dumper.reason(e), e);
+    }
+    if (st.isKernelThread()) {
+      throw new DumpException("PID " + pid + " is a kernel thread");
+    }
+    if (st.isZombie()) {
+      throw new DumpException("PID " + pid + " is a zombie (it has exited)");
+    }
+    if (st.pid() != pid) {
+      throw new DumpException("PID " + pid + " is a thread, not a process");
+    }
+  }
+
+  /**
+   * Refuses, before anything is frozen, a tree holding a descriptor no file kind dumps (one line
+   * naming the fd). A process that vanishes meanwhile is left to the seize to report.
+   */
+  static void refuseUnsupportedFiles(int pid) throws DumpException {
+    ArrayDeque<Integer> todo = new ArrayDeque<>(List.of(pid));
+    while (!todo.isEmpty()) {
+      int p = todo.poll();
+      try {
+        FileTable.refuseUnsupported(p);
+        todo.addAll(Tasks.children(p));
+      } catch (DumpException e) {
+        throw e;
+      } catch (IOException e) {
+        // gone, or its fds unreadable for now: the seize or the frozen dump says so
+      }
+    }
+  }
+
+  /** What each kcmp type from KCMP_VM to KCMP_SIGHAND compares, for the refusal. */
+  private static final String[] KCMP_SHARED = {
+    null, "memory", "file table", "fs info", "signal" + " handlers"
+  };
+
+  // A child that shares its parent's mm, file table, fs or sighand (vfork, clone without
+  // CLONE_THREAD) needs shared kernel objects in the images: not supported yet.
+  static void checkNotSharing(int child, int parent) throws IOException {
+    for (int type = Linux.KCMP_VM; type <= Linux.KCMP_SIGHAND; type++) {
+      if (Linux.kcmpSame(parent, child, type, 0, 0)) {
+        throw new DumpException(
+            "PID "
+                + child
+                + " shares its "
+                + KCMP_SHARED[type]
+                + " with its parent "
+                + parent
+                + " (vfork or clone): not supported yet");
+      }
+    }
+  }
+}

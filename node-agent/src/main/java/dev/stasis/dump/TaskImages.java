@@ -1,0 +1,191 @@
+package dev.stasis.dump;
+
+import dev.stasis.compel.SeizedTask;
+import dev.stasis.compel.ThreadState;
+import dev.stasis.dump.ns.NamespaceIds;
+import dev.stasis.images.ImageSink;
+import dev.stasis.images.ImageType;
+import dev.stasis.images.ImageWriter;
+import dev.stasis.images.proto.CoreEntry;
+import dev.stasis.images.proto.FsEntry;
+import dev.stasis.images.proto.InventoryEntry;
+import dev.stasis.images.proto.Lsmtype;
+import dev.stasis.images.proto.MmEntry;
+import dev.stasis.images.proto.PstreeEntry;
+import dev.stasis.images.proto.SeccompEntry;
+import dev.stasis.images.proto.TimensEntry;
+import dev.stasis.images.proto.Timespec;
+import dev.stasis.images.proto.VmaEntry;
+import dev.stasis.linux.Linux;
+import dev.stasis.linux.proc.Limits;
+import dev.stasis.linux.proc.Status;
+import dev.stasis.linux.proc.TaskStat;
+import dev.stasis.parasite.Parasite;
+import java.io.IOException;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.Map;
+
+/**
+ * The images of one dumped process built from what {@link Dumper} gathered (fdinfo, fs, mm, core,
+ * ids, the pstree entry), and the images the whole tree shares (pstree, seccomp, timens,
+ * inventory). Pure writing: every fact is gathered before, while the tree is frozen.
+ */
+final class TaskImages {
+  /** The kernel-object id of the dumper's own objects, as CRIU numbers them. */
+  static final int ROOT_OBJ_ID = 1;
+
+  /** x86-64 AT_VECTOR_SIZE: 2 * (2 arch + 20 base entries + AT_NULL) words. */
+  private static final int AT_VECTOR_SIZE = 44;
+
+  private TaskImages() {}
+
+  /** What /proc tells about a frozen process, read before the parasite maps its own area. */
+  record ProcFacts(
+      TaskStat stat,
+      List<VmaEntry> vmas,
+      int exeId,
+      long[] auxv,
+      List<Limits.Limit> limits,
+      int personality,
+      Integer loginuid,
+      Integer oomScoreAdj) {}
+
+  /** What only the process itself can tell, asked through the parasite. */
+  record ParasiteFacts(
+      Parasite.MiscInfo misc,
+      List<Parasite.Sigaction> sigacts,
+      List<Parasite.Itimer> itimers,
+      Map<Integer, Parasite.ThreadInfo> threads) {}
+
+  /** fdinfo-N: every descriptor, its file dumped by its kind into the shared file table. */
+  static void writeFdinfo(int p, int objId, FileTable files, ImageSink sink) throws IOException {
+    ImageWriter.writeFile(sink, ImageType.FDINFO, objId, files.descriptors(p));
+  }
+
+  /** fs-N: cwd, root and umask. */
+  static void writeFs(int p, int vp, Parasite.MiscInfo misc, FileTable files, ImageSink sink)
+      throws IOException {
+    ImageWriter.writeFile(
+        sink,
+        ImageType.FS,
+        vp,
+        List.of(
+            FsEntry.newBuilder()
+                .setCwdId(files.directory(p, "cwd"))
+                .setRootId(files.directory(p, "root"))
+                .setUmask(misc.umask())
+                .build()));
+  }
+
+  /** mm-N: the memory layout, the mappings, the executable and the saved auxv. */
+  static void writeMm(int vp, ProcFacts proc, Parasite.MiscInfo misc, ImageSink sink)
+      throws IOException {
+    TaskStat stat = proc.stat();
+    MmEntry.Builder mm =
+        MmEntry.newBuilder()
+            .setMmStartCode(stat.startCode())
+            .setMmEndCode(stat.endCode())
+            .setMmStartData(stat.startData())
+            .setMmEndData(stat.endData())
+            .setMmStartStack(stat.startStack())
+            .setMmStartBrk(stat.startBrk())
+            .setMmBrk(misc.brk())
+            .setMmArgStart(stat.argStart())
+            .setMmArgEnd(stat.argEnd())
+            .setMmEnvStart(stat.envStart())
+            .setMmEnvEnd(stat.envEnd())
+            .setExeFileId(proc.exeId())
+            .addAllVmas(proc.vmas())
+            .setDumpable(misc.dumpable())
+            .setThpDisabled(misc.thpDisabled() != 0);
+    // The restorer keeps the auxv in a fixed array of AT_VECTOR_SIZE words and refuses more;
+    // like CRIU, store the first AT_VECTOR_SIZE words of the vector.
+    long[] auxv = proc.auxv();
+    for (int i = 0; i < Math.min(auxv.length, AT_VECTOR_SIZE); i++) {
+      mm.addMmSavedAuxv(auxv[i]);
+    }
+    ImageWriter.writeFile(sink, ImageType.MM, vp, List.of(mm.build()));
+  }
+
+  /** core-TID for every thread; returns the thread ids as the process's PID namespace sees them. */
+  static List<Integer> writeCores(
+      SeizedTask task, ProcFacts proc, ParasiteFacts para, ImageSink sink) throws IOException {
+    int p = task.pid();
+    CoreImages.TaskFacts facts =
+        new CoreImages.TaskFacts(
+            p,
+            proc.stat().comm(),
+            proc.stat().flags(),
+            proc.personality(),
+            proc.limits(),
+            proc.loginuid(),
+            proc.oomScoreAdj(),
+            para.sigacts(),
+            para.itimers(),
+            task.stopSignal());
+    List<Integer> tids = new ArrayList<>();
+    for (ThreadState ts : task.threads()) {
+      int vtid = Status.readThread(p, ts.tid()).innermostPid();
+      tids.add(vtid);
+      CoreEntry core = CoreImages.thread(ts, para.threads().get(ts.tid()), p, facts);
+      ImageWriter.writeFile(sink, ImageType.CORE, vtid, List.of(core));
+    }
+    return tids;
+  }
+
+  /** ids-N: the process's kernel-object and namespace ids. */
+  static void writeIds(int vp, int objId, int p, NamespaceIds namespaces, ImageSink sink)
+      throws IOException {
+    ImageWriter.writeFile(sink, ImageType.IDS, vp, List.of(namespaces.ids(objId, p)));
+  }
+
+  /** The process's pstree entry, ids as its own PID namespace sees them. */
+  static PstreeEntry pstreeEntry(int p, int vp, boolean root, TaskStat stat, List<Integer> tids)
+      throws IOException {
+    Status status = Status.read(p);
+    return PstreeEntry.newBuilder()
+        .setPid(vp)
+        // The root's parent is not part of the image set.
+        .setPpid(root ? 0 : Status.read(stat.ppid()).innermostPid())
+        .setPgid(Status.innermost(status.nsPgid(), stat.pgrp()))
+        .setSid(Status.innermost(status.nsSid(), stat.session()))
+        .addAllThreads(tids)
+        .build();
+  }
+
+  /** pstree, seccomp, timens and inventory: the images of the whole tree. */
+  static void writeTreeImages(ImageSink sink, List<PstreeEntry> pstree, NamespaceIds namespaces)
+      throws IOException {
+    ImageWriter.writeFile(sink, ImageType.PSTREE, pstree);
+    ImageWriter.writeFile(sink, ImageType.SECCOMP, List.of(SeccompEntry.getDefaultInstance()));
+    ImageWriter.writeFile(sink, ImageType.TIMENS, 0, List.of(clocks()));
+    ImageWriter.writeFile(
+        sink,
+        ImageType.INVENTORY,
+        List.of(
+            InventoryEntry.newBuilder()
+                .setImgVersion(ImageType.IMAGES_VERSION)
+                .setFdinfoPerId(true)
+                .setRootIds(namespaces.ids(ROOT_OBJ_ID, NamespaceIds.ROOT))
+                .setNsPerId(true)
+                .setRootCgSet(1)
+                .setLsmtype(Lsmtype.NO_LSM)
+                .setNetworkLockMethod(0)
+                .build()));
+  }
+
+  /**
+   * timens-0: the host time namespace's CLOCK_MONOTONIC and CLOCK_BOOTTIME readings at dump time,
+   * as CRIU writes them for a task in the host namespaces; a restore into a new time namespace
+   * derives its offsets from them, and without them CRIU warns that the clocks were not dumped.
+   */
+  static TimensEntry clocks() throws IOException {
+    long[] mono = Linux.clockGettime(Linux.CLOCK_MONOTONIC);
+    long[] boot = Linux.clockGettime(Linux.CLOCK_BOOTTIME);
+    return TimensEntry.newBuilder()
+        .setMonotonic(Timespec.newBuilder().setTvSec(mono[0]).setTvNsec(mono[1]))
+        .setBoottime(Timespec.newBuilder().setTvSec(boot[0]).setTvNsec(boot[1]))
+        .build();
+  }
+}

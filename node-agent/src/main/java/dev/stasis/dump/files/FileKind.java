@@ -1,0 +1,41 @@
+package dev.stasis.dump.files;
+
+import dev.stasis.images.ImageSink;
+import dev.stasis.images.proto.FdTypes;
+import dev.stasis.images.proto.FileEntry;
+import java.io.IOException;
+
+/**
+ * One kind of open file (regular file, pipe, eventfd, socket...): how to recognise a descriptor of
+ * this kind and how to dump the open file description behind it, as CRIU's per-type fd ops do.
+ *
+ * <p>The kinds are rows of {@link FileKinds#standard()}; a descriptor no row recognises is refused
+ * by the table's fallback ({@link Refused}) with a one-line error naming it, before the target is
+ * frozen. {@link dev.stasis.dump.FileTable} owns the ids: it calls {@link #dump} once per open file
+ * description (descriptors that share one, after dup() or fork(), share its id and are dumped once)
+ * and writes the fdinfo entry itself (fd number, close-on-exec, {@link #fdType()}, the id).
+ *
+ * <p>One instance serves one dump ({@link FileKinds#standard()} makes fresh ones), so a kind may
+ * keep what it gathered across the processes of the tree and write it in {@link #writeImages}.
+ */
+public interface FileKind {
+
+  /**
+   * Whether {@code fd} is of this kind: decided from the link target, fstat and fdinfo only, with
+   * no side effects (it also runs before the freeze, to refuse early).
+   */
+  boolean recognises(OpenFd fd);
+
+  /** The type of the fdinfo entry (and of the files.img entry) of a descriptor of this kind. */
+  FdTypes fdType();
+
+  /**
+   * The files.img entry of the open file description behind {@code fd}, with id {@code id} in both
+   * the FileEntry and its type-specific entry. Called on the frozen target; what the kind needs
+   * beyond files.img (queued bytes, extra images) it captures here for {@link #writeImages}.
+   */
+  FileEntry dump(OpenFd fd, int id) throws IOException;
+
+  /** Images beyond files.img this kind gathered over the whole dump; written once, at the end. */
+  default void writeImages(ImageSink sink) throws IOException {}
+}

@@ -1,0 +1,44 @@
+package dev.stasis.dump.files;
+
+import dev.stasis.linux.Linux;
+
+/**
+ * The table's fallback: why a descriptor no {@link FileKind} recognises is refused, in one line
+ * naming the fd and what it is. A kind added to the table stops being refused here.
+ */
+final class Refused {
+  private Refused() {}
+
+  static String reason(OpenFd fd) {
+    String what = "fd " + fd.fd();
+    String target = fd.target();
+    if (target.startsWith("socket:")) {
+      return what + " is a socket (" + target + "): not supported yet";
+    }
+    if (target.startsWith("pipe:")) {
+      return what + " is a pipe (" + target + "): not supported yet";
+    }
+    if (fd.anonInode() != null) {
+      return what + " is " + fd.anonInode() + ": not supported yet";
+    }
+    if (!target.startsWith("/")) {
+      return what + " is " + target + ": not supported yet";
+    }
+    if (target.endsWith(" (deleted)")) {
+      return what + " is a deleted file (" + target + "): not supported yet";
+    }
+    if (fd.stat().type() == Linux.S_IFCHR) {
+      if (isTerminal(fd.stat())) {
+        return what + " is a terminal (" + target + "): terminals are not supported";
+      }
+      return what + " is the device " + target + ": not supported";
+    }
+    return what + " is " + target + " (neither a regular file nor a directory)";
+  }
+
+  // tty (4), tty aux (5: /dev/tty, console, ptmx) and the Unix98 pty slaves (136-143).
+  private static boolean isTerminal(FileStat st) {
+    int maj = st.rdevMajor();
+    return maj == 4 || maj == 5 || (maj >= 136 && maj <= 143);
+  }
+}

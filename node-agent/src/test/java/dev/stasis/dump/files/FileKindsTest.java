@@ -1,0 +1,164 @@
+package dev.stasis.dump.files;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
+import static org.junit.jupiter.api.Assertions.assertInstanceOf;
+import static org.junit.jupiter.api.Assertions.assertSame;
+import static org.junit.jupiter.api.Assertions.assertThrows;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import dev.stasis.dump.DumpException;
+import dev.stasis.images.proto.FdTypes;
+import dev.stasis.images.proto.FileEntry;
+import dev.stasis.linux.Linux;
+import dev.stasis.linux.proc.FdInfo;
+import java.nio.file.Path;
+import java.util.List;
+import org.junit.jupiter.api.Test;
+
+/** Dispatch of the file-kind table on descriptors as /proc shows them (no process involved). */
+class FileKindsTest {
+
+  private static long rdev(int major, int minor) {
+    return ((long) major << 8) | minor;
+  }
+
+  private static OpenFd fd(int fd, String target, int type, long rdev, String fdinfo) {
+    FileStat st = new FileStat(42, 1000 + fd, type | 0644, 123, rdev);
+    return new OpenFd(77, fd, Path.of("/proc/77/fd/" + fd), target, st, FdInfo.parse(fdinfo));
+  }
+
+  private static OpenFd fd(int fd, String target, int type, long rdev) {
+    return fd(fd, target, type, rdev, "pos:\t0\nflags:\t02100002\nmnt_id:\t1\nino:\t5\n");
+  }
+
+  private static final String EVENTFD_INFO =
+      "pos:\t0\nflags:\t02004002\nmnt_id:\t17\nino:\t26\n"
+          + "eventfd-count:             3039\neventfd-id: 1\neventfd-semaphore: 0\n";
+
+  private static String refusal(OpenFd fd) {
+    return assertThrows(DumpException.class, () -> FileKinds.standard().pick(fd)).getMessage();
+  }
+
+  /** The supported samples each hit exactly one row, and the expected one. */
+  @Test
+  void supportedDescriptorsPickOneKind() throws Exception {
+    List<Object[]> samples =
+        List.of(
+            new Object[] {fd(3, "/etc/hostname", Linux.S_IFREG, 0), RegularFile.class},
+            new Object[] {fd(4, "/tmp", Linux.S_IFDIR, 0), RegularFile.class},
+            new Object[] {fd(5, "/dev/null", Linux.S_IFCHR, rdev(1, 3)), MemoryDevice.class},
+            new Object[] {fd(6, "/dev/urandom", Linux.S_IFCHR, rdev(1, 9)), MemoryDevice.class},
+            new Object[] {fd(7, "pipe:[9876]", Linux.S_IFIFO, 0), Pipe.class},
+            new Object[] {fd(8, "anon_inode:[eventfd]", 0, 0, EVENTFD_INFO), EventFd.class});
+    FileKinds table = FileKinds.standard();
+    for (Object[] s : samples) {
+      OpenFd o = (OpenFd) s[0];
+      assertEquals(s[1], table.pick(o).getClass(), o.target());
+      long hits = table.rows().stream().filter(k -> k.recognises(o)).count();
+      assertEquals(1, hits, o.target() + " is recognised by " + hits + " rows");
+    }
+  }
+
+  @Test
+  void refusedDescriptorsAreNamedInOneLine() {
+    assertEquals(
+        "fd 3 is a socket (socket:[555]): not supported yet",
+        refusal(fd(3, "socket:[555]", Linux.S_IFSOCK, 0)));
+    assertEquals(
+        "fd 9 is [eventpoll]: not supported yet", refusal(fd(9, "anon_inode:[eventpoll]", 0, 0)));
+    assertEquals(
+        "fd 5 is [io_uring]: not supported yet", refusal(fd(5, "anon_inode:[io_uring]", 0, 0)));
+    assertEquals(
+        "fd 4 is a terminal (/dev/pts/2): terminals are not supported",
+        refusal(fd(4, "/dev/pts/2", Linux.S_IFCHR, rdev(136, 2))));
+    assertEquals(
+        "fd 6 is a deleted file (/tmp/x (deleted)): not supported yet",
+        refusal(fd(6, "/tmp/x (deleted)", Linux.S_IFREG, 0)));
+    assertEquals(
+        "fd 7 is the device /dev/sda: not supported",
+        refusal(fd(7, "/dev/sda", Linux.S_IFCHR, rdev(8, 0))));
+    assertEquals(
+        "fd 8 is /run/fifo (neither a regular file nor a directory)",
+        refusal(fd(8, "/run/fifo", Linux.S_IFIFO, 0)));
+    assertEquals(
+        "fd 10 is net:[4026531840]: not supported yet",
+        refusal(fd(10, "net:[4026531840]", Linux.S_IFREG, 0)));
+    for (String msg : List.of(refusal(fd(3, "socket:[1]", Linux.S_IFSOCK, 0)))) {
+      assertFalse(msg.contains("\n"));
+    }
+  }
+
+  @Test
+  void regularFileEntryCarriesFlagsPositionAndSize() throws Exception {
+    OpenFd o = fd(3, "/etc/hostname", Linux.S_IFREG, 0, "pos:\t17\nflags:\t02100002\nmnt_id:\t1\n");
+    FileKind k = FileKinds.standard().pick(o);
+    assertEquals(FdTypes.REG, k.fdType());
+    FileEntry e = k.dump(o, 12);
+    assertEquals(12, e.getId());
+    assertEquals(FdTypes.REG, e.getType());
+    assertEquals(12, e.getReg().getId());
+    assertEquals("/etc/hostname", e.getReg().getName());
+    assertEquals(17, e.getReg().getPos());
+    // O_RDWR|O_LARGEFILE stay, O_CLOEXEC belongs to the descriptor (fdinfo entry), not the file.
+    assertEquals(02100002 & ~Linux.O_CLOEXEC, e.getReg().getFlags());
+    assertTrue(o.closeOnExec());
+    assertEquals(123, e.getReg().getSize());
+
+    FileEntry dir = FileKinds.standard().pick(fd(4, "/tmp", Linux.S_IFDIR, 0)).dump(o, 13);
+    assertEquals(13, dir.getReg().getId());
+  }
+
+  @Test
+  void eventfdEntryCarriesCounterAndFlags() throws Exception {
+    OpenFd o = fd(8, "anon_inode:[eventfd]", 0, 0, EVENTFD_INFO);
+    FileKind k = FileKinds.standard().pick(o);
+    assertEquals(FdTypes.EVENTFD, k.fdType());
+    FileEntry e = k.dump(o, 4);
+    assertEquals(FdTypes.EVENTFD, e.getType());
+    assertEquals(4, e.getId());
+    assertEquals(4, e.getEfd().getId());
+    assertEquals(0x3039, e.getEfd().getCounter(), "eventfd-count is printed in hex");
+    assertEquals(04002, e.getEfd().getFlags(), "O_RDWR|O_NONBLOCK, O_CLOEXEC left to the fd");
+  }
+
+  @Test
+  void semaphoreEventfdIsRefused() {
+    String info = EVENTFD_INFO.replace("eventfd-semaphore: 0", "eventfd-semaphore: 1");
+    assertEquals(
+        "fd 8 is [eventfd]: not supported yet", refusal(fd(8, "anon_inode:[eventfd]", 0, 0, info)));
+  }
+
+  @Test
+  void directoryEntryHasNoSize() {
+    FileStat st = new FileStat(1, 2, Linux.S_IFDIR | 0755, 4096, 0);
+    assertFalse(RegularFile.entry(5, "/tmp", 0, 0, st).getReg().hasSize());
+  }
+
+  /** A table is just its rows: a new kind placed in it is picked before the fallback refuses. */
+  @Test
+  void aNewRowTakesOverFromTheFallback() throws Exception {
+    FileKind sockets =
+        new FileKind() {
+          @Override
+          public boolean recognises(OpenFd fd) {
+            return fd.target().startsWith("socket:");
+          }
+
+          @Override
+          public FdTypes fdType() {
+            return FdTypes.UNIXSK;
+          }
+
+          @Override
+          public FileEntry dump(OpenFd fd, int id) {
+            return FileEntry.newBuilder().setType(FdTypes.UNIXSK).setId(id).build();
+          }
+        };
+    OpenFd sock = fd(3, "socket:[555]", Linux.S_IFSOCK, 0);
+    FileKinds table = new FileKinds(List.of(new RegularFile(), sockets));
+    assertSame(sockets, table.pick(sock));
+    assertInstanceOf(RegularFile.class, table.pick(fd(4, "/etc/hostname", Linux.S_IFREG, 0)));
+    assertThrows(DumpException.class, () -> table.pick(fd(5, "pipe:[1]", Linux.S_IFIFO, 0)));
+  }
+}
