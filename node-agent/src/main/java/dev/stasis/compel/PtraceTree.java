@@ -64,9 +64,13 @@ final class PtraceTree implements SeizedTree {
               }
             }
           }
-          // collect every thread's death report so the real parents can reap them
+          // Collect every thread's death report so the real parents can reap them, children
+          // before parents: a PID namespace's init does not finish dying until every other
+          // process of its namespace is reaped, and a traced child cannot be reaped by its parent
+          // before its tracer (we) has collected its death.
           List<String> stuck = new ArrayList<>();
-          for (PtraceTask t : tasks) {
+          for (int k = tasks.size() - 1; k >= 0; k--) {
+            PtraceTask t = tasks.get(k);
             // the leader's death is reported only after every other thread's has been collected
             for (int i = t.threads.size() - 1; i >= 0; i--) {
               SeizedThread th = t.threads.get(i);

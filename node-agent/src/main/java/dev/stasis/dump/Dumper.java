@@ -5,6 +5,8 @@ import dev.stasis.compel.SeizeException;
 import dev.stasis.compel.SeizedTask;
 import dev.stasis.compel.SeizedTree;
 import dev.stasis.compel.ThreadState;
+import dev.stasis.dump.ns.ContainerImages;
+import dev.stasis.dump.ns.NamespaceIds;
 import dev.stasis.images.ImageSink;
 import dev.stasis.images.ImageType;
 import dev.stasis.images.ImageWriter;
@@ -77,6 +79,15 @@ public final class Dumper {
     warmUpGather();
     TargetChecks.checkTarget(pid);
     TargetChecks.refuseUnsupportedFiles(pid);
+    try {
+      ContainerImages.refuseUnsupported(pid);
+    } catch (DumpException e) {
+      sink.abort();
+      throw e;
+    } catch (IOException e) {
+      sink.abort();
+      throw new DumpException("cannot read PID " + pid + "'s namespaces: " + reason(e), e);
+    }
     SeizedTree tree;
     try {
       tree = Compel.seize(pid, true);
@@ -284,6 +295,7 @@ public final class Dumper {
     String comm = TaskStat.read(pid).comm();
 
     long t = System.nanoTime();
+    ContainerImages.write(sink, namespaces, pid);
     files.writeImages(sink);
     TaskImages.writeTreeImages(sink, pstree, namespaces);
     add("files_ms", System.nanoTime() - t);
@@ -339,17 +351,8 @@ public final class Dumper {
     meta.put("dump.leave_running", Boolean.toString(opts.leaveRunning()));
     List<String> warnings = new ArrayList<>();
     if (!namespaces.own().isEmpty()) {
-      warnings.add(
-          "the tree has its own "
-              + String.join(", ", namespaces.own())
-              + " namespace(s): the images decode, but restoring them needs namespace images"
-              + " (mountpoints, utsns, ipcns, netns) that are not written yet");
-      // Honest limitation: the contents of these namespaces (mountpoints, utsns, ipcns, netns
-      // images) are not written yet, so upstream criu can decode this set but not restore it.
-      meta.put("dump.own_namespaces", String.join(",", namespaces.own()));
-      meta.put(
-          "dump.restorable",
-          "no: needs namespace images (mountpoints, utsns, ipcns, netns) not written yet");
+      // Every own namespace is either written so that a restore brings it back or refused.
+      meta.put("dump.own_namespaces", String.join(",", namespaces.ownKinds()));
     }
     timings.forEach((k, v) -> meta.put("timing." + k, Long.toString(v)));
     sink.recordMetadata(meta);

@@ -2,6 +2,7 @@ package dev.stasis.dump;
 
 import dev.stasis.compel.SeizedTask;
 import dev.stasis.compel.ThreadState;
+import dev.stasis.dump.ns.NamespaceIds;
 import dev.stasis.images.ImageSink;
 import dev.stasis.images.ImageType;
 import dev.stasis.images.ImageWriter;

@@ -2,6 +2,7 @@ package dev.stasis.images;
 
 import com.google.protobuf.Message;
 import com.google.protobuf.Parser;
+import dev.stasis.images.proto.CgroupEntry;
 import dev.stasis.images.proto.CoreEntry;
 import dev.stasis.images.proto.CredsEntry;
 import dev.stasis.images.proto.EventfdFileEntry;
@@ -10,8 +11,11 @@ import dev.stasis.images.proto.FifoEntry;
 import dev.stasis.images.proto.FileEntry;
 import dev.stasis.images.proto.FsEntry;
 import dev.stasis.images.proto.InventoryEntry;
+import dev.stasis.images.proto.IpcVarEntry;
 import dev.stasis.images.proto.ItimerEntry;
 import dev.stasis.images.proto.MmEntry;
+import dev.stasis.images.proto.MntEntry;
+import dev.stasis.images.proto.NetDeviceEntry;
 import dev.stasis.images.proto.NsFileEntry;
 import dev.stasis.images.proto.PagemapEntry;
 import dev.stasis.images.proto.PagemapHead;
@@ -27,6 +31,7 @@ import dev.stasis.images.proto.SiginfoEntry;
 import dev.stasis.images.proto.StatsEntry;
 import dev.stasis.images.proto.TaskKobjIdsEntry;
 import dev.stasis.images.proto.TimensEntry;
+import dev.stasis.images.proto.UtsnsEntry;
 import dev.stasis.images.proto.VmaEntry;
 import java.util.List;
 import java.util.Locale;
@@ -78,6 +83,21 @@ public enum ImageType {
   /** Buffered FIFO bytes, laid out as {@link #PIPES_DATA}. */
   FIFO_DATA(
       "fifo-data.img", Head.COMMON, 0x59333054, Layout.ENTRIES_WITH_DATA, PipeDataEntry.parser()),
+  /** The mounts of the mount namespace with this id, parents before children not required. */
+  MNTS("mountpoints-%d.img", Head.COMMON, 0x55563928, MntEntry.parser()),
+  /**
+   * The files of one tmpfs, named by its superblock's kernel dev_t: a gzip-compressed tar archive,
+   * raw (no magic), which the restore extracts into the mounted tmpfs.
+   */
+  TMPFS_DEV("tmpfs-dev-%d.tar.gz.img"),
+  /** Host and domain name of the UTS namespace with this id. */
+  UTSNS("utsns-%d.img", Head.COMMON, 0x54473203, UtsnsEntry.parser()),
+  /** The sysctl limits of the IPC namespace with this id. */
+  IPC_VAR("ipcns-var-%d.img", Head.COMMON, 0x53115007, IpcVarEntry.parser()),
+  /** The network devices of the network namespace with this id. */
+  NETDEV("netdev-%d.img", Head.COMMON, 0x57373951, NetDeviceEntry.parser()),
+  /** The cgroup sets of the tree's tasks and the hierarchies they are in. */
+  CGROUP("cgroup.img", Head.COMMON, 0x59383330, CgroupEntry.parser()),
   /** "stats-dump" / "stats-restore": a service file, note the missing ".img". */
   STATS("stats-%s", Head.SERVICE, 0x57093306, StatsEntry.parser()),
 

@@ -26,8 +26,8 @@ public final class RuncContainer implements AutoCloseable {
   private final Path dir;
   private final Path root;
   private final Path log;
-  private final int hostPid;
-  private final long feederGroup;
+  private int hostPid;
+  private final List<Long> feederGroups = new java.util.ArrayList<>();
 
   private RuncContainer(String id, Path dir, Path root, Path log, int hostPid, long feederGroup) {
     this.id = id;
@@ -35,7 +35,12 @@ public final class RuncContainer implements AutoCloseable {
     this.root = root;
     this.log = log;
     this.hostPid = hostPid;
-    this.feederGroup = feederGroup;
+    this.feederGroups.add(feederGroup);
+  }
+
+  /** The host name every test container gets (its UTS namespace's nodename). */
+  public static String hostname(String id) {
+    return "stasis-" + id.substring(0, 8);
   }
 
   static final String COUNTER = "i=0; while :; do read -t 0.1 x; i=$((i+1)); echo $i; done";
@@ -47,6 +52,15 @@ public final class RuncContainer implements AutoCloseable {
 
   /** {@code script} run by busybox sh as the container's init. */
   public static RuncContainer start(Path work, String script)
+      throws IOException, InterruptedException {
+    return start(work, script, null);
+  }
+
+  /**
+   * {@code script} run by busybox sh as the container's init, with the host directory {@code
+   * volume} (if not null) bind-mounted read-write at /data, as a volume of a pod would be.
+   */
+  public static RuncContainer start(Path work, String script, Path volume)
       throws IOException, InterruptedException {
     byte[] r = new byte[32];
     new SecureRandom().nextBytes(r);
@@ -73,6 +87,14 @@ public final class RuncContainer implements AutoCloseable {
     ObjectNode linux = (ObjectNode) c.get("linux");
     linux.put("cgroupsPath", "/" + cgroupsPath);
     ((ObjectNode) c.get("root")).put("readonly", false);
+    c.put("hostname", hostname(id));
+    if (volume != null) {
+      ObjectNode m = ((com.fasterxml.jackson.databind.node.ArrayNode) c.get("mounts")).addObject();
+      m.put("destination", "/data");
+      m.put("type", "bind");
+      m.put("source", volume.toString());
+      m.putArray("options").add("rbind").add("rw");
+    }
     json.writerWithDefaultPrettyPrinter().writeValue(config.toFile(), c);
     Path root = Files.createDirectories(dir.resolve("runc-root"));
     // setsid: the feeder (sleep), runc and cat get their own group, killed in close().
@@ -120,11 +142,109 @@ public final class RuncContainer implements AutoCloseable {
     return Files.exists(Path.of("/proc/" + hostPid));
   }
 
+  /** The log the restored container's stdout goes to, after {@link #restore}. */
+  public Path restoredLog() {
+    return dir.resolve("restored.log");
+  }
+
+  /**
+   * {@code runc delete -f}: removes the container (killed or dumped) so that it can be restored.
+   */
+  public void delete() throws IOException, InterruptedException {
+    run(dir, "runc", "--root", root.toString(), "kill", id, "KILL");
+    run(dir, "runc", "--root", root.toString(), "delete", "-f", id);
+  }
+
+  /**
+   * {@code runc restore -d} of the image set in {@code images} under this container's id and
+   * bundle, with stdio as pipes (as runc requires for the container's pipes to be handed in): stdin
+   * from a process that keeps it open, stdout through {@code cat} into {@link #restoredLog()}. runc
+   * finds {@code criu} on PATH: the judge's comes first. Bounded; a failure shows the end of CRIU's
+   * restore.log. Returns the restored init's host PID.
+   */
+  public int restore(Path images) throws IOException, InterruptedException {
+    return restore(images, restoredLog());
+  }
+
+  /** Like {@link #restore(Path)}, the restored stdout going to {@code log}. */
+  public int restore(Path images, Path log) throws IOException, InterruptedException {
+    Path work = dir.resolve("restore-work-" + log.getFileName());
+    Path rc = dir.resolve("restore.rc");
+    Files.deleteIfExists(rc);
+    String path = Crit.JUDGE.resolve("bin") + ":" + System.getenv().getOrDefault("PATH", "");
+    String restore =
+        "PATH="
+            + path
+            + " runc --root "
+            + root
+            + " restore -d --image-path "
+            + images
+            + " --work-path "
+            + work
+            + " --pid-file "
+            + dir.resolve(log.getFileName() + ".pid")
+            + " "
+            + id
+            + "; echo $? > "
+            + rc;
+    String stdio = "sleep 100000 | { " + restore + "; } 2>&1 | cat > " + log;
+    // setsid: feeder, runc and cat get their own group, killed in close(). The outer shell waits
+    // for runc's exit code; Exec bounds the whole.
+    String cmd =
+        "cd "
+            + dir
+            + " && setsid sh -c '"
+            + stdio
+            + "' >/dev/null 2>&1 </dev/null & echo group $!; "
+            + "while [ ! -s "
+            + rc
+            + " ]; do sleep 0.1; done; cat "
+            + rc;
+    Exec.Result r;
+    try {
+      r = Exec.run(java.time.Duration.ofSeconds(90), List.of("sh", "-c", cmd));
+    } catch (AssertionError e) {
+      throw new AssertionError(e.getMessage() + restoreLog(work), e);
+    }
+    String[] out = r.output().strip().split("\\s+");
+    feederGroups.add(Long.parseLong(out[1]));
+    if (!out[out.length - 1].equals("0")) {
+      throw new AssertionError(
+          "runc restore exited "
+              + out[out.length - 1]
+              + ": "
+              + (Files.exists(log) ? Files.readString(log) : "")
+              + restoreLog(work));
+    }
+    hostPid = Integer.parseInt(Files.readString(dir.resolve(log.getFileName() + ".pid")).trim());
+    return hostPid;
+  }
+
+  private static String restoreLog(Path work) throws IOException {
+    Path l = work.resolve("restore.log");
+    if (!Files.exists(l)) {
+      return "\n(no restore.log in " + work + ")";
+    }
+    List<String> lines = Files.readAllLines(l);
+    return "\n--- end of CRIU's restore.log:\n"
+        + String.join("\n", lines.subList(Math.max(0, lines.size() - 40), lines.size()));
+  }
+
+  /** {@code runc exec} of a command in the (running or restored) container; its output. */
+  public String exec(String... cmd) {
+    List<String> full =
+        new java.util.ArrayList<>(List.of("runc", "--root", root.toString(), "exec", id));
+    full.addAll(List.of(cmd));
+    return Exec.ok(java.time.Duration.ofSeconds(30), full);
+  }
+
   @Override
   public void close() throws IOException, InterruptedException {
     run(dir, "runc", "--root", root.toString(), "kill", id, "KILL");
     run(dir, "runc", "--root", root.toString(), "delete", "-f", id);
-    run(dir, "kill", "-KILL", "--", "-" + feederGroup);
+    for (long group : feederGroups) {
+      run(dir, "kill", "-KILL", "--", "-" + group);
+    }
     // runc removes the container's cgroups but not the pod-level parents this test made up.
     Path base = Path.of("/sys/fs/cgroup");
     try (var hierarchies = Files.list(base)) {

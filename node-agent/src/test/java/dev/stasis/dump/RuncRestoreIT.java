@@ -1,0 +1,237 @@
+package dev.stasis.dump;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import com.fasterxml.jackson.databind.JsonNode;
+import dev.stasis.testing.Crit;
+import dev.stasis.testing.Exec;
+import dev.stasis.testing.RuncContainer;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.time.Duration;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.Map;
+import java.util.UUID;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+import org.junit.jupiter.params.ParameterizedTest;
+import org.junit.jupiter.params.provider.ValueSource;
+
+/**
+ * A runc container dumped by the packaged {@code ./stasis dump} comes back with {@code runc
+ * restore}: its own PID, mount, UTS, IPC and network namespaces, a counter in shell memory, a token
+ * in its /dev/shm tmpfs, a host name, and stdout/stdin pipes. The restored container goes on
+ * counting from where the dump found it, still reads the token from its tmpfs and still has its
+ * host name. Both crits decode the namespace images.
+ */
+class RuncRestoreIT {
+  @TempDir Path work;
+
+  @ParameterizedTest(name = "leaveRunning={0}")
+  @ValueSource(booleans = {false, true})
+  void runcRestoresTheDumpedContainer(boolean leaveRunning) throws Exception {
+    String token = "shm-" + UUID.randomUUID().toString().substring(0, 8);
+    // No forks: the counter lives in the shell's memory, the token only in the tmpfs.
+    String script =
+        "echo "
+            + token
+            + " > /dev/shm/f; i=0; while :; do read -t 0.1 x; i=$((i+1)); read s < /dev/shm/f;"
+            + " echo $i $s; done";
+    try (RuncContainer ctr = RuncContainer.start(work, script)) {
+      dumpAndRestore(ctr, leaveRunning, token, ctr.log(), ctr.restoredLog(), "images");
+      assertEquals(token, ctr.exec("/bin/busybox", "cat", "/dev/shm/f").strip());
+    }
+  }
+
+  /**
+   * A container that runc has already restored is dumped and restored again: it is now in a time
+   * namespace of its own (timens-ID.img with its own clocks) and its masked paths are the host's
+   * /dev/null that runc bound in (still keyed "/dev/null").
+   */
+  @Test
+  void aRestoredContainerIsDumpedAndRestoredAgain() throws Exception {
+    String token = "again-" + UUID.randomUUID().toString().substring(0, 8);
+    String script =
+        "echo "
+            + token
+            + " > /dev/shm/f; i=0; while :; do read -t 0.1 x; i=$((i+1)); read s < /dev/shm/f;"
+            + " echo $i $s; done";
+    try (RuncContainer ctr = RuncContainer.start(work, script)) {
+      Path first = work.resolve("first.log");
+      dumpAndRestore(ctr, false, token, ctr.log(), first, "images-1");
+      Path images =
+          dumpAndRestore(ctr, false, token, first, work.resolve("second.log"), "images-2");
+      try (var files = Files.list(images)) {
+        assertTrue(
+            files.anyMatch(f -> f.getFileName().toString().matches("timens-(9|[1-9][0-9]+)\\.img")),
+            "the restored container's own time namespace is dumped");
+      }
+      assertEquals(token, ctr.exec("/bin/busybox", "cat", "/dev/shm/f").strip());
+    }
+  }
+
+  /**
+   * A container whose init has forked two workers (the kill of a PID namespace's init waits for
+   * every other process of the namespace to be reaped) and a host directory bind-mounted at /data
+   * (an external mount, keyed by its destination as runc passes it): killed after the dump, it
+   * comes back with all three processes and the volume.
+   */
+  @Test
+  void initWithWorkersAndAVolumeComesBack() throws Exception {
+    Path volume = Files.createDirectories(work.resolve("volume"));
+    String token = "vol-" + UUID.randomUUID().toString().substring(0, 8);
+    Files.writeString(volume.resolve("f"), token + "\n");
+    String script =
+        "sleep 100000 & sleep 100000 & i=0; while :; do read -t 0.1 x; i=$((i+1));"
+            + " read s < /data/f; echo $i $s; done";
+    try (RuncContainer ctr = RuncContainer.start(work, script, volume)) {
+      Path images = dumpAndRestore(ctr, false, token, ctr.log(), ctr.restoredLog(), "images");
+      JsonNode mounts =
+          Crit.entries(only(Crit.decodeDir(Crit.Version.UPSTREAM, images), "mountpoints-"));
+      boolean keyed = false;
+      for (JsonNode m : mounts) {
+        keyed |=
+            m.path("mountpoint").asText().equals("/data")
+                && m.path("ext_key").asText().equals("/data");
+      }
+      assertTrue(keyed, "/data is an external mount keyed by its destination: " + mounts);
+      String ps = ctr.exec("/bin/busybox", "ps");
+      assertEquals(2, ps.lines().filter(l -> l.strip().endsWith(" sleep 100000")).count(), ps);
+    }
+  }
+
+  /**
+   * Dumps the container with the packaged launcher, checks the set with both crits, restores it
+   * with runc and checks that its counter goes on, printing {@code token} with every number.
+   */
+  private Path dumpAndRestore(
+      RuncContainer ctr, boolean leaveRunning, String token, Path log, Path restoredLog, String dir)
+      throws Exception {
+    awaitLines(log, 5);
+    int before = Integer.parseInt(lastNumbered(log));
+    Path images = work.resolve(dir);
+    List<String> cmd = new ArrayList<>(List.of(launcher(), "dump", "--pid"));
+    cmd.add(Integer.toString(ctr.hostPid()));
+    cmd.addAll(List.of("--images-dir", images.toString()));
+    if (leaveRunning) {
+      cmd.add("--leave-running");
+    }
+    String out = Exec.ok(Duration.ofSeconds(120), cmd);
+    assertTrue(out.startsWith("dumped PID " + ctr.hostPid() + " "), out);
+    assertFalse(out.contains("warning"), "a container's set is restorable: " + out);
+    if (leaveRunning) {
+      int now = lines(log).size();
+      awaitLines(log, now + 3);
+    } else {
+      awaitGone(ctr.hostPid());
+    }
+
+    // Both decoders read every framed image, namespace images included.
+    for (Crit.Version v : Crit.Version.values()) {
+      Map<String, JsonNode> set = Crit.decodeDir(v, images);
+      JsonNode uts = only(set, "utsns-");
+      assertEquals(
+          RuncContainer.hostname(ctr.id()),
+          Crit.entries(uts).get(0).get("nodename").asText(),
+          v + ": " + uts);
+      JsonNode mounts = Crit.entries(only(set, "mountpoints-"));
+      assertTrue(mounts.size() > 5, v + ": " + mounts);
+      assertTrue(mounts.toString().contains("\"/dev/shm\""), v + ": " + mounts);
+      assertTrue(Crit.entries(only(set, "ipcns-var-")).get(0).has("sem_ctls"), v.name());
+      assertTrue(set.keySet().stream().anyMatch(n -> n.startsWith("netdev-")), v.name());
+    }
+    assertTrue(
+        Files.readString(images.resolve("descriptors.json")).startsWith("[\"pipe:["),
+        "runc hands the stdio pipes back by these names");
+
+    ctr.delete();
+    ctr.restore(images, restoredLog);
+    awaitLines(restoredLog, 5);
+    // runc's own messages share the restored stdout's log; the counter's lines are numbered
+    List<String> restored =
+        lines(restoredLog).stream().filter(l -> l.matches("[0-9]+ .*")).toList();
+    int first = Integer.parseInt(restored.get(0).split(" ")[0]);
+    int lastBefore = Integer.parseInt(lastNumbered(log));
+    // It goes on from where the dump found it: not from 1, not past what it had printed
+    // (lines still queued in the stdout pipe at the dump come out of the restored pipe).
+    assertTrue(
+        first >= before && first <= lastBefore + 1,
+        "restored counter starts at "
+            + first
+            + "; "
+            + before
+            + " printed before the dump, "
+            + lastBefore
+            + " last printed");
+    for (int i = 0; i < restored.size(); i++) {
+      assertEquals((first + i) + " " + token, restored.get(i), "line " + i + " after restore");
+    }
+    assertEquals(RuncContainer.hostname(ctr.id()), ctr.exec("/bin/busybox", "hostname").strip());
+    return images;
+  }
+
+  private static JsonNode only(Map<String, JsonNode> set, String prefix) {
+    List<String> names = set.keySet().stream().filter(n -> n.startsWith(prefix)).toList();
+    assertEquals(1, names.size(), prefix + " images: " + set.keySet());
+    return set.get(names.get(0));
+  }
+
+  private static String launcher() {
+    return Path.of("..", "stasis").toAbsolutePath().normalize().toString();
+  }
+
+  private static List<String> lines(Path log) throws Exception {
+    if (!Files.exists(log)) {
+      return List.of();
+    }
+    // only whole lines: the last one may still be being written
+    String s = Files.readString(log);
+    int end = s.lastIndexOf('\n');
+    return end < 0 ? List.of() : s.substring(0, end).lines().toList();
+  }
+
+  private static String lastNumbered(Path log) throws Exception {
+    List<String> l = lines(log).stream().filter(x -> x.matches("[0-9]+ .*")).toList();
+    return l.get(l.size() - 1).split(" ")[0];
+  }
+
+  private static void awaitLines(Path log, int n) throws Exception {
+    long deadline = System.nanoTime() + Duration.ofSeconds(20).toNanos();
+    while (lines(log).size() < n) {
+      if (System.nanoTime() > deadline) {
+        throw new AssertionError(
+            log
+                + " stopped at "
+                + lines(log).size()
+                + " lines (wanted "
+                + n
+                + "): "
+                + (Files.exists(log) ? Files.readString(log) : "no log"));
+      }
+      Thread.sleep(50);
+    }
+  }
+
+  private static void awaitGone(int pid) throws Exception {
+    long deadline = System.nanoTime() + Duration.ofSeconds(10).toNanos();
+    while (Files.exists(Path.of("/proc/" + pid))) {
+      String state = "";
+      try {
+        state =
+            Files.readString(Path.of("/proc/" + pid + "/stat")).split("\\) ")[1].substring(0, 1);
+      } catch (java.io.IOException e) {
+        return;
+      }
+      if (state.equals("Z")) {
+        return; // dead; its parent reaps it
+      }
+      if (System.nanoTime() > deadline) {
+        throw new AssertionError("PID " + pid + " still alive after a kill-mode dump");
+      }
+      Thread.sleep(50);
+    }
+  }
+}
