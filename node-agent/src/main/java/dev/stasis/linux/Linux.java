@@ -67,6 +67,7 @@ public final class Linux {
   public static final int KCMP_FILES = 2;
   public static final int KCMP_FS = 3;
   public static final int KCMP_SIGHAND = 4;
+  public static final int KCMP_EPOLL_TFD = 7;
 
   // mmap(2)
   public static final int PROT_NONE = 0;
@@ -112,6 +113,19 @@ public final class Linux {
   public static boolean kcmpSame(int pid1, int pid2, int type, long idx1, long idx2)
       throws LinuxException {
     return syscall("kcmp", pid2, Syscalls.KCMP, pid1, pid2, type, idx1, idx2) == 0;
+  }
+
+  /**
+   * kcmp(2) KCMP_EPOLL_TFD: whether descriptor {@code fd} of {@code pid} is the file registered in
+   * the epoll at {@code epfd} (same process) under target number {@code tfd}. The slot is {@code
+   * struct kcmp_epoll_slot {u32 efd, tfd, toff}}; toff 0 is the first registration of that number.
+   */
+  public static boolean kcmpEpollTarget(int pid, int fd, int epfd, int tfd) throws LinuxException {
+    ByteBuffer slot = ByteBuffer.allocateDirect(12).order(ByteOrder.LITTLE_ENDIAN);
+    slot.putInt(0, epfd).putInt(4, tfd).putInt(8, 0);
+    return syscall(
+            "kcmp(KCMP_EPOLL_TFD)", pid, Syscalls.KCMP, pid, pid, KCMP_EPOLL_TFD, fd, address(slot))
+        == 0;
   }
 
   /** Raw syscall(2); returns the result or throws with {@code name} as the call. */
