@@ -10,17 +10,24 @@
  * A still holds "hello"; the signalfd's mask is SIGUSR1 only and it receives a SIGUSR1 sent now;
  * the one-shot timers are still due within (3000, 3600] s and the absolute one still absolute;
  * the periodic one fires within 2 s with its 50 ms period, and again; the expired one still has its tick.
+ *   inotify (non-blocking): watch on STATE/watched (IN_CREATE) and on STATE/watched/file
+ *     (IN_MODIFY).
+ * check (inotify): both watches still listed with their numbers and masks; creating a file in
+ * the directory and appending to the watched file are both reported under their watch numbers.
  * Reads are undone where they consume state (A's bytes are written back), so checks repeat. */
 #include "workload.h"
 #include <inttypes.h>
 #include <poll.h>
 #include <signal.h>
 #include <sys/epoll.h>
+#include <sys/inotify.h>
+#include <sys/stat.h>
 #include <sys/eventfd.h>
 #include <sys/signalfd.h>
 #include <sys/timerfd.h>
 
-static int ep, pa[2], pb[2], efd, sfd, t_once, t_period, t_abs, t_fired;
+static int ep, pa[2], pb[2], efd, sfd, t_once, t_period, t_abs, t_fired, ify, wd_dir, wd_file;
+static int round_no;
 
 /* The value of line "key:" in /proc/self/fdinfo/fd (first match), or "" */
 static const char *fdinfo(int fd, const char *key, char *out, size_t n) {
@@ -142,7 +149,57 @@ static int check(char *msg, size_t n) {
     snprintf(msg, n, "expired timer has ticks '%s', expected 1", v);
     return 0;
   }
-  snprintf(msg, n, "epoll, signalfd and timerfds as set (periodic fired %llu)",
+  /* inotify */
+  {
+    char path[4200], buf[8192];
+    snprintf(path, sizeof path, "/proc/self/fdinfo/%d", ify);
+    int f = open(path, O_RDONLY | O_CLOEXEC);
+    ssize_t r = f < 0 ? -1 : read(f, buf, sizeof buf - 1);
+    if (f >= 0) close(f);
+    buf[r > 0 ? r : 0] = 0;
+    char w1[64], w2[64];
+    snprintf(w1, sizeof w1, "inotify wd:%d ", wd_dir);
+    snprintf(w2, sizeof w2, "inotify wd:%d ", wd_file);
+    if (!strstr(buf, w1) || !strstr(buf, w2) || !strstr(buf, "mask:100 ") ||
+        !strstr(buf, "mask:2 ")) {
+      snprintf(msg, n, "inotify fdinfo lacks watches %d (mask 100) and %d (mask 2): %s", wd_dir,
+               wd_file, buf);
+      return 0;
+    }
+    char name[64];
+    snprintf(name, sizeof name, "new-%d-%d", getpid(), ++round_no);
+    wl_path(path, sizeof path, "watched/");
+    strncat(path, name, sizeof path - strlen(path) - 1);
+    int c = open(path, O_WRONLY | O_CREAT | O_CLOEXEC, 0644);
+    if (c >= 0) close(c);
+    wl_path(path, sizeof path, "watched/file");
+    c = open(path, O_WRONLY | O_APPEND | O_CLOEXEC);
+    if (c < 0 || write(c, "x", 1) != 1) {
+      snprintf(msg, n, "appending to %s: %s", path, strerror(errno));
+      return 0;
+    }
+    close(c);
+    int created = 0, modified = 0;
+    for (int tries = 0; tries < 100 && !(created && modified); tries++) {
+      ssize_t k = read(ify, buf, sizeof buf);
+      if (k <= 0) {
+        wl_sleep_ms(10);
+        continue;
+      }
+      for (char *p = buf; p < buf + k;) {
+        struct inotify_event *e = (struct inotify_event *)p;
+        if (e->wd == wd_dir && (e->mask & IN_CREATE) && e->len && strcmp(e->name, name) == 0)
+          created = 1;
+        if (e->wd == wd_file && (e->mask & IN_MODIFY)) modified = 1;
+        p += sizeof *e + e->len;
+      }
+    }
+    if (!created || !modified) {
+      snprintf(msg, n, "inotify: create seen %d, modify seen %d", created, modified);
+      return 0;
+    }
+  }
+  snprintf(msg, n, "epoll, signalfd, timerfds and inotify as set (periodic fired %llu)",
            (unsigned long long)ticks);
   return 1;
 }
@@ -189,6 +246,18 @@ int main(int argc, char **argv) {
   clock_gettime(CLOCK_REALTIME, &now);
   t_abs = timer(CLOCK_REALTIME, TFD_TIMER_ABSTIME, now.tv_sec + 3600, now.tv_nsec, 0);
   t_fired = timer(CLOCK_MONOTONIC, 0, 0, 1000000, 0);
+  char path[4200];
+  wl_path(path, sizeof path, "watched");
+  mkdir(path, 0755);
+  ify = inotify_init1(IN_NONBLOCK);
+  wd_dir = inotify_add_watch(ify, path, IN_CREATE);
+  wl_path(path, sizeof path, "watched/file");
+  close(open(path, O_WRONLY | O_CREAT | O_CLOEXEC, 0644));
+  wd_file = inotify_add_watch(ify, path, IN_MODIFY);
+  if (ify < 0 || wd_dir < 0 || wd_file < 0) {
+    perror("inotify");
+    return 1;
+  }
   wl_sleep_ms(20);
   if (sfd < 0) {
     perror("signalfd");

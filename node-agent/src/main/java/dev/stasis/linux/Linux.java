@@ -49,6 +49,8 @@ public final class Linux {
   public static final int O_WRONLY = 1;
   public static final int O_RDWR = 2;
   public static final int O_CLOEXEC = 0x80000;
+  public static final int O_DIRECTORY = 0200000;
+  public static final int O_PATH = 010000000;
 
   // fcntl(F_GETFD) descriptor flags
   public static final int FD_CLOEXEC = 1;
@@ -126,6 +128,25 @@ public final class Linux {
     return syscall(
             "kcmp(KCMP_EPOLL_TFD)", pid, Syscalls.KCMP, pid, pid, KCMP_EPOLL_TFD, fd, address(slot))
         == 0;
+  }
+
+  /**
+   * open_by_handle_at(2) with O_PATH|O_CLOEXEC: the file behind a handle (as name_to_handle_at or
+   * an fdinfo f_handle gives it) on the filesystem {@code mountFd} is on. Needs
+   * CAP_DAC_READ_SEARCH. Layout: {@code struct file_handle {u32 handle_bytes; s32 handle_type; u8
+   * f_handle[]}}.
+   */
+  public static int openByHandle(int mountFd, int type, byte[] handle) throws LinuxException {
+    ByteBuffer fh = ByteBuffer.allocateDirect(8 + handle.length).order(ByteOrder.LITTLE_ENDIAN);
+    fh.putInt(0, handle.length).putInt(4, type).put(8, handle);
+    return (int)
+        syscall(
+            "open_by_handle_at",
+            0,
+            Syscalls.OPEN_BY_HANDLE_AT,
+            mountFd,
+            address(fh),
+            O_PATH | O_CLOEXEC);
   }
 
   /** Raw syscall(2); returns the result or throws with {@code name} as the call. */

@@ -14,11 +14,12 @@ import java.util.Map;
 import org.junit.jupiter.api.Test;
 
 /**
- * epoll, signalfd and timerfd end to end with the eventpoll workload (an epoll over two pipes and
- * an eventfd, a signalfd for SIGUSR1, four timerfds in different states): dumped by the packaged
- * agent, both crits decode the entries (targets with their data, the mask, clocks and times), the
- * process is killed, the judge restores it, and the workload checks epoll readiness, signal
- * delivery and its timers itself.
+ * epoll, signalfd, timerfd and inotify end to end with the eventpoll workload (an epoll over two
+ * pipes and an eventfd, a signalfd for SIGUSR1, four timerfds in different states, an inotify
+ * watching a directory and a file): dumped by the packaged agent, both crits decode the entries
+ * (targets with their data, the mask, clocks and times), the process is killed, the judge restores
+ * it, and the workload checks epoll readiness, signal delivery, its timers and inotify events
+ * itself.
  */
 class EventPollIT {
 
@@ -29,7 +30,7 @@ class EventPollIT {
   }
 
   @Test
-  void epollSignalfdAndTimerfdsSurviveDumpAndRestore() throws Exception {
+  void epollSignalfdTimerfdsAndInotifySurviveDumpAndRestore() throws Exception {
     try (Workloads.Running w = Workloads.start("eventpoll")) {
       String before = w.check();
       assertTrue(before.startsWith("OK"), "workload is healthy before the dump: " + before);
@@ -44,12 +45,14 @@ class EventPollIT {
         Map<String, JsonNode> decoded = Crit.decodeDir(v, images);
         JsonNode epoll = null;
         JsonNode signalfd = null;
+        JsonNode inotify = null;
         List<JsonNode> timers = new ArrayList<>();
         for (JsonNode f : Crit.entries(decoded.get("files.img"))) {
           switch (f.get("type").asText()) {
             case "EVENTPOLL" -> epoll = f.get("epfd");
             case "SIGNALFD" -> signalfd = f.get("sgfd");
             case "TIMERFD" -> timers.add(f.get("tfd"));
+            case "INOTIFY" -> inotify = f.get("ify");
             default -> {}
           }
         }
@@ -69,6 +72,16 @@ class EventPollIT {
         assertEquals(1, absolute, v + " one TFD_TIMER_ABSTIME timer");
         long hourAway = timers.stream().filter(t -> num(t.get("vsec")) > 3000).count();
         assertEquals(2, hourAway, v + " two timers due in about an hour (relative times)");
+        assertNotNull(inotify, v + " inotify entry");
+        List<String> watched = new ArrayList<>();
+        for (JsonNode wd : inotify.get("wd")) {
+          watched.add(wd.get("wd").asInt() + " " + wd.get("f_handle").get("path").asText());
+        }
+        Path dir = w.state.resolve("watched");
+        assertEquals(
+            List.of("1 " + dir, "2 " + dir.resolve("file")),
+            watched.stream().sorted().toList(),
+            v + " inotify watches with their paths");
       }
 
       CriuJudge.restore(images);

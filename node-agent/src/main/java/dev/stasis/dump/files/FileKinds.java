@@ -26,7 +26,8 @@ public final class FileKinds {
             new EventFd(),
             new EventPoll(),
             new SignalFd(),
-            new TimerFd()));
+            new TimerFd(),
+            new Inotify()));
   }
 
   public List<FileKind> rows() {

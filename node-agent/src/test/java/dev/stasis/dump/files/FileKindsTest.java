@@ -206,6 +206,29 @@ class FileKindsTest {
   }
 
   @Test
+  void inotifyWatchParsedWithHandleWords() throws Exception {
+    String info =
+        "pos:\t0\nflags:\t02004000\nmnt_id:\t17\nino:\t26\n"
+            + "inotify wd:2 ino:242d00 sdev:800001 mask:2 ignored_mask:0 fhandle-bytes:8"
+            + " fhandle-type:1 f_handle:00d2240001020304\n";
+    OpenFd o = fd(14, "anon_inode:inotify", 0, 0, info);
+    assertInstanceOf(Inotify.class, FileKinds.standard().pick(o));
+    var wd = Inotify.watch(o, 9, o.info().values("inotify wd").get(0)).build();
+    assertEquals(2, wd.getWd());
+    assertEquals(0x242d00, wd.getIIno());
+    assertEquals(0x800001, wd.getSDev());
+    assertEquals(2, wd.getMask(), "IN_MODIFY");
+    assertEquals(8, wd.getFHandle().getBytes());
+    assertEquals(1, wd.getFHandle().getType());
+    assertEquals(Inotify.HANDLE_WORDS, wd.getFHandle().getHandleCount());
+    assertEquals(0x0403020100_24d200L, wd.getFHandle().getHandle(0), "bytes little-endian");
+    assertEquals(0, wd.getFHandle().getHandle(1));
+    assertEquals(
+        "00d2240001020304",
+        java.util.HexFormat.of().formatHex(Inotify.handleBytes(wd.getFHandle())));
+  }
+
+  @Test
   void semaphoreEventfdIsRefused() {
     String info = EVENTFD_INFO.replace("eventfd-semaphore: 0", "eventfd-semaphore: 1");
     assertEquals(
