@@ -27,7 +27,8 @@ public final class FileKinds {
             new EventPoll(),
             new SignalFd(),
             new TimerFd(),
-            new Inotify()));
+            new Inotify(),
+            new Fifo()));
   }
 
   public List<FileKind> rows() {

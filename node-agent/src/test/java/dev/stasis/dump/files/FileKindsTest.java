@@ -70,6 +70,7 @@ class FileKindsTest {
             new Object[] {fd(5, "/dev/null", Linux.S_IFCHR, rdev(1, 3)), MemoryDevice.class},
             new Object[] {fd(6, "/dev/urandom", Linux.S_IFCHR, rdev(1, 9)), MemoryDevice.class},
             new Object[] {fd(7, "pipe:[9876]", Linux.S_IFIFO, 0), Pipe.class},
+            new Object[] {fd(12, "/run/fifo", Linux.S_IFIFO, 0), Fifo.class},
             new Object[] {fd(8, "anon_inode:[eventfd]", 0, 0, EVENTFD_INFO), EventFd.class},
             new Object[] {fd(9, "anon_inode:[eventpoll]", 0, 0, EPOLL_INFO), EventPoll.class},
             new Object[] {fd(10, "anon_inode:[signalfd]", 0, 0, SIGNALFD_INFO), SignalFd.class},
@@ -109,8 +110,11 @@ class FileKindsTest {
         "fd 7 is the device /dev/sda: not supported",
         refusal(fd(7, "/dev/sda", Linux.S_IFCHR, rdev(8, 0))));
     assertEquals(
-        "fd 8 is /run/fifo (neither a regular file nor a directory)",
-        refusal(fd(8, "/run/fifo", Linux.S_IFIFO, 0)));
+        "fd 8 is /dev/sda1 (neither a regular file nor a directory)",
+        refusal(fd(8, "/dev/sda1", 0060000 /* S_IFBLK */, rdev(8, 1))));
+    assertEquals(
+        "fd 12 is a deleted file (/run/fifo (deleted)): not supported yet",
+        refusal(fd(12, "/run/fifo (deleted)", Linux.S_IFIFO, 0)));
     assertEquals(
         "fd 10 is net:[4026531840]: not supported yet",
         refusal(fd(10, "net:[4026531840]", Linux.S_IFREG, 0)));
