@@ -116,7 +116,7 @@ final class FileTable {
       }
       if (id == null) {
         id = nextId++;
-        files.add(kind.dump(open, id));
+        files.addAll(kind.entries(open, id));
         byInode.computeIfAbsent(key, k -> new ArrayList<>()).add(new Seen(pid, fd, id));
       }
       out.add(

@@ -49,6 +49,8 @@ public final class Linux {
   public static final int O_WRONLY = 1;
   public static final int O_RDWR = 2;
   public static final int O_CLOEXEC = 0x80000;
+  public static final int O_DIRECTORY = 0200000;
+  public static final int O_PATH = 010000000;
 
   // fcntl(F_GETFD) descriptor flags
   public static final int FD_CLOEXEC = 1;
@@ -67,6 +69,7 @@ public final class Linux {
   public static final int KCMP_FILES = 2;
   public static final int KCMP_FS = 3;
   public static final int KCMP_SIGHAND = 4;
+  public static final int KCMP_EPOLL_TFD = 7;
 
   // mmap(2)
   public static final int PROT_NONE = 0;
@@ -112,6 +115,38 @@ public final class Linux {
   public static boolean kcmpSame(int pid1, int pid2, int type, long idx1, long idx2)
       throws LinuxException {
     return syscall("kcmp", pid2, Syscalls.KCMP, pid1, pid2, type, idx1, idx2) == 0;
+  }
+
+  /**
+   * kcmp(2) KCMP_EPOLL_TFD: whether descriptor {@code fd} of {@code pid} is the file registered in
+   * the epoll at {@code epfd} (same process) under target number {@code tfd}. The slot is {@code
+   * struct kcmp_epoll_slot {u32 efd, tfd, toff}}; toff 0 is the first registration of that number.
+   */
+  public static boolean kcmpEpollTarget(int pid, int fd, int epfd, int tfd) throws LinuxException {
+    ByteBuffer slot = ByteBuffer.allocateDirect(12).order(ByteOrder.LITTLE_ENDIAN);
+    slot.putInt(0, epfd).putInt(4, tfd).putInt(8, 0);
+    return syscall(
+            "kcmp(KCMP_EPOLL_TFD)", pid, Syscalls.KCMP, pid, pid, KCMP_EPOLL_TFD, fd, address(slot))
+        == 0;
+  }
+
+  /**
+   * open_by_handle_at(2) with O_PATH|O_CLOEXEC: the file behind a handle (as name_to_handle_at or
+   * an fdinfo f_handle gives it) on the filesystem {@code mountFd} is on. Needs
+   * CAP_DAC_READ_SEARCH. Layout: {@code struct file_handle {u32 handle_bytes; s32 handle_type; u8
+   * f_handle[]}}.
+   */
+  public static int openByHandle(int mountFd, int type, byte[] handle) throws LinuxException {
+    ByteBuffer fh = ByteBuffer.allocateDirect(8 + handle.length).order(ByteOrder.LITTLE_ENDIAN);
+    fh.putInt(0, handle.length).putInt(4, type).put(8, handle);
+    return (int)
+        syscall(
+            "open_by_handle_at",
+            0,
+            Syscalls.OPEN_BY_HANDLE_AT,
+            mountFd,
+            address(fh),
+            O_PATH | O_CLOEXEC);
   }
 
   /** Raw syscall(2); returns the result or throws with {@code name} as the call. */

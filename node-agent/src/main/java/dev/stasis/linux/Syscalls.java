@@ -16,6 +16,7 @@ public final class Syscalls {
   public static final int PROCESS_VM_READV = 310;
   public static final int PROCESS_VM_WRITEV = 311;
   public static final int KCMP = 312;
+  public static final int OPEN_BY_HANDLE_AT = 304;
   public static final int MEMFD_CREATE = 319;
   public static final int PIDFD_OPEN = 434;
   public static final int PROCESS_MRELEASE = 448;

@@ -4,6 +4,7 @@ import dev.stasis.images.ImageSink;
 import dev.stasis.images.proto.FdTypes;
 import dev.stasis.images.proto.FileEntry;
 import java.io.IOException;
+import java.util.List;
 
 /**
  * One kind of open file (regular file, pipe, eventfd, socket...): how to recognise a descriptor of
@@ -35,6 +36,15 @@ public interface FileKind {
    * beyond files.img (queued bytes, extra images) it captures here for {@link #writeImages}.
    */
   FileEntry dump(OpenFd fd, int id) throws IOException;
+
+  /**
+   * Every files.img entry of the description: {@link #dump}'s, and for a kind that CRIU describes
+   * with more than one entry (a FIFO: its own entry plus a regular-file entry with the same id
+   * carrying the path) the others too. Only that kind overrides it.
+   */
+  default List<FileEntry> entries(OpenFd fd, int id) throws IOException {
+    return List.of(dump(fd, id));
+  }
 
   /** Images beyond files.img this kind gathered over the whole dump; written once, at the end. */
   default void writeImages(ImageSink sink) throws IOException {}

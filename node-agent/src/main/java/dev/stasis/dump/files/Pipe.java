@@ -81,7 +81,8 @@ public final class Pipe implements FileKind {
     }
   }
 
-  private static PipeData peek(Path link) throws IOException {
+  /** Copies the bytes queued in the pipe or FIFO behind {@code link} without consuming them. */
+  static PipeData peek(Path link) throws IOException {
     int in = Linux.open(link.toString(), Linux.O_RDONLY | Linux.O_NONBLOCK);
     try {
       int size = Linux.fcntl(in, Linux.F_GETPIPE_SZ, 0);

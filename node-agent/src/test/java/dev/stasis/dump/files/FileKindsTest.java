@@ -36,6 +36,26 @@ class FileKindsTest {
       "pos:\t0\nflags:\t02004002\nmnt_id:\t17\nino:\t26\n"
           + "eventfd-count:             3039\neventfd-id: 1\neventfd-semaphore: 0\n";
 
+  private static final String EPOLL_INFO =
+      "pos:\t0\nflags:\t02000002\nmnt_id:\t17\nino:\t26\n"
+          + "tfd:        6 events: 80002019 data:               77  pos:0 ino:242cfe sdev:f\n"
+          + "tfd:        4 events:       19 data: 1111222233334444  pos:0 ino:242cfd sdev:f\n";
+
+  private static final String SIGNALFD_INFO =
+      "pos:\t0\nflags:\t02004002\nmnt_id:\t17\nino:\t26\nsigmask:\t0000000000000200\n";
+
+  private static String timerInfo(int clock, long ticks, String value, String interval) {
+    return "pos:\t0\nflags:\t02004002\nmnt_id:\t17\nino:\t26\nclockid: "
+        + clock
+        + "\nticks: "
+        + ticks
+        + "\nsettime flags: 01\nit_value: "
+        + value
+        + "\nit_interval: "
+        + interval
+        + "\n";
+  }
+
   private static String refusal(OpenFd fd) {
     return assertThrows(DumpException.class, () -> FileKinds.standard().pick(fd)).getMessage();
   }
@@ -50,7 +70,14 @@ class FileKindsTest {
             new Object[] {fd(5, "/dev/null", Linux.S_IFCHR, rdev(1, 3)), MemoryDevice.class},
             new Object[] {fd(6, "/dev/urandom", Linux.S_IFCHR, rdev(1, 9)), MemoryDevice.class},
             new Object[] {fd(7, "pipe:[9876]", Linux.S_IFIFO, 0), Pipe.class},
-            new Object[] {fd(8, "anon_inode:[eventfd]", 0, 0, EVENTFD_INFO), EventFd.class});
+            new Object[] {fd(12, "/run/fifo", Linux.S_IFIFO, 0), Fifo.class},
+            new Object[] {fd(8, "anon_inode:[eventfd]", 0, 0, EVENTFD_INFO), EventFd.class},
+            new Object[] {fd(9, "anon_inode:[eventpoll]", 0, 0, EPOLL_INFO), EventPoll.class},
+            new Object[] {fd(10, "anon_inode:[signalfd]", 0, 0, SIGNALFD_INFO), SignalFd.class},
+            new Object[] {
+              fd(11, "anon_inode:[timerfd]", 0, 0, timerInfo(1, 0, "(5, 6)", "(0, 0)")),
+              TimerFd.class
+            });
     FileKinds table = FileKinds.standard();
     for (Object[] s : samples) {
       OpenFd o = (OpenFd) s[0];
@@ -66,7 +93,11 @@ class FileKindsTest {
         "fd 3 is a socket (socket:[555]): not supported yet",
         refusal(fd(3, "socket:[555]", Linux.S_IFSOCK, 0)));
     assertEquals(
-        "fd 9 is [eventpoll]: not supported yet", refusal(fd(9, "anon_inode:[eventpoll]", 0, 0)));
+        "fd 9 is [fanotify]: not supported yet", refusal(fd(9, "anon_inode:[fanotify]", 0, 0)));
+    assertEquals(
+        "fd 11 is [timerfd]: not supported yet",
+        refusal(fd(11, "anon_inode:[timerfd]", 0, 0, timerInfo(7, 0, "(1, 0)", "(0, 0)"))),
+        "CLOCK_BOOTTIME: the judge restores only realtime and monotonic timerfds");
     assertEquals(
         "fd 5 is [io_uring]: not supported yet", refusal(fd(5, "anon_inode:[io_uring]", 0, 0)));
     assertEquals(
@@ -79,8 +110,11 @@ class FileKindsTest {
         "fd 7 is the device /dev/sda: not supported",
         refusal(fd(7, "/dev/sda", Linux.S_IFCHR, rdev(8, 0))));
     assertEquals(
-        "fd 8 is /run/fifo (neither a regular file nor a directory)",
-        refusal(fd(8, "/run/fifo", Linux.S_IFIFO, 0)));
+        "fd 8 is /dev/sda1 (neither a regular file nor a directory)",
+        refusal(fd(8, "/dev/sda1", 0060000 /* S_IFBLK */, rdev(8, 1))));
+    assertEquals(
+        "fd 12 is a deleted file (/run/fifo (deleted)): not supported yet",
+        refusal(fd(12, "/run/fifo (deleted)", Linux.S_IFIFO, 0)));
     assertEquals(
         "fd 10 is net:[4026531840]: not supported yet",
         refusal(fd(10, "net:[4026531840]", Linux.S_IFREG, 0)));
@@ -120,6 +154,82 @@ class FileKindsTest {
     assertEquals(4, e.getEfd().getId());
     assertEquals(0x3039, e.getEfd().getCounter(), "eventfd-count is printed in hex");
     assertEquals(04002, e.getEfd().getFlags(), "O_RDWR|O_NONBLOCK, O_CLOEXEC left to the fd");
+  }
+
+  @Test
+  void epollTargetsAreParsedFromTfdLines() throws Exception {
+    OpenFd o = fd(9, "anon_inode:[eventpoll]", 0, 0, EPOLL_INFO);
+    List<String> lines = o.info().values("tfd");
+    assertEquals(2, lines.size());
+    var first = EventPoll.target(o, 3, lines.get(0));
+    assertEquals(3, first.getId());
+    assertEquals(6, first.getTfd());
+    assertEquals(0x80002019, first.getEvents(), "EPOLLET|EPOLLRDHUP|IN|ERR|HUP");
+    assertEquals(0x77, first.getData());
+    assertEquals(0x242cfe, first.getInode());
+    assertEquals(0xf, first.getDev());
+    assertEquals(0x1111222233334444L, EventPoll.target(o, 3, lines.get(1)).getData());
+    assertThrows(DumpException.class, () -> EventPoll.target(o, 3, "garbage"));
+  }
+
+  @Test
+  void signalfdEntryCarriesMask() throws Exception {
+    FileEntry e = new SignalFd().dump(fd(10, "anon_inode:[signalfd]", 0, 0, SIGNALFD_INFO), 5);
+    assertEquals(FdTypes.SIGNALFD, e.getType());
+    assertEquals(5, e.getSgfd().getId());
+    assertEquals(0x200, e.getSgfd().getSigmask(), "SIGUSR1 is bit 9");
+    assertEquals(04002, e.getSgfd().getFlags());
+  }
+
+  @Test
+  void timerfdEntryCarriesClockTimesAndTicks() throws Exception {
+    TimerFd k = new TimerFd();
+    var t =
+        k.dump(
+                fd(11, "anon_inode:[timerfd]", 0, 0, timerInfo(0, 0, "(3599, 22973662)", "(0, 0)")),
+                6)
+            .getTfd();
+    assertEquals(0, t.getClockid());
+    assertEquals(1, t.getSettimeFlags(), "TFD_TIMER_ABSTIME, octal in fdinfo");
+    assertEquals(3599, t.getVsec());
+    assertEquals(22973662, t.getVnsec());
+    assertEquals(0, t.getTicks());
+    // Expired periodic timer not read yet: written as due in one period, not disarmed.
+    var p =
+        k.dump(fd(12, "anon_inode:[timerfd]", 0, 0, timerInfo(1, 3, "(0, 0)", "(0, 50000000)")), 7)
+            .getTfd();
+    assertEquals(3, p.getTicks());
+    assertEquals(0, p.getVsec());
+    assertEquals(50000000, p.getVnsec());
+    assertEquals(50000000, p.getInsec());
+    // Disarmed (no ticks): stays disarmed.
+    var d =
+        k.dump(fd(13, "anon_inode:[timerfd]", 0, 0, timerInfo(1, 0, "(0, 0)", "(0, 50000000)")), 8)
+            .getTfd();
+    assertEquals(0, d.getVnsec());
+  }
+
+  @Test
+  void inotifyWatchParsedWithHandleWords() throws Exception {
+    String info =
+        "pos:\t0\nflags:\t02004000\nmnt_id:\t17\nino:\t26\n"
+            + "inotify wd:2 ino:242d00 sdev:800001 mask:2 ignored_mask:0 fhandle-bytes:8"
+            + " fhandle-type:1 f_handle:00d2240001020304\n";
+    OpenFd o = fd(14, "anon_inode:inotify", 0, 0, info);
+    assertInstanceOf(Inotify.class, FileKinds.standard().pick(o));
+    var wd = Inotify.watch(o, 9, o.info().values("inotify wd").get(0)).build();
+    assertEquals(2, wd.getWd());
+    assertEquals(0x242d00, wd.getIIno());
+    assertEquals(0x800001, wd.getSDev());
+    assertEquals(2, wd.getMask(), "IN_MODIFY");
+    assertEquals(8, wd.getFHandle().getBytes());
+    assertEquals(1, wd.getFHandle().getType());
+    assertEquals(Inotify.HANDLE_WORDS, wd.getFHandle().getHandleCount());
+    assertEquals(0x0403020100_24d200L, wd.getFHandle().getHandle(0), "bytes little-endian");
+    assertEquals(0, wd.getFHandle().getHandle(1));
+    assertEquals(
+        "00d2240001020304",
+        java.util.HexFormat.of().formatHex(Inotify.handleBytes(wd.getFHandle())));
   }
 
   @Test

@@ -1,0 +1,40 @@
+package dev.stasis.dump;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertNotEquals;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import java.nio.file.Files;
+import java.nio.file.Path;
+import org.junit.jupiter.params.ParameterizedTest;
+import org.junit.jupiter.params.provider.ValueSource;
+
+/**
+ * Kinds the engine refuses (io_uring, fanotify): the dump fails before anything is frozen with one
+ * line naming the fd and its kind, writes no images, and the workload holding it goes on untraced,
+ * unstopped and with its descriptor as it was (it checks that itself).
+ */
+class RefusedFilesIT {
+
+  @ParameterizedTest
+  @ValueSource(strings = {"io_uring", "fanotify"})
+  void refusedBeforeTheFreezeNamingTheFd(String kind) throws Exception {
+    try (Workloads.Running w = Workloads.start("refused", kind)) {
+      Path images = w.state.resolve("images");
+      Workloads.Cli r =
+          Workloads.stasis(
+              "dump", "--pid", Integer.toString(w.pid), "--images-dir", images.toString());
+      assertNotEquals(0, r.exit(), "dump of a process holding " + kind + " must fail");
+      DumpFaultsIT.assertOneLine(r.stderr());
+      assertTrue(
+          r.stderr().contains("fd 3 is [" + kind + "]: not supported"),
+          "names fd 3 and its kind: " + r.stderr());
+      assertTrue(!Files.exists(images.resolve("pstree.img")), "no images written");
+      String status = Files.readString(Path.of("/proc/" + w.pid + "/status"));
+      assertTrue(status.contains("TracerPid:\t0\n"), "untraced: " + status);
+      assertTrue(!status.contains("State:\tt"), "not stopped: " + status);
+      String after = w.check();
+      assertEquals("OK fd 3 is anon_inode:[" + kind + "]", after, "workload after the refusal");
+    }
+  }
+}

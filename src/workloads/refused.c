@@ -1,0 +1,40 @@
+/* Workload: holds one descriptor of a kind Stasis refuses, chosen by argv[2]: "io_uring" (an
+ * io_uring instance from io_uring_setup) or "fanotify" (fanotify_init, watching nothing). It is
+ * opened right after the harness closed everything inherited, so it is fd 3.
+ * check: the descriptor is still fd 3 and of that kind (its /proc link), i.e. a refused dump left
+ * the process as it was. */
+#include "workload.h"
+#include <sys/fanotify.h>
+#include <sys/syscall.h>
+
+static const char *kind;
+
+static int check(char *msg, size_t n) {
+  char link[256] = "";
+  ssize_t r = readlink("/proc/self/fd/3", link, sizeof link - 1);
+  if (r > 0) link[r] = 0;
+  if (!strstr(link, kind)) {
+    snprintf(msg, n, "fd 3 is '%s', expected %s", link, kind);
+    return 0;
+  }
+  snprintf(msg, n, "fd 3 is %s", link);
+  return 1;
+}
+
+int main(int argc, char **argv) {
+  wl_init(argc, argv);
+  kind = argc > 2 ? argv[2] : "";
+  int fd = -1;
+  if (strcmp(kind, "io_uring") == 0) {
+    unsigned char params[120] = {0}; /* struct io_uring_params, all defaults */
+    fd = (int)syscall(__NR_io_uring_setup, 4, params);
+  } else if (strcmp(kind, "fanotify") == 0) {
+    fd = fanotify_init(FAN_CLASS_NOTIF, O_RDONLY);
+  }
+  if (fd != 3) {
+    fprintf(stderr, "%s: got fd %d: %s\n", kind, fd, strerror(errno));
+    return 1;
+  }
+  wl_ready();
+  wl_loop(check, NULL);
+}
