@@ -56,6 +56,7 @@ public final class Dumper {
   private final int pid;
   private final Map<String, Long> timings = new LinkedHashMap<>();
   private PageWriter.Buffers pageBuffers;
+  private final SharedMemory sharedMemory = new SharedMemory();
 
   private Dumper(DumpOptions opts) {
     this.opts = opts;
@@ -284,6 +285,11 @@ public final class Dumper {
     String comm = TaskStat.read(pid).comm();
 
     long t = System.nanoTime();
+    // anonymous shared memory: once per object, after every process has named its VMAs
+    totals.pagesWritten += sharedMemory.writeImages(sink, pagesId);
+    add("memdump_ms", System.nanoTime() - t);
+
+    t = System.nanoTime();
     files.writeImages(sink);
     TaskImages.writeTreeImages(sink, pstree, namespaces);
     add("files_ms", System.nanoTime() - t);
@@ -393,6 +399,7 @@ public final class Dumper {
     long t = System.nanoTime();
     TaskStat stat = TaskStat.read(p);
     List<VmaEntry> vmas = MemoryMap.classify(p, Maps.read(p), files);
+    sharedMemory.add(p, vmas);
     TaskImages.ProcFacts f =
         new TaskImages.ProcFacts(
             stat,

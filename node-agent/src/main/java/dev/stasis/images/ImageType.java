@@ -58,6 +58,13 @@ public enum ImageType {
   MM("mm-%d.img", Head.COMMON, 0x57492820, MmEntry.parser()),
   /** A {@link PagemapHead}, then {@link PagemapEntry} runs; named by pid. */
   PAGEMAP("pagemap-%d.img", Head.COMMON, 0x56084025, PagemapHead.parser(), PagemapEntry.parser()),
+  /**
+   * The content of one shared memory object (anonymous shared memory, /dev/zero shared mappings),
+   * named by its shmem inode number (the shmid of its VMAs): a {@link PagemapHead}, then runs whose
+   * vaddr is the byte offset inside the object. Same magic as PAGEMAP.
+   */
+  SHMEM_PAGEMAP(
+      "pagemap-shmem-%d.img", Head.COMMON, 0x56084025, PagemapHead.parser(), PagemapEntry.parser()),
   /** Raw page contents, named by the pages id of the pagemap head. No magic, no framing. */
   PAGES("pages-%d.img"),
   /** The fd table with the given files_id. */
