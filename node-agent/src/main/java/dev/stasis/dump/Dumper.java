@@ -285,7 +285,10 @@ public final class Dumper {
     String comm = TaskStat.read(pid).comm();
 
     long t = System.nanoTime();
-    // anonymous shared memory: once per object, after every process has named its VMAs
+    // anonymous shared memory and memfds: once per object, after every process named its VMAs
+    for (dev.stasis.dump.files.Memfd.Content c : files.memfdContents()) {
+      sharedMemory.addObject(c.shmid(), c.link(), c.size());
+    }
     totals.pagesWritten += sharedMemory.writeImages(sink, pagesId);
     add("memdump_ms", System.nanoTime() - t);
 

@@ -121,7 +121,17 @@ final class MemoryMap {
       throw new DumpException(where + " is an AIO ring: not supported");
     }
     if (path.startsWith("/memfd:")) {
-      throw new DumpException(where + " maps a memfd (" + path + "): not supported yet");
+      // CRIU's form: a file mapping (shared or private) marked AREA_MEMFD whose shmid is the id of
+      // a MEMFD entry in files.img; the memfd's content is dumped once, with its inode.
+      int mode = openMode(pid, v);
+      int id = files.mappedMemfd(pid, v.mapFilesName(), path, mode);
+      status |= VmaFlags.AREA_MEMFD | (v.shared() ? VmaFlags.FILE_SHARED : VmaFlags.FILE_PRIVATE);
+      return b.setStatus(status)
+          .setFlags(flags)
+          .setPgoff(v.pgoff())
+          .setShmid(id)
+          .setFdflags(mode)
+          .build();
     }
     if (v.devMajor() == 0 && v.devMinor() == 1) {
       // MAP_SHARED|MAP_ANONYMOUS and shared /dev/zero mappings: both are an object on the

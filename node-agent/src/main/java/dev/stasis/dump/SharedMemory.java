@@ -28,6 +28,8 @@ import java.util.Map;
  * length} of its VMAs, fills it from these runs, and maps it into every VMA that names the shmid,
  * so the processes share it again.
  *
+ * <p>A memfd's inode is written the same way ({@link #addObject}), keyed by its inode number.
+ *
  * <p>The object is read through {@code /proc/PID/map_files/START-END} of one of its VMAs, which
  * opens the shmem file itself: file offsets are object offsets, and a page never touched reads as
  * zeros without being allocated. All-zero pages are left out (the restored object starts zeroed),
@@ -37,8 +39,8 @@ final class SharedMemory {
   private static final int PAGE = ImageType.PAGE_SIZE;
   private static final int CHUNK_PAGES = 256;
 
-  /** One VMA through which the object can be read, and how far into the object it reaches. */
-  private record Area(int pid, String mapFilesName, long reach) {}
+  /** A link through which the object can be read (map_files, fd), and how far to read it. */
+  private record Area(Path link, long reach) {}
 
   private final Map<Long, Area> objects = new LinkedHashMap<>();
 
@@ -50,13 +52,17 @@ final class SharedMemory {
       if (!MemoryMap.isAnonShared(v)) {
         continue;
       }
-      Area a =
-          new Area(
-              pid,
-              Long.toHexString(v.getStart()) + "-" + Long.toHexString(v.getEnd()),
-              v.getPgoff() + (v.getEnd() - v.getStart()));
-      objects.merge(v.getShmid(), a, (x, y) -> x.reach() >= y.reach() ? x : y);
+      String name = Long.toHexString(v.getStart()) + "-" + Long.toHexString(v.getEnd());
+      addObject(
+          v.getShmid(),
+          Path.of("/proc/" + pid + "/map_files/" + name),
+          v.getPgoff() + (v.getEnd() - v.getStart()));
     }
+  }
+
+  /** Notes an object (a memfd's inode, say) to be read through {@code link} up to {@code reach}. */
+  void addObject(long shmid, Path link, long reach) {
+    objects.merge(shmid, new Area(link, reach), (x, y) -> x.reach() >= y.reach() ? x : y);
   }
 
   /** How many objects were noted. */
@@ -79,7 +85,7 @@ final class SharedMemory {
 
   private static long writeObject(ImageSink sink, long shmid, Area a, int pagesId)
       throws IOException {
-    Path link = Path.of("/proc/" + a.pid() + "/map_files/" + a.mapFilesName());
+    Path link = a.link();
     List<long[]> runs = new ArrayList<>(); // {offset, pages}
     long pages = 0;
     ByteBuffer buf = ByteBuffer.allocateDirect(CHUNK_PAGES * PAGE).order(ByteOrder.nativeOrder());

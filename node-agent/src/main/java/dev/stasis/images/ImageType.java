@@ -11,6 +11,7 @@ import dev.stasis.images.proto.FileEntry;
 import dev.stasis.images.proto.FsEntry;
 import dev.stasis.images.proto.InventoryEntry;
 import dev.stasis.images.proto.ItimerEntry;
+import dev.stasis.images.proto.MemfdInodeEntry;
 import dev.stasis.images.proto.MmEntry;
 import dev.stasis.images.proto.NsFileEntry;
 import dev.stasis.images.proto.PagemapEntry;
@@ -73,6 +74,8 @@ public enum ImageType {
   FILES("files.img", Head.COMMON, 0x56303138, FileEntry.parser()),
   /** cwd/root/umask of the fs struct of a process, named by pid. */
   FS("fs-%d.img", Head.COMMON, 0x51403912, FsEntry.parser()),
+  /** Every memfd inode of the dump (content in pagemap-shmem-<inode>). */
+  MEMFD_INODE("memfd.img", Head.COMMON, 0x48453499, MemfdInodeEntry.parser()),
   SECCOMP("seccomp.img", Head.COMMON, 0x64413049, SeccompEntry.parser()),
   /**
    * Clock readings at dump time; named by time namespace id, 0 when the task is in the host's time
