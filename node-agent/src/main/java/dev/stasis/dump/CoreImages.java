@@ -1,5 +1,7 @@
 package dev.stasis.dump;
 
+import com.google.protobuf.ByteString;
+import dev.stasis.compel.SeizedTask;
 import dev.stasis.compel.ThreadState;
 import dev.stasis.images.TaskState;
 import dev.stasis.images.proto.CoreEntry;
@@ -8,6 +10,7 @@ import dev.stasis.images.proto.ItimerEntry;
 import dev.stasis.images.proto.RlimitEntry;
 import dev.stasis.images.proto.RseqEntry;
 import dev.stasis.images.proto.SaEntry;
+import dev.stasis.images.proto.SiginfoEntry;
 import dev.stasis.images.proto.SignalQueueEntry;
 import dev.stasis.images.proto.TaskCoreEntry;
 import dev.stasis.images.proto.TaskRlimitsEntry;
@@ -47,22 +50,43 @@ final class CoreImages {
       Integer oomScoreAdj,
       List<Parasite.Sigaction> sigactions,
       List<Parasite.Itimer> itimers,
-      int stopSignal) {}
+      int stopSignal,
+      SignalQueueEntry sharedSignals) {}
 
-  static CoreEntry thread(ThreadState t, Parasite.ThreadInfo info, int pid, TaskFacts task)
+  /**
+   * The pending signals of a thread's own queue, or the process-wide queue ({@code shared}), each
+   * with its full siginfo, read with PTRACE_PEEKSIGINFO on the seized thread (nothing is dequeued:
+   * a dump with --leave-running leaves them pending). The restorer queues them again.
+   */
+  static SignalQueueEntry pendingSignals(SeizedTask task, int tid, boolean shared)
+      throws IOException {
+    SignalQueueEntry.Builder q = SignalQueueEntry.newBuilder();
+    for (byte[] si : task.pendingSignals(tid, shared)) {
+      q.addSignals(SiginfoEntry.newBuilder().setSiginfo(ByteString.copyFrom(si)));
+    }
+    return q.build();
+  }
+
+  static CoreEntry thread(
+      ThreadState t,
+      Parasite.ThreadInfo info,
+      int pid,
+      TaskFacts task,
+      SignalQueueEntry privateSignals)
       throws IOException {
     CoreEntry.Builder c =
         CoreEntry.newBuilder()
             .setMtype(CoreEntry.March.X86_64)
             .setThreadInfo(X86ThreadInfo.of(t, info.tidAddress()))
-            .setThreadCore(threadCore(t, info, pid));
+            .setThreadCore(threadCore(t, info, pid, privateSignals));
     if (t.tid() == pid) {
       c.setTc(taskCore(task, t.sigmask()));
     }
     return c.build();
   }
 
-  private static ThreadCoreEntry threadCore(ThreadState t, Parasite.ThreadInfo info, int pid)
+  private static ThreadCoreEntry threadCore(
+      ThreadState t, Parasite.ThreadInfo info, int pid, SignalQueueEntry privateSignals)
       throws IOException {
     int tid = t.tid();
     Status st = Status.readThread(pid, tid);
@@ -79,7 +103,7 @@ final class CoreImages {
                     .setSsSp(info.sasSp())
                     .setSsSize(info.sasSize())
                     .setSsFlags(info.sasFlags()))
-            .setSignalsP(SignalQueueEntry.getDefaultInstance())
+            .setSignalsP(privateSignals)
             .setCreds(creds(info.creds()))
             .setComm(comm(pid, tid));
     // The leader's mask is the task's (tc.blk_sigset); only other threads carry their own here.
@@ -116,7 +140,7 @@ final class CoreImages {
             .setFlags((int) f.pfFlags())
             .setBlkSigset(leaderMask)
             .setComm(f.comm())
-            .setSignalsS(SignalQueueEntry.getDefaultInstance())
+            .setSignalsS(f.sharedSignals())
             .setChildSubreaper(false);
     if (f.stopSignal() != 0) {
       // A group-stopped process is restored stopped, by this signal.

@@ -78,6 +78,7 @@ public final class Dumper {
     warmUpGather();
     TargetChecks.checkTarget(pid);
     TargetChecks.refuseUnsupportedFiles(pid);
+    TargetChecks.refuseSeccomp(pid);
     SeizedTree tree;
     try {
       tree = Compel.seize(pid, true);

@@ -122,12 +122,19 @@ final class TaskImages {
             proc.oomScoreAdj(),
             para.sigacts(),
             para.itimers(),
-            task.stopSignal());
+            task.stopSignal(),
+            CoreImages.pendingSignals(task, p, true));
     List<Integer> tids = new ArrayList<>();
     for (ThreadState ts : task.threads()) {
       int vtid = Status.readThread(p, ts.tid()).innermostPid();
       tids.add(vtid);
-      CoreEntry core = CoreImages.thread(ts, para.threads().get(ts.tid()), p, facts);
+      CoreEntry core =
+          CoreImages.thread(
+              ts,
+              para.threads().get(ts.tid()),
+              p,
+              facts,
+              CoreImages.pendingSignals(task, ts.tid(), false));
       ImageWriter.writeFile(sink, ImageType.CORE, vtid, List.of(core));
     }
     return tids;

@@ -26,6 +26,13 @@ public final class Ptrace {
   public static final int PTRACE_GETSIGMASK = 0x420a;
   public static final int PTRACE_SETSIGMASK = 0x420b;
   public static final int PTRACE_GET_RSEQ_CONFIGURATION = 0x420f;
+  public static final int PTRACE_PEEKSIGINFO = 0x4209;
+
+  /** PTRACE_PEEKSIGINFO flag: read the process-wide queue instead of the thread's own. */
+  public static final int PTRACE_PEEKSIGINFO_SHARED = 1;
+
+  /** sizeof(siginfo_t) on Linux. */
+  public static final int SIGINFO_SIZE = 128;
 
   public static final int PTRACE_O_TRACESYSGOOD = 1;
   public static final int PTRACE_O_TRACECLONE = 8;
@@ -70,6 +77,7 @@ public final class Ptrace {
       case PTRACE_GETSIGMASK -> "PTRACE_GETSIGMASK";
       case PTRACE_SETSIGMASK -> "PTRACE_SETSIGMASK";
       case PTRACE_GET_RSEQ_CONFIGURATION -> "PTRACE_GET_RSEQ_CONFIGURATION";
+      case PTRACE_PEEKSIGINFO -> "PTRACE_PEEKSIGINFO";
       default -> "0x" + Integer.toHexString(request);
     };
   }
@@ -114,6 +122,33 @@ public final class Ptrace {
     ByteBuffer b = ByteBuffer.allocateDirect(128).order(ByteOrder.LITTLE_ENDIAN);
     call(PTRACE_GETSIGINFO, tid, 0, Linux.address(b));
     return new Siginfo(b.getInt(0), b.getInt(8));
+  }
+
+  /**
+   * PTRACE_PEEKSIGINFO: every queued siginfo (128 raw bytes each) of the thread's own pending
+   * queue, or of the process-wide one when {@code shared}, in queue order, without dequeuing any.
+   * Args layout: u64 off, u32 flags, s32 nr; the result is how many siginfos were copied.
+   */
+  public static java.util.List<byte[]> peekSiginfo(int tid, boolean shared) throws LinuxException {
+    final int batch = 32;
+    ByteBuffer args = ByteBuffer.allocateDirect(16).order(ByteOrder.LITTLE_ENDIAN);
+    ByteBuffer buf = ByteBuffer.allocateDirect(batch * SIGINFO_SIZE);
+    java.util.List<byte[]> out = new java.util.ArrayList<>();
+    for (long off = 0; ; ) {
+      args.putLong(0, off);
+      args.putInt(8, shared ? PTRACE_PEEKSIGINFO_SHARED : 0);
+      args.putInt(12, batch);
+      int n = (int) call(PTRACE_PEEKSIGINFO, tid, Linux.address(args), Linux.address(buf));
+      if (n == 0) {
+        return out;
+      }
+      for (int i = 0; i < n; i++) {
+        byte[] si = new byte[SIGINFO_SIZE];
+        buf.get(i * SIGINFO_SIZE, si);
+        out.add(si);
+      }
+      off += n;
+    }
   }
 
   /**
