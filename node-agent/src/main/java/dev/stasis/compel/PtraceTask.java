@@ -74,6 +74,11 @@ final class PtraceTask implements SeizedTask {
     return tracer.call(() -> dev.stasis.linux.Ptrace.peekSiginfo(tid, shared));
   }
 
+  @Override
+  public List<dev.stasis.linux.Ptrace.SeccompFilter> seccompFilters(int tid) throws IOException {
+    return tracer.call(() -> dev.stasis.linux.Ptrace.seccompFilters(tid));
+  }
+
   SeizedThread thread(int tid) {
     for (SeizedThread t : threads) {
       if (t.tid == tid) {

@@ -32,4 +32,7 @@ public interface SeizedTask {
    * tracer thread; nothing is dequeued.
    */
   List<byte[]> pendingSignals(int tid, boolean shared) throws IOException;
+
+  /** The seccomp filters of thread {@code tid} (filter mode), oldest first, on the tracer. */
+  List<dev.stasis.linux.Ptrace.SeccompFilter> seccompFilters(int tid) throws IOException;
 }

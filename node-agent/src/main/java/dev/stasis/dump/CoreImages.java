@@ -10,6 +10,7 @@ import dev.stasis.images.proto.ItimerEntry;
 import dev.stasis.images.proto.RlimitEntry;
 import dev.stasis.images.proto.RseqEntry;
 import dev.stasis.images.proto.SaEntry;
+import dev.stasis.images.proto.SeccompMode;
 import dev.stasis.images.proto.SiginfoEntry;
 import dev.stasis.images.proto.SignalQueueEntry;
 import dev.stasis.images.proto.TaskCoreEntry;
@@ -53,6 +54,16 @@ final class CoreImages {
       int stopSignal,
       SignalQueueEntry sharedSignals) {}
 
+  static final int SECCOMP_MODE_DISABLED = 0;
+  static final int SECCOMP_MODE_STRICT = 1;
+  static final int SECCOMP_MODE_FILTER = 2;
+
+  /**
+   * What a thread's core carries beyond its registers and /proc facts: its own pending signals, its
+   * seccomp mode and (filter mode) the index of its oldest filter in seccomp.img.
+   */
+  record ThreadExtras(SignalQueueEntry signals, int seccompMode, int seccompFilter) {}
+
   /**
    * The pending signals of a thread's own queue, or the process-wide queue ({@code shared}), each
    * with its full siginfo, read with PTRACE_PEEKSIGINFO on the seized thread (nothing is dequeued:
@@ -68,17 +79,13 @@ final class CoreImages {
   }
 
   static CoreEntry thread(
-      ThreadState t,
-      Parasite.ThreadInfo info,
-      int pid,
-      TaskFacts task,
-      SignalQueueEntry privateSignals)
+      ThreadState t, Parasite.ThreadInfo info, int pid, TaskFacts task, ThreadExtras extras)
       throws IOException {
     CoreEntry.Builder c =
         CoreEntry.newBuilder()
             .setMtype(CoreEntry.March.X86_64)
             .setThreadInfo(X86ThreadInfo.of(t, info.tidAddress()))
-            .setThreadCore(threadCore(t, info, pid, privateSignals));
+            .setThreadCore(threadCore(t, info, pid, extras));
     if (t.tid() == pid) {
       c.setTc(taskCore(task, t.sigmask()));
     }
@@ -86,12 +93,11 @@ final class CoreImages {
   }
 
   private static ThreadCoreEntry threadCore(
-      ThreadState t, Parasite.ThreadInfo info, int pid, SignalQueueEntry privateSignals)
-      throws IOException {
+      ThreadState t, Parasite.ThreadInfo info, int pid, ThreadExtras extras) throws IOException {
     int tid = t.tid();
     Status st = Status.readThread(pid, tid);
-    if (st.seccomp() != 0) {
-      throw new DumpException("thread " + tid + " runs under seccomp: not supported yet");
+    if (st.seccomp() != extras.seccompMode()) {
+      throw new DumpException("thread " + tid + " changed its seccomp mode during the dump");
     }
     long[] robust = robustList(tid);
     ThreadCoreEntry.Builder b =
@@ -103,7 +109,7 @@ final class CoreImages {
                     .setSsSp(info.sasSp())
                     .setSsSize(info.sasSize())
                     .setSsFlags(info.sasFlags()))
-            .setSignalsP(privateSignals)
+            .setSignalsP(extras.signals())
             .setCreds(creds(info.creds()))
             .setComm(comm(pid, tid));
     // The leader's mask is the task's (tc.blk_sigset); only other threads carry their own here.
@@ -117,6 +123,12 @@ final class CoreImages {
       b.setSchedPrio(Linux.schedGetparam(tid));
     }
     b.setSchedNice(Linux.getpriority(tid));
+    if (extras.seccompMode() != SECCOMP_MODE_DISABLED) {
+      b.setSeccompMode(SeccompMode.forNumber(extras.seccompMode()));
+      if (extras.seccompMode() == SECCOMP_MODE_FILTER) {
+        b.setSeccompFilter(extras.seccompFilter());
+      }
+    }
     if (info.pdeathSig() != 0) {
       b.setPdeathSig(info.pdeathSig());
     }

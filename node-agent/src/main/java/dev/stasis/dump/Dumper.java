@@ -57,6 +57,7 @@ public final class Dumper {
   private final Map<String, Long> timings = new LinkedHashMap<>();
   private PageWriter.Buffers pageBuffers;
   private final SharedMemory sharedMemory = new SharedMemory();
+  private final SeccompImage seccomp = new SeccompImage();
 
   private Dumper(DumpOptions opts) {
     this.opts = opts;
@@ -295,7 +296,7 @@ public final class Dumper {
 
     t = System.nanoTime();
     files.writeImages(sink);
-    TaskImages.writeTreeImages(sink, pstree, namespaces);
+    TaskImages.writeTreeImages(sink, pstree, namespaces, seccomp.entry());
     add("files_ms", System.nanoTime() - t);
 
     writeStats(sink, frozenAt, totals);
@@ -392,7 +393,7 @@ public final class Dumper {
     TaskImages.writeFdinfo(p, objId, files, sink);
     TaskImages.writeFs(p, vp, para.misc(), files, sink);
     TaskImages.writeMm(vp, proc, para.misc(), sink);
-    List<Integer> tids = TaskImages.writeCores(task, proc, para, sink);
+    List<Integer> tids = TaskImages.writeCores(task, proc, para, seccomp, sink);
     TaskImages.writeIds(vp, objId, p, namespaces, sink);
     add("files_ms", System.nanoTime() - t);
     return TaskImages.pstreeEntry(p, vp, p == pid, proc.stat(), tids);

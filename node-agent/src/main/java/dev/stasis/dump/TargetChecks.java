@@ -65,8 +65,8 @@ final class TargetChecks {
   }
 
   /**
-   * Refuses, before anything is frozen, a tree with a thread under seccomp (strict or filter mode):
-   * its filters are not dumped yet, and a restore without them would run it unconfined.
+   * Refuses, before anything is frozen, a tree with a thread in seccomp strict mode (filter mode is
+   * dumped; strict mode is not, and a restore without it would run the thread unconfined).
    */
   static void refuseSeccomp(int pid) throws DumpException {
     ArrayDeque<Integer> todo = new ArrayDeque<>(List.of(pid));
@@ -76,9 +76,9 @@ final class TargetChecks {
           java.nio.file.Files.newDirectoryStream(java.nio.file.Path.of("/proc/" + p + "/task"))) {
         for (java.nio.file.Path t : ds) {
           int tid = Integer.parseInt(t.getFileName().toString());
-          if (dev.stasis.linux.proc.Status.readThread(p, tid).seccomp() != 0) {
+          if (dev.stasis.linux.proc.Status.readThread(p, tid).seccomp() == 1) {
             throw new DumpException(
-                "thread " + tid + " of PID " + p + " runs under seccomp: not supported yet");
+                "thread " + tid + " of PID " + p + " runs in seccomp strict mode: not supported");
           }
         }
         todo.addAll(Tasks.children(p));

@@ -109,7 +109,8 @@ final class TaskImages {
 
   /** core-TID for every thread; returns the thread ids as the process's PID namespace sees them. */
   static List<Integer> writeCores(
-      SeizedTask task, ProcFacts proc, ParasiteFacts para, ImageSink sink) throws IOException {
+      SeizedTask task, ProcFacts proc, ParasiteFacts para, SeccompImage seccomp, ImageSink sink)
+      throws IOException {
     int p = task.pid();
     CoreImages.TaskFacts facts =
         new CoreImages.TaskFacts(
@@ -126,7 +127,17 @@ final class TaskImages {
             CoreImages.pendingSignals(task, p, true));
     List<Integer> tids = new ArrayList<>();
     for (ThreadState ts : task.threads()) {
-      int vtid = Status.readThread(p, ts.tid()).innermostPid();
+      Status st = Status.readThread(p, ts.tid());
+      int vtid = st.innermostPid();
+      int mode = st.seccomp();
+      if (mode == CoreImages.SECCOMP_MODE_STRICT) {
+        throw new DumpException(
+            "thread " + ts.tid() + " runs in seccomp strict mode: not supported");
+      }
+      int filter =
+          mode == CoreImages.SECCOMP_MODE_FILTER
+              ? seccomp.addChain(task.seccompFilters(ts.tid()))
+              : 0;
       tids.add(vtid);
       CoreEntry core =
           CoreImages.thread(
@@ -134,7 +145,8 @@ final class TaskImages {
               para.threads().get(ts.tid()),
               p,
               facts,
-              CoreImages.pendingSignals(task, ts.tid(), false));
+              new CoreImages.ThreadExtras(
+                  CoreImages.pendingSignals(task, ts.tid(), false), mode, filter));
       ImageWriter.writeFile(sink, ImageType.CORE, vtid, List.of(core));
     }
     return tids;
@@ -161,10 +173,11 @@ final class TaskImages {
   }
 
   /** pstree, seccomp, timens and inventory: the images of the whole tree. */
-  static void writeTreeImages(ImageSink sink, List<PstreeEntry> pstree, NamespaceIds namespaces)
+  static void writeTreeImages(
+      ImageSink sink, List<PstreeEntry> pstree, NamespaceIds namespaces, SeccompEntry seccomp)
       throws IOException {
     ImageWriter.writeFile(sink, ImageType.PSTREE, pstree);
-    ImageWriter.writeFile(sink, ImageType.SECCOMP, List.of(SeccompEntry.getDefaultInstance()));
+    ImageWriter.writeFile(sink, ImageType.SECCOMP, List.of(seccomp));
     ImageWriter.writeFile(sink, ImageType.TIMENS, 0, List.of(clocks()));
     ImageWriter.writeFile(
         sink,

@@ -27,6 +27,8 @@ public final class Ptrace {
   public static final int PTRACE_SETSIGMASK = 0x420b;
   public static final int PTRACE_GET_RSEQ_CONFIGURATION = 0x420f;
   public static final int PTRACE_PEEKSIGINFO = 0x4209;
+  public static final int PTRACE_SECCOMP_GET_FILTER = 0x420c;
+  public static final int PTRACE_SECCOMP_GET_METADATA = 0x420d;
 
   /** PTRACE_PEEKSIGINFO flag: read the process-wide queue instead of the thread's own. */
   public static final int PTRACE_PEEKSIGINFO_SHARED = 1;
@@ -78,6 +80,8 @@ public final class Ptrace {
       case PTRACE_SETSIGMASK -> "PTRACE_SETSIGMASK";
       case PTRACE_GET_RSEQ_CONFIGURATION -> "PTRACE_GET_RSEQ_CONFIGURATION";
       case PTRACE_PEEKSIGINFO -> "PTRACE_PEEKSIGINFO";
+      case PTRACE_SECCOMP_GET_FILTER -> "PTRACE_SECCOMP_GET_FILTER";
+      case PTRACE_SECCOMP_GET_METADATA -> "PTRACE_SECCOMP_GET_METADATA";
       default -> "0x" + Integer.toHexString(request);
     };
   }
@@ -148,6 +152,43 @@ public final class Ptrace {
         out.add(si);
       }
       off += n;
+    }
+  }
+
+  /** One classic-BPF seccomp filter: its struct sock_filter array (8 bytes each) and flags. */
+  public record SeccompFilter(byte[] insns, long flags) {}
+
+  /** BPF_MAXINSNS: the kernel's limit on the length of one filter. */
+  private static final int BPF_MAXINSNS = 4096;
+
+  /**
+   * Every seccomp filter of a thread in filter mode, oldest (index 0, installed first) to newest,
+   * with the flags PTRACE_SECCOMP_GET_METADATA reports (0 on kernels without it).
+   */
+  public static java.util.List<SeccompFilter> seccompFilters(int tid) throws LinuxException {
+    ByteBuffer buf = ByteBuffer.allocateDirect(BPF_MAXINSNS * 8);
+    ByteBuffer meta = ByteBuffer.allocateDirect(16).order(ByteOrder.LITTLE_ENDIAN);
+    java.util.List<SeccompFilter> out = new java.util.ArrayList<>();
+    for (int i = 0; ; i++) {
+      long n = Linux.C.ptrace(PTRACE_SECCOMP_GET_FILTER, tid, i, Linux.address(buf));
+      if (n < 0) {
+        int e = Linux.errno();
+        if (e == Errno.ENOENT) {
+          return out;
+        }
+        throw new LinuxException("ptrace(PTRACE_SECCOMP_GET_FILTER, " + i + ")", e, tid);
+      }
+      byte[] insns = new byte[(int) n * 8];
+      buf.get(0, insns);
+      meta.putLong(0, i);
+      meta.putLong(8, 0);
+      long flags = 0;
+      if (Linux.C.ptrace(PTRACE_SECCOMP_GET_METADATA, tid, 16, Linux.address(meta)) >= 0) {
+        flags = meta.getLong(8);
+      } else if (Linux.errno() != Errno.EIO) {
+        throw new LinuxException("ptrace(PTRACE_SECCOMP_GET_METADATA)", Linux.errno(), tid);
+      }
+      out.add(new SeccompFilter(insns, flags));
     }
   }
 
