@@ -69,6 +69,16 @@ final class PtraceTask implements SeizedTask {
     return tracer.call(() -> InjectedBlob.inject(control, blob));
   }
 
+  @Override
+  public List<byte[]> pendingSignals(int tid, boolean shared) throws IOException {
+    return tracer.call(() -> dev.stasis.linux.Ptrace.peekSiginfo(tid, shared));
+  }
+
+  @Override
+  public List<dev.stasis.linux.Ptrace.SeccompFilter> seccompFilters(int tid) throws IOException {
+    return tracer.call(() -> dev.stasis.linux.Ptrace.seccompFilters(tid));
+  }
+
   SeizedThread thread(int tid) {
     for (SeizedThread t : threads) {
       if (t.tid == tid) {

@@ -25,4 +25,14 @@ public interface SeizedTask {
    * failed injection cleans up before it throws.
    */
   InjectedBlob inject(ParasiteBlob blob) throws IOException;
+
+  /**
+   * The siginfos (128 raw bytes each) queued for thread {@code tid} of this process, or in the
+   * process-wide queue when {@code shared}, in queue order, read with PTRACE_PEEKSIGINFO on the
+   * tracer thread; nothing is dequeued.
+   */
+  List<byte[]> pendingSignals(int tid, boolean shared) throws IOException;
+
+  /** The seccomp filters of thread {@code tid} (filter mode), oldest first, on the tracer. */
+  List<dev.stasis.linux.Ptrace.SeccompFilter> seccompFilters(int tid) throws IOException;
 }

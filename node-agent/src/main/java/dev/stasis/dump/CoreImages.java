@@ -1,5 +1,7 @@
 package dev.stasis.dump;
 
+import com.google.protobuf.ByteString;
+import dev.stasis.compel.SeizedTask;
 import dev.stasis.compel.ThreadState;
 import dev.stasis.images.TaskState;
 import dev.stasis.images.proto.CoreEntry;
@@ -8,6 +10,8 @@ import dev.stasis.images.proto.ItimerEntry;
 import dev.stasis.images.proto.RlimitEntry;
 import dev.stasis.images.proto.RseqEntry;
 import dev.stasis.images.proto.SaEntry;
+import dev.stasis.images.proto.SeccompMode;
+import dev.stasis.images.proto.SiginfoEntry;
 import dev.stasis.images.proto.SignalQueueEntry;
 import dev.stasis.images.proto.TaskCoreEntry;
 import dev.stasis.images.proto.TaskRlimitsEntry;
@@ -47,27 +51,53 @@ final class CoreImages {
       Integer oomScoreAdj,
       List<Parasite.Sigaction> sigactions,
       List<Parasite.Itimer> itimers,
-      int stopSignal) {}
+      int stopSignal,
+      SignalQueueEntry sharedSignals) {}
 
-  static CoreEntry thread(ThreadState t, Parasite.ThreadInfo info, int pid, TaskFacts task)
+  static final int SECCOMP_MODE_DISABLED = 0;
+  static final int SECCOMP_MODE_STRICT = 1;
+  static final int SECCOMP_MODE_FILTER = 2;
+
+  /**
+   * What a thread's core carries beyond its registers and /proc facts: its own pending signals, its
+   * seccomp mode and (filter mode) the index of its oldest filter in seccomp.img.
+   */
+  record ThreadExtras(SignalQueueEntry signals, int seccompMode, int seccompFilter) {}
+
+  /**
+   * The pending signals of a thread's own queue, or the process-wide queue ({@code shared}), each
+   * with its full siginfo, read with PTRACE_PEEKSIGINFO on the seized thread (nothing is dequeued:
+   * a dump with --leave-running leaves them pending). The restorer queues them again.
+   */
+  static SignalQueueEntry pendingSignals(SeizedTask task, int tid, boolean shared)
+      throws IOException {
+    SignalQueueEntry.Builder q = SignalQueueEntry.newBuilder();
+    for (byte[] si : task.pendingSignals(tid, shared)) {
+      q.addSignals(SiginfoEntry.newBuilder().setSiginfo(ByteString.copyFrom(si)));
+    }
+    return q.build();
+  }
+
+  static CoreEntry thread(
+      ThreadState t, Parasite.ThreadInfo info, int pid, TaskFacts task, ThreadExtras extras)
       throws IOException {
     CoreEntry.Builder c =
         CoreEntry.newBuilder()
             .setMtype(CoreEntry.March.X86_64)
             .setThreadInfo(X86ThreadInfo.of(t, info.tidAddress()))
-            .setThreadCore(threadCore(t, info, pid));
+            .setThreadCore(threadCore(t, info, pid, extras));
     if (t.tid() == pid) {
       c.setTc(taskCore(task, t.sigmask()));
     }
     return c.build();
   }
 
-  private static ThreadCoreEntry threadCore(ThreadState t, Parasite.ThreadInfo info, int pid)
-      throws IOException {
+  private static ThreadCoreEntry threadCore(
+      ThreadState t, Parasite.ThreadInfo info, int pid, ThreadExtras extras) throws IOException {
     int tid = t.tid();
     Status st = Status.readThread(pid, tid);
-    if (st.seccomp() != 0) {
-      throw new DumpException("thread " + tid + " runs under seccomp: not supported yet");
+    if (st.seccomp() != extras.seccompMode()) {
+      throw new DumpException("thread " + tid + " changed its seccomp mode during the dump");
     }
     long[] robust = robustList(tid);
     ThreadCoreEntry.Builder b =
@@ -79,7 +109,7 @@ final class CoreImages {
                     .setSsSp(info.sasSp())
                     .setSsSize(info.sasSize())
                     .setSsFlags(info.sasFlags()))
-            .setSignalsP(SignalQueueEntry.getDefaultInstance())
+            .setSignalsP(extras.signals())
             .setCreds(creds(info.creds()))
             .setComm(comm(pid, tid));
     // The leader's mask is the task's (tc.blk_sigset); only other threads carry their own here.
@@ -93,6 +123,12 @@ final class CoreImages {
       b.setSchedPrio(Linux.schedGetparam(tid));
     }
     b.setSchedNice(Linux.getpriority(tid));
+    if (extras.seccompMode() != SECCOMP_MODE_DISABLED) {
+      b.setSeccompMode(SeccompMode.forNumber(extras.seccompMode()));
+      if (extras.seccompMode() == SECCOMP_MODE_FILTER) {
+        b.setSeccompFilter(extras.seccompFilter());
+      }
+    }
     if (info.pdeathSig() != 0) {
       b.setPdeathSig(info.pdeathSig());
     }
@@ -116,7 +152,7 @@ final class CoreImages {
             .setFlags((int) f.pfFlags())
             .setBlkSigset(leaderMask)
             .setComm(f.comm())
-            .setSignalsS(SignalQueueEntry.getDefaultInstance())
+            .setSignalsS(f.sharedSignals())
             .setChildSubreaper(false);
     if (f.stopSignal() != 0) {
       // A group-stopped process is restored stopped, by this signal.

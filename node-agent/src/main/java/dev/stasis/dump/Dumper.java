@@ -58,6 +58,8 @@ public final class Dumper {
   private final int pid;
   private final Map<String, Long> timings = new LinkedHashMap<>();
   private PageWriter.Buffers pageBuffers;
+  private final SharedMemory sharedMemory = new SharedMemory();
+  private final SeccompImage seccomp = new SeccompImage();
 
   private Dumper(DumpOptions opts) {
     this.opts = opts;
@@ -88,6 +90,7 @@ public final class Dumper {
       sink.abort();
       throw new DumpException("cannot read PID " + pid + "'s namespaces: " + reason(e), e);
     }
+    TargetChecks.refuseSeccomp(pid);
     SeizedTree tree;
     try {
       tree = Compel.seize(pid, true);
@@ -296,8 +299,16 @@ public final class Dumper {
 
     long t = System.nanoTime();
     ContainerImages.write(sink, namespaces, pid);
+    // anonymous shared memory and memfds: once per object, after every process named its VMAs
+    for (dev.stasis.dump.files.Memfd.Content c : files.memfdContents()) {
+      sharedMemory.addObject(c.shmid(), c.link(), c.size());
+    }
+    totals.pagesWritten += sharedMemory.writeImages(sink, pagesId);
+    add("memdump_ms", System.nanoTime() - t);
+
+    t = System.nanoTime();
     files.writeImages(sink);
-    TaskImages.writeTreeImages(sink, pstree, namespaces);
+    TaskImages.writeTreeImages(sink, pstree, namespaces, seccomp.entry());
     add("files_ms", System.nanoTime() - t);
 
     writeStats(sink, frozenAt, totals);
@@ -385,7 +396,7 @@ public final class Dumper {
     TaskImages.writeFdinfo(p, objId, files, sink);
     TaskImages.writeFs(p, vp, para.misc(), files, sink);
     TaskImages.writeMm(vp, proc, para.misc(), sink);
-    List<Integer> tids = TaskImages.writeCores(task, proc, para, sink);
+    List<Integer> tids = TaskImages.writeCores(task, proc, para, seccomp, sink);
     TaskImages.writeIds(vp, objId, p, namespaces, sink);
     add("files_ms", System.nanoTime() - t);
     return TaskImages.pstreeEntry(p, vp, p == pid, proc.stat(), tids);
@@ -396,6 +407,7 @@ public final class Dumper {
     long t = System.nanoTime();
     TaskStat stat = TaskStat.read(p);
     List<VmaEntry> vmas = MemoryMap.classify(p, Maps.read(p), files);
+    sharedMemory.add(p, vmas);
     TaskImages.ProcFacts f =
         new TaskImages.ProcFacts(
             stat,

@@ -3,6 +3,7 @@ package dev.stasis.dump;
 import dev.stasis.dump.files.FileKind;
 import dev.stasis.dump.files.FileKinds;
 import dev.stasis.dump.files.FileStat;
+import dev.stasis.dump.files.Memfd;
 import dev.stasis.dump.files.MemoryDevice;
 import dev.stasis.dump.files.OpenFd;
 import dev.stasis.dump.files.RegularFile;
@@ -76,6 +77,41 @@ final class FileTable {
     id = addPath(path, st);
     mapped.put(st.key(), id);
     return id;
+  }
+
+  /**
+   * The id of the memfd mapped at {@code mapFilesName}: one open file description per memfd and
+   * access mode (as the mapping's fdflags), like CRIU's file behind a memfd mapping.
+   */
+  int mappedMemfd(int pid, String mapFilesName, String path, int openMode) throws IOException {
+    Path link = Path.of("/proc/" + pid + "/map_files/" + mapFilesName);
+    FileStat st = FileStat.of(link);
+    if (!Memfd.isMemfd(path, st)) {
+      throw new DumpException(
+          "mapping at 0x" + mapFilesName + " of " + path + " is not a memfd we know (unsupported)");
+    }
+    String key = "memfd:" + st.key() + ":" + openMode;
+    Integer id = mapped.get(key);
+    if (id == null) {
+      id = nextId++;
+      files.add(memfd().entry(id, link, path, st, openMode, 0));
+      mapped.put(key, id);
+    }
+    return id;
+  }
+
+  /** The memfd inodes met in descriptors and mappings, for the shared-memory step. */
+  List<Memfd.Content> memfdContents() {
+    return memfd().objects();
+  }
+
+  private Memfd memfd() {
+    for (FileKind k : kinds.rows()) {
+      if (k instanceof Memfd m) {
+        return m;
+      }
+    }
+    throw new IllegalStateException("no memfd row in the file kinds table");
   }
 
   /** The id of the executable (shared with its mappings). */

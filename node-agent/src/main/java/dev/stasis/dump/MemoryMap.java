@@ -17,8 +17,8 @@ import java.util.Set;
  * Turns a process's smaps into the VMA list of mm.img with CRIU's status bits, the way CRIU
  * classifies them: anonymous private/shared, file private/shared, heap, vdso, vvar (the kernel's
  * {@code [vvar]} and {@code [vvar_vclock]} merged into one), vsyscall. Mappings this dump cannot
- * restore yet (SysV shm, AIO rings, shared anonymous memory, memfd, deleted files, devices,
- * hugetlb, shadow stacks, uprobes) are refused with the address and the reason.
+ * restore yet (SysV shm, AIO rings, memfd, deleted files, devices, hugetlb, shadow stacks, uprobes)
+ * are refused with the address and the reason.
  */
 final class MemoryMap {
   /** Top of the x86-64 user address space (47 bits minus one page); vsyscall lies above it. */
@@ -45,6 +45,12 @@ final class MemoryMap {
       out.add(e);
     }
     return out;
+  }
+
+  /** A MAP_SHARED|MAP_ANONYMOUS (or shared /dev/zero) area, whose content is per object. */
+  static boolean isAnonShared(VmaEntry e) {
+    return (e.getStatus() & VmaFlags.ANON_SHARED) != 0
+        && (e.getStatus() & VmaFlags.AREA_SYSVIPC) == 0;
   }
 
   static boolean isPrivate(VmaEntry e) {
@@ -115,10 +121,31 @@ final class MemoryMap {
       throw new DumpException(where + " is an AIO ring: not supported");
     }
     if (path.startsWith("/memfd:")) {
-      throw new DumpException(where + " maps a memfd (" + path + "): not supported yet");
+      // CRIU's form: a file mapping (shared or private) marked AREA_MEMFD whose shmid is the id of
+      // a MEMFD entry in files.img; the memfd's content is dumped once, with its inode.
+      int mode = openMode(pid, v);
+      int id = files.mappedMemfd(pid, v.mapFilesName(), path, mode);
+      status |= VmaFlags.AREA_MEMFD | (v.shared() ? VmaFlags.FILE_SHARED : VmaFlags.FILE_PRIVATE);
+      return b.setStatus(status)
+          .setFlags(flags)
+          .setPgoff(v.pgoff())
+          .setShmid(id)
+          .setFdflags(mode)
+          .build();
     }
     if (v.devMajor() == 0 && v.devMinor() == 1) {
-      throw new DumpException(where + " is shared anonymous memory: not supported yet");
+      // MAP_SHARED|MAP_ANONYMOUS and shared /dev/zero mappings: both are an object on the
+      // kernel's internal shmem mount ("/dev/zero (deleted)"). CRIU's VMA_ANON_SHARED form: the
+      // shmem inode is the shmid, pgoff (bytes) is where the VMA starts in the object, and the
+      // content goes once per object into pagemap-shmem-<shmid> ({@link SharedMemory}).
+      if (!v.shared()) {
+        throw new DumpException(where + " is a private mapping of shared memory: not supported");
+      }
+      return b.setStatus(status | VmaFlags.ANON_SHARED)
+          .setFlags(flags | Linux.MAP_ANONYMOUS)
+          .setPgoff(v.pgoff())
+          .setShmid(v.inode())
+          .build();
     }
     if (path.endsWith(" (deleted)")) {
       throw new DumpException(where + " maps a deleted file (" + path + "): not supported yet");

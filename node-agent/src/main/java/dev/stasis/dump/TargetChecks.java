@@ -64,6 +64,32 @@ final class TargetChecks {
     }
   }
 
+  /**
+   * Refuses, before anything is frozen, a tree with a thread in seccomp strict mode (filter mode is
+   * dumped; strict mode is not, and a restore without it would run the thread unconfined).
+   */
+  static void refuseSeccomp(int pid) throws DumpException {
+    ArrayDeque<Integer> todo = new ArrayDeque<>(List.of(pid));
+    while (!todo.isEmpty()) {
+      int p = todo.poll();
+      try (java.nio.file.DirectoryStream<java.nio.file.Path> ds =
+          java.nio.file.Files.newDirectoryStream(java.nio.file.Path.of("/proc/" + p + "/task"))) {
+        for (java.nio.file.Path t : ds) {
+          int tid = Integer.parseInt(t.getFileName().toString());
+          if (dev.stasis.linux.proc.Status.readThread(p, tid).seccomp() == 1) {
+            throw new DumpException(
+                "thread " + tid + " of PID " + p + " runs in seccomp strict mode: not supported");
+          }
+        }
+        todo.addAll(Tasks.children(p));
+      } catch (DumpException e) {
+        throw e;
+      } catch (IOException e) {
+        // gone meanwhile: the seize or the frozen dump says so
+      }
+    }
+  }
+
   /** What each kcmp type from KCMP_VM to KCMP_SIGHAND compares, for the refusal. */
   private static final String[] KCMP_SHARED = {
     null, "memory", "file table", "fs info", "signal" + " handlers"

@@ -110,7 +110,8 @@ final class TaskImages {
 
   /** core-TID for every thread; returns the thread ids as the process's PID namespace sees them. */
   static List<Integer> writeCores(
-      SeizedTask task, ProcFacts proc, ParasiteFacts para, ImageSink sink) throws IOException {
+      SeizedTask task, ProcFacts proc, ParasiteFacts para, SeccompImage seccomp, ImageSink sink)
+      throws IOException {
     int p = task.pid();
     CoreImages.TaskFacts facts =
         new CoreImages.TaskFacts(
@@ -123,12 +124,30 @@ final class TaskImages {
             proc.oomScoreAdj(),
             para.sigacts(),
             para.itimers(),
-            task.stopSignal());
+            task.stopSignal(),
+            CoreImages.pendingSignals(task, p, true));
     List<Integer> tids = new ArrayList<>();
     for (ThreadState ts : task.threads()) {
-      int vtid = Status.readThread(p, ts.tid()).innermostPid();
+      Status st = Status.readThread(p, ts.tid());
+      int vtid = st.innermostPid();
+      int mode = st.seccomp();
+      if (mode == CoreImages.SECCOMP_MODE_STRICT) {
+        throw new DumpException(
+            "thread " + ts.tid() + " runs in seccomp strict mode: not supported");
+      }
+      int filter =
+          mode == CoreImages.SECCOMP_MODE_FILTER
+              ? seccomp.addChain(task.seccompFilters(ts.tid()))
+              : 0;
       tids.add(vtid);
-      CoreEntry core = CoreImages.thread(ts, para.threads().get(ts.tid()), p, facts);
+      CoreEntry core =
+          CoreImages.thread(
+              ts,
+              para.threads().get(ts.tid()),
+              p,
+              facts,
+              new CoreImages.ThreadExtras(
+                  CoreImages.pendingSignals(task, ts.tid(), false), mode, filter));
       ImageWriter.writeFile(sink, ImageType.CORE, vtid, List.of(core));
     }
     return tids;
@@ -155,10 +174,11 @@ final class TaskImages {
   }
 
   /** pstree, seccomp, timens and inventory: the images of the whole tree. */
-  static void writeTreeImages(ImageSink sink, List<PstreeEntry> pstree, NamespaceIds namespaces)
+  static void writeTreeImages(
+      ImageSink sink, List<PstreeEntry> pstree, NamespaceIds namespaces, SeccompEntry seccomp)
       throws IOException {
     ImageWriter.writeFile(sink, ImageType.PSTREE, pstree);
-    ImageWriter.writeFile(sink, ImageType.SECCOMP, List.of(SeccompEntry.getDefaultInstance()));
+    ImageWriter.writeFile(sink, ImageType.SECCOMP, List.of(seccomp));
     ImageWriter.writeFile(sink, ImageType.TIMENS, 0, List.of(clocks()));
     ImageWriter.writeFile(
         sink,

@@ -13,6 +13,7 @@ import dev.stasis.images.proto.FsEntry;
 import dev.stasis.images.proto.InventoryEntry;
 import dev.stasis.images.proto.IpcVarEntry;
 import dev.stasis.images.proto.ItimerEntry;
+import dev.stasis.images.proto.MemfdInodeEntry;
 import dev.stasis.images.proto.MmEntry;
 import dev.stasis.images.proto.MntEntry;
 import dev.stasis.images.proto.NetDeviceEntry;
@@ -63,6 +64,13 @@ public enum ImageType {
   MM("mm-%d.img", Head.COMMON, 0x57492820, MmEntry.parser()),
   /** A {@link PagemapHead}, then {@link PagemapEntry} runs; named by pid. */
   PAGEMAP("pagemap-%d.img", Head.COMMON, 0x56084025, PagemapHead.parser(), PagemapEntry.parser()),
+  /**
+   * The content of one shared memory object (anonymous shared memory, /dev/zero shared mappings),
+   * named by its shmem inode number (the shmid of its VMAs): a {@link PagemapHead}, then runs whose
+   * vaddr is the byte offset inside the object. Same magic as PAGEMAP.
+   */
+  SHMEM_PAGEMAP(
+      "pagemap-shmem-%d.img", Head.COMMON, 0x56084025, PagemapHead.parser(), PagemapEntry.parser()),
   /** Raw page contents, named by the pages id of the pagemap head. No magic, no framing. */
   PAGES("pages-%d.img"),
   /** The fd table with the given files_id. */
@@ -71,6 +79,8 @@ public enum ImageType {
   FILES("files.img", Head.COMMON, 0x56303138, FileEntry.parser()),
   /** cwd/root/umask of the fs struct of a process, named by pid. */
   FS("fs-%d.img", Head.COMMON, 0x51403912, FsEntry.parser()),
+  /** Every memfd inode of the dump (content in pagemap-shmem-<inode>). */
+  MEMFD_INODE("memfd.img", Head.COMMON, 0x48453499, MemfdInodeEntry.parser()),
   SECCOMP("seccomp.img", Head.COMMON, 0x64413049, SeccompEntry.parser()),
   /**
    * Clock readings at dump time; named by time namespace id, 0 when the task is in the host's time

@@ -26,6 +26,15 @@ public final class Ptrace {
   public static final int PTRACE_GETSIGMASK = 0x420a;
   public static final int PTRACE_SETSIGMASK = 0x420b;
   public static final int PTRACE_GET_RSEQ_CONFIGURATION = 0x420f;
+  public static final int PTRACE_PEEKSIGINFO = 0x4209;
+  public static final int PTRACE_SECCOMP_GET_FILTER = 0x420c;
+  public static final int PTRACE_SECCOMP_GET_METADATA = 0x420d;
+
+  /** PTRACE_PEEKSIGINFO flag: read the process-wide queue instead of the thread's own. */
+  public static final int PTRACE_PEEKSIGINFO_SHARED = 1;
+
+  /** sizeof(siginfo_t) on Linux. */
+  public static final int SIGINFO_SIZE = 128;
 
   public static final int PTRACE_O_TRACESYSGOOD = 1;
   public static final int PTRACE_O_TRACECLONE = 8;
@@ -70,6 +79,9 @@ public final class Ptrace {
       case PTRACE_GETSIGMASK -> "PTRACE_GETSIGMASK";
       case PTRACE_SETSIGMASK -> "PTRACE_SETSIGMASK";
       case PTRACE_GET_RSEQ_CONFIGURATION -> "PTRACE_GET_RSEQ_CONFIGURATION";
+      case PTRACE_PEEKSIGINFO -> "PTRACE_PEEKSIGINFO";
+      case PTRACE_SECCOMP_GET_FILTER -> "PTRACE_SECCOMP_GET_FILTER";
+      case PTRACE_SECCOMP_GET_METADATA -> "PTRACE_SECCOMP_GET_METADATA";
       default -> "0x" + Integer.toHexString(request);
     };
   }
@@ -114,6 +126,70 @@ public final class Ptrace {
     ByteBuffer b = ByteBuffer.allocateDirect(128).order(ByteOrder.LITTLE_ENDIAN);
     call(PTRACE_GETSIGINFO, tid, 0, Linux.address(b));
     return new Siginfo(b.getInt(0), b.getInt(8));
+  }
+
+  /**
+   * PTRACE_PEEKSIGINFO: every queued siginfo (128 raw bytes each) of the thread's own pending
+   * queue, or of the process-wide one when {@code shared}, in queue order, without dequeuing any.
+   * Args layout: u64 off, u32 flags, s32 nr; the result is how many siginfos were copied.
+   */
+  public static java.util.List<byte[]> peekSiginfo(int tid, boolean shared) throws LinuxException {
+    final int batch = 32;
+    ByteBuffer args = ByteBuffer.allocateDirect(16).order(ByteOrder.LITTLE_ENDIAN);
+    ByteBuffer buf = ByteBuffer.allocateDirect(batch * SIGINFO_SIZE);
+    java.util.List<byte[]> out = new java.util.ArrayList<>();
+    for (long off = 0; ; ) {
+      args.putLong(0, off);
+      args.putInt(8, shared ? PTRACE_PEEKSIGINFO_SHARED : 0);
+      args.putInt(12, batch);
+      int n = (int) call(PTRACE_PEEKSIGINFO, tid, Linux.address(args), Linux.address(buf));
+      if (n == 0) {
+        return out;
+      }
+      for (int i = 0; i < n; i++) {
+        byte[] si = new byte[SIGINFO_SIZE];
+        buf.get(i * SIGINFO_SIZE, si);
+        out.add(si);
+      }
+      off += n;
+    }
+  }
+
+  /** One classic-BPF seccomp filter: its struct sock_filter array (8 bytes each) and flags. */
+  public record SeccompFilter(byte[] insns, long flags) {}
+
+  /** BPF_MAXINSNS: the kernel's limit on the length of one filter. */
+  private static final int BPF_MAXINSNS = 4096;
+
+  /**
+   * Every seccomp filter of a thread in filter mode, oldest (index 0, installed first) to newest,
+   * with the flags PTRACE_SECCOMP_GET_METADATA reports (0 on kernels without it).
+   */
+  public static java.util.List<SeccompFilter> seccompFilters(int tid) throws LinuxException {
+    ByteBuffer buf = ByteBuffer.allocateDirect(BPF_MAXINSNS * 8);
+    ByteBuffer meta = ByteBuffer.allocateDirect(16).order(ByteOrder.LITTLE_ENDIAN);
+    java.util.List<SeccompFilter> out = new java.util.ArrayList<>();
+    for (int i = 0; ; i++) {
+      long n = Linux.C.ptrace(PTRACE_SECCOMP_GET_FILTER, tid, i, Linux.address(buf));
+      if (n < 0) {
+        int e = Linux.errno();
+        if (e == Errno.ENOENT) {
+          return out;
+        }
+        throw new LinuxException("ptrace(PTRACE_SECCOMP_GET_FILTER, " + i + ")", e, tid);
+      }
+      byte[] insns = new byte[(int) n * 8];
+      buf.get(0, insns);
+      meta.putLong(0, i);
+      meta.putLong(8, 0);
+      long flags = 0;
+      if (Linux.C.ptrace(PTRACE_SECCOMP_GET_METADATA, tid, 16, Linux.address(meta)) >= 0) {
+        flags = meta.getLong(8);
+      } else if (Linux.errno() != Errno.EIO) {
+        throw new LinuxException("ptrace(PTRACE_SECCOMP_GET_METADATA)", Linux.errno(), tid);
+      }
+      out.add(new SeccompFilter(insns, flags));
+    }
   }
 
   /**

@@ -55,15 +55,27 @@ class MemoryMapTest {
   }
 
   @Test
+  void sharedAnonymousMemoryIsAnonSharedKeyedByItsInode() throws Exception {
+    VmaEntry e =
+        classify("7f0000001000-7f0000003000 rw-s 00002000 00:01 77   /dev/zero (deleted)\n").get(0);
+    assertEquals(VmaFlags.AREA_REGULAR | VmaFlags.ANON_SHARED, e.getStatus());
+    assertEquals(Linux.MAP_SHARED | Linux.MAP_ANONYMOUS, e.getFlags());
+    assertEquals(77, e.getShmid(), "the shmem inode is the shmid");
+    assertEquals(0x2000, e.getPgoff(), "offset in the object, in bytes");
+    assertEquals(-1, e.getFd());
+    assertTrue(MemoryMap.isAnonShared(e));
+    assertTrue(!MemoryMap.isPrivate(e), "its pages go to pagemap-shmem, not the task's pagemap");
+  }
+
+  @Test
   void unsupportedMappingsAreRefusedWithTheirAddress() {
-    DumpException shared =
+    DumpException privateShm =
         assertThrows(
             DumpException.class,
             () ->
                 classify(
-                    "7f0000001000-7f0000002000 rw-s 00000000 00:01 77   /dev/zero (deleted)\n"));
-    assertTrue(shared.getMessage().contains("0x7f0000001000"), shared.getMessage());
-    assertTrue(shared.getMessage().contains("shared anonymous"), shared.getMessage());
+                    "7f0000001000-7f0000002000 rw-p 00000000 00:01 77   /dev/zero (deleted)\n"));
+    assertTrue(privateShm.getMessage().contains("0x7f0000001000"), privateShm.getMessage());
     DumpException sysv =
         assertThrows(
             DumpException.class,

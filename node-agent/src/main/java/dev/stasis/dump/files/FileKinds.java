@@ -28,7 +28,8 @@ public final class FileKinds {
             new SignalFd(),
             new TimerFd(),
             new Inotify(),
-            new Fifo()));
+            new Fifo(),
+            new Memfd()));
   }
 
   public List<FileKind> rows() {
