@@ -86,19 +86,20 @@ class BadInputIT {
   }
 
   /**
-   * A socket held by a child of the target is refused before anything is frozen: one line naming
-   * the fd, and both processes go on untraced.
+   * A packet socket held by a child of the target is refused before anything is frozen: one line
+   * naming the fd and its protocol, and both processes go on untraced.
    */
   @Test
   void socketInTheTreeIsRefusedBeforeTheFreeze() throws Exception {
-    // The parent closes its ends after the fork: only the child holds the socketpair.
+    // The parent closes its socket after the fork: only the child holds it (AF_PACKET 17,
+    // SOCK_RAW 3; root may open one).
     Process p =
         new ProcessBuilder(
                 "perl",
                 "-e",
-                "use Socket; $|=1; socketpair(my $a, my $b, AF_UNIX, SOCK_STREAM, 0) or die;"
+                "$|=1; socket(my $s, 17, 3, 0) or die \"packet socket: $!\";"
                     + " my $c = fork(); if (!$c) { sleep 30; exit 0 }"
-                    + " close $a; close $b; print \"$c\\n\"; sleep 30")
+                    + " close $s; print \"$c\\n\"; sleep 30")
             .start();
     try {
       String first =
@@ -106,8 +107,11 @@ class BadInputIT {
                   new java.io.InputStreamReader(p.getInputStream(), StandardCharsets.US_ASCII))
               .readLine();
       int child = Integer.parseInt(first.strip());
-      String err = refuse(Long.toString(p.pid()), "is a socket (socket:[");
-      assertTrue(err.matches("(?s).*fd \\d+ is a socket.*"), err);
+      String err = refuse(Long.toString(p.pid()), "is a PACKET socket (socket:[");
+      assertTrue(
+          err.matches(
+              "(?s).*fd \\d+ is a PACKET socket .*packet and raw sockets are not supported.*"),
+          err);
       for (long pid : new long[] {p.pid(), child}) {
         String status = Files.readString(Path.of("/proc/" + pid + "/status"));
         assertTrue(status.contains("TracerPid:\t0\n"), "PID " + pid + " untraced: " + status);

@@ -18,7 +18,9 @@ public final class FileKinds {
 
   /** Fresh instances of every supported kind, for one dump. */
   public static FileKinds standard() {
-    return new FileKinds(List.of(new RegularFile(), new MemoryDevice(), new Pipe(), new EventFd()));
+    return new FileKinds(
+        List.of(
+            new RegularFile(), new MemoryDevice(), new Pipe(), new EventFd(), new UnixSocket()));
   }
 
   public List<FileKind> rows() {
