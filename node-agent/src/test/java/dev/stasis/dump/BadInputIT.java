@@ -123,4 +123,63 @@ class BadInputIT {
       p.destroyForcibly();
     }
   }
+
+  /**
+   * A unix socket whose peer is outside the dumped tree is refused before the freeze (CRIU's
+   * --ext-unix-sk is not supported): one line naming the fd and the peer, the target is left
+   * untraced and the connection keeps working.
+   */
+  @Test
+  void unixPeerOutsideTheTreeIsRefused() throws Exception {
+    // The child echoes over its end; the parent (not dumped) keeps pinging over the other one.
+    Process p =
+        new ProcessBuilder(
+                "perl",
+                "-e",
+                "use Socket; use IO::Handle; $|=1;"
+                    + " socketpair(my $a, my $b, AF_UNIX, SOCK_STREAM, 0) or die;"
+                    + " $a->autoflush(1); $b->autoflush(1);"
+                    + " my $c = fork(); if (!$c) { close $a; while (<$b>) { print $b $_ } exit 0 }"
+                    + " close $b; print \"$c\\n\";"
+                    + " for (1..60) { print $a \"ping\\n\"; my $r = <$a>; print \"pong \", time(), \"\\n\" if $r eq \"ping\\n\"; sleep 1 }")
+            .start();
+    java.io.BufferedReader out =
+        new java.io.BufferedReader(
+            new java.io.InputStreamReader(p.getInputStream(), StandardCharsets.US_ASCII));
+    try {
+      int child = Integer.parseInt(out.readLine().strip());
+      String err = refuse(Integer.toString(child), "outside the dumped tree");
+      assertTrue(
+          err.matches(
+              "(?s).*fd \\d+ of PID "
+                  + child
+                  + " \\(unix socket:\\[\\d+\\]\\) is connected to socket:\\[\\d+\\] outside the"
+                  + " dumped tree: external unix sockets are not supported.*"),
+          err);
+      String status = Files.readString(Path.of("/proc/" + child + "/status"));
+      assertTrue(status.contains("TracerPid:\t0\n"), "untraced: " + status);
+      // a round trip stamped after the refusal: the connection still works
+      long refusedAt = System.currentTimeMillis() / 1000;
+      long deadline = System.nanoTime() + 15_000_000_000L;
+      long stamp = 0;
+      while (stamp < refusedAt && System.nanoTime() < deadline) {
+        String line =
+            java.util.concurrent.CompletableFuture.supplyAsync(
+                    () -> {
+                      try {
+                        return out.readLine();
+                      } catch (java.io.IOException e) {
+                        return "read failed: " + e;
+                      }
+                    })
+                .get(15, java.util.concurrent.TimeUnit.SECONDS);
+        assertTrue(line != null && line.startsWith("pong "), "the peer answers: " + line);
+        stamp = Long.parseLong(line.substring(5).strip());
+      }
+      assertTrue(stamp >= refusedAt, "a round trip after the refusal, last at " + stamp);
+    } finally {
+      p.descendants().forEach(ProcessHandle::destroyForcibly);
+      p.destroyForcibly();
+    }
+  }
 }

@@ -19,6 +19,7 @@ import java.io.IOException;
 import java.nio.ByteBuffer;
 import java.nio.ByteOrder;
 import java.nio.charset.StandardCharsets;
+import java.nio.file.DirectoryStream;
 import java.nio.file.Files;
 import java.nio.file.LinkOption;
 import java.nio.file.Path;
@@ -121,6 +122,61 @@ public final class UnixSocket implements FileKind {
   }
 
   /**
+   * Refuses, before the freeze, a tree with a unix socket connected to one outside it (the check at
+   * the end of the dump still catches a connection made meanwhile). Sockets of processes in another
+   * network namespace are left to the frozen dump, which refuses them.
+   */
+  public static void refuseExternalPeers(List<Integer> pids) throws DumpException {
+    Map<Long, String> inTree = new LinkedHashMap<>();
+    for (int pid : pids) {
+      try {
+        if (!Sockets.inOurNetns(pid)) {
+          continue;
+        }
+        try (DirectoryStream<Path> ds = Files.newDirectoryStream(Path.of("/proc/" + pid + "/fd"))) {
+          for (Path p : ds) {
+            String t;
+            try {
+              t = Files.readSymbolicLink(p).toString();
+            } catch (IOException closed) {
+              continue;
+            }
+            if (t.startsWith("socket:[")) {
+              long ino = Long.parseLong(t.substring(8, t.length() - 1));
+              inTree.putIfAbsent(
+                  ino, "fd " + p.getFileName() + " of PID " + pid + " (unix " + t + ")");
+            }
+          }
+        }
+      } catch (IOException gone) {
+        // the seize or the frozen dump reports a process that vanished
+      }
+    }
+    if (inTree.isEmpty()) {
+      return;
+    }
+    Map<Long, UnixSock> all;
+    try {
+      all = SockDiag.unixSockets();
+    } catch (LinuxException e) {
+      throw new DumpException("reading the unix socket table (sock_diag): " + e.getMessage(), e);
+    }
+    for (Map.Entry<Long, String> e : inTree.entrySet()) {
+      UnixSock s = all.get(e.getKey());
+      if (s != null && s.peer() != 0 && !inTree.containsKey(s.peer())) {
+        throw new DumpException(external(e.getValue(), s.peer()));
+      }
+    }
+  }
+
+  private static String external(String what, long peer) {
+    return what
+        + " is connected to socket:["
+        + peer
+        + "] outside the dumped tree: external unix sockets are not supported";
+  }
+
+  /**
    * Every peer must be in the dump too: the judge reconnects the two ends from the images, and a
    * socket outside the tree cannot be (CRIU's --ext-unix-sk is not supported). Checked once all
    * processes are dumped, before anything is written.
@@ -129,11 +185,7 @@ public final class UnixSocket implements FileKind {
   public void writeImages(ImageSink sink) throws IOException {
     for (Dumped d : dumped.values()) {
       if (d.peer() != 0 && !dumped.containsKey(d.peer())) {
-        throw new DumpException(
-            d.what()
-                + " is connected to socket:["
-                + d.peer()
-                + "] outside the dumped tree: external unix sockets are not supported");
+        throw new DumpException(external(d.what(), d.peer()));
       }
     }
     if (queued.isEmpty()) {
