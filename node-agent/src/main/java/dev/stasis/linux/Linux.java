@@ -515,6 +515,19 @@ public final class Linux {
   public static final int SO_MARK = 36;
   public static final int SO_PEEK_OFF = 42;
   public static final int SCM_RIGHTS = 1;
+  public static final int SO_TYPE = 3;
+  public static final int SO_PROTOCOL = 38;
+  public static final int IPPROTO_TCP = 6;
+  public static final int IPPROTO_UDP = 17;
+  public static final int SOL_TCP = 6;
+  public static final int TCP_NODELAY = 1;
+  public static final int TCP_KEEPIDLE = 4;
+  public static final int TCP_KEEPINTVL = 5;
+  public static final int TCP_KEEPCNT = 6;
+  public static final int SOL_UDP = 17;
+  public static final int UDP_CORK = 1;
+  public static final int SOL_IPV6 = 41;
+  public static final int IPV6_V6ONLY = 26;
 
   /** socket(2), always close-on-exec. */
   public static int socket(int domain, int type, int protocol) throws LinuxException {

@@ -81,21 +81,118 @@ public final class SockDiag {
 
   /** Every unix socket of the agent's network namespace, by inode. */
   public static Map<Long, UnixSock> unixSockets() throws LinuxException {
+    ByteBuffer req = request(24);
+    // unix_diag_req {u8 family; u8 protocol; u16 pad; u32 states; u32 ino; u32 show; u32 cookie[2]}
+    req.put((byte) Linux.AF_UNIX).put((byte) 0).putShort((short) 0).putInt(-1).putInt(0);
+    req.putInt(
+        UDIAG_SHOW_NAME | UDIAG_SHOW_VFS | UDIAG_SHOW_PEER | UDIAG_SHOW_ICONS | UDIAG_SHOW_RQLEN);
+    req.putInt(-1).putInt(-1);
+    Map<Long, UnixSock> out = new HashMap<>();
+    exchange(
+        req.flip(),
+        "unix",
+        (b, from, end) -> {
+          UnixSock s = parseUnix(b, from, end);
+          out.put(s.ino(), s);
+        });
+    return out;
+  }
+
+  /**
+   * One TCP or UDP socket as sock_diag shows it.
+   *
+   * @param family AF_INET or AF_INET6
+   * @param state TCP state (UDP: TCP_CLOSE unconnected, TCP_ESTABLISHED connected)
+   * @param srcPort local port (host order)
+   * @param dstPort remote port (host order)
+   * @param src local address bytes (4 or 16, network order)
+   * @param dst remote address bytes
+   * @param rqueue listener: connections waiting to be accepted; other: bytes queued to read
+   * @param wqueue listener: its backlog; other: bytes queued to send
+   * @param shutdown RCV_SHUTDOWN (1) | SEND_SHUTDOWN (2)
+   */
+  public record InetSock(
+      long ino,
+      int family,
+      int state,
+      int srcPort,
+      int dstPort,
+      byte[] src,
+      byte[] dst,
+      long rqueue,
+      long wqueue,
+      int shutdown) {}
+
+  /** Every socket of {@code family} and IP {@code protocol} (6 TCP, 17 UDP), by inode. */
+  public static Map<Long, InetSock> inetSockets(int family, int protocol) throws LinuxException {
+    ByteBuffer req = request(56);
+    // inet_diag_req_v2 {u8 family; u8 protocol; u8 ext; u8 pad; u32 states; inet_diag_sockid id}
+    req.put((byte) family).put((byte) protocol).put((byte) 0).put((byte) 0).putInt(-1);
+    for (int i = 0; i < 48; i += 4) {
+      req.putInt(i >= 40 ? -1 : 0); // sockid: ports, addresses, ifindex zero; cookie "none"
+    }
+    Map<Long, InetSock> out = new HashMap<>();
+    int alen = family == Linux.AF_INET6 ? 16 : 4;
+    exchange(
+        req.flip(),
+        family == Linux.AF_INET6 ? "inet6" : "inet",
+        (b, from, end) -> {
+          // inet_diag_msg: family, state, timer, retrans (u8 each); sockid {be16 sport, be16
+          // dport, be32 src[4], be32 dst[4], u32 if, u32 cookie[2]} at 4; expires 52, rqueue 56,
+          // wqueue 60, uid 64, inode 68; then attributes from 72
+          byte[] src = new byte[alen];
+          byte[] dst = new byte[alen];
+          b.get(from + 8, src);
+          b.get(from + 24, dst);
+          int shutdown = 0;
+          int at = from + 72;
+          while (at + 4 <= end) {
+            int len = b.getShort(at) & 0xffff;
+            if (len < 4 || at + len > end) {
+              break;
+            }
+            if ((b.getShort(at + 2) & 0x7fff) == INET_DIAG_SHUTDOWN) {
+              shutdown = b.get(at + 4) & 0xff;
+            }
+            at += align(len);
+          }
+          InetSock s =
+              new InetSock(
+                  b.getInt(from + 68) & 0xffffffffL,
+                  b.get(from) & 0xff,
+                  b.get(from + 1) & 0xff,
+                  Short.toUnsignedInt(Short.reverseBytes(b.getShort(from + 4))),
+                  Short.toUnsignedInt(Short.reverseBytes(b.getShort(from + 6))),
+                  src,
+                  dst,
+                  b.getInt(from + 56) & 0xffffffffL,
+                  b.getInt(from + 60) & 0xffffffffL,
+                  shutdown);
+          out.put(s.ino(), s);
+        });
+    return out;
+  }
+
+  static final int INET_DIAG_SHUTDOWN = 8;
+
+  /** One SOCK_DIAG_BY_FAMILY answer: its payload is {@code [from, end)} of the buffer. */
+  private interface Answer {
+    void accept(ByteBuffer b, int from, int end);
+  }
+
+  /** A dump request's nlmsghdr, positioned for the {@code body} bytes that follow it. */
+  private static ByteBuffer request(int body) {
+    ByteBuffer req = ByteBuffer.allocateDirect(16 + body).order(ByteOrder.LITTLE_ENDIAN);
+    req.putInt(16 + body).putShort((short) SOCK_DIAG_BY_FAMILY);
+    req.putShort((short) (NLM_F_REQUEST | NLM_F_DUMP)).putInt(1).putInt(0);
+    return req;
+  }
+
+  /** Sends a dump request on a fresh NETLINK_SOCK_DIAG socket and hands every answer over. */
+  private static void exchange(ByteBuffer req, String what, Answer answer) throws LinuxException {
     int fd = Linux.socket(Linux.AF_NETLINK, Linux.SOCK_DGRAM, NETLINK_SOCK_DIAG);
     try {
-      ByteBuffer req = ByteBuffer.allocateDirect(16 + 24).order(ByteOrder.LITTLE_ENDIAN);
-      req.putInt(40).putShort((short) SOCK_DIAG_BY_FAMILY);
-      req.putShort((short) (NLM_F_REQUEST | NLM_F_DUMP)).putInt(1).putInt(0);
-      // unix_diag_req {u8 family; u8 protocol; u16 pad; u32 states; u32 ino; u32 show; u32
-      // cookie[2]}
-      req.put((byte) Linux.AF_UNIX).put((byte) 0).putShort((short) 0).putInt(-1).putInt(0);
-      req.putInt(
-          UDIAG_SHOW_NAME | UDIAG_SHOW_VFS | UDIAG_SHOW_PEER | UDIAG_SHOW_ICONS | UDIAG_SHOW_RQLEN);
-      req.putInt(-1).putInt(-1);
-      req.flip();
       Linux.send(fd, req);
-
-      Map<Long, UnixSock> out = new HashMap<>();
       ByteBuffer buf = ByteBuffer.allocateDirect(64 * 1024).order(ByteOrder.LITTLE_ENDIAN);
       while (true) {
         buf.clear();
@@ -106,17 +203,16 @@ public final class SockDiag {
           int type = buf.getShort(at + 4) & 0xffff;
           if (len < 16 || at + len > n) {
             throw new LinuxException(
-                "sock_diag: malformed answer (length " + len + ")", Errno.EIO, 0);
+                "sock_diag " + what + ": malformed answer (length " + len + ")", Errno.EIO, 0);
           }
           if (type == NLMSG_DONE) {
-            return out;
+            return;
           }
           if (type == NLMSG_ERROR) {
-            throw new LinuxException("sock_diag unix dump", -buf.getInt(at + 16), 0);
+            throw new LinuxException("sock_diag " + what + " dump", -buf.getInt(at + 16), 0);
           }
           if (type == SOCK_DIAG_BY_FAMILY) {
-            UnixSock s = parseUnix(buf, at + 16, at + len);
-            out.put(s.ino(), s);
+            answer.accept(buf, at + 16, at + len);
           }
           at += align(len);
         }

@@ -20,7 +20,12 @@ public final class FileKinds {
   public static FileKinds standard() {
     return new FileKinds(
         List.of(
-            new RegularFile(), new MemoryDevice(), new Pipe(), new EventFd(), new UnixSocket()));
+            new RegularFile(),
+            new MemoryDevice(),
+            new Pipe(),
+            new EventFd(),
+            new UnixSocket(),
+            new InetSocket()));
   }
 
   public List<FileKind> rows() {
