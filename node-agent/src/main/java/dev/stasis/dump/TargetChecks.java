@@ -1,11 +1,13 @@
 package dev.stasis.dump;
 
+import dev.stasis.dump.files.UnixSocket;
 import dev.stasis.linux.Linux;
 import dev.stasis.linux.proc.TaskStat;
 import dev.stasis.linux.proc.Tasks;
 import java.io.IOException;
 import java.nio.file.NoSuchFileException;
 import java.util.ArrayDeque;
+import java.util.ArrayList;
 import java.util.List;
 
 /**
@@ -51,10 +53,12 @@ final class TargetChecks {
    */
   static void refuseUnsupportedFiles(int pid) throws DumpException {
     ArrayDeque<Integer> todo = new ArrayDeque<>(List.of(pid));
+    List<Integer> tree = new ArrayList<>();
     while (!todo.isEmpty()) {
       int p = todo.poll();
       try {
         FileTable.refuseUnsupported(p);
+        tree.add(p);
         todo.addAll(Tasks.children(p));
       } catch (DumpException e) {
         throw e;
@@ -62,6 +66,7 @@ final class TargetChecks {
         // gone, or its fds unreadable for now: the seize or the frozen dump says so
       }
     }
+    UnixSocket.refuseExternalPeers(tree);
   }
 
   /**

@@ -29,6 +29,7 @@ import dev.stasis.images.proto.RlimitEntry;
 import dev.stasis.images.proto.SaEntry;
 import dev.stasis.images.proto.SeccompEntry;
 import dev.stasis.images.proto.SiginfoEntry;
+import dev.stasis.images.proto.SkPacketEntry;
 import dev.stasis.images.proto.StatsEntry;
 import dev.stasis.images.proto.TaskKobjIdsEntry;
 import dev.stasis.images.proto.TimensEntry;
@@ -108,6 +109,12 @@ public enum ImageType {
   NETDEV("netdev-%d.img", Head.COMMON, 0x57373951, NetDeviceEntry.parser()),
   /** The cgroup sets of the tree's tasks and the hierarchies they are in. */
   CGROUP("cgroup.img", Head.COMMON, 0x59383330, CgroupEntry.parser()),
+  /**
+   * Data queued on sockets: each entry names the socket it was queued for and is followed by its
+   * {@code length} raw bytes.
+   */
+  SK_QUEUES(
+      "sk-queues.img", Head.COMMON, 0x56264026, Layout.ENTRIES_WITH_DATA, SkPacketEntry.parser()),
   /** "stats-dump" / "stats-restore": a service file, note the missing ".img". */
   STATS("stats-%s", Head.SERVICE, 0x57093306, StatsEntry.parser()),
 
@@ -300,12 +307,15 @@ public enum ImageType {
   }
 
   /**
-   * How many raw bytes follow {@code entry} in the file: the {@code bytes} field of a pipe data
-   * entry for {@link Layout#ENTRIES_WITH_DATA}, else 0.
+   * How many raw bytes follow {@code entry} in the file for {@link Layout#ENTRIES_WITH_DATA}: the
+   * {@code bytes} field of a pipe data entry, the {@code length} of a socket packet; else 0.
    */
   public long trailingBytes(Message entry) {
     if (layout != Layout.ENTRIES_WITH_DATA) {
       return 0;
+    }
+    if (entry instanceof SkPacketEntry p) {
+      return Integer.toUnsignedLong(p.getLength());
     }
     return Integer.toUnsignedLong(((PipeDataEntry) entry).getBytes());
   }

@@ -16,6 +16,8 @@ public final class Errno {
   public static final int EINVAL = 22;
   public static final int ENOTTY = 25;
   public static final int ENOSYS = 38;
+  public static final int ENODATA = 61;
+  public static final int EOPNOTSUPP = 95;
 
   private static final String[] BASE = {
     null,

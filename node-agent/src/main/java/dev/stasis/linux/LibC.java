@@ -62,4 +62,18 @@ public interface LibC {
   int clock_gettime(int clockid, long timespec);
 
   String strerror(int errnum);
+
+  int socket(int domain, int type, int protocol);
+
+  long send(int fd, long buf, long len, int flags);
+
+  long recv(int fd, long buf, long len, int flags);
+
+  long recvmsg(int fd, long msghdr, int flags);
+
+  int getsockopt(int fd, int level, int name, long value, long lenp);
+
+  int setsockopt(int fd, int level, int name, long value, int len);
+
+  long getxattr(String path, String name, @Out byte[] value, long size);
 }

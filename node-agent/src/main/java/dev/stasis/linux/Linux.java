@@ -195,6 +195,13 @@ public final class Linux {
     C.ftruncate(-1, 0);
     C.munmap(0, 0); // EINVAL: length 0
     C.strerror(1);
+    C.socket(-1, 0, 0); // EAFNOSUPPORT
+    C.send(-1, 0, 0, 0);
+    C.recv(-1, 0, 0, 0);
+    C.recvmsg(-1, 0, 0);
+    C.getsockopt(-1, 0, 0, 0, 0);
+    C.setsockopt(-1, 0, 0, 0, 0);
+    C.getxattr("/proc/self/no-such-file", "user.none", new byte[1], 1);
     ByteBuffer ts = ByteBuffer.allocateDirect(16);
     C.clock_gettime(CLOCK_MONOTONIC, address(ts));
     java.lang.ref.Reference.reachabilityFence(ts);
@@ -507,5 +514,182 @@ public final class Linux {
     ByteBuffer n = ByteBuffer.allocateDirect(name.length() + 1);
     n.put(name.getBytes(StandardCharsets.US_ASCII)).put((byte) 0);
     return (int) syscall("memfd_create", 0, Syscalls.MEMFD_CREATE, address(n), 1 /* CLOEXEC */);
+  }
+
+  // Sockets (x86-64 values of the generic socket ABI).
+  public static final int AF_UNIX = 1;
+  public static final int AF_INET = 2;
+  public static final int AF_INET6 = 10;
+  public static final int AF_NETLINK = 16;
+  public static final int SOCK_STREAM = 1;
+  public static final int SOCK_DGRAM = 2;
+  public static final int SOCK_SEQPACKET = 5;
+  public static final int SOCK_CLOEXEC = O_CLOEXEC;
+  public static final int MSG_PEEK = 2;
+  public static final int MSG_TRUNC = 0x20;
+  public static final int MSG_CTRUNC = 0x8;
+  public static final int MSG_DONTWAIT = 0x40;
+  public static final int SOL_SOCKET = 1;
+  public static final int SO_REUSEADDR = 2;
+  public static final int SO_DONTROUTE = 5;
+  public static final int SO_BROADCAST = 6;
+  public static final int SO_SNDBUF = 7;
+  public static final int SO_RCVBUF = 8;
+  public static final int SO_KEEPALIVE = 9;
+  public static final int SO_OOBINLINE = 10;
+  public static final int SO_NO_CHECK = 11;
+  public static final int SO_PRIORITY = 12;
+  public static final int SO_LINGER = 13;
+  public static final int SO_REUSEPORT = 15;
+  public static final int SO_PASSCRED = 16;
+  public static final int SO_RCVLOWAT = 18;
+  public static final int SO_RCVTIMEO = 20;
+  public static final int SO_SNDTIMEO = 21;
+  public static final int SO_GET_FILTER = 26;
+  public static final int SO_PASSSEC = 34;
+  public static final int SO_MARK = 36;
+  public static final int SO_PEEK_OFF = 42;
+  public static final int SCM_RIGHTS = 1;
+  public static final int SO_TYPE = 3;
+  public static final int SO_PROTOCOL = 38;
+  public static final int IPPROTO_TCP = 6;
+  public static final int IPPROTO_UDP = 17;
+  public static final int SOL_TCP = 6;
+  public static final int TCP_NODELAY = 1;
+  public static final int TCP_KEEPIDLE = 4;
+  public static final int TCP_KEEPINTVL = 5;
+  public static final int TCP_KEEPCNT = 6;
+  public static final int SOL_UDP = 17;
+  public static final int UDP_CORK = 1;
+  public static final int SOL_IPV6 = 41;
+  public static final int IPV6_V6ONLY = 26;
+
+  /** socket(2), always close-on-exec. */
+  public static int socket(int domain, int type, int protocol) throws LinuxException {
+    int fd = C.socket(domain, type | SOCK_CLOEXEC, protocol);
+    if (fd < 0) {
+      throw new LinuxException(
+          "socket(" + domain + ", " + type + ", " + protocol + ")", errno(), 0);
+    }
+    return fd;
+  }
+
+  /** send(2) of {@code src} from its position to its limit (all of it, or it throws). */
+  public static void send(int fd, ByteBuffer src) throws LinuxException {
+    while (true) {
+      long n = C.send(fd, address(src) + src.position(), src.remaining(), 0);
+      if (n == src.remaining()) {
+        src.position(src.limit());
+        return;
+      }
+      int e = n < 0 ? errno() : Errno.EIO;
+      if (n >= 0 || e != Errno.EINTR) {
+        throw new LinuxException("send(fd " + fd + ")", e, 0);
+      }
+    }
+  }
+
+  /**
+   * recv(2) into {@code dst} from its position; advances the position.
+   *
+   * @return bytes received
+   */
+  public static int recv(int fd, ByteBuffer dst, int flags) throws LinuxException {
+    while (true) {
+      long n = C.recv(fd, address(dst) + dst.position(), dst.remaining(), flags);
+      if (n >= 0) {
+        dst.position(dst.position() + (int) n);
+        return (int) n;
+      }
+      int e = errno();
+      if (e != Errno.EINTR) {
+        throw new LinuxException("recv(fd " + fd + ")", e, 0);
+      }
+    }
+  }
+
+  /**
+   * recvmsg(2) with a prepared {@code struct msghdr} at {@code msghdr} (iovecs and control buffer
+   * filled in by the caller).
+   *
+   * @return bytes received, or -1 for EAGAIN when {@code flags} has MSG_DONTWAIT
+   */
+  public static long recvmsg(int fd, long msghdr, int flags) throws LinuxException {
+    while (true) {
+      long n = C.recvmsg(fd, msghdr, flags);
+      if (n >= 0) {
+        return n;
+      }
+      int e = errno();
+      if (e == Errno.EAGAIN && (flags & MSG_DONTWAIT) != 0) {
+        return -1;
+      }
+      if (e != Errno.EINTR) {
+        throw new LinuxException("recvmsg(fd " + fd + ")", e, 0);
+      }
+    }
+  }
+
+  /**
+   * getsockopt(2) into {@code value} (its whole capacity offered); returns the length the kernel
+   * wrote.
+   */
+  public static int getsockopt(int fd, int level, int name, ByteBuffer value)
+      throws LinuxException {
+    ByteBuffer len = ByteBuffer.allocateDirect(4).order(ByteOrder.nativeOrder());
+    len.putInt(0, value.capacity());
+    if (C.getsockopt(fd, level, name, address(value), address(len)) != 0) {
+      throw new LinuxException(
+          "getsockopt(fd " + fd + ", " + level + ", " + name + ")", errno(), 0);
+    }
+    return len.getInt(0);
+  }
+
+  /** getsockopt(2) of an int option. */
+  public static int getsockoptInt(int fd, int level, int name) throws LinuxException {
+    ByteBuffer v = ByteBuffer.allocateDirect(4).order(ByteOrder.nativeOrder());
+    getsockopt(fd, level, name, v);
+    return v.getInt(0);
+  }
+
+  /** setsockopt(2) of an int option. */
+  public static void setsockoptInt(int fd, int level, int name, int value) throws LinuxException {
+    ByteBuffer v = ByteBuffer.allocateDirect(4).order(ByteOrder.nativeOrder());
+    v.putInt(0, value);
+    if (C.setsockopt(fd, level, name, address(v), 4) != 0) {
+      throw new LinuxException(
+          "setsockopt(fd " + fd + ", " + level + ", " + name + ")", errno(), 0);
+    }
+  }
+
+  /**
+   * getxattr(2) of {@code path} (following links) as text without its trailing NUL, or null if the
+   * file has no such attribute. Used for {@code system.sockprotoname}: the protocol name of a
+   * socket ("UNIX", "TCP", "UDPv6"...), read from /proc/PID/fd/N without touching the socket.
+   */
+  public static String getxattr(String path, String name) throws LinuxException {
+    byte[] buf = new byte[256];
+    long n = C.getxattr(path, name, buf, buf.length);
+    if (n < 0) {
+      int e = errno();
+      if (e == Errno.ENODATA || e == Errno.EOPNOTSUPP) {
+        return null;
+      }
+      throw new LinuxException("getxattr(" + path + ", " + name + ")", e, 0);
+    }
+    int len = (int) n;
+    while (len > 0 && buf[len - 1] == 0) {
+      len--;
+    }
+    return new String(buf, 0, len, StandardCharsets.US_ASCII);
+  }
+
+  /**
+   * pidfd_getfd(2): a descriptor of the agent's for the open file description behind descriptor
+   * {@code fd} of the process {@code pidfd} names (needs PTRACE_MODE_ATTACH over it), always
+   * close-on-exec. The description is shared: options set through it are the target's.
+   */
+  public static int pidfdGetfd(int pidfd, int fd, int pid) throws LinuxException {
+    return (int) syscall("pidfd_getfd", pid, Syscalls.PIDFD_GETFD, pidfd, fd, 0);
   }
 }

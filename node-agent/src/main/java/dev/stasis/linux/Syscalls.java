@@ -19,6 +19,7 @@ public final class Syscalls {
   public static final int OPEN_BY_HANDLE_AT = 304;
   public static final int MEMFD_CREATE = 319;
   public static final int PIDFD_OPEN = 434;
+  public static final int PIDFD_GETFD = 438;
   public static final int PROCESS_MRELEASE = 448;
 
   private Syscalls() {}

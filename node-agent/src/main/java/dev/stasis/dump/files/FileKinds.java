@@ -29,7 +29,9 @@ public final class FileKinds {
             new TimerFd(),
             new Inotify(),
             new Fifo(),
-            new Memfd()));
+            new Memfd(),
+            new UnixSocket(),
+            new InetSocket()));
   }
 
   public List<FileKind> rows() {

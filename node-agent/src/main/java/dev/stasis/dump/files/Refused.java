@@ -13,7 +13,19 @@ final class Refused {
     String what = "fd " + fd.fd();
     String target = fd.target();
     if (target.startsWith("socket:")) {
-      return what + " is a socket (" + target + "): not supported yet";
+      String proto = Sockets.protocol(fd);
+      if (proto == null) {
+        return what + " is a socket (" + target + "): not supported yet";
+      }
+      if (proto.startsWith("PACKET") || proto.startsWith("RAW")) {
+        return what
+            + " is a "
+            + proto
+            + " socket ("
+            + target
+            + "): packet and raw sockets are not supported";
+      }
+      return what + " is a " + proto + " socket (" + target + "): not supported yet";
     }
     if (target.startsWith("pipe:")) {
       return what + " is a pipe (" + target + "): not supported yet";
