@@ -41,7 +41,11 @@ public final class Hold {
     }
     holding = Thread.currentThread();
     try {
-      Files.writeString(Path.of(FILE), point + "\n");
+      // written whole, then renamed: the test polls for the file and must never see it empty
+      Path f = Path.of(FILE);
+      Path tmp = f.resolveSibling(f.getFileName() + ".tmp");
+      Files.writeString(tmp, point + "\n");
+      Files.move(tmp, f, java.nio.file.StandardCopyOption.ATOMIC_MOVE);
       Thread.sleep(60_000);
     } catch (IOException e) {
       // the test reads the file; nothing to hold for without it

@@ -49,6 +49,22 @@ class KillDumperIT {
           "pages", // page copy
           "before-journal-delete"); // detached, journal still there
 
+  /**
+   * SIGTERM at the instants that differ for the shutdown hook: on the dump thread, on the tracer
+   * thread in a remote syscall, in a parasite command, in the cure and in the release (each SIGTERM
+   * run costs a dumper start like the others; the machines running CI are shared).
+   */
+  private static final List<String> TERM_POINTS =
+      List.of(
+          "seized",
+          "regs-set:1",
+          "syscall-exit:1",
+          "parked:1",
+          "cure",
+          "syscall-poked:4",
+          "pages",
+          "before-journal-delete");
+
   private record Target(Workloads.Running w, String point, String signal, Snapshot before) {}
 
   @Test
@@ -61,7 +77,7 @@ class KillDumperIT {
     Map<String, Integer> harmedBeforeSweep = new TreeMap<>();
     try {
       for (String signal : List.of("KILL", "TERM")) {
-        for (String point : POINTS) {
+        for (String point : signal.equals("KILL") ? POINTS : TERM_POINTS) {
           Workloads.Running w = Workloads.start("memhog", "8");
           Target t = new Target(w, point, signal, Snapshot.of(w.pid));
           targets.add(t);
@@ -102,7 +118,8 @@ class KillDumperIT {
           "kill-the-dumper: %d runs, %d harmed targets, %d s%n",
           targets.size(), harmed, TimeUnit.NANOSECONDS.toSeconds(System.nanoTime() - t0));
       assertEquals(0, harmed, "harmed targets:" + why);
-      assertEquals(POINTS.size() * 2, reached.values().stream().mapToInt(i -> i).sum());
+      assertEquals(
+          POINTS.size() + TERM_POINTS.size(), reached.values().stream().mapToInt(i -> i).sum());
     } finally {
       for (Target t : targets) {
         t.w.close();
