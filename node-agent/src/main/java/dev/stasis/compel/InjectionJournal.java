@@ -9,11 +9,13 @@ import java.nio.file.NoSuchFileException;
 import java.nio.file.Path;
 import java.nio.file.StandardCopyOption;
 import java.nio.file.StandardOpenOption;
+import java.nio.file.attribute.PosixFilePermissions;
 import java.util.ArrayList;
 import java.util.HexFormat;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
+import java.util.Set;
 
 /**
  * What a seized process looked like before we changed anything in it, kept on the agent's side
@@ -33,11 +35,19 @@ record InjectionJournal(
 
   /**
    * Where journals live: {@code $STASIS_STATE_DIR} (system property {@code stasis.stateDir} first)
-   * or {@code /run/stasis/injections}; in a cluster a hostPath, so that the next agent finds them.
+   * or {@code /run/stasis/injections} (for root; {@code $TMPDIR/stasis-USER/injections} for other
+   * users); in a cluster a hostPath, so that the next agent finds them.
    */
   static Path dir() {
     String d = System.getProperty("stasis.stateDir", System.getenv("STASIS_STATE_DIR"));
-    return d != null && !d.isEmpty() ? Path.of(d) : Path.of("/run/stasis/injections");
+    if (d != null && !d.isEmpty()) {
+      return Path.of(d);
+    }
+    String user = System.getProperty("user.name", "");
+    // a user dumping their own processes cannot write /run
+    return user.equals("root")
+        ? Path.of("/run/stasis/injections")
+        : Path.of(System.getProperty("java.io.tmpdir"), "stasis-" + user, "injections");
   }
 
   static Path fileOf(int pid, long startTime) {
@@ -70,14 +80,18 @@ record InjectionJournal(
           .append(HEX.formatHex(t.xsave()))
           .append('\n');
     }
-    Path dir = Files.createDirectories(dir());
+    // registers can hold a process's secrets (keys in vector registers): owner-only
+    Path dir =
+        Files.createDirectories(
+            dir(),
+            PosixFilePermissions.asFileAttribute(PosixFilePermissions.fromString("rwx------")));
     Path tmp = dir.resolve("." + pid + "." + startTime + ".tmp");
+    Files.deleteIfExists(tmp);
     try (FileChannel ch =
         FileChannel.open(
             tmp,
-            StandardOpenOption.CREATE,
-            StandardOpenOption.WRITE,
-            StandardOpenOption.TRUNCATE_EXISTING)) {
+            Set.of(StandardOpenOption.CREATE_NEW, StandardOpenOption.WRITE),
+            PosixFilePermissions.asFileAttribute(PosixFilePermissions.fromString("rw-------")))) {
       ch.write(java.nio.ByteBuffer.wrap(b.toString().getBytes(StandardCharsets.US_ASCII)));
       ch.force(true);
     }

@@ -136,9 +136,12 @@ final class PtraceTask implements SeizedTask {
    */
   void release() {
     boolean clean = true;
+    // the target's side directly, not RemoteMapping.close(): that may have been started on
+    // another thread (its closed flag set) with its unmap still queued behind this release
+    TaskControl control = new TaskControl(this);
     for (RemoteMapping m : new ArrayList<>(mappings)) {
       try {
-        m.close();
+        control.unmapRemote(m);
       } catch (IOException | RuntimeException e) {
         System.err.println("stasis: unmapping from pid " + pid + ": " + e.getMessage());
         clean = false;

@@ -169,7 +169,11 @@ public final class TaskControl {
   void unmapRemote(RemoteMapping m) throws IOException {
     task.tracer.call(
         () -> {
-          task.mappings.remove(m);
+          // membership means "still mapped in the target": a release may have unmapped it
+          // already, and a second munmap could hit whatever the target mapped there since
+          if (!task.mappings.remove(m)) {
+            return 0L;
+          }
           return syscallOnTracer("munmap", Syscalls.MUNMAP, m.remoteAddress(), m.size());
         });
   }
