@@ -1,11 +1,18 @@
 /*
  * Entry of the blob, placed at offset 0 by the linker script. The agent sets %rdi = area and
  * %rsp = top of the area's stack (16-byte aligned), so the call below is an ordinary SysV call.
- * int3 hands control back to the tracer; the agent never resumes past it.
+ * Afterwards the thread parks: pause() in a loop (every signal but SIGTRAP is blocked while a
+ * command runs). The agent, tracing with PTRACE_SYSCALL, takes the entry into that pause() as
+ * "command done" and puts the registers back; it never lets the thread return from it. There is
+ * deliberately no int3: if the agent dies while a command runs, the kernel resumes the thread
+ * untraced, and a trap would then kill the target with SIGTRAP; the park loop keeps it asleep
+ * until the leftover sweep (Leftovers) restores it.
  */
 	.section .text.entry, "ax"
 	.globl parasite_entry
 parasite_entry:
 	call parasite_main
-	int3
-	int3
+1:
+	mov $34, %eax		/* __NR_pause */
+	syscall
+	jmp 1b

@@ -46,6 +46,8 @@ public final class AgentCommand implements Callable<Integer> {
     if (node == null || node.isBlank()) {
       throw new IllegalArgumentException("--node is required (or set NODE_NAME)");
     }
+    // the agent we replace may have been killed mid-dump (rollout, eviction): repair its targets
+    dev.stasis.compel.Leftovers.sweep(System.err, true);
     try (KubernetesClient client = new KubernetesClientBuilder().build();
         NodeAgent agent =
             new NodeAgent(

@@ -103,6 +103,8 @@ public class DumpCommand implements Callable<Integer> {
       throw new IllegalArgumentException(
           "--freeze-timeout " + freezeTimeout + " is out of range: 0 (none) to 86400 seconds");
     }
+    // a dumper killed earlier may have left changes in processes (this one included): undo them
+    dev.stasis.compel.Leftovers.sweep(System.err, false);
     Consumer<String> progress = progress();
     try (ImageSink sink = openSink()) {
       try {

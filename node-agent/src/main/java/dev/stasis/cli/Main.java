@@ -26,6 +26,7 @@ public final class Main implements Runnable {
     SUBCOMMANDS.put("push", PushCommand.class);
     SUBCOMMANDS.put("agent", AgentCommand.class);
     SUBCOMMANDS.put("cds-train", CdsTrainCommand.class);
+    SUBCOMMANDS.put("sweep", SweepCommand.class);
   }
 
   @Override

@@ -67,14 +67,14 @@ public final class InjectedBlob implements AutoCloseable {
   }
 
   /**
-   * Runs the blob in thread {@code tid} until its trap ({@link TaskControl#runTrap}); its answer is
+   * Runs the blob in thread {@code tid} until it parks ({@link TaskControl#runTrap}); its answer is
    * in {@link #argsArea()}.
    */
   public synchronized void run(int tid, long timeoutMs) throws IOException {
     if (closed) {
       throw new IllegalStateException("blob in pid " + control.pid() + " is already unmapped");
     }
-    control.runTrap(tid, entry, area + areaSize, area, timeoutMs);
+    control.runTrap(tid, entry, area + areaSize, area, mapping.remoteAddress(), area, timeoutMs);
   }
 
   /** The cure: unmaps blob and area from the target and the agent. Never throws. */

@@ -23,7 +23,8 @@ final class PtraceTask implements SeizedTask {
   /** Where the syscall-and-trap bytes are poked: the start of the main executable's text. */
   final long syscallSite;
 
-  private final List<ThreadState> states;
+  /** This process's {@link InjectionJournal}, deleted after a clean release; null if none. */
+  java.nio.file.Path journal;
 
   /** Shared mappings still present in the target; removed before the detach. */
   final List<RemoteMapping> mappings = new ArrayList<>();
@@ -41,11 +42,6 @@ final class PtraceTask implements SeizedTask {
     this.threads = threads;
     this.groupStopSig = groupStopSig;
     this.syscallSite = syscallSite;
-    List<ThreadState> s = new ArrayList<>();
-    for (SeizedThread t : threads) {
-      s.add(t.state);
-    }
-    this.states = Collections.unmodifiableList(s);
   }
 
   @Override
@@ -55,7 +51,11 @@ final class PtraceTask implements SeizedTask {
 
   @Override
   public List<ThreadState> threads() {
-    return states;
+    List<ThreadState> s = new ArrayList<>();
+    for (SeizedThread t : threads) {
+      s.add(t.state);
+    }
+    return Collections.unmodifiableList(s);
   }
 
   @Override
@@ -126,13 +126,18 @@ final class PtraceTask implements SeizedTask {
     return mine;
   }
 
-  /** Puts a thread's captured registers and signal mask back (tracer thread). */
+  /**
+   * Puts a thread's captured registers and signal mask back (tracer thread). The general registers
+   * go last: as long as the instruction pointer is still ours, the leftover sweep knows the thread
+   * is not restored and restores all of it from the journal; once it is the original, everything
+   * else already is too.
+   */
   void restore(SeizedThread t) throws LinuxException {
-    Ptrace.setRegset(t.tid, Ptrace.NT_PRSTATUS, t.state.gpRegs());
+    Ptrace.setSigmask(t.tid, t.state.sigmask());
     if (t.dirty) {
       Ptrace.setRegset(t.tid, arch.extRegset(), t.state.xsave());
     }
-    Ptrace.setSigmask(t.tid, t.state.sigmask());
+    Ptrace.setRegset(t.tid, Ptrace.NT_PRSTATUS, t.state.gpRegs());
   }
 
   /**
@@ -140,11 +145,16 @@ final class PtraceTask implements SeizedTask {
    * again first, so it stays stopped after the detach. Never throws (tracer thread).
    */
   void release() {
+    boolean clean = true;
+    // the target's side directly, not RemoteMapping.close(): that may have been started on
+    // another thread (its closed flag set) with its unmap still queued behind this release
+    TaskControl control = new TaskControl(this);
     for (RemoteMapping m : new ArrayList<>(mappings)) {
       try {
-        m.close();
+        control.unmapRemote(m);
       } catch (IOException | RuntimeException e) {
         System.err.println("stasis: unmapping from pid " + pid + ": " + e.getMessage());
+        clean = false;
       }
     }
     for (SeizedThread t : threads) {
@@ -155,6 +165,7 @@ final class PtraceTask implements SeizedTask {
         restore(t);
       } catch (LinuxException e) {
         warn(e);
+        clean = false;
       }
     }
     if (groupStopSig != 0) {
@@ -174,6 +185,12 @@ final class PtraceTask implements SeizedTask {
         warn(e);
       }
       t.gone = true;
+    }
+    // a release that could not put everything back keeps the journal for the leftover sweep
+    if (journal != null && clean) {
+      Hold.at("before-journal-delete");
+      InjectionJournal.delete(journal);
+      journal = null;
     }
   }
 

@@ -14,9 +14,54 @@ final class PtraceTree implements SeizedTree {
   private final List<PtraceTask> tasks;
   private boolean closed;
 
+  /** Trees not yet closed: a SIGTERM (shutdown hook) releases them before the JVM exits. */
+  private static final java.util.Set<PtraceTree> OPEN =
+      java.util.Collections.synchronizedSet(new java.util.LinkedHashSet<>());
+
+  private static final long SHUTDOWN_RELEASE_MS = 5_000;
+
+  static {
+    Runtime.getRuntime()
+        .addShutdownHook(new Thread(PtraceTree::releaseAllOnShutdown, "stasis-release"));
+  }
+
   PtraceTree(Tracer tracer, List<PtraceTask> tasks) {
     this.tracer = tracer;
     this.tasks = tasks;
+    OPEN.add(this);
+  }
+
+  /**
+   * SIGTERM (a pod deletion, a DaemonSet rollout) while a tree is seized: put every target back and
+   * detach before the JVM goes. The release waits for the tracer's current operation (a remote
+   * syscall or parasite command, microseconds) and runs before its next one, which then fails on
+   * the detached threads. Bounded: if it cannot finish, the kernel detaches on our exit and the
+   * leftover sweep repairs what the journal recorded.
+   */
+  private static void releaseAllOnShutdown() {
+    List<PtraceTree> open;
+    synchronized (OPEN) {
+      open = new ArrayList<>(OPEN);
+    }
+    if (open.isEmpty()) {
+      return;
+    }
+    Thread t =
+        new Thread(
+            () -> {
+              for (PtraceTree tree : open) {
+                tree.close();
+              }
+            },
+            "stasis-release-all");
+    t.setDaemon(true);
+    t.start();
+    Hold.wake();
+    try {
+      t.join(SHUTDOWN_RELEASE_MS);
+    } catch (InterruptedException e) {
+      Thread.currentThread().interrupt();
+    }
   }
 
   @Override
@@ -157,6 +202,7 @@ final class PtraceTree implements SeizedTree {
       return;
     }
     closed = true;
+    OPEN.remove(this);
     tracer.runQuietly(
         () -> {
           for (int i = tasks.size() - 1; i >= 0; i--) {

@@ -3,7 +3,9 @@ package dev.stasis.compel;
 /** Book-keeping of one seized thread; touched only on the tracer thread. */
 final class SeizedThread {
   final int tid;
-  final ThreadState state;
+
+  /** What release puts back: captured at seize (or, in a leftover sweep, from the journal). */
+  ThreadState state;
 
   /** Injected code ran in it: its extended (FPU/vector) state must be put back too. */
   boolean dirty;

@@ -35,7 +35,15 @@ final class Seizer {
   private final Arch arch;
   private final Set<Integer> agentAndAncestors;
 
+  /** Whether seized processes get an {@link InjectionJournal} (the leftover sweep has its own). */
+  private final boolean journal;
+
   Seizer(Tracer tracer, Arch arch) throws IOException {
+    this(tracer, arch, true);
+  }
+
+  Seizer(Tracer tracer, Arch arch, boolean journal) throws IOException {
+    this.journal = journal;
     this.tracer = tracer;
     this.arch = arch;
     this.agentAndAncestors = new HashSet<>();
@@ -207,7 +215,11 @@ final class Seizer {
       threads.remove(leader);
       threads.add(0, leader);
       long site = TaskStat.read(pid).startCode() & ~7L;
-      return new PtraceTask(tracer, arch, pid, threads, groupStop, site);
+      PtraceTask task = new PtraceTask(tracer, arch, pid, threads, groupStop, site);
+      if (journal && site != 0) {
+        writeJournal(task, leader.tid);
+      }
+      return task;
     } catch (IOException | RuntimeException e) {
       for (int tid : unwaited) {
         try {
@@ -225,6 +237,35 @@ final class Seizer {
       }
       throw e;
     }
+  }
+
+  /**
+   * Records the process's original state on our side before anything in it is changed ({@link
+   * InjectionJournal}); refuses a process that still carries a dead dumper's changes.
+   */
+  private void writeJournal(PtraceTask task, int leaderTid) throws IOException {
+    long start = InjectionJournal.startTimeOf(task.pid);
+    java.nio.file.Path f = InjectionJournal.fileOf(task.pid, start);
+    if (java.nio.file.Files.exists(f)) {
+      throw new SeizeException(
+          "pid "
+              + task.pid
+              + " still carries changes of an interrupted dump (journal "
+              + f
+              + "); run `stasis sweep` first");
+    }
+    int len = arch.syscallPark().length + 8;
+    byte[] text = new byte[len];
+    java.nio.ByteBuffer b = java.nio.ByteBuffer.wrap(text).order(java.nio.ByteOrder.LITTLE_ENDIAN);
+    for (int i = 0; i < len; i += 8) {
+      b.putLong(i, Ptrace.peek(leaderTid, task.syscallSite + i));
+    }
+    java.util.Map<Integer, ThreadState> states = new java.util.LinkedHashMap<>();
+    for (SeizedThread t : task.threads) {
+      states.put(t.tid, t.state);
+    }
+    new InjectionJournal(task.pid, start, task.syscallSite, text, states).write();
+    task.journal = f;
   }
 
   private record Seized(SeizedThread thread, int stopSig) {}

@@ -48,9 +48,11 @@ public final class TaskControl {
   }
 
   /**
-   * Executes system call {@code nr} in the target: the syscall-and-trap instructions (followed by
+   * Executes system call {@code nr} in the target: the syscall-and-park instructions (followed by
    * the memfd name) are poked over the start of the executable's text, a thread is pointed at them
-   * and continued until the trap, and the text, registers and signal mask are put back.
+   * and run to the call's syscall-exit stop (PTRACE_SYSCALL), and the text, registers and signal
+   * mask are put back. Should the agent die meanwhile, the thread ends in the park loop, asleep
+   * with its signals blocked, until {@link Leftovers} puts it back from the journal.
    *
    * @return the call's non-negative result
    * @throws LinuxException naming {@code name}, the errno and the thread if the call failed
@@ -59,20 +61,30 @@ public final class TaskControl {
     return task.tracer.call(() -> syscallOnTracer(name, nr, args));
   }
 
-  private long syscallOnTracer(String name, long nr, long... args) throws IOException {
+  long syscallOnTracer(String name, long nr, long... args) throws IOException {
     if (task.syscallSite == 0) {
       throw new IOException("pid " + task.pid + " has no executable text to run a syscall from");
     }
     SeizedThread t = task.syscallThread();
-    byte[] trap = task.arch.syscallTrap();
-    byte[] code = new byte[trap.length + MEMFD_NAME.length];
-    System.arraycopy(trap, 0, code, 0, trap.length);
-    System.arraycopy(MEMFD_NAME, 0, code, trap.length, MEMFD_NAME.length);
+    byte[] park = task.arch.syscallPark();
+    byte[] code = new byte[park.length + MEMFD_NAME.length];
+    System.arraycopy(park, 0, code, 0, park.length);
+    System.arraycopy(MEMFD_NAME, 0, code, park.length, MEMFD_NAME.length);
     byte[] regs = t.state.gpRegs().clone();
     task.arch.setupSyscall(regs, task.syscallSite, nr, args);
+    long end = task.syscallSite + task.arch.syscallEnd();
     long r;
     try (PokedBytes poked = new PokedBytes(t.tid, task.syscallSite, code)) {
-      r = task.arch.syscallResult(runToTrap(t, regs, 5_000));
+      Hold.at("syscall-poked");
+      r =
+          task.arch.syscallResult(
+              runToStop(
+                  t,
+                  regs,
+                  (after, entering) ->
+                      !entering && task.arch.ip(after) == end && task.arch.syscallNr(after) == nr,
+                  5_000));
+      Hold.at("syscall-restored");
     } catch (LinuxException e) {
       throw explain(t, e, "remote " + name);
     }
@@ -82,9 +94,9 @@ public final class TaskControl {
     return r;
   }
 
-  /** Address of the NUL-terminated memfd name while a syscall runs (right after the trap code). */
+  /** Address of the NUL-terminated memfd name while a syscall runs (right after the stub). */
   private long memfdNameAddress() {
-    return task.syscallSite + task.arch.syscallTrap().length;
+    return task.syscallSite + task.arch.syscallPark().length;
   }
 
   /**
@@ -157,29 +169,49 @@ public final class TaskControl {
   void unmapRemote(RemoteMapping m) throws IOException {
     task.tracer.call(
         () -> {
-          task.mappings.remove(m);
+          // membership means "still mapped in the target": a release may have unmapped it
+          // already, and a second munmap could hit whatever the target mapped there since
+          if (!task.mappings.remove(m)) {
+            return 0L;
+          }
           return syscallOnTracer("munmap", Syscalls.MUNMAP, m.remoteAddress(), m.size());
         });
   }
 
   /**
-   * Runs injected code in thread {@code tid} in trap mode: every signal but SIGTRAP blocked, the
-   * thread's registers pointed at {@code ip} with stack {@code sp} and {@code arg} as first
-   * argument, continued until the code's {@code int3}. Registers (general and extended) and the
-   * signal mask are restored afterwards on every path.
+   * Runs injected code in thread {@code tid} with every signal but SIGTRAP blocked: the thread's
+   * registers pointed at {@code ip} with stack {@code sp} and {@code arg} as first argument, run
+   * under PTRACE_SYSCALL until it enters the park syscall ({@link
+   * dev.stasis.compel.arch.Arch#parkSyscall()}) at an address inside {@code [codeStart, codeEnd)}.
+   * The code ends in a park loop instead of a trap, so a thread left running it by a dead agent
+   * sleeps there rather than dying. Registers (general and extended) and the signal mask are
+   * restored afterwards on every path.
    *
-   * @return the general registers at the trap
-   * @throws IOException if the thread died, stopped for another reason or did not trap in time
+   * @return the general registers at the park
+   * @throws IOException if the thread died, stopped for another reason or did not park in time
    *     (then it is interrupted and restored)
    */
-  public byte[] runTrap(int tid, long ip, long sp, long arg, long timeoutMs) throws IOException {
+  public byte[] runTrap(
+      int tid, long ip, long sp, long arg, long codeStart, long codeEnd, long timeoutMs)
+      throws IOException {
     return task.tracer.call(
         () -> {
           SeizedThread t = task.thread(tid);
           byte[] regs = t.state.gpRegs().clone();
           task.arch.setupCall(regs, ip, sp, arg);
+          long park = task.arch.parkSyscall();
           try {
-            return runToTrap(t, regs, timeoutMs);
+            return runToStop(
+                t,
+                regs,
+                (after, entering) -> {
+                  long at = task.arch.ip(after);
+                  return entering
+                      && task.arch.syscallNr(after) == park
+                      && at >= codeStart
+                      && at < codeEnd;
+                },
+                timeoutMs);
           } catch (LinuxException e) {
             throw explain(t, e, "injected code");
           }
@@ -216,45 +248,66 @@ public final class TaskControl {
     return e;
   }
 
-  private byte[] runToTrap(SeizedThread t, byte[] regs, long timeoutMs) throws IOException {
+  /** Which syscall stop ends a run: given the registers there and whether it is an entry. */
+  private interface Done {
+    boolean at(byte[] regs, boolean entering);
+  }
+
+  /**
+   * Sets {@code regs}, resumes the thread with PTRACE_SYSCALL from syscall stop to syscall stop
+   * until {@code done}, and restores the thread's captured state on every path.
+   */
+  private byte[] runToStop(SeizedThread t, byte[] regs, Done done, long timeoutMs)
+      throws IOException {
     int tid = t.tid;
     String who = "tid " + tid + " of pid " + task.pid;
     IOException failure = null;
+    long deadline = System.nanoTime() + timeoutMs * 1_000_000L;
     try {
       // SIGTRAP stays unblocked: the kernel forces a blocked trap signal through by resetting the
       // target's own handler to the default, which would change the process
       t.dirty = true;
       Ptrace.setSigmask(tid, ~(1L << (Linux.SIGTRAP - 1)));
       Ptrace.setRegset(tid, Ptrace.NT_PRSTATUS, regs);
-      Ptrace.cont(tid, 0);
-      WaitStatus ws = Stops.waitFor(tid, timeoutMs);
-      if (ws == null) {
-        Ptrace.interrupt(tid);
-        ws = Stops.waitFor(tid, Seizer.STOP_TIMEOUT_MS);
-        if (ws != null && ws.gone()) {
-          t.gone = true;
+      Hold.at("regs-set");
+      while (true) {
+        Ptrace.syscall(tid, 0);
+        long left = (deadline - System.nanoTime()) / 1_000_000L;
+        WaitStatus ws = left > 0 ? Stops.waitFor(tid, left) : null;
+        if (ws == null) {
+          Ptrace.interrupt(tid);
+          ws = Stops.waitFor(tid, Seizer.STOP_TIMEOUT_MS);
+          if (ws != null && ws.gone()) {
+            t.gone = true;
+          }
+          throw new IOException(who + ": injected code did not finish within " + timeoutMs + " ms");
         }
-        throw new IOException(who + ": injected code did not trap within " + timeoutMs + " ms");
+        if (ws.gone()) {
+          t.gone = true;
+          throw new IOException(
+              who
+                  + " "
+                  + (ws.exited() ? "exited" : "was killed")
+                  + " while running injected code ("
+                  + ws
+                  + ")");
+        }
+        byte[] after = Ptrace.getRegset(tid, Ptrace.NT_PRSTATUS, regs.length);
+        if (!ws.stopped() || ws.stopSig() != (Linux.SIGTRAP | 0x80)) {
+          Ptrace.Siginfo si = Ptrace.getSiginfo(tid);
+          throw new IOException(
+              String.format(
+                  "%s: injected code stopped by signal %d (si_code 0x%x) at ip 0x%x instead of a"
+                      + " syscall stop",
+                  who, ws.stopSig(), si.code(), task.arch.ip(after)));
+        }
+        // asked, not counted: entries and exits need not alternate from where the thread was
+        boolean entering = Ptrace.syscallStopKind(tid) == Ptrace.SYSCALL_INFO_ENTRY;
+        if (done.at(after, entering)) {
+          Hold.at(entering ? "parked" : "syscall-exit");
+          return after;
+        }
       }
-      if (ws.gone()) {
-        t.gone = true;
-        throw new IOException(
-            who
-                + " "
-                + (ws.exited() ? "exited" : "was killed")
-                + " while running injected code ("
-                + ws
-                + ")");
-      }
-      Ptrace.Siginfo si = Ptrace.getSiginfo(tid);
-      byte[] after = Ptrace.getRegset(tid, Ptrace.NT_PRSTATUS, regs.length);
-      if (!ws.stopped() || ws.stopSig() != Linux.SIGTRAP || si.code() != Ptrace.SI_KERNEL) {
-        throw new IOException(
-            String.format(
-                "%s: injected code stopped by signal %d (si_code 0x%x) at ip 0x%x instead of its trap",
-                who, ws.stopSig(), si.code(), task.arch.ip(after)));
-      }
-      return after;
     } catch (IOException e) {
       failure = e;
       throw e;

@@ -101,6 +101,7 @@ public final class Dumper {
       sink.abort();
       throw new DumpException("cannot freeze PID " + pid + ": " + reason(e), e);
     }
+    dev.stasis.compel.Hold.at("seized");
     long frozenAt = System.nanoTime();
     timings.put("freezing_ms", ms(frozenAt - start));
     boolean committed = false;
@@ -390,6 +391,7 @@ public final class Dumper {
 
     TaskImages.ProcFacts proc = collectProcFacts(p, files);
     TaskImages.ParasiteFacts para = askParasite(task);
+    dev.stasis.compel.Hold.at("pages");
     dumpMemory(p, vp, pagesId, proc.vmas(), sink, totals);
 
     long t = System.nanoTime();
@@ -435,6 +437,7 @@ public final class Dumper {
         infos.put(ts.tid(), parasite.dumpThread(ts.tid()));
       }
       f = new TaskImages.ParasiteFacts(misc, sigacts, itimers, infos);
+      dev.stasis.compel.Hold.at("cure");
     }
     add("parasite_ms", System.nanoTime() - t);
     return f;

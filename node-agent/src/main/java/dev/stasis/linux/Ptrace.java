@@ -12,6 +12,7 @@ public final class Ptrace {
   public static final int PTRACE_PEEKDATA = 2;
   public static final int PTRACE_POKEDATA = 5;
   public static final int PTRACE_CONT = 7;
+  public static final int PTRACE_SYSCALL = 24;
   public static final int PTRACE_KILL = 8;
   public static final int PTRACE_SINGLESTEP = 9;
   public static final int PTRACE_DETACH = 17;
@@ -66,6 +67,7 @@ public final class Ptrace {
       case PTRACE_PEEKDATA -> "PTRACE_PEEKDATA";
       case PTRACE_POKEDATA -> "PTRACE_POKEDATA";
       case PTRACE_CONT -> "PTRACE_CONT";
+      case PTRACE_SYSCALL -> "PTRACE_SYSCALL";
       case PTRACE_KILL -> "PTRACE_KILL";
       case PTRACE_DETACH -> "PTRACE_DETACH";
       case PTRACE_SETOPTIONS -> "PTRACE_SETOPTIONS";
@@ -107,6 +109,11 @@ public final class Ptrace {
     call(PTRACE_CONT, tid, 0, sig);
   }
 
+  /** Resumes the tracee until the next system-call entry or exit (or signal). */
+  public static void syscall(int tid, int sig) throws LinuxException {
+    call(PTRACE_SYSCALL, tid, 0, sig);
+  }
+
   public static void detach(int tid, int sig) throws LinuxException {
     call(PTRACE_DETACH, tid, 0, sig);
   }
@@ -120,6 +127,25 @@ public final class Ptrace {
 
   /** The head of a siginfo_t: signal number and si_code. */
   public record Siginfo(int signo, int code) {}
+
+  public static final int PTRACE_GET_SYSCALL_INFO = 0x420e;
+
+  /** {@code ptrace_syscall_info.op}: a syscall-entry stop. */
+  public static final int SYSCALL_INFO_ENTRY = 1;
+
+  /** {@code ptrace_syscall_info.op}: a syscall-exit stop. */
+  public static final int SYSCALL_INFO_EXIT = 2;
+
+  /**
+   * PTRACE_GET_SYSCALL_INFO (Linux 5.3): the kind of syscall stop the thread is in ({@link
+   * #SYSCALL_INFO_ENTRY}, {@link #SYSCALL_INFO_EXIT}, 0 for none); its first byte, {@code op}.
+   */
+  public static int syscallStopKind(int tid) throws LinuxException {
+    ByteBuffer b = SCRATCH.get();
+    b.put(0, (byte) 0);
+    call(PTRACE_GET_SYSCALL_INFO, tid, 64, Linux.address(b));
+    return b.get(0) & 0xff;
+  }
 
   /** PTRACE_GETSIGINFO: the siginfo the thread is stopped with. */
   public static Siginfo getSiginfo(int tid) throws LinuxException {

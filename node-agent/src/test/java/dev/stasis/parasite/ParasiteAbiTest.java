@@ -1,5 +1,6 @@
 package dev.stasis.parasite;
 
+import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
@@ -30,12 +31,14 @@ class ParasiteAbiTest {
   }
 
   @Test
-  void theBlobIsOnTheClasspathAndStartsWithItsEntryCall() throws Exception {
+  void theBlobIsOnTheClasspathAndStartsWithItsEntryCallAndParkLoop() throws Exception {
     try (InputStream in = ParasiteAbi.class.getResourceAsStream("parasite.bin")) {
       byte[] blob = in.readAllBytes();
       assertTrue(blob.length > 64 && blob.length < 64 * 1024, "size " + blob.length);
       assertEquals((byte) 0xe8, blob[0], "call parasite_main");
-      assertEquals((byte) 0xcc, blob[5], "int3 right after the call");
+      // then the park loop, never a trap: 1: mov $34 (pause), %eax; syscall; jmp 1b
+      byte[] park = {(byte) 0xb8, 0x22, 0, 0, 0, 0x0f, 0x05, (byte) 0xeb, (byte) 0xf7};
+      assertArrayEquals(park, java.util.Arrays.copyOfRange(blob, 5, 14), "pause() park loop");
     }
   }
 }

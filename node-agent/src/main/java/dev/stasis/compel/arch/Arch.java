@@ -27,10 +27,25 @@ public interface Arch {
   int extRegsInitialSize();
 
   /**
-   * Instruction bytes that perform one system call and then trap to the tracer, padded to a
+   * Instruction bytes that perform one system call and then park: loop forever on {@code pause()}
+   * (signals are blocked meanwhile). The tracer takes the result at the call's syscall-exit stop
+   * and never lets the thread reach the loop; if the tracer dies first, the thread parks there
+   * instead of running anything else (no trap instruction that would kill it untraced). Padded to a
    * multiple of 8 so they can be poked word by word.
    */
-  byte[] syscallTrap();
+  byte[] syscallPark();
+
+  /** Offset, in {@link #syscallPark()}, just after the system call the stub is for. */
+  int syscallEnd();
+
+  /** The number of the system call the park loop sleeps in ({@code pause}). */
+  long parkSyscall();
+
+  /** Length of the syscall instruction (the ip at a syscall stop is just past it). */
+  int syscallInsnLength();
+
+  /** The syscall number a thread is in at a syscall stop ({@code orig_rax} on x86-64). */
+  long syscallNr(byte[] gpRegs);
 
   /**
    * Whether the thread runs in the native 64-bit mode (compat tasks are refused).

@@ -33,11 +33,46 @@ public final class X86_64 implements Arch {
   }
 
   @Override
-  public byte[] syscallTrap() {
-    // syscall; int3 x 6
+  public byte[] syscallPark() {
+    // 0: syscall; 2: mov $34 (pause), %eax; 7: syscall; 9: jmp 2; 11: nop x 5
     return new byte[] {
-      0x0f, 0x05, (byte) 0xcc, (byte) 0xcc, (byte) 0xcc, (byte) 0xcc, (byte) 0xcc, (byte) 0xcc
+      0x0f,
+      0x05,
+      (byte) 0xb8,
+      0x22,
+      0x00,
+      0x00,
+      0x00,
+      0x0f,
+      0x05,
+      (byte) 0xeb,
+      (byte) 0xf7,
+      (byte) 0x90,
+      (byte) 0x90,
+      (byte) 0x90,
+      (byte) 0x90,
+      (byte) 0x90
     };
+  }
+
+  @Override
+  public int syscallEnd() {
+    return 2;
+  }
+
+  @Override
+  public long parkSyscall() {
+    return 34;
+  }
+
+  @Override
+  public int syscallInsnLength() {
+    return 2;
+  }
+
+  @Override
+  public long syscallNr(byte[] r) {
+    return X86Reg.ORIG_RAX.get(r);
   }
 
   @Override
