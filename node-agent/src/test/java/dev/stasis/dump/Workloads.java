@@ -123,7 +123,9 @@ final class Workloads {
     sh.waitFor(10, TimeUnit.SECONDS);
     int pid = Integer.parseInt(out);
     Path ready = state.resolve("ready");
-    for (int i = 0; i < 2400 && !Files.exists(ready); i++) { // 60 s: filling 1 GiB on a loaded machine
+    for (int i = 0;
+        i < 2400 && !Files.exists(ready);
+        i++) { // 60 s: filling 1 GiB on a loaded machine
       Thread.sleep(25);
     }
     if (!Files.exists(ready)) {
