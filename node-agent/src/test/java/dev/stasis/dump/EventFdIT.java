@@ -24,14 +24,7 @@ class EventFdIT {
   @Test
   void eventfdCountersSurviveDumpAndRestore() throws Exception {
     try (Workloads.Running w = Workloads.start("eventfd")) {
-      String before = w.check();
-      assertTrue(before.startsWith("OK"), "workload is healthy before the dump: " + before);
-      Path images = w.state.resolve("images");
-      Workloads.Cli r =
-          Workloads.stasis(
-              "dump", "--pid", Integer.toString(w.pid), "--images-dir", images.toString());
-      assertEquals(0, r.exit(), "stasis dump failed: " + r.stderr());
-      w.awaitGone();
+      Path images = w.dumpHealthyAndKill();
 
       for (Crit.Version v : Crit.Version.values()) {
         Map<String, JsonNode> decoded = Crit.decodeDir(v, images);

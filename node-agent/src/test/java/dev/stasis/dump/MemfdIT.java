@@ -30,14 +30,7 @@ class MemfdIT {
   @Test
   void memfdsKeepContentSealsAndMappingsAcrossDumpAndRestore() throws Exception {
     try (Workloads.Running w = Workloads.start("memfd")) {
-      String before = w.check();
-      assertTrue(before.startsWith("OK"), "workload is healthy before the dump: " + before);
-      Path images = w.state.resolve("images");
-      Workloads.Cli r =
-          Workloads.stasis(
-              "dump", "--pid", Integer.toString(w.pid), "--images-dir", images.toString());
-      assertEquals(0, r.exit(), "stasis dump failed: " + r.stderr());
-      w.awaitGone();
+      Path images = w.dumpHealthyAndKill();
 
       for (Crit.Version v : Crit.Version.values()) {
         Map<String, JsonNode> decoded = new HashMap<>();

@@ -21,14 +21,7 @@ class SeccompIT {
   @Test
   void seccompFiltersAreEnforcedAfterRestore() throws Exception {
     try (Workloads.Running w = Workloads.start("seccomp")) {
-      String before = w.check();
-      assertTrue(before.startsWith("OK"), "workload is healthy before the dump: " + before);
-      Path images = w.state.resolve("images");
-      Workloads.Cli r =
-          Workloads.stasis(
-              "dump", "--pid", Integer.toString(w.pid), "--images-dir", images.toString());
-      assertEquals(0, r.exit(), "stasis dump failed: " + r.stderr());
-      w.awaitGone();
+      Path images = w.dumpHealthyAndKill();
 
       for (Crit.Version v : Crit.Version.values()) {
         JsonNode filters =

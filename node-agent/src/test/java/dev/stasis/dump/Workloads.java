@@ -49,6 +49,25 @@ final class Workloads {
     final int pid;
     final Path state;
 
+    /**
+     * The per-kind ITs' first half: the workload checks itself, the packaged agent dumps it in kill
+     * mode into {@code state/images}, and its death is awaited (the judge's restore needs the PID
+     * reaped). Returns the images directory.
+     */
+    Path dumpHealthyAndKill() throws Exception {
+      String before = check();
+      if (!before.startsWith("OK")) {
+        throw new AssertionError("workload is healthy before the dump: " + before);
+      }
+      Path images = state.resolve("images");
+      Cli r = stasis("dump", "--pid", Integer.toString(pid), "--images-dir", images.toString());
+      if (r.exit() != 0) {
+        throw new AssertionError("stasis dump failed: " + r.stderr());
+      }
+      awaitGone();
+      return images;
+    }
+
     Running(int pid, Path state) {
       this.pid = pid;
       this.state = state;
