@@ -117,7 +117,16 @@ public final class Dumper {
       sink.commit();
       committed = true;
       timings.put("commit_ms", ms(System.nanoTime() - t));
-      if (!opts.leaveRunning()) {
+      boolean kill = !opts.leaveRunning();
+      if (kill && opts.killGate() != null) {
+        try {
+          kill = opts.killGate().killAfterCommit();
+        } catch (InterruptedException e) {
+          Thread.currentThread().interrupt();
+          kill = false; // nobody confirmed the whole group is stored: the process lives
+        }
+      }
+      if (kill) {
         long k = System.nanoTime();
         tree.kill();
         tree.close();
@@ -158,6 +167,36 @@ public final class Dumper {
         sink.abort();
       }
     }
+  }
+
+  /**
+   * What would keep a runtime from restoring images of {@code pid}, found without touching the
+   * process (no seize, no freeze): the same warnings a dump of it reports in {@link
+   * DumpResult#warnings()}, from the namespaces of its root process. Empty when nothing is known to
+   * stand in the way. Used before a kill-mode dump, so that a workload whose checkpoint could not
+   * bring it back is never killed.
+   */
+  public static List<String> restorabilityWarnings(int pid) throws IOException {
+    List<String> own = new ArrayList<>();
+    for (String ns : NAMESPACES) {
+      String mine = Namespaces.link("self", ns);
+      String theirs = Namespaces.link(Integer.toString(pid), ns);
+      if (mine != null && theirs != null && !mine.equals(theirs) && !ns.equals("user")) {
+        own.add(ns);
+      }
+    }
+    return ownNamespacesWarning(own);
+  }
+
+  private static List<String> ownNamespacesWarning(List<String> own) {
+    if (own.isEmpty()) {
+      return List.of();
+    }
+    return List.of(
+        "the tree has its own "
+            + String.join(", ", own)
+            + " namespace(s): the images decode, but restoring them needs namespace images"
+            + " (mountpoints, utsns, ipcns, netns) that are not written yet");
   }
 
   /** What the per-process steps add up for stats-dump, the manifest and the result. */
@@ -261,13 +300,8 @@ public final class Dumper {
     meta.put("source.arch", "x86_64");
     meta.put("dump.pages_written", Long.toString(totals.pagesWritten));
     meta.put("dump.leave_running", Boolean.toString(opts.leaveRunning()));
-    List<String> warnings = new ArrayList<>();
+    List<String> warnings = new ArrayList<>(ownNamespacesWarning(namespaces.own()));
     if (!namespaces.own().isEmpty()) {
-      warnings.add(
-          "the tree has its own "
-              + String.join(", ", namespaces.own())
-              + " namespace(s): the images decode, but restoring them needs namespace images"
-              + " (mountpoints, utsns, ipcns, netns) that are not written yet");
       // Honest limitation: the contents of these namespaces (mountpoints, utsns, ipcns, netns
       // images) are not written yet, so upstream criu can decode this set but not restore it.
       meta.put("dump.own_namespaces", String.join(",", namespaces.own()));

@@ -97,8 +97,23 @@ class CheckpointEndToEndIT {
                 // as the Helm chart configures it: leave-running checkpoints spool their pages
                 Map.of("STASIS_SPOOL_DIR", work.resolve("spool").toString()),
                 ContainerProcesses.host(),
-                (pid, leaveRunning, sink, progress) ->
-                    engine.dump(pid, leaveRunning, sink, progress))
+                new ProcessDumper() {
+                  @Override
+                  public Outcome dump(
+                      int pid,
+                      boolean leaveRunning,
+                      ImageSink sink,
+                      java.util.function.Consumer<String> progress,
+                      dev.stasis.dump.DumpOptions.KillGate gate)
+                      throws Exception {
+                    return engine.dump(pid, leaveRunning, sink, progress, gate);
+                  }
+
+                  @Override
+                  public List<String> restorability(int pid) throws IOException {
+                    return engine.restorability(pid);
+                  }
+                })
             .start();
   }
 
@@ -123,6 +138,10 @@ class CheckpointEndToEndIT {
 
   void podAndSecret(String ns, RuncContainer ctr) {
     test.resource(Fixtures.runningPod(ns, "web", NODE, "app", ctr.containerId())).create();
+    secret(ns);
+  }
+
+  void secret(String ns) {
     test.resource(
             new SecretBuilder()
                 .withNewMetadata()
@@ -303,8 +322,8 @@ class CheckpointEndToEndIT {
   void deletingARunningCheckpointReleasesTheWorkloadAndLeavesNothing() throws Exception {
     String ns = "e2e-del";
     engine =
-        (pid, leaveRunning, sink, progress) ->
-            ProcessDumper.ENGINE.dump(pid, leaveRunning, new SlowSink(sink), progress);
+        (pid, leaveRunning, sink, progress, gate) ->
+            ProcessDumper.ENGINE.dump(pid, leaveRunning, new SlowSink(sink), progress, gate);
     try (RuncContainer ctr = RuncContainer.counter(work)) {
       podAndSecret(ns, ctr);
       Checkpoint c = checkpoint(ns, "c2");
@@ -353,7 +372,7 @@ class CheckpointEndToEndIT {
     String ns = "e2e-restart";
     AtomicInteger dumps = new AtomicInteger();
     engine =
-        (pid, leaveRunning, sink, progress) -> {
+        (pid, leaveRunning, sink, progress, gate) -> {
           dumps.incrementAndGet();
           throw new AssertionError("a claimed checkpoint must never be dumped again");
         };
@@ -397,7 +416,7 @@ class CheckpointEndToEndIT {
     String ns = "e2e-found";
     AtomicInteger dumps = new AtomicInteger();
     engine =
-        (pid, leaveRunning, sink, progress) -> {
+        (pid, leaveRunning, sink, progress, gate) -> {
           dumps.incrementAndGet();
           throw new AssertionError("a claimed checkpoint must never be dumped again");
         };
@@ -493,6 +512,106 @@ class CheckpointEndToEndIT {
   }
 
   /**
+   * Issue 14: a two-container pod. Both containers are frozen at one cut, dumped, stored each in
+   * its own image set; per-container progress never steps the pod's phase back (it threw "cannot go
+   * back from Uploading to Running" before); both keep running. The engine's warning (own
+   * namespaces) is reported as Restorable=False instead of being dropped.
+   */
+  @Test
+  @Order(9)
+  void twoContainerPodIsOneCheckpointWithPerContainerProgressAndRestorableFalse() throws Exception {
+    String ns = "e2e-two";
+    try (RuncContainer app = RuncContainer.counter(work);
+        RuncContainer side = RuncContainer.counter(work)) {
+      var ids = new java.util.LinkedHashMap<String, String>();
+      ids.put("app", app.containerId());
+      ids.put("side", side.containerId());
+      test.resource(Fixtures.runningPod(ns, "web", NODE, ids)).create();
+      secret(ns);
+      checkpoint(ns, "c9");
+      Checkpoint done = awaitTerminal(ns, "c9");
+      CheckpointStatus s = done.getStatus();
+      assertEquals(Phase.Completed, s.phase, s.message);
+      assertEquals(List.of("app", "side"), s.containers.stream().map(r -> r.name).toList(), "both");
+      long sum = 0;
+      for (CheckpointStatus.ContainerRef r : s.containers) {
+        assertEquals(CheckpointStatus.ContainerPhase.Stored, r.phase, r.name);
+        sum += r.sizeBytes;
+        try (CheckpointStore store =
+            CheckpointStore.open(
+                s.location + "/" + r.name, StoreOptions.defaults().withS3(s3.config()))) {
+          Path images = work.resolve("fetched-two-" + r.name);
+          store.fetch(images);
+          JsonNode pstree =
+              Crit.entries(Crit.decode(Crit.Version.BOOKWORM, images.resolve("pstree.img")));
+          assertEquals(1, pstree.get(0).get("pid").asInt(), r.name + "'s init is PID 1");
+        }
+      }
+      assertEquals(s.sizeBytes.longValue(), sum, "the pod's size is its containers' sum");
+      var restorable = StatusAggregator.condition(s, StatusAggregator.RESTORABLE);
+      assertEquals("False", restorable.getStatus());
+      assertEquals("NotRestorable", restorable.getReason());
+      assertTrue(
+          restorable.getMessage().contains("container 'app'")
+              && restorable.getMessage().contains("container 'side'")
+              && restorable.getMessage().contains("namespace"),
+          restorable.getMessage());
+      for (RuncContainer c : List.of(app, side)) {
+        int lines = c.lines();
+        await().atMost(Duration.ofSeconds(5)).until(() -> c.lines() > lines + 2);
+      }
+    }
+  }
+
+  /**
+   * Issue 14: leaveRunning: false on a workload whose checkpoint could not bring it back (own
+   * namespaces, not written yet) is refused before anything is frozen: Failed/NotRestorable,
+   * Restorable=False, a Warning Event, both containers alive and untouched, nothing stored.
+   */
+  @Test
+  @Order(11)
+  void killModeIsRefusedBeforeFreezingWhenTheCheckpointCouldNotBringThePodBack() throws Exception {
+    String ns = "e2e-kill";
+    try (RuncContainer app = RuncContainer.counter(work);
+        RuncContainer side = RuncContainer.counter(work)) {
+      var ids = new java.util.LinkedHashMap<String, String>();
+      ids.put("app", app.containerId());
+      ids.put("side", side.containerId());
+      test.resource(Fixtures.runningPod(ns, "web", NODE, ids)).create();
+      secret(ns);
+      Checkpoint c = Fixtures.checkpoint(ns, "c11", "web");
+      CheckpointSpec.StorageSpec st = new CheckpointSpec.StorageSpec();
+      st.setUri("s3://ckpt/k8s");
+      st.setCredentialsSecretRef(new CheckpointSpec.SecretRef("s3-creds", null));
+      c.getSpec().setStorage(st);
+      c.getSpec().setLeaveRunning(false);
+      c = test.resource(c).create();
+      Checkpoint done = awaitTerminal(ns, "c11");
+      CheckpointStatus s = done.getStatus();
+      assertEquals(Phase.Failed, s.phase, s.message);
+      assertEquals(
+          "NotRestorable", StatusAggregator.condition(s, StatusAggregator.FAILED).getReason());
+      assertEquals("False", StatusAggregator.condition(s, StatusAggregator.RESTORABLE).getStatus());
+      assertTrue(s.message.contains("refused before freezing"), s.message);
+      assertTrue(
+          test.v1().events().inNamespace(ns).list().getItems().stream()
+              .anyMatch(
+                  e -> "NotRestorable".equals(e.getReason()) && "Warning".equals(e.getType())),
+          "a Warning Event says why");
+      for (RuncContainer r : List.of(app, side)) {
+        assertTrue(r.alive());
+        assertEquals("0", tracer(r.hostPid()), "never seized");
+        int lines = r.lines();
+        await().atMost(Duration.ofSeconds(5)).until(() -> r.lines() > lines + 2);
+      }
+      String location = "s3://ckpt/k8s/" + ns + "/c11/" + c.getMetadata().getUid();
+      try (CheckpointStore store = appStore(location)) {
+        assertEquals(List.of(), store.objectKeys(), "nothing stored");
+      }
+    }
+  }
+
+  /**
    * Mounts on / in the host mount namespace: stacked ones make every later upstream criu dump on
    * the machine refuse, so no test may add any.
    */
@@ -543,7 +662,7 @@ class CheckpointEndToEndIT {
    * call of the operator and of the agent is checked against the rules the chart grants them.
    */
   @Test
-  @Order(10)
+  @Order(20)
   void operatorAndAgentUseOnlyWhatTheChartGrants() throws Exception {
     var opRules = Chart.rules("operator");
     var agentRules = Chart.rules("node-agent");

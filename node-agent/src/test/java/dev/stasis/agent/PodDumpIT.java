@@ -1,0 +1,211 @@
+package dev.stasis.agent;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
+import static org.junit.jupiter.api.Assertions.assertThrows;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import dev.stasis.dump.DumpOptions;
+import dev.stasis.images.DirectoryImageSink;
+import dev.stasis.images.ImageSink;
+import dev.stasis.testing.RuncContainer;
+import java.io.IOException;
+import java.nio.channels.WritableByteChannel;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.time.Duration;
+import java.util.List;
+import java.util.concurrent.CopyOnWriteArrayList;
+import java.util.function.Consumer;
+import org.junit.jupiter.api.AfterEach;
+import org.junit.jupiter.api.BeforeEach;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+
+/**
+ * A two-container pod (two real runc containers) through {@link PodDump} with the real engine: one
+ * cut for both, and in kill mode nobody dies before every container is stored.
+ */
+class PodDumpIT {
+  @TempDir Path work;
+  RuncContainer a;
+  RuncContainer b;
+
+  @BeforeEach
+  void start() throws Exception {
+    a = RuncContainer.counter(work);
+    b = RuncContainer.counter(work);
+  }
+
+  @AfterEach
+  void stop() throws Exception {
+    a.close();
+    b.close();
+  }
+
+  /**
+   * The real engine; its pre-freeze restorability answer is replaced by "nothing known", because
+   * runc containers have their own namespaces, which makes kill mode refuse (tested below), and
+   * here the order of kill and store is what is looked at.
+   */
+  static final ProcessDumper ENGINE_ASSUMED_RESTORABLE =
+      new ProcessDumper() {
+        @Override
+        public Outcome dump(
+            int pid,
+            boolean leaveRunning,
+            ImageSink sink,
+            Consumer<String> progress,
+            DumpOptions.KillGate gate)
+            throws Exception {
+          return ENGINE.dump(pid, leaveRunning, sink, progress, gate);
+        }
+
+        @Override
+        public List<String> restorability(int pid) {
+          return List.of();
+        }
+      };
+
+  PodDump.Member member(String name, RuncContainer c, ImageSink inner, Runnable onCommit)
+      throws IOException {
+    return new PodDump.Member(
+        name,
+        ContainerProcesses.host().resolve(c.containerId()),
+        new TrackingSink(inner, () -> false, onCommit),
+        m -> {});
+  }
+
+  @Test
+  void killModeKillsBothContainersOnlyAfterBothAreStored() throws Exception {
+    List<String> seen = new CopyOnWriteArrayList<>();
+    Path ia = work.resolve("a");
+    Path ib = work.resolve("b");
+    List<PodDump.Member> members =
+        List.of(
+            member("a", a, DirectoryImageSink.open(ia), () -> seen.add("commit a")),
+            member(
+                "b",
+                b,
+                DirectoryImageSink.open(ib),
+                () -> seen.add("commit b; a alive=" + a.alive())));
+    List<PodDump.Result> r =
+        PodDump.run(members, false, ENGINE_ASSUMED_RESTORABLE, Duration.ofSeconds(5), () -> false);
+    assertEquals(List.of("commit a", "commit b; a alive=true"), seen);
+    assertEquals(2, r.size());
+    await(() -> !a.alive() && !b.alive(), "both containers killed after the group was stored");
+    assertTrue(Files.exists(ia.resolve("pstree.img")) && Files.exists(ib.resolve("pstree.img")));
+  }
+
+  @Test
+  void killModeReleasesTheFirstContainerAliveWhenTheSecondCannotBeStored() throws Exception {
+    Path ia = work.resolve("a");
+    ImageSink failing =
+        new ImageSink() {
+          final DirectoryImageSink inner = DirectoryImageSink.open(work.resolve("b"));
+
+          @Override
+          public WritableByteChannel create(String name) throws IOException {
+            return inner.create(name);
+          }
+
+          @Override
+          public void commit() throws IOException {
+            throw new IOException("store refused the manifest");
+          }
+
+          @Override
+          public void abort() {
+            inner.abort();
+          }
+
+          @Override
+          public String describe() {
+            return "failing";
+          }
+
+          @Override
+          public void close() {
+            inner.close();
+          }
+        };
+    List<PodDump.Member> members =
+        List.of(
+            member("a", a, DirectoryImageSink.open(ia), () -> {}),
+            member("b", b, failing, () -> {}));
+    Exception e =
+        assertThrows(
+            Exception.class,
+            () ->
+                PodDump.run(
+                    members, false, ENGINE_ASSUMED_RESTORABLE, Duration.ofSeconds(5), () -> false));
+    assertTrue(String.valueOf(e.getMessage()).contains("store refused"), e.toString());
+    for (RuncContainer c : List.of(a, b)) {
+      assertTrue(c.alive(), "no container dies when the pod's checkpoint is not complete");
+      assertEquals("0", ContainerDumpIT.tracer(c.hostPid()), "released");
+      int lines = c.lines();
+      await(() -> c.lines() > lines + 2, "runs again (thawed)");
+    }
+  }
+
+  @Test
+  void leaveRunningDumpsBothAtOneCutAndBothKeepRunning() throws Exception {
+    Path ia = work.resolve("a");
+    Path ib = work.resolve("b");
+    List<PodDump.Member> members =
+        List.of(
+            member("a", a, DirectoryImageSink.open(ia), () -> {}),
+            member("b", b, DirectoryImageSink.open(ib), () -> {}));
+    List<PodDump.Result> r =
+        PodDump.run(members, true, ProcessDumper.ENGINE, Duration.ofSeconds(5), () -> false);
+    assertEquals(List.of("a", "b"), r.stream().map(PodDump.Result::name).toList());
+    for (PodDump.Result x : r) {
+      assertFalse(x.warnings().isEmpty(), "own namespaces: the engine says not restorable yet");
+      assertTrue(x.bytes() > 0);
+    }
+    for (RuncContainer c : List.of(a, b)) {
+      int lines = c.lines();
+      await(() -> c.lines() > lines + 2, "keeps running");
+    }
+  }
+
+  @Test
+  void killModeRefusesBeforeFreezingWhenTheEngineSaysTheImagesCouldNotBringItBack()
+      throws Exception {
+    List<PodDump.Member> members =
+        List.of(
+            member("a", a, DirectoryImageSink.open(work.resolve("a")), () -> {}),
+            member("b", b, DirectoryImageSink.open(work.resolve("b")), () -> {}));
+    ContainerProcesses.Container ca = members.get(0).container();
+    PodDump.NotRestorableException e =
+        assertThrows(
+            PodDump.NotRestorableException.class,
+            () ->
+                PodDump.run(
+                    members, false, ProcessDumper.ENGINE, Duration.ofSeconds(5), () -> false));
+    assertTrue(
+        e.getMessage().contains("container 'a'") && e.getMessage().contains("pid"), e.getMessage());
+    assertEquals(2, e.warnings().size());
+    assertFalse(CgroupFreezer.isFrozen(ca.version(), ca.cgroupDir()));
+    assertEquals("0", ContainerDumpIT.tracer(a.hostPid()), "never seized");
+    members.forEach(m -> m.sink().close()); // as CheckpointJob does: discards the empty staging
+    try (var files = Files.list(work.resolve("a"))) {
+      assertEquals(0, files.count(), "nothing written");
+    }
+    assertTrue(a.alive() && b.alive());
+  }
+
+  interface Cond {
+    boolean holds() throws Exception;
+  }
+
+  static void await(Cond cond, String what) throws Exception {
+    long deadline = System.nanoTime() + Duration.ofSeconds(10).toNanos();
+    while (!cond.holds()) {
+      if (System.nanoTime() > deadline) {
+        throw new AssertionError("timed out waiting: " + what);
+      }
+      Thread.sleep(50);
+    }
+  }
+}
