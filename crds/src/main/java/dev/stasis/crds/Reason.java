@@ -22,6 +22,10 @@ public enum Reason {
   ContainerNotFound(true),
   ContainerNotStarted(true),
   StorageNotConfigured(true),
+  /**
+   * spec.storage.uri is not s3://, outside the allow-list, or uses default credentials elsewhere.
+   */
+  StorageNotAllowed(true),
   StorageSecretNotFound(true),
   StorageSecretInOtherNamespace(true),
   EncryptionSecretNotFound(true),

@@ -96,6 +96,12 @@ final class CheckpointJob implements Runnable {
         fail(e.reason(), e.getMessage());
         return;
       }
+      try {
+        stores.checkAllowed(cr);
+      } catch (StorageException e) {
+        fail(Reason.StorageNotAllowed, e.getMessage());
+        return;
+      }
       if (!status.transition(
           Transition.to(Phase.Running, Reason.Claimed, "claimed by the node agent on " + node)
               .containers(refs))) {

@@ -3,6 +3,7 @@ package dev.stasis.agent;
 import dev.stasis.crds.Checkpoint;
 import dev.stasis.crds.CheckpointSpec;
 import dev.stasis.crds.Labels;
+import dev.stasis.crds.StoragePolicy;
 import dev.stasis.storage.CheckpointStore;
 import dev.stasis.storage.EncryptionKey;
 import dev.stasis.storage.S3Config;
@@ -11,8 +12,11 @@ import dev.stasis.storage.StoreOptions;
 import io.fabric8.kubernetes.api.model.Secret;
 import io.fabric8.kubernetes.client.KubernetesClient;
 import java.nio.charset.StandardCharsets;
+import java.util.Arrays;
 import java.util.Base64;
+import java.util.List;
 import java.util.Map;
+import java.util.Optional;
 
 /**
  * Where a Checkpoint's images go: {@code <base>/<namespace>/<name>/<uid>/<container>}, base being
@@ -42,7 +46,37 @@ final class StoreResolver {
     return trim(base) + "/" + Labels.storeKey(cr);
   }
 
+  /**
+   * The admin's allow-list (env STASIS_ALLOWED_STORAGE_URIS, comma-separated, from the chart's
+   * storage.allowedUris); empty: any s3:// store.
+   */
+  private List<String> allowed() {
+    String a = env.get("STASIS_ALLOWED_STORAGE_URIS");
+    if (a == null || a.isBlank()) {
+      return List.of();
+    }
+    return Arrays.stream(a.split(",")).map(String::trim).filter(x -> !x.isEmpty()).toList();
+  }
+
+  /**
+   * Checked here again although the operator and the CRD schema check it too: the agent is
+   * privileged, and neither a server without the schema nor an edited Checkpoint may make it write
+   * a tenant's memory to the node's disk or another tenant's store with the default credentials.
+   */
+  void checkAllowed(Checkpoint cr) throws StorageException {
+    String v =
+        StoragePolicy.violation(
+            cr.getMetadata().getNamespace(),
+            cr.getSpec().getStorage(),
+            Optional.ofNullable(defaultUri).filter(d -> !d.isBlank()),
+            allowed());
+    if (v != null) {
+      throw new StorageException(v);
+    }
+  }
+
   CheckpointStore open(Checkpoint cr, String container) throws StorageException {
+    checkAllowed(cr);
     String uri = location(cr) + "/" + container;
     StoreOptions o = StoreOptions.defaults();
     String spool = env.get("STASIS_SPOOL_DIR");

@@ -77,6 +77,15 @@ class CheckpointEndToEndIT {
   static NodeAgent agent;
   static S3Server s3;
 
+  /** The agent's default store (the chart's defaultStorage.uri). */
+  static final String DEFAULT_STORE = "s3://ckpt/default";
+
+  static Map<String, String> agentEnv() {
+    Map<String, String> env = new java.util.HashMap<>(s3.env());
+    env.put("STASIS_SPOOL_DIR", work.resolve("spool").toString());
+    return env;
+  }
+
   /** The engine the agent uses; a test may slow its sink down to delete mid-dump. */
   static volatile ProcessDumper engine = ProcessDumper.ENGINE;
 
@@ -93,9 +102,10 @@ class CheckpointEndToEndIT {
         new NodeAgent(
                 agentClient,
                 NODE,
-                null,
-                // as the Helm chart configures it: leave-running checkpoints spool their pages
-                Map.of("STASIS_SPOOL_DIR", work.resolve("spool").toString()),
+                DEFAULT_STORE,
+                // as the Helm chart configures it: leave-running checkpoints spool their pages;
+                // the default store's credentials come from the environment
+                agentEnv(),
                 ContainerProcesses.host(),
                 new ProcessDumper() {
                   @Override
@@ -608,6 +618,45 @@ class CheckpointEndToEndIT {
       try (CheckpointStore store = appStore(location)) {
         assertEquals(List.of(), store.objectKeys(), "nothing stored");
       }
+    }
+  }
+
+  /**
+   * Issue 14: install.md's first checkpoint, as documented: its workload script (no longer busybox
+   * ping, whose ICMP socket cannot be dumped) in a real container, its Checkpoint manifest as
+   * written, the default store. It completes and the workload keeps running.
+   */
+  @Test
+  @Order(12)
+  void documentedFirstCheckpointCompletes() throws Exception {
+    String ns = "e2e-docs";
+    try (RuncContainer ctr = RuncContainer.start(work, DocsExamples.firstCheckpointWorkload())) {
+      test.resource(Fixtures.runningPod(ns, "counter", NODE, "counter", ctr.containerId()))
+          .create();
+      Checkpoint c =
+          test.getKubernetesSerialization()
+              .unmarshal(DocsExamples.firstCheckpoint().yaml(), Checkpoint.class);
+      c.getMetadata().setNamespace(ns);
+      c = test.resource(c).create();
+      Checkpoint done = awaitTerminal(ns, c.getMetadata().getName());
+      CheckpointStatus s = done.getStatus();
+      assertEquals(Phase.Completed, s.phase, s.message);
+      assertEquals(
+          DEFAULT_STORE
+              + "/"
+              + ns
+              + "/"
+              + c.getMetadata().getName()
+              + "/"
+              + c.getMetadata().getUid(),
+          s.location);
+      try (CheckpointStore store =
+          CheckpointStore.open(
+              s.location + "/counter", StoreOptions.defaults().withS3(s3.config()))) {
+        assertTrue(store.list().get(0).complete());
+      }
+      int lines = ctr.lines();
+      await().atMost(Duration.ofSeconds(10)).until(() -> ctr.lines() > lines + 2);
     }
   }
 

@@ -118,6 +118,32 @@ class HelmChartTest {
     }
   }
 
+  /** Issue 14: the admin's store allow-list reaches the operator and every agent alike. */
+  @Test
+  void storageAllowListGoesToTheOperatorAndTheAgents() {
+    List<HasMetadata> objs =
+        Chart.render(
+            Map.of("storage.allowedUris[0]", "s3://a/x", "storage.allowedUris[1]", "s3://b"));
+    Container op =
+        one(objs, Deployment.class).getSpec().getTemplate().getSpec().getContainers().get(0);
+    Container ag =
+        one(objs, DaemonSet.class).getSpec().getTemplate().getSpec().getContainers().get(0);
+    assertTrue(
+        op.getEnv().stream()
+            .anyMatch(
+                e ->
+                    e.getName().equals("STASIS_OPERATOR_ALLOWED_STORAGE_URIS")
+                        && e.getValue().equals("s3://a/x,s3://b")),
+        op.getEnv().toString());
+    assertTrue(
+        ag.getEnv().stream()
+            .anyMatch(
+                e ->
+                    e.getName().equals("STASIS_ALLOWED_STORAGE_URIS")
+                        && e.getValue().equals("s3://a/x,s3://b")),
+        ag.getEnv().toString());
+  }
+
   @Test
   void chartShipsTheGeneratedCrd() throws Exception {
     assertEquals(
