@@ -354,11 +354,23 @@ public final class PodDump {
     return 0;
   }
 
+  /**
+   * Every process in the cgroup and the cgroups below it: with crun under CRI-O the container's
+   * processes sit in a {@code container} leaf, not in the scope that is frozen.
+   */
   static List<Integer> procs(Path cgroupDir) throws IOException {
     List<Integer> out = new ArrayList<>();
-    for (String line : Files.readAllLines(cgroupDir.resolve("cgroup.procs"))) {
-      if (!line.isBlank()) {
-        out.add(Integer.parseInt(line.trim()));
+    try (var walk = Files.walk(cgroupDir)) {
+      for (Path d : walk.filter(Files::isDirectory).toList()) {
+        Path procs = d.resolve("cgroup.procs");
+        if (!Files.exists(procs)) {
+          continue;
+        }
+        for (String line : Files.readAllLines(procs)) {
+          if (!line.isBlank()) {
+            out.add(Integer.parseInt(line.trim()));
+          }
+        }
       }
     }
     return out;

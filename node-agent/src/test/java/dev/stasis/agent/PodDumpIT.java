@@ -199,6 +199,38 @@ class PodDumpIT {
     boolean holds() throws Exception;
   }
 
+  /**
+   * Issue 14: a process entered with kubectl exec (here: runc exec, as the kubelet's runtime does)
+   * or an exec probe sits in the container's cgroup outside its init's tree. It must not make the
+   * checkpoint fail: it is left out (the manifest says which) and keeps running.
+   */
+  @Test
+  void execSessionInTheContainerIsLeftOutAndDoesNotFailTheCheckpoint() throws Exception {
+    a.exec("sleep 1000");
+    ContainerProcesses.Container ca = ContainerProcesses.host().resolve(a.containerId());
+    await(
+        () -> ContainerProcesses.host().resolve(a.containerId()).tasks().size() == 2,
+        "the exec'd process appears in the container");
+    Path ia = work.resolve("a");
+    List<String> said = new java.util.concurrent.CopyOnWriteArrayList<>();
+    PodDump.Member m =
+        new PodDump.Member(
+            "a",
+            ContainerProcesses.host().resolve(a.containerId()),
+            new TrackingSink(DirectoryImageSink.open(ia), () -> false, () -> {}),
+            said::add);
+    PodDump.run(List.of(m), true, ProcessDumper.ENGINE, Duration.ofSeconds(5), () -> false);
+    assertTrue(said.stream().anyMatch(x -> x.contains("left out host PIDs")), said.toString());
+    var pstree =
+        dev.stasis.testing.Crit.entries(
+            dev.stasis.testing.Crit.decode(
+                dev.stasis.testing.Crit.Version.BOOKWORM, ia.resolve("pstree.img")));
+    assertEquals(1, pstree.size(), "only the container's own tree: " + pstree);
+    assertEquals(ca.init().nsPid(), pstree.get(0).get("pid").asInt());
+    int lines = a.lines();
+    await(() -> a.lines() > lines + 2, "keeps running");
+  }
+
   static void await(Cond cond, String what) throws Exception {
     long deadline = System.nanoTime() + Duration.ofSeconds(10).toNanos();
     while (!cond.holds()) {

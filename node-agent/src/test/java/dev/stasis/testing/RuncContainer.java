@@ -103,6 +103,35 @@ public final class RuncContainer implements AutoCloseable {
     return "containerd://" + id;
   }
 
+  /**
+   * Starts {@code script} inside the running container as {@code kubectl exec} does (runc exec,
+   * detached, stdio on /dev/null): a process in the container's namespaces and cgroup that is not a
+   * descendant of its init. Returns once runc has started it.
+   */
+  public void exec(String script) throws IOException, InterruptedException {
+    Process p =
+        new ProcessBuilder(
+                "runc",
+                "--root",
+                root.toString(),
+                "exec",
+                "-d",
+                id,
+                "/bin/busybox",
+                "sh",
+                "-c",
+                script)
+            .directory(dir.toFile())
+            .redirectInput(ProcessBuilder.Redirect.from(new java.io.File("/dev/null")))
+            .redirectOutput(ProcessBuilder.Redirect.DISCARD)
+            .redirectError(ProcessBuilder.Redirect.DISCARD)
+            .start();
+    if (!p.waitFor(20, TimeUnit.SECONDS) || p.exitValue() != 0) {
+      p.destroyForcibly();
+      throw new IOException("runc exec into " + id + " failed");
+    }
+  }
+
   public int hostPid() {
     return hostPid;
   }
