@@ -83,7 +83,7 @@ final class StoreResolver {
     if (spool != null && !spool.isBlank()) {
       // leave-running checkpoints: pages to node-local scratch first when it has room (shorter
       // freeze), see CheckpointWriter
-      o = o.withSpool(java.nio.file.Path.of(spool));
+      o = o.withSpool(java.nio.file.Path.of(spool), quantity(env.get("STASIS_SPOOL_LIMIT")));
     }
     CheckpointSpec spec = cr.getSpec();
     if (uri.startsWith("s3://")) {
@@ -154,6 +154,33 @@ final class StoreResolver {
       s.getStringData().forEach((k, v) -> out.put(k, v.trim()));
     }
     return out;
+  }
+
+  /**
+   * A Kubernetes quantity as the chart passes the spool's emptyDir sizeLimit ("8Gi", "500M",
+   * "1073741824"); null, blank or "0": no limit (0).
+   */
+  static long quantity(String q) {
+    if (q == null || q.isBlank()) {
+      return 0;
+    }
+    String t = q.trim();
+    String[][] units = {
+      {"Ki", "1024"}, {"Mi", "1048576"}, {"Gi", "1073741824"}, {"Ti", "1099511627776"},
+      {"k", "1000"}, {"M", "1000000"}, {"G", "1000000000"}, {"T", "1000000000000"}
+    };
+    for (String[] u : units) {
+      if (t.endsWith(u[0])) {
+        return Long.parseLong(t.substring(0, t.length() - u[0].length()).trim())
+            * Long.parseLong(u[1]);
+      }
+    }
+    try {
+      return Long.parseLong(t);
+    } catch (NumberFormatException e) {
+      throw new IllegalArgumentException(
+          "STASIS_SPOOL_LIMIT '" + q + "' is not a size such as 8Gi, 500Mi or 1073741824", e);
+    }
   }
 
   private static String trim(String s) {

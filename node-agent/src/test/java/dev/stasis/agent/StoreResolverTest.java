@@ -82,4 +82,16 @@ class StoreResolverTest {
         () -> listed.checkAllowed(cr("team-a", "s3://approved-not/x", "creds")),
         "prefixes match whole path segments");
   }
+
+  @Test
+  void spoolLimitIsTheChartsEmptyDirSizeLimit() {
+    org.junit.jupiter.api.Assertions.assertEquals(8L << 30, StoreResolver.quantity("8Gi"));
+    org.junit.jupiter.api.Assertions.assertEquals(500_000_000L, StoreResolver.quantity("500M"));
+    org.junit.jupiter.api.Assertions.assertEquals(4096L, StoreResolver.quantity("4096"));
+    org.junit.jupiter.api.Assertions.assertEquals(0L, StoreResolver.quantity(null));
+    String m =
+        assertThrows(IllegalArgumentException.class, () -> StoreResolver.quantity("lots"))
+            .getMessage();
+    assertTrue(m.contains("STASIS_SPOOL_LIMIT 'lots'"), m);
+  }
 }

@@ -22,6 +22,17 @@ public interface StasisConfig {
    */
   Optional<List<String>> allowedStorageUris();
 
+  /** The Lease the replicas elect their leader with. */
+  @WithDefault("stasis-operator-leader")
+  String leaseName();
+
+  /** Namespace of the Lease; default: the operator's own (from its ServiceAccount). */
+  Optional<String> leaseNamespace();
+
+  /** Exit the process when this replica stops leading (it restarts as a follower). */
+  @WithDefault("true")
+  boolean exitOnLostLease();
+
   /** How often to look again at a checkpoint that waits (dispatched, queued, running). */
   @WithDefault("2s")
   Duration pollInterval();
