@@ -114,6 +114,7 @@ final class CheckpointJob implements Runnable {
         try {
           c = processes.resolve(ref.containerID);
         } catch (java.io.IOException | IllegalArgumentException e) {
+          members.forEach(m -> m.sink().close()); // nothing was written through them
           fail(Reason.ProcessNotFound, "container '" + ref.name + "': " + e.getMessage());
           return;
         }

@@ -75,9 +75,17 @@ public final class PodDump {
     private final List<String> warnings;
 
     NotRestorableException(List<String> warnings) {
+      this(warnings, true);
+    }
+
+    NotRestorableException(List<String> warnings, boolean beforeFreezing) {
       super(
-          "leaveRunning: false refused before freezing: no runtime could restore this checkpoint"
-              + " yet, so killing the workload would lose it ("
+          "leaveRunning: false refused "
+              + (beforeFreezing
+                  ? "before freezing"
+                  : "after the dump; the workload was released alive and the images deleted")
+              + ": no runtime could restore this checkpoint yet, so killing the workload would"
+              + " lose it ("
               + String.join("; ", warnings)
               + ")");
       this.warnings = List.copyOf(warnings);
@@ -203,6 +211,20 @@ public final class PodDump {
                 m.sink().bytes(),
                 Map.of(),
                 List.of()));
+      }
+      // The pre-freeze answer looked at each container's init only; the engine has now seen every
+      // process. If it says a container could not be brought back, kill mode kills nobody (the
+      // held trees are released alive in finally) and the caller deletes what was stored.
+      if (!leaveRunning) {
+        List<String> late = new ArrayList<>();
+        for (Member m : members) {
+          if (m.sink().notRestorable() != null) {
+            late.add("container '" + m.name() + "': " + m.sink().notRestorable());
+          }
+        }
+        if (!late.isEmpty()) {
+          throw new NotRestorableException(late, false);
+        }
       }
       // Every container is stored: kill mode kills them all now, then the results are final.
       killAll.complete(true);

@@ -44,28 +44,109 @@ class PodDumpIT {
   }
 
   /**
-   * The real engine; its pre-freeze restorability answer is replaced by "nothing known", because
-   * runc containers have their own namespaces, which makes kill mode refuse (tested below), and
-   * here the order of kill and store is what is looked at.
+   * The real engine with its restorability verdicts hidden (the pre-freeze answer and the {@code
+   * dump.restorable} fact it records): runc containers have their own namespaces, which makes kill
+   * mode refuse (tested below), and here the order of kill and store is looked at.
    */
-  static final ProcessDumper ENGINE_ASSUMED_RESTORABLE =
-      new ProcessDumper() {
-        @Override
-        public Outcome dump(
-            int pid,
-            boolean leaveRunning,
-            ImageSink sink,
-            Consumer<String> progress,
-            DumpOptions.KillGate gate)
-            throws Exception {
-          return ENGINE.dump(pid, leaveRunning, sink, progress, gate);
-        }
+  static final ProcessDumper ENGINE_ASSUMED_RESTORABLE = assumedRestorable(true);
 
-        @Override
-        public List<String> restorability(int pid) {
-          return List.of();
-        }
-      };
+  /** Hides the pre-freeze answer only; the engine's verdict after the dump stays. */
+  static final ProcessDumper ENGINE_PRECHECK_FOOLED = assumedRestorable(false);
+
+  static ProcessDumper assumedRestorable(boolean hideVerdict) {
+    return new ProcessDumper() {
+      @Override
+      public Outcome dump(
+          int pid,
+          boolean leaveRunning,
+          ImageSink sink,
+          Consumer<String> progress,
+          DumpOptions.KillGate gate)
+          throws Exception {
+        return ENGINE.dump(
+            pid, leaveRunning, hideVerdict ? withoutVerdict(sink) : sink, progress, gate);
+      }
+
+      @Override
+      public List<String> restorability(int pid) {
+        return List.of();
+      }
+    };
+  }
+
+  static ImageSink withoutVerdict(ImageSink inner) {
+    return new ImageSink() {
+      @Override
+      public WritableByteChannel create(String name) throws IOException {
+        return inner.create(name);
+      }
+
+      @Override
+      public WritableByteChannel createPages(String name, boolean writeThrough, long bytes)
+          throws IOException {
+        return inner.createPages(name, writeThrough, bytes);
+      }
+
+      @Override
+      public void recordMetadata(java.util.Map<String, String> facts) {
+        var f = new java.util.HashMap<>(facts);
+        f.remove("dump.restorable");
+        inner.recordMetadata(f);
+      }
+
+      @Override
+      public void cancelWhen(java.util.function.BooleanSupplier cancelled) {
+        inner.cancelWhen(cancelled);
+      }
+
+      @Override
+      public void commit() throws IOException {
+        inner.commit();
+      }
+
+      @Override
+      public void abort() {
+        inner.abort();
+      }
+
+      @Override
+      public String describe() {
+        return inner.describe();
+      }
+
+      @Override
+      public void close() {
+        inner.close();
+      }
+    };
+  }
+
+  /**
+   * The pre-freeze answer looks at each container's init only; if the engine finds more during the
+   * dump (here: its verdict on the real namespaces, with the pre-check fooled), kill mode still
+   * kills nobody: both containers are released alive.
+   */
+  @Test
+  void killModeKillsNobodyWhenTheEngineFindsDuringTheDumpThatTheImagesCouldNotBringItBack()
+      throws Exception {
+    List<PodDump.Member> members =
+        List.of(
+            member("a", a, DirectoryImageSink.open(work.resolve("a")), () -> {}),
+            member("b", b, DirectoryImageSink.open(work.resolve("b")), () -> {}));
+    PodDump.NotRestorableException e =
+        assertThrows(
+            PodDump.NotRestorableException.class,
+            () ->
+                PodDump.run(
+                    members, false, ENGINE_PRECHECK_FOOLED, Duration.ofSeconds(5), () -> false));
+    assertTrue(e.getMessage().contains("after the dump"), e.getMessage());
+    for (RuncContainer c : List.of(a, b)) {
+      assertTrue(c.alive(), "nobody killed");
+      assertEquals("0", ContainerDumpIT.tracer(c.hostPid()), "released");
+      int lines = c.lines();
+      await(() -> c.lines() > lines + 2, "runs again");
+    }
+  }
 
   PodDump.Member member(String name, RuncContainer c, ImageSink inner, Runnable onCommit)
       throws IOException {
