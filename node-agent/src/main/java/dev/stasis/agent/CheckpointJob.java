@@ -108,73 +108,89 @@ final class CheckpointJob implements Runnable {
         return;
       }
       String location = stores.location(cr);
-      List<PodDump.Member> members = new ArrayList<>();
-      for (CheckpointStatus.ContainerRef ref : refs) {
-        ContainerProcesses.Container c;
-        try {
-          c = processes.resolve(ref.containerID);
-        } catch (java.io.IOException | IllegalArgumentException e) {
-          members.forEach(m -> m.sink().close()); // nothing was written through them
-          fail(Reason.ProcessNotFound, "container '" + ref.name + "': " + e.getMessage());
-          return;
-        }
-        CheckpointStore store = stores.open(cr, ref.name);
-        opened.add(store);
-        String name = ref.name;
-        TrackingSink[] self = new TrackingSink[1];
-        TrackingSink sink =
-            new TrackingSink(
-                store.newCheckpoint(),
-                this::cancelled,
-                () ->
-                    report(
-                        status.transition(
-                            Transition.to(
-                                    Phase.Uploading,
-                                    Reason.Uploading,
-                                    "container '" + name + "': finishing upload")
-                                .container(
-                                    name,
-                                    CheckpointStatus.ContainerPhase.Uploading,
-                                    self[0].bytes()))));
-        self[0] = sink;
-        sink.recordMetadata(
-            Map.of(
-                "k8s.namespace", cr.getMetadata().getNamespace(),
-                "k8s.checkpoint", cr.getMetadata().getName(),
-                "k8s.checkpoint.uid", cr.getMetadata().getUid(),
-                "k8s.pod", cr.getSpec().getPodName(),
-                "k8s.pod.uid", String.valueOf(st.podUID),
-                "k8s.container", name));
-        members.add(
-            new PodDump.Member(
-                name,
-                c,
-                sink,
-                msg ->
-                    report(
-                        status.progress(
-                            Transition.to(
-                                    Phase.Running,
-                                    Reason.Dumping,
-                                    "container '" + name + "': " + msg)
-                                .container(
-                                    name,
-                                    CheckpointStatus.ContainerPhase.Dumping,
-                                    sink.bytes())))));
-      }
       List<PodDump.Result> results;
-      try {
-        results =
-            PodDump.run(
-                members,
-                cr.getSpec().effectiveLeaveRunning(),
-                dumper,
-                Duration.ofSeconds(10),
-                this::cancelled);
-      } finally {
-        for (PodDump.Member m : members) {
-          m.sink().close();
+      for (int attempt = 1; ; attempt++) {
+        int openedBefore = opened.size();
+        List<PodDump.Member> members = new ArrayList<>();
+        for (CheckpointStatus.ContainerRef ref : refs) {
+          ContainerProcesses.Container c;
+          try {
+            c = processes.resolve(ref.containerID);
+          } catch (java.io.IOException | IllegalArgumentException e) {
+            members.forEach(m -> m.sink().close()); // nothing was written through them
+            fail(Reason.ProcessNotFound, "container '" + ref.name + "': " + e.getMessage());
+            return;
+          }
+          CheckpointStore store = stores.open(cr, ref.name);
+          opened.add(store);
+          String name = ref.name;
+          TrackingSink[] self = new TrackingSink[1];
+          TrackingSink sink =
+              new TrackingSink(
+                  store.newCheckpoint(),
+                  this::cancelled,
+                  () ->
+                      report(
+                          status.transition(
+                              Transition.to(
+                                      Phase.Uploading,
+                                      Reason.Uploading,
+                                      "container '" + name + "': finishing upload")
+                                  .container(
+                                      name,
+                                      CheckpointStatus.ContainerPhase.Uploading,
+                                      self[0].bytes()))));
+          self[0] = sink;
+          sink.recordMetadata(
+              Map.of(
+                  "k8s.namespace", cr.getMetadata().getNamespace(),
+                  "k8s.checkpoint", cr.getMetadata().getName(),
+                  "k8s.checkpoint.uid", cr.getMetadata().getUid(),
+                  "k8s.pod", cr.getSpec().getPodName(),
+                  "k8s.pod.uid", String.valueOf(st.podUID),
+                  "k8s.container", name));
+          members.add(
+              new PodDump.Member(
+                  name,
+                  c,
+                  sink,
+                  msg ->
+                      report(
+                          status.progress(
+                              Transition.to(
+                                      Phase.Running,
+                                      Reason.Dumping,
+                                      "container '" + name + "': " + msg)
+                                  .container(
+                                      name,
+                                      CheckpointStatus.ContainerPhase.Dumping,
+                                      sink.bytes())))));
+        }
+        List<CheckpointStore> these = opened.subList(openedBefore, opened.size());
+        try {
+          results =
+              PodDump.run(
+                  members,
+                  cr.getSpec().effectiveLeaveRunning(),
+                  dumper,
+                  Duration.ofSeconds(10),
+                  this::cancelled);
+          break;
+        } catch (DumpException e) {
+          if (attempt >= ATTEMPTS || !transientZombie(e) || cancelled()) {
+            throw e;
+          }
+          // Nothing was kept: the engine released everything and every cgroup is thawed. Clear
+          // this attempt's partial upload (same place as the next) and let the parent reap.
+          LOG.info(who() + ": attempt " + attempt + " met " + e.getMessage() + "; cutting again");
+          for (CheckpointStore s : these) {
+            removeAll(s);
+          }
+          Thread.sleep(200);
+        } finally {
+          for (PodDump.Member m : members) {
+            m.sink().close();
+          }
         }
       }
       CheckpointStatus.Durations total = new CheckpointStatus.Durations();
@@ -249,6 +265,25 @@ final class CheckpointJob implements Runnable {
       opened.forEach(CheckpointStore::close);
       onDone.run();
     }
+  }
+
+  /** Cuts tried when a transient state (below) refuses one. */
+  static final int ATTEMPTS = 3;
+
+  /**
+   * A child that has just exited and is not reaped yet when the cut freezes the pod (a shell's
+   * {@code sleep} between exit and wait) is a zombie the engine cannot dump; a moment later the
+   * parent has reaped it. Only such a descendant is retried; the container's init being a zombie is
+   * not transient.
+   */
+  static boolean transientZombie(Throwable e) {
+    for (Throwable c = e; c != null; c = c.getCause() == c ? null : c.getCause()) {
+      String m = String.valueOf(c.getMessage());
+      if (m.startsWith("descendant ") && m.endsWith(" is a zombie")) {
+        return true;
+      }
+    }
+    return false;
   }
 
   /**
