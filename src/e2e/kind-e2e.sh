@@ -45,8 +45,9 @@ helm upgrade --install stasis helm/stasis -n "$NS" \
 
 step "workload"
 kubectl delete pod counter --ignore-not-found --wait
-# A single process that prints every second without forking (the engine dumps one process).
-kubectl run counter --image=busybox --restart=Never -- ping -i 1 127.0.0.1
+# install.md's workload, character for character (DocsExamplesTest checks that): a shell printing
+# every second. Not busybox ping: it holds an ICMP socket, which the engine cannot dump yet.
+kubectl run counter --image=busybox --restart=Never -- sh -c 'i=0; while :; do i=$((i+1)); echo $i; sleep 1; done'
 kubectl wait --for=condition=Ready pod/counter --timeout=120s
 
 step "checkpoint"

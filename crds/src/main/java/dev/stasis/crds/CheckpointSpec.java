@@ -5,6 +5,7 @@ import com.fasterxml.jackson.annotation.JsonPropertyDescription;
 import io.fabric8.generator.annotation.Default;
 import io.fabric8.generator.annotation.Max;
 import io.fabric8.generator.annotation.Min;
+import io.fabric8.generator.annotation.Pattern;
 import io.fabric8.generator.annotation.Required;
 import io.fabric8.generator.annotation.ValidationRule;
 import java.util.ArrayList;
@@ -142,7 +143,10 @@ public class CheckpointSpec {
   @JsonInclude(JsonInclude.Include.NON_NULL)
   public static class StorageSpec {
     @Required
-    @JsonPropertyDescription("Base URI, e.g. s3://bucket/prefix (endpoint from the Secret).")
+    @Pattern(StoragePolicy.URI_PATTERN)
+    @JsonPropertyDescription(
+        "Base URI s3://bucket/prefix (endpoint from the Secret); only s3:// is accepted. Without"
+            + " credentialsSecretRef only the default store or its prefix for this namespace.")
     private String uri;
 
     @JsonPropertyDescription(

@@ -14,7 +14,7 @@ import java.util.List;
 public class CheckpointStatus {
   public Phase phase;
 
-  @JsonPropertyDescription("Ready, Accepted and Failed, each with a reason.")
+  @JsonPropertyDescription("Accepted, Ready, Failed and Restorable, each with a reason.")
   public List<Condition> conditions = new ArrayList<>();
 
   public Long observedGeneration;
@@ -54,7 +54,7 @@ public class CheckpointStatus {
     c.podUID = podUID;
     c.containers = new ArrayList<>();
     for (ContainerRef r : containers) {
-      c.containers.add(new ContainerRef(r.name, r.containerID));
+      c.containers.add(r.copy());
     }
     c.location = location;
     c.sizeBytes = sizeBytes;
@@ -65,11 +65,21 @@ public class CheckpointStatus {
     return c;
   }
 
-  /** One container of the pod and its runtime ID (containerd://..., cri-o://...). */
+  /**
+   * One container of the pod, its runtime ID (containerd://..., cri-o://...) and how far its part
+   * of the checkpoint got. The pod's phase is derived from these (see {@link StatusAggregator}).
+   */
   @JsonInclude(JsonInclude.Include.NON_NULL)
   public static class ContainerRef {
     public String name;
     public String containerID;
+
+    @JsonPropertyDescription(
+        "This container's step: Frozen, Dumping, Uploading, Stored (only ever moves forward).")
+    public ContainerPhase phase;
+
+    @JsonPropertyDescription("Bytes of this container's images written so far.")
+    public Long sizeBytes;
 
     public ContainerRef() {}
 
@@ -77,6 +87,21 @@ public class CheckpointStatus {
       this.name = name;
       this.containerID = containerID;
     }
+
+    public ContainerRef copy() {
+      ContainerRef r = new ContainerRef(name, containerID);
+      r.phase = phase;
+      r.sizeBytes = sizeBytes;
+      return r;
+    }
+  }
+
+  /** One container's step within a pod checkpoint; the order is the only allowed direction. */
+  public enum ContainerPhase {
+    Frozen,
+    Dumping,
+    Uploading,
+    Stored
   }
 
   /** Milliseconds spent in each step of the dump on the node. */

@@ -22,6 +22,10 @@ public enum Reason {
   ContainerNotFound(true),
   ContainerNotStarted(true),
   StorageNotConfigured(true),
+  /**
+   * spec.storage.uri is not s3://, outside the allow-list, or uses default credentials elsewhere.
+   */
+  StorageNotAllowed(true),
   StorageSecretNotFound(true),
   StorageSecretInOtherNamespace(true),
   EncryptionSecretNotFound(true),
@@ -35,7 +39,17 @@ public enum Reason {
   FreezeFailed(false),
   DumpFailed(false),
   StorageFailed(false),
-  Cancelled(false);
+  Cancelled(false),
+  /**
+   * leaveRunning: false refused before anything was frozen: the engine reports that the images of
+   * this workload could not bring it back, so killing it would lose it.
+   */
+  NotRestorable(false),
+  /** The pod the agent read is not the one accepted: other node, replaced (new UID). */
+  PodChanged(false),
+  // Restorable condition only
+  Restorable(false),
+  RestorabilityUnknown(false);
 
   private final boolean validation;
 

@@ -3,6 +3,7 @@ package dev.stasis.crds;
 import io.fabric8.kubernetes.api.model.Condition;
 import java.time.Instant;
 import java.time.temporal.ChronoUnit;
+import java.util.ArrayList;
 import java.util.List;
 
 /**
@@ -16,6 +17,12 @@ import java.util.List;
  *       e.g. an agent finishing just after the operator timed it out, see the status unchanged).
  *   <li>Phases only move forward (Pending, Running, Uploading, then a terminal phase); a backward
  *       step is a programming error.
+ *   <li>A pod checkpoint is one phase over several containers: a transition naming a container
+ *       moves only that container's step forward (a step back is ignored), and the pod's phase is
+ *       derived from all of them: Uploading once every container reached Uploading, Running before.
+ *       sizeBytes is then the sum over the containers.
+ *   <li>{@code Restorable} is set from the engine's restorability warnings whenever a transition
+ *       carries them: True when there are none, False with the warnings as message otherwise.
  *   <li>Conditions: {@code Accepted} (request valid), {@code Ready} (images complete in the store),
  *       {@code Failed} (with the failure reason). A condition's lastTransitionTime changes only
  *       when its status does; every condition carries the generation it describes.
@@ -25,6 +32,7 @@ public final class StatusAggregator {
   public static final String ACCEPTED = "Accepted";
   public static final String READY = "Ready";
   public static final String FAILED = "Failed";
+  public static final String RESTORABLE = "Restorable";
 
   private StatusAggregator() {}
 
@@ -34,7 +42,9 @@ public final class StatusAggregator {
     if (current != null && current.phase != null && current.phase.terminal()) {
       return current;
     }
-    if (current != null
+    boolean perContainer = t.container != null && !t.phase.terminal();
+    if (!perContainer
+        && current != null
         && current.phase != null
         && t.phase.ordinal() < current.phase.ordinal()
         && !t.phase.terminal()) {
@@ -53,7 +63,8 @@ public final class StatusAggregator {
       s.podUID = t.podUID;
     }
     if (t.containers != null) {
-      s.containers = List.copyOf(t.containers);
+      s.containers = new ArrayList<>();
+      t.containers.forEach(r -> s.containers.add(r.copy()));
     }
     if (t.location != null) {
       s.location = t.location;
@@ -63,6 +74,14 @@ public final class StatusAggregator {
     }
     if (t.durations != null) {
       s.durations = t.durations.copy();
+    }
+    if (perContainer) {
+      s.phase = podPhase(s, t, current == null ? null : current.phase);
+    }
+    if (t.phase == Phase.Completed) {
+      for (CheckpointStatus.ContainerRef r : s.containers) {
+        r.phase = CheckpointStatus.ContainerPhase.Stored;
+      }
     }
     if (s.startTime == null && (t.phase == Phase.Running || t.phase == Phase.Uploading)) {
       s.startTime = ts;
@@ -83,7 +102,63 @@ public final class StatusAggregator {
         ts);
     set(s, READY, t.phase == Phase.Completed ? "True" : "False", t.reason, t, generation, ts);
     set(s, FAILED, t.phase == Phase.Failed ? "True" : "False", t.reason, t, generation, ts);
+    if (t.restorabilityWarnings != null) {
+      boolean ok = t.restorabilityWarnings.isEmpty();
+      set(
+          s,
+          RESTORABLE,
+          ok ? "True" : "False",
+          ok ? Reason.Restorable : Reason.NotRestorable,
+          ok
+              ? "the engine reported nothing that would keep a runtime from restoring the images"
+              : String.join("; ", t.restorabilityWarnings),
+          generation,
+          ts);
+    }
     return s;
+  }
+
+  /**
+   * Moves the named container's step forward (never back) and derives the pod's phase from all
+   * containers; the pod's phase itself never moves back either.
+   */
+  private static Phase podPhase(CheckpointStatus s, Transition t, Phase current) {
+    List<CheckpointStatus.ContainerRef> refs = new ArrayList<>(s.containers);
+    CheckpointStatus.ContainerRef ref = null;
+    for (CheckpointStatus.ContainerRef r : refs) {
+      if (t.container.equals(r.name)) {
+        ref = r;
+      }
+    }
+    if (ref == null) {
+      ref = new CheckpointStatus.ContainerRef(t.container, null);
+      refs.add(ref);
+    }
+    if (ref.phase == null || t.containerPhase.ordinal() >= ref.phase.ordinal()) {
+      ref.phase = t.containerPhase;
+      if (t.containerBytes != null) {
+        ref.sizeBytes = t.containerBytes;
+      }
+    }
+    s.containers = refs;
+    long sum = 0;
+    boolean anyBytes = false;
+    boolean allUploading = true;
+    for (CheckpointStatus.ContainerRef r : refs) {
+      if (r.sizeBytes != null) {
+        sum += r.sizeBytes;
+        anyBytes = true;
+      }
+      if (r.phase == null
+          || r.phase.ordinal() < CheckpointStatus.ContainerPhase.Uploading.ordinal()) {
+        allUploading = false;
+      }
+    }
+    if (anyBytes) {
+      s.sizeBytes = sum;
+    }
+    Phase derived = allUploading ? Phase.Uploading : Phase.Running;
+    return current != null && current.ordinal() > derived.ordinal() ? current : derived;
   }
 
   /** The condition of the given type, or null. */
@@ -112,7 +187,23 @@ public final class StatusAggregator {
         old != null && status.equals(old.getStatus()) && old.getLastTransitionTime() != null
             ? old.getLastTransitionTime()
             : ts;
-    Condition c = new Condition(since, t.message, generation, reason.name(), status, type);
+    set(s, type, status, reason, t.message, generation, ts);
+  }
+
+  private static void set(
+      CheckpointStatus s,
+      String type,
+      String status,
+      Reason reason,
+      String message,
+      long generation,
+      String ts) {
+    Condition old = condition(s, type);
+    String since =
+        old != null && status.equals(old.getStatus()) && old.getLastTransitionTime() != null
+            ? old.getLastTransitionTime()
+            : ts;
+    Condition c = new Condition(since, message, generation, reason.name(), status, type);
     if (old != null) {
       s.conditions.set(s.conditions.indexOf(old), c);
     } else {

@@ -16,6 +16,10 @@ public final class Transition {
   String location;
   Long sizeBytes;
   CheckpointStatus.Durations durations;
+  String container;
+  CheckpointStatus.ContainerPhase containerPhase;
+  Long containerBytes;
+  List<String> restorabilityWarnings;
 
   private Transition(Phase phase, Reason reason, String message) {
     this.phase = phase;
@@ -54,6 +58,27 @@ public final class Transition {
 
   public Transition durations(CheckpointStatus.Durations durations) {
     this.durations = durations;
+    return this;
+  }
+
+  /**
+   * Progress of one container of a multi-container checkpoint: its step and bytes so far. The pod's
+   * phase is then derived from every container's step (Running until all of them reached
+   * Uploading), so one container finishing early never makes another's progress a step back.
+   */
+  public Transition container(String name, CheckpointStatus.ContainerPhase phase, Long bytes) {
+    this.container = name;
+    this.containerPhase = phase;
+    this.containerBytes = bytes;
+    return this;
+  }
+
+  /**
+   * The engine's restorability warnings for these images: empty means a runtime can restore them
+   * (condition Restorable=True), otherwise Restorable=False with the warnings as message.
+   */
+  public Transition restorability(List<String> warnings) {
+    this.restorabilityWarnings = List.copyOf(warnings);
     return this;
   }
 

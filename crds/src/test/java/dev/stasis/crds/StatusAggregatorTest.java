@@ -110,4 +110,101 @@ class StatusAggregatorTest {
     assertEquals(1L, p.observedGeneration);
     assertEquals("Dispatched", cond(p, "Ready").getReason());
   }
+
+  /**
+   * Issue 14: container 1 of a two-container pod reaching Uploading made container 2's progress
+   * (Running) a step back, and the aggregator threw. The pod's phase is now derived from both.
+   */
+  @Test
+  void twoContainersProgressIndependentlyUnderOnePodPhase() {
+    CheckpointStatus s =
+        StatusAggregator.next(
+            null,
+            1,
+            Transition.to(Phase.Pending, Reason.Dispatched, "dispatched")
+                .containers(
+                    List.of(
+                        new CheckpointStatus.ContainerRef("a", "containerd://aa"),
+                        new CheckpointStatus.ContainerRef("b", "containerd://bb"))),
+            T0);
+    s = StatusAggregator.next(s, 1, Transition.to(Phase.Running, Reason.Claimed, "claimed"), T0);
+    s =
+        StatusAggregator.next(
+            s,
+            1,
+            Transition.to(Phase.Uploading, Reason.Uploading, "a: finishing upload")
+                .container("a", CheckpointStatus.ContainerPhase.Uploading, 100L),
+            T1);
+    assertEquals(Phase.Running, s.phase, "b has not been dumped yet");
+    s =
+        StatusAggregator.next(
+            s,
+            1,
+            Transition.to(Phase.Running, Reason.Dumping, "b: pages")
+                .container("b", CheckpointStatus.ContainerPhase.Dumping, 50L),
+            T1);
+    assertEquals(Phase.Running, s.phase);
+    assertEquals(150L, s.sizeBytes, "the pod's size is the sum of its containers'");
+    assertEquals(CheckpointStatus.ContainerPhase.Uploading, s.containers.get(0).phase);
+    assertEquals(CheckpointStatus.ContainerPhase.Dumping, s.containers.get(1).phase);
+    s =
+        StatusAggregator.next(
+            s,
+            1,
+            Transition.to(Phase.Uploading, Reason.Uploading, "b: finishing upload")
+                .container("b", CheckpointStatus.ContainerPhase.Uploading, 70L),
+            T2);
+    assertEquals(Phase.Uploading, s.phase, "every container is uploading");
+    s =
+        StatusAggregator.next(
+            s,
+            1,
+            Transition.to(Phase.Running, Reason.Dumping, "late progress of a")
+                .container("a", CheckpointStatus.ContainerPhase.Dumping, 90L),
+            T2);
+    assertEquals(Phase.Uploading, s.phase, "a late progress report is not a step back");
+    assertEquals(CheckpointStatus.ContainerPhase.Uploading, s.containers.get(0).phase);
+    assertEquals(170L, s.sizeBytes);
+    assertEquals("containerd://bb", s.containers.get(1).containerID, "IDs are kept");
+  }
+
+  @Test
+  void restorableConditionFollowsTheEnginesWarnings() {
+    CheckpointStatus s =
+        StatusAggregator.next(
+            null,
+            1,
+            Transition.to(Phase.Completed, Reason.Completed, "stored")
+                .restorability(List.of("container 'a': own pid namespace")),
+            T0);
+    assertEquals("True", cond(s, "Ready").getStatus(), "the images are complete");
+    assertEquals("False", cond(s, "Restorable").getStatus());
+    assertEquals("NotRestorable", cond(s, "Restorable").getReason());
+    assertEquals("container 'a': own pid namespace", cond(s, "Restorable").getMessage());
+
+    CheckpointStatus ok =
+        StatusAggregator.next(
+            null,
+            1,
+            Transition.to(Phase.Completed, Reason.Completed, "stored").restorability(List.of()),
+            T0);
+    assertEquals("True", cond(ok, "Restorable").getStatus());
+    assertEquals("Restorable", cond(ok, "Restorable").getReason());
+
+    CheckpointStatus refused =
+        StatusAggregator.next(
+            null,
+            1,
+            Transition.failed(Reason.NotRestorable, "refused to kill")
+                .restorability(List.of("own mnt namespace")),
+            T0);
+    assertEquals(Phase.Failed, refused.phase);
+    assertEquals("NotRestorable", cond(refused, "Failed").getReason());
+    assertEquals("False", cond(refused, "Restorable").getStatus());
+    assertNull(
+        cond(
+            StatusAggregator.next(null, 1, Transition.to(Phase.Running, Reason.Claimed, "x"), T0),
+            "Restorable"),
+        "unknown until the engine said");
+  }
 }

@@ -18,7 +18,8 @@ import java.util.logging.Level;
 import java.util.logging.Logger;
 
 /**
- * One claimed Checkpoint on this node: resolve its containers, dump each into its own image set in
+ * One claimed Checkpoint on this node: re-read the pod (never trusting the IDs in the status),
+ * resolve its containers, dump them as one cut ({@link PodDump}), each into its own image set in
  * the store, and report. Everything it started is undone on failure or cancellation: cgroups
  * thawed, the engine detached from the workload, partial uploads and already stored containers of
  * this checkpoint deleted, so that a checkpoint is either complete or absent.
@@ -31,6 +32,8 @@ final class CheckpointJob implements Runnable {
   private final StoreResolver stores;
   private final ContainerProcesses processes;
   private final ProcessDumper dumper;
+  private final PodCheck pods;
+  private final String node;
   private final Instant deadline;
   private final Runnable onDone;
   private volatile boolean deleted;
@@ -44,8 +47,12 @@ final class CheckpointJob implements Runnable {
       StoreResolver stores,
       ContainerProcesses processes,
       ProcessDumper dumper,
+      PodCheck pods,
+      String node,
       Runnable onDone) {
     this.cr = cr;
+    this.pods = pods;
+    this.node = node;
     this.status = status;
     this.stores = stores;
     this.processes = processes;
@@ -82,69 +89,125 @@ final class CheckpointJob implements Runnable {
     boolean complete = false;
     try {
       CheckpointStatus st = cr.getStatus();
+      List<CheckpointStatus.ContainerRef> refs;
+      try {
+        refs = pods.containersOnThisNode(cr);
+      } catch (PodCheck.MismatchException e) {
+        fail(e.reason(), e.getMessage());
+        return;
+      }
+      try {
+        stores.checkAllowed(cr);
+      } catch (StorageException e) {
+        fail(Reason.StorageNotAllowed, e.getMessage());
+        return;
+      }
       if (!status.transition(
-          Transition.to(
-              Phase.Running, Reason.Claimed, "claimed by the node agent on " + st.nodeName))) {
+          Transition.to(Phase.Running, Reason.Claimed, "claimed by the node agent on " + node)
+              .containers(refs))) {
         return;
       }
       String location = stores.location(cr);
+      List<PodDump.Result> results;
+      for (int attempt = 1; ; attempt++) {
+        int openedBefore = opened.size();
+        List<PodDump.Member> members = new ArrayList<>();
+        for (CheckpointStatus.ContainerRef ref : refs) {
+          ContainerProcesses.Container c;
+          try {
+            c = processes.resolve(ref.containerID);
+          } catch (java.io.IOException | IllegalArgumentException e) {
+            members.forEach(m -> m.sink().close()); // nothing was written through them
+            fail(Reason.ProcessNotFound, "container '" + ref.name + "': " + e.getMessage());
+            return;
+          }
+          CheckpointStore store = stores.open(cr, ref.name);
+          opened.add(store);
+          String name = ref.name;
+          TrackingSink[] self = new TrackingSink[1];
+          TrackingSink sink =
+              new TrackingSink(
+                  store.newCheckpoint(),
+                  this::cancelled,
+                  () ->
+                      report(
+                          status.transition(
+                              Transition.to(
+                                      Phase.Uploading,
+                                      Reason.Uploading,
+                                      "container '" + name + "': finishing upload")
+                                  .container(
+                                      name,
+                                      CheckpointStatus.ContainerPhase.Uploading,
+                                      self[0].bytes()))));
+          self[0] = sink;
+          sink.recordMetadata(
+              Map.of(
+                  "k8s.namespace", cr.getMetadata().getNamespace(),
+                  "k8s.checkpoint", cr.getMetadata().getName(),
+                  "k8s.checkpoint.uid", cr.getMetadata().getUid(),
+                  "k8s.pod", cr.getSpec().getPodName(),
+                  "k8s.pod.uid", String.valueOf(st.podUID),
+                  "k8s.container", name));
+          members.add(
+              new PodDump.Member(
+                  name,
+                  c,
+                  sink,
+                  msg ->
+                      report(
+                          status.progress(
+                              Transition.to(
+                                      Phase.Running,
+                                      Reason.Dumping,
+                                      "container '" + name + "': " + msg)
+                                  .container(
+                                      name,
+                                      CheckpointStatus.ContainerPhase.Dumping,
+                                      sink.bytes())))));
+        }
+        List<CheckpointStore> these = opened.subList(openedBefore, opened.size());
+        try {
+          results =
+              PodDump.run(
+                  members,
+                  cr.getSpec().effectiveLeaveRunning(),
+                  dumper,
+                  Duration.ofSeconds(10),
+                  this::cancelled);
+          break;
+        } catch (DumpException e) {
+          if (attempt >= ATTEMPTS || !transientZombie(e) || cancelled()) {
+            throw e;
+          }
+          // Nothing was kept: the engine released everything and every cgroup is thawed. Clear
+          // this attempt's partial upload (same place as the next) and let the parent reap.
+          LOG.info(who() + ": attempt " + attempt + " met " + e.getMessage() + "; cutting again");
+          for (CheckpointStore s : these) {
+            removeAll(s);
+          }
+          Thread.sleep(200);
+        } finally {
+          for (PodDump.Member m : members) {
+            m.sink().close();
+          }
+        }
+      }
       CheckpointStatus.Durations total = new CheckpointStatus.Durations();
       total.freezeMillis = 0L;
       total.frozenMillis = 0L;
       total.dumpMillis = 0L;
       total.uploadMillis = 0L;
       long bytes = 0;
-      for (CheckpointStatus.ContainerRef ref : st.containers) {
-        ContainerProcesses.Container c;
-        try {
-          c = processes.resolve(ref.containerID);
-        } catch (java.io.IOException | IllegalArgumentException e) {
-          fail(Reason.ProcessNotFound, "container '" + ref.name + "': " + e.getMessage());
-          return;
-        }
-        CheckpointStore store = stores.open(cr, ref.name);
-        opened.add(store);
-        long before = bytes;
-        TrackingSink sink =
-            new TrackingSink(
-                store.newCheckpoint(),
-                this::cancelled,
-                () ->
-                    report(
-                        status.transition(
-                            Transition.to(
-                                Phase.Uploading,
-                                Reason.Uploading,
-                                "container '" + ref.name + "': finishing upload"))));
-        sink.recordMetadata(
-            Map.of(
-                "k8s.namespace", cr.getMetadata().getNamespace(),
-                "k8s.checkpoint", cr.getMetadata().getName(),
-                "k8s.checkpoint.uid", cr.getMetadata().getUid(),
-                "k8s.pod", cr.getSpec().getPodName(),
-                "k8s.pod.uid", String.valueOf(st.podUID),
-                "k8s.container", ref.name));
-        ContainerDump.Result r;
-        try (sink) {
-          r =
-              ContainerDump.run(
-                  c,
-                  cr.getSpec().effectiveLeaveRunning(),
-                  sink,
-                  dumper,
-                  msg ->
-                      report(
-                          status.progress(
-                              Phase.Running,
-                              "container '" + ref.name + "': " + msg,
-                              before + sink.bytes())),
-                  Duration.ofSeconds(10));
-        }
+      List<String> warnings = new ArrayList<>();
+      for (PodDump.Result r : results) {
         bytes += r.bytes();
-        total.freezeMillis += r.freezeMillis();
-        total.frozenMillis += r.frozenMillis();
+        // one freeze of all containers at once; frozen: until the last container was let go
+        total.freezeMillis = Math.max(total.freezeMillis, r.freezeMillis());
+        total.frozenMillis = Math.max(total.frozenMillis, r.frozenMillis());
         total.dumpMillis += r.dumpMillis();
         total.uploadMillis += r.uploadMillis();
+        r.warnings().forEach(w -> warnings.add("container '" + r.name() + "': " + w));
       }
       complete = true;
       status.transition(
@@ -154,19 +217,30 @@ final class CheckpointJob implements Runnable {
                   "stored "
                       + bytes
                       + " bytes of "
-                      + st.containers.size()
+                      + refs.size()
                       + " container(s) at "
-                      + location)
+                      + location
+                      + (warnings.isEmpty()
+                          ? ""
+                          : "; not restorable yet, see condition Restorable"))
               .location(location)
               .sizeBytes(bytes)
-              .durations(total));
+              .durations(total)
+              .restorability(warnings));
     } catch (TrackingSink.CancelledException e) {
       fail(
           deleted ? Reason.Cancelled : Reason.TimedOut,
           deleted
               ? "cancelled: the Checkpoint was deleted; the workload was released unharmed"
               : "did not finish within timeoutSeconds=" + cr.getSpec().effectiveTimeoutSeconds());
-    } catch (ContainerDump.RefusedException | DumpException e) {
+    } catch (PodDump.NotRestorableException e) {
+      try {
+        status.transition(
+            Transition.failed(Reason.NotRestorable, e.getMessage()).restorability(e.warnings()));
+      } catch (RuntimeException x) {
+        LOG.log(Level.WARNING, who() + ": could not report " + e.getMessage(), x);
+      }
+    } catch (PodDump.RefusedException | DumpException e) {
       fail(
           cause(e) instanceof TrackingSink.CancelledException
               ? Reason.Cancelled
@@ -191,6 +265,25 @@ final class CheckpointJob implements Runnable {
       opened.forEach(CheckpointStore::close);
       onDone.run();
     }
+  }
+
+  /** Cuts tried when a transient state (below) refuses one. */
+  static final int ATTEMPTS = 3;
+
+  /**
+   * A child that has just exited and is not reaped yet when the cut freezes the pod (a shell's
+   * {@code sleep} between exit and wait) is a zombie the engine cannot dump; a moment later the
+   * parent has reaped it. Only such a descendant is retried; the container's init being a zombie is
+   * not transient.
+   */
+  static boolean transientZombie(Throwable e) {
+    for (Throwable c = e; c != null; c = c.getCause() == c ? null : c.getCause()) {
+      String m = String.valueOf(c.getMessage());
+      if (m.startsWith("descendant ") && m.endsWith(" is a zombie")) {
+        return true;
+      }
+    }
+    return false;
   }
 
   /**

@@ -15,11 +15,11 @@ import java.util.Locale;
  * Finds a container's processes on the host from its runtime ID, the way the kubelet reports it in
  * the pod status ({@code containerd://<id>}, {@code cri-o://<id>}, {@code docker://<id>}).
  *
- * <p>Every runtime puts the ID into the container's cgroup path ({@code .../<id>}, {@code
- * .../cri-containerd-<id>.scope}, {@code .../crio-<id>.scope}), so a scan of {@code
- * /proc/*&#47;cgroup} finds the container's processes on cgroup v1 (the freezer hierarchy's line)
- * and v2 (the {@code 0::} line) alike. For each process the PID it has inside its own PID namespace
- * is read from {@code NSpid}: that is the PID the images must record.
+ * <p>Every runtime names the container's cgroup after the ID ({@code .../<id>}, {@code
+ * .../cri-containerd-<id>.scope}, {@code .../crio-<id>.scope}; see {@link #containerCgroup}), so a
+ * scan of {@code /proc/*&#47;cgroup} finds the container's processes on cgroup v1 (the freezer
+ * hierarchy's line) and v2 (the {@code 0::} line) alike. For each process the PID it has inside its
+ * own PID namespace is read from {@code NSpid}: that is the PID the images must record.
  */
 public final class ContainerProcesses {
   private final Path procRoot;
@@ -80,7 +80,8 @@ public final class ContainerProcesses {
   }
 
   /**
-   * Resolves the container.
+   * Resolves the container: its processes (every process whose cgroup is the container's cgroup or
+   * below it) and its cgroup directory (the one to freeze, which covers everything below).
    *
    * @throws IOException naming the container when no process of it is found
    */
@@ -106,11 +107,12 @@ public final class ContainerProcesses {
           continue; // exited while we looked
         }
         Membership m = membership(cgroup);
-        if (m == null || !containsId(m.path, id)) {
+        String dir = m == null ? null : containerCgroup(m.path, id);
+        if (dir == null) {
           continue;
         }
         if (cgroupPath == null) {
-          cgroupPath = m.path;
+          cgroupPath = dir;
           version = m.version;
         }
         Status st = Status.parse(status);
@@ -125,6 +127,52 @@ public final class ContainerProcesses {
     Path dir = cgroupPath.contains("/..") ? find(mount, id) : mount.resolve(strip(cgroupPath));
     tasks.sort(Comparator.comparingInt(Task::hostPid));
     return new Container(id, version, dir, List.copyOf(tasks));
+  }
+
+  /**
+   * The container's own cgroup within a process's cgroup path, or null if the process is not in the
+   * container. The container's cgroup is the path segment that names the container as the runtimes
+   * name it, and a process may sit below it (crun under CRI-O on cgroup v2 puts the container's
+   * processes into a {@code container} leaf of {@code crio-<id>.scope}):
+   *
+   * <ul>
+   *   <li>containerd: {@code cri-containerd-<id>.scope} (systemd driver), {@code <id>} (cgroupfs);
+   *   <li>CRI-O: {@code crio-<id>.scope} (systemd), {@code crio-<id>} (cgroupfs);
+   *   <li>Docker: {@code docker-<id>.scope}, {@code <id>}.
+   * </ul>
+   *
+   * A segment that merely contains the ID is not enough: CRI-O's monitor runs in {@code
+   * crio-conmon-<id>.scope}, with a lower PID than the container's init, and is no part of the
+   * container.
+   */
+  static String containerCgroup(String path, String id) {
+    String[] parts = path.split("/");
+    StringBuilder prefix = new StringBuilder();
+    for (String part : parts) {
+      if (!prefix.isEmpty() || !part.isEmpty()) {
+        prefix.append('/').append(part);
+      }
+      if (namesContainer(part, id)) {
+        return prefix.toString();
+      }
+    }
+    return null;
+  }
+
+  private static final List<String> RUNTIME_PREFIXES =
+      List.of("cri-containerd-", "crio-", "docker-");
+
+  static boolean namesContainer(String segment, String id) {
+    String s = segment.endsWith(".scope") ? segment.substring(0, segment.length() - 6) : segment;
+    if (s.equals(id)) {
+      return true;
+    }
+    for (String prefix : RUNTIME_PREFIXES) {
+      if (s.equals(prefix + id)) {
+        return true;
+      }
+    }
+    return false;
   }
 
   private record Membership(CgroupVersion version, String path) {}
@@ -146,15 +194,6 @@ public final class ContainerProcesses {
     return v2 == null ? null : new Membership(CgroupVersion.V2, v2);
   }
 
-  private static boolean containsId(String path, String id) {
-    for (String part : path.split("/")) {
-      if (part.contains(id)) {
-        return true;
-      }
-    }
-    return false;
-  }
-
   /** A hybrid host mounts v2 at .../unified; a pure v2 host at the cgroup root itself. */
   private Path v2Root() {
     Path unified = cgroupRoot.resolve("unified");
@@ -172,7 +211,7 @@ public final class ContainerProcesses {
   private static Path find(Path mount, String id) throws IOException {
     try (var walk = Files.walk(mount, 10)) {
       return walk.filter(Files::isDirectory)
-          .filter(d -> d.getFileName() != null && d.getFileName().toString().contains(id))
+          .filter(d -> d.getFileName() != null && namesContainer(d.getFileName().toString(), id))
           .findFirst()
           .orElseThrow(
               () -> new IOException("cgroup of container " + id + " not found under " + mount));

@@ -176,7 +176,15 @@ public final class NodeAgent implements AutoCloseable {
       }
       StatusWriter w = writer(claimed);
       CheckpointJob job =
-          new CheckpointJob(claimed, w, stores, processes, dumper, () -> finished(uid, claimed));
+          new CheckpointJob(
+              claimed,
+              w,
+              stores,
+              processes,
+              dumper,
+              new PodCheck(client, node),
+              node,
+              () -> finished(uid, claimed));
       running.put(uid, job);
       Thread t = new Thread(job, "stasis-checkpoint-" + claimed.getMetadata().getName());
       t.setDaemon(true);

@@ -1,8 +1,11 @@
 package dev.stasis.agent;
 
 import dev.stasis.dump.DumpOptions;
+import dev.stasis.dump.DumpResult;
 import dev.stasis.dump.Dumper;
 import dev.stasis.images.ImageSink;
+import java.io.IOException;
+import java.util.List;
 import java.util.Map;
 import java.util.function.Consumer;
 
@@ -14,13 +17,35 @@ import java.util.function.Consumer;
 @FunctionalInterface
 public interface ProcessDumper {
 
-  /** Returns the engine's per-phase timings in milliseconds. */
-  Map<String, Long> dump(
-      int hostPid, boolean leaveRunning, ImageSink sink, Consumer<String> progress)
+  /** The engine's per-phase timings (ms) and its restorability warnings (empty: restorable). */
+  record Outcome(Map<String, Long> timings, List<String> warnings) {
+    static Outcome of(DumpResult r) {
+      return new Outcome(r.timingsMs(), r.warnings());
+    }
+  }
+
+  /**
+   * Dumps {@code hostPid}. In kill mode ({@code leaveRunning} false) a non-null {@code killGate} is
+   * asked after the commit whether to kill the tree or release it.
+   */
+  Outcome dump(
+      int hostPid,
+      boolean leaveRunning,
+      ImageSink sink,
+      Consumer<String> progress,
+      DumpOptions.KillGate killGate)
       throws Exception;
+
+  /**
+   * What would keep a runtime from restoring a dump of {@code hostPid}, found without touching it;
+   * the same warnings {@link Outcome#warnings()} would carry. Empty: nothing known.
+   */
+  default List<String> restorability(int hostPid) throws IOException {
+    return Dumper.restorabilityWarnings(hostPid);
+  }
 
   /** The real engine ({@link Dumper}). */
   ProcessDumper ENGINE =
-      (pid, leaveRunning, sink, progress) ->
-          Dumper.dump(new DumpOptions(pid, leaveRunning, progress), sink).timingsMs();
+      (pid, leaveRunning, sink, progress, gate) ->
+          Outcome.of(Dumper.dump(new DumpOptions(pid, leaveRunning, progress, gate), sink));
 }

@@ -4,7 +4,6 @@ import dev.stasis.crds.Checkpoint;
 import dev.stasis.crds.CheckpointEvents;
 import dev.stasis.crds.CheckpointStatus;
 import dev.stasis.crds.Labels;
-import dev.stasis.crds.Phase;
 import dev.stasis.crds.Reason;
 import dev.stasis.crds.StatusAggregator;
 import dev.stasis.crds.Transition;
@@ -95,12 +94,12 @@ final class StatusWriter {
   }
 
   /** Progress of a long dump, at most once a second. */
-  boolean progress(Phase phase, String message, long bytes) {
+  synchronized boolean progress(Transition t) {
     long now = System.nanoTime();
     if (now - lastProgress < 1_000_000_000L) {
       return true;
     }
     lastProgress = now;
-    return transition(Transition.to(phase, Reason.Dumping, message).sizeBytes(bytes));
+    return transition(t);
   }
 }

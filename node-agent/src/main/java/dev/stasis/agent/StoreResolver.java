@@ -3,6 +3,7 @@ package dev.stasis.agent;
 import dev.stasis.crds.Checkpoint;
 import dev.stasis.crds.CheckpointSpec;
 import dev.stasis.crds.Labels;
+import dev.stasis.crds.StoragePolicy;
 import dev.stasis.storage.CheckpointStore;
 import dev.stasis.storage.EncryptionKey;
 import dev.stasis.storage.S3Config;
@@ -11,8 +12,11 @@ import dev.stasis.storage.StoreOptions;
 import io.fabric8.kubernetes.api.model.Secret;
 import io.fabric8.kubernetes.client.KubernetesClient;
 import java.nio.charset.StandardCharsets;
+import java.util.Arrays;
 import java.util.Base64;
+import java.util.List;
 import java.util.Map;
+import java.util.Optional;
 
 /**
  * Where a Checkpoint's images go: {@code <base>/<namespace>/<name>/<uid>/<container>}, base being
@@ -42,14 +46,44 @@ final class StoreResolver {
     return trim(base) + "/" + Labels.storeKey(cr);
   }
 
+  /**
+   * The admin's allow-list (env STASIS_ALLOWED_STORAGE_URIS, comma-separated, from the chart's
+   * storage.allowedUris); empty: any s3:// store.
+   */
+  private List<String> allowed() {
+    String a = env.get("STASIS_ALLOWED_STORAGE_URIS");
+    if (a == null || a.isBlank()) {
+      return List.of();
+    }
+    return Arrays.stream(a.split(",")).map(String::trim).filter(x -> !x.isEmpty()).toList();
+  }
+
+  /**
+   * Checked here again although the operator and the CRD schema check it too: the agent is
+   * privileged, and neither a server without the schema nor an edited Checkpoint may make it write
+   * a tenant's memory to the node's disk or another tenant's store with the default credentials.
+   */
+  void checkAllowed(Checkpoint cr) throws StorageException {
+    String v =
+        StoragePolicy.violation(
+            cr.getMetadata().getNamespace(),
+            cr.getSpec().getStorage(),
+            Optional.ofNullable(defaultUri).filter(d -> !d.isBlank()),
+            allowed());
+    if (v != null) {
+      throw new StorageException(v);
+    }
+  }
+
   CheckpointStore open(Checkpoint cr, String container) throws StorageException {
+    checkAllowed(cr);
     String uri = location(cr) + "/" + container;
     StoreOptions o = StoreOptions.defaults();
     String spool = env.get("STASIS_SPOOL_DIR");
     if (spool != null && !spool.isBlank()) {
       // leave-running checkpoints: pages to node-local scratch first when it has room (shorter
       // freeze), see CheckpointWriter
-      o = o.withSpool(java.nio.file.Path.of(spool));
+      o = o.withSpool(java.nio.file.Path.of(spool), quantity(env.get("STASIS_SPOOL_LIMIT")));
     }
     CheckpointSpec spec = cr.getSpec();
     if (uri.startsWith("s3://")) {
@@ -120,6 +154,33 @@ final class StoreResolver {
       s.getStringData().forEach((k, v) -> out.put(k, v.trim()));
     }
     return out;
+  }
+
+  /**
+   * A Kubernetes quantity as the chart passes the spool's emptyDir sizeLimit ("8Gi", "500M",
+   * "1073741824"); null, blank or "0": no limit (0).
+   */
+  static long quantity(String q) {
+    if (q == null || q.isBlank()) {
+      return 0;
+    }
+    String t = q.trim();
+    String[][] units = {
+      {"Ki", "1024"}, {"Mi", "1048576"}, {"Gi", "1073741824"}, {"Ti", "1099511627776"},
+      {"k", "1000"}, {"M", "1000000"}, {"G", "1000000000"}, {"T", "1000000000000"}
+    };
+    for (String[] u : units) {
+      if (t.endsWith(u[0])) {
+        return Long.parseLong(t.substring(0, t.length() - u[0].length()).trim())
+            * Long.parseLong(u[1]);
+      }
+    }
+    try {
+      return Long.parseLong(t);
+    } catch (NumberFormatException e) {
+      throw new IllegalArgumentException(
+          "STASIS_SPOOL_LIMIT '" + q + "' is not a size such as 8Gi, 500Mi or 1073741824", e);
+    }
   }
 
   private static String trim(String s) {

@@ -146,8 +146,22 @@ final class TrackingSink implements ImageSink {
     };
   }
 
+  private volatile String notRestorable;
+
+  /**
+   * The engine's verdict recorded with the images ({@code dump.restorable: no: ...}), or null when
+   * it reported no limit. Known before the commit, so kill mode can still refuse to kill.
+   */
+  String notRestorable() {
+    return notRestorable;
+  }
+
   @Override
   public void recordMetadata(Map<String, String> facts) {
+    String r = facts.get("dump.restorable");
+    if (r != null && r.startsWith("no")) {
+      notRestorable = r;
+    }
     inner.recordMetadata(facts);
   }
 

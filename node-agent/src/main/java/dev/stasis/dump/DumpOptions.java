@@ -11,9 +11,15 @@ import java.util.function.Consumer;
  * @param freezeTimeoutMillis the freeze deadline: if the process is still frozen this long after
  *     the freeze (in kill mode: if the checkpoint is not committed by then), the checkpoint is
  *     aborted and the process released, alive and unharmed; 0 for none
+ * @param killGate in kill mode, asked after the commit (and after the freeze deadline is disarmed)
+ *     whether to kill now; null: kill at once
  */
 public record DumpOptions(
-    int pid, boolean leaveRunning, Consumer<String> progress, long freezeTimeoutMillis) {
+    int pid,
+    boolean leaveRunning,
+    Consumer<String> progress,
+    long freezeTimeoutMillis,
+    KillGate killGate) {
 
   public DumpOptions {
     if (freezeTimeoutMillis < 0) {
@@ -21,8 +27,32 @@ public record DumpOptions(
     }
   }
 
-  /** Without a freeze deadline. */
+  /** Without a freeze deadline or kill gate. */
   public DumpOptions(int pid, boolean leaveRunning, Consumer<String> progress) {
-    this(pid, leaveRunning, progress, 0);
+    this(pid, leaveRunning, progress, 0, null);
+  }
+
+  /** With a freeze deadline, without a kill gate (one process, the CLI). */
+  public DumpOptions(
+      int pid, boolean leaveRunning, Consumer<String> progress, long freezeTimeoutMillis) {
+    this(pid, leaveRunning, progress, freezeTimeoutMillis, null);
+  }
+
+  /** With a kill gate, without a freeze deadline of the engine's own (the caller bounds it). */
+  public DumpOptions(int pid, boolean leaveRunning, Consumer<String> progress, KillGate killGate) {
+    this(pid, leaveRunning, progress, 0, killGate);
+  }
+
+  /**
+   * Kill mode across several dumps (the containers of one pod): each dump, once its images are
+   * committed, holds its process tree stopped and asks the gate; the caller answers only when every
+   * dump of the group is stored (kill all) or one of them failed (release all, alive). All ptrace
+   * calls stay on the dump's own thread, which is the one that waits here. The wait is bounded by
+   * the other dumps of the group: each of them either commits or fails within its own deadline.
+   */
+  @FunctionalInterface
+  public interface KillGate {
+    /** True: kill the committed tree; false: release it unharmed. */
+    boolean killAfterCommit() throws InterruptedException;
   }
 }

@@ -125,7 +125,8 @@ public final class Dumper {
       sink.commit();
       committed = true;
       timings.put("commit_ms", ms(System.nanoTime() - t));
-      if (!opts.leaveRunning()) {
+      boolean kill = !opts.leaveRunning();
+      if (kill) {
         if (!deadline.disarm()) {
           // the deadline passed while the manifest was being written: the checkpoint is stored,
           // but a deadline promises a running process, not a killed one
@@ -138,6 +139,19 @@ public final class Dumper {
                   + sink.describe()
                   + " is complete)");
         }
+        // Disarmed before the gate: a group's members either all wait here or fail within
+        // their own deadlines, so the wait is bounded and no member is killed after its
+        // deadline while another is released.
+        if (opts.killGate() != null) {
+          try {
+            kill = opts.killGate().killAfterCommit();
+          } catch (InterruptedException e) {
+            Thread.currentThread().interrupt();
+            kill = false; // nobody confirmed the whole group is stored: the process lives
+          }
+        }
+      }
+      if (kill) {
         long k = System.nanoTime();
         tree.kill();
         tree.close();
@@ -260,6 +274,24 @@ public final class Dumper {
     private String describeSink = "";
   }
 
+  /**
+   * What would make a dump of {@code pid} fail or leave a set no runtime can restore, found without
+   * touching the process (no seize, no freeze): the refusals the dump itself makes before freezing
+   * (unsupported descriptors, namespaces, seccomp), each as one line. Empty when nothing is known
+   * to stand in the way. Used before a kill-mode pod dump, so that no container of a pod is frozen,
+   * let alone killed, when one of them could not be brought back.
+   */
+  public static List<String> restorabilityWarnings(int pid) throws IOException {
+    try {
+      TargetChecks.refuseUnsupportedFiles(pid);
+      ContainerImages.refuseUnsupported(pid);
+      TargetChecks.refuseSeccomp(pid);
+      return List.of();
+    } catch (DumpException e) {
+      return List.of(e.getMessage());
+    }
+  }
+
   /** What the per-process steps add up for stats-dump, the manifest and the result. */
   private static final class Totals {
     long pagesScanned;
@@ -365,6 +397,10 @@ public final class Dumper {
     if (!namespaces.own().isEmpty()) {
       // Every own namespace is either written so that a restore brings it back or refused.
       meta.put("dump.own_namespaces", String.join(",", namespaces.ownKinds()));
+    }
+    if (!warnings.isEmpty()) {
+      // The verdict travels with the images: the agent reads it before its kill gate opens.
+      meta.put("dump.restorable", "no: " + String.join("; ", warnings));
     }
     timings.forEach((k, v) -> meta.put("timing." + k, Long.toString(v)));
     sink.recordMetadata(meta);

@@ -129,21 +129,31 @@ final class CheckpointWriter implements ImageSink {
     checkCancel();
     checkNewName(name);
     long usable;
+    long limit = store.options().spoolLimit();
+    long room;
     try {
       Private.createDirectories(dir);
       usable = Files.getFileStore(dir).getUsableSpace();
+      room = usable - SPOOL_MARGIN;
+      if (limit > 0) {
+        // The file system shows the node's free space; the emptyDir's sizeLimit is what counts
+        // (the kubelet evicts the agent beyond it), shared with concurrent checkpoints' spools.
+        room = Math.min(room, limit - used(dir));
+      }
     } catch (IOException e) {
       facts.put("dump.spool", "not used: " + dir + ": " + e.getMessage());
       return create(name);
     }
-    if (usable < bytes + SPOOL_MARGIN) {
+    if (room < bytes) {
       facts.put(
           "dump.spool",
           "not used: "
               + dir
               + " has "
-              + (usable >> 20)
-              + " MiB free, "
+              + (Math.max(room, 0) >> 20)
+              + " MiB of room"
+              + (limit > 0 ? " (limit " + (limit >> 20) + " MiB)" : "")
+              + ", "
               + (bytes >> 20)
               + " needed");
       return create(name);
@@ -194,6 +204,21 @@ final class CheckpointWriter implements ImageSink {
   @Override
   public void cancelWhen(java.util.function.BooleanSupplier cancelled) {
     this.cancelled = java.util.Objects.requireNonNull(cancelled);
+  }
+
+  /** Bytes the files under {@code dir} take (apparent sizes: what the emptyDir limit counts). */
+  static long used(Path dir) throws IOException {
+    long sum = 0;
+    try (var walk = Files.walk(dir)) {
+      for (Path f : walk.filter(Files::isRegularFile).toList()) {
+        try {
+          sum += Files.size(f);
+        } catch (java.nio.file.NoSuchFileException e) {
+          // shipped and deleted meanwhile
+        }
+      }
+    }
+    return sum;
   }
 
   /** Free space a spool leaves on its file system beyond the pages themselves. */

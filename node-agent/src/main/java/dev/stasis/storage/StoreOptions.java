@@ -12,6 +12,9 @@ package dev.stasis.storage;
  * @param s3 how to reach S3 for s3:// URIs (null: resolved from the environment when needed)
  * @param spoolDir where a dump that releases its process before the commit may first put its pages
  *     at local-disk speed, when there is room (null: always stream; see {@code CheckpointWriter})
+ * @param spoolLimit bytes the spool directory may hold in all (0: only the file system's free space
+ *     limits it). In a pod the spool is an emptyDir whose sizeLimit the kubelet enforces by
+ *     evicting the pod, while the file system under it shows the whole node's free space.
  */
 public record StoreOptions(
     int partSize,
@@ -20,7 +23,8 @@ public record StoreOptions(
     int zstdLevel,
     EncryptionKey encryptionKey,
     S3Config s3,
-    java.nio.file.Path spoolDir) {
+    java.nio.file.Path spoolDir,
+    long spoolLimit) {
 
   public static final int MIN_S3_PART = 5 << 20;
 
@@ -34,29 +38,38 @@ public record StoreOptions(
   public static final int MAX_ZSTD_LEVEL = 19;
 
   public static StoreOptions defaults() {
-    return new StoreOptions(8 << 20, 4, "none", 3, null, null, null);
+    return new StoreOptions(8 << 20, 4, "none", 3, null, null, null, 0);
   }
 
   public StoreOptions withCompression(String c, int level) {
-    return new StoreOptions(partSize, inFlightParts, c, level, encryptionKey, s3, spoolDir);
+    return new StoreOptions(
+        partSize, inFlightParts, c, level, encryptionKey, s3, spoolDir, spoolLimit);
   }
 
   public StoreOptions withEncryption(EncryptionKey k) {
-    return new StoreOptions(partSize, inFlightParts, compression, zstdLevel, k, s3, spoolDir);
+    return new StoreOptions(
+        partSize, inFlightParts, compression, zstdLevel, k, s3, spoolDir, spoolLimit);
   }
 
   public StoreOptions withParts(int size, int inFlight) {
-    return new StoreOptions(size, inFlight, compression, zstdLevel, encryptionKey, s3, spoolDir);
+    return new StoreOptions(
+        size, inFlight, compression, zstdLevel, encryptionKey, s3, spoolDir, spoolLimit);
   }
 
   public StoreOptions withS3(S3Config c) {
     return new StoreOptions(
-        partSize, inFlightParts, compression, zstdLevel, encryptionKey, c, spoolDir);
+        partSize, inFlightParts, compression, zstdLevel, encryptionKey, c, spoolDir, spoolLimit);
   }
 
   public StoreOptions withSpool(java.nio.file.Path dir) {
     return new StoreOptions(
-        partSize, inFlightParts, compression, zstdLevel, encryptionKey, s3, dir);
+        partSize, inFlightParts, compression, zstdLevel, encryptionKey, s3, dir, spoolLimit);
+  }
+
+  /** A spool that may hold at most {@code limit} bytes in all (an emptyDir's sizeLimit). */
+  public StoreOptions withSpool(java.nio.file.Path dir, long limit) {
+    return new StoreOptions(
+        partSize, inFlightParts, compression, zstdLevel, encryptionKey, s3, dir, limit);
   }
 
   void validate(boolean s3Backend) throws StorageException {

@@ -70,8 +70,7 @@ class ContainerDumpIT {
     TrackingSink sink = new TrackingSink(DirectoryImageSink.open(images), () -> true, () -> {});
     assertThrows(
         Exception.class,
-        () ->
-            ContainerDump.run(c, true, sink, ProcessDumper.ENGINE, m -> {}, Duration.ofSeconds(5)));
+        () -> PodDump.run(c, true, sink, ProcessDumper.ENGINE, m -> {}, Duration.ofSeconds(5)));
     assertTrue(!CgroupFreezer.isFrozen(c.version(), c.cgroupDir()), "thawed on the error path");
     assertTrue(ctr.alive());
     assertEquals("0", tracer(ctr.hostPid()), "the engine let go of the process");

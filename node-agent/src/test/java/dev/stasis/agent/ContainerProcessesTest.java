@@ -6,6 +6,7 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import java.nio.file.Files;
 import java.nio.file.Path;
+import java.util.List;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
 
@@ -79,5 +80,111 @@ class ContainerProcessesTest {
     var e2 =
         assertThrows(java.io.IOException.class, () -> resolver().resolve("containerd://" + ID));
     assertTrue(e2.getMessage().contains("no process of container " + ID));
+  }
+
+  // Issue 14: the layouts of containerd and CRI-O (runc and crun), cgroup v1 and v2, systemd and
+  // cgroupfs drivers, as /proc/PID/cgroup shows them on such nodes.
+
+  static final String POD_SD =
+      "/kubepods.slice/kubepods-burstable.slice/kubepods-burstable-podu1.slice";
+  static final String POD_FS = "/kubepods/burstable/podu1";
+
+  /** A v1 /proc/PID/cgroup: the freezer line among others, as a v1 host lists them. */
+  static String v1(String path) {
+    return "12:memory:" + path + "\n5:freezer:" + path + "\n1:name=systemd:" + path + "\n";
+  }
+
+  ContainerProcesses.Container resolveIn(String mountRelativeDir, String runtimeId)
+      throws Exception {
+    Files.createDirectories(root.resolve("cg").resolve(mountRelativeDir));
+    return resolver().resolve(runtimeId);
+  }
+
+  @Test
+  void containerdV2Cgroupfs() throws Exception {
+    proc(510, 400, "0::" + POD_FS + "/" + ID + "\n", "510\t1");
+    var c = resolveIn(POD_FS.substring(1) + "/" + ID, "containerd://" + ID);
+    assertEquals(root.resolve("cg" + POD_FS + "/" + ID), c.cgroupDir());
+    assertEquals(510, c.init().hostPid());
+  }
+
+  @Test
+  void containerdV1SystemdAndCgroupfs() throws Exception {
+    String sd = POD_SD + "/cri-containerd-" + ID + ".scope";
+    proc(520, 400, v1(sd), "520\t1");
+    var c = resolveIn("freezer" + sd, "containerd://" + ID);
+    assertEquals(ContainerProcesses.CgroupVersion.V1, c.version());
+    assertEquals(root.resolve("cg/freezer" + sd), c.cgroupDir());
+
+    String id2 = "fedcba9876543210".repeat(4);
+    proc(530, 400, v1(POD_FS + "/" + id2), "530\t1");
+    var c2 = resolveIn("freezer" + POD_FS + "/" + id2, "containerd://" + id2);
+    assertEquals(root.resolve("cg/freezer" + POD_FS + "/" + id2), c2.cgroupDir());
+    assertEquals(530, c2.init().hostPid());
+  }
+
+  /** conmon's scope names the container too, and conmon has the lower PID: it must not match. */
+  @Test
+  void crioRuncV2SystemdSkipsConmonsScope() throws Exception {
+    proc(300, 1, "0::" + POD_SD + "/crio-conmon-" + ID + ".scope\n", "300");
+    proc(310, 300, "0::" + POD_SD + "/crio-" + ID + ".scope\n", "310\t1");
+    proc(311, 310, "0::" + POD_SD + "/crio-" + ID + ".scope\n", "311\t2");
+    var c = resolveIn(POD_SD.substring(1) + "/crio-" + ID + ".scope", "cri-o://" + ID);
+    assertEquals(root.resolve("cg" + POD_SD + "/crio-" + ID + ".scope"), c.cgroupDir());
+    assertEquals(
+        List.of(310, 311), c.tasks().stream().map(ContainerProcesses.Task::hostPid).toList());
+    assertEquals(310, c.init().hostPid());
+  }
+
+  /** crun under CRI-O on v2: the processes sit in a "container" leaf below crio-ID.scope. */
+  @Test
+  void crioCrunV2SystemdFreezesTheScopeAboveTheContainerLeaf() throws Exception {
+    proc(300, 1, "0::" + POD_SD + "/crio-conmon-" + ID + ".scope\n", "300");
+    proc(320, 300, "0::" + POD_SD + "/crio-" + ID + ".scope/container\n", "320\t1");
+    var c = resolveIn(POD_SD.substring(1) + "/crio-" + ID + ".scope/container", "cri-o://" + ID);
+    assertEquals(root.resolve("cg" + POD_SD + "/crio-" + ID + ".scope"), c.cgroupDir());
+    assertEquals(320, c.init().hostPid());
+    assertEquals(1, c.tasks().size());
+  }
+
+  @Test
+  void crioCgroupfsV1AndV2() throws Exception {
+    proc(300, 1, v1(POD_FS + "/crio-conmon-" + ID), "300");
+    proc(330, 300, v1(POD_FS + "/crio-" + ID), "330\t1");
+    var c = resolveIn("freezer" + POD_FS + "/crio-" + ID, "cri-o://" + ID);
+    assertEquals(root.resolve("cg/freezer" + POD_FS + "/crio-" + ID), c.cgroupDir());
+    assertEquals(330, c.init().hostPid());
+
+    String id2 = "fedcba9876543210".repeat(4);
+    proc(400, 1, "0::" + POD_FS + "/crio-conmon-" + id2 + "\n", "400");
+    proc(410, 400, "0::" + POD_FS + "/crio-" + id2 + "/container\n", "410\t1");
+    var c2 = resolveIn(POD_FS.substring(1) + "/crio-" + id2 + "/container", "cri-o://" + id2);
+    assertEquals(root.resolve("cg" + POD_FS + "/crio-" + id2), c2.cgroupDir());
+    assertEquals(410, c2.init().hostPid());
+  }
+
+  /**
+   * A process entered with kubectl exec (or an exec probe) is in the container's cgroup but not
+   * under its init: the init is still the container's PID 1 (PodDump leaves the rest out).
+   */
+  @Test
+  void execSessionDoesNotDisplaceTheInit() throws Exception {
+    String path = POD_SD + "/cri-containerd-" + ID + ".scope";
+    proc(200, 1, "0::/system.slice/containerd.service\n", "200");
+    proc(240, 200, "0::" + path + "\n", "240\t7"); // exec'd: lower PID, parent is the shim
+    proc(250, 200, "0::" + path + "\n", "250\t1");
+    var c = resolveIn(path.substring(1), "containerd://" + ID);
+    assertEquals(250, c.init().hostPid());
+    assertEquals(2, c.tasks().size());
+  }
+
+  @Test
+  void segmentsThatOnlyContainTheIdAreNotTheContainer() {
+    assertEquals(null, ContainerProcesses.containerCgroup("/x/crio-conmon-" + ID + ".scope", ID));
+    assertEquals(null, ContainerProcesses.containerCgroup("/x/" + ID + "-sidecar", ID));
+    assertEquals(
+        "/x/crio-" + ID + ".scope",
+        ContainerProcesses.containerCgroup("/x/crio-" + ID + ".scope/container", ID));
+    assertEquals("/docker/" + ID, ContainerProcesses.containerCgroup("/docker/" + ID, ID));
   }
 }

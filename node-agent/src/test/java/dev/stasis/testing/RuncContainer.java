@@ -62,6 +62,21 @@ public final class RuncContainer implements AutoCloseable {
    */
   public static RuncContainer start(Path work, String script, Path volume)
       throws IOException, InterruptedException {
+    return start(work, script, volume, false);
+  }
+
+  /**
+   * The counter container in a user namespace of its own (identity mapping of 0..65535, so the
+   * rootfs needs no chown): what the engine refuses before freezing today, for tests of what
+   * happens to a workload that cannot be checkpointed.
+   */
+  public static RuncContainer counterInOwnUserNamespace(Path work)
+      throws IOException, InterruptedException {
+    return start(work, COUNTER, null, true);
+  }
+
+  private static RuncContainer start(Path work, String script, Path volume, boolean userns)
+      throws IOException, InterruptedException {
     byte[] r = new byte[32];
     new SecureRandom().nextBytes(r);
     String id = HexFormat.of().formatHex(r);
@@ -95,6 +110,14 @@ public final class RuncContainer implements AutoCloseable {
       m.put("source", volume.toString());
       m.putArray("options").add("rbind").add("rw");
     }
+    if (userns) {
+      ((com.fasterxml.jackson.databind.node.ArrayNode) linux.get("namespaces"))
+          .addObject()
+          .put("type", "user");
+      for (String maps : List.of("uidMappings", "gidMappings")) {
+        linux.putArray(maps).addObject().put("containerID", 0).put("hostID", 0).put("size", 65536);
+      }
+    }
     json.writerWithDefaultPrettyPrinter().writeValue(config.toFile(), c);
     Path root = Files.createDirectories(dir.resolve("runc-root"));
     // setsid: the feeder (sleep), runc and cat get their own group, killed in close().
@@ -123,6 +146,35 @@ public final class RuncContainer implements AutoCloseable {
   /** As the kubelet reports it in the pod status. */
   public String containerId() {
     return "containerd://" + id;
+  }
+
+  /**
+   * Starts {@code script} inside the running container as {@code kubectl exec} does (runc exec,
+   * detached, stdio on /dev/null): a process in the container's namespaces and cgroup that is not a
+   * descendant of its init. Returns once runc has started it.
+   */
+  public void exec(String script) throws IOException, InterruptedException {
+    Process p =
+        new ProcessBuilder(
+                "runc",
+                "--root",
+                root.toString(),
+                "exec",
+                "-d",
+                id,
+                "/bin/busybox",
+                "sh",
+                "-c",
+                script)
+            .directory(dir.toFile())
+            .redirectInput(ProcessBuilder.Redirect.from(new java.io.File("/dev/null")))
+            .redirectOutput(ProcessBuilder.Redirect.DISCARD)
+            .redirectError(ProcessBuilder.Redirect.DISCARD)
+            .start();
+    if (!p.waitFor(20, TimeUnit.SECONDS) || p.exitValue() != 0) {
+      p.destroyForcibly();
+      throw new IOException("runc exec into " + id + " failed");
+    }
   }
 
   public int hostPid() {

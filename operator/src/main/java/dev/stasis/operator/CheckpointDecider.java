@@ -7,6 +7,7 @@ import dev.stasis.crds.CheckpointStatus.ContainerRef;
 import dev.stasis.crds.Labels;
 import dev.stasis.crds.Phase;
 import dev.stasis.crds.Reason;
+import dev.stasis.crds.StoragePolicy;
 import dev.stasis.crds.Transition;
 import io.fabric8.kubernetes.api.model.Container;
 import io.fabric8.kubernetes.api.model.ContainerStatus;
@@ -48,11 +49,21 @@ public final class CheckpointDecider {
   private final Optional<String> defaultStorageUri;
   private final Duration poll;
   private final Duration agentGrace;
+  private final List<String> allowedStorage;
 
   public CheckpointDecider(Optional<String> defaultStorageUri, Duration poll, Duration agentGrace) {
+    this(defaultStorageUri, poll, agentGrace, List.of());
+  }
+
+  public CheckpointDecider(
+      Optional<String> defaultStorageUri,
+      Duration poll,
+      Duration agentGrace,
+      List<String> allowedStorage) {
     this.defaultStorageUri = defaultStorageUri;
     this.poll = poll;
     this.agentGrace = agentGrace;
+    this.allowedStorage = List.copyOf(allowedStorage);
   }
 
   public Decision decide(Observed o) {
@@ -170,6 +181,10 @@ public final class CheckpointDecider {
           Reason.StorageNotConfigured,
           "spec.storage is not set and the operator has no default store"
               + " (stasis.operator.default-storage-uri)");
+    }
+    String notAllowed = StoragePolicy.violation(ns, storage, defaultStorageUri, allowedStorage);
+    if (notAllowed != null) {
+      return fail(Reason.StorageNotAllowed, notAllowed);
     }
     if (storage != null && storage.getCredentialsSecretRef() != null) {
       Decision bad =

@@ -46,7 +46,10 @@ public class CheckpointReconciler implements Reconciler<Checkpoint>, Cleaner<Che
     this.metrics = metrics;
     this.decider =
         new CheckpointDecider(
-            config.defaultStorageUri(), config.pollInterval(), config.agentGrace());
+            config.defaultStorageUri(),
+            config.pollInterval(),
+            config.agentGrace(),
+            config.allowedStorageUris().orElse(java.util.List.of()));
   }
 
   @Override

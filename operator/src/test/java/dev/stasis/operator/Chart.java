@@ -42,8 +42,30 @@ final class Chart {
         .getRules();
   }
 
-  /** One API call as RBAC sees it. */
-  record ApiCall(String verb, String group, String resource, String method, String path) {
+  /** A rule and where it applies: {@code namespace} null for a ClusterRole (everywhere). */
+  record Grant(String namespace, PolicyRule rule) {}
+
+  /**
+   * What the chart grants one component: its ClusterRole, and its Roles (names starting with the
+   * component's) in their namespaces.
+   */
+  static List<Grant> grants(String component, Map<String, String> values) {
+    List<Grant> out = new ArrayList<>();
+    String name = RELEASE + "-" + component;
+    for (HasMetadata o : render(values)) {
+      if (o instanceof ClusterRole r && r.getMetadata().getName().equals(name)) {
+        r.getRules().forEach(x -> out.add(new Grant(null, x)));
+      } else if (o instanceof io.fabric8.kubernetes.api.model.rbac.Role r
+          && r.getMetadata().getName().startsWith(name)) {
+        r.getRules().forEach(x -> out.add(new Grant(r.getMetadata().getNamespace(), x)));
+      }
+    }
+    return out;
+  }
+
+  /** One API call as RBAC sees it ({@code namespace} null for cluster-scoped requests). */
+  record ApiCall(
+      String verb, String group, String resource, String namespace, String method, String path) {
     /** Maps a request line (method, path) to the RBAC verb, API group and resource it needs. */
     static ApiCall of(String method, String fullPath) {
       String path = fullPath;
@@ -63,9 +85,11 @@ final class Chart {
         group = p[1];
         i = 3;
       } else {
-        return new ApiCall("nonresource", "", path, method, fullPath);
+        return new ApiCall("nonresource", "", path, null, method, fullPath);
       }
+      String namespace = null;
       if (i < p.length && p[i].equals("namespaces") && i + 2 < p.length) {
+        namespace = p[i + 1];
         i += 2;
       }
       String resource = p[i];
@@ -82,7 +106,17 @@ final class Chart {
             case "DELETE" -> name != null ? "delete" : "deletecollection";
             default -> method.toLowerCase();
           };
-      return new ApiCall(verb, group, resource, method, fullPath);
+      return new ApiCall(verb, group, resource, namespace, method, fullPath);
+    }
+
+    boolean allowedByGrants(List<Grant> grants) {
+      for (Grant g : grants) {
+        if ((g.namespace() == null || g.namespace().equals(namespace))
+            && allowedBy(List.of(g.rule()))) {
+          return true;
+        }
+      }
+      return false;
     }
 
     boolean allowedBy(List<PolicyRule> rules) {

@@ -133,4 +133,33 @@ class CheckpointDeciderTest {
                 Labels.DISPATCHED_AT, "2026-11-28T04:04:29Z"));
     assertFailed(decide(pod, List.of()), Reason.TimedOut, "node-1/a did not finish");
   }
+
+  /** Issue 14: spec.storage.uri is restricted before anything is dispatched to an agent. */
+  @Test
+  void storageOutsideWhatTheClusterAllowsIsRefusedBeforeDispatch() {
+    var storage = new CheckpointSpec.StorageSpec();
+    storage.setUri("file:///proc/self/root/var/lib");
+    storage.setCredentialsSecretRef(new CheckpointSpec.SecretRef("creds", null));
+    cr.getSpec().setStorage(storage);
+    assertFailed(decide(pod, List.of()), Reason.StorageNotAllowed, "not an s3://bucket/prefix");
+    storage.setUri("s3://someone-elses/bucket");
+    storage.setCredentialsSecretRef(null);
+    assertFailed(
+        decide(pod, List.of()), Reason.StorageNotAllowed, "default credentials are used only");
+    storage.setUri("s3://b/p/ns");
+    assertEquals(Reason.Dispatched, decide(pod, List.of()).transition().reason(), "own prefix");
+
+    CheckpointDecider listed =
+        new CheckpointDecider(
+            Optional.of("s3://b/p"),
+            Duration.ofSeconds(2),
+            Duration.ofSeconds(30),
+            List.of("s3://approved"));
+    storage.setUri("s3://elsewhere/x");
+    storage.setCredentialsSecretRef(new CheckpointSpec.SecretRef("creds", null));
+    var d =
+        listed.decide(
+            new CheckpointDecider.Observed(cr, pod, n -> n.equals("creds"), List.of(), NOW));
+    assertFailed(d, Reason.StorageNotAllowed, "not under a store the cluster allows");
+  }
 }

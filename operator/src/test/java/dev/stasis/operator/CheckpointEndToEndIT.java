@@ -62,7 +62,7 @@ import org.junit.jupiter.api.io.TempDir;
 @QuarkusTest
 // The CRD is installed by the test's own client (setUp): a setup-phase client's requests cannot be
 // told apart from the operator's in the RBAC check.
-@WithKubernetesTestServer(crud = true)
+@WithKubernetesTestServer(crud = true, setup = LeaseAccessSetup.class)
 @TestMethodOrder(MethodOrderer.OrderAnnotation.class)
 class CheckpointEndToEndIT {
   static final String NODE = "node-e2e";
@@ -76,6 +76,15 @@ class CheckpointEndToEndIT {
   static KubernetesClient agentClient;
   static NodeAgent agent;
   static S3Server s3;
+
+  /** The agent's default store (the chart's defaultStorage.uri). */
+  static final String DEFAULT_STORE = "s3://ckpt/default";
+
+  static Map<String, String> agentEnv() {
+    Map<String, String> env = new java.util.HashMap<>(s3.env());
+    env.put("STASIS_SPOOL_DIR", work.resolve("spool").toString());
+    return env;
+  }
 
   /** The engine the agent uses; a test may slow its sink down to delete mid-dump. */
   static volatile ProcessDumper engine = ProcessDumper.ENGINE;
@@ -93,12 +102,28 @@ class CheckpointEndToEndIT {
         new NodeAgent(
                 agentClient,
                 NODE,
-                null,
-                // as the Helm chart configures it: leave-running checkpoints spool their pages
-                Map.of("STASIS_SPOOL_DIR", work.resolve("spool").toString()),
+                DEFAULT_STORE,
+                // as the Helm chart configures it: leave-running checkpoints spool their pages;
+                // the default store's credentials come from the environment
+                agentEnv(),
                 ContainerProcesses.host(),
-                (pid, leaveRunning, sink, progress) ->
-                    engine.dump(pid, leaveRunning, sink, progress))
+                new ProcessDumper() {
+                  @Override
+                  public Outcome dump(
+                      int pid,
+                      boolean leaveRunning,
+                      ImageSink sink,
+                      java.util.function.Consumer<String> progress,
+                      dev.stasis.dump.DumpOptions.KillGate gate)
+                      throws Exception {
+                    return engine.dump(pid, leaveRunning, sink, progress, gate);
+                  }
+
+                  @Override
+                  public List<String> restorability(int pid) throws IOException {
+                    return engine.restorability(pid);
+                  }
+                })
             .start();
   }
 
@@ -123,6 +148,10 @@ class CheckpointEndToEndIT {
 
   void podAndSecret(String ns, RuncContainer ctr) {
     test.resource(Fixtures.runningPod(ns, "web", NODE, "app", ctr.containerId())).create();
+    secret(ns);
+  }
+
+  void secret(String ns) {
     test.resource(
             new SecretBuilder()
                 .withNewMetadata()
@@ -319,8 +348,8 @@ class CheckpointEndToEndIT {
   void deletingARunningCheckpointReleasesTheWorkloadAndLeavesNothing() throws Exception {
     String ns = "e2e-del";
     engine =
-        (pid, leaveRunning, sink, progress) ->
-            ProcessDumper.ENGINE.dump(pid, leaveRunning, new SlowSink(sink), progress);
+        (pid, leaveRunning, sink, progress, gate) ->
+            ProcessDumper.ENGINE.dump(pid, leaveRunning, new SlowSink(sink), progress, gate);
     try (RuncContainer ctr = RuncContainer.counter(work)) {
       podAndSecret(ns, ctr);
       Checkpoint c = checkpoint(ns, "c2");
@@ -369,7 +398,7 @@ class CheckpointEndToEndIT {
     String ns = "e2e-restart";
     AtomicInteger dumps = new AtomicInteger();
     engine =
-        (pid, leaveRunning, sink, progress) -> {
+        (pid, leaveRunning, sink, progress, gate) -> {
           dumps.incrementAndGet();
           throw new AssertionError("a claimed checkpoint must never be dumped again");
         };
@@ -413,7 +442,7 @@ class CheckpointEndToEndIT {
     String ns = "e2e-found";
     AtomicInteger dumps = new AtomicInteger();
     engine =
-        (pid, leaveRunning, sink, progress) -> {
+        (pid, leaveRunning, sink, progress, gate) -> {
           dumps.incrementAndGet();
           throw new AssertionError("a claimed checkpoint must never be dumped again");
         };
@@ -509,6 +538,215 @@ class CheckpointEndToEndIT {
   }
 
   /**
+   * Issue 14: a two-container pod. Both containers are frozen at one cut, dumped, stored each in
+   * its own image set; per-container progress never steps the pod's phase back (it threw "cannot go
+   * back from Uploading to Running" before); both keep running. Their own namespaces are written as
+   * images now, so the engine has no warning and the pod is reported Restorable=True.
+   */
+  @Test
+  @Order(9)
+  void twoContainerPodIsOneCheckpointWithPerContainerProgressAndRestorable() throws Exception {
+    String ns = "e2e-two";
+    try (RuncContainer app = RuncContainer.counter(work);
+        RuncContainer side = RuncContainer.counter(work)) {
+      var ids = new java.util.LinkedHashMap<String, String>();
+      ids.put("app", app.containerId());
+      ids.put("side", side.containerId());
+      test.resource(Fixtures.runningPod(ns, "web", NODE, ids)).create();
+      secret(ns);
+      checkpoint(ns, "c9");
+      Checkpoint done = awaitTerminal(ns, "c9");
+      CheckpointStatus s = done.getStatus();
+      assertEquals(Phase.Completed, s.phase, s.message);
+      assertEquals(List.of("app", "side"), s.containers.stream().map(r -> r.name).toList(), "both");
+      long sum = 0;
+      for (CheckpointStatus.ContainerRef r : s.containers) {
+        assertEquals(CheckpointStatus.ContainerPhase.Stored, r.phase, r.name);
+        sum += r.sizeBytes;
+        try (CheckpointStore store =
+            CheckpointStore.open(
+                s.location + "/" + r.name, StoreOptions.defaults().withS3(s3.config()))) {
+          Path images = work.resolve("fetched-two-" + r.name);
+          store.fetch(images);
+          JsonNode pstree =
+              Crit.entries(Crit.decode(Crit.Version.BOOKWORM, images.resolve("pstree.img")));
+          assertEquals(1, pstree.get(0).get("pid").asInt(), r.name + "'s init is PID 1");
+        }
+      }
+      assertEquals(s.sizeBytes.longValue(), sum, "the pod's size is its containers' sum");
+      var restorable = StatusAggregator.condition(s, StatusAggregator.RESTORABLE);
+      assertEquals("True", restorable.getStatus(), restorable.getMessage());
+      for (RuncContainer c : List.of(app, side)) {
+        int lines = c.lines();
+        await().atMost(Duration.ofSeconds(5)).until(() -> c.lines() > lines + 2);
+      }
+    }
+  }
+
+  /**
+   * Issue 14: leaveRunning: false on a pod one of whose containers could not be brought back (its
+   * own user namespace, which the engine refuses) is refused before anything is frozen:
+   * Failed/NotRestorable, Restorable=False naming the container, a Warning Event, both containers
+   * alive and untouched (the other one never seized either), nothing stored.
+   */
+  @Test
+  @Order(11)
+  void killModeIsRefusedBeforeFreezingWhenTheCheckpointCouldNotBringThePodBack() throws Exception {
+    String ns = "e2e-kill";
+    try (RuncContainer app = RuncContainer.counter(work);
+        RuncContainer side = RuncContainer.counterInOwnUserNamespace(work)) {
+      var ids = new java.util.LinkedHashMap<String, String>();
+      ids.put("app", app.containerId());
+      ids.put("side", side.containerId());
+      test.resource(Fixtures.runningPod(ns, "web", NODE, ids)).create();
+      secret(ns);
+      Checkpoint c = Fixtures.checkpoint(ns, "c11", "web");
+      CheckpointSpec.StorageSpec st = new CheckpointSpec.StorageSpec();
+      st.setUri("s3://ckpt/k8s");
+      st.setCredentialsSecretRef(new CheckpointSpec.SecretRef("s3-creds", null));
+      c.getSpec().setStorage(st);
+      c.getSpec().setLeaveRunning(false);
+      c = test.resource(c).create();
+      Checkpoint done = awaitTerminal(ns, "c11");
+      CheckpointStatus s = done.getStatus();
+      assertEquals(Phase.Failed, s.phase, s.message);
+      assertEquals(
+          "NotRestorable", StatusAggregator.condition(s, StatusAggregator.FAILED).getReason());
+      var restorable = StatusAggregator.condition(s, StatusAggregator.RESTORABLE);
+      assertEquals("False", restorable.getStatus());
+      assertTrue(
+          restorable.getMessage().contains("container 'side'")
+              && restorable.getMessage().contains("user namespace")
+              && !restorable.getMessage().contains("container 'app'"),
+          restorable.getMessage());
+      assertTrue(s.message.contains("refused before freezing"), s.message);
+      assertTrue(
+          test.v1().events().inNamespace(ns).list().getItems().stream()
+              .anyMatch(
+                  e -> "NotRestorable".equals(e.getReason()) && "Warning".equals(e.getType())),
+          "a Warning Event says why");
+      for (RuncContainer r : List.of(app, side)) {
+        assertTrue(r.alive());
+        assertEquals("0", tracer(r.hostPid()), "never seized");
+        int lines = r.lines();
+        await().atMost(Duration.ofSeconds(5)).until(() -> r.lines() > lines + 2);
+      }
+      String location = "s3://ckpt/k8s/" + ns + "/c11/" + c.getMetadata().getUid();
+      try (CheckpointStore store = appStore(location)) {
+        assertEquals(List.of(), store.objectKeys(), "nothing stored");
+      }
+    }
+  }
+
+  /**
+   * Issue 14: install.md's first checkpoint, as documented: its workload script (no longer busybox
+   * ping, whose ICMP socket cannot be dumped) in a real container, its Checkpoint manifest as
+   * written, the default store. It completes and the workload keeps running.
+   */
+  @Test
+  @Order(12)
+  void documentedFirstCheckpointCompletes() throws Exception {
+    String ns = "e2e-docs";
+    try (RuncContainer ctr = RuncContainer.start(work, DocsExamples.firstCheckpointWorkload())) {
+      test.resource(Fixtures.runningPod(ns, "counter", NODE, "counter", ctr.containerId()))
+          .create();
+      Checkpoint c =
+          test.getKubernetesSerialization()
+              .unmarshal(DocsExamples.firstCheckpoint().yaml(), Checkpoint.class);
+      c.getMetadata().setNamespace(ns);
+      c = test.resource(c).create();
+      Checkpoint done = awaitTerminal(ns, c.getMetadata().getName());
+      CheckpointStatus s = done.getStatus();
+      assertEquals(Phase.Completed, s.phase, s.message);
+      assertEquals(
+          DEFAULT_STORE
+              + "/"
+              + ns
+              + "/"
+              + c.getMetadata().getName()
+              + "/"
+              + c.getMetadata().getUid(),
+          s.location);
+      try (CheckpointStore store =
+          CheckpointStore.open(
+              s.location + "/counter", StoreOptions.defaults().withS3(s3.config()))) {
+        assertTrue(store.list().get(0).complete());
+      }
+      int lines = ctr.lines();
+      await().atMost(Duration.ofSeconds(10)).until(() -> ctr.lines() > lines + 2);
+    }
+  }
+
+  /**
+   * Issue 14: the agent trusts no container ID written in a Checkpoint's status (whoever can write
+   * it could aim the privileged agent at any container of the node). It re-reads the pod: the
+   * forged ID of another container is ignored and the pod's own container is dumped; a pod that
+   * runs on another node is refused (PodChanged) without touching anything.
+   */
+  @Test
+  @Order(13)
+  void agentDumpsThePodsContainersNotTheIdsAStatusNames() throws Exception {
+    String ns = "e2e-forged";
+    try (RuncContainer ctr = RuncContainer.counter(work);
+        RuncContainer victim = RuncContainer.counter(work)) {
+      podAndSecret(ns, ctr);
+      var elsewhere =
+          Fixtures.runningPod(ns, "elsewhere", "other-node", "app", victim.containerId());
+      test.resource(elsewhere).create();
+
+      Checkpoint forged = dispatchedWithForgedStatus(ns, "c13", "web", victim.containerId());
+      Checkpoint done = awaitTerminal(ns, "c13");
+      assertEquals(Phase.Completed, done.getStatus().phase, done.getStatus().message);
+      assertEquals(ctr.containerId(), done.getStatus().containers.get(0).containerID);
+      try (CheckpointStore store = appStore(done.getStatus().location)) {
+        var source = store.fetch(work.resolve("forged-" + ns)).manifest().source();
+        assertEquals(ctr.id(), source.get("container.id"), "the pod's container, not the forged");
+      }
+
+      dispatchedWithForgedStatus(ns, "c13b", "elsewhere", victim.containerId());
+      Checkpoint refused = awaitTerminal(ns, "c13b");
+      assertEquals(Phase.Failed, refused.getStatus().phase);
+      assertEquals(
+          "PodChanged",
+          StatusAggregator.condition(refused.getStatus(), StatusAggregator.FAILED).getReason());
+      assertTrue(refused.getStatus().message.contains("runs on node other-node"));
+      int lines = victim.lines();
+      await().atMost(Duration.ofSeconds(5)).until(() -> victim.lines() > lines + 2);
+      assertTrue(forged.getMetadata().getUid() != null);
+    }
+  }
+
+  /**
+   * A Checkpoint labeled for this node with a Pending status naming {@code containerId} for the
+   * container "app", as someone allowed to write Checkpoints and their status could forge it.
+   */
+  Checkpoint dispatchedWithForgedStatus(String ns, String name, String pod, String containerId) {
+    Checkpoint c = Fixtures.checkpoint(ns, name, pod);
+    CheckpointSpec.StorageSpec st = new CheckpointSpec.StorageSpec();
+    st.setUri("s3://ckpt/k8s");
+    st.setCredentialsSecretRef(new CheckpointSpec.SecretRef("s3-creds", null));
+    c.getSpec().setStorage(st);
+    c.getSpec().setTimeoutSeconds(60);
+    c.getMetadata().setLabels(Map.of(Labels.NODE, NODE));
+    c.getMetadata()
+        .setAnnotations(
+            Map.of(
+                Labels.ACCEPTED_GENERATION,
+                "1",
+                Labels.DISPATCHED_AT,
+                Instant.now().truncatedTo(ChronoUnit.SECONDS).toString()));
+    c = test.resource(c).create();
+    c.setStatus(
+        StatusAggregator.next(
+            null,
+            1,
+            Transition.to(Phase.Pending, Reason.Dispatched, "forged")
+                .containers(List.of(new CheckpointStatus.ContainerRef("app", containerId))),
+            Instant.now()));
+    return test.resource(c).updateStatus();
+  }
+
+  /**
    * Mounts on / in the host mount namespace: stacked ones make every later upstream criu dump on
    * the machine refuse, so no test may add any.
    */
@@ -556,16 +794,18 @@ class CheckpointEndToEndIT {
 
   /**
    * The mock API server does not enforce RBAC; every request it served is recorded, so here each
-   * call of the operator and of the agent is checked against the rules the chart grants them.
+   * call of the operator and of the agent is checked against the rules the chart grants them (its
+   * ClusterRoles and Roles, a Role only in its namespace). And the other way round: every verb the
+   * chart grants is one the code was seen to use, so the chart grants no more than the code needs.
    */
   @Test
-  @Order(10)
+  @Order(20)
   void operatorAndAgentUseOnlyWhatTheChartGrants() throws Exception {
-    var opRules = Chart.rules("operator");
-    var agentRules = Chart.rules("node-agent");
+    var opGrants = Chart.grants("operator", Map.of());
+    var agentGrants = Chart.grants("node-agent", Map.of());
     List<String> denied = new ArrayList<>();
-    int op = 0;
-    int ag = 0;
+    List<Chart.ApiCall> opCalls = new ArrayList<>();
+    List<Chart.ApiCall> agentCalls = new ArrayList<>();
     RecordedRequest r;
     while ((r = server.getKubernetesMockServer().takeRequest(50, TimeUnit.MILLISECONDS)) != null) {
       String ua = String.valueOf(r.getHeader("User-Agent"));
@@ -574,17 +814,53 @@ class CheckpointEndToEndIT {
       }
       Chart.ApiCall call = Chart.ApiCall.of(r.getMethod(), r.getPath());
       boolean isAgent = ua.startsWith(AGENT_UA);
-      if (isAgent) {
-        ag++;
-      } else {
-        op++;
+      if (call.resource().equals("selfsubjectrulesreviews") && call.verb().equals("create")) {
+        continue; // "what may I do?": every authenticated user may ask (system:basic-user)
       }
-      if (!call.allowedBy(isAgent ? agentRules : opRules)) {
+      (isAgent ? agentCalls : opCalls).add(call);
+      if (!call.allowedByGrants(isAgent ? agentGrants : opGrants)) {
         denied.add((isAgent ? "agent: " : "operator: ") + call + " (user agent " + ua + ")");
       }
     }
-    assertTrue(op > 10 && ag > 10, "requests seen: operator " + op + ", agent " + ag);
+    assertTrue(
+        opCalls.size() > 10 && agentCalls.size() > 10,
+        "requests seen: operator " + opCalls.size() + ", agent " + agentCalls.size());
     assertEquals(List.of(), denied.stream().distinct().toList());
+    assertTrue(
+        opCalls.stream().anyMatch(c -> c.resource().equals("leases")),
+        "the operator elects its leader through a Lease");
+    List<String> unused = new ArrayList<>();
+    unused.addAll(unused("operator", opGrants, opCalls));
+    unused.addAll(unused("agent", agentGrants, agentCalls));
+    // The one grant no request uses: the operator SDK's pre-flight check of the Lease rights
+    // (SelfSubjectRulesReview) demands "update" although the election renews with PATCH.
+    unused.remove("operator: update coordination.k8s.io/leases");
+    assertEquals(List.of(), unused, "granted by the chart but never used by the code");
+  }
+
+  /** Every (group, resource, verb) a grant allows that no recorded call of the component used. */
+  static List<String> unused(String who, List<Chart.Grant> grants, List<Chart.ApiCall> calls) {
+    List<String> out = new ArrayList<>();
+    for (Chart.Grant g : grants) {
+      for (String group : g.rule().getApiGroups()) {
+        for (String res : g.rule().getResources()) {
+          for (String verb : g.rule().getVerbs()) {
+            boolean used =
+                calls.stream()
+                    .anyMatch(
+                        c ->
+                            c.group().equals(group)
+                                && c.resource().equals(res)
+                                && c.verb().equals(verb)
+                                && (g.namespace() == null || g.namespace().equals(c.namespace())));
+            if (!used) {
+              out.add(who + ": " + verb + " " + (group.isEmpty() ? "" : group + "/") + res);
+            }
+          }
+        }
+      }
+    }
+    return out;
   }
 
   static String tracer(int pid) throws IOException {

@@ -43,6 +43,7 @@ public class CrdSetup implements Consumer<KubernetesServer> {
 
   @Override
   public void accept(KubernetesServer server) {
+    new LeaseAccessSetup().accept(server);
     try (var in = new FileInputStream(CRD)) {
       CustomResourceDefinition crd =
           server

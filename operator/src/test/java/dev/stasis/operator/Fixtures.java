@@ -39,6 +39,21 @@ final class Fixtures {
         .build();
   }
 
+  /** A running pod with one container per (name, runtime ID) pair. */
+  static Pod runningPod(String ns, String name, String node, java.util.Map<String, String> ids) {
+    Pod p = null;
+    for (var e : ids.entrySet()) {
+      if (p == null) {
+        p = runningPod(ns, name, node, e.getKey(), e.getValue());
+        continue;
+      }
+      Pod one = runningPod(ns, name, node, e.getKey(), e.getValue());
+      p.getSpec().getContainers().add(one.getSpec().getContainers().get(0));
+      p.getStatus().getContainerStatuses().add(one.getStatus().getContainerStatuses().get(0));
+    }
+    return p;
+  }
+
   static Checkpoint checkpoint(String ns, String name, String pod) {
     Checkpoint c = new Checkpoint();
     c.setMetadata(new ObjectMetaBuilder().withNamespace(ns).withName(name).build());

@@ -7,8 +7,11 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 import com.marcnuri.helm.Helm;
 import io.fabric8.kubernetes.api.model.Container;
 import io.fabric8.kubernetes.api.model.HasMetadata;
+import io.fabric8.kubernetes.api.model.admissionregistration.v1.ValidatingAdmissionPolicy;
+import io.fabric8.kubernetes.api.model.admissionregistration.v1.ValidatingAdmissionPolicyBinding;
 import io.fabric8.kubernetes.api.model.apps.DaemonSet;
 import io.fabric8.kubernetes.api.model.apps.Deployment;
+import io.fabric8.kubernetes.api.model.rbac.ClusterRole;
 import java.nio.file.Files;
 import java.util.List;
 import java.util.Map;
@@ -106,7 +109,7 @@ class HelmChartTest {
         assertFalse(r.getVerbs().contains("delete"), "nobody deletes through the API: " + r);
       }
     }
-    for (String file : List.of("operator.yaml", "agent.yaml")) {
+    for (String file : List.of("operator.yaml", "agent.yaml", "user-roles.yaml")) {
       List<String> lines = Files.readAllLines(Chart.DIR.resolve("templates").resolve(file));
       for (int i = 0; i < lines.size(); i++) {
         if (lines.get(i).trim().startsWith("- apiGroups:")) {
@@ -116,6 +119,185 @@ class HelmChartTest {
         }
       }
     }
+  }
+
+  /** Issue 14: the admin's store allow-list reaches the operator and every agent alike. */
+  @Test
+  void storageAllowListGoesToTheOperatorAndTheAgents() {
+    List<HasMetadata> objs =
+        Chart.render(
+            Map.of("storage.allowedUris[0]", "s3://a/x", "storage.allowedUris[1]", "s3://b"));
+    Container op =
+        one(objs, Deployment.class).getSpec().getTemplate().getSpec().getContainers().get(0);
+    Container ag =
+        one(objs, DaemonSet.class).getSpec().getTemplate().getSpec().getContainers().get(0);
+    assertTrue(
+        op.getEnv().stream()
+            .anyMatch(
+                e ->
+                    e.getName().equals("STASIS_OPERATOR_ALLOWED_STORAGE_URIS")
+                        && e.getValue().equals("s3://a/x,s3://b")),
+        op.getEnv().toString());
+    assertTrue(
+        ag.getEnv().stream()
+            .anyMatch(
+                e ->
+                    e.getName().equals("STASIS_ALLOWED_STORAGE_URIS")
+                        && e.getValue().equals("s3://a/x,s3://b")),
+        ag.getEnv().toString());
+  }
+
+  /**
+   * Issue 14: every node's agent shares one ServiceAccount, so RBAC cannot tell node A's agent from
+   * node B's; the chart's ValidatingAdmissionPolicy does, by the node claim of the token.
+   */
+  @Test
+  void admissionPolicyLetsAnAgentUpdateOnlyCheckpointsOfItsOwnNode() {
+    List<HasMetadata> objs = Chart.render(Map.of());
+    var vap = one(objs, ValidatingAdmissionPolicy.class);
+    var binding = one(objs, ValidatingAdmissionPolicyBinding.class);
+    assertEquals(vap.getMetadata().getName(), binding.getSpec().getPolicyName());
+    assertEquals(List.of("Deny"), binding.getSpec().getValidationActions());
+    assertEquals("Fail", vap.getSpec().getFailurePolicy());
+    var rule = vap.getSpec().getMatchConstraints().getResourceRules().get(0);
+    assertEquals(List.of("stasis.dev"), rule.getApiGroups());
+    assertEquals(List.of("UPDATE"), rule.getOperations());
+    assertTrue(rule.getResources().containsAll(List.of("checkpoints", "checkpoints/status")));
+    DaemonSet ds = one(objs, DaemonSet.class);
+    String sa =
+        "system:serviceaccount:stasis-system:"
+            + ds.getSpec().getTemplate().getSpec().getServiceAccountName();
+    assertTrue(
+        vap.getSpec().getMatchConditions().get(0).getExpression().contains("'" + sa + "'"),
+        "applies to the agents' ServiceAccount: " + vap.getSpec().getMatchConditions());
+    String vars =
+        vap.getSpec().getVariables().stream()
+            .map(v -> v.getName() + "=" + v.getExpression())
+            .reduce("", String::concat);
+    assertTrue(vars.contains("request.userInfo.extra['authentication.kubernetes.io/node-name']"));
+    assertTrue(vars.contains("oldObject.metadata.labels['" + dev.stasis.crds.Labels.NODE + "']"));
+    String checks =
+        vap.getSpec().getValidations().stream()
+            .map(v -> v.getExpression())
+            .reduce("", String::concat);
+    assertTrue(checks.contains("variables.assignedNode == variables.tokenNode"), checks);
+    assertTrue(checks.contains("object.metadata.labels['stasis.dev/node']"), checks);
+    assertTrue(
+        Chart.render(Map.of("agent.admissionPolicy.enabled", "false")).stream()
+            .noneMatch(o -> o instanceof ValidatingAdmissionPolicy),
+        "can be turned off for clusters before 1.30");
+  }
+
+  @Test
+  void usersGetViewerAndEditorRolesThatCannotWriteStatus() {
+    List<HasMetadata> objs = Chart.render(Map.of());
+    ClusterRole viewer = clusterRole(objs, "stasis-checkpoint-viewer");
+    ClusterRole editor = clusterRole(objs, "stasis-checkpoint-editor");
+    assertEquals(List.of("get", "list", "watch"), viewer.getRules().get(0).getVerbs());
+    for (ClusterRole r : List.of(viewer, editor)) {
+      for (var rule : r.getRules()) {
+        assertEquals(List.of("checkpoints"), rule.getResources(), "no status, no secrets");
+        assertFalse(rule.getVerbs().contains("update") || rule.getVerbs().contains("patch"));
+      }
+    }
+    assertTrue(editor.getRules().get(0).getVerbs().containsAll(List.of("create", "delete")));
+    assertTrue(
+        viewer.getMetadata().getLabels().keySet().stream().noneMatch(k -> k.contains("aggregate")));
+    ClusterRole aggregated =
+        clusterRole(
+            Chart.render(Map.of("rbac.aggregateToDefaultRoles", "true")),
+            "stasis-checkpoint-editor");
+    assertEquals(
+        "true",
+        aggregated.getMetadata().getLabels().get("rbac.authorization.k8s.io/aggregate-to-edit"));
+  }
+
+  @Test
+  void agentSecretReadsCanBeNamespaced() {
+    assertTrue(
+        Chart.grants("node-agent", Map.of()).stream()
+            .anyMatch(g -> g.namespace() == null && g.rule().getResources().contains("secrets")),
+        "default: cluster-wide");
+    var grants = Chart.grants("node-agent", Map.of("agent.secretNamespaces[0]", "team-a"));
+    assertTrue(
+        grants.stream()
+            .noneMatch(g -> g.namespace() == null && g.rule().getResources().contains("secrets")),
+        "no cluster-wide Secret read once namespaces are listed");
+    assertTrue(
+        grants.stream()
+            .anyMatch(
+                g ->
+                    "team-a".equals(g.namespace())
+                        && g.rule().getResources().equals(List.of("secrets"))
+                        && g.rule().getVerbs().equals(List.of("get"))));
+    var binding =
+        Chart.render(Map.of("agent.secretNamespaces[0]", "team-a")).stream()
+            .filter(o -> o instanceof io.fabric8.kubernetes.api.model.rbac.RoleBinding)
+            .map(o -> (io.fabric8.kubernetes.api.model.rbac.RoleBinding) o)
+            .filter(b -> "team-a".equals(b.getMetadata().getNamespace()))
+            .findFirst()
+            .orElseThrow();
+    assertEquals("stasis-node-agent", binding.getSubjects().get(0).getName());
+  }
+
+  /**
+   * Issue 14: a read-only root needs a writable /tmp for Quarkus/Vert.x; two replicas elect a
+   * leader through a Lease the chart lets them use in the release namespace only.
+   */
+  @Test
+  void operatorHasAWritableTmpAndLeaderElectionWithItsLeaseRole() {
+    List<HasMetadata> objs = Chart.render(Map.of("operator.replicas", "2"));
+    Deployment d = one(objs, Deployment.class);
+    assertEquals(2, d.getSpec().getReplicas());
+    var pod = d.getSpec().getTemplate().getSpec();
+    Container c = pod.getContainers().get(0);
+    assertTrue(c.getSecurityContext().getReadOnlyRootFilesystem());
+    var tmp =
+        c.getVolumeMounts().stream()
+            .filter(m -> m.getMountPath().equals("/tmp"))
+            .findFirst()
+            .orElseThrow(() -> new AssertionError("no /tmp mount"));
+    assertTrue(
+        pod.getVolumes().stream()
+            .anyMatch(v -> v.getName().equals(tmp.getName()) && v.getEmptyDir() != null));
+    assertTrue(
+        c.getEnv().stream()
+            .anyMatch(
+                e ->
+                    e.getName().equals("STASIS_OPERATOR_LEASE_NAMESPACE")
+                        && e.getValue().equals("stasis-system")));
+    assertTrue(
+        Chart.grants("operator", Map.of()).stream()
+            .anyMatch(
+                g ->
+                    "stasis-system".equals(g.namespace())
+                        && g.rule().getApiGroups().equals(List.of("coordination.k8s.io"))
+                        && g.rule().getResources().equals(List.of("leases"))),
+        "Lease rights in the release namespace only");
+  }
+
+  /** Issue 14: the agent's spool room is the emptyDir's sizeLimit, passed to the agent. */
+  @Test
+  void agentKnowsItsSpoolSizeLimit() {
+    Container c =
+        one(Chart.render(Map.of("agent.spool.sizeLimit", "2Gi")), DaemonSet.class)
+            .getSpec()
+            .getTemplate()
+            .getSpec()
+            .getContainers()
+            .get(0);
+    assertTrue(
+        c.getEnv().stream()
+            .anyMatch(e -> e.getName().equals("STASIS_SPOOL_LIMIT") && e.getValue().equals("2Gi")),
+        c.getEnv().toString());
+  }
+
+  static ClusterRole clusterRole(List<HasMetadata> objs, String name) {
+    return objs.stream()
+        .filter(o -> o instanceof ClusterRole && o.getMetadata().getName().equals(name))
+        .map(o -> (ClusterRole) o)
+        .findFirst()
+        .orElseThrow(() -> new AssertionError("no ClusterRole " + name));
   }
 
   @Test

@@ -1,0 +1,400 @@
+package dev.stasis.agent;
+
+import dev.stasis.dump.DumpOptions;
+import java.io.IOException;
+import java.nio.file.Files;
+import java.nio.file.NoSuchFileException;
+import java.nio.file.Path;
+import java.time.Duration;
+import java.util.ArrayList;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Map;
+import java.util.concurrent.CompletableFuture;
+import java.util.concurrent.CountDownLatch;
+import java.util.concurrent.TimeUnit;
+import java.util.concurrent.TimeoutException;
+import java.util.concurrent.atomic.AtomicReference;
+import java.util.function.BooleanSupplier;
+import java.util.function.Consumer;
+
+/**
+ * Checkpoints the containers of one pod as one consistent cut:
+ *
+ * <ol>
+ *   <li>kill mode only: ask the engine, before anything is frozen, whether the images could bring
+ *       each container back; if not, refuse ({@link NotRestorableException}) and touch nothing;
+ *   <li>freeze every container's cgroup (the cut: from here on no process of the pod runs);
+ *   <li>per container, in order: check what is in the cgroup, let the engine seize the processes
+ *       while they are frozen, thaw that cgroup once they are seized (they stay stopped under
+ *       ptrace), let the engine write and commit the images. The other containers stay frozen
+ *       meanwhile, so every container is captured as it was at the cut;
+ *   <li>kill mode: each engine holds its committed tree stopped at a {@link DumpOptions.KillGate};
+ *       only when every container is stored are they all killed. If any container fails, every held
+ *       tree is released alive (and the caller deletes what was stored).
+ * </ol>
+ *
+ * <p>Why thaw after seizing: a frozen task cannot enter the ptrace stop the engine waits for; the
+ * freeze only guarantees that nothing forks or exits between listing and seizing. Every cgroup is
+ * thawed on every path.
+ */
+public final class PodDump {
+  private PodDump() {}
+
+  /** One container to dump: its name in the pod, its processes, its sink and its progress. */
+  public record Member(
+      String name,
+      ContainerProcesses.Container container,
+      TrackingSink sink,
+      Consumer<String> progress) {}
+
+  /** What happened to one container, in milliseconds: freezing, frozen, dump, upload tail. */
+  public record Result(
+      String name,
+      ContainerProcesses.Container container,
+      long freezeMillis,
+      long frozenMillis,
+      long dumpMillis,
+      long uploadMillis,
+      long bytes,
+      Map<String, Long> engineTimings,
+      List<String> warnings) {}
+
+  /** The request refers to something that cannot be dumped; nothing was changed. */
+  public static class RefusedException extends IOException {
+    RefusedException(String m) {
+      super(m);
+    }
+  }
+
+  /**
+   * Kill mode refused before anything was frozen: the checkpoint could not bring the workload back.
+   * {@link #warnings()} are the engine's reasons, each prefixed with the container's name.
+   */
+  public static final class NotRestorableException extends RefusedException {
+    private final List<String> warnings;
+
+    NotRestorableException(List<String> warnings) {
+      this(warnings, true);
+    }
+
+    NotRestorableException(List<String> warnings, boolean beforeFreezing) {
+      super(
+          "leaveRunning: false refused "
+              + (beforeFreezing
+                  ? "before freezing"
+                  : "after the dump; the workload was released alive and the images deleted")
+              + ": no runtime could restore this checkpoint yet, so killing the workload would"
+              + " lose it ("
+              + String.join("; ", warnings)
+              + ")");
+      this.warnings = List.copyOf(warnings);
+    }
+
+    public List<String> warnings() {
+      return warnings;
+    }
+  }
+
+  /** Single-container form of {@link #run}. */
+  public static Result run(
+      ContainerProcesses.Container c,
+      boolean leaveRunning,
+      TrackingSink sink,
+      ProcessDumper dumper,
+      Consumer<String> progress,
+      Duration freezeTimeout)
+      throws Exception {
+    return run(
+            List.of(new Member("container", c, sink, progress)),
+            leaveRunning,
+            dumper,
+            freezeTimeout,
+            () -> false)
+        .get(0);
+  }
+
+  public static List<Result> run(
+      List<Member> members,
+      boolean leaveRunning,
+      ProcessDumper dumper,
+      Duration freezeTimeout,
+      BooleanSupplier cancelled)
+      throws Exception {
+    if (!leaveRunning) {
+      List<String> warnings = new ArrayList<>();
+      for (Member m : members) {
+        for (String w : dumper.restorability(m.container().init().hostPid())) {
+          warnings.add("container '" + m.name() + "': " + w);
+        }
+      }
+      if (!warnings.isEmpty()) {
+        throw new NotRestorableException(warnings);
+      }
+    }
+    long t0 = System.nanoTime();
+    List<CgroupFreezer.Frozen> frozen = new ArrayList<>();
+    CompletableFuture<Boolean> killAll = new CompletableFuture<>();
+    List<Thread> threads = new ArrayList<>();
+    List<AtomicReference<Object>> outcomes = new ArrayList<>();
+    try {
+      for (Member m : members) {
+        frozen.add(CgroupFreezer.freeze(m.container(), freezeTimeout));
+      }
+      long frozenAt = System.nanoTime();
+      long freezeMillis = (frozenAt - t0) / 1_000_000;
+      // Frozen, cgroup.procs is the authoritative and stable member list. The engine dumps the
+      // process tree under the container's init; a process outside that tree would silently be
+      // missing from the checkpoint, so it is refused (before any container is seized).
+      for (int i = 0; i < members.size(); i++) {
+        checkTree(members.get(i), procs(frozen.get(i).dir()));
+      }
+      List<Result> results = new ArrayList<>();
+      for (int i = 0; i < members.size(); i++) {
+        Member m = members.get(i);
+        ContainerProcesses.Task init = m.container().init();
+        CountDownLatch atGate = new CountDownLatch(1);
+        DumpOptions.KillGate gate =
+            leaveRunning
+                ? null
+                : () -> {
+                  atGate.countDown();
+                  return awaitDecision(killAll, cancelled);
+                };
+        AtomicReference<Object> outcome = new AtomicReference<>();
+        outcomes.add(outcome);
+        Thread t =
+            new Thread(
+                () -> {
+                  try {
+                    outcome.set(
+                        dumper.dump(init.hostPid(), leaveRunning, m.sink(), m.progress(), gate));
+                  } catch (Throwable e) {
+                    outcome.set(e);
+                  }
+                },
+                "stasis-dump-" + m.container().id().substring(0, 12));
+        threads.add(t);
+        m.progress()
+            .accept(
+                "frozen; dumping host PID "
+                    + init.hostPid()
+                    + " (PID "
+                    + init.nsPid()
+                    + " in the pod)");
+        long dumpStart = System.nanoTime();
+        t.start();
+        waitUntilTracedOrDone(init.hostPid(), t);
+        frozen.get(i).thaw();
+        // Until this container's images are committed (kill mode: its engine waits at the gate)
+        // or the engine is done (leave-running: released, committed), the next container stays
+        // frozen.
+        while (t.isAlive() && !atGate.await(10, TimeUnit.MILLISECONDS)) {
+          // polling both: an engine that fails never reaches the gate
+        }
+        Object o = outcome.get();
+        if (o instanceof Exception e) {
+          throw e;
+        }
+        if (o instanceof Throwable e) {
+          throw new IOException("dump engine crashed: " + e, e);
+        }
+        long dumpMillis = (System.nanoTime() - dumpStart) / 1_000_000;
+        results.add(
+            new Result(
+                m.name(),
+                m.container(),
+                freezeMillis,
+                0,
+                dumpMillis,
+                m.sink().commitMillis(),
+                m.sink().bytes(),
+                Map.of(),
+                List.of()));
+      }
+      // The pre-freeze answer looked at each container's init only; the engine has now seen every
+      // process. If it says a container could not be brought back, kill mode kills nobody (the
+      // held trees are released alive in finally) and the caller deletes what was stored.
+      if (!leaveRunning) {
+        List<String> late = new ArrayList<>();
+        for (Member m : members) {
+          if (m.sink().notRestorable() != null) {
+            late.add("container '" + m.name() + "': " + m.sink().notRestorable());
+          }
+        }
+        if (!late.isEmpty()) {
+          throw new NotRestorableException(late, false);
+        }
+      }
+      // Every container is stored: kill mode kills them all now, then the results are final.
+      killAll.complete(true);
+      List<Result> done = new ArrayList<>();
+      for (int i = 0; i < members.size(); i++) {
+        threads.get(i).join();
+        Result r = results.get(i);
+        Object o = outcomes.get(i).get();
+        if (o instanceof Exception e) {
+          throw e; // e.g. the kill after the commit failed
+        }
+        if (!(o instanceof ProcessDumper.Outcome out)) {
+          throw new IOException("dump engine crashed: " + o);
+        }
+        done.add(
+            new Result(
+                r.name(),
+                r.container(),
+                r.freezeMillis(),
+                (System.nanoTime() - frozenAt) / 1_000_000,
+                r.dumpMillis(),
+                r.uploadMillis(),
+                r.bytes(),
+                out.timings(),
+                out.warnings()));
+      }
+      return done;
+    } finally {
+      killAll.complete(false); // no-op after success; otherwise every held tree is released
+      for (Thread t : threads) {
+        t.join(Duration.ofSeconds(60).toMillis());
+      }
+      IOException thawError = null;
+      for (CgroupFreezer.Frozen f : frozen) {
+        try {
+          f.thaw();
+        } catch (IOException e) {
+          thawError = e;
+        }
+      }
+      if (thawError != null) {
+        throw thawError;
+      }
+    }
+  }
+
+  private static boolean awaitDecision(
+      CompletableFuture<Boolean> decision, BooleanSupplier cancelled) throws InterruptedException {
+    long deadline = System.nanoTime() + Duration.ofMinutes(30).toNanos();
+    while (System.nanoTime() < deadline) {
+      if (cancelled.getAsBoolean()) {
+        return false;
+      }
+      try {
+        return decision.get(50, TimeUnit.MILLISECONDS);
+      } catch (TimeoutException e) {
+        // look at cancellation again
+      } catch (java.util.concurrent.ExecutionException e) {
+        return false;
+      }
+    }
+    return false;
+  }
+
+  /**
+   * Processes in the cgroup but outside the init's tree: in a container with its own PID namespace
+   * (init is PID 1 there) an orphan is re-parented to the init, so such a process can only have
+   * been entered from outside, by {@code kubectl exec} or an exec probe. It is not part of the
+   * workload and is left out of the checkpoint (recorded in the manifest). Without an own PID
+   * namespace the same sight may be a daemon re-parented to the host's init, which would silently
+   * be missing: refused.
+   */
+  private static void checkTree(Member m, List<Integer> procs) throws IOException {
+    ContainerProcesses.Task init = m.container().init();
+    List<Integer> outside = outsideTree(init.hostPid(), procs);
+    boolean ownPidNs = init.nsPid() == 1;
+    if (!procs.contains(init.hostPid()) || (!outside.isEmpty() && !ownPidNs)) {
+      throw new RefusedException(
+          "container '"
+              + m.name()
+              + "' ("
+              + m.container().id()
+              + ") has processes outside its init's tree (host PIDs "
+              + outside
+              + ", init "
+              + init.hostPid()
+              + "); they would be missing from the checkpoint");
+    }
+    Map<String, String> facts = new LinkedHashMap<>();
+    facts.put("container.id", m.container().id());
+    facts.put("container.pid.host", Integer.toString(init.hostPid()));
+    facts.put("container.pid.ns", Integer.toString(init.nsPid()));
+    facts.put("container.processes", Integer.toString(procs.size() - outside.size()));
+    if (!outside.isEmpty()) {
+      facts.put("container.exec_sessions_left_out", outside.toString());
+      m.progress()
+          .accept(
+              "left out host PIDs "
+                  + outside
+                  + ": entered from outside the container (kubectl exec, exec probe)");
+    }
+    m.sink().recordMetadata(facts);
+  }
+
+  /** Polls until the engine attached to the process (TracerPid set) or gave up early. */
+  private static void waitUntilTracedOrDone(int pid, Thread dumpThread)
+      throws InterruptedException, IOException {
+    long deadline = System.nanoTime() + Duration.ofSeconds(30).toNanos();
+    while (dumpThread.isAlive() && System.nanoTime() < deadline) {
+      try {
+        for (String line : Files.readAllLines(Path.of("/proc/" + pid + "/status"))) {
+          if (line.startsWith("TracerPid:") && !line.substring(10).trim().equals("0")) {
+            return;
+          }
+        }
+      } catch (NoSuchFileException e) {
+        return;
+      }
+      Thread.sleep(1);
+    }
+  }
+
+  /** Members of the cgroup that do not descend from {@code root} (by PPid chains in /proc). */
+  static List<Integer> outsideTree(int root, List<Integer> procs) throws IOException {
+    List<Integer> outside = new ArrayList<>();
+    for (int p : procs) {
+      int cur = p;
+      int hops = 0;
+      while (cur != root && cur > 1 && hops++ < 4096) {
+        cur = ppid(cur);
+      }
+      if (cur != root) {
+        outside.add(p);
+      }
+    }
+    return outside;
+  }
+
+  private static int ppid(int pid) throws IOException {
+    try {
+      for (String line : Files.readAllLines(Path.of("/proc/" + pid + "/status"))) {
+        if (line.startsWith("PPid:")) {
+          return Integer.parseInt(line.substring(5).trim());
+        }
+      }
+    } catch (NoSuchFileException e) {
+      return 0;
+    }
+    return 0;
+  }
+
+  /**
+   * Every process in the cgroup and the cgroups below it: with crun under CRI-O the container's
+   * processes sit in a {@code container} leaf, not in the scope that is frozen.
+   */
+  static List<Integer> procs(Path cgroupDir) throws IOException {
+    List<Integer> out = new ArrayList<>();
+    try (var walk = Files.walk(cgroupDir)) {
+      for (Path d : walk.filter(Files::isDirectory).toList()) {
+        Path procs = d.resolve("cgroup.procs");
+        if (!Files.exists(procs)) {
+          continue;
+        }
+        for (String line : Files.readAllLines(procs)) {
+          if (!line.isBlank()) {
+            out.add(Integer.parseInt(line.trim()));
+          }
+        }
+      }
+    }
+    return out;
+  }
+}
