@@ -1,0 +1,333 @@
+package dev.stasis.dump;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import dev.stasis.testing.CriuJudge;
+import java.io.IOException;
+import java.io.InputStream;
+import java.io.OutputStream;
+import java.net.InetSocketAddress;
+import java.net.ServerSocket;
+import java.net.Socket;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.DirectoryStream;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.List;
+import java.util.Map;
+import java.util.TreeMap;
+import java.util.concurrent.TimeUnit;
+import org.junit.jupiter.api.Test;
+
+/**
+ * Programs nobody here wrote, from Debian packages, as a user would checkpoint them: each is
+ * started, given state over its own protocol, dumped with {@code --leave-running} (it must go on
+ * serving with no trace of the dump: not traced, no parasite mapping or descriptor, the same
+ * descriptors and blocked masks), then dumped in kill mode, restored by the judge, and asked for
+ * the state it was given.
+ */
+class RealProgramsIT {
+
+  /** memcached: threads, epoll, eventfds, pipes, a TCP listener; a stored key is the state. */
+  @Test
+  void memcachedKeepsItsKeys() throws Exception {
+    int port = freePort();
+    try (Server s =
+        Server.start(
+            "memcached",
+            port,
+            List.of(
+                "memcached",
+                "-u",
+                "nobody",
+                "-l",
+                "127.0.0.1",
+                "-p",
+                "" + port,
+                "-U",
+                "0",
+                "-t",
+                "2"))) {
+      assertEquals("STORED", s.memcached("set k 0 0 5\r\nhello\r\n").strip());
+      s.dumpLeavingRunning();
+      assertTrue(s.memcached("get k\r\n").contains("hello"), "serves after --leave-running");
+      assertEquals("STORED", s.memcached("set k2 0 0 3\r\nabc\r\n").strip());
+      s.dumpKillAndRestore();
+      String got = s.memcached("get k k2\r\n");
+      assertTrue(got.contains("VALUE k 0 5\r\nhello") && got.contains("abc"), got);
+    }
+  }
+
+  /** Node.js (libuv: epoll, eventfds, signal pipes, worker threads) serving HTTP. */
+  @Test
+  void nodeHttpServiceKeepsItsState() throws Exception {
+    int port = freePort();
+    Path dir = Files.createTempDirectory(Files.createDirectories(Path.of("target/it")), "node-");
+    Path js = dir.resolve("srv.js");
+    Files.writeString(
+        js,
+        "const http = require('http');\n"
+            + "let hits = 0; let state = 'none';\n"
+            + "http.createServer((req, res) => {\n"
+            + "  if (req.url.startsWith('/set/')) state = req.url.substring(5);\n"
+            + "  hits++; res.end(state + ' ' + hits);\n"
+            + "}).listen("
+            + port
+            + ", '127.0.0.1');\n"
+            + "setInterval(() => {}, 1000);\n");
+    try (Server s = Server.start("node", port, List.of("node", js.toString()))) {
+      assertEquals("s1 1", s.http("/set/s1"));
+      s.dumpLeavingRunning();
+      assertEquals("s1 2", s.http("/"), "serves after --leave-running");
+      s.dumpKillAndRestore();
+      assertEquals("s1 3", s.http("/"));
+    }
+  }
+
+  /**
+   * A JVM (22 threads, JIT code, GC heap) serving HTTP with the JDK's own server. The JVM's perf
+   * data file is turned off: a JVM maps it shared from /tmp/hsperfdata_USER/PID, and every other
+   * JVM starting on the host (the build's own, here) deletes the file of a PID that is not running,
+   * so a killed JVM's file is gone before the restore needs it. In a container /tmp is its own.
+   */
+  @Test
+  void jvmHttpServiceKeepsItsState() throws Exception {
+    int port = freePort();
+    Path dir = Files.createTempDirectory(Files.createDirectories(Path.of("target/it")), "jvm-");
+    Path src = dir.resolve("Srv.java");
+    Files.writeString(
+        src,
+        "import com.sun.net.httpserver.HttpServer;\n"
+            + "import java.net.InetSocketAddress;\n"
+            + "public class Srv {\n"
+            + "  static int hits; static String state = \"none\";\n"
+            + "  public static void main(String[] a) throws Exception {\n"
+            + "    HttpServer s = HttpServer.create(new InetSocketAddress(\"127.0.0.1\", "
+            + port
+            + "), 0);\n"
+            + "    s.createContext(\"/\", ex -> {\n"
+            + "      String p = ex.getRequestURI().getPath();\n"
+            + "      synchronized (Srv.class) {\n"
+            + "        if (p.startsWith(\"/set/\")) state = p.substring(5);\n"
+            + "        byte[] b = (state + \" \" + (++hits)).getBytes();\n"
+            + "        ex.sendResponseHeaders(200, b.length); ex.getResponseBody().write(b);\n"
+            + "      }\n"
+            + "      ex.close();\n"
+            + "    });\n"
+            + "    s.start();\n"
+            + "  }\n"
+            + "}\n");
+    try (Server s =
+        Server.start(
+            "jvm", port, List.of("java", "-XX:+PerfDisableSharedMem", "-Xmx64m", src.toString()))) {
+      assertEquals("j1 1", s.http("/set/j1"));
+      s.dumpLeavingRunning();
+      assertEquals("j1 2", s.http("/"), "serves after --leave-running");
+      s.dumpKillAndRestore();
+      assertEquals("j1 3", s.http("/"));
+    }
+  }
+
+  static int freePort() throws IOException {
+    try (ServerSocket ss = new ServerSocket()) {
+      ss.bind(new InetSocketAddress("127.0.0.1", 0));
+      return ss.getLocalPort();
+    }
+  }
+
+  /** A program started in its own session with stdio on /dev/null and a log file. */
+  static final class Server implements AutoCloseable {
+    final String name;
+    final int port;
+    final int pid;
+    final Path state;
+
+    private Server(String name, int port, int pid, Path state) {
+      this.name = name;
+      this.port = port;
+      this.pid = pid;
+      this.state = state;
+    }
+
+    static Server start(String name, int port, List<String> cmd) throws Exception {
+      Path state =
+          Files.createTempDirectory(Files.createDirectories(Path.of("target/it")), name + "-")
+              .toAbsolutePath();
+      Path log = state.resolve("log");
+      // sh -c SCRIPT sh ARGS...: the program and its arguments arrive as "$@", never re-parsed
+      ProcessBuilder pb =
+          new ProcessBuilder(
+              "sh", "-c", "setsid \"$@\" </dev/null >'" + log + "' 2>&1 & echo $!", "sh");
+      pb.command().addAll(cmd);
+      Process q = pb.start();
+      String out = new String(q.getInputStream().readAllBytes(), StandardCharsets.US_ASCII).strip();
+      q.waitFor(10, TimeUnit.SECONDS);
+      int pid = Integer.parseInt(out);
+      Server s = new Server(name, port, pid, state);
+      long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(60);
+      while (!s.listening()) {
+        if (System.nanoTime() > deadline || !Files.exists(Path.of("/proc/" + pid))) {
+          s.close();
+          throw new IOException(name + " did not start listening: " + Files.readString(log));
+        }
+        Thread.sleep(50);
+      }
+      return s;
+    }
+
+    private boolean listening() {
+      try (Socket c = new Socket()) {
+        c.connect(new InetSocketAddress("127.0.0.1", port), 200);
+        return true;
+      } catch (IOException e) {
+        return false;
+      }
+    }
+
+    /** One memcached text-protocol request; returns the reply up to END or the first line. */
+    String memcached(String request) throws IOException {
+      try (Socket c = new Socket()) {
+        c.connect(new InetSocketAddress("127.0.0.1", port), 5000);
+        c.setSoTimeout(10_000);
+        OutputStream o = c.getOutputStream();
+        o.write(request.getBytes(StandardCharsets.US_ASCII));
+        o.flush();
+        InputStream in = c.getInputStream();
+        StringBuilder b = new StringBuilder();
+        boolean multi = request.startsWith("get");
+        while (true) {
+          int ch = in.read();
+          if (ch < 0) {
+            break;
+          }
+          b.append((char) ch);
+          String s = b.toString();
+          if (multi ? s.endsWith("END\r\n") : s.endsWith("\r\n")) {
+            break;
+          }
+        }
+        return b.toString();
+      }
+    }
+
+    /** GET {@code path}; the response body. */
+    String http(String path) throws IOException {
+      try (Socket c = new Socket()) {
+        c.connect(new InetSocketAddress("127.0.0.1", port), 5000);
+        c.setSoTimeout(10_000);
+        c.getOutputStream()
+            .write(
+                ("GET " + path + " HTTP/1.0\r\nHost: x\r\nConnection: close\r\n\r\n")
+                    .getBytes(StandardCharsets.US_ASCII));
+        String r = new String(c.getInputStream().readAllBytes(), StandardCharsets.UTF_8);
+        int body = r.indexOf("\r\n\r\n");
+        if (!r.startsWith("HTTP/1.") || body < 0) {
+          throw new IOException(name + " answered " + r);
+        }
+        return r.substring(body + 4);
+      }
+    }
+
+    /** {@code --leave-running}: the program must not notice. */
+    void dumpLeavingRunning() throws Exception {
+      Trace before = Trace.settled(pid);
+      Path images = state.resolve("live");
+      Workloads.Cli r =
+          Workloads.stasis(
+              "dump",
+              "--pid",
+              Integer.toString(pid),
+              "--images-dir",
+              images.toString(),
+              "--leave-running");
+      assertEquals(0, r.exit(), name + ": stasis dump --leave-running failed: " + r.stderr());
+      assertTrue(Files.exists(images.resolve("pstree.img")), "images were committed");
+      Trace after = Trace.settled(pid);
+      assertEquals("0", after.tracer, name + " is no longer traced");
+      assertFalse(after.maps.contains("stasis"), name + ": no parasite mapping left");
+      assertEquals(before.fds, after.fds, name + ": the same descriptors, none added or lost");
+      assertEquals(before.sigBlk, after.sigBlk, name + ": every thread's blocked mask");
+    }
+
+    /** Kill mode, then the judge restores it under the same PID. */
+    void dumpKillAndRestore() throws Exception {
+      Path images = state.resolve("images");
+      Workloads.Cli r =
+          Workloads.stasis(
+              "dump", "--pid", Integer.toString(pid), "--images-dir", images.toString());
+      assertEquals(0, r.exit(), name + ": stasis dump failed: " + r.stderr());
+      for (int i = 0; i < 400 && Files.exists(Path.of("/proc/" + pid)); i++) {
+        Thread.sleep(25);
+      }
+      assertFalse(Files.exists(Path.of("/proc/" + pid)), name + " was killed and reaped");
+      assertFalse(listening(), name + " no longer serves");
+      CriuJudge.restore(images);
+      long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(20);
+      while (!listening() && System.nanoTime() < deadline) {
+        Thread.sleep(50);
+      }
+      assertTrue(Files.exists(Path.of("/proc/" + pid)), name + " restored under its PID");
+    }
+
+    @Override
+    public void close() throws Exception {
+      ProcessHandle.of(pid)
+          .ifPresent(
+              h -> {
+                h.descendants().forEach(ProcessHandle::destroyForcibly);
+                h.destroyForcibly();
+              });
+      for (int i = 0; i < 200 && Files.exists(Path.of("/proc/" + pid)); i++) {
+        Thread.sleep(10);
+      }
+    }
+  }
+
+  /** What a dump must leave as it was (the parts an idle server does not change by itself). */
+  record Trace(String tracer, String maps, Map<String, String> fds, Map<Integer, String> sigBlk) {
+    /**
+     * Once the descriptors stop changing: a server closes the socket of the test's last request on
+     * its own time, after the test has read the answer.
+     */
+    static Trace settled(int pid) throws IOException, InterruptedException {
+      Trace t = of(pid);
+      for (int i = 0; i < 50; i++) {
+        Thread.sleep(100);
+        Trace u = of(pid);
+        if (u.fds.equals(t.fds)) {
+          return u;
+        }
+        t = u;
+      }
+      return t;
+    }
+
+    static Trace of(int pid) throws IOException {
+      Map<String, String> fds = new TreeMap<>();
+      try (DirectoryStream<Path> ds = Files.newDirectoryStream(Path.of("/proc/" + pid + "/fd"))) {
+        for (Path f : ds) {
+          fds.put(f.getFileName().toString(), Files.readSymbolicLink(f).toString());
+        }
+      }
+      Map<Integer, String> masks = new TreeMap<>();
+      try (DirectoryStream<Path> ds = Files.newDirectoryStream(Path.of("/proc/" + pid + "/task"))) {
+        for (Path t : ds) {
+          for (String line : Files.readAllLines(t.resolve("status"))) {
+            if (line.startsWith("SigBlk:")) {
+              masks.put(Integer.parseInt(t.getFileName().toString()), line);
+            }
+          }
+        }
+      }
+      String tracer = "?";
+      for (String line : Files.readAllLines(Path.of("/proc/" + pid + "/status"))) {
+        if (line.startsWith("TracerPid:")) {
+          tracer = line.substring(10).strip();
+        }
+      }
+      return new Trace(tracer, Files.readString(Path.of("/proc/" + pid + "/maps")), fds, masks);
+    }
+  }
+}
