@@ -81,6 +81,11 @@ public class CheckpointStatus {
     @JsonPropertyDescription("Bytes of this container's images written so far.")
     public Long sizeBytes;
 
+    @JsonPropertyDescription(
+        "The stored checkpoint's random id, as its manifest records it (authenticated when"
+            + " encrypted); `stasis fetch --expect-id` accepts exactly this checkpoint.")
+    public String checkpointID;
+
     public ContainerRef() {}
 
     public ContainerRef(String name, String containerID) {
@@ -92,6 +97,7 @@ public class CheckpointStatus {
       ContainerRef r = new ContainerRef(name, containerID);
       r.phase = phase;
       r.sizeBytes = sizeBytes;
+      r.checkpointID = checkpointID;
       return r;
     }
   }

@@ -81,6 +81,9 @@ public final class StatusAggregator {
     if (t.phase == Phase.Completed) {
       for (CheckpointStatus.ContainerRef r : s.containers) {
         r.phase = CheckpointStatus.ContainerPhase.Stored;
+        if (t.checkpointIds != null && t.checkpointIds.containsKey(r.name)) {
+          r.checkpointID = t.checkpointIds.get(r.name);
+        }
       }
     }
     if (s.startTime == null && (t.phase == Phase.Running || t.phase == Phase.Uploading)) {

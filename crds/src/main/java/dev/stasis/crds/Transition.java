@@ -20,6 +20,7 @@ public final class Transition {
   CheckpointStatus.ContainerPhase containerPhase;
   Long containerBytes;
   List<String> restorabilityWarnings;
+  java.util.Map<String, String> checkpointIds;
 
   private Transition(Phase phase, Reason reason, String message) {
     this.phase = phase;
@@ -77,6 +78,12 @@ public final class Transition {
    * The engine's restorability warnings for these images: empty means a runtime can restore them
    * (condition Restorable=True), otherwise Restorable=False with the warnings as message.
    */
+  /** Each container's stored checkpoint id (by container name), recorded on completion. */
+  public Transition checkpointIds(java.util.Map<String, String> ids) {
+    this.checkpointIds = java.util.Map.copyOf(ids);
+    return this;
+  }
+
   public Transition restorability(List<String> warnings) {
     this.restorabilityWarnings = List.copyOf(warnings);
     return this;

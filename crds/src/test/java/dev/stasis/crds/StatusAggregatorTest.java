@@ -169,6 +169,31 @@ class StatusAggregatorTest {
   }
 
   @Test
+  void completionRecordsEachContainersCheckpointId() {
+    CheckpointStatus s =
+        StatusAggregator.next(
+            null,
+            1,
+            Transition.to(Phase.Running, Reason.Claimed, "claimed")
+                .containers(
+                    List.of(
+                        new CheckpointStatus.ContainerRef("a", "containerd://aa"),
+                        new CheckpointStatus.ContainerRef("b", "containerd://bb"))),
+            T0);
+    assertNull(s.containers.get(0).checkpointID, "no id before anything is stored");
+    s =
+        StatusAggregator.next(
+            s,
+            1,
+            Transition.to(Phase.Completed, Reason.Completed, "stored")
+                .checkpointIds(java.util.Map.of("a", "id-of-a", "b", "id-of-b")),
+            T1);
+    assertEquals("id-of-a", s.containers.get(0).checkpointID);
+    assertEquals("id-of-b", s.containers.get(1).checkpointID);
+    assertEquals(CheckpointStatus.ContainerPhase.Stored, s.containers.get(1).phase);
+  }
+
+  @Test
   void restorableConditionFollowsTheEnginesWarnings() {
     CheckpointStatus s =
         StatusAggregator.next(

@@ -109,6 +109,8 @@ final class CheckpointJob implements Runnable {
       }
       String location = stores.location(cr);
       List<PodDump.Result> results;
+      // container name -> the id of the checkpoint its images go to (the last attempt's)
+      Map<String, String> checkpointIds = new java.util.HashMap<>();
       for (int attempt = 1; ; attempt++) {
         int openedBefore = opened.size();
         List<PodDump.Member> members = new ArrayList<>();
@@ -141,6 +143,9 @@ final class CheckpointJob implements Runnable {
                                       CheckpointStatus.ContainerPhase.Uploading,
                                       self[0].bytes()))));
           self[0] = sink;
+          if (sink.checkpointId() != null) {
+            checkpointIds.put(name, sink.checkpointId());
+          }
           sink.recordMetadata(
               Map.of(
                   "k8s.namespace", cr.getMetadata().getNamespace(),
@@ -226,6 +231,7 @@ final class CheckpointJob implements Runnable {
               .location(location)
               .sizeBytes(bytes)
               .durations(total)
+              .checkpointIds(checkpointIds)
               .restorability(warnings));
     } catch (TrackingSink.CancelledException e) {
       fail(

@@ -74,8 +74,16 @@ public final class Leftovers {
       }
       int tracer = Status.read(j.pid()).tracerPid();
       if (tracer != 0) {
-        log.println(
-            "stasis: sweep: pid " + j.pid() + " is traced by " + tracer + " (a dump in progress?)");
+        // Another dump holds it right now (its journal is live). A dump's own sweep says nothing
+        // about that: it is not a leftover, and the dump's output stays its own one line.
+        if (scanMaps) {
+          log.println(
+              "stasis: sweep: pid "
+                  + j.pid()
+                  + " is traced by "
+                  + tracer
+                  + " (a dump in progress?)");
+        }
         continue;
       }
       done.add(j.pid());

@@ -567,7 +567,9 @@ class CheckpointEndToEndIT {
             CheckpointStore.open(
                 s.location + "/" + r.name, StoreOptions.defaults().withS3(s3.config()))) {
           Path images = work.resolve("fetched-two-" + r.name);
-          store.fetch(images);
+          assertTrue(r.checkpointID != null && !r.checkpointID.isBlank(), r.name + "'s id");
+          // the id in the status pins exactly this checkpoint (issue 14)
+          store.fetch(images, r.checkpointID);
           JsonNode pstree =
               Crit.entries(Crit.decode(Crit.Version.BOOKWORM, images.resolve("pstree.img")));
           assertEquals(1, pstree.get(0).get("pid").asInt(), r.name + "'s init is PID 1");
