@@ -1,8 +1,9 @@
 /* Workload: holds one descriptor of a kind Stasis refuses, chosen by argv[2]: "io_uring" (an
- * io_uring instance from io_uring_setup) or "fanotify" (fanotify_init, watching nothing). It is
+ * io_uring instance from io_uring_setup), "fanotify" (fanotify_init, watching nothing) or "lease"
+ * (a regular file "lease" in the state directory, opened read-only with a read lease on it). It is
  * opened right after the harness closed everything inherited, so it is fd 3.
- * check: the descriptor is still fd 3 and of that kind (its /proc link), i.e. a refused dump left
- * the process as it was. */
+ * check: the descriptor is still fd 3 and of that kind (its /proc link; a lease is still held),
+ * i.e. a refused dump left the process as it was. */
 #include "workload.h"
 #include <sys/fanotify.h>
 #include <sys/syscall.h>
@@ -17,7 +18,11 @@ static int check(char *msg, size_t n) {
     snprintf(msg, n, "fd 3 is '%s', expected %s", link, kind);
     return 0;
   }
-  snprintf(msg, n, "fd 3 is %s", link);
+  if (strcmp(kind, "lease") == 0 && fcntl(3, F_GETLEASE) != F_RDLCK) {
+    snprintf(msg, n, "fd 3 lost its read lease");
+    return 0;
+  }
+  snprintf(msg, n, "fd 3 is %s", strcmp(kind, "lease") == 0 ? "a leased file" : link);
   return 1;
 }
 
@@ -30,6 +35,12 @@ int main(int argc, char **argv) {
     fd = (int)syscall(__NR_io_uring_setup, 4, params);
   } else if (strcmp(kind, "fanotify") == 0) {
     fd = fanotify_init(FAN_CLASS_NOTIF, O_RDONLY);
+  } else if (strcmp(kind, "lease") == 0) {
+    char p[4200];
+    wl_path(p, sizeof p, "lease");
+    close(open(p, O_WRONLY | O_CREAT, 0644));
+    fd = open(p, O_RDONLY);
+    if (fd >= 0 && fcntl(fd, F_SETLEASE, F_RDLCK) < 0) fd = -1;
   }
   if (fd != 3) {
     fprintf(stderr, "%s: got fd %d: %s\n", kind, fd, strerror(errno));

@@ -9,6 +9,7 @@ import dev.stasis.images.proto.EventfdFileEntry;
 import dev.stasis.images.proto.FdinfoEntry;
 import dev.stasis.images.proto.FifoEntry;
 import dev.stasis.images.proto.FileEntry;
+import dev.stasis.images.proto.FileLockEntry;
 import dev.stasis.images.proto.FsEntry;
 import dev.stasis.images.proto.InventoryEntry;
 import dev.stasis.images.proto.IpcVarEntry;
@@ -78,6 +79,8 @@ public enum ImageType {
   FDINFO("fdinfo-%d.img", Head.COMMON, 0x56213732, FdinfoEntry.parser()),
   /** Every open file description of the dump, of any kind. */
   FILES("files.img", Head.COMMON, 0x56303138, FileEntry.parser()),
+  /** Every file lock the dumped tree holds, each with its holder's pid and fd. */
+  FILE_LOCKS("filelocks.img", Head.COMMON, 0x54323616, FileLockEntry.parser()),
   /** cwd/root/umask of the fs struct of a process, named by pid. */
   FS("fs-%d.img", Head.COMMON, 0x51403912, FsEntry.parser()),
   /** Every memfd inode of the dump (content in pagemap-shmem-<inode>). */

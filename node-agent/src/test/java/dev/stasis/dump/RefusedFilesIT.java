@@ -10,15 +10,26 @@ import org.junit.jupiter.params.ParameterizedTest;
 import org.junit.jupiter.params.provider.ValueSource;
 
 /**
- * Kinds the engine refuses (io_uring, fanotify): the dump fails before anything is frozen with one
- * line naming the fd and its kind, writes no images, and the workload holding it goes on untraced,
- * unstopped and with its descriptor as it was (it checks that itself).
+ * Kinds the engine refuses (io_uring, fanotify, file leases): the dump fails before anything is
+ * frozen with one line naming the fd and its kind, writes no images, and the workload holding it
+ * goes on untraced, unstopped and with its descriptor as it was (it checks that itself).
  */
 class RefusedFilesIT {
 
   @ParameterizedTest
   @ValueSource(strings = {"io_uring", "fanotify"})
   void refusedBeforeTheFreezeNamingTheFd(String kind) throws Exception {
+    assertRefused(
+        kind, "fd 3 is [" + kind + "]: not supported", "OK fd 3 is anon_inode:[" + kind + "]");
+  }
+
+  /** A file lease has no restore here (flock, POSIX and OFD locks do: {@link FileLocksIT}). */
+  @org.junit.jupiter.api.Test
+  void aLeaseIsRefusedBeforeTheFreezeNamingTheFd() throws Exception {
+    assertRefused("lease", "fd 3 holds a lease: not supported", "OK fd 3 is a leased file");
+  }
+
+  private static void assertRefused(String kind, String error, String untouched) throws Exception {
     try (Workloads.Running w = Workloads.start("refused", kind)) {
       Path images = w.state.resolve("images");
       Workloads.Cli r =
@@ -26,15 +37,13 @@ class RefusedFilesIT {
               "dump", "--pid", Integer.toString(w.pid), "--images-dir", images.toString());
       assertNotEquals(0, r.exit(), "dump of a process holding " + kind + " must fail");
       DumpFaultsIT.assertOneLine(r.stderr());
-      assertTrue(
-          r.stderr().contains("fd 3 is [" + kind + "]: not supported"),
-          "names fd 3 and its kind: " + r.stderr());
+      assertTrue(r.stderr().contains(error), "names fd 3 and its kind: " + r.stderr());
       assertTrue(!Files.exists(images.resolve("pstree.img")), "no images written");
       String status = Files.readString(Path.of("/proc/" + w.pid + "/status"));
       assertTrue(status.contains("TracerPid:\t0\n"), "untraced: " + status);
       assertTrue(!status.contains("State:\tt"), "not stopped: " + status);
       String after = w.check();
-      assertEquals("OK fd 3 is anon_inode:[" + kind + "]", after, "workload after the refusal");
+      assertEquals(untouched, after, "workload after the refusal");
     }
   }
 }

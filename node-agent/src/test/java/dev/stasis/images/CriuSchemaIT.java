@@ -11,6 +11,7 @@ import com.google.protobuf.Descriptors.EnumDescriptor;
 import com.google.protobuf.Descriptors.EnumValueDescriptor;
 import com.google.protobuf.Descriptors.FieldDescriptor;
 import com.google.protobuf.Descriptors.FileDescriptor;
+import dev.stasis.images.proto.FileStateProtos;
 import dev.stasis.images.proto.FilesProtos;
 import dev.stasis.images.proto.InventoryProtos;
 import dev.stasis.images.proto.MemoryProtos;
@@ -77,6 +78,7 @@ class CriuSchemaIT {
             X86Protos.getDescriptor(),
             MemoryProtos.getDescriptor(),
             FilesProtos.getDescriptor(),
+            FileStateProtos.getDescriptor(),
             NamespaceProtos.getDescriptor(),
             StatsProtos.getDescriptor())) {
       for (Descriptor m : file.getMessageTypes()) {
