@@ -32,7 +32,8 @@ public final class FileKinds {
             new Memfd(),
             new UnixSocket(),
             new InetSocket(),
-            new GhostFile()));
+            new GhostFile(),
+            new Pty()));
   }
 
   public List<FileKind> rows() {

@@ -44,7 +44,7 @@ final class Refused {
     }
     if (fd.stat().type() == Linux.S_IFCHR) {
       if (isTerminal(fd.stat())) {
-        return what + " is a terminal (" + target + "): terminals are not supported";
+        return what + " is a terminal (" + target + "): only pseudo-terminal pairs are supported";
       }
       return what + " is the device " + target + ": not supported";
     }

@@ -84,6 +84,16 @@ class FileKindsTest {
             new Object[] {fd(7, "pipe:[9876]", Linux.S_IFIFO, 0), Pipe.class},
             new Object[] {fd(12, "/run/fifo", Linux.S_IFIFO, 0), Fifo.class},
             new Object[] {unlinked(13, "/tmp/gone (deleted)"), GhostFile.class},
+            new Object[] {fd(14, "/dev/pts/2", Linux.S_IFCHR, rdev(136, 2)), Pty.class},
+            new Object[] {
+              fd(
+                  15,
+                  "/dev/ptmx",
+                  Linux.S_IFCHR,
+                  rdev(5, 2),
+                  "pos:\t0\nflags:\t02000002\nmnt_id:\t23\nino:\t89\ntty-index:\t2\n"),
+              Pty.class
+            },
             new Object[] {fd(8, "anon_inode:[eventfd]", 0, 0, EVENTFD_INFO), EventFd.class},
             new Object[] {fd(9, "anon_inode:[eventpoll]", 0, 0, EPOLL_INFO), EventPoll.class},
             new Object[] {fd(10, "anon_inode:[signalfd]", 0, 0, SIGNALFD_INFO), SignalFd.class},
@@ -114,8 +124,12 @@ class FileKindsTest {
     assertEquals(
         "fd 5 is [io_uring]: not supported yet", refusal(fd(5, "anon_inode:[io_uring]", 0, 0)));
     assertEquals(
-        "fd 4 is a terminal (/dev/pts/2): terminals are not supported",
-        refusal(fd(4, "/dev/pts/2", Linux.S_IFCHR, rdev(136, 2))));
+        "fd 4 is a terminal (/dev/tty): only pseudo-terminal pairs are supported",
+        refusal(fd(4, "/dev/tty", Linux.S_IFCHR, rdev(5, 0))));
+    assertEquals(
+        "fd 5 is a terminal (/dev/ptmx): only pseudo-terminal pairs are supported",
+        refusal(fd(5, "/dev/ptmx", Linux.S_IFCHR, rdev(5, 2))),
+        "a ptmx descriptor without the tty-index fdinfo line (older kernels) is not recognised");
     assertEquals(
         "fd 6 is a deleted file with other links (/tmp/x (deleted)): not supported yet",
         refusal(fd(6, "/tmp/x (deleted)", Linux.S_IFREG, 0)),
