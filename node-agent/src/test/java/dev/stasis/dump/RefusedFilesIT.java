@@ -20,16 +20,41 @@ class RefusedFilesIT {
   @ValueSource(strings = {"io_uring", "fanotify"})
   void refusedBeforeTheFreezeNamingTheFd(String kind) throws Exception {
     assertRefused(
-        kind, "fd 3 is [" + kind + "]: not supported", "OK fd 3 is anon_inode:[" + kind + "]");
+        kind,
+        "OK fd 3 is anon_inode:[" + kind + "]",
+        pid -> "fd 3 is [" + kind + "]: not supported");
   }
 
   /** A file lease has no restore here (flock, POSIX and OFD locks do: {@link FileLocksIT}). */
   @org.junit.jupiter.api.Test
   void aLeaseIsRefusedBeforeTheFreezeNamingTheFd() throws Exception {
-    assertRefused("lease", "fd 3 holds a lease: not supported", "OK fd 3 is a leased file");
+    assertRefused("lease", "OK fd 3 is a leased file", pid -> "fd 3 holds a lease: not supported");
   }
 
-  private static void assertRefused(String kind, String error, String untouched) throws Exception {
+  /** A pty slave whose master is outside the tree: a shell's terminal (CRIU's --shell-job). */
+  @org.junit.jupiter.api.Test
+  void aTerminalWhoseMasterIsOutsideTheTreeIsRefused() throws Exception {
+    assertRefused(
+        "pts",
+        "OK fd 3 is a pty slave",
+        pid -> "fd 3 of PID " + pid + " is the terminal /dev/pts/",
+        pid -> ", whose master is outside the dumped tree: not supported");
+  }
+
+  /** A pty the tree holds both ends of, but which is the controlling terminal of its session. */
+  @org.junit.jupiter.api.Test
+  void aControllingTerminalIsRefused() throws Exception {
+    assertRefused(
+        "ctty",
+        "OK fd 3 is a pty master controlling the session",
+        pid -> "PID " + pid + " has /dev/pts/",
+        pid -> " as controlling terminal: sessions on a dumped terminal are not supported yet");
+  }
+
+  @SafeVarargs
+  private static void assertRefused(
+      String kind, String untouched, java.util.function.IntFunction<String>... errorParts)
+      throws Exception {
     try (Workloads.Running w = Workloads.start("refused", kind)) {
       Path images = w.state.resolve("images");
       Workloads.Cli r =
@@ -37,7 +62,10 @@ class RefusedFilesIT {
               "dump", "--pid", Integer.toString(w.pid), "--images-dir", images.toString());
       assertNotEquals(0, r.exit(), "dump of a process holding " + kind + " must fail");
       DumpFaultsIT.assertOneLine(r.stderr());
-      assertTrue(r.stderr().contains(error), "names fd 3 and its kind: " + r.stderr());
+      for (java.util.function.IntFunction<String> part : errorParts) {
+        assertTrue(
+            r.stderr().contains(part.apply(w.pid)), "names fd 3 and its kind: " + r.stderr());
+      }
       assertTrue(!Files.exists(images.resolve("pstree.img")), "no images written");
       String status = Files.readString(Path.of("/proc/" + w.pid + "/status"));
       assertTrue(status.contains("TracerPid:\t0\n"), "untraced: " + status);
