@@ -1,10 +1,17 @@
 /* Workload: holds one descriptor of a kind Stasis refuses, chosen by argv[2]: "io_uring" (an
- * io_uring instance from io_uring_setup) or "fanotify" (fanotify_init, watching nothing). It is
- * opened right after the harness closed everything inherited, so it is fd 3.
- * check: the descriptor is still fd 3 and of that kind (its /proc link), i.e. a refused dump left
- * the process as it was. */
+ * io_uring instance from io_uring_setup), "fanotify" (fanotify_init, watching nothing) or "lease"
+ * (a regular file "lease" in the state directory, opened read-only with a read lease on it), "pts"
+ * (the slave of a pty whose master only a daemonised grandchild holds, outside the dumped tree;
+ * it exits once the workload is gone) or "ctty" (a pty master, whose slave, opened without
+ * O_NOCTTY as fd 4, became the workload's controlling terminal). It is fd 3.
+ * check: the descriptor is still fd 3 and of that kind (its /proc link; a lease is still held),
+ * i.e. a refused dump left the process as it was. */
 #include "workload.h"
+#include <signal.h>
 #include <sys/fanotify.h>
+#include <sys/ioctl.h>
+#include <sys/wait.h>
+#include <termios.h>
 #include <sys/syscall.h>
 
 static const char *kind;
@@ -13,11 +20,27 @@ static int check(char *msg, size_t n) {
   char link[256] = "";
   ssize_t r = readlink("/proc/self/fd/3", link, sizeof link - 1);
   if (r > 0) link[r] = 0;
+  if (strcmp(kind, "pts") == 0 && strncmp(link, "/dev/pts/", 9) == 0) {
+    snprintf(msg, n, "fd 3 is a pty slave");
+    return 1;
+  }
+  if (strcmp(kind, "ctty") == 0) {
+    if (strcmp(link, "/dev/ptmx") != 0 || tcgetsid(4) != getpid()) {
+      snprintf(msg, n, "fd 3 is '%s', session of fd 4 %d", link, tcgetsid(4));
+      return 0;
+    }
+    snprintf(msg, n, "fd 3 is a pty master controlling the session");
+    return 1;
+  }
   if (!strstr(link, kind)) {
     snprintf(msg, n, "fd 3 is '%s', expected %s", link, kind);
     return 0;
   }
-  snprintf(msg, n, "fd 3 is %s", link);
+  if (strcmp(kind, "lease") == 0 && fcntl(3, F_GETLEASE) != F_RDLCK) {
+    snprintf(msg, n, "fd 3 lost its read lease");
+    return 0;
+  }
+  snprintf(msg, n, "fd 3 is %s", strcmp(kind, "lease") == 0 ? "a leased file" : link);
   return 1;
 }
 
@@ -30,6 +53,38 @@ int main(int argc, char **argv) {
     fd = (int)syscall(__NR_io_uring_setup, 4, params);
   } else if (strcmp(kind, "fanotify") == 0) {
     fd = fanotify_init(FAN_CLASS_NOTIF, O_RDONLY);
+  } else if (strcmp(kind, "pts") == 0 || strcmp(kind, "ctty") == 0) {
+    int m = posix_openpt(O_RDWR | O_NOCTTY);
+    if (m != 3 || grantpt(m) < 0 || unlockpt(m) < 0) {
+      perror("pty");
+      return 1;
+    }
+    int s = open(ptsname(m), strcmp(kind, "ctty") == 0 ? O_RDWR : O_RDWR | O_NOCTTY);
+    if (s != 4) {
+      perror("pty slave");
+      return 1;
+    }
+    fd = 3;
+    if (strcmp(kind, "pts") == 0) {
+      pid_t w = getpid(), c = fork();
+      if (c == 0) {
+        if (fork() == 0) {
+          close(4);
+          while (kill(w, 0) == 0) wl_sleep_ms(100);
+          _exit(0);
+        }
+        _exit(0);
+      }
+      waitpid(c, NULL, 0);
+      fd = dup2(4, 3); /* the workload keeps only the slave, as fd 3 */
+      close(4);
+    }
+  } else if (strcmp(kind, "lease") == 0) {
+    char p[4200];
+    wl_path(p, sizeof p, "lease");
+    close(open(p, O_WRONLY | O_CREAT, 0644));
+    fd = open(p, O_RDONLY);
+    if (fd >= 0 && fcntl(fd, F_SETLEASE, F_RDLCK) < 0) fd = -1;
   }
   if (fd != 3) {
     fprintf(stderr, "%s: got fd %d: %s\n", kind, fd, strerror(errno));

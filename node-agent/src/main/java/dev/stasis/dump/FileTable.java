@@ -2,6 +2,7 @@ package dev.stasis.dump;
 
 import dev.stasis.dump.files.FileKind;
 import dev.stasis.dump.files.FileKinds;
+import dev.stasis.dump.files.FileLocks;
 import dev.stasis.dump.files.FileStat;
 import dev.stasis.dump.files.Memfd;
 import dev.stasis.dump.files.MemoryDevice;
@@ -13,6 +14,7 @@ import dev.stasis.images.ImageWriter;
 import dev.stasis.images.proto.FdinfoEntry;
 import dev.stasis.images.proto.FileEntry;
 import dev.stasis.linux.Linux;
+import dev.stasis.linux.proc.Status;
 import java.io.IOException;
 import java.nio.file.DirectoryStream;
 import java.nio.file.Files;
@@ -32,13 +34,15 @@ import java.util.Map;
  * id per open file description (descriptors that share one, after dup() or fork(), share the id;
  * kcmp tells), one id per distinct mapped file (dev, inode), and fresh ids for cwd and root. A
  * descriptor no kind recognises is refused with an error naming it ({@link #refuseUnsupported} does
- * so before the freeze).
+ * so before the freeze). The file locks held through the descriptors go to filelocks.img ({@link
+ * FileLocks}).
  */
 final class FileTable {
   /** One descriptor already in the table: whose, which, and the file id it got. */
   private record Seen(int pid, int fd, int id) {}
 
   private final FileKinds kinds = FileKinds.standard();
+  private final FileLocks locks = new FileLocks();
   private final List<FileEntry> files = new ArrayList<>();
   private final Map<String, Integer> mapped = new HashMap<>();
   private final Map<String, List<Seen>> byInode = new HashMap<>();
@@ -58,6 +62,7 @@ final class FileTable {
         continue;
       }
       kinds.pick(open);
+      FileLocks.parse(open);
     }
   }
 
@@ -139,6 +144,7 @@ final class FileTable {
   /** Every open descriptor, in fd order, as fdinfo entries; their files are added to the table. */
   List<FdinfoEntry> descriptors(int pid) throws IOException {
     List<FdinfoEntry> out = new ArrayList<>();
+    int vpid = Status.read(pid).innermostPid();
     for (int fd : fds(pid)) {
       OpenFd open = OpenFd.read(pid, fd);
       FileKind kind = kinds.pick(open);
@@ -155,6 +161,7 @@ final class FileTable {
         files.addAll(kind.entries(open, id));
         byInode.computeIfAbsent(key, k -> new ArrayList<>()).add(new Seen(pid, fd, id));
       }
+      locks.note(vpid, open, id);
       out.add(
           FdinfoEntry.newBuilder()
               .setId(id)
@@ -166,9 +173,10 @@ final class FileTable {
     return out;
   }
 
-  /** files.img, then what each kind gathered beyond it (pipes-data.img, ...). */
+  /** files.img, filelocks.img, then what each kind gathered beyond them (pipes-data.img, ...). */
   void writeImages(ImageSink sink) throws IOException {
     ImageWriter.writeFile(sink, ImageType.FILES, files);
+    locks.writeImages(sink);
     for (FileKind k : kinds.rows()) {
       k.writeImages(sink);
     }

@@ -1,5 +1,6 @@
 package dev.stasis.dump;
 
+import dev.stasis.dump.files.Pty;
 import dev.stasis.dump.files.UnixSocket;
 import dev.stasis.linux.Linux;
 import dev.stasis.linux.proc.TaskStat;
@@ -67,6 +68,13 @@ final class TargetChecks {
       }
     }
     UnixSocket.refuseExternalPeers(tree);
+    try {
+      Pty.refuseUnsupported(tree);
+    } catch (DumpException e) {
+      throw e;
+    } catch (IOException e) {
+      // a process gone meanwhile: the seize or the frozen dump says so
+    }
   }
 
   /**

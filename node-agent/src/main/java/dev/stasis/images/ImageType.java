@@ -9,7 +9,10 @@ import dev.stasis.images.proto.EventfdFileEntry;
 import dev.stasis.images.proto.FdinfoEntry;
 import dev.stasis.images.proto.FifoEntry;
 import dev.stasis.images.proto.FileEntry;
+import dev.stasis.images.proto.FileLockEntry;
 import dev.stasis.images.proto.FsEntry;
+import dev.stasis.images.proto.GhostChunkEntry;
+import dev.stasis.images.proto.GhostFileEntry;
 import dev.stasis.images.proto.InventoryEntry;
 import dev.stasis.images.proto.IpcVarEntry;
 import dev.stasis.images.proto.ItimerEntry;
@@ -25,6 +28,7 @@ import dev.stasis.images.proto.PipeEntry;
 import dev.stasis.images.proto.PosixTimerEntry;
 import dev.stasis.images.proto.PstreeEntry;
 import dev.stasis.images.proto.RegFileEntry;
+import dev.stasis.images.proto.RemapFilePathEntry;
 import dev.stasis.images.proto.RlimitEntry;
 import dev.stasis.images.proto.SaEntry;
 import dev.stasis.images.proto.SeccompEntry;
@@ -33,6 +37,7 @@ import dev.stasis.images.proto.SkPacketEntry;
 import dev.stasis.images.proto.StatsEntry;
 import dev.stasis.images.proto.TaskKobjIdsEntry;
 import dev.stasis.images.proto.TimensEntry;
+import dev.stasis.images.proto.TtyInfoEntry;
 import dev.stasis.images.proto.UtsnsEntry;
 import dev.stasis.images.proto.VmaEntry;
 import java.util.List;
@@ -52,8 +57,8 @@ import java.util.regex.Pattern;
  * #SERVICE_MAGIC} for service files such as stats) followed by its own magic; the inventory has
  * only its own. {@link Layout#RAW} files (pages) have no magic and no framing at all.
  *
- * <p>The name pattern takes one argument: an id ({@code %d}: pid, files_id, pages id, namespace id)
- * or a word ({@code %s}: "dump" or "restore" for stats).
+ * <p>The name pattern takes one argument: an id ({@code %d}: pid, files_id, pages id, namespace id;
+ * {@code %x}: the same in hex, ghost files) or a word ({@code %s}: "dump" or "restore" for stats).
  */
 public enum ImageType {
   INVENTORY("inventory.img", Head.NONE, 0x58313116, InventoryEntry.parser()),
@@ -78,6 +83,19 @@ public enum ImageType {
   FDINFO("fdinfo-%d.img", Head.COMMON, 0x56213732, FdinfoEntry.parser()),
   /** Every open file description of the dump, of any kind. */
   FILES("files.img", Head.COMMON, 0x56303138, FileEntry.parser()),
+  /** Every file lock the dumped tree holds, each with its holder's pid and fd. */
+  FILE_LOCKS("filelocks.img", Head.COMMON, 0x54323616, FileLockEntry.parser()),
+  /** Regular-file entries opened through something else than their path (ghost files). */
+  REMAP_FPATH("remap-fpath.img", Head.COMMON, 0x59133954, RemapFilePathEntry.parser()),
+  /**
+   * An unlinked file's metadata and content, named by its ghost id in hex: a {@link
+   * GhostFileEntry}, then {@link GhostChunkEntry} runs each followed by its {@code len} raw bytes.
+   */
+  GHOST_FILE(
+      "ghost-file-%x.img",
+      Head.COMMON, 0x52583605, GhostFileEntry.parser(), GhostChunkEntry.parser()),
+  /** The terminals behind the TTY entries of files.img, one entry per terminal end. */
+  TTY_INFO("tty-info.img", Head.COMMON, 0x59453036, TtyInfoEntry.parser()),
   /** cwd/root/umask of the fs struct of a process, named by pid. */
   FS("fs-%d.img", Head.COMMON, 0x51403912, FsEntry.parser()),
   /** Every memfd inode of the dump (content in pagemap-shmem-<inode>). */
@@ -208,7 +226,10 @@ public enum ImageType {
     this.pattern = pattern;
     this.regex =
         Pattern.compile(
-            Pattern.quote(pattern).replace("%d", "\\E([0-9]+)\\Q").replace("%s", "\\E([a-z]+)\\Q"));
+            Pattern.quote(pattern)
+                .replace("%d", "\\E([0-9]+)\\Q")
+                .replace("%x", "\\E([0-9a-f]+)\\Q")
+                .replace("%s", "\\E([a-z]+)\\Q"));
     this.layout = layout;
     this.magics = magics;
     this.headParser = headParser;
@@ -236,7 +257,7 @@ public enum ImageType {
 
   /** The file name for an id, e.g. {@code CORE.fileName(42)} is {@code core-42.img}. */
   public String fileName(long id) {
-    if (!pattern.contains("%d")) {
+    if (!pattern.contains("%d") && !pattern.contains("%x")) {
       throw new IllegalArgumentException(name() + " file names take no numeric id: " + pattern);
     }
     if (id < 0) {
@@ -308,9 +329,13 @@ public enum ImageType {
 
   /**
    * How many raw bytes follow {@code entry} in the file for {@link Layout#ENTRIES_WITH_DATA}: the
-   * {@code bytes} field of a pipe data entry, the {@code length} of a socket packet; else 0.
+   * {@code bytes} field of a pipe data entry, the {@code length} of a socket packet; the {@code
+   * len} of a ghost file's chunk; else 0.
    */
   public long trailingBytes(Message entry) {
+    if (entry instanceof GhostChunkEntry c) {
+      return c.getLen();
+    }
     if (layout != Layout.ENTRIES_WITH_DATA) {
       return 0;
     }

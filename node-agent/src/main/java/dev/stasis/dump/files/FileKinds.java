@@ -31,7 +31,9 @@ public final class FileKinds {
             new Fifo(),
             new Memfd(),
             new UnixSocket(),
-            new InetSocket()));
+            new InetSocket(),
+            new GhostFile(),
+            new Pty()));
   }
 
   public List<FileKind> rows() {

@@ -6,17 +6,26 @@ import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.Map;
 
-/** fstat facts of a file reached through a /proc link (the link is followed). */
-public record FileStat(long dev, long ino, int mode, long size, long rdev) {
+/**
+ * fstat facts of a file reached through a /proc link (the link is followed); {@code nlink} is 0 for
+ * a file unlinked from every directory.
+ */
+public record FileStat(long dev, long ino, int mode, long size, long rdev, int nlink) {
+
+  /** A file with one link (the usual case), for facts built by hand. */
+  public FileStat(long dev, long ino, int mode, long size, long rdev) {
+    this(dev, ino, mode, size, rdev, 1);
+  }
 
   public static FileStat of(Path link) throws IOException {
-    Map<String, Object> a = Files.readAttributes(link, "unix:dev,ino,mode,size,rdev");
+    Map<String, Object> a = Files.readAttributes(link, "unix:dev,ino,mode,size,rdev,nlink");
     return new FileStat(
         (Long) a.get("dev"),
         (Long) a.get("ino"),
         (Integer) a.get("mode"),
         (Long) a.get("size"),
-        (Long) a.get("rdev"));
+        (Long) a.get("rdev"),
+        (Integer) a.get("nlink"));
   }
 
   /** The file type bits ({@code Linux.S_IF*}). */

@@ -37,11 +37,14 @@ final class Refused {
       return what + " is " + target + ": not supported yet";
     }
     if (target.endsWith(" (deleted)")) {
+      if (fd.stat().type() == Linux.S_IFREG && fd.stat().nlink() > 0) {
+        return what + " is a deleted file with other links (" + target + "): not supported yet";
+      }
       return what + " is a deleted file (" + target + "): not supported yet";
     }
     if (fd.stat().type() == Linux.S_IFCHR) {
       if (isTerminal(fd.stat())) {
-        return what + " is a terminal (" + target + "): terminals are not supported";
+        return what + " is a terminal (" + target + "): only pseudo-terminal pairs are supported";
       }
       return what + " is the device " + target + ": not supported";
     }

@@ -32,6 +32,18 @@ class FileKindsTest {
     return fd(fd, target, type, rdev, "pos:\t0\nflags:\t02100002\nmnt_id:\t1\nino:\t5\n");
   }
 
+  /** A regular file unlinked from every directory (nlink 0). */
+  private static OpenFd unlinked(int fd, String target) {
+    FileStat st = new FileStat(42, 1000 + fd, Linux.S_IFREG | 0644, 123, 0, 0);
+    return new OpenFd(
+        77,
+        fd,
+        Path.of("/proc/77/fd/" + fd),
+        target,
+        st,
+        FdInfo.parse("pos:\t7\nflags:\t0100002\nmnt_id:\t1\nino:\t5\n"));
+  }
+
   private static final String EVENTFD_INFO =
       "pos:\t0\nflags:\t02004002\nmnt_id:\t17\nino:\t26\n"
           + "eventfd-count:             3039\neventfd-id: 1\neventfd-semaphore: 0\n";
@@ -71,6 +83,17 @@ class FileKindsTest {
             new Object[] {fd(6, "/dev/urandom", Linux.S_IFCHR, rdev(1, 9)), MemoryDevice.class},
             new Object[] {fd(7, "pipe:[9876]", Linux.S_IFIFO, 0), Pipe.class},
             new Object[] {fd(12, "/run/fifo", Linux.S_IFIFO, 0), Fifo.class},
+            new Object[] {unlinked(13, "/tmp/gone (deleted)"), GhostFile.class},
+            new Object[] {fd(14, "/dev/pts/2", Linux.S_IFCHR, rdev(136, 2)), Pty.class},
+            new Object[] {
+              fd(
+                  15,
+                  "/dev/ptmx",
+                  Linux.S_IFCHR,
+                  rdev(5, 2),
+                  "pos:\t0\nflags:\t02000002\nmnt_id:\t23\nino:\t89\ntty-index:\t2\n"),
+              Pty.class
+            },
             new Object[] {fd(8, "anon_inode:[eventfd]", 0, 0, EVENTFD_INFO), EventFd.class},
             new Object[] {fd(9, "anon_inode:[eventpoll]", 0, 0, EPOLL_INFO), EventPoll.class},
             new Object[] {fd(10, "anon_inode:[signalfd]", 0, 0, SIGNALFD_INFO), SignalFd.class},
@@ -101,11 +124,16 @@ class FileKindsTest {
     assertEquals(
         "fd 5 is [io_uring]: not supported yet", refusal(fd(5, "anon_inode:[io_uring]", 0, 0)));
     assertEquals(
-        "fd 4 is a terminal (/dev/pts/2): terminals are not supported",
-        refusal(fd(4, "/dev/pts/2", Linux.S_IFCHR, rdev(136, 2))));
+        "fd 4 is a terminal (/dev/tty): only pseudo-terminal pairs are supported",
+        refusal(fd(4, "/dev/tty", Linux.S_IFCHR, rdev(5, 0))));
     assertEquals(
-        "fd 6 is a deleted file (/tmp/x (deleted)): not supported yet",
-        refusal(fd(6, "/tmp/x (deleted)", Linux.S_IFREG, 0)));
+        "fd 5 is a terminal (/dev/ptmx): only pseudo-terminal pairs are supported",
+        refusal(fd(5, "/dev/ptmx", Linux.S_IFCHR, rdev(5, 2))),
+        "a ptmx descriptor without the tty-index fdinfo line (older kernels) is not recognised");
+    assertEquals(
+        "fd 6 is a deleted file with other links (/tmp/x (deleted)): not supported yet",
+        refusal(fd(6, "/tmp/x (deleted)", Linux.S_IFREG, 0)),
+        "unlinked under this name, linked under another: CRIU's linked remap, not done here");
     assertEquals(
         "fd 7 is the device /dev/sda: not supported",
         refusal(fd(7, "/dev/sda", Linux.S_IFCHR, rdev(8, 0))));

@@ -1,0 +1,307 @@
+package dev.stasis.dump.files;
+
+import dev.stasis.dump.DumpException;
+import dev.stasis.images.ImageSink;
+import dev.stasis.images.ImageType;
+import dev.stasis.images.ImageWriter;
+import dev.stasis.images.proto.FdTypes;
+import dev.stasis.images.proto.FileEntry;
+import dev.stasis.images.proto.TermiosEntry;
+import dev.stasis.images.proto.TtyFileEntry;
+import dev.stasis.images.proto.TtyInfoEntry;
+import dev.stasis.images.proto.TtyPtyEntry;
+import dev.stasis.images.proto.TtyType;
+import dev.stasis.images.proto.WinsizeEntry;
+import dev.stasis.linux.Errno;
+import dev.stasis.linux.Linux;
+import dev.stasis.linux.LinuxException;
+import dev.stasis.linux.proc.TaskStat;
+import java.io.IOException;
+import java.nio.ByteBuffer;
+import java.nio.ByteOrder;
+import java.nio.file.Files;
+import java.nio.file.NoSuchFileException;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.HashMap;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Map;
+import java.util.stream.Stream;
+
+/**
+ * An end of a Unix98 pseudo-terminal: the master (/dev/ptmx, device 5:2, with {@code tty-index} in
+ * fdinfo) or a slave (/dev/pts/N, majors 136-143). files.img gets a TTY entry naming the terminal
+ * end's tty-info.img entry (id = index * 2, + 1 for the master) and a regular-file entry with the
+ * same id carrying the path the restore opens; tty-info.img gets, once per end, the index, lock,
+ * packet and exclusive modes, owner, termios, locked termios and window size. The restore opens
+ * /dev/ptmx until it gets the same index, then the slaves by path, and sets the modes again.
+ *
+ * <p>The state is read with ioctls on a descriptor of the agent's for the target's own open file
+ * description (pidfd_getfd): reopening /dev/ptmx would create another terminal. Through a master,
+ * TCGETS/TIOCGWINSZ/TIOCGLCKTRMIOS reach the slave side, so both ends carry the slave's modes, as
+ * CRIU writes them.
+ *
+ * <p>Only pairs whose master the dumped tree holds are dumped, and only while no session has the
+ * terminal as controlling terminal and nothing is queued in it: a slave whose master is outside the
+ * tree (a shell's terminal, CRIU's {@code --shell-job} case), a terminal that controls a session,
+ * and bytes waiting to be read are refused, naming the fd ({@link #refuseUnsupported} before the
+ * freeze, {@link #dump} again on the frozen tree). /dev/tty, consoles and serial lines are not
+ * recognised (refused by the table).
+ */
+public final class Pty implements FileKind {
+  static final String INDEX = "tty-index";
+  private static final int TTYAUX_MAJOR = 5;
+  private static final int PTMX_MINOR = 2;
+
+  // x86-64 ioctl numbers (asm-generic/ioctls.h).
+  private static final long TCGETS = 0x5401;
+  private static final long TIOCGPGRP = 0x540F;
+  private static final long TIOCGWINSZ = 0x5413;
+  private static final long FIONREAD = 0x541B;
+  private static final long TIOCGSID = 0x5429;
+  private static final long TIOCGLCKTRMIOS = 0x5456;
+  private static final long TIOCGPTN = 0x80045430L;
+  private static final long TIOCGPKT = 0x80045438L;
+  private static final long TIOCGPTLCK = 0x80045439L;
+  private static final long TIOCGEXCL = 0x80045440L;
+
+  /** Words of TermiosEntry.c_cc: CRIU's TERMIOS_NCC. */
+  static final int NCC_WORDS = 19;
+
+  private final Map<Integer, TtyInfoEntry> infos = new LinkedHashMap<>();
+
+  @Override
+  public boolean recognises(OpenFd fd) {
+    return isMaster(fd) || isSlave(fd.stat());
+  }
+
+  static boolean isMaster(OpenFd fd) {
+    FileStat st = fd.stat();
+    return st.type() == Linux.S_IFCHR
+        && st.rdevMajor() == TTYAUX_MAJOR
+        && st.rdevMinor() == PTMX_MINOR
+        && fd.info().field(INDEX) != null;
+  }
+
+  static boolean isSlave(FileStat st) {
+    return st.type() == Linux.S_IFCHR && st.rdevMajor() >= 136 && st.rdevMajor() <= 143;
+  }
+
+  /** The pty index of a slave device number: minor plus 256 per major above 136. */
+  static int slaveIndex(FileStat st) {
+    return (st.rdevMajor() - 136) * 256 + st.rdevMinor();
+  }
+
+  static int index(OpenFd fd) {
+    return isMaster(fd) ? Integer.parseInt(fd.info().field(INDEX).strip()) : slaveIndex(fd.stat());
+  }
+
+  @Override
+  public FdTypes fdType() {
+    return FdTypes.TTY;
+  }
+
+  @Override
+  public FileEntry dump(OpenFd fd, int id) throws IOException {
+    boolean master = isMaster(fd);
+    int infoId = (index(fd) << 1) + (master ? 1 : 0);
+    if (!infos.containsKey(infoId)) {
+      infos.put(infoId, info(fd, infoId, master));
+    }
+    return FileEntry.newBuilder()
+        .setType(FdTypes.TTY)
+        .setId(id)
+        .setTty(
+            TtyFileEntry.newBuilder()
+                .setId(id)
+                .setTtyInfoId(infoId)
+                .setFlags(fd.openFlags())
+                .setFown(FileKinds.noOwner())
+                .setRegfId(id))
+        .build();
+  }
+
+  /** The TTY entry, then the regular-file entry (same id) with the path the restore opens. */
+  @Override
+  public List<FileEntry> entries(OpenFd fd, int id) throws IOException {
+    return List.of(dump(fd, id), RegularFile.entry(id, fd.target(), fd.openFlags(), 0, fd.stat()));
+  }
+
+  private static TtyInfoEntry info(OpenFd fd, int infoId, boolean master) throws IOException {
+    int own = Sockets.grab(fd);
+    try {
+      int pid = fd.pid();
+      String what = "fd " + fd.fd() + " of PID " + pid + " (" + fd.target() + ")";
+      if (master && intIoctl(pid, own, TIOCGPTN) != index(fd)) {
+        throw new DumpException(what + ": TIOCGPTN disagrees with fdinfo's tty-index");
+      }
+      int sid = optionalInt(pid, own, TIOCGSID, what);
+      if (sid != 0) {
+        throw new DumpException(
+            what + " is the controlling terminal of session " + sid + ": not supported yet");
+      }
+      int queued = optionalInt(pid, own, FIONREAD, what);
+      if (queued != 0) {
+        throw new DumpException(
+            what + " has " + queued + " bytes queued to be read: not supported yet");
+      }
+      Path st = fd.link();
+      Map<String, Object> owner = Files.readAttributes(st, "unix:uid,gid");
+      return TtyInfoEntry.newBuilder()
+          .setId(infoId)
+          .setType(TtyType.PTY)
+          .setLocked(master && optionalInt(pid, own, TIOCGPTLCK, what) != 0)
+          .setExclusive(optionalInt(pid, own, TIOCGEXCL, what) != 0)
+          .setPacketMode(master && optionalInt(pid, own, TIOCGPKT, what) != 0)
+          .setSid(0)
+          .setPgrp(optionalInt(pid, own, TIOCGPGRP, what))
+          .setRdev((int) fd.stat().rdev())
+          .setTermios(termios(pid, own, TCGETS))
+          .setTermiosLocked(termios(pid, own, TIOCGLCKTRMIOS))
+          .setWinsize(winsize(pid, own))
+          .setPty(TtyPtyEntry.newBuilder().setIndex(index(fd)))
+          .setDev((int) fd.stat().dev())
+          .setUid((Integer) owner.get("uid"))
+          .setGid((Integer) owner.get("gid"))
+          .build();
+    } finally {
+      Linux.close(own);
+    }
+  }
+
+  private static int intIoctl(int pid, int fd, long request) throws LinuxException {
+    ByteBuffer b = ByteBuffer.allocateDirect(4).order(ByteOrder.nativeOrder());
+    Linux.ioctl("ioctl(0x" + Long.toHexString(request) + ")", pid, fd, request, Linux.address(b));
+    return b.getInt(0);
+  }
+
+  /**
+   * An int-valued terminal ioctl, 0 where the terminal has no such state (ENOTTY, EINVAL), as
+   * CRIU's parasite reads it; EIO (the other end hung up) is refused.
+   */
+  private static int optionalInt(int pid, int fd, long request, String what) throws IOException {
+    try {
+      return intIoctl(pid, fd, request);
+    } catch (LinuxException e) {
+      if (e.errno() == Errno.ENOTTY || e.errno() == Errno.EINVAL) {
+        return 0;
+      }
+      if (e.errno() == Errno.EIO) {
+        throw new DumpException(what + " is hung up: not supported");
+      }
+      throw e;
+    }
+  }
+
+  // struct termios as TCGETS fills it: 4 u32 flags, c_line, c_cc[19] (36 bytes).
+  private static TermiosEntry termios(int pid, int fd, long request) throws LinuxException {
+    ByteBuffer t = ByteBuffer.allocateDirect(64).order(ByteOrder.LITTLE_ENDIAN);
+    Linux.ioctl("ioctl(0x" + Long.toHexString(request) + ")", pid, fd, request, Linux.address(t));
+    TermiosEntry.Builder e =
+        TermiosEntry.newBuilder()
+            .setCIflag(t.getInt(0))
+            .setCOflag(t.getInt(4))
+            .setCCflag(t.getInt(8))
+            .setCLflag(t.getInt(12))
+            .setCLine(t.get(16) & 0xff)
+            .setCIspeed(0)
+            .setCOspeed(0);
+    for (int w : packCc(t, 17)) {
+      e.addCCc(w);
+    }
+    return e.build();
+  }
+
+  /**
+   * The 19 control characters at {@code at} as CRIU stores them: the 32-byte c_cc array (unused
+   * bytes 0) copied raw into the first eight words, little-endian, the other eleven words 0.
+   */
+  static int[] packCc(ByteBuffer t, int at) {
+    byte[] cc = new byte[32];
+    for (int i = 0; i < 19; i++) {
+      cc[i] = t.get(at + i);
+    }
+    int[] words = new int[NCC_WORDS];
+    ByteBuffer w = ByteBuffer.wrap(cc).order(ByteOrder.LITTLE_ENDIAN);
+    for (int i = 0; i < 8; i++) {
+      words[i] = w.getInt(i * 4);
+    }
+    return words;
+  }
+
+  private static WinsizeEntry winsize(int pid, int fd) throws LinuxException {
+    ByteBuffer w = ByteBuffer.allocateDirect(8).order(ByteOrder.nativeOrder());
+    Linux.ioctl("ioctl(TIOCGWINSZ)", pid, fd, TIOCGWINSZ, Linux.address(w));
+    return WinsizeEntry.newBuilder()
+        .setWsRow(w.getShort(0) & 0xffff)
+        .setWsCol(w.getShort(2) & 0xffff)
+        .setWsXpixel(w.getShort(4) & 0xffff)
+        .setWsYpixel(w.getShort(6) & 0xffff)
+        .build();
+  }
+
+  @Override
+  public void writeImages(ImageSink sink) throws IOException {
+    if (!infos.isEmpty()) {
+      ImageWriter.writeFile(sink, ImageType.TTY_INFO, new ArrayList<>(infos.values()));
+    }
+  }
+
+  /**
+   * Refuses, before the freeze, what {@link #dump} cannot restore over the whole tree: a pty slave
+   * whose master no process of the tree holds, and a process whose controlling terminal is a pty
+   * the tree holds the master of (one line naming the fd or the process).
+   */
+  public static void refuseUnsupported(List<Integer> tree) throws IOException {
+    Map<Integer, String> slaves = new LinkedHashMap<>();
+    Map<Integer, Boolean> masters = new HashMap<>();
+    for (int pid : tree) {
+      for (int n : fds(pid)) {
+        OpenFd fd;
+        try {
+          fd = OpenFd.read(pid, n);
+        } catch (NoSuchFileException e) {
+          continue;
+        }
+        if (isMaster(fd)) {
+          masters.put(index(fd), true);
+        } else if (isSlave(fd.stat())) {
+          slaves.putIfAbsent(slaveIndex(fd.stat()), "fd " + n + " of PID " + pid);
+        }
+      }
+    }
+    for (Map.Entry<Integer, String> s : slaves.entrySet()) {
+      if (!masters.containsKey(s.getKey())) {
+        throw new DumpException(
+            s.getValue()
+                + " is the terminal /dev/pts/"
+                + s.getKey()
+                + ", whose master is outside the dumped tree: not supported (a shell's terminal)");
+      }
+    }
+    for (int pid : tree) {
+      int tty = TaskStat.read(pid).ttyNr();
+      FileStat ctty = new FileStat(0, 0, Linux.S_IFCHR, 0, Integer.toUnsignedLong(tty));
+      if (tty != 0 && isSlave(ctty) && masters.containsKey(slaveIndex(ctty))) {
+        throw new DumpException(
+            "PID "
+                + pid
+                + " has /dev/pts/"
+                + slaveIndex(ctty)
+                + " as controlling terminal: sessions on a dumped terminal are not supported yet");
+      }
+    }
+  }
+
+  private static List<Integer> fds(int pid) throws IOException {
+    List<Integer> out = new ArrayList<>();
+    try (Stream<Path> s = Files.list(Path.of("/proc/" + pid + "/fd"))) {
+      s.forEach(p -> out.add(Integer.parseInt(p.getFileName().toString())));
+    } catch (NoSuchFileException e) {
+      return out;
+    }
+    out.sort(null);
+    return out;
+  }
+}
