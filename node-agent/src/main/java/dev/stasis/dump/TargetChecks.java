@@ -67,6 +67,7 @@ final class TargetChecks {
       }
     }
     UnixSocket.refuseExternalPeers(tree);
+    dev.stasis.dump.files.InetSocket.refuseUnsupportedConnections(tree);
   }
 
   /**

@@ -32,6 +32,7 @@ import dev.stasis.images.proto.SiginfoEntry;
 import dev.stasis.images.proto.SkPacketEntry;
 import dev.stasis.images.proto.StatsEntry;
 import dev.stasis.images.proto.TaskKobjIdsEntry;
+import dev.stasis.images.proto.TcpStreamEntry;
 import dev.stasis.images.proto.TimensEntry;
 import dev.stasis.images.proto.UtsnsEntry;
 import dev.stasis.images.proto.VmaEntry;
@@ -52,8 +53,8 @@ import java.util.regex.Pattern;
  * #SERVICE_MAGIC} for service files such as stats) followed by its own magic; the inventory has
  * only its own. {@link Layout#RAW} files (pages) have no magic and no framing at all.
  *
- * <p>The name pattern takes one argument: an id ({@code %d}: pid, files_id, pages id, namespace id)
- * or a word ({@code %s}: "dump" or "restore" for stats).
+ * <p>The name pattern takes one argument: an id ({@code %d}: pid, files_id, pages id, namespace id;
+ * {@code %x}: a socket inode, in hex) or a word ({@code %s}: "dump" or "restore" for stats).
  */
 public enum ImageType {
   INVENTORY("inventory.img", Head.NONE, 0x58313116, InventoryEntry.parser()),
@@ -115,6 +116,14 @@ public enum ImageType {
    */
   SK_QUEUES(
       "sk-queues.img", Head.COMMON, 0x56264026, Layout.ENTRIES_WITH_DATA, SkPacketEntry.parser()),
+  /**
+   * One established TCP connection, named by its socket inode in hex: a {@link TcpStreamEntry}
+   * followed by the receive queue's {@code inq_len} and the send queue's {@code outq_len} raw
+   * bytes.
+   */
+  TCP_STREAM(
+      "tcp-stream-%x.img",
+      Head.COMMON, 0x51465506, Layout.ENTRIES_WITH_DATA, TcpStreamEntry.parser()),
   /** "stats-dump" / "stats-restore": a service file, note the missing ".img". */
   STATS("stats-%s", Head.SERVICE, 0x57093306, StatsEntry.parser()),
 
@@ -208,7 +217,10 @@ public enum ImageType {
     this.pattern = pattern;
     this.regex =
         Pattern.compile(
-            Pattern.quote(pattern).replace("%d", "\\E([0-9]+)\\Q").replace("%s", "\\E([a-z]+)\\Q"));
+            Pattern.quote(pattern)
+                .replace("%d", "\\E([0-9]+)\\Q")
+                .replace("%x", "\\E([0-9a-f]+)\\Q")
+                .replace("%s", "\\E([a-z]+)\\Q"));
     this.layout = layout;
     this.magics = magics;
     this.headParser = headParser;
@@ -236,7 +248,7 @@ public enum ImageType {
 
   /** The file name for an id, e.g. {@code CORE.fileName(42)} is {@code core-42.img}. */
   public String fileName(long id) {
-    if (!pattern.contains("%d")) {
+    if (!pattern.contains("%d") && !pattern.contains("%x")) {
       throw new IllegalArgumentException(name() + " file names take no numeric id: " + pattern);
     }
     if (id < 0) {
@@ -308,7 +320,8 @@ public enum ImageType {
 
   /**
    * How many raw bytes follow {@code entry} in the file for {@link Layout#ENTRIES_WITH_DATA}: the
-   * {@code bytes} field of a pipe data entry, the {@code length} of a socket packet; else 0.
+   * {@code bytes} field of a pipe data entry, the {@code length} of a socket packet, both queues of
+   * a TCP stream; else 0.
    */
   public long trailingBytes(Message entry) {
     if (layout != Layout.ENTRIES_WITH_DATA) {
@@ -316,6 +329,9 @@ public enum ImageType {
     }
     if (entry instanceof SkPacketEntry p) {
       return Integer.toUnsignedLong(p.getLength());
+    }
+    if (entry instanceof TcpStreamEntry t) {
+      return Integer.toUnsignedLong(t.getInqLen()) + Integer.toUnsignedLong(t.getOutqLen());
     }
     return Integer.toUnsignedLong(((PipeDataEntry) entry).getBytes());
   }

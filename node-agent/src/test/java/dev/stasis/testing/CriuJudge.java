@@ -20,9 +20,19 @@ public final class CriuJudge {
    * its own. Throws with the tail of CRIU's log when the restore fails.
    */
   public static void restore(Path images) throws IOException, InterruptedException {
+    restore(images, new String[0]);
+  }
+
+  /**
+   * The same with extra options for the judge, e.g. {@code --tcp-established} for an image set with
+   * established TCP connections.
+   */
+  public static void restore(Path images, String... options)
+      throws IOException, InterruptedException {
     Path log = images.resolve("restore.log");
     List<String> cmd = new ArrayList<>(Crit.criuCommand());
     cmd.addAll(List.of("restore", "-d", "-D", images.toString(), "-o", log.toString(), "-v4"));
+    cmd.addAll(List.of(options));
     Exec.ok(Duration.ofSeconds(120), cmd, log);
   }
 
