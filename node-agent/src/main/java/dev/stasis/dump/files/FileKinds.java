@@ -31,7 +31,8 @@ public final class FileKinds {
             new Fifo(),
             new Memfd(),
             new UnixSocket(),
-            new InetSocket()));
+            new InetSocket(),
+            new NetlinkSocket()));
   }
 
   public List<FileKind> rows() {

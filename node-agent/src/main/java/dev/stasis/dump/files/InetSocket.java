@@ -155,14 +155,19 @@ public final class InetSocket implements FileKind {
   }
 
   /**
-   * A ping socket: sock_diag does not list them, so its name and peer come from the socket itself
-   * (the "port" is the echo identifier; the judge, like CRIU, does not bind it again but connects a
-   * connected one).
+   * A ping socket: sock_diag does not list them, so its state comes from the kernel's ping table
+   * (/proc/PID/net/icmp or icmp6) and its name from getsockname (the "port" is the echo identifier,
+   * which the judge, like CRIU, does not bind again). Only unconnected ones: a connected ping
+   * socket has no peer port, and the judge reconnects only sockets with one.
    */
   private static FileEntry ping(OpenFd fd, int id, int sk, int family, String what)
       throws IOException {
     int type = Linux.getsockoptInt(sk, Linux.SOL_SOCKET, Linux.SO_TYPE);
     int protocol = Linux.getsockoptInt(sk, Linux.SOL_SOCKET, Linux.SO_PROTOCOL);
+    int state = pingState(fd, family, what);
+    if (state != SockDiag.TCP_CLOSE) {
+      throw new DumpException(what + " is a connected ping socket: not supported");
+    }
     ByteBuffer one = ByteBuffer.allocateDirect(1);
     try {
       if (Linux.recv(sk, one, Linux.MSG_PEEK | Linux.MSG_DONTWAIT) >= 0) {
@@ -174,7 +179,6 @@ public final class InetSocket implements FileKind {
       }
     }
     byte[] src = Linux.sockName(sk, false);
-    byte[] dst = Linux.sockName(sk, true);
     InetSkEntry.Builder e =
         InetSkEntry.newBuilder()
             .setId(id)
@@ -182,20 +186,37 @@ public final class InetSocket implements FileKind {
             .setFamily(family)
             .setType(type)
             .setProto(protocol)
-            .setState(dst == null ? SockDiag.TCP_CLOSE : SockDiag.TCP_ESTABLISHED)
+            .setState(state)
             .setSrcPort(port(src))
-            .setDstPort(dst == null ? 0 : port(dst))
+            .setDstPort(0)
             .setFlags(fd.openFlags())
             .setBacklog(0)
             .setFown(FileKinds.noOwner())
             .setOpts(SocketOpts.read(sk, family, what));
     words(address(src, family)).forEach(e::addSrcAddr);
-    words(dst == null ? new byte[family == Linux.AF_INET6 ? 16 : 4] : address(dst, family))
-        .forEach(e::addDstAddr);
+    words(new byte[family == Linux.AF_INET6 ? 16 : 4]).forEach(e::addDstAddr);
     if (family == Linux.AF_INET6) {
       e.setV6Only(Linux.getsockoptInt(sk, Linux.SOL_IPV6, Linux.IPV6_V6ONLY) != 0);
     }
     return FileEntry.newBuilder().setType(FdTypes.INETSK).setId(id).setIsk(e).build();
+  }
+
+  /**
+   * The state column ("st", hex) of the socket's line in /proc/PID/net/icmp{,6}: {@code sl
+   * local_address rem_address st tx_queue:rx_queue ... uid timeout inode ...}.
+   */
+  private static int pingState(OpenFd fd, int family, String what) throws IOException {
+    java.nio.file.Path table =
+        java.nio.file.Path.of(
+            "/proc/" + fd.pid() + "/net/" + (family == Linux.AF_INET6 ? "icmp6" : "icmp"));
+    String ino = Long.toString(fd.stat().ino());
+    for (String line : java.nio.file.Files.readAllLines(table)) {
+      String[] f = line.trim().split("\\s+");
+      if (f.length > 9 && f[9].equals(ino)) {
+        return Integer.parseInt(f[3], 16);
+      }
+    }
+    throw new DumpException(what + " is not in the kernel's ping socket table (" + table + ")");
   }
 
   // sockaddr_in {u16 family; be16 port; be32 addr}, sockaddr_in6 {u16; be16 port; u32 flowinfo;
