@@ -8,7 +8,12 @@
  * queued for it and compares every byte; the connection works both ways (a ping from the client,
  * a pong from the server); options are kept; then generation g+1 is queued (and seen to arrive)
  * for the next check. So the check before a dump leaves data queued for the dump to carry, and the
- * check after the restore reads exactly that data. */
+ * check after the restore reads exactly that data.
+ * Two modes hold a connection a dump must refuse (argv[2]):
+ *   external PORT  only a client connected to 127.0.0.1:PORT, whose server end is the test's;
+ *                  check: still established and not in repair mode (a send works: "ping")
+ *   closewait      an IPv4 client whose server end was closed (state CLOSE_WAIT);
+ *                  check: still in CLOSE_WAIT */
 #include "workload.h"
 #include <arpa/inet.h>
 #include <netinet/in.h>
@@ -189,8 +194,50 @@ static void setup(struct conn *c, int family) {
   c->cport = port_of(c->cli, 0);
 }
 
+static int single, want_state;
+
+static int tcp_state(int fd) {
+  struct tcp_info ti;
+  socklen_t len = sizeof ti;
+  return getsockopt(fd, IPPROTO_TCP, TCP_INFO, &ti, &len) ? -1 : ti.tcpi_state;
+}
+
+static int check_single(char *msg, size_t n) {
+  int st = tcp_state(single);
+  if (st != want_state) {
+    snprintf(msg, n, "connection is in state %d, expected %d", st, want_state);
+    return 0;
+  }
+  if (want_state == TCP_ESTABLISHED && send(single, "ping", 4, 0) != 4) {
+    snprintf(msg, n, "send on the external connection failed: %s", strerror(errno));
+    return 0;
+  }
+  snprintf(msg, n, "connection in state %d", st);
+  return 1;
+}
+
 int main(int argc, char **argv) {
   wl_init(argc, argv);
+  const char *mode = argc > 2 ? argv[2] : "";
+  if (strcmp(mode, "external") == 0 && argc > 3) {
+    struct sockaddr_storage ss;
+    socklen_t len = addr(&ss, AF_INET, atoi(argv[3]));
+    single = socket(AF_INET, SOCK_STREAM, 0);
+    if (connect(single, (struct sockaddr *)&ss, len)) die("connect");
+    want_state = TCP_ESTABLISHED;
+    wl_ready();
+    wl_loop(check_single, NULL);
+  }
+  if (strcmp(mode, "closewait") == 0) {
+    setup(&conns[0], AF_INET);
+    close(conns[0].srv);
+    close(conns[0].lis);
+    single = conns[0].cli;
+    want_state = TCP_CLOSE_WAIT;
+    for (int i = 0; i < 200 && tcp_state(single) != TCP_CLOSE_WAIT; i++) wl_sleep_ms(10);
+    wl_ready();
+    wl_loop(check_single, NULL);
+  }
   setup(&conns[0], AF_INET);
   setup(&conns[1], AF_INET6);
   if (!queue_generation(0)) die("queue");

@@ -164,9 +164,12 @@ public final class InetSocket implements FileKind {
       throws IOException {
     int type = Linux.getsockoptInt(sk, Linux.SOL_SOCKET, Linux.SO_TYPE);
     int protocol = Linux.getsockoptInt(sk, Linux.SOL_SOCKET, Linux.SO_PROTOCOL);
-    int state = pingState(fd, family, what);
+    Integer state = pingState(fd.pid(), fd.stat().ino(), family);
+    if (state == null) {
+      throw new DumpException(what + " is not in the kernel's ping socket table");
+    }
     if (state != SockDiag.TCP_CLOSE) {
-      throw new DumpException(what + " is a connected ping socket: not supported");
+      throw new DumpException(connectedPing(what));
     }
     ByteBuffer one = ByteBuffer.allocateDirect(1);
     try {
@@ -202,21 +205,28 @@ public final class InetSocket implements FileKind {
   }
 
   /**
-   * The state column ("st", hex) of the socket's line in /proc/PID/net/icmp{,6}: {@code sl
-   * local_address rem_address st tx_queue:rx_queue ... uid timeout inode ...}.
+   * The state column ("st", hex) of socket {@code ino}'s line in /proc/PID/net/icmp{,6} (the ping
+   * sockets of PID's network namespace): {@code sl local_address rem_address st tx_queue:rx_queue
+   * ... uid timeout inode ...}; null if it is not listed.
    */
-  private static int pingState(OpenFd fd, int family, String what) throws IOException {
+  private static Integer pingState(int pid, long ino, int family) throws IOException {
     java.nio.file.Path table =
         java.nio.file.Path.of(
-            "/proc/" + fd.pid() + "/net/" + (family == Linux.AF_INET6 ? "icmp6" : "icmp"));
-    String ino = Long.toString(fd.stat().ino());
+            "/proc/" + pid + "/net/" + (family == Linux.AF_INET6 ? "icmp6" : "icmp"));
+    String inode = Long.toString(ino);
     for (String line : java.nio.file.Files.readAllLines(table)) {
       String[] f = line.trim().split("\\s+");
-      if (f.length > 9 && f[9].equals(ino)) {
+      if (f.length > 9 && f[9].equals(inode)) {
         return Integer.parseInt(f[3], 16);
       }
     }
-    throw new DumpException(what + " is not in the kernel's ping socket table (" + table + ")");
+    return null;
+  }
+
+  private static String connectedPing(String what) {
+    return what
+        + " is a connected ping socket: not supported (it has no peer port the judge could"
+        + " connect again)";
   }
 
   // sockaddr_in {u16 family; be16 port; be32 addr}, sockaddr_in6 {u16; be16 port; u32 flowinfo;
@@ -338,7 +348,20 @@ public final class InetSocket implements FileKind {
    * tree). Sockets of processes in another network namespace are left to the frozen dump.
    */
   public static void refuseUnsupportedConnections(List<Integer> pids) throws DumpException {
-    Map<Long, String> inTree = Sockets.socketsOf(pids, "TCP");
+    for (Map.Entry<Long, Sockets.Held> e : Sockets.socketsOf(pids, "PING").entrySet()) {
+      Sockets.Held h = e.getValue();
+      int family = h.proto().endsWith("v6") ? Linux.AF_INET6 : Linux.AF_INET;
+      Integer state;
+      try {
+        state = pingState(h.pid(), e.getKey(), family);
+      } catch (IOException gone) {
+        continue; // the frozen dump reports it
+      }
+      if (state != null && state != SockDiag.TCP_CLOSE) {
+        throw new DumpException(connectedPing(h.what()));
+      }
+    }
+    Map<Long, Sockets.Held> inTree = Sockets.socketsOf(pids, "TCP");
     if (inTree.isEmpty()) {
       return;
     }
@@ -353,19 +376,19 @@ public final class InetSocket implements FileKind {
     for (InetSock s : all.values()) {
       byEnds.put(end(s.src(), s.srcPort()) + ">" + end(s.dst(), s.dstPort()), s.ino());
     }
-    for (Map.Entry<Long, String> e : inTree.entrySet()) {
+    for (Map.Entry<Long, Sockets.Held> e : inTree.entrySet()) {
       InetSock s = all.get(e.getKey());
       if (s == null || s.state() == SockDiag.TCP_LISTEN || s.state() == SockDiag.TCP_CLOSE) {
-        continue; // a UDP socket, a listener, or unbound: the frozen dump judges those
+        continue; // a listener, or unbound: the frozen dump judges those
       }
       if (s.state() != SockDiag.TCP_ESTABLISHED) {
-        throw new DumpException(notEstablished(e.getValue(), s.state()));
+        throw new DumpException(notEstablished(e.getValue().what(), s.state()));
       }
       String local = end(s.src(), s.srcPort());
       String remote = end(s.dst(), s.dstPort());
       Long peer = byEnds.get(remote + ">" + local);
       if (peer == null || !inTree.containsKey(peer)) {
-        throw new DumpException(external(e.getValue(), remote));
+        throw new DumpException(external(e.getValue().what(), remote));
       }
     }
   }

@@ -45,14 +45,17 @@ final class Sockets {
     }
   }
 
+  /** A socket held by a process: who holds it, its protocol name, and the fd named for errors. */
+  record Held(int pid, String proto, String what) {}
+
   /**
    * The sockets the processes {@code pids} hold whose protocol name starts with {@code prefix}
    * ("TCP" also matches "TCPv6"), by inode, each with the first descriptor that holds it named as
    * the dump names it ("fd 4 of PID 17 (TCP socket:[123])"). Processes in another network namespace
    * and descriptors closed meanwhile are skipped. Reads only: fit for checks before the freeze.
    */
-  static Map<Long, String> socketsOf(List<Integer> pids, String prefix) {
-    Map<Long, String> out = new LinkedHashMap<>();
+  static Map<Long, Held> socketsOf(List<Integer> pids, String prefix) {
+    Map<Long, Held> out = new LinkedHashMap<>();
     for (int pid : pids) {
       try {
         if (!inOurNetns(pid)) {
@@ -78,7 +81,11 @@ final class Sockets {
             if (proto != null && proto.startsWith(prefix)) {
               long ino = Long.parseLong(t.substring(8, t.length() - 1));
               out.putIfAbsent(
-                  ino, "fd " + p.getFileName() + " of PID " + pid + " (" + proto + " " + t + ")");
+                  ino,
+                  new Held(
+                      pid,
+                      proto,
+                      "fd " + p.getFileName() + " of PID " + pid + " (" + proto + " " + t + ")"));
             }
           }
         }
