@@ -23,21 +23,20 @@ import java.util.Set;
 
 /**
  * A TCP, UDP or ICMP ping socket over IPv4 or IPv6: a listening TCP socket (no connections waiting
- * to be accepted), an established TCP connection whose peer is dumped too, a UDP socket or a ping
- * socket (SOCK_DGRAM, IPPROTO_ICMP/ICMPV6), bound or connected, with nothing queued. Addresses,
- * ports, state and backlog come from sock_diag (INET_DIAG; ping sockets, which it does not list,
- * from getsockname/getpeername), type, protocol and options from getsockopt on a descriptor of the
- * agent's for the socket (pidfd_getfd). The judge binds it to the same address and port again (and
- * listens, or connects); an established connection's state goes to tcp-stream-&lt;inode&gt;.img
- * ({@link TcpStream}), which {@code criu restore --tcp-established} replays.
+ * to be accepted), an established TCP connection (its peer dumped too or not), a UDP socket or a
+ * ping socket (SOCK_DGRAM, IPPROTO_ICMP/ICMPV6), bound or connected, with nothing queued.
+ * Addresses, ports, state and backlog come from sock_diag (INET_DIAG; ping sockets, which it does
+ * not list, from getsockname/getpeername), type, protocol and options from getsockopt on a
+ * descriptor of the agent's for the socket (pidfd_getfd). The judge binds it to the same address
+ * and port again (and listens, or connects); an established connection's state goes to
+ * tcp-stream-&lt;inode&gt;.img ({@link TcpStream}), which {@code criu restore --tcp-established}
+ * replays; the connection is locked out of the network meanwhile ({@link NetworkLock}).
  *
  * <p>Refused in one line naming the fd: TCP connections in any state but established (closing,
- * half-closed, connecting), and established ones whose peer is outside the dumped tree (that would
- * need CRIU's network locking, so that the peer's packets neither reset nor slip into the
- * connection between freeze and restore); a listener with connections not accepted yet; a TCP
- * socket that is neither listening nor in the kernel's tables (unbound, or bound but not
- * listening); a UDP or ping socket with data queued, a corked UDP socket; a socket in another
- * network namespace than the agent's.
+ * half-closed, connecting); a listener with connections not accepted yet; a TCP socket that is
+ * neither listening nor in the kernel's tables (unbound, or bound but not listening); a UDP or ping
+ * socket with data queued, a corked UDP socket; a socket in another network namespace than the
+ * agent's.
  */
 public final class InetSocket implements FileKind {
   private static final Set<String> PROTOCOLS =
@@ -45,11 +44,8 @@ public final class InetSocket implements FileKind {
 
   private final Map<Long, Map<Long, InetSock>> tables = new HashMap<>();
 
-  /** Established connections, by inode, in repair mode until {@link #release}. */
+  /** Established connections, by inode, locked and in repair mode until {@link #release}. */
   private final Map<Long, TcpStream> streams = new LinkedHashMap<>();
-
-  /** Each dumped connection's "what" and its endpoints, for the peer check at the end. */
-  private final Map<Long, Connection> connections = new LinkedHashMap<>();
 
   @Override
   public boolean recognises(OpenFd fd) {
@@ -141,10 +137,19 @@ public final class InetSocket implements FileKind {
         if (Linux.getsockoptInt(sk, Linux.SOL_SOCKET, Linux.SO_PEEK_OFF) >= 0) {
           throw new DumpException(what + " has SO_PEEK_OFF set: not supported yet");
         }
-        // last: from here on the socket is in repair mode, and sk is the stream's
-        streams.put(s.ino(), TcpStream.pause(s.ino(), sk, opts.getReuseaddr(), what));
+        // last: from here on the connection is locked and in repair mode, and sk is the stream's
+        NetworkLock lock = NetworkLock.lock(s.src(), s.srcPort(), s.dst(), s.dstPort(), what);
+        try {
+          streams.put(s.ino(), TcpStream.pause(s.ino(), sk, opts.getReuseaddr(), lock, what));
+        } catch (IOException | RuntimeException failed) {
+          try {
+            lock.unlock();
+          } catch (DumpException ignored) {
+            // the first failure is the one to report
+          }
+          throw failed;
+        }
         held = true;
-        connections.put(s.ino(), Connection.of(what, s));
       }
       return FileEntry.newBuilder().setType(FdTypes.INETSK).setId(id).setIsk(e).build();
     } finally {
@@ -266,37 +271,26 @@ public final class InetSocket implements FileKind {
     return state > 0 && state < names.length ? names[state] : Integer.toString(state);
   }
 
-  /**
-   * Every established connection dumped must have its peer dumped too (checked once all processes
-   * are dumped, before anything is written): without network locking a peer outside the tree could
-   * send into the connection between freeze and restore, and a killed end would answer with a
-   * reset. Then the tcp-stream images.
-   */
+  /** The tcp-stream images of the established connections. */
   @Override
   public void writeImages(ImageSink sink) throws IOException {
-    Map<String, Long> byEnds = new HashMap<>();
-    connections.forEach((ino, c) -> byEnds.put(c.local() + ">" + c.remote(), ino));
-    for (Connection c : connections.values()) {
-      if (!byEnds.containsKey(c.remote() + ">" + c.local())) {
-        throw new DumpException(external(c.what(), c.remote()));
-      }
-    }
     for (TcpStream s : streams.values()) {
       s.write(sink);
     }
   }
 
   /**
-   * Takes the dumped connections out of the agent's hands: in repair mode still if the target was
-   * killed (its connections end silently), else back to normal (the connection goes on).
+   * Takes the dumped connections out of the agent's hands: locked and in repair mode still if the
+   * target was killed (its connections end silently, the restore unlocks them), else back to normal
+   * (the connection goes on).
    */
   @Override
   public void release(boolean targetKilled) throws IOException {
-    LinuxException first = null;
+    IOException first = null;
     for (TcpStream s : streams.values()) {
       try {
         s.release(targetKilled);
-      } catch (LinuxException e) {
+      } catch (IOException e) {
         first = first == null ? e : first;
       }
     }
@@ -305,47 +299,25 @@ public final class InetSocket implements FileKind {
     }
   }
 
-  private static String external(String what, String remote) {
-    return what
-        + " is connected to "
-        + remote
-        + " outside the dumped tree: TCP connections to peers outside the dump are not supported"
-        + " (no network locking)";
-  }
-
-  /** One end of a connection: address and port of both sides, IPv4-mapped IPv6 as IPv4. */
-  private record Connection(String what, String local, String remote) {
-    static Connection of(String what, InetSock s) {
-      return new Connection(what, end(s.src(), s.srcPort()), end(s.dst(), s.dstPort()));
+  /** The address bytes, an IPv4-mapped IPv6 address as its IPv4 address. */
+  static byte[] unmapped(byte[] a) {
+    if (a.length != 16) {
+      return a;
     }
-  }
-
-  static String end(byte[] addr, int port) {
-    byte[] a = addr;
-    if (a.length == 16 && isV4Mapped(a)) {
-      a = java.util.Arrays.copyOfRange(a, 12, 16);
-    }
-    try {
-      String host = java.net.InetAddress.getByAddress(a).getHostAddress();
-      return (a.length == 16 ? "[" + host + "]" : host) + ":" + port;
-    } catch (java.net.UnknownHostException e) {
-      throw new IllegalArgumentException(e);
-    }
-  }
-
-  private static boolean isV4Mapped(byte[] a) {
     for (int i = 0; i < 10; i++) {
       if (a[i] != 0) {
-        return false;
+        return a;
       }
     }
-    return a[10] == (byte) 0xff && a[11] == (byte) 0xff;
+    return a[10] == (byte) 0xff && a[11] == (byte) 0xff
+        ? java.util.Arrays.copyOfRange(a, 12, 16)
+        : a;
   }
 
   /**
-   * Refuses, before the freeze, a tree holding a TCP connection that is not established, or one
-   * whose peer is not in the tree (see {@link #writeImages}, which checks again on the frozen
-   * tree). Sockets of processes in another network namespace are left to the frozen dump.
+   * Refuses, before the freeze, a tree holding a TCP connection that is not established or a
+   * connected ping socket. Sockets of processes in another network namespace are left to the frozen
+   * dump.
    */
   public static void refuseUnsupportedConnections(List<Integer> pids) throws DumpException {
     for (Map.Entry<Long, Sockets.Held> e : Sockets.socketsOf(pids, "PING").entrySet()) {
@@ -372,23 +344,13 @@ public final class InetSocket implements FileKind {
     } catch (LinuxException e) {
       throw new DumpException("reading the TCP socket table (sock_diag): " + e.getMessage(), e);
     }
-    Map<String, Long> byEnds = new HashMap<>();
-    for (InetSock s : all.values()) {
-      byEnds.put(end(s.src(), s.srcPort()) + ">" + end(s.dst(), s.dstPort()), s.ino());
-    }
     for (Map.Entry<Long, Sockets.Held> e : inTree.entrySet()) {
       InetSock s = all.get(e.getKey());
-      if (s == null || s.state() == SockDiag.TCP_LISTEN || s.state() == SockDiag.TCP_CLOSE) {
-        continue; // a listener, or unbound: the frozen dump judges those
-      }
-      if (s.state() != SockDiag.TCP_ESTABLISHED) {
+      if (s != null
+          && s.state() != SockDiag.TCP_LISTEN
+          && s.state() != SockDiag.TCP_CLOSE
+          && s.state() != SockDiag.TCP_ESTABLISHED) {
         throw new DumpException(notEstablished(e.getValue().what(), s.state()));
-      }
-      String local = end(s.src(), s.srcPort());
-      String remote = end(s.dst(), s.dstPort());
-      Long peer = byEnds.get(remote + ">" + local);
-      if (peer == null || !inTree.containsKey(peer)) {
-        throw new DumpException(external(e.getValue().what(), remote));
       }
     }
   }

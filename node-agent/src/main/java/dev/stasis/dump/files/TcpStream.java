@@ -21,9 +21,10 @@ import java.nio.ByteOrder;
  * restore --tcp-established} replays into a fresh socket in repair mode.
  *
  * <p>The socket is put in repair mode through a descriptor of the agent's for it (pidfd_getfd: the
- * same socket, so the mode is the target's too) and stays so until {@link #release}: in kill mode
- * the killed target's close then ends the connection silently, so the peer (dumped too) is not
- * reset; otherwise repair is turned off again and the connection goes on.
+ * same socket, so the mode is the target's too), after its connection was locked out of the network
+ * ({@link NetworkLock}), and stays so until {@link #release}: in kill mode the killed target's
+ * close then ends the connection silently, and the lock keeps the peer's packets away until the
+ * restore; otherwise the lock is lifted, repair turned off and the connection goes on.
  */
 final class TcpStream {
   /** tcp_info's first bytes: state (0), options (5), snd_wscale | rcv_wscale << 4 (6). */
@@ -34,29 +35,31 @@ final class TcpStream {
   final long ino;
   private final int sk;
   private final boolean reuseaddr;
+  private final NetworkLock lock;
   private TcpStreamEntry entry;
   private byte[] inq = new byte[0];
   private byte[] outq = new byte[0];
   private boolean released;
 
-  private TcpStream(long ino, int sk, boolean reuseaddr) {
+  private TcpStream(long ino, int sk, boolean reuseaddr, NetworkLock lock) {
     this.ino = ino;
     this.sk = sk;
     this.reuseaddr = reuseaddr;
+    this.lock = lock;
   }
 
   /**
-   * Puts the socket behind the agent's descriptor {@code sk} in repair mode and reads its state.
-   * The returned stream owns {@code sk} from then on; if this throws, repair is off again and
-   * {@code sk} is the caller's to close.
+   * Puts the socket behind the agent's descriptor {@code sk}, whose connection is locked already,
+   * in repair mode and reads its state. The returned stream owns {@code sk} and the lock from then
+   * on; if this throws, repair is off again and both are the caller's.
    *
    * @param reuseaddr SO_REUSEADDR as read before repair (repair mode forces it, leaving repair mode
    *     clears it, so {@link #release} puts it back)
    */
-  static TcpStream pause(long ino, int sk, boolean reuseaddr, String what)
+  static TcpStream pause(long ino, int sk, boolean reuseaddr, NetworkLock lock, String what)
       throws LinuxException, DumpException {
     Linux.setsockoptInt(sk, Linux.SOL_TCP, Linux.TCP_REPAIR, 1);
-    TcpStream s = new TcpStream(ino, sk, reuseaddr);
+    TcpStream s = new TcpStream(ino, sk, reuseaddr, lock);
     try {
       s.save(what);
       return s;
@@ -147,18 +150,23 @@ final class TcpStream {
 
   /**
    * Ends the agent's hold on the socket. {@code targetKilled}: the socket stays in repair mode, so
-   * when the last descriptor (this one) goes the connection ends without a FIN or RST. Otherwise
-   * repair is turned off (the kernel then sends a window probe and the connection goes on) and
-   * SO_REUSEADDR is put back as it was. Runs once; later calls do nothing.
+   * when the last descriptor (this one) goes the connection ends without a FIN or RST, and the
+   * connection stays locked until the judge's restore unlocks it. Otherwise the connection is
+   * unlocked, repair is turned off (the kernel then sends a window probe and the connection goes
+   * on) and SO_REUSEADDR is put back as it was. Runs once; later calls do nothing.
    */
-  void release(boolean targetKilled) throws LinuxException {
+  void release(boolean targetKilled) throws java.io.IOException {
     if (released) {
       return;
     }
     released = true;
     try {
       if (!targetKilled) {
-        repairOff();
+        try {
+          lock.unlock();
+        } finally {
+          repairOff();
+        }
       }
     } finally {
       Linux.close(sk);
