@@ -1,6 +1,7 @@
 /* Workload: established TCP connections on the loopback, both ends held by this process, over
  * IPv4 (127.0.0.1) and IPv6 (::1). For each family: a listener on an ephemeral port (kept open), a
- * client connected to it (TCP_NODELAY, SO_KEEPALIVE) and the accepted server end. Unread data is
+ * client connected to it (TCP_NODELAY, SO_KEEPALIVE) and the accepted server end; the IPv6
+ * listener has TCP_CORK on (set after the accept). Unread data is
  * queued in both directions: "generation" g of the client's message (C2S_LEN bytes) waits in the
  * server's receive queue, the server's (S2C_LEN bytes) in the client's. The ports are written to
  * STATE/ports ("v4 listener, v4 client, v6 listener, v6 client").
@@ -124,6 +125,10 @@ static int check_one(struct conn *c, char *msg, size_t n) {
              port_of(c->srv, 1), c->lport, c->cport);
     return 0;
   }
+  if (c->family == AF_INET6 && opt(c->lis, IPPROTO_TCP, TCP_CORK) != 1) {
+    snprintf(msg, n, "v6 listener lost TCP_CORK");
+    return 0;
+  }
   if (opt(c->cli, IPPROTO_TCP, TCP_NODELAY) != 1 || opt(c->cli, SOL_SOCKET, SO_KEEPALIVE) != 1) {
     snprintf(msg, n, "%s: client lost nodelay (%d) or keepalive (%d)", fam,
              opt(c->cli, IPPROTO_TCP, TCP_NODELAY), opt(c->cli, SOL_SOCKET, SO_KEEPALIVE));
@@ -192,6 +197,8 @@ static void setup(struct conn *c, int family) {
   if (connect(c->cli, (struct sockaddr *)&ss, len)) die("connect");
   c->srv = accept(c->lis, NULL, NULL);
   if (c->srv < 0) die("accept");
+  /* after the accept: an accepted socket would inherit it */
+  if (family == AF_INET6) setsockopt(c->lis, IPPROTO_TCP, TCP_CORK, &one, sizeof one);
   c->cport = port_of(c->cli, 0);
 }
 

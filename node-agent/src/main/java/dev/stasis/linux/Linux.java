@@ -201,6 +201,8 @@ public final class Linux {
     C.recvmsg(-1, 0, 0);
     C.getsockopt(-1, 0, 0, 0, 0);
     C.setsockopt(-1, 0, 0, 0, 0);
+    C.getsockname(-1, 0, 0);
+    C.getpeername(-1, 0, 0);
     C.getxattr("/proc/self/no-such-file", "user.none", new byte[1], 1);
     ByteBuffer ts = ByteBuffer.allocateDirect(16);
     C.clock_gettime(CLOCK_MONOTONIC, address(ts));

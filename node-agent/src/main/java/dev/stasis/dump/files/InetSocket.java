@@ -369,6 +369,9 @@ public final class InetSocket implements FileKind {
     TcpOptsEntry.Builder t =
         TcpOptsEntry.newBuilder()
             .setNodelay(Linux.getsockoptInt(sk, Linux.SOL_TCP, Linux.TCP_NODELAY) != 0);
+    if (Linux.getsockoptInt(sk, Linux.SOL_TCP, Linux.TCP_CORK) != 0) {
+      t.setCork(true); // like CRIU: only when on
+    }
     if (keepalive) {
       t.setKeepcnt(Linux.getsockoptInt(sk, Linux.SOL_TCP, Linux.TCP_KEEPCNT));
       t.setKeepidle(Linux.getsockoptInt(sk, Linux.SOL_TCP, Linux.TCP_KEEPIDLE));
