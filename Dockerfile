@@ -28,6 +28,10 @@ ENTRYPOINT ["java", "-Djava.util.logging.manager=org.jboss.logmanager.LogManager
 
 # The node agent: runs privileged with hostPID (see the chart); no listening port.
 FROM eclipse-temurin:17-jre AS node-agent
+# iptables/ip6tables lock established TCP connections out of the network during a dump (CRIU's
+# rules, which `criu restore` deletes).
+RUN apt-get update && apt-get install -y --no-install-recommends iptables \
+    && rm -rf /var/lib/apt/lists/*
 WORKDIR /app
 COPY --from=build /src/node-agent/target/stasis-node-agent.jar /app/
 COPY --from=build /src/node-agent/target/lib/ /app/lib/

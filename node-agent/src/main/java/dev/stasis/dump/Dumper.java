@@ -61,6 +61,9 @@ public final class Dumper {
   private final SharedMemory sharedMemory = new SharedMemory();
   private final SeccompImage seccomp = new SeccompImage();
 
+  /** The dump's file table while the target's files are held (TCP repair), until released. */
+  private FileTable heldFiles;
+
   private Dumper(DumpOptions opts) {
     this.opts = opts;
     this.pid = opts.pid();
@@ -118,6 +121,7 @@ public final class Dumper {
         if (!deadline.disarm()) {
           throw new IOException("freeze deadline of " + deadline.describe() + " passed");
         }
+        releaseFiles(false); // still frozen: it never runs with a connection in repair mode
         tree.close();
         released = true;
       }
@@ -155,6 +159,7 @@ public final class Dumper {
         long k = System.nanoTime();
         tree.kill();
         tree.close();
+        releaseFiles(true);
         // The kernel frees the process's memory before its death is reported: for a large
         // process this is a visible part of the frozen time (CRIU's includes it too).
         timings.put("kill_ms", ms(System.nanoTime() - k));
@@ -193,6 +198,11 @@ public final class Dumper {
       // Detach on every path, also when the kill after a successful commit fails: a process
       // left traced would stay stopped for good. close() is idempotent.
       if (!released) {
+        try {
+          releaseFiles(false);
+        } catch (IOException e) {
+          // the failure being thrown is the one to report; the tree is released all the same
+        }
         tree.close();
       }
       if (!committed) {
@@ -292,6 +302,15 @@ public final class Dumper {
     }
   }
 
+  /** Hands the target's files back once ({@link FileTable#release}); later calls do nothing. */
+  private void releaseFiles(boolean targetKilled) throws IOException {
+    FileTable f = heldFiles;
+    heldFiles = null;
+    if (f != null) {
+      f.release(targetKilled);
+    }
+  }
+
   /** What the per-process steps add up for stats-dump, the manifest and the result. */
   private static final class Totals {
     long pagesScanned;
@@ -315,6 +334,7 @@ public final class Dumper {
   private DumpResult dumpFrozen(SeizedTree tree, ImageSink sink, long start, long frozenAt)
       throws IOException {
     FileTable files = new FileTable();
+    heldFiles = files;
     NamespaceIds namespaces = new NamespaceIds();
     Totals totals = new Totals();
     List<PstreeEntry> pstree = new ArrayList<>();

@@ -182,6 +182,24 @@ final class FileTable {
     }
   }
 
+  /**
+   * Hands the target's files back ({@link FileKind#release}) after the tree was killed or before it
+   * goes on; every kind is asked even if one fails, the first failure is thrown.
+   */
+  void release(boolean targetKilled) throws IOException {
+    IOException first = null;
+    for (FileKind k : kinds.rows()) {
+      try {
+        k.release(targetKilled);
+      } catch (IOException e) {
+        first = first == null ? e : first;
+      }
+    }
+    if (first != null) {
+      throw first;
+    }
+  }
+
   private static List<Integer> fds(int pid) throws IOException {
     List<Integer> fds = new ArrayList<>();
     try (DirectoryStream<Path> ds = Files.newDirectoryStream(Path.of("/proc/" + pid + "/fd"))) {

@@ -75,6 +75,7 @@ final class TargetChecks {
     } catch (IOException e) {
       // a process gone meanwhile: the seize or the frozen dump says so
     }
+    dev.stasis.dump.files.InetSocket.refuseUnsupportedConnections(tree);
   }
 
   /**

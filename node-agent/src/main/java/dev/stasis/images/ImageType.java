@@ -36,6 +36,7 @@ import dev.stasis.images.proto.SiginfoEntry;
 import dev.stasis.images.proto.SkPacketEntry;
 import dev.stasis.images.proto.StatsEntry;
 import dev.stasis.images.proto.TaskKobjIdsEntry;
+import dev.stasis.images.proto.TcpStreamEntry;
 import dev.stasis.images.proto.TimensEntry;
 import dev.stasis.images.proto.TtyInfoEntry;
 import dev.stasis.images.proto.UtsnsEntry;
@@ -58,7 +59,8 @@ import java.util.regex.Pattern;
  * only its own. {@link Layout#RAW} files (pages) have no magic and no framing at all.
  *
  * <p>The name pattern takes one argument: an id ({@code %d}: pid, files_id, pages id, namespace id;
- * {@code %x}: the same in hex, ghost files) or a word ({@code %s}: "dump" or "restore" for stats).
+ * {@code %x}: the same in hex: ghost files, socket inodes) or a word ({@code %s}: "dump" or
+ * "restore" for stats).
  */
 public enum ImageType {
   INVENTORY("inventory.img", Head.NONE, 0x58313116, InventoryEntry.parser()),
@@ -133,6 +135,14 @@ public enum ImageType {
    */
   SK_QUEUES(
       "sk-queues.img", Head.COMMON, 0x56264026, Layout.ENTRIES_WITH_DATA, SkPacketEntry.parser()),
+  /**
+   * One established TCP connection, named by its socket inode in hex: a {@link TcpStreamEntry}
+   * followed by the receive queue's {@code inq_len} and the send queue's {@code outq_len} raw
+   * bytes.
+   */
+  TCP_STREAM(
+      "tcp-stream-%x.img",
+      Head.COMMON, 0x51465506, Layout.ENTRIES_WITH_DATA, TcpStreamEntry.parser()),
   /** "stats-dump" / "stats-restore": a service file, note the missing ".img". */
   STATS("stats-%s", Head.SERVICE, 0x57093306, StatsEntry.parser()),
 
@@ -329,8 +339,8 @@ public enum ImageType {
 
   /**
    * How many raw bytes follow {@code entry} in the file for {@link Layout#ENTRIES_WITH_DATA}: the
-   * {@code bytes} field of a pipe data entry, the {@code length} of a socket packet; the {@code
-   * len} of a ghost file's chunk; else 0.
+   * {@code bytes} field of a pipe data entry, the {@code length} of a socket packet, both queues of
+   * a TCP stream; the {@code len} of a ghost file's chunk; else 0.
    */
   public long trailingBytes(Message entry) {
     if (entry instanceof GhostChunkEntry c) {
@@ -341,6 +351,9 @@ public enum ImageType {
     }
     if (entry instanceof SkPacketEntry p) {
       return Integer.toUnsignedLong(p.getLength());
+    }
+    if (entry instanceof TcpStreamEntry t) {
+      return Integer.toUnsignedLong(t.getInqLen()) + Integer.toUnsignedLong(t.getOutqLen());
     }
     return Integer.toUnsignedLong(((PipeDataEntry) entry).getBytes());
   }

@@ -18,6 +18,7 @@ public final class Errno {
   public static final int ENOSYS = 38;
   public static final int ENODATA = 61;
   public static final int EOPNOTSUPP = 95;
+  public static final int ENOTCONN = 107;
 
   private static final String[] BASE = {
     null,

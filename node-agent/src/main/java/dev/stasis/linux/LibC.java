@@ -75,5 +75,9 @@ public interface LibC {
 
   int setsockopt(int fd, int level, int name, long value, int len);
 
+  int getsockname(int fd, long addr, long lenp);
+
+  int getpeername(int fd, long addr, long lenp);
+
   long getxattr(String path, String name, @Out byte[] value, long size);
 }

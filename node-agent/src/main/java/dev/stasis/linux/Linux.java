@@ -201,6 +201,8 @@ public final class Linux {
     C.recvmsg(-1, 0, 0);
     C.getsockopt(-1, 0, 0, 0, 0);
     C.setsockopt(-1, 0, 0, 0, 0);
+    C.getsockname(-1, 0, 0);
+    C.getpeername(-1, 0, 0);
     C.getxattr("/proc/self/no-such-file", "user.none", new byte[1], 1);
     ByteBuffer ts = ByteBuffer.allocateDirect(16);
     C.clock_gettime(CLOCK_MONOTONIC, address(ts));
@@ -563,6 +565,64 @@ public final class Linux {
   public static final int UDP_CORK = 1;
   public static final int SOL_IPV6 = 41;
   public static final int IPV6_V6ONLY = 26;
+  public static final int IPPROTO_ICMP = 1;
+  public static final int IPPROTO_ICMPV6 = 58;
+  public static final int SOCK_RAW = 3;
+
+  // TCP repair (linux/tcp.h): TCP_REPAIR takes 1 (on) / 0 (off); TCP_REPAIR_QUEUE picks which
+  // queue TCP_QUEUE_SEQ and MSG_PEEK then address.
+  public static final int TCP_MAXSEG = 2;
+  public static final int TCP_CORK = 3;
+  public static final int TCP_INFO = 11;
+  public static final int TCP_REPAIR = 19;
+  public static final int TCP_REPAIR_QUEUE = 20;
+  public static final int TCP_QUEUE_SEQ = 21;
+  public static final int TCP_TIMESTAMP = 24;
+  public static final int TCP_REPAIR_WINDOW = 29;
+  public static final int TCP_RECV_QUEUE = 1;
+  public static final int TCP_SEND_QUEUE = 2;
+
+  /** Bytes queued to read (FIONREAD), bytes in the send queue, and of those the unsent ones. */
+  public static final int SIOCINQ = 0x541B;
+
+  public static final int SIOCOUTQ = 0x5411;
+  public static final int SIOCOUTQNSD = 0x894B;
+
+  // Netlink (linux/netlink.h)
+  public static final int SOL_NETLINK = 270;
+  public static final int NETLINK_LIST_MEMBERSHIPS = 9;
+
+  /** An int-returning ioctl(2) on a socket (SIOCINQ, SIOCOUTQ...): the value it stores. */
+  public static int ioctlInt(int fd, int request) throws LinuxException {
+    ByteBuffer v = ByteBuffer.allocateDirect(4).order(ByteOrder.nativeOrder());
+    ioctl(
+        "ioctl(fd " + fd + ", 0x" + Integer.toHexString(request) + ")", 0, fd, request, address(v));
+    return v.getInt(0);
+  }
+
+  /**
+   * getsockname(2) ({@code peer} false) or getpeername(2) ({@code peer} true): the raw sockaddr
+   * bytes, or null if the socket is not connected (ENOTCONN).
+   */
+  public static byte[] sockName(int fd, boolean peer) throws LinuxException {
+    ByteBuffer addr = ByteBuffer.allocateDirect(128);
+    ByteBuffer len = ByteBuffer.allocateDirect(4).order(ByteOrder.nativeOrder());
+    len.putInt(0, 128);
+    int r =
+        peer
+            ? C.getpeername(fd, address(addr), address(len))
+            : C.getsockname(fd, address(addr), address(len));
+    if (r != 0) {
+      int e = errno();
+      if (e == Errno.ENOTCONN) {
+        return null;
+      }
+      throw new LinuxException((peer ? "getpeername" : "getsockname") + "(fd " + fd + ")", e, 0);
+    }
+    byte[] out = new byte[Math.min(128, len.getInt(0))];
+    addr.get(0, out);
+    return out;
+  }
 
   /** socket(2), always close-on-exec. */
   public static int socket(int domain, int type, int protocol) throws LinuxException {

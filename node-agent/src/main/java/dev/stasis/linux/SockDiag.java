@@ -175,6 +175,68 @@ public final class SockDiag {
 
   static final int INET_DIAG_SHUTDOWN = 8;
 
+  // netlink_diag_req.ndiag_show bits, the attribute of the answer, "every protocol"
+  // (linux/netlink_diag.h)
+  static final int NDIAG_SHOW_GROUPS = 0x02;
+  static final int NETLINK_DIAG_GROUPS = 1;
+  static final int NDIAG_PROTO_ALL = 255;
+
+  /**
+   * One netlink socket as sock_diag shows it (only bound ones are listed).
+   *
+   * @param protocol NETLINK_ROUTE 0, NETLINK_GENERIC 16...
+   * @param state NETLINK_CONNECTED 1, else TCP_CLOSE 7
+   * @param portid the port id it is bound to
+   * @param dstPortid the port id it is connected to
+   * @param dstGroup the group it is connected to
+   * @param groups the multicast groups it joined, as the kernel's bitmap of longs (bit n-1 for
+   *     group n)
+   */
+  public record NetlinkSock(
+      long ino, int protocol, int state, int portid, int dstPortid, int dstGroup, long[] groups) {}
+
+  /** Every bound netlink socket of the agent's network namespace, by inode. */
+  public static Map<Long, NetlinkSock> netlinkSockets() throws LinuxException {
+    ByteBuffer req = request(20);
+    // netlink_diag_req {u8 family; u8 protocol; u16 pad; u32 ino; u32 show; u32 cookie[2]}
+    req.put((byte) Linux.AF_NETLINK).put((byte) NDIAG_PROTO_ALL).putShort((short) 0).putInt(0);
+    req.putInt(NDIAG_SHOW_GROUPS).putInt(-1).putInt(-1);
+    Map<Long, NetlinkSock> out = new HashMap<>();
+    exchange(
+        req.flip(),
+        "netlink",
+        (b, from, end) -> {
+          // netlink_diag_msg {u8 family, type, protocol, state; u32 portid, dst_portid,
+          // dst_group, ino; u32 cookie[2]} (28 bytes), then attributes
+          long[] groups = new long[0];
+          int at = from + 28;
+          while (at + 4 <= end) {
+            int len = b.getShort(at) & 0xffff;
+            if (len < 4 || at + len > end) {
+              break;
+            }
+            if ((b.getShort(at + 2) & 0x7fff) == NETLINK_DIAG_GROUPS) {
+              groups = new long[(len - 4) / 8];
+              for (int i = 0; i < groups.length; i++) {
+                groups[i] = b.getLong(at + 4 + 8 * i);
+              }
+            }
+            at += align(len);
+          }
+          NetlinkSock s =
+              new NetlinkSock(
+                  b.getInt(from + 16) & 0xffffffffL,
+                  b.get(from + 2) & 0xff,
+                  b.get(from + 3) & 0xff,
+                  b.getInt(from + 4),
+                  b.getInt(from + 8),
+                  b.getInt(from + 12),
+                  groups);
+          out.put(s.ino(), s);
+        });
+    return out;
+  }
+
   /** One SOCK_DIAG_BY_FAMILY answer: its payload is {@code [from, end)} of the buffer. */
   private interface Answer {
     void accept(ByteBuffer b, int from, int end);

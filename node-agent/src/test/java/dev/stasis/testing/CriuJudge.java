@@ -25,7 +25,8 @@ public final class CriuJudge {
 
   /**
    * The same with extra options for {@code criu restore}, for state CRIU restores only on request
-   * (e.g. {@code --file-locks}, without which it ignores filelocks.img).
+   * (e.g. {@code --file-locks}, without which it ignores filelocks.img; {@code --tcp-established}
+   * for established TCP connections).
    */
   public static void restore(Path images, String... options)
       throws IOException, InterruptedException {

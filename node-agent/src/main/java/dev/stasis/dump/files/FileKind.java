@@ -48,4 +48,12 @@ public interface FileKind {
 
   /** Images beyond files.img this kind gathered over the whole dump; written once, at the end. */
   default void writeImages(ImageSink sink) throws IOException {}
+
+  /**
+   * The dump is over: undo what {@link #dump} left changed on the target's files until now (a TCP
+   * connection held in repair mode). {@code targetKilled}: the tree was killed after a complete
+   * dump; otherwise it goes on running (left running, or the dump failed), so everything is put
+   * back as it was. Called once per dump, also after a failure.
+   */
+  default void release(boolean targetKilled) throws IOException {}
 }

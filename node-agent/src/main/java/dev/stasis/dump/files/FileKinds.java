@@ -33,7 +33,8 @@ public final class FileKinds {
             new UnixSocket(),
             new InetSocket(),
             new GhostFile(),
-            new Pty()));
+            new Pty(),
+            new NetlinkSocket()));
   }
 
   public List<FileKind> rows() {
