@@ -193,6 +193,9 @@ public final class CheckpointArchive {
    * every Linux ABI Stasis runs on) plus btime from /proc/stat.
    */
   static Instant startTime(int pid) {
+    if (!Files.isDirectory(Path.of("/proc/" + pid))) {
+      throw new IllegalArgumentException("no process with PID " + pid);
+    }
     try {
       String stat = Files.readString(Path.of("/proc/" + pid + "/stat"));
       String[] f = stat.substring(stat.lastIndexOf(") ") + 2).split(" ");
