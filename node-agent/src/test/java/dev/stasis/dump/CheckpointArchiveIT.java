@@ -154,6 +154,95 @@ class CheckpointArchiveIT {
             m + " in " + inspect);
       }
       assertFalse(inspect.contains("Error"), inspect);
+
+      // The archive alone brings the container back: a new bundle made of the lower directory,
+      // rootfs-diff.tar applied, deleted.files removed, spec.dump as config.json; runc restores
+      // checkpoint/ into it.
+      ctr.delete();
+      Path nb = Files.createDirectories(work.resolve("from-archive"));
+      Exec.ok(BOUND, List.of("cp", "-a", lower.toString(), nb.resolve("rootfs").toString()));
+      Exec.ok(
+          BOUND,
+          List.of(
+              "tar",
+              "-C",
+              nb.resolve("rootfs").toString(),
+              "-xf",
+              x.resolve("rootfs-diff.tar").toString()));
+      for (JsonNode d : json.readTree(x.resolve("deleted.files").toFile())) {
+        Exec.ok(BOUND, List.of("rm", "-rf", nb.resolve("rootfs").resolve(d.asText()).toString()));
+      }
+      Files.copy(x.resolve("spec.dump"), nb.resolve("config.json"));
+      Path runcRoot = Files.createDirectories(work.resolve("runc-root-2"));
+      String id2 = "archived-" + ctr.id().substring(0, 12);
+      Path stdout = work.resolve("from-archive.out");
+      Path rc = work.resolve("from-archive.rc");
+      String restore =
+          "PATH="
+              + Crit.JUDGE.resolve("bin")
+              + ":$PATH runc --root "
+              + runcRoot
+              + " restore -d --bundle "
+              + nb
+              + " --image-path "
+              + x.resolve("checkpoint")
+              + " --work-path "
+              + work.resolve("restore-work")
+              + " "
+              + id2;
+      Files.writeString(
+          work.resolve("restore.sh"),
+          "sleep 100000 | { "
+              + restore
+              + "; echo $? > "
+              + rc
+              + "; } 2>&1 | cat > "
+              + stdout
+              + "\n");
+      String group =
+          Exec.ok(
+                  BOUND,
+                  List.of(
+                      "sh",
+                      "-c",
+                      "setsid sh "
+                          + work.resolve("restore.sh")
+                          + " >/dev/null 2>&1 </dev/null & echo $!; while [ ! -s "
+                          + rc
+                          + " ]; do sleep 0.1; done"))
+              .strip();
+      try {
+        assertEquals("0", Files.readString(rc).strip(), "runc restore: " + read(stdout));
+        List<String> counted = List.of();
+        for (int i = 0; i < 400 && counted.size() < 3; i++) {
+          Thread.sleep(50);
+          String sofar = read(stdout);
+          // whole lines only: the last one may still be being written
+          counted =
+              sofar
+                  .substring(0, sofar.lastIndexOf('\n') + 1)
+                  .lines()
+                  .filter(l -> l.matches("[0-9]+"))
+                  .toList();
+        }
+        assertTrue(counted.size() >= 3, "it counts again: " + read(stdout));
+        int first = Integer.parseInt(counted.get(0));
+        assertTrue(first > 1, "it went on counting, not from 1: " + counted);
+        for (int i = 1; i < counted.size(); i++) {
+          assertEquals(Integer.toString(first + i), counted.get(i), "line " + i + ": " + counted);
+        }
+        List<String> exec =
+            List.of("runc", "--root", runcRoot.toString(), "exec", id2, "/bin/busybox");
+        List<String> cat = new java.util.ArrayList<>(exec);
+        cat.addAll(List.of("cat", "/tmp/" + token));
+        assertEquals(token, Exec.ok(BOUND, cat).strip(), "the file the diff carried");
+        List<String> ls = new java.util.ArrayList<>(exec);
+        ls.addAll(List.of("ls", "/bin"));
+        assertFalse(Exec.ok(BOUND, ls).lines().anyMatch("cat"::equals), "the file it deleted");
+      } finally {
+        Exec.run(BOUND, List.of("runc", "--root", runcRoot.toString(), "delete", "-f", id2));
+        Exec.run(BOUND, List.of("kill", "-KILL", "--", "-" + group));
+      }
     }
   }
 
