@@ -79,6 +79,10 @@ public final class CheckpointArchive {
           "--archive needs --bundle DIR (the container's OCI bundle: its config.json is spec.dump)");
     }
     Path config = bundle.resolve("config.json");
+    if (!Files.isRegularFile(config)) {
+      throw new IllegalArgumentException(
+          "--bundle " + bundle + " is not an OCI bundle: it has no config.json");
+    }
     byte[] spec;
     JsonNode parsed;
     try {
