@@ -42,6 +42,39 @@ public class DumpCommand implements Callable<Integer> {
   @Mixin StorageOptions storage;
 
   @Option(
+      names = "--archive",
+      paramLabel = "FILE.tar",
+      description =
+          "write a container checkpoint archive (the layout Podman/CRI-O export and checkpointctl"
+              + " reads: checkpoint/, config.dump, spec.dump, stats-dump, rootfs-diff.tar,"
+              + " deleted.files); needs --bundle")
+  Path archive;
+
+  @Option(
+      names = "--bundle",
+      paramLabel = "DIR",
+      description = "with --archive: the container's OCI bundle (config.json and its root)")
+  Path bundle;
+
+  @Option(
+      names = "--rootfs-lower",
+      paramLabel = "DIR",
+      description =
+          "with --archive: the image the bundle's root was made from; rootfs-diff.tar and"
+              + " deleted.files are the root's differences from it (without it they are not written)")
+  Path rootfsLower;
+
+  @Option(
+      names = "--container-id",
+      paramLabel = "ID",
+      description =
+          "with --archive: the container's id in config.dump (default: the bundle's name)")
+  String containerId;
+
+  /** The archive being written, prepared (checked) before the dump. */
+  private dev.stasis.archive.CheckpointArchive pendingArchive;
+
+  @Option(
       names = "--leave-running",
       description = "detach and let the process go on after the dump (default: kill it)")
   boolean leaveRunning;
@@ -76,6 +109,25 @@ public class DumpCommand implements Callable<Integer> {
 
   /** Where the images go; a subclass or a later option may choose another sink. */
   protected ImageSink openSink() throws java.io.IOException {
+    if (archive != null) {
+      if (imagesDir != null || to != null || spoolDir != null) {
+        throw new IllegalArgumentException(
+            "--archive FILE takes the place of --images-dir and --to (give only one)");
+      }
+      if (storage != null && storage.encodingRequested()) {
+        throw new IllegalArgumentException(
+            "--compress and --encryption-key-file need --to URI (an archive holds plain images)");
+      }
+      pendingArchive =
+          dev.stasis.archive.CheckpointArchive.prepare(
+              archive, bundle, rootfsLower, containerId, "runc", pid);
+      imagesDir = pendingArchive.imagesDir();
+      return DirectoryImageSink.open(imagesDir);
+    }
+    if (bundle != null || rootfsLower != null || containerId != null) {
+      throw new IllegalArgumentException(
+          "--bundle, --rootfs-lower and --container-id go with --archive FILE");
+    }
     if ((imagesDir == null) == (to == null)) {
       throw new IllegalArgumentException("give exactly one of --images-dir DIR and --to URI");
     }
@@ -109,6 +161,11 @@ public class DumpCommand implements Callable<Integer> {
     try (ImageSink sink = openSink()) {
       try {
         r = Dumper.dump(new DumpOptions(pid, leaveRunning, progress, freezeTimeout * 1000L), sink);
+      } catch (Exception e) {
+        if (pendingArchive != null) {
+          removeQuietly(imagesDir); // an archive's images dir is ours; a failed dump leaves none
+        }
+        throw e;
       } finally {
         if (progress != null) {
           System.err.print("\r\033[K"); // clear the progress line
@@ -125,6 +182,9 @@ public class DumpCommand implements Callable<Integer> {
           r.timingsMs().get("total_ms"),
           r.timingsMs().get("frozen_ms"),
           leaveRunning ? "; left running" : "; killed");
+      if (pendingArchive != null) {
+        writeArchive();
+      }
       r.warnings().forEach(w -> System.err.println("warning: " + w));
       if (verbose) {
         StringBuilder phases = new StringBuilder("phases (ms):");
@@ -135,6 +195,44 @@ public class DumpCommand implements Callable<Integer> {
       }
     }
     return 0;
+  }
+
+  private static void removeQuietly(Path dir) {
+    try (var files = java.nio.file.Files.list(dir)) {
+      for (Path f : files.toList()) {
+        java.nio.file.Files.deleteIfExists(f);
+      }
+      java.nio.file.Files.deleteIfExists(dir);
+    } catch (java.io.IOException | java.io.UncheckedIOException e) {
+      // best effort: a hidden directory next to the archive
+    }
+  }
+
+  /**
+   * Packs the finished image set into the archive and removes the images. Should that fail, the
+   * complete image set stays where it is, and the error says where.
+   */
+  private void writeArchive() throws java.io.IOException {
+    long size;
+    try {
+      size = pendingArchive.write(imagesDir);
+    } catch (java.io.IOException e) {
+      throw new java.io.IOException(
+          "cannot write the archive "
+              + archive
+              + " ("
+              + e.getMessage()
+              + "); the complete image set is in "
+              + imagesDir,
+          e);
+    }
+    try (var files = java.nio.file.Files.list(imagesDir)) {
+      for (Path f : files.toList()) {
+        java.nio.file.Files.delete(f);
+      }
+    }
+    java.nio.file.Files.delete(imagesDir);
+    System.out.printf("archive %s written (%d bytes)%n", archive, size);
   }
 
   /**

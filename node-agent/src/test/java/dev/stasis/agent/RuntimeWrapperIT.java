@@ -7,21 +7,28 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import com.fasterxml.jackson.databind.node.ObjectNode;
+import dev.stasis.testing.Crit;
 import dev.stasis.testing.Exec;
+import dev.stasis.testing.RuncContainer;
+import dev.stasis.testing.S3Server;
 import java.io.IOException;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.time.Duration;
 import java.util.ArrayList;
+import java.util.HexFormat;
 import java.util.List;
 import java.util.Map;
 import java.util.TreeMap;
+import java.util.UUID;
 import java.util.stream.Stream;
 import org.junit.jupiter.api.AfterEach;
 import org.junit.jupiter.api.BeforeEach;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
+import org.junit.jupiter.params.ParameterizedTest;
+import org.junit.jupiter.params.provider.ValueSource;
 
 /**
  * The runtime hook {@code node-agent/src/main/runtime/stasis-runc}, driven exactly as containerd's
@@ -42,6 +49,9 @@ class RuntimeWrapperIT {
   Path restoreWork;
   final List<String> ids = new ArrayList<>();
 
+  /** Process groups of the stdio feeders started by {@link #createOnPipes}. */
+  final List<Long> groups = new ArrayList<>();
+
   @BeforeEach
   void setUp() throws IOException {
     root = Files.createDirectories(work.resolve("runc-root"));
@@ -52,6 +62,9 @@ class RuntimeWrapperIT {
   void cleanUp() {
     for (String id : ids) {
       Exec.run(BOUND, List.of("runc", "--root", root.toString(), "delete", "--force", id));
+    }
+    for (long g : groups) {
+      Exec.run(BOUND, List.of("kill", "-KILL", "--", "-" + g));
     }
   }
 
@@ -102,11 +115,7 @@ class RuntimeWrapperIT {
   }
 
   private Exec.Result wrapper(Path log, String... args) {
-    List<String> cmd = new ArrayList<>(List.of("env", "STASIS_RUNTIME_ENV=/nonexistent"));
-    cmd.add("STASIS_WORK_DIR=" + restoreWork);
-    cmd.add("STASIS_CLI=" + cli());
-    cmd.addAll(call(WRAPPER.toString(), log, args));
-    return Exec.run(BOUND, cmd);
+    return wrapper(Map.of(), log, args);
   }
 
   private Path cli() {
@@ -232,6 +241,210 @@ class RuntimeWrapperIT {
           assertEquals(List.of(), left.toList(), "nothing fetched is left");
         }
       }
+    }
+  }
+
+  /**
+   * A runc container (its own namespaces, a counter in shell memory, a token in its /dev/shm tmpfs,
+   * stdio on pipes) is checkpointed by the packaged {@code stasis dump --to URI} (kill mode) into a
+   * local store or, zstd-compressed and encrypted, into S3Proxy; then a new container with a copy
+   * of its bundle and the annotation naming that URI is created through the wrapper exactly as the
+   * shim does, started, inspected, killed and deleted. It goes on counting from where it was, still
+   * reads its token from the tmpfs, and state/kill/delete behave as for any container.
+   */
+  @ParameterizedTest(name = "{0}")
+  @ValueSource(strings = {"file", "s3"})
+  void aStasisCheckpointComesBackThroughTheWrapper(String store) throws Exception {
+    String token = "wrap-" + UUID.randomUUID().toString().substring(0, 8);
+    String script =
+        "echo "
+            + token
+            + " > /dev/shm/f; i=0; while :; do read -t 0.1 x; i=$((i+1)); read s < /dev/shm/f;"
+            + " echo $i $s; done";
+    try (S3Server s3 = store.equals("s3") ? S3Server.start().bucket("ckpt") : null;
+        RuncContainer ctr = RuncContainer.start(work, script)) {
+      awaitLines(ctr.log(), 5);
+      Map<String, String> env = new TreeMap<>();
+      List<String> dump =
+          new ArrayList<>(
+              List.of(cli().toString(), "dump", "--pid", Integer.toString(ctr.hostPid())));
+      String uri;
+      if (s3 != null) {
+        Path key = work.resolve("key");
+        Files.writeString(key, HexFormat.of().formatHex(new byte[32]).replace('0', '5'));
+        env.putAll(s3.env());
+        env.put("STASIS_ENCRYPTION_KEY_FILE", key.toString());
+        uri = "s3://ckpt/nodes/n1/" + ctr.id().substring(0, 12);
+        dump.addAll(
+            List.of("--to", uri, "--compress", "zstd", "--encryption-key-file", key.toString()));
+      } else {
+        uri = "file://" + Files.createDirectories(work.resolve("store")) + "/c1";
+        dump.addAll(List.of("--to", uri));
+      }
+      String out = Exec.ok(Duration.ofSeconds(180), withEnv(env, dump));
+      // stderr shares the output: the start-up sweep may first report another dump in progress
+      // on this machine ("stasis: sweep: pid N is traced by M")
+      assertTrue(out.lines().anyMatch(l -> l.startsWith("dumped PID " + ctr.hostPid() + " ")), out);
+      assertFalse(out.contains("warning"), out);
+      int before = lastNumber(ctr.log());
+      ctr.delete();
+
+      // The new container: a copy of the bundle (root file system included) plus the annotation.
+      Path bundle = work.resolve("restored-" + store);
+      Exec.ok(
+          BOUND,
+          List.of(
+              "cp",
+              "-a",
+              ctr.log().getParent().resolve("rootfs").toString(),
+              Files.createDirectories(bundle).resolve("rootfs").toString()));
+      ObjectNode c =
+          (ObjectNode) JSON.readTree(ctr.log().getParent().resolve("config.json").toFile());
+      c.with("annotations").put("stasis.dev/restore-from", uri);
+      JSON.writeValue(bundle.resolve("config.json").toFile(), c);
+
+      String id = "wrapper-restored-" + store + "-" + ProcessHandle.current().pid();
+      ids.add(id);
+      Path log = work.resolve("restored-" + store + ".json");
+      Path stdout = work.resolve("restored-" + store + ".out");
+      env.put("STASIS_CRIU_DIR", Crit.JUDGE.resolve("bin").toString());
+      Exec.Result created = createOnPipes(env, log, stdout, bundle, id);
+      assertEquals(0, created.exit(), created.output() + "\n" + read(stdout) + read(log));
+      int pid = Integer.parseInt(Files.readString(bundle.resolve("pid")).strip());
+      assertTrue(Files.exists(Path.of("/proc/" + pid)), "the restored init runs");
+      assertEquals(List.of(), Files.list(restoreWork).toList(), "fetched images are cleaned up");
+
+      Exec.Result started = wrapper(env, log, "start", id);
+      assertEquals(0, started.exit(), "start after a restoring create: " + started.output());
+      JsonNode state = JSON.readTree(wrapper(env, log, "state", id).output());
+      assertEquals("running", state.get("status").asText(), state.toString());
+      assertEquals(pid, state.get("pid").asInt(), state.toString());
+      assertEquals(bundle.toString(), state.get("bundle").asText(), state.toString());
+      Exec.Result again = wrapper(env, log, "start", id);
+      assertTrue(again.exit() != 0, "a second start fails as runc's does: " + again.output());
+
+      // It goes on counting from where the dump found it, reading the token from its tmpfs.
+      awaitLines(stdout, 5);
+      List<String> restored = lines(stdout).stream().filter(l -> l.matches("[0-9]+ .*")).toList();
+      int first = Integer.parseInt(restored.get(0).split(" ")[0]);
+      assertTrue(
+          first >= before && first <= lastNumber(ctr.log()) + 1,
+          "restored counter starts at " + first + "; " + before + " printed before the dump");
+      for (int i = 0; i < restored.size(); i++) {
+        assertEquals((first + i) + " " + token, restored.get(i), "line " + i + " after restore");
+      }
+      assertEquals(
+          token,
+          Exec.ok(BOUND, call("runc", log, "exec", id, "/bin/busybox", "cat", "/dev/shm/f"))
+              .strip());
+
+      Exec.Result killed = wrapper(env, log, "kill", id, "KILL");
+      assertEquals(0, killed.exit(), killed.output());
+      awaitStopped(id);
+      Exec.Result deleted = wrapper(env, log, "delete", id);
+      assertEquals(0, deleted.exit(), deleted.output());
+      assertFalse(Files.exists(root.resolve(id)), "runc's state is gone");
+      assertTrue(deadOrZombie(pid), "the restored init is gone");
+      Exec.Result gone = wrapper(env, log, "state", id);
+      assertTrue(gone.exit() != 0, gone.output());
+    }
+  }
+
+  /**
+   * {@code create --bundle B --pid-file B/pid ID} through the wrapper with stdio on pipes, as the
+   * shim gives it (runc hands pipes to the restored process in place of the dumped ones): stdin
+   * from a process that keeps it open, stdout and stderr through {@code cat} into {@code stdout}.
+   * Returns the wrapper's exit code (its stderr is in {@code stdout}).
+   */
+  private Exec.Result createOnPipes(
+      Map<String, String> env, Path log, Path stdout, Path bundle, String id) throws Exception {
+    Path rc = stdout.resolveSibling(stdout.getFileName() + ".rc");
+    List<String> create =
+        wrapperCommand(
+            env,
+            log,
+            "create",
+            "--bundle",
+            bundle.toString(),
+            "--pid-file",
+            bundle.resolve("pid").toString(),
+            id);
+    String quoted = String.join(" ", create.stream().map(a -> "'" + a + "'").toList());
+    String pipeline =
+        "sleep 100000 | { " + quoted + "; echo $? > " + rc + "; } 2>&1 | cat > " + stdout;
+    // setsid: the feeder and cat get their own group, killed at clean-up. The outer shell waits
+    // for the wrapper's exit code; Exec bounds the whole.
+    Path script = stdout.resolveSibling(stdout.getFileName() + ".sh");
+    Files.writeString(script, pipeline + "\n");
+    String cmd =
+        "setsid sh "
+            + script
+            + " >/dev/null 2>&1 </dev/null & echo $!; while [ ! -s "
+            + rc
+            + " ]; do sleep 0.1; done; cat "
+            + rc;
+    Exec.Result r = Exec.run(Duration.ofSeconds(180), List.of("sh", "-c", cmd));
+    String[] words = r.output().strip().split("\\s+");
+    groups.add(Long.parseLong(words[0]));
+    return new Exec.Result(Integer.parseInt(words[words.length - 1]), read(stdout));
+  }
+
+  private List<String> wrapperCommand(Map<String, String> env, Path log, String... args) {
+    List<String> cmd = new ArrayList<>(List.of("env", "STASIS_RUNTIME_ENV=/nonexistent"));
+    cmd.add("STASIS_WORK_DIR=" + restoreWork);
+    cmd.add("STASIS_CLI=" + cli());
+    env.forEach((k, v) -> cmd.add(k + "=" + v));
+    cmd.addAll(call(WRAPPER.toString(), log, args));
+    return cmd;
+  }
+
+  private Exec.Result wrapper(Map<String, String> env, Path log, String... args) {
+    return Exec.run(BOUND, wrapperCommand(env, log, args));
+  }
+
+  private static List<String> withEnv(Map<String, String> env, List<String> cmd) {
+    List<String> full = new ArrayList<>(List.of("env"));
+    env.forEach((k, v) -> full.add(k + "=" + v));
+    full.addAll(cmd);
+    return full;
+  }
+
+  private static String read(Path p) throws IOException {
+    return Files.exists(p) ? Files.readString(p) : "";
+  }
+
+  /** Whole lines only: the last one may still be being written. */
+  private static List<String> lines(Path log) throws IOException {
+    String s = read(log);
+    int end = s.lastIndexOf('\n');
+    return end < 0 ? List.of() : s.substring(0, end).lines().toList();
+  }
+
+  private static int lastNumber(Path log) throws IOException {
+    List<String> l = lines(log).stream().filter(x -> x.matches("[0-9]+ .*")).toList();
+    return Integer.parseInt(l.get(l.size() - 1).split(" ")[0]);
+  }
+
+  /**
+   * True once {@code pid} has exited (a zombie waits for its parent, outside this test, to reap
+   * it).
+   */
+  private static boolean deadOrZombie(int pid) {
+    try {
+      String stat = Files.readString(Path.of("/proc/" + pid + "/stat"));
+      return stat.substring(stat.lastIndexOf(") ") + 2).startsWith("Z");
+    } catch (IOException e) {
+      return true;
+    }
+  }
+
+  private static void awaitLines(Path log, int n) throws Exception {
+    long deadline = System.nanoTime() + Duration.ofSeconds(20).toNanos();
+    while (lines(log).size() < n) {
+      if (System.nanoTime() > deadline) {
+        throw new AssertionError(log + " stopped at " + lines(log).size() + " lines: " + read(log));
+      }
+      Thread.sleep(50);
     }
   }
 

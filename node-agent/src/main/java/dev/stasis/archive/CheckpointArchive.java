@@ -1,0 +1,223 @@
+package dev.stasis.archive;
+
+import com.fasterxml.jackson.databind.JsonNode;
+import com.fasterxml.jackson.databind.ObjectMapper;
+import com.fasterxml.jackson.databind.node.ObjectNode;
+import java.io.BufferedOutputStream;
+import java.io.IOException;
+import java.io.OutputStream;
+import java.nio.channels.FileChannel;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.nio.file.StandardCopyOption;
+import java.nio.file.StandardOpenOption;
+import java.time.Instant;
+import java.util.List;
+import java.util.stream.Stream;
+
+/**
+ * A container checkpoint archive in the layout Podman, CRI-O and containerd export (the KEP-2008
+ * "checkpoint archive") and checkpointctl reads:
+ *
+ * <pre>
+ *   checkpoint/          the CRIU images (a directory entry first: readers look for it)
+ *   config.dump          JSON: id, name, runtime, createdTime, checkpointedTime, restoredTime,
+ *                        restored (and rootfsImage* when known), Podman's ContainerConfig subset
+ *   spec.dump            the container's OCI runtime spec (the bundle's config.json, verbatim)
+ *   stats-dump           the dump statistics (also in checkpoint/, where CRIU keeps them)
+ *   rootfs-diff.tar      the files the container changed against its image ({@link RootfsDiff})
+ *   deleted.files        JSON array of the paths it deleted
+ * </pre>
+ *
+ * The last two are written only when the image (a lower directory) is known: a runc bundle's rootfs
+ * is one plain directory, and without its origin nothing can say which files the container changed.
+ * {@code network.status} (Podman's CNI/netavark result) is not written: a runc container has no
+ * network managed by an engine.
+ *
+ * <p>Everything that can be refused is refused by {@link #prepare} before the dump freezes
+ * anything; {@link #write} runs after it and replaces the archive file atomically.
+ */
+public final class CheckpointArchive {
+  private static final ObjectMapper JSON = new ObjectMapper();
+
+  private final Path archive;
+  private final byte[] spec;
+  private final Path rootfs;
+  private final Path lower;
+  private final String id;
+  private final String runtime;
+  private final Instant created;
+
+  private CheckpointArchive(
+      Path archive,
+      byte[] spec,
+      Path rootfs,
+      Path lower,
+      String id,
+      String runtime,
+      Instant created) {
+    this.archive = archive;
+    this.spec = spec;
+    this.rootfs = rootfs;
+    this.lower = lower;
+    this.id = id;
+    this.runtime = runtime;
+    this.created = created;
+  }
+
+  /**
+   * Checks and reads what the archive needs from the container before the dump: its OCI bundle
+   * ({@code bundle/config.json}, the root it names), the lower directory if given, the process's
+   * start time (the container's creation as its runtime records it is not readable from a bundle).
+   *
+   * @throws IllegalArgumentException naming what is wrong
+   */
+  public static CheckpointArchive prepare(
+      Path archive, Path bundle, Path lower, String id, String runtime, int pid) {
+    if (bundle == null) {
+      throw new IllegalArgumentException(
+          "--archive needs --bundle DIR (the container's OCI bundle: its config.json is spec.dump)");
+    }
+    Path config = bundle.resolve("config.json");
+    if (!Files.isRegularFile(config)) {
+      throw new IllegalArgumentException(
+          "--bundle " + bundle + " is not an OCI bundle: it has no config.json");
+    }
+    byte[] spec;
+    JsonNode parsed;
+    try {
+      spec = Files.readAllBytes(config);
+      parsed = JSON.readTree(spec);
+    } catch (IOException e) {
+      throw new IllegalArgumentException(
+          "--bundle "
+              + bundle
+              + ": cannot read an OCI spec from "
+              + config
+              + " ("
+              + e.getMessage()
+              + ")");
+    }
+    if (parsed == null || !parsed.isObject() || !parsed.has("ociVersion")) {
+      throw new IllegalArgumentException(config + " is not an OCI runtime spec (no ociVersion)");
+    }
+    String rootPath = parsed.path("root").path("path").asText("rootfs");
+    Path rootfs = bundle.resolve(rootPath);
+    if (!Files.isDirectory(rootfs)) {
+      throw new IllegalArgumentException(
+          "the bundle's root " + rootfs + " (root.path in " + config + ") is not a directory");
+    }
+    if (lower != null && !Files.isDirectory(lower)) {
+      throw new IllegalArgumentException("--rootfs-lower " + lower + " is not a directory");
+    }
+    Path parent = archive.toAbsolutePath().getParent();
+    if (parent == null || !Files.isDirectory(parent)) {
+      throw new IllegalArgumentException("--archive " + archive + ": its directory does not exist");
+    }
+    if (Files.isDirectory(archive)) {
+      throw new IllegalArgumentException("--archive " + archive + " is a directory, not a file");
+    }
+    String name = id != null ? id : bundle.toAbsolutePath().normalize().getFileName().toString();
+    return new CheckpointArchive(
+        archive, spec, rootfs, lower, name, runtime == null ? "runc" : runtime, startTime(pid));
+  }
+
+  /** A directory for the images, next to the archive (same file system: no second copy). */
+  public Path imagesDir() throws IOException {
+    return Files.createTempDirectory(
+        archive.toAbsolutePath().getParent(), "." + archive.getFileName() + ".images-");
+  }
+
+  /**
+   * Writes the archive from the finished image set in {@code images}, fsyncs it and moves it in
+   * place. Returns its size in bytes.
+   */
+  public long write(Path images) throws IOException {
+    Path partial = archive.resolveSibling("." + archive.getFileName() + ".partial");
+    long mtime = Instant.now().getEpochSecond();
+    try {
+      try (OutputStream file =
+              Files.newOutputStream(
+                  partial,
+                  StandardOpenOption.CREATE,
+                  StandardOpenOption.TRUNCATE_EXISTING,
+                  StandardOpenOption.WRITE);
+          TarWriter tar = new TarWriter(new BufferedOutputStream(file, 1 << 16))) {
+        tar.directory("checkpoint", 0700, mtime);
+        List<Path> files;
+        try (Stream<Path> s = Files.list(images)) {
+          files = s.filter(Files::isRegularFile).sorted().toList();
+        }
+        for (Path f : files) {
+          tar.file("checkpoint/" + f.getFileName(), 0600, mtime, f);
+        }
+        tar.file("config.dump", 0600, mtime, configDump());
+        tar.file("spec.dump", 0600, mtime, spec);
+        Path stats = images.resolve("stats-dump");
+        if (Files.isRegularFile(stats)) {
+          tar.file("stats-dump", 0600, mtime, stats);
+        }
+        if (lower != null) {
+          RootfsDiff diff = RootfsDiff.compute(rootfs, lower);
+          Path diffTar = images.resolve("rootfs-diff.tar");
+          try (OutputStream d = Files.newOutputStream(diffTar)) {
+            diff.writeTar(new BufferedOutputStream(d, 1 << 16));
+          }
+          tar.file("rootfs-diff.tar", 0600, mtime, diffTar);
+          Files.delete(diffTar);
+          tar.file("deleted.files", 0600, mtime, JSON.writeValueAsBytes(diff.deleted()));
+        }
+      }
+      try (FileChannel ch = FileChannel.open(partial, StandardOpenOption.WRITE)) {
+        ch.force(true);
+      }
+      Files.move(
+          partial, archive, StandardCopyOption.ATOMIC_MOVE, StandardCopyOption.REPLACE_EXISTING);
+      return Files.size(archive);
+    } finally {
+      Files.deleteIfExists(partial);
+    }
+  }
+
+  private byte[] configDump() throws IOException {
+    ObjectNode c = JSON.createObjectNode();
+    c.put("id", id);
+    c.put("name", id);
+    c.put("runtime", runtime);
+    c.put("createdTime", created.toString());
+    c.put("checkpointedTime", Instant.now().toString());
+    c.put("restoredTime", "0001-01-01T00:00:00Z");
+    c.put("restored", false);
+    c.put("checkpointedBy", "stasis");
+    return JSON.writerWithDefaultPrettyPrinter().writeValueAsBytes(c);
+  }
+
+  /**
+   * When {@code pid} started: /proc/PID/stat field 22 (clock ticks after boot, USER_HZ = 100 on
+   * every Linux ABI Stasis runs on) plus btime from /proc/stat.
+   */
+  static Instant startTime(int pid) {
+    if (!Files.isDirectory(Path.of("/proc/" + pid))) {
+      throw new IllegalArgumentException("no process with PID " + pid);
+    }
+    try {
+      String stat = Files.readString(Path.of("/proc/" + pid + "/stat"));
+      String[] f = stat.substring(stat.lastIndexOf(") ") + 2).split(" ");
+      long ticks = Long.parseLong(f[22 - 3]);
+      long btime = 0;
+      for (String line : Files.readAllLines(Path.of("/proc/stat"))) {
+        if (line.startsWith("btime ")) {
+          btime = Long.parseLong(line.substring(6).trim());
+        }
+      }
+      return Instant.ofEpochSecond(btime).plusMillis(ticks * 10);
+    } catch (IOException | RuntimeException e) {
+      throw new IllegalArgumentException(
+          "cannot read PID " + pid + "'s start time: " + e.getMessage());
+    }
+  }
+
+  public Path path() {
+    return archive;
+  }
+}
