@@ -31,5 +31,7 @@ FROM eclipse-temurin:17-jre AS node-agent
 WORKDIR /app
 COPY --from=build /src/node-agent/target/stasis-node-agent.jar /app/
 COPY --from=build /src/node-agent/target/lib/ /app/lib/
+# The runtime wrapper the chart's init container installs on each node (docs/restore.md).
+COPY node-agent/src/main/runtime/stasis-runc /app/runtime/stasis-runc
 ENTRYPOINT ["java", "-XX:+UseSerialGC", "-Xss8m", "-XX:-UsePerfData", "-jar", "/app/stasis-node-agent.jar"]
 CMD ["agent"]
