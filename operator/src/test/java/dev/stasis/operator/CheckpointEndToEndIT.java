@@ -832,6 +832,8 @@ class CheckpointEndToEndIT {
       m.setSpec(spec);
       test.resource(m).create();
 
+      // The operator creates the Checkpoint named after the Migration.
+      await().atMost(Duration.ofSeconds(30)).until(() -> get(ns, "move") != null);
       Checkpoint c = awaitTerminal(ns, "move");
       assertEquals(Phase.Completed, c.getStatus().phase, c.getStatus().message);
       assertTrue(c.getSpec().effectiveLeaveRunning());
