@@ -35,5 +35,7 @@ RUN apt-get update && apt-get install -y --no-install-recommends iptables \
 WORKDIR /app
 COPY --from=build /src/node-agent/target/stasis-node-agent.jar /app/
 COPY --from=build /src/node-agent/target/lib/ /app/lib/
+# The runtime wrapper the chart's init container installs on each node (docs/restore.md).
+COPY node-agent/src/main/runtime/stasis-runc /app/runtime/stasis-runc
 ENTRYPOINT ["java", "-XX:+UseSerialGC", "-Xss8m", "-XX:-UsePerfData", "-jar", "/app/stasis-node-agent.jar"]
 CMD ["agent"]

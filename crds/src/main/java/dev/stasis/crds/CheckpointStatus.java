@@ -2,7 +2,10 @@ package dev.stasis.crds;
 
 import com.fasterxml.jackson.annotation.JsonInclude;
 import com.fasterxml.jackson.annotation.JsonPropertyDescription;
+import io.fabric8.crd.generator.annotation.PreserveUnknownFields;
+import io.fabric8.crd.generator.annotation.SchemaFrom;
 import io.fabric8.kubernetes.api.model.Condition;
+import io.fabric8.kubernetes.api.model.PodTemplateSpec;
 import java.util.ArrayList;
 import java.util.List;
 
@@ -35,6 +38,22 @@ public class CheckpointStatus {
   public String completionTime;
   public String message;
 
+  @JsonPropertyDescription(
+      "When the cut froze the pod (RFC 3339 with milliseconds): a Migration's downtime starts here.")
+  public String frozenAt;
+
+  /**
+   * The pod as a Restore recreates it, sanitized by {@link PodTemplates#sanitize}: written by the
+   * node agent from the pod it read when it claimed the checkpoint. Not validated against the Pod
+   * schema here (the API server validates the pod made from it).
+   */
+  @JsonPropertyDescription(
+      "The checkpointed pod's labels, annotations and spec, sanitized (no status, node name or"
+          + " service-account token volumes); a Restore creates its pod from it.")
+  @PreserveUnknownFields
+  @SchemaFrom(type = OpaqueObject.class)
+  public PodTemplateSpec podTemplate;
+
   public CheckpointStatus copy() {
     CheckpointStatus c = new CheckpointStatus();
     c.phase = phase;
@@ -62,6 +81,8 @@ public class CheckpointStatus {
     c.startTime = startTime;
     c.completionTime = completionTime;
     c.message = message;
+    c.frozenAt = frozenAt;
+    c.podTemplate = podTemplate;
     return c;
   }
 

@@ -49,7 +49,42 @@ public enum Reason {
   PodChanged(false),
   // Restorable condition only
   Restorable(false),
-  RestorabilityUnknown(false);
+  RestorabilityUnknown(false),
+
+  // ---- Restore ----
+  /** Neither or both of spec.checkpointName and spec.uri, or uri without template. */
+  SourceInvalid(true),
+  CheckpointNotFound(true),
+  CheckpointNotCompleted(true),
+  /** The Checkpoint's condition Restorable is False (the engine said a runtime could not). */
+  CheckpointNotRestorable(true),
+  /** The Checkpoint carries no pod template (taken by an agent older than the Restore API). */
+  CheckpointHasNoPodTemplate(true),
+  NodeNotFound(true),
+  /** A pod of the wanted name exists and was not made by this Restore. */
+  PodAlreadyExists(true),
+  /** The API server refused the pod made from the template. */
+  PodRejected(true),
+  PodCreated(false),
+  RestoredPodReady(false),
+  RestoredPodFailed(false),
+  RestoredPodDeleted(false),
+
+  // ---- Migration ----
+  /** spec.targetNode is the node the pod already runs on. */
+  TargetIsSourceNode(true),
+  Checkpointing(false),
+  CheckpointFailed(false),
+  Restoring(false),
+  RestoreFailed(false),
+  DeletingSource(false),
+  Migrated(false),
+  /** The source pod disappeared or was replaced while the migration ran. */
+  SourceChanged(false),
+  /** SourceRunning=True: nothing was done to the source, or it was left running on failure. */
+  SourceLeftRunning(false),
+  /** SourceRunning=False: the copy is Ready and the source was deleted. */
+  SourceDeleted(false);
 
   private final boolean validation;
 

@@ -75,6 +75,12 @@ public final class StatusAggregator {
     if (t.durations != null) {
       s.durations = t.durations.copy();
     }
+    if (t.podTemplate != null) {
+      s.podTemplate = t.podTemplate;
+    }
+    if (t.frozenAt != null) {
+      s.frozenAt = t.frozenAt;
+    }
     if (perContainer) {
       s.phase = podPhase(s, t, current == null ? null : current.phase);
     }

@@ -21,6 +21,8 @@ public final class Transition {
   Long containerBytes;
   List<String> restorabilityWarnings;
   java.util.Map<String, String> checkpointIds;
+  io.fabric8.kubernetes.api.model.PodTemplateSpec podTemplate;
+  String frozenAt;
 
   private Transition(Phase phase, Reason reason, String message) {
     this.phase = phase;
@@ -86,6 +88,18 @@ public final class Transition {
 
   public Transition restorability(List<String> warnings) {
     this.restorabilityWarnings = List.copyOf(warnings);
+    return this;
+  }
+
+  /** The sanitized pod ({@link PodTemplates#sanitize}) a Restore recreates. */
+  public Transition podTemplate(io.fabric8.kubernetes.api.model.PodTemplateSpec template) {
+    this.podTemplate = template;
+    return this;
+  }
+
+  /** When the cut froze the pod. */
+  public Transition frozenAt(java.time.Instant at) {
+    this.frozenAt = at.truncatedTo(java.time.temporal.ChronoUnit.MILLIS).toString();
     return this;
   }
 

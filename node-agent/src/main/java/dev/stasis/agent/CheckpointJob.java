@@ -4,6 +4,7 @@ import dev.stasis.crds.Checkpoint;
 import dev.stasis.crds.CheckpointStatus;
 import dev.stasis.crds.Labels;
 import dev.stasis.crds.Phase;
+import dev.stasis.crds.PodTemplates;
 import dev.stasis.crds.Reason;
 import dev.stasis.crds.Transition;
 import dev.stasis.dump.DumpException;
@@ -90,8 +91,12 @@ final class CheckpointJob implements Runnable {
     try {
       CheckpointStatus st = cr.getStatus();
       List<CheckpointStatus.ContainerRef> refs;
+      // What a Restore needs to make a new pod of this one, from the pod the agent itself read.
+      io.fabric8.kubernetes.api.model.PodTemplateSpec template;
       try {
-        refs = pods.containersOnThisNode(cr);
+        io.fabric8.kubernetes.api.model.Pod pod = pods.read(cr);
+        refs = PodCheck.containers(cr, pod, node);
+        template = PodTemplates.sanitize(pod);
       } catch (PodCheck.MismatchException e) {
         fail(e.reason(), e.getMessage());
         return;
@@ -104,13 +109,15 @@ final class CheckpointJob implements Runnable {
       }
       if (!status.transition(
           Transition.to(Phase.Running, Reason.Claimed, "claimed by the node agent on " + node)
-              .containers(refs))) {
+              .containers(refs)
+              .podTemplate(template))) {
         return;
       }
       String location = stores.location(cr);
       List<PodDump.Result> results;
       // container name -> the id of the checkpoint its images go to (the last attempt's)
       Map<String, String> checkpointIds = new java.util.HashMap<>();
+      Instant runStart;
       for (int attempt = 1; ; attempt++) {
         int openedBefore = opened.size();
         List<PodDump.Member> members = new ArrayList<>();
@@ -153,7 +160,9 @@ final class CheckpointJob implements Runnable {
                   "k8s.checkpoint.uid", cr.getMetadata().getUid(),
                   "k8s.pod", cr.getSpec().getPodName(),
                   "k8s.pod.uid", String.valueOf(st.podUID),
-                  "k8s.container", name));
+                  "k8s.container", name,
+                  // the stored checkpoint alone suffices to make the pod again (Restore from uri)
+                  "k8s.pod.template", PodTemplates.toJson(template)));
           members.add(
               new PodDump.Member(
                   name,
@@ -173,6 +182,7 @@ final class CheckpointJob implements Runnable {
         }
         List<CheckpointStore> these = opened.subList(openedBefore, opened.size());
         try {
+          runStart = Instant.now();
           results =
               PodDump.run(
                   members,
@@ -232,6 +242,8 @@ final class CheckpointJob implements Runnable {
               .sizeBytes(bytes)
               .durations(total)
               .checkpointIds(checkpointIds)
+              // the cut: the pod froze when the run started plus the time the freeze took
+              .frozenAt(runStart.plusMillis(total.freezeMillis))
               .restorability(warnings));
     } catch (TrackingSink.CancelledException e) {
       fail(

@@ -40,14 +40,13 @@ final class PodCheck {
     }
   }
 
-  List<CheckpointStatus.ContainerRef> containersOnThisNode(Checkpoint cr) throws MismatchException {
-    Pod pod =
-        client
-            .pods()
-            .inNamespace(cr.getMetadata().getNamespace())
-            .withName(cr.getSpec().getPodName())
-            .get();
-    return containers(cr, pod, node);
+  /** The pod named by the checkpoint, as the API server has it now; null when absent. */
+  Pod read(Checkpoint cr) {
+    return client
+        .pods()
+        .inNamespace(cr.getMetadata().getNamespace())
+        .withName(cr.getSpec().getPodName())
+        .get();
   }
 
   /** Pure: the containers of {@code pod} the checkpoint covers, checked against {@code node}. */

@@ -47,4 +47,11 @@ public interface StasisConfig {
   /** Extra time a claimed checkpoint gets beyond its timeoutSeconds before it is failed. */
   @WithDefault("30s")
   Duration agentGrace();
+
+  /**
+   * RuntimeClass of restored pods: its handler is the Stasis runtime wrapper, which restores a
+   * container whose pod names an image set for it (chart: runtime.className).
+   */
+  @WithDefault("stasis")
+  String runtimeClassName();
 }

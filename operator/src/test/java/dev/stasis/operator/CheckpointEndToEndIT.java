@@ -14,8 +14,13 @@ import dev.stasis.crds.Checkpoint;
 import dev.stasis.crds.CheckpointSpec;
 import dev.stasis.crds.CheckpointStatus;
 import dev.stasis.crds.Labels;
+import dev.stasis.crds.Migration;
+import dev.stasis.crds.MigrationPhase;
+import dev.stasis.crds.MigrationSpec;
 import dev.stasis.crds.Phase;
 import dev.stasis.crds.Reason;
+import dev.stasis.crds.Restore;
+import dev.stasis.crds.RestorePhase;
 import dev.stasis.crds.StatusAggregator;
 import dev.stasis.crds.Transition;
 import dev.stasis.images.ImageSink;
@@ -792,6 +797,97 @@ class CheckpointEndToEndIT {
                 .containers(List.of(new CheckpointStatus.ContainerRef("app", ctr.containerId()))),
             Instant.now()));
     test.resource(fresh).updateStatus();
+  }
+
+  /**
+   * Issue 13: a Migration with the real operator and the real node agent: the agent checkpoints the
+   * runc container (leave-running: it keeps counting) and records the pod's sanitized template and
+   * the freeze time; the operator creates the Restore and the copy pod for the stasis runtime, its
+   * annotation naming the image set the agent stored (fetched and verified here, decoded by crit).
+   * The mock server has no kubelet: {@link SimulatedKubelet} reports the copy Ready (the runtime
+   * wrapper's own restore is tested in node-agent). Then, and only then, the operator deletes the
+   * source pod; the downtime freeze to copy Ready is in the status.
+   */
+  @Test
+  @Order(14)
+  void migrationCheckpointsWithTheAgentAndDeletesTheSourceOnlyOnceTheCopyIsReady()
+      throws Exception {
+    String ns = "e2e-migrate";
+    SimulatedKubelet kubelet = new SimulatedKubelet(test);
+    kubelet.node("node-target");
+    try (RuncContainer ctr = RuncContainer.counter(work)) {
+      podAndSecret(ns, ctr);
+      Migration m = new Migration();
+      m.setMetadata(
+          new io.fabric8.kubernetes.api.model.ObjectMetaBuilder()
+              .withNamespace(ns)
+              .withName("move")
+              .build());
+      MigrationSpec spec = new MigrationSpec();
+      spec.setPodName("web");
+      spec.setTargetNode("node-target");
+      spec.setTimeoutSeconds(120);
+      CheckpointSpec.StorageSpec st = new CheckpointSpec.StorageSpec();
+      st.setUri("s3://ckpt/k8s");
+      st.setCredentialsSecretRef(new CheckpointSpec.SecretRef("s3-creds", null));
+      spec.setStorage(st);
+      m.setSpec(spec);
+      test.resource(m).create();
+
+      // The operator creates the Checkpoint named after the Migration.
+      await().atMost(Duration.ofSeconds(30)).until(() -> get(ns, "move") != null);
+      Checkpoint c = awaitTerminal(ns, "move");
+      assertEquals(Phase.Completed, c.getStatus().phase, c.getStatus().message);
+      assertTrue(c.getSpec().effectiveLeaveRunning());
+      var tpl = c.getStatus().podTemplate;
+      assertEquals("app", tpl.getSpec().getContainers().get(0).getName());
+      assertEquals(null, tpl.getSpec().getNodeName(), "the template names no node");
+      assertTrue(c.getStatus().frozenAt != null, "the agent records when it froze the pod");
+      int lines = ctr.lines();
+      await().atMost(Duration.ofSeconds(10)).until(() -> ctr.lines() > lines + 2);
+
+      await()
+          .atMost(Duration.ofSeconds(30))
+          .until(
+              () -> {
+                Restore r = test.resources(Restore.class).inNamespace(ns).withName("move").get();
+                return r != null
+                    && r.getStatus() != null
+                    && r.getStatus().phase == RestorePhase.Restoring;
+              });
+      var copy = test.pods().inNamespace(ns).withName("move").get();
+      assertEquals("stasis", copy.getSpec().getRuntimeClassName());
+      String from = copy.getMetadata().getAnnotations().get("restore-from.stasis.dev/app");
+      assertEquals(c.getStatus().location + "/app", from);
+      Path images = work.resolve("fetched-migration");
+      try (CheckpointStore store =
+          CheckpointStore.open(from, StoreOptions.defaults().withS3(s3.config()))) {
+        store.fetch(images); // verifies every object's SHA-256 against the manifest
+      }
+      JsonNode pstree =
+          Crit.entries(Crit.decode(Crit.Version.values()[0], images.resolve("pstree.img")));
+      assertEquals(1, pstree.get(0).get("pid").asInt(), "the container's init, as PID 1");
+      assertTrue(
+          test.pods().inNamespace(ns).withName("web").get() != null,
+          "the source stays until the copy is Ready");
+
+      kubelet.runReady(ns, "move", "node-target");
+      await()
+          .atMost(Duration.ofSeconds(30))
+          .until(
+              () -> {
+                Migration x =
+                    test.resources(Migration.class).inNamespace(ns).withName("move").get();
+                return x.getStatus() != null && x.getStatus().phase == MigrationPhase.Completed;
+              });
+      Migration done = test.resources(Migration.class).inNamespace(ns).withName("move").get();
+      assertEquals(null, test.pods().inNamespace(ns).withName("web").get(), "source deleted");
+      assertTrue(done.getStatus().downtimeMillis != null && done.getStatus().downtimeMillis >= 0);
+      System.out.println(
+          "migration downtime (freeze to copy Ready, kubelet simulated): "
+              + done.getStatus().downtimeMillis
+              + " ms");
+    }
   }
 
   /**

@@ -17,6 +17,11 @@ import java.util.function.Consumer;
 public class CrdSetup implements Consumer<KubernetesServer> {
   static final String CRD = "../crds/checkpoints.stasis.dev-v1.yml";
 
+  /** Every CRD the chart ships: Checkpoint, Restore, Migration. */
+  static final java.util.List<String> CRDS =
+      java.util.List.of(
+          CRD, "../crds/restores.stasis.dev-v1.yml", "../crds/migrations.stasis.dev-v1.yml");
+
   /** User agent of the tests' own requests, which the RBAC check leaves out. */
   static final String TEST_UA = "stasis-test";
 
@@ -30,29 +35,22 @@ public class CrdSetup implements Consumer<KubernetesServer> {
         .build();
   }
 
-  /** Creates the committed CRD through {@code c}. */
+  /** Creates the committed CRDs through {@code c}. */
   static void install(KubernetesClient c) {
-    try (var in = new FileInputStream(CRD)) {
-      CustomResourceDefinition crd =
-          c.getKubernetesSerialization().unmarshal(in, CustomResourceDefinition.class);
-      c.apiextensions().v1().customResourceDefinitions().resource(crd).create();
-    } catch (IOException e) {
-      throw new UncheckedIOException(e);
+    for (String file : CRDS) {
+      try (var in = new FileInputStream(file)) {
+        CustomResourceDefinition crd =
+            c.getKubernetesSerialization().unmarshal(in, CustomResourceDefinition.class);
+        c.apiextensions().v1().customResourceDefinitions().resource(crd).create();
+      } catch (IOException e) {
+        throw new UncheckedIOException(e);
+      }
     }
   }
 
   @Override
   public void accept(KubernetesServer server) {
     new LeaseAccessSetup().accept(server);
-    try (var in = new FileInputStream(CRD)) {
-      CustomResourceDefinition crd =
-          server
-              .getClient()
-              .getKubernetesSerialization()
-              .unmarshal(in, CustomResourceDefinition.class);
-      server.getClient().apiextensions().v1().customResourceDefinitions().resource(crd).create();
-    } catch (IOException e) {
-      throw new UncheckedIOException(e);
-    }
+    install(server.getClient());
   }
 }

@@ -46,6 +46,11 @@ final class DocsExamples {
 
   /** Every Checkpoint manifest in the documentation. */
   static List<Example> checkpoints() {
+    return examples("Checkpoint");
+  }
+
+  /** Every manifest of {@code kind} (Checkpoint, Restore, Migration) in the documentation. */
+  static List<Example> examples(String kind) {
     List<Example> out = new ArrayList<>();
     for (Path doc : documents()) {
       String text = read(doc);
@@ -64,7 +69,7 @@ final class DocsExamples {
           }
         }
         for (String y : yamls) {
-          if (y.contains("kind: Checkpoint")) {
+          if (y.contains("kind: " + kind + "\n")) {
             out.add(new Example(ROOT.relativize(doc) + ":" + line, y, parse(y)));
           }
         }
@@ -112,9 +117,15 @@ final class DocsExamples {
     }
   }
 
-  /** The openAPIV3Schema of the committed CRD. */
+  /** The openAPIV3Schema of the committed Checkpoint CRD. */
   static JsonNode crdSchema() {
-    JsonNode crd = parse(read(ROOT.resolve("crds/checkpoints.stasis.dev-v1.yml")));
+    return crdSchema("Checkpoint");
+  }
+
+  /** The openAPIV3Schema of the committed CRD of {@code kind}. */
+  static JsonNode crdSchema(String kind) {
+    String plural = kind.toLowerCase(java.util.Locale.ROOT) + "s";
+    JsonNode crd = parse(read(ROOT.resolve("crds/" + plural + ".stasis.dev-v1.yml")));
     return crd.get("spec").get("versions").get(0).get("schema").get("openAPIV3Schema");
   }
 
@@ -125,18 +136,22 @@ final class DocsExamples {
    * are not evaluated here. Returns the errors, empty when valid.
    */
   static List<String> validate(JsonNode checkpoint) {
+    return validate(checkpoint, "Checkpoint");
+  }
+
+  static List<String> validate(JsonNode checkpoint, String kind) {
     List<String> errors = new ArrayList<>();
     if (!"stasis.dev/v1alpha1".equals(text(checkpoint, "apiVersion"))) {
       errors.add("apiVersion must be stasis.dev/v1alpha1");
     }
-    if (!"Checkpoint".equals(text(checkpoint, "kind"))) {
-      errors.add("kind must be Checkpoint");
+    if (!kind.equals(text(checkpoint, "kind"))) {
+      errors.add("kind must be " + kind);
     }
     JsonNode meta = checkpoint.get("metadata");
     if (meta == null || text(meta, "name") == null) {
       errors.add("metadata.name is required");
     }
-    JsonNode schema = crdSchema().get("properties");
+    JsonNode schema = crdSchema(kind).get("properties");
     for (Iterator<Map.Entry<String, JsonNode>> it = checkpoint.fields(); it.hasNext(); ) {
       var f = it.next();
       if (List.of("apiVersion", "kind", "metadata").contains(f.getKey())) {

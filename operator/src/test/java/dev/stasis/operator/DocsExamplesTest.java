@@ -27,6 +27,29 @@ class DocsExamplesTest {
     }
   }
 
+  /** Issue 13: the Restore and Migration manifests of restore.md and crd-reference.md. */
+  @Test
+  void everyRestoreAndMigrationInTheDocsIsValidAgainstItsCrdSchema() {
+    for (String kind : List.of("Restore", "Migration")) {
+      List<DocsExamples.Example> all = DocsExamples.examples(kind);
+      List<String> where = all.stream().map(DocsExamples.Example::where).toList();
+      assertTrue(
+          where.stream().anyMatch(w -> w.startsWith("docs/restore.md"))
+              && where.stream().anyMatch(w -> w.startsWith("docs/crd-reference.md")),
+          kind + " examples found: " + where);
+      for (DocsExamples.Example e : all) {
+        assertEquals(
+            List.of(), DocsExamples.validate(e.tree(), kind), e.where() + ":\n" + e.yaml());
+      }
+    }
+    String bad =
+        "apiVersion: stasis.dev/v1alpha1\nkind: Migration\nmetadata: {name: m}\n"
+            + "spec: {podName: p, targetnode: n}\n";
+    assertFalse(
+        DocsExamples.validate(DocsExamples.parse(bad), "Migration").isEmpty(),
+        "misspelt targetNode and the missing required one are errors");
+  }
+
   /** The validator is not a no-op: what a real API server would reject or prune is an error. */
   @Test
   void validatorRejectsWhatTheApiServerWouldNot() {

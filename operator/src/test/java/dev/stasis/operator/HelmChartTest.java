@@ -106,10 +106,16 @@ class HelmChartTest {
       assertFalse(rules.isEmpty());
       for (var r : rules) {
         assertFalse(r.getVerbs().contains("*") || r.getResources().contains("*"), r.toString());
-        assertFalse(r.getVerbs().contains("delete"), "nobody deletes through the API: " + r);
+        // The one deletion: the operator deletes pods (a Restore's unfinished copy, a Migration's
+        // source once its copy is Ready); nothing else is deleted through the API.
+        boolean podDelete =
+            component.equals("operator") && r.getResources().equals(List.of("pods"));
+        assertFalse(
+            r.getVerbs().contains("delete") && !podDelete,
+            "nobody else deletes through the API: " + r);
       }
     }
-    for (String file : List.of("operator.yaml", "agent.yaml", "user-roles.yaml")) {
+    for (String file : List.of("operator.yaml", "agent.yaml", "user-roles.yaml", "runtime.yaml")) {
       List<String> lines = Files.readAllLines(Chart.DIR.resolve("templates").resolve(file));
       for (int i = 0; i < lines.size(); i++) {
         if (lines.get(i).trim().startsWith("- apiGroups:")) {
@@ -118,6 +124,77 @@ class HelmChartTest {
               file + " line " + (i + 1) + ": each RBAC rule needs a comment saying why");
         }
       }
+    }
+  }
+
+  /**
+   * Issue 13: a RuntimeClass for restored pods, and on every node an init container that installs
+   * the runtime wrapper into the host directory the runtime handler points at; both go away with
+   * runtime.enabled=false. The operator names the same RuntimeClass in the pods it creates.
+   */
+  @Test
+  void runtimeClassAndTheWrapperInstalledOnEveryNode() {
+    List<HasMetadata> objs = Chart.render(Map.of());
+    var rc = one(objs, io.fabric8.kubernetes.api.model.node.v1.RuntimeClass.class);
+    assertEquals("stasis", rc.getMetadata().getName());
+    assertEquals("stasis", rc.getHandler());
+    var pod = one(objs, DaemonSet.class).getSpec().getTemplate().getSpec();
+    Container init = pod.getInitContainers().get(0);
+    assertEquals("install-runtime", init.getName());
+    assertEquals(List.of("sh", "/install/install.sh"), init.getCommand());
+    var dir =
+        pod.getVolumes().stream()
+            .filter(v -> v.getName().equals("runtime-dir"))
+            .findFirst()
+            .orElseThrow();
+    assertEquals("/opt/stasis", dir.getHostPath().getPath());
+    assertTrue(
+        init.getVolumeMounts().stream()
+            .anyMatch(
+                m ->
+                    m.getName().equals("runtime-dir")
+                        && m.getMountPath().equals("/host/opt/stasis")));
+    var cm =
+        objs.stream()
+            .filter(io.fabric8.kubernetes.api.model.ConfigMap.class::isInstance)
+            .map(io.fabric8.kubernetes.api.model.ConfigMap.class::cast)
+            .filter(c -> c.getMetadata().getName().equals("stasis-runtime-install"))
+            .findFirst()
+            .orElseThrow();
+    String script = cm.getData().get("install.sh");
+    assertTrue(script.contains("/app/runtime/stasis-runc \"$dst/bin/stasis-runc\""), script);
+    assertTrue(script.contains("export STASIS_CLI=/opt/stasis/bin/stasis"), script);
+    Container op =
+        one(objs, Deployment.class).getSpec().getTemplate().getSpec().getContainers().get(0);
+    assertTrue(
+        op.getEnv().stream()
+            .anyMatch(
+                e ->
+                    e.getName().equals("STASIS_OPERATOR_RUNTIME_CLASS_NAME")
+                        && e.getValue().equals("stasis")));
+
+    List<HasMetadata> off = Chart.render(Map.of("runtime.enabled", "false"));
+    assertTrue(
+        off.stream()
+            .noneMatch(io.fabric8.kubernetes.api.model.node.v1.RuntimeClass.class::isInstance));
+    var offPod = one(off, DaemonSet.class).getSpec().getTemplate().getSpec();
+    assertTrue(offPod.getInitContainers() == null || offPod.getInitContainers().isEmpty());
+  }
+
+  /** Users see and request Restores and Migrations through the same two roles as Checkpoints. */
+  @Test
+  void userRolesCoverRestoresAndMigrations() {
+    List<HasMetadata> objs = Chart.render(Map.of());
+    for (var role :
+        objs.stream()
+            .filter(ClusterRole.class::isInstance)
+            .map(ClusterRole.class::cast)
+            .filter(r -> r.getMetadata().getName().startsWith("stasis-checkpoint-"))
+            .toList()) {
+      var rule = role.getRules().get(0);
+      assertEquals(List.of("checkpoints", "restores", "migrations"), rule.getResources());
+      assertFalse(rule.getResources().stream().anyMatch(r -> r.endsWith("/status")));
+      assertFalse(rule.getVerbs().contains("update") || rule.getVerbs().contains("patch"));
     }
   }
 
@@ -196,7 +273,10 @@ class HelmChartTest {
     assertEquals(List.of("get", "list", "watch"), viewer.getRules().get(0).getVerbs());
     for (ClusterRole r : List.of(viewer, editor)) {
       for (var rule : r.getRules()) {
-        assertEquals(List.of("checkpoints"), rule.getResources(), "no status, no secrets");
+        assertEquals(
+            List.of("checkpoints", "restores", "migrations"),
+            rule.getResources(),
+            "no status, no secrets");
         assertFalse(rule.getVerbs().contains("update") || rule.getVerbs().contains("patch"));
       }
     }

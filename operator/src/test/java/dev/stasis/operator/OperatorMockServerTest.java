@@ -191,12 +191,18 @@ class OperatorMockServerTest {
             .anyMatch(e -> e.getMessage().contains("did not clean up")));
   }
 
+  /** The port Quarkus bound for this test run (test-port 0: any free one). */
+  static int port() {
+    return org.eclipse.microprofile.config.ConfigProvider.getConfig()
+        .getValue("quarkus.http.test-port", Integer.class);
+  }
+
   static String http(String path) throws Exception {
     var res =
         java.net.http.HttpClient.newHttpClient()
             .send(
                 java.net.http.HttpRequest.newBuilder(
-                        java.net.URI.create("http://localhost:8081" + path))
+                        java.net.URI.create("http://localhost:" + port() + path))
                     .build(),
                 java.net.http.HttpResponse.BodyHandlers.ofString());
     assertEquals(200, res.statusCode(), path + ": " + res.body());

@@ -1,0 +1,121 @@
+package dev.stasis.crds;
+
+import java.time.Instant;
+import java.time.temporal.ChronoUnit;
+
+/**
+ * The one place a Restore's status is computed. Pure: (current status, generation, step, clock) to
+ * the next status.
+ *
+ * <p>Invariants: Completed and Failed are terminal (a step out of them returns the current status
+ * unchanged); phases move only forward (Pending, Restoring, then terminal; a step back is a
+ * programming error); conditions {@code Accepted}, {@code Ready} (pod Ready), {@code Failed} each
+ * carry the generation they describe, and a condition's lastTransitionTime moves only when its
+ * status does; facts a step does not mention (pod, node, location) are kept.
+ */
+public final class RestoreStatusAggregator {
+  public static final String ACCEPTED = "Accepted";
+  public static final String READY = "Ready";
+  public static final String FAILED = "Failed";
+
+  private RestoreStatusAggregator() {}
+
+  /** One observed step of a Restore; null facts leave the status field as it was. */
+  public record Step(
+      RestorePhase phase,
+      Reason reason,
+      String message,
+      String podName,
+      String podUID,
+      String nodeName,
+      String location) {
+    public static Step to(RestorePhase phase, Reason reason, String message) {
+      return new Step(phase, reason, message, null, null, null, null);
+    }
+
+    public static Step failed(Reason reason, String message) {
+      return to(RestorePhase.Failed, reason, message);
+    }
+
+    public Step pod(String name, String uid) {
+      return new Step(phase, reason, message, name, uid, nodeName, location);
+    }
+
+    public Step node(String node) {
+      return new Step(phase, reason, message, podName, podUID, node, location);
+    }
+
+    public Step location(String where) {
+      return new Step(phase, reason, message, podName, podUID, nodeName, where);
+    }
+  }
+
+  public static RestoreStatus next(RestoreStatus current, long generation, Step t, Instant now) {
+    if (current != null && current.phase != null && current.phase.terminal()) {
+      return current;
+    }
+    if (current != null
+        && current.phase != null
+        && !t.phase().terminal()
+        && t.phase().ordinal() < current.phase.ordinal()) {
+      throw new IllegalStateException(
+          "restore cannot go back from " + current.phase + " to " + t.phase());
+    }
+    RestoreStatus s = current == null ? new RestoreStatus() : current.copy();
+    String ts = now.truncatedTo(ChronoUnit.SECONDS).toString();
+    s.phase = t.phase();
+    s.message = t.message();
+    s.observedGeneration = generation;
+    if (t.podName() != null) {
+      s.podName = t.podName();
+    }
+    if (t.podUID() != null) {
+      s.podUID = t.podUID();
+    }
+    if (t.nodeName() != null) {
+      s.nodeName = t.nodeName();
+    }
+    if (t.location() != null) {
+      s.location = t.location();
+    }
+    if (s.startTime == null && t.phase() == RestorePhase.Restoring) {
+      s.startTime = ts;
+    }
+    if (t.phase() == RestorePhase.Completed) {
+      s.readyAt = now.truncatedTo(ChronoUnit.MILLIS).toString();
+    }
+    if (t.phase().terminal()) {
+      s.completionTime = ts;
+    }
+    boolean invalid = t.reason().validation();
+    Conditions.set(
+        s.conditions,
+        ACCEPTED,
+        !invalid,
+        invalid ? t.reason() : Reason.Accepted,
+        t.message(),
+        generation,
+        ts);
+    Conditions.set(
+        s.conditions,
+        READY,
+        t.phase() == RestorePhase.Completed,
+        t.reason(),
+        t.message(),
+        generation,
+        ts);
+    Conditions.set(
+        s.conditions,
+        FAILED,
+        t.phase() == RestorePhase.Failed,
+        t.reason(),
+        t.message(),
+        generation,
+        ts);
+    return s;
+  }
+
+  public static io.fabric8.kubernetes.api.model.Condition condition(RestoreStatus s, String type) {
+    return s == null ? null : Conditions.find(s.conditions, type);
+  }
+}

@@ -1,0 +1,352 @@
+package dev.stasis.operator;
+
+import dev.stasis.crds.Checkpoint;
+import dev.stasis.crds.CheckpointSpec;
+import dev.stasis.crds.Migration;
+import dev.stasis.crds.MigrationPhase;
+import dev.stasis.crds.MigrationSpec;
+import dev.stasis.crds.MigrationStatus;
+import dev.stasis.crds.MigrationStatusAggregator.Step;
+import dev.stasis.crds.Phase;
+import dev.stasis.crds.Reason;
+import dev.stasis.crds.Restore;
+import dev.stasis.crds.RestorePhase;
+import dev.stasis.crds.RestoreSpec;
+import dev.stasis.crds.StatusAggregator;
+import io.fabric8.kubernetes.api.model.ObjectMetaBuilder;
+import io.fabric8.kubernetes.api.model.OwnerReferenceBuilder;
+import io.fabric8.kubernetes.api.model.Pod;
+import java.time.Duration;
+import java.time.Instant;
+import java.util.List;
+import java.util.function.Predicate;
+
+/**
+ * The Migration's decisions, free of I/O. The order of the steps is the safety argument:
+ *
+ * <ol>
+ *   <li>a Checkpoint of the source with leaveRunning: true, so the source is thawed and keeps
+ *       serving whatever happens next (the node agent thaws it on every path);
+ *   <li>a Restore of that checkpoint on the target node (the copy, named differently, runs beside
+ *       the source);
+ *   <li>only once the Restore is Completed (the copy's pod Ready) the source pod is deleted, and
+ *       only the pod with the UID recorded at the start, so a replacement of the same name is never
+ *       touched.
+ * </ol>
+ *
+ * Any failure before step 3 leaves the source as it is and deletes the copy. The Checkpoint and the
+ * Restore are named after the Migration and owned by it, so a reconciliation that lost its status
+ * write finds them again instead of creating them twice.
+ */
+final class MigrationDecider {
+  /** What the reconciler read; null for what does not exist. */
+  record Observed(
+      Migration migration,
+      Pod source,
+      Predicate<String> nodeExists,
+      Pod targetPodOfThatName,
+      Checkpoint checkpoint,
+      Restore restore,
+      Instant now) {}
+
+  /**
+   * {@code step} null: status unchanged. {@code createCheckpoint}/{@code createRestore}: create it.
+   * {@code deleteSourceUid}: delete the source pod if it still has this UID. {@code deleteCopy}:
+   * delete the copy pod (if the Restore made it).
+   */
+  record Decision(
+      Step step,
+      Checkpoint createCheckpoint,
+      Restore createRestore,
+      String deleteSourceUid,
+      boolean deleteCopy,
+      Duration recheckAfter) {}
+
+  private final Duration poll;
+
+  MigrationDecider(Duration poll) {
+    this.poll = poll;
+  }
+
+  static String targetPodName(Migration m) {
+    String n = m.getSpec().getTargetPodName();
+    return n == null || n.isEmpty() ? m.getMetadata().getName() : n;
+  }
+
+  Decision decide(Observed o) {
+    Migration m = o.migration();
+    MigrationStatus st = m.getStatus();
+    if (st != null && st.phase != null && st.phase.terminal()) {
+      return none(null);
+    }
+    MigrationPhase phase = st == null || st.phase == null ? MigrationPhase.Pending : st.phase;
+    if (phase == MigrationPhase.Pending) {
+      return start(o);
+    }
+    if (phase != MigrationPhase.DeletingSource && sourceChanged(o)) {
+      return new Decision(
+          Step.failed(
+              Reason.SourceChanged,
+              "source pod "
+                  + ref(o)
+                  + " was deleted or replaced during the migration; the copy was deleted"),
+          null,
+          null,
+          null,
+          true,
+          null);
+    }
+    Instant since = st.startTime == null ? null : Instant.parse(st.startTime);
+    int timeout = m.getSpec().effectiveTimeoutSeconds();
+    if (phase != MigrationPhase.DeletingSource
+        && since != null
+        && o.now().isAfter(since.plusSeconds(timeout))) {
+      return rollback(
+          Reason.TimedOut,
+          "did not finish within timeoutSeconds=" + timeout + " (in phase " + phase + ")");
+    }
+    return switch (phase) {
+      case Checkpointing -> checkpointing(o);
+      case Restoring -> restoring(o);
+      case DeletingSource -> deletingSource(o);
+      default -> none(poll);
+    };
+  }
+
+  private Decision start(Observed o) {
+    Migration m = o.migration();
+    MigrationSpec spec = m.getSpec();
+    Pod src = o.source();
+    if (src == null) {
+      return fail(Reason.PodNotFound, "pod " + ref(o) + " not found");
+    }
+    String podPhase = src.getStatus() == null ? null : src.getStatus().getPhase();
+    if (!"Running".equals(podPhase)) {
+      return fail(Reason.PodNotRunning, "pod " + ref(o) + " is " + podPhase + ", not Running");
+    }
+    String node = src.getSpec() == null ? null : src.getSpec().getNodeName();
+    if (node == null || node.isEmpty()) {
+      return fail(Reason.PodNotScheduled, "pod " + ref(o) + " has no node");
+    }
+    if (!o.nodeExists().test(spec.getTargetNode())) {
+      return fail(Reason.NodeNotFound, "target node " + spec.getTargetNode() + " not found");
+    }
+    if (node.equals(spec.getTargetNode())) {
+      return fail(
+          Reason.TargetIsSourceNode,
+          "pod " + ref(o) + " already runs on " + node + "; name another target node");
+    }
+    Pod target = o.targetPodOfThatName();
+    if (target != null && !ownedCopy(target, o.restore())) {
+      return fail(
+          Reason.PodAlreadyExists,
+          "pod "
+              + m.getMetadata().getNamespace()
+              + "/"
+              + targetPodName(m)
+              + " already exists; name the copy with spec.targetPodName");
+    }
+    Checkpoint c = o.checkpoint();
+    return new Decision(
+        Step.to(
+                MigrationPhase.Checkpointing,
+                Reason.Checkpointing,
+                "checkpointing pod " + ref(o) + " on " + node + " (it keeps running)")
+            .source(node, src.getMetadata().getUid())
+            .checkpoint(m.getMetadata().getName()),
+        c != null && owned(c, m) ? null : checkpointFor(m),
+        null,
+        null,
+        false,
+        poll);
+  }
+
+  private Decision checkpointing(Observed o) {
+    Migration m = o.migration();
+    Checkpoint c = o.checkpoint();
+    if (c == null || !owned(c, m)) {
+      return rollback(Reason.CheckpointFailed, "checkpoint " + name(m) + " disappeared");
+    }
+    var cs = c.getStatus();
+    if (cs == null || cs.phase == null || !cs.phase.terminal()) {
+      return none(poll);
+    }
+    if (cs.phase == Phase.Failed) {
+      var failed = StatusAggregator.condition(cs, StatusAggregator.FAILED);
+      return rollback(
+          Reason.CheckpointFailed,
+          "checkpoint "
+              + name(m)
+              + " failed ("
+              + (failed == null ? "?" : failed.getReason())
+              + "): "
+              + cs.message
+              + "; the source keeps running");
+    }
+    var restorable = StatusAggregator.condition(cs, StatusAggregator.RESTORABLE);
+    if (restorable != null && "False".equals(restorable.getStatus())) {
+      return rollback(
+          Reason.CheckpointNotRestorable,
+          "checkpoint " + name(m) + " is not restorable: " + restorable.getMessage());
+    }
+    Restore r = o.restore();
+    return new Decision(
+        Step.to(
+                MigrationPhase.Restoring,
+                Reason.Restoring,
+                "restoring the copy " + targetPodName(m) + " on " + m.getSpec().getTargetNode())
+            .restore(m.getMetadata().getName(), targetPodName(m))
+            .frozenAt(cs.frozenAt),
+        null,
+        r != null && owned(r, m) ? null : restoreFor(m),
+        null,
+        false,
+        poll);
+  }
+
+  private Decision restoring(Observed o) {
+    Migration m = o.migration();
+    Restore r = o.restore();
+    if (r == null || !owned(r, m)) {
+      return rollback(Reason.RestoreFailed, "restore " + name(m) + " disappeared");
+    }
+    var rs = r.getStatus();
+    if (rs == null || rs.phase == null || !rs.phase.terminal()) {
+      return none(poll);
+    }
+    if (rs.phase == RestorePhase.Failed) {
+      var failed =
+          dev.stasis.crds.RestoreStatusAggregator.condition(
+              rs, dev.stasis.crds.RestoreStatusAggregator.FAILED);
+      return rollback(
+          Reason.RestoreFailed,
+          "the copy did not come up ("
+              + (failed == null ? "?" : failed.getReason())
+              + "): "
+              + rs.message
+              + "; the copy was deleted and the source keeps running");
+    }
+    Pod src = o.source();
+    return new Decision(
+        Step.to(
+                MigrationPhase.DeletingSource,
+                Reason.DeletingSource,
+                "the copy " + rs.podName + " is Ready on " + rs.nodeName + "; deleting the source")
+            .copyReadyAt(rs.readyAt == null ? o.now() : Instant.parse(rs.readyAt)),
+        null,
+        null,
+        src.getMetadata().getUid(),
+        false,
+        poll);
+  }
+
+  private Decision deletingSource(Observed o) {
+    Migration m = o.migration();
+    MigrationStatus st = m.getStatus();
+    Pod src = o.source();
+    if (src == null || !src.getMetadata().getUid().equals(st.sourcePodUID)) {
+      return new Decision(
+          Step.to(
+              MigrationPhase.Completed,
+              Reason.Migrated,
+              "migrated to "
+                  + m.getSpec().getTargetNode()
+                  + " as "
+                  + st.targetPodName
+                  + "; downtime "
+                  + st.downtimeMillis
+                  + " ms"),
+          null,
+          null,
+          null,
+          false,
+          null);
+    }
+    return new Decision(null, null, null, st.sourcePodUID, false, poll);
+  }
+
+  private boolean sourceChanged(Observed o) {
+    MigrationStatus st = o.migration().getStatus();
+    Pod src = o.source();
+    return src == null
+        || (st.sourcePodUID != null && !st.sourcePodUID.equals(src.getMetadata().getUid()));
+  }
+
+  /** A Checkpoint named and owned by the migration: the source stays running. */
+  static Checkpoint checkpointFor(Migration m) {
+    Checkpoint c = new Checkpoint();
+    c.setMetadata(
+        new ObjectMetaBuilder()
+            .withName(name(m))
+            .withNamespace(m.getMetadata().getNamespace())
+            .withOwnerReferences(owner(m))
+            .build());
+    CheckpointSpec s = new CheckpointSpec();
+    s.setPodName(m.getSpec().getPodName());
+    s.setLeaveRunning(true);
+    s.setStorage(m.getSpec().getStorage());
+    s.setCompression(m.getSpec().getCompression());
+    s.setTimeoutSeconds(m.getSpec().effectiveTimeoutSeconds());
+    c.setSpec(s);
+    return c;
+  }
+
+  static Restore restoreFor(Migration m) {
+    Restore r = new Restore();
+    r.setMetadata(
+        new ObjectMetaBuilder()
+            .withName(name(m))
+            .withNamespace(m.getMetadata().getNamespace())
+            .withOwnerReferences(owner(m))
+            .build());
+    RestoreSpec s = new RestoreSpec();
+    s.setCheckpointName(name(m));
+    s.setNodeName(m.getSpec().getTargetNode());
+    s.setPodName(targetPodName(m));
+    s.setTimeoutSeconds(m.getSpec().effectiveTimeoutSeconds());
+    r.setSpec(s);
+    return r;
+  }
+
+  private static io.fabric8.kubernetes.api.model.OwnerReference owner(Migration m) {
+    return new OwnerReferenceBuilder()
+        .withApiVersion(m.getApiVersion() == null ? "stasis.dev/v1alpha1" : m.getApiVersion())
+        .withKind("Migration")
+        .withName(m.getMetadata().getName())
+        .withUid(m.getMetadata().getUid())
+        .withController(true)
+        .withBlockOwnerDeletion(false)
+        .build();
+  }
+
+  static boolean owned(io.fabric8.kubernetes.api.model.HasMetadata o, Migration m) {
+    List<io.fabric8.kubernetes.api.model.OwnerReference> refs =
+        o.getMetadata().getOwnerReferences();
+    return refs != null && refs.stream().anyMatch(x -> m.getMetadata().getUid().equals(x.getUid()));
+  }
+
+  /** A pod of the copy's name made by the Restore this migration owns. */
+  private static boolean ownedCopy(Pod pod, Restore r) {
+    return r != null && RestorePods.ours(pod, r);
+  }
+
+  private static String name(Migration m) {
+    return m.getMetadata().getName();
+  }
+
+  private static String ref(Observed o) {
+    return o.migration().getMetadata().getNamespace() + "/" + o.migration().getSpec().getPodName();
+  }
+
+  private Decision rollback(Reason reason, String message) {
+    return new Decision(Step.failed(reason, message), null, null, null, true, null);
+  }
+
+  private static Decision fail(Reason reason, String message) {
+    return new Decision(Step.failed(reason, message), null, null, null, false, null);
+  }
+
+  private static Decision none(Duration recheck) {
+    return new Decision(null, null, null, null, false, recheck);
+  }
+}
