@@ -97,6 +97,7 @@ final class LiveCopy implements AutoCloseable {
     long t0 = System.nanoTime();
     try {
       live.track(pid);
+      dev.stasis.compel.Hold.at("live-tracking"); // the target runs, tracked by our userfaultfd
       live.timings.put("live_setup_ms", (System.nanoTime() - t0) / 1_000_000);
       live.rounds(progress);
       live.timings.put("live_ms", (System.nanoTime() - t0) / 1_000_000);

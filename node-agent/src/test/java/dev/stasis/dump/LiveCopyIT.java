@@ -21,6 +21,7 @@ import java.util.HashMap;
 import java.util.Map;
 import java.util.regex.Matcher;
 import java.util.regex.Pattern;
+import org.junit.jupiter.api.Assumptions;
 import org.junit.jupiter.api.Test;
 
 /**
@@ -94,6 +95,66 @@ class LiveCopyIT {
       String goesOn = w.check();
       assertTrue(goesOn.startsWith("OK"), "restored writer found no stale page: " + goesOn);
     }
+  }
+
+  /**
+   * The dumper SIGKILLed while the target runs tracked (after the setup, before the rounds): the
+   * kernel drops the tracking with the dumper's descriptor, without any sweep.
+   */
+  @Test
+  void trackingDiesWithTheDumper() throws Exception {
+    // nothing is tracked without the kernel support (the test above checks that fallback)
+    Assumptions.assumeTrue(kernelHasAsyncWp(), "no asynchronous userfaultfd WP on this kernel");
+    try (Workloads.Running w = Workloads.start("livewrite", "16", "50")) {
+      String maps = Files.readString(Path.of("/proc/" + w.pid + "/maps"));
+      Path hold = w.state.resolve("hold");
+      Path journals = Files.createDirectories(w.state.resolve("journals"));
+      String jar = System.getProperty("stasis.jar", "target/stasis-node-agent.jar");
+      ProcessBuilder pb =
+          new ProcessBuilder(
+              "java",
+              "-XX:+UseSerialGC",
+              "-jar",
+              jar,
+              "dump",
+              "--pid",
+              Integer.toString(w.pid),
+              "--images-dir",
+              w.state.resolve("images").toString(),
+              "--leave-running");
+      pb.environment().put("STASIS_STATE_DIR", journals.toString());
+      pb.environment().put("STASIS_HOLD_AT", "live-tracking");
+      pb.environment().put("STASIS_HOLD_FILE", hold.toString());
+      Path log = w.state.resolve("dumper.log");
+      Process p = pb.redirectErrorStream(true).redirectOutput(log.toFile()).start();
+      try {
+        for (int i = 0; i < 4000 && !Files.exists(hold) && p.isAlive(); i++) {
+          Thread.sleep(5);
+        }
+        assertTrue(Files.exists(hold), "dumper never tracked: " + Files.readString(log));
+        assertTrue(registeredVmas(w.pid) > 0, "the target is tracked while the dumper holds");
+        p.destroyForcibly(); // SIGKILL
+        assertTrue(p.waitFor(20, java.util.concurrent.TimeUnit.SECONDS), "dumper did not die");
+      } finally {
+        p.destroyForcibly();
+      }
+      // the file's release may run a moment after the dumper's death is reported
+      for (int i = 0; i < 200 && registeredVmas(w.pid) > 0; i++) {
+        Thread.sleep(10);
+      }
+      assertTrue(w.alive(), "process survived");
+      assertEquals(maps, Files.readString(Path.of("/proc/" + w.pid + "/maps")), "maps unchanged");
+      assertNoUserfaultfd(w.pid);
+      try (DirectoryStream<Path> left = Files.newDirectoryStream(journals)) {
+        assertFalse(left.iterator().hasNext(), "no injection journal left");
+      }
+      String verdict = w.check();
+      assertTrue(verdict.startsWith("OK"), verdict);
+    }
+  }
+
+  private static long registeredVmas(int pid) throws IOException {
+    return Maps.read(pid).stream().filter(v -> v.hasFlag("uw")).count();
   }
 
   /** No userfaultfd descriptor, no VMA registered with one, no page write-protected by one. */
