@@ -70,6 +70,11 @@ final class PtraceTask implements SeizedTask {
   }
 
   @Override
+  public long syscall(String name, long nr, long... args) throws IOException {
+    return new TaskControl(this).syscall(name, nr, args);
+  }
+
+  @Override
   public List<byte[]> pendingSignals(int tid, boolean shared) throws IOException {
     return tracer.call(() -> dev.stasis.linux.Ptrace.peekSiginfo(tid, shared));
   }

@@ -27,6 +27,12 @@ public interface SeizedTask {
   InjectedBlob inject(ParasiteBlob blob) throws IOException;
 
   /**
+   * Executes system call {@code nr} in this process ({@link TaskControl#syscall}): its result, or a
+   * LinuxException with its errno; the thread's registers and mask are restored after it.
+   */
+  long syscall(String name, long nr, long... args) throws IOException;
+
+  /**
    * The siginfos (128 raw bytes each) queued for thread {@code tid} of this process, or in the
    * process-wide queue when {@code shared}, in queue order, read with PTRACE_PEEKSIGINFO on the
    * tracer thread; nothing is dequeued.

@@ -60,6 +60,8 @@ public final class Dumper {
   private PageWriter.Buffers pageBuffers;
   private final SharedMemory sharedMemory = new SharedMemory();
   private final SeccompImage seccomp = new SeccompImage();
+  private LiveCopy live;
+  private final List<String> notices = new ArrayList<>();
 
   /** The dump's file table while the target's files are held (TCP repair), until released. */
   private FileTable heldFiles;
@@ -75,6 +77,16 @@ public final class Dumper {
   }
 
   private DumpResult run(ImageSink sink) throws DumpException {
+    try {
+      return runOnce(sink);
+    } finally {
+      if (live != null) {
+        live.close();
+      }
+    }
+  }
+
+  private DumpResult runOnce(ImageSink sink) throws DumpException {
     long start = System.nanoTime();
     // Before checkTarget, whose first libc call waits for the binding on the warm-up thread (CLI):
     // the buffers are faulted in during that wait instead of in the frozen time.
@@ -94,6 +106,20 @@ public final class Dumper {
       throw new DumpException("cannot read PID " + pid + "'s namespaces: " + reason(e), e);
     }
     TargetChecks.refuseSeccomp(pid);
+    long seizeFrom = start;
+    // Leave-running: copy the pages while the process runs, so the freeze reads only the rest.
+    if (opts.leaveRunning() && !"off".equals(System.getenv("STASIS_LIVE_COPY"))) {
+      try {
+        live = LiveCopy.start(pid, opts.progress(), notices::add);
+      } catch (DumpException e) {
+        sink.abort();
+        throw e;
+      }
+      if (live != null) {
+        timings.putAll(live.timings());
+      }
+      seizeFrom = System.nanoTime(); // freezing_ms: the freeze's own, not the live phase's
+    }
     SeizedTree tree;
     try {
       tree = Compel.seize(pid, true);
@@ -106,7 +132,7 @@ public final class Dumper {
     }
     dev.stasis.compel.Hold.at("seized");
     long frozenAt = System.nanoTime();
-    timings.put("freezing_ms", ms(frozenAt - start));
+    timings.put("freezing_ms", ms(frozenAt - seizeFrom));
     boolean committed = false;
     boolean released = false;
     FreezeDeadline deadline = new FreezeDeadline(opts.freezeTimeoutMillis(), sink);
@@ -124,6 +150,11 @@ public final class Dumper {
         releaseFiles(false); // still frozen: it never runs with a connection in repair mode
         tree.close();
         released = true;
+        if (live != null) {
+          live.stopTracking();
+          live.writePages(sink);
+          timings.putAll(live.timings());
+        }
       }
       long t = System.nanoTime();
       sink.commit();
@@ -413,7 +444,8 @@ public final class Dumper {
     meta.put("source.arch", "x86_64");
     meta.put("dump.pages_written", Long.toString(totals.pagesWritten));
     meta.put("dump.leave_running", Boolean.toString(opts.leaveRunning()));
-    List<String> warnings = new ArrayList<>();
+    meta.put("dump.live_copy", Boolean.toString(live != null));
+    List<String> warnings = new ArrayList<>(notices);
     if (!namespaces.own().isEmpty()) {
       // Every own namespace is either written so that a restore brings it back or refused.
       meta.put("dump.own_namespaces", String.join(",", namespaces.ownKinds()));
@@ -509,6 +541,15 @@ public final class Dumper {
     add("pagemap_ms", System.nanoTime() - t);
     try (ImageWriter w = ImageWriter.create(sink, ImageType.PAGEMAP, vp)) {
       pages.writePagemap(w, pagesId);
+    }
+    LiveCopy.Tracked tracked = live == null ? null : live.task(p);
+    if (tracked != null) {
+      // only what changed since the live copy is read now; the image is written after release
+      long read = tracked.freeze(pages.runs(), ImageType.PAGES.fileName(pagesId));
+      timings.merge("live_frozen_pages", read, Long::sum);
+      totals.add(pages);
+      add("memdump_ms", System.nanoTime() - t);
+      return;
     }
     // In kill mode the set is made durable while the process waits frozen: the sink may then
     // write the pages straight to disk rather than to the page cache and again in the fsync.

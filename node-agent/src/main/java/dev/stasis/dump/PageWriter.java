@@ -408,8 +408,7 @@ final class PageWriter {
 
   // Reads the pieces back to back into buf; falls back to /proc/PID/mem where
   // process_vm_readv stops (it does not read PROT_NONE memory).
-  private void fill(FileChannel mem, long[] addrs, long[] lens, int n, ByteBuffer buf)
-      throws IOException {
+  void fill(FileChannel mem, long[] addrs, long[] lens, int n, ByteBuffer buf) throws IOException {
     int i = 0;
     while (i < n) {
       long got;

@@ -26,6 +26,12 @@ import java.nio.ByteOrder;
  * far the kernel got when the vector was full.
  */
 public final class PagemapScan implements AutoCloseable {
+  /** In a VMA registered for asynchronous userfaultfd write-protection. */
+  public static final long PAGE_IS_WPALLOWED = 1 << 0;
+
+  /** Not write-protected: written since it was last protected (tracked VMAs only). */
+  public static final long PAGE_IS_WRITTEN = 1 << 1;
+
   public static final long PAGE_IS_FILE = 1 << 2;
   public static final long PAGE_IS_PRESENT = 1 << 3;
   public static final long PAGE_IS_SWAPPED = 1 << 4;
@@ -34,6 +40,9 @@ public final class PagemapScan implements AutoCloseable {
 
   /** _IOWR('f', 16, struct pm_scan_arg) */
   static final long PAGEMAP_SCAN = 0xC0606610L;
+
+  /** Scan flag: write-protect the matching pages as they are reported (atomic get-and-clear). */
+  public static final long PM_SCAN_WP_MATCHING = 1 << 0;
 
   private static final int ARG_SIZE = 96;
   private static final int REGION_SIZE = 24;
@@ -68,11 +77,25 @@ public final class PagemapScan implements AutoCloseable {
   public void scan(
       long start, long end, long inverted, long mask, long anyof, long returnMask, RegionSink sink)
       throws LinuxException {
+    scan(0, start, end, inverted, mask, anyof, returnMask, sink);
+  }
+
+  /** {@link #scan} with PM_SCAN_* {@code flags}. */
+  public void scan(
+      long flags,
+      long start,
+      long end,
+      long inverted,
+      long mask,
+      long anyof,
+      long returnMask,
+      RegionSink sink)
+      throws LinuxException {
     long from = start;
     while (from < end) {
       arg.clear();
       arg.putLong(0, ARG_SIZE)
-          .putLong(8, 0)
+          .putLong(8, flags)
           .putLong(16, from)
           .putLong(24, end)
           .putLong(32, 0)

@@ -1,0 +1,575 @@
+package dev.stasis.dump;
+
+import dev.stasis.compel.Compel;
+import dev.stasis.compel.SeizedTask;
+import dev.stasis.compel.SeizedTree;
+import dev.stasis.images.ImageSink;
+import dev.stasis.linux.Errno;
+import dev.stasis.linux.Linux;
+import dev.stasis.linux.LinuxException;
+import dev.stasis.linux.ProcessVm;
+import dev.stasis.linux.Syscalls;
+import dev.stasis.linux.Userfaultfd;
+import dev.stasis.linux.proc.Maps;
+import dev.stasis.linux.proc.PagemapScan;
+import dev.stasis.linux.proc.TaskStat;
+import java.io.IOException;
+import java.nio.ByteBuffer;
+import java.nio.channels.FileChannel;
+import java.nio.channels.WritableByteChannel;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.nio.file.StandardOpenOption;
+import java.util.ArrayList;
+import java.util.BitSet;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Map;
+import java.util.function.Consumer;
+
+/**
+ * Live copy for a dump that leaves its process running: the pages are copied while the process
+ * runs, write-tracked from before the copy starts, and the freeze then reads only the pages written
+ * since their last copy (and pages the tracking does not cover).
+ *
+ * <p><b>Tracking</b> (no soft-dirty on these kernels): a userfaultfd in asynchronous write-protect
+ * mode ({@code UFFD_FEATURE_WP_ASYNC | WP_UNPOPULATED}, Linux 6.7). A short first freeze creates it
+ * in each process of the tree (remote {@code userfaultfd(2)}), takes it over with pidfd_getfd and
+ * closes the target's descriptor, so the target's fd table is as before; every private writable
+ * anonymous VMA is then registered and write-protected from the agent while the process runs. A
+ * write to a protected page is resolved by the kernel alone (no fault message) and clears the
+ * page's protection, which PAGEMAP_SCAN reports as {@code PAGE_IS_WRITTEN}; with {@code
+ * PM_SCAN_WP_MATCHING} the scan protects the reported pages again in the same walk. Closing the
+ * agent's descriptor (here, or by the kernel when the agent dies) removes the registration and the
+ * protection bits: the tracking never outlives the agent, so the injection journal has nothing to
+ * record for it. The one window it does not cover is a crash between the remote {@code
+ * userfaultfd(2)} and the remote {@code close(2)} in the first freeze, which would leave an
+ * unregistered userfaultfd descriptor in the target.
+ *
+ * <p><b>Rounds</b> (running): round 0 copies every present page of the tracked ranges; each next
+ * round copies the pages written since the previous one (and protects them again). Rounds stop when
+ * the written set stops shrinking, is small, or after {@link #MAX_ROUNDS}.
+ *
+ * <p><b>Store</b>: the copies go to an unlinked, sparse temporary file in which a tracked page has
+ * a fixed place (its range's base plus its offset in the range), so a later copy overwrites an
+ * older one; pages outside the tracked ranges get places after them, at the freeze.
+ *
+ * <p><b>Freeze</b> ({@link Tracked#freeze}): the pages to store are selected as in any dump ({@link
+ * PageWriter#select}); a selected page is clean, i.e. its copy in the store is its content now, if
+ * it was copied, lies in a range registered with write-protection ({@code PAGE_IS_WPALLOWED}: a VMA
+ * unmapped and mapped again, or moved, loses the registration) and was not written since its copy
+ * was protected. Every other selected page is read from the frozen process into the store. Why this
+ * is exact: a page is protected before each copy of it is taken, so any write after the protection
+ * shows as written; an anonymous page that is zapped (MADV_DONTNEED) loses its protection with its
+ * table entry, so its next fault shows as written too. The pages image is then assembled from the
+ * store after the process is released ({@link #writePages}): its order and content are exactly what
+ * a frozen dump writes, so the image set is unchanged.
+ */
+final class LiveCopy implements AutoCloseable {
+  static final int MAX_ROUNDS = 10;
+
+  /** A round that copies no more than this many pages is the last one (4 MiB). */
+  static final long SMALL_ENOUGH_PAGES = 1024;
+
+  /** Tracked ranges add up to at most this much address space (page indexes fit an int). */
+  private static final long MAX_TRACKED_BYTES = 1L << 40;
+
+  private static final int PAGE = PageWriter.PAGE;
+  private static final int BATCH = 4 << 20;
+  private static final long O_NONBLOCK = 04000;
+
+  private final Map<Integer, Tracked> tasks = new LinkedHashMap<>();
+  private final List<Pending> pending = new ArrayList<>();
+  private final Map<String, Long> timings = new LinkedHashMap<>();
+  private ByteBuffer buf;
+
+  private LiveCopy() {}
+
+  /**
+   * Sets up the tracking in {@code pid}'s tree and copies the pages in rounds while it runs.
+   * Returns null, after one line to {@code notice}, when this kernel or this process does not allow
+   * it: the dump then freezes for all the pages as usual. Throws only when the process died
+   * meanwhile.
+   */
+  static LiveCopy start(int pid, Consumer<String> progress, Consumer<String> notice)
+      throws DumpException {
+    LiveCopy live = new LiveCopy();
+    long t0 = System.nanoTime();
+    try {
+      live.track(pid);
+      dev.stasis.compel.Hold.at("live-tracking"); // the target runs, tracked by our userfaultfd
+      live.timings.put("live_setup_ms", (System.nanoTime() - t0) / 1_000_000);
+      live.rounds(progress);
+      live.timings.put("live_ms", (System.nanoTime() - t0) / 1_000_000);
+      return live;
+    } catch (IOException | RuntimeException e) {
+      live.close();
+      if (gone(pid, e)) {
+        throw new DumpException("PID " + pid + " exited during the live copy", e);
+      }
+      notice.accept(
+          "live copy unavailable (" + Dumper.reason(e) + "): the pages are copied frozen");
+      return null;
+    }
+  }
+
+  /** Timings of the live phase (ms and counts), for the dump's timings. */
+  Map<String, Long> timings() {
+    return timings;
+  }
+
+  /** The tracking of process {@code pid}, or null if it is not tracked (a newer child). */
+  Tracked task(int pid) {
+    return tasks.get(pid);
+  }
+
+  private void track(int pid) throws IOException {
+    long f0 = System.nanoTime();
+    List<Userfaultfd> fds = new ArrayList<>();
+    try (SeizedTree tree = Compel.seize(pid, true)) {
+      for (SeizedTask task : tree.tasks()) {
+        fds.add(takeUffd(task));
+      }
+    } catch (IOException | RuntimeException e) {
+      fds.forEach(Userfaultfd::close);
+      throw e;
+    }
+    timings.put("live_setup_frozen_ms", (System.nanoTime() - f0) / 1_000_000);
+    for (Userfaultfd u : fds) {
+      tasks.put(u.pid(), new Tracked(u)); // closed by close() from here on
+    }
+    for (Tracked t : tasks.values()) {
+      t.register();
+    }
+  }
+
+  /**
+   * Creates a userfaultfd in the seized {@code task} and moves it to the agent: the target's
+   * descriptor is closed before this returns, on every path.
+   */
+  private static Userfaultfd takeUffd(SeizedTask task) throws IOException {
+    int p = task.pid();
+    long flags = Linux.O_CLOEXEC | O_NONBLOCK;
+    long rfd;
+    try {
+      rfd = task.syscall("userfaultfd", Userfaultfd.NR, flags | Userfaultfd.USER_MODE_ONLY);
+    } catch (LinuxException e) {
+      if (e.errno() != Errno.EINVAL) {
+        throw e;
+      }
+      rfd = task.syscall("userfaultfd", Userfaultfd.NR, flags); // before 5.11
+    }
+    int afd = -1;
+    try {
+      int pidfd = Linux.pidfdOpen(p);
+      try {
+        afd = Linux.pidfdGetfd(pidfd, (int) rfd, p);
+      } finally {
+        Linux.close(pidfd);
+      }
+    } finally {
+      try {
+        task.syscall("close", Syscalls.CLOSE, rfd);
+      } catch (IOException e) {
+        if (afd >= 0) {
+          Linux.close(afd);
+        }
+        throw e;
+      }
+    }
+    return new Userfaultfd(afd, p);
+  }
+
+  private void rounds(Consumer<String> progress) throws IOException {
+    long previous = Long.MAX_VALUE;
+    long copied = 0;
+    long n;
+    int round = 0;
+    while (true) {
+      n = 0;
+      for (Tracked t : tasks.values()) {
+        n += t.copyRound(round == 0);
+      }
+      copied += n;
+      if (progress != null) {
+        progress.accept("live copy round " + round + ": " + n + " pages");
+      }
+      round++;
+      // round 0 copies everything: always try one more; later ones go on while they shrink
+      if (round > 1 && (n <= SMALL_ENOUGH_PAGES || n * 10 > previous * 8 || round >= MAX_ROUNDS)) {
+        break;
+      }
+      previous = n;
+    }
+    timings.put("live_rounds", (long) round);
+    timings.put("live_last_round_pages", n);
+    timings.put("live_copied_pages", copied);
+  }
+
+  /**
+   * Ends the tracking (the kernel removes registrations and protections). After the final scans;
+   * called once the process is released, so that the walk over its page tables is not frozen time.
+   */
+  void stopTracking() {
+    for (Tracked t : tasks.values()) {
+      t.uffd.close();
+    }
+  }
+
+  /** Writes every process's pages image from the store (after the release: not frozen time). */
+  void writePages(ImageSink sink) throws IOException {
+    long t = System.nanoTime();
+    for (Pending p : pending) {
+      try (WritableByteChannel ch = sink.createPages(p.name, false, p.bytes)) {
+        for (long[] s : p.segments) {
+          long off = s[0];
+          long left = s[1];
+          while (left > 0) {
+            long n = p.store.transferTo(off, left, ch);
+            if (n <= 0) {
+              throw new IOException("short copy from the live-copy store");
+            }
+            off += n;
+            left -= n;
+          }
+        }
+      }
+    }
+    timings.put("live_assemble_ms", (System.nanoTime() - t) / 1_000_000);
+  }
+
+  /** Closes every userfaultfd and store. Idempotent, never throws. */
+  @Override
+  public void close() {
+    for (Tracked t : tasks.values()) {
+      t.close();
+    }
+  }
+
+  private ByteBuffer buffer() {
+    if (buf == null) {
+      buf = ByteBuffer.allocateDirect(BATCH + PAGE).alignedSlice(PAGE);
+    }
+    return buf;
+  }
+
+  private static boolean gone(int pid, Throwable failure) {
+    for (Throwable c = failure; c != null; c = c.getCause()) {
+      if (c instanceof LinuxException le && le.errno() == Errno.ESRCH) {
+        return true;
+      }
+    }
+    try {
+      return TaskStat.read(pid).isExiting();
+    } catch (IOException e) {
+      return true;
+    }
+  }
+
+  /** A pages image waiting to be assembled: (store offset, bytes) pieces in image order. */
+  private record Pending(String name, FileChannel store, List<long[]> segments, long bytes) {}
+
+  /** A tracked address range and the place of its first page in the store. */
+  private record Range(long start, long end, long base) {
+    long index(long addr) {
+      return (base + addr - start) / PAGE;
+    }
+  }
+
+  /** The tracking and the store of one process. */
+  final class Tracked implements AutoCloseable {
+    private final Userfaultfd uffd;
+    private final int pid;
+    private final List<Range> ranges = new ArrayList<>();
+    private final BitSet stored = new BitSet();
+    private FileChannel store;
+    private long extraEnd;
+
+    Tracked(Userfaultfd uffd) {
+      this.uffd = uffd;
+      this.pid = uffd.pid();
+    }
+
+    /**
+     * Negotiates asynchronous write-protection and registers and protects each private writable
+     * anonymous VMA. A VMA that changed since /proc was read, or cannot be registered, is left out:
+     * its pages are then read at the freeze.
+     */
+    void register() throws IOException {
+      long want = Userfaultfd.FEATURE_WP_ASYNC | Userfaultfd.FEATURE_WP_UNPOPULATED;
+      long got = uffd.api(want);
+      if ((got & want) != want) {
+        throw new IOException("the kernel has no asynchronous userfaultfd write-protection");
+      }
+      long base = 0;
+      for (Maps.Vma v : Maps.read(pid)) {
+        if (v.shared() || !v.write() || v.isFile() || v.path().startsWith("[v")) {
+          continue; // [vdso], [vvar], [vvar_vclock], [vsyscall]: never ordinary memory
+        }
+        if (base + v.length() > MAX_TRACKED_BYTES) {
+          continue; // a huge reservation (sanitizer shadow...): page indexes are ints
+        }
+        try {
+          uffd.registerWp(v.start(), v.length());
+        } catch (LinuxException e) {
+          if (e.errno() == Errno.ESRCH) {
+            throw e;
+          }
+          continue;
+        }
+        uffd.writeProtect(v.start(), v.length());
+        ranges.add(new Range(v.start(), v.end(), base));
+        base += v.length();
+      }
+      if (ranges.isEmpty()) {
+        throw new IOException("no memory of PID " + pid + " could be write-tracked");
+      }
+      extraEnd = base;
+      Path f = Files.createTempFile("stasis-live-" + pid + "-", ".pages");
+      try {
+        store = FileChannel.open(f, StandardOpenOption.READ, StandardOpenOption.WRITE);
+      } finally {
+        Files.delete(f); // unlinked: a crash leaves nothing behind
+      }
+    }
+
+    /**
+     * One round: copies the present pages of every range (first round) or those written since the
+     * last round, protecting them again in the same scan; returns the pages copied.
+     */
+    long copyRound(boolean first) throws IOException {
+      List<long[]> regions = new ArrayList<>();
+      long kinds = PagemapScan.PAGE_IS_PRESENT | PagemapScan.PAGE_IS_SWAPPED;
+      long excluded = PagemapScan.PAGE_IS_GUARD | PagemapScan.PAGE_IS_PFNZERO;
+      try (PagemapScan scan = PagemapScan.open(pid)) {
+        for (Range r : ranges) {
+          long before = regions.size();
+          scan.scan(
+              first ? 0 : PagemapScan.PM_SCAN_WP_MATCHING,
+              r.start(),
+              r.end(),
+              excluded,
+              excluded | (first ? 0 : PagemapScan.PAGE_IS_WRITTEN),
+              kinds,
+              kinds,
+              (start, end, categories) -> regions.add(new long[] {start, end, 0}));
+          for (int i = (int) before; i < regions.size(); i++) {
+            regions.get(i)[2] = r.base() + regions.get(i)[0] - r.start();
+          }
+        }
+      }
+      return readIntoStore(regions, false);
+    }
+
+    /**
+     * The frozen step for this process: decides for each page of {@code runs} (the final selection,
+     * in image order) whether the store holds its content, reads the others from the process into
+     * the store, and queues the pages image {@code name} for {@link #writePages}. Returns the
+     * number of pages read now.
+     */
+    long freeze(List<PageWriter.Run> runs, String name) throws IOException {
+      long t0 = System.nanoTime();
+      BitSet clean = new BitSet();
+      try (PagemapScan scan = PagemapScan.open(pid)) {
+        for (Range r : ranges) {
+          scan.scan(
+              r.start(),
+              r.end(),
+              PagemapScan.PAGE_IS_WRITTEN,
+              PagemapScan.PAGE_IS_WPALLOWED | PagemapScan.PAGE_IS_WRITTEN,
+              0,
+              PagemapScan.PAGE_IS_WPALLOWED,
+              (start, end, categories) -> clean.set((int) r.index(start), (int) r.index(end)));
+        }
+      }
+      clean.and(stored);
+      List<long[]> segments = new ArrayList<>();
+      List<long[]> reads = new ArrayList<>();
+      long bytes = 0;
+      int ri = 0;
+      for (PageWriter.Run run : runs) {
+        for (long addr = run.vaddr(), end = run.vaddr() + run.pages() * PAGE; addr < end; ) {
+          while (ri < ranges.size() && ranges.get(ri).end() <= addr) {
+            ri++;
+          }
+          Range r = ri < ranges.size() && ranges.get(ri).start() <= addr ? ranges.get(ri) : null;
+          // the longest stretch from addr that is all clean, all dirty-tracked or all untracked
+          long stop;
+          long off;
+          boolean read;
+          if (r == null) {
+            long next = ri < ranges.size() ? ranges.get(ri).start() : Long.MAX_VALUE;
+            stop = Math.min(end, next);
+            off = extraEnd;
+            extraEnd += stop - addr;
+            read = true;
+          } else {
+            int i = (int) r.index(addr);
+            read = !clean.get(i);
+            int j = read ? clean.nextSetBit(i) : clean.nextClearBit(i);
+            long change = j < 0 ? Long.MAX_VALUE : addr + (long) (j - i) * PAGE;
+            stop = Math.min(Math.min(end, r.end()), change);
+            off = r.base() + addr - r.start();
+          }
+          long len = stop - addr;
+          if (read) {
+            addPiece(reads, addr, len, off);
+          }
+          addSegment(segments, off, len);
+          bytes += len;
+          addr = stop;
+        }
+      }
+      long t1 = System.nanoTime();
+      long n = readIntoStore(reads, true);
+      pending.add(new Pending(name, store, segments, bytes));
+      timings.merge("live_final_scan_ms", (t1 - t0) / 1_000_000, Long::sum);
+      timings.merge("live_final_read_ms", (System.nanoTime() - t1) / 1_000_000, Long::sum);
+      return n;
+    }
+
+    // Appends a piece, joining it to the last one when both continue each other.
+    private static void addPiece(List<long[]> list, long addr, long len, long off) {
+      long[] last = list.isEmpty() ? null : list.get(list.size() - 1);
+      if (last != null && last[1] == addr && last[2] + (last[1] - last[0]) == off) {
+        last[1] = addr + len;
+      } else {
+        list.add(new long[] {addr, addr + len, off});
+      }
+    }
+
+    private static void addSegment(List<long[]> segments, long off, long len) {
+      long[] last = segments.isEmpty() ? null : segments.get(segments.size() - 1);
+      if (last != null && last[0] + last[1] == off) {
+        last[1] += len;
+      } else {
+        segments.add(new long[] {off, len});
+      }
+    }
+
+    /**
+     * Copies regions {start, end, storeOffset} from the process into the store; returns the pages
+     * copied. Live ({@code !frozen}): a region the process unmapped meanwhile is skipped and stays
+     * unstored (read at the freeze). Frozen: every byte must be read ({@link PageWriter#fill},
+     * /proc/PID/mem where process_vm_readv cannot).
+     */
+    private long readIntoStore(List<long[]> regions, boolean frozen) throws IOException {
+      ByteBuffer b = buffer();
+      long[] addrs = new long[ProcessVm.IOV_MAX];
+      long[] lens = new long[ProcessVm.IOV_MAX];
+      long[] offs = new long[ProcessVm.IOV_MAX];
+      PageWriter reader = new PageWriter(pid);
+      long pages = 0;
+      try (FileChannel mem =
+          FileChannel.open(Path.of("/proc/" + pid + "/mem"), StandardOpenOption.READ)) {
+        int ri = 0;
+        long inRegion = 0;
+        while (ri < regions.size()) {
+          int n = 0;
+          long bytes = 0;
+          while (ri < regions.size() && n < addrs.length && bytes < BATCH) {
+            long[] r = regions.get(ri);
+            long len = Math.min(r[1] - r[0] - inRegion, BATCH - bytes);
+            addrs[n] = r[0] + inRegion;
+            lens[n] = len;
+            offs[n] = r[2] + inRegion;
+            n++;
+            bytes += len;
+            inRegion += len;
+            if (r[0] + inRegion == r[1]) {
+              ri++;
+              inRegion = 0;
+            }
+          }
+          b.clear();
+          int readPieces = n;
+          if (frozen) {
+            reader.fill(mem, addrs, lens, n, b);
+          } else {
+            readPieces = readLive(addrs, lens, n, b);
+          }
+          b.flip();
+          int pos = 0;
+          for (int i = 0; i < readPieces; i++) {
+            if (lens[i] < 0) { // skipped
+              pos += (int) -lens[i];
+              continue;
+            }
+            ByteBuffer piece = b.duplicate().position(pos).limit(pos + (int) lens[i]);
+            long at = offs[i];
+            while (piece.hasRemaining()) {
+              at += store.write(piece, at);
+            }
+            pos += (int) lens[i];
+            pages += lens[i] / PAGE;
+            Range r = rangeOf(addrs[i]);
+            if (r != null) {
+              stored.set((int) r.index(addrs[i]), (int) r.index(addrs[i] + lens[i]));
+            }
+          }
+        }
+      }
+      return pages;
+    }
+
+    /**
+     * process_vm_readv of pieces into {@code b} back to back; a piece that cannot be read whole
+     * (unmapped meanwhile) is zero-filled in the buffer and marked skipped (negative length).
+     * Returns the number of pieces.
+     */
+    private int readLive(long[] addrs, long[] lens, int n, ByteBuffer b) throws LinuxException {
+      int i = 0;
+      while (i < n) {
+        long got;
+        try {
+          got = ProcessVm.readv(pid, addrs, lens, i, n - i, b); // advances b by got
+        } catch (LinuxException e) {
+          if (e.errno() == Errno.ESRCH) {
+            throw e;
+          }
+          got = 0; // EFAULT: not even piece i could be read
+        }
+        while (i < n && got >= lens[i]) {
+          got -= lens[i];
+          i++;
+        }
+        if (i < n) {
+          // piece i could not be read whole: skip it (it stays unstored), keeping its room
+          b.position((int) (b.position() - got + lens[i]));
+          lens[i] = -lens[i];
+          i++;
+        }
+      }
+      return n;
+    }
+
+    private Range rangeOf(long addr) {
+      int lo = 0;
+      int hi = ranges.size() - 1;
+      while (lo <= hi) {
+        int mid = (lo + hi) >>> 1;
+        Range r = ranges.get(mid);
+        if (addr < r.start()) {
+          hi = mid - 1;
+        } else if (addr >= r.end()) {
+          lo = mid + 1;
+        } else {
+          return r;
+        }
+      }
+      return null;
+    }
+
+    @Override
+    public void close() {
+      uffd.close();
+      if (store != null) {
+        try {
+          store.close();
+        } catch (IOException e) {
+          // an unlinked temporary file: its space is freed when the agent exits anyway
+        }
+      }
+    }
+  }
+}

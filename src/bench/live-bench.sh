@@ -1,0 +1,97 @@
+#!/usr/bin/env bash
+# Benchmark (not a test): frozen time of leave-running dumps of a process that keeps writing its
+# memory (src/workloads/livewrite.c, PCT % of its memory per second), three ways, each on a fresh
+# workload: `stasis dump --leave-running` with live copy (the default), the same with live copy off
+# (STASIS_LIVE_COPY=off: every page copied frozen) and upstream `criu dump --leave-running`. Prints
+# medians (min-max) of the frozen time (ours: the command's line; CRIU: its stats-dump image), the
+# short first freeze live copy needs to set up its tracking, the total time and the pages the final
+# freeze still read. Prints figures only; never asserts timings.
+#   src/bench/live-bench.sh [MiB ...]        default: 64 512 2048
+# Environment: REPS (default 3), PCT (default 10), SETTLE seconds before each run (default 3),
+# RUN_MS the workload runs before each dump (default 1000), BENCH_DIR (default /var/tmp/stasis-live).
+set -euo pipefail
+HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
+REPS=${REPS:-3}
+PCT=${PCT:-10}
+SETTLE=${SETTLE:-3}
+RUN_MS=${RUN_MS:-1000}
+DIR=${BENCH_DIR:-/var/tmp/stasis-live}
+SIZES=("$@")
+[ ${#SIZES[@]} -gt 0 ] || SIZES=(64 512 2048)
+JUDGE=${STASIS_JUDGE:-/opt/stasis-judge}
+"$HERE/.ci/install-judge" >&2
+
+mkdir -p "$DIR"
+gcc -O2 -pthread -o "$DIR/livewrite" "$HERE/src/workloads/livewrite.c"
+"$HERE/stasis" --version >/dev/null   # builds the agent first if needed
+
+start_workload() { # $1 = MiB; prints the PID once the memory is filled and being written
+  local state="$DIR/state"
+  rm -rf "$state"; mkdir -p "$state"
+  setsid "$DIR/livewrite" "$state" "$1" "$PCT" </dev/null >"$state/log" 2>&1 &
+  for _ in $(seq 1200); do [ -f "$state/ready" ] && break; sleep 0.05; done
+  sleep "$(echo "$RUN_MS / 1000" | bc -l)"
+  cat "$state/ready"
+}
+
+wait_no_overmount() { # CRIU refuses files on overmounted mounts (other jobs may bind-mount over /)
+  for _ in $(seq 600); do
+    [ "$(awk '$5 == "/"' /proc/self/mountinfo | wc -l)" -le 1 ] && return 0
+    sleep 0.5
+  done
+  echo "live-bench: / stays overmounted; criu cannot dump" >&2; exit 1
+}
+
+# one_run MODE MiB -> "frozen_ms total_ms setup_frozen_ms frozen_pages"
+one_run() {
+  local mode=$1 mib=$2 pid img="$DIR/images" t0 t1 frozen setup=0 fpages=-
+  rm -rf "$img"; mkdir -p "$img"
+  [ "$mode" = criu ] && wait_no_overmount
+  sync; sleep "$SETTLE"
+  pid=$(start_workload "$mib")
+  t0=$(date +%s%N)
+  case $mode in
+    live) "$HERE/stasis" dump --pid "$pid" --images-dir "$img" --leave-running -v >"$DIR/out" ;;
+    frozen) STASIS_LIVE_COPY=off "$HERE/stasis" dump --pid "$pid" --images-dir "$img" \
+      --leave-running -v >"$DIR/out" ;;
+    criu) "$JUDGE/bin/criu" dump -t "$pid" -D "$img" -o dump.log --leave-running \
+      || { grep Error "$img/dump.log" >&2; kill -9 "$pid"; exit 1; } ;;
+  esac
+  t1=$(date +%s%N)
+  kill -9 "$pid"
+  while [ -e "/proc/$pid" ]; do sleep 0.02; done
+  if [ "$mode" = criu ]; then
+    frozen=$("$JUDGE/bin/crit" decode -i "$img/stats-dump" | python3 -c \
+      'import json,sys; print(json.load(sys.stdin)["entries"][0]["dump"]["frozen_time"]//1000)')
+  else
+    frozen=$(sed -n 's/.*(frozen \([0-9]*\) ms).*/\1/p' "$DIR/out")
+    setup=$(grep -o 'live_setup_frozen_ms=[0-9]*' "$DIR/out" | cut -d= -f2 || true)
+    fpages=$(grep -o 'live_frozen_pages=[0-9]*' "$DIR/out" | cut -d= -f2 || true)
+  fi
+  echo "$frozen $(( (t1 - t0) / 1000000 )) ${setup:-0} ${fpages:--}"
+  rm -rf "$img"
+}
+
+median() { sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
+spread() { sort -n | awk '{a[NR]=$1} END {print a[1] "-" a[NR]}'; }
+col() { cut -d' ' -f"$2" "$DIR/$1.runs"; }
+
+echo "live-bench: $REPS runs each, workload writes $PCT % of its memory per second;" \
+  "medians [min-max]; load average $(cut -d' ' -f1-3 /proc/loadavg)"
+printf '%-6s %-7s %16s %16s %16s %14s\n' MiB mode frozen_ms setup_frozen_ms total_ms frozen_pages
+for mib in "${SIZES[@]}"; do
+  for m in live frozen criu; do : >"$DIR/$m.runs"; done
+  for i in $(seq "$REPS"); do
+    for m in live frozen criu; do one_run "$m" "$mib" >>"$DIR/$m.runs"; done
+  done
+  for m in live frozen criu; do
+    printf '%-6s %-7s %16s %16s %16s %14s\n' "$mib" "$m" \
+      "$(col $m 1 | median) [$(col $m 1 | spread)]" "$(col $m 3 | median)" \
+      "$(col $m 2 | median) [$(col $m 2 | spread)]" "$(col $m 4 | median)"
+  done
+  live=$(col live 1 | median); criu=$(col criu 1 | median); frz=$(col frozen 1 | median)
+  both=$(paste -d+ <(col live 1) <(col live 3) | bc | median)
+  printf '%-6s live/criu frozen %.3f; live/frozen %.3f; (live + setup freeze)/criu %.3f\n' "$mib" \
+    "$(echo "$live / $criu" | bc -l)" "$(echo "$live / $frz" | bc -l)" \
+    "$(echo "$both / $criu" | bc -l)"
+done
