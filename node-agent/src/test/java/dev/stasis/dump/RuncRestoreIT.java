@@ -104,6 +104,53 @@ class RuncRestoreIT {
   }
 
   /**
+   * A container in a cgroup namespace of its own (runc makes it at the container's cgroups): the
+   * dump writes cgroup.img with the root's set and its namespace root (cgns_prefix), runc restores
+   * it into the same cgroups, and inside the restored container its cgroups are still its
+   * namespace's root, in a cgroup namespace other than the host's.
+   */
+  @Test
+  void aContainerInItsOwnCgroupNamespaceComesBackInIt() throws Exception {
+    String token = "cgns-" + UUID.randomUUID().toString().substring(0, 8);
+    String script =
+        "echo "
+            + token
+            + " > /dev/shm/f; i=0; while :; do read -t 0.1 x; i=$((i+1)); read s < /dev/shm/f;"
+            + " echo $i $s; done";
+    try (RuncContainer ctr = RuncContainer.start(work, script, null, true)) {
+      String hostBefore = Files.readString(Path.of("/proc/" + ctr.hostPid() + "/cgroup"));
+      String insideBefore = ctr.exec("/bin/busybox", "cat", "/proc/1/cgroup");
+      assertTrue(
+          insideBefore.lines().allMatch(l -> l.endsWith(":/")),
+          "the container's cgroups are its namespace's root: " + insideBefore);
+      assertTrue(hostBefore.contains(":/stasis-test/pod"), hostBefore);
+
+      Path images = dumpAndRestore(ctr, false, token, ctr.log(), ctr.restoredLog(), "images");
+      for (Crit.Version v : Crit.Version.values()) {
+        JsonNode cg = Crit.entries(Crit.decodeDir(v, images).get("cgroup.img")).get(0);
+        JsonNode set = cg.path("sets").get(0);
+        boolean prefixed = false;
+        for (JsonNode m : set.path("ctls")) {
+          prefixed |= m.path("cgns_prefix").asInt() == m.path("path").asText().length();
+        }
+        assertTrue(prefixed, v + ": the namespace's root is the container's cgroup: " + cg);
+      }
+      assertEquals(
+          hostBefore,
+          Files.readString(Path.of("/proc/" + ctr.hostPid() + "/cgroup")),
+          "back in the container's cgroups");
+      assertEquals(
+          insideBefore,
+          ctr.exec("/bin/busybox", "cat", "/proc/1/cgroup"),
+          "seen from inside, still its namespace's root");
+      assertFalse(
+          Files.readSymbolicLink(Path.of("/proc/" + ctr.hostPid() + "/ns/cgroup"))
+              .equals(Files.readSymbolicLink(Path.of("/proc/self/ns/cgroup"))),
+          "in a cgroup namespace of its own");
+    }
+  }
+
+  /**
    * Dumps the container with the packaged launcher, checks the set with both crits, restores it
    * with runc and checks that its counter goes on, printing {@code token} with every number.
    */
