@@ -14,17 +14,19 @@ import dev.stasis.images.proto.CgroupPropEntry;
 import dev.stasis.linux.proc.MountInfo;
 import java.io.IOException;
 import java.nio.charset.StandardCharsets;
+import java.nio.file.FileVisitResult;
 import java.nio.file.Files;
 import java.nio.file.LinkOption;
 import java.nio.file.NoSuchFileException;
 import java.nio.file.Path;
+import java.nio.file.SimpleFileVisitor;
+import java.nio.file.attribute.BasicFileAttributes;
 import java.util.ArrayList;
 import java.util.Comparator;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
 import java.util.TreeMap;
-import java.util.stream.Stream;
 
 /**
  * The cgroup sets of a dumped tree (every thread's core names one by {@code cg_set}) and
@@ -364,15 +366,37 @@ public final class CgroupSets {
               + String.join(",", h.cnames)
               + "\" is not reachable through the agent's mounts: cannot dump its cgroups");
     }
-    List<Path> walk;
-    try (Stream<Path> s = Files.walk(dir)) {
-      walk = s.filter(p -> Files.isDirectory(p, LinkOption.NOFOLLOW_LINKS)).toList();
-    }
+    List<Path> walk = new ArrayList<>();
+    // Directories of others (outside the frozen tree) may come and go during the walk.
+    Files.walkFileTree(
+        dir,
+        new SimpleFileVisitor<>() {
+          @Override
+          public FileVisitResult preVisitDirectory(Path d, BasicFileAttributes a) {
+            walk.add(d);
+            return FileVisitResult.CONTINUE;
+          }
+
+          @Override
+          public FileVisitResult visitFileFailed(Path f, IOException e) throws IOException {
+            if (e instanceof NoSuchFileException && !f.equals(dir)) {
+              return FileVisitResult.CONTINUE;
+            }
+            throw e;
+          }
+        });
     for (Path d : walk) {
       String rel = dir.relativize(d).toString();
       String p = rel.isEmpty() ? path : (path.equals("/") ? "" : path) + "/" + rel;
       if (!h.dirs.containsKey(p)) {
-        h.dirs.put(p, dirEntry(h, d));
+        try {
+          h.dirs.put(p, dirEntry(h, d));
+        } catch (NoSuchFileException e) {
+          if (d.equals(dir)) {
+            throw e;
+          }
+          // removed meanwhile: no task of the tree is in it (they are frozen in theirs)
+        }
       }
     }
   }
