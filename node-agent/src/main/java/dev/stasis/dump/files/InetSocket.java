@@ -1,6 +1,7 @@
 package dev.stasis.dump.files;
 
 import dev.stasis.dump.DumpException;
+import dev.stasis.dump.ns.InNamespace;
 import dev.stasis.images.proto.FdTypes;
 import dev.stasis.images.proto.FileEntry;
 import dev.stasis.images.proto.InetSkEntry;
@@ -14,6 +15,8 @@ import dev.stasis.linux.SockDiag.InetSock;
 import java.io.IOException;
 import java.nio.ByteBuffer;
 import java.nio.ByteOrder;
+import java.nio.file.Files;
+import java.nio.file.Path;
 import java.util.HashMap;
 import java.util.Map;
 import java.util.Set;
@@ -28,12 +31,12 @@ import java.util.Set;
  * <p>Refused in one line naming the fd: established (or closing) TCP connections, which need
  * TCP_REPAIR; a listener with connections not accepted yet; a TCP socket that is neither listening
  * nor in the kernel's tables (unbound, or bound but not listening); a UDP socket with data queued
- * or corked; a socket in another network namespace than the agent's.
+ * or corked.
  */
 public final class InetSocket implements FileKind {
   private static final Set<String> PROTOCOLS = Set.of("TCP", "TCPv6", "UDP", "UDPv6");
 
-  private final Map<Long, Map<Long, InetSock>> tables = new HashMap<>();
+  private final Map<String, Map<Long, InetSock>> tables = new HashMap<>();
 
   @Override
   public boolean recognises(OpenFd fd) {
@@ -50,9 +53,6 @@ public final class InetSocket implements FileKind {
   public FileEntry dump(OpenFd fd, int id) throws IOException {
     String proto = Sockets.protocol(fd);
     String what = "fd " + fd.fd() + " of PID " + fd.pid() + " (" + proto + " " + fd.target() + ")";
-    if (!Sockets.inOurNetns(fd.pid())) {
-      throw new DumpException(what + " is in another network namespace: not supported yet");
-    }
     int family = proto.endsWith("v6") ? Linux.AF_INET6 : Linux.AF_INET;
     int sk = Sockets.grab(fd);
     try {
@@ -61,7 +61,7 @@ public final class InetSocket implements FileKind {
       if (protocol != Linux.IPPROTO_TCP && protocol != Linux.IPPROTO_UDP) {
         throw new DumpException(what + " has IP protocol " + protocol + ": not supported");
       }
-      InetSock s = table(family, protocol).get(fd.stat().ino());
+      InetSock s = table(fd.pid(), family, protocol).get(fd.stat().ino());
       boolean tcp = protocol == Linux.IPPROTO_TCP;
       if (s == null) {
         throw new DumpException(
@@ -123,11 +123,24 @@ public final class InetSocket implements FileKind {
     }
   }
 
-  private Map<Long, InetSock> table(int family, int protocol) throws LinuxException {
-    long key = ((long) family << 8) | protocol;
+  /**
+   * The kernel's table of one family and protocol in PID's network namespace (sock_diag answers for
+   * the namespace its socket was made in: a thread that joined PID's makes it there).
+   */
+  private Map<Long, InetSock> table(int pid, int family, int protocol) throws IOException {
+    String netns = Files.readSymbolicLink(Path.of("/proc/" + pid + "/ns/net")).toString();
+    String key = netns + "/" + family + "/" + protocol;
     Map<Long, InetSock> t = tables.get(key);
     if (t == null) {
-      t = SockDiag.inetSockets(family, protocol); // once per family and protocol per dump
+      // once per namespace, family and protocol per dump
+      t =
+          Sockets.inOurNetns(pid)
+              ? SockDiag.inetSockets(family, protocol)
+              : InNamespace.call(
+                  pid,
+                  "net",
+                  InNamespace.CLONE_NEWNET,
+                  () -> SockDiag.inetSockets(family, protocol));
       tables.put(key, t);
     }
     return t;
