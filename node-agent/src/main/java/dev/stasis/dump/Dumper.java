@@ -486,7 +486,8 @@ public final class Dumper {
     TaskImages.writeFdinfo(p, objId, files, sink);
     TaskImages.writeFs(p, vp, para.misc(), files, sink);
     TaskImages.writeMm(vp, proc, para.misc(), sink);
-    List<Integer> tids = TaskImages.writeCores(task, proc, para, seccomp, sink);
+    List<Integer> tids =
+        TaskImages.writeCores(task, proc, para, seccomp, namespaces.cgroups(), p == pid, sink);
     TaskImages.writeIds(vp, objId, p, namespaces, sink);
     add("files_ms", System.nanoTime() - t);
     return TaskImages.pstreeEntry(p, vp, p == pid, proc.stat(), tids);

@@ -2,6 +2,7 @@ package dev.stasis.dump;
 
 import dev.stasis.compel.SeizedTask;
 import dev.stasis.compel.ThreadState;
+import dev.stasis.dump.ns.CgroupSets;
 import dev.stasis.dump.ns.NamespaceIds;
 import dev.stasis.images.ImageSink;
 import dev.stasis.images.ImageType;
@@ -110,7 +111,13 @@ final class TaskImages {
 
   /** core-TID for every thread; returns the thread ids as the process's PID namespace sees them. */
   static List<Integer> writeCores(
-      SeizedTask task, ProcFacts proc, ParasiteFacts para, SeccompImage seccomp, ImageSink sink)
+      SeizedTask task,
+      ProcFacts proc,
+      ParasiteFacts para,
+      SeccompImage seccomp,
+      CgroupSets cgroups,
+      boolean root,
+      ImageSink sink)
       throws IOException {
     int p = task.pid();
     CoreImages.TaskFacts facts =
@@ -148,6 +155,9 @@ final class TaskImages {
               facts,
               new CoreImages.ThreadExtras(
                   CoreImages.pendingSignals(task, ts.tid(), false), mode, filter));
+      int cgSet = cgroups.thread(p, ts.tid(), root);
+      core =
+          core.toBuilder().setThreadCore(core.getThreadCore().toBuilder().setCgSet(cgSet)).build();
       ImageWriter.writeFile(sink, ImageType.CORE, vtid, List.of(core));
     }
     return tids;
@@ -189,7 +199,7 @@ final class TaskImages {
                 .setFdinfoPerId(true)
                 .setRootIds(namespaces.ids(ROOT_OBJ_ID, NamespaceIds.ROOT))
                 .setNsPerId(true)
-                .setRootCgSet(1)
+                .setRootCgSet(CgroupSets.AGENT_SET)
                 .setLsmtype(Lsmtype.NO_LSM)
                 .setNetworkLockMethod(0)
                 .build()));

@@ -127,6 +127,16 @@ public enum ImageType {
   IPC_VAR("ipcns-var-%d.img", Head.COMMON, 0x53115007, IpcVarEntry.parser()),
   /** The network devices of the network namespace with this id. */
   NETDEV("netdev-%d.img", Head.COMMON, 0x57373951, NetDeviceEntry.parser()),
+  /**
+   * The addresses of the network namespace with this id, raw as iproute2's {@code ip addr save}
+   * writes them (its magic, then the kernel's RTM_NEWADDR messages); the restore feeds them to
+   * {@code ip addr restore}.
+   */
+  IFADDR("ifaddr-%d.img"),
+  /** IPv4 routes of the main table, raw as {@code ip route save} writes them. */
+  ROUTE("route-%d.img"),
+  /** IPv6 routes of the main table, raw as {@code ip -6 route save} writes them. */
+  ROUTE6("route6-%d.img"),
   /** The cgroup sets of the tree's tasks and the hierarchies they are in. */
   CGROUP("cgroup.img", Head.COMMON, 0x59383330, CgroupEntry.parser()),
   /**

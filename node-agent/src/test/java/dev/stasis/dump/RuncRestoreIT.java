@@ -104,6 +104,131 @@ class RuncRestoreIT {
   }
 
   /**
+   * A container in a cgroup namespace of its own (runc makes it at the container's cgroups): the
+   * dump writes cgroup.img with the root's set and its namespace root (cgns_prefix), runc restores
+   * it into the same cgroups, and inside the restored container its cgroups are still its
+   * namespace's root, in a cgroup namespace other than the host's.
+   */
+  @Test
+  void aContainerInItsOwnCgroupNamespaceComesBackInIt() throws Exception {
+    String token = "cgns-" + UUID.randomUUID().toString().substring(0, 8);
+    String script =
+        "echo "
+            + token
+            + " > /dev/shm/f; i=0; while :; do read -t 0.1 x; i=$((i+1)); read s < /dev/shm/f;"
+            + " echo $i $s; done";
+    try (RuncContainer ctr = RuncContainer.start(work, script, null, true)) {
+      String hostBefore = Files.readString(Path.of("/proc/" + ctr.hostPid() + "/cgroup"));
+      String insideBefore = ctr.exec("/bin/busybox", "cat", "/proc/1/cgroup");
+      assertTrue(
+          insideBefore.lines().allMatch(l -> l.endsWith(":/")),
+          "the container's cgroups are its namespace's root: " + insideBefore);
+      assertTrue(hostBefore.contains(":/stasis-test/pod"), hostBefore);
+
+      Path images = dumpAndRestore(ctr, false, token, ctr.log(), ctr.restoredLog(), "images");
+      for (Crit.Version v : Crit.Version.values()) {
+        JsonNode cg = Crit.entries(Crit.decodeDir(v, images).get("cgroup.img")).get(0);
+        JsonNode set = cg.path("sets").get(0);
+        boolean prefixed = false;
+        for (JsonNode m : set.path("ctls")) {
+          prefixed |= m.path("cgns_prefix").asInt() == m.path("path").asText().length();
+        }
+        assertTrue(prefixed, v + ": the namespace's root is the container's cgroup: " + cg);
+      }
+      assertEquals(
+          hostBefore,
+          Files.readString(Path.of("/proc/" + ctr.hostPid() + "/cgroup")),
+          "back in the container's cgroups");
+      assertEquals(
+          insideBefore,
+          ctr.exec("/bin/busybox", "cat", "/proc/1/cgroup"),
+          "seen from inside, still its namespace's root");
+      assertFalse(
+          Files.readSymbolicLink(Path.of("/proc/" + ctr.hostPid() + "/ns/cgroup"))
+              .equals(Files.readSymbolicLink(Path.of("/proc/self/ns/cgroup"))),
+          "in a cgroup namespace of its own");
+    }
+  }
+
+  /**
+   * A container with an HTTP server of its own listening on 127.0.0.1 in its network namespace: the
+   * dump writes the namespace's loopback, addresses and routes (netdev, ifaddr, route images) and
+   * the listening socket (read through sock_diag inside the namespace), and runc restores it. runc
+   * restores a network namespace of its own empty on purpose (it passes CRIU --empty-ns network:
+   * "runc doesn't manage network devices"; a container it checkpoints itself comes back with its
+   * loopback down too), so the test brings the loopback up as a runtime's network setup would, and
+   * the restored server answers a client inside the container.
+   */
+  @Test
+  void aServerListeningInTheContainersNetworkNamespaceAnswersAfterRestore() throws Exception {
+    String token = "lo-" + UUID.randomUUID().toString().substring(0, 8);
+    String script =
+        "mkdir -p /tmp/www; echo "
+            + token
+            + " > /tmp/www/t; echo "
+            + token
+            + " > /dev/shm/f; /bin/busybox httpd -f -p 127.0.0.1:7777 -h /tmp/www & i=0;"
+            + " while :; do read -t 0.1 x; i=$((i+1)); read s < /dev/shm/f; echo $i $s; done";
+    try (RuncContainer ctr = RuncContainer.start(work, script)) {
+      String address = "127.0.0.1 7777";
+      assertEquals(token, awaitAnswer(ctr, address), "the server answers before the dump");
+      Path images = dumpAndRestore(ctr, false, token, ctr.log(), ctr.restoredLog(), "images");
+      for (Crit.Version v : Crit.Version.values()) {
+        JsonNode lo = Crit.entries(only(Crit.decodeDir(v, images), "netdev-")).get(0);
+        assertEquals("lo", lo.path("name").asText(), v.name());
+        assertEquals(1, lo.path("flags").asInt() & 1, v + ": dumped up: " + lo);
+      }
+      try (var files = Files.list(images)) {
+        assertTrue(
+            files.anyMatch(f -> f.getFileName().toString().matches("ifaddr-[0-9]+\\.img")),
+            "the namespace's addresses are dumped");
+      }
+      Exec.ok(
+          Duration.ofSeconds(20),
+          List.of(
+              "nsenter",
+              "-t",
+              Integer.toString(ctr.hostPid()),
+              "-n",
+              "ip",
+              "link",
+              "set",
+              "lo",
+              "up"));
+      assertEquals(token, awaitAnswer(ctr, address), "the restored server answers on 127.0.0.1");
+    }
+  }
+
+  /**
+   * The body a client inside the container gets for GET /t from {@code address} ("IP PORT"),
+   * retried for a few seconds.
+   */
+  private static String awaitAnswer(RuncContainer ctr, String address) throws Exception {
+    long deadline = System.nanoTime() + Duration.ofSeconds(10).toNanos();
+    while (true) {
+      try {
+        // busybox's static wget needs NSS files the container lacks; speak HTTP through nc
+        String reply =
+            ctr.exec(
+                "/bin/busybox",
+                "sh",
+                "-c",
+                "printf 'GET /t HTTP/1.0\\r\\n\\r\\n' | /bin/busybox nc " + address);
+        List<String> lines = reply.strip().lines().toList();
+        if (!lines.isEmpty() && lines.get(0).contains(" 200 ")) {
+          return lines.get(lines.size() - 1).strip();
+        }
+        throw new AssertionError("no answer from " + address + ": " + reply);
+      } catch (AssertionError e) {
+        if (System.nanoTime() > deadline) {
+          throw e;
+        }
+        Thread.sleep(200);
+      }
+    }
+  }
+
+  /**
    * Dumps the container with the packaged launcher, checks the set with both crits, restores it
    * with runc and checks that its counter goes on, printing {@code token} with every number.
    */

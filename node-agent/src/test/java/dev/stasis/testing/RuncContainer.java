@@ -12,10 +12,11 @@ import java.util.concurrent.TimeUnit;
 import java.util.stream.Stream;
 
 /**
- * A real container for tests: runc with a busybox-static rootfs, its own PID, mount, IPC, UTS,
- * cgroup and network namespaces, and stdio as pipes (stdin from a process that keeps it open,
- * stdout through {@code cat} into a host log). The runc state lives in a private --root so that
- * parallel builds never see each other's containers. The cgroup path mimics the kubelet's layout.
+ * A real container for tests: runc with a busybox-static rootfs, its own PID, mount, IPC, UTS and
+ * network namespaces (a cgroup namespace when asked), and stdio as pipes (stdin from a process that
+ * keeps it open, stdout through {@code cat} into a host log). The runc state lives in a private
+ * --root so that parallel builds never see each other's containers. The cgroup path mimics the
+ * kubelet's layout.
  *
  * <p>There is deliberately no mode sharing the host's mount namespace: runc then prepares its
  * rootfs in the host's mount namespace (a recursive bind of / onto /) and leaves those mounts
@@ -72,10 +73,21 @@ public final class RuncContainer implements AutoCloseable {
    */
   public static RuncContainer counterInOwnUserNamespace(Path work)
       throws IOException, InterruptedException {
-    return start(work, COUNTER, null, true);
+    return start(work, COUNTER, null, false, true);
   }
 
-  private static RuncContainer start(Path work, String script, Path volume, boolean userns)
+  /**
+   * Like {@link #start(Path, String, Path)}; {@code cgroupNamespace}: the container also gets a
+   * cgroup namespace of its own (runc makes it after entering the container's cgroups, so they are
+   * its root).
+   */
+  public static RuncContainer start(Path work, String script, Path volume, boolean cgroupNamespace)
+      throws IOException, InterruptedException {
+    return start(work, script, volume, cgroupNamespace, false);
+  }
+
+  private static RuncContainer start(
+      Path work, String script, Path volume, boolean cgroupNamespace, boolean userns)
       throws IOException, InterruptedException {
     byte[] r = new byte[32];
     new SecureRandom().nextBytes(r);
@@ -101,6 +113,11 @@ public final class RuncContainer implements AutoCloseable {
     process.putArray("args").add("/bin/busybox").add("sh").add("-c").add(script);
     ObjectNode linux = (ObjectNode) c.get("linux");
     linux.put("cgroupsPath", "/" + cgroupsPath);
+    if (cgroupNamespace) {
+      ((com.fasterxml.jackson.databind.node.ArrayNode) linux.get("namespaces"))
+          .addObject()
+          .put("type", "cgroup");
+    }
     ((ObjectNode) c.get("root")).put("readonly", false);
     c.put("hostname", hostname(id));
     if (volume != null) {

@@ -1,6 +1,7 @@
 package dev.stasis.dump.files;
 
 import dev.stasis.dump.DumpException;
+import dev.stasis.dump.ns.InNamespace;
 import dev.stasis.images.ImageSink;
 import dev.stasis.images.proto.FdTypes;
 import dev.stasis.images.proto.FileEntry;
@@ -15,6 +16,8 @@ import dev.stasis.linux.SockDiag.InetSock;
 import java.io.IOException;
 import java.nio.ByteBuffer;
 import java.nio.ByteOrder;
+import java.nio.file.Files;
+import java.nio.file.Path;
 import java.util.HashMap;
 import java.util.LinkedHashMap;
 import java.util.List;
@@ -33,16 +36,17 @@ import java.util.Set;
  * replays; the connection is locked out of the network meanwhile ({@link NetworkLock}).
  *
  * <p>Refused in one line naming the fd: TCP connections in any state but established (closing,
- * half-closed, connecting); a listener with connections not accepted yet; a TCP socket that is
- * neither listening nor in the kernel's tables (unbound, or bound but not listening); a UDP or ping
- * socket with data queued, a corked UDP socket; a socket in another network namespace than the
- * agent's.
+ * half-closed, connecting), and established ones in another network namespace than the agent's (the
+ * network lock is the agent's namespace's iptables); a listener with connections not accepted yet;
+ * a TCP socket that is neither listening nor in the kernel's tables (unbound, or bound but not
+ * listening); a UDP or ping socket with data queued, a corked UDP socket. Listeners and UDP sockets
+ * in a container's own network namespace are read from that namespace's tables.
  */
 public final class InetSocket implements FileKind {
   private static final Set<String> PROTOCOLS =
       Set.of("TCP", "TCPv6", "UDP", "UDPv6", "PING", "PINGv6");
 
-  private final Map<Long, Map<Long, InetSock>> tables = new HashMap<>();
+  private final Map<String, Map<Long, InetSock>> tables = new HashMap<>();
 
   /** Established connections, by inode, locked and in repair mode until {@link #release}. */
   private final Map<Long, TcpStream> streams = new LinkedHashMap<>();
@@ -62,9 +66,6 @@ public final class InetSocket implements FileKind {
   public FileEntry dump(OpenFd fd, int id) throws IOException {
     String proto = Sockets.protocol(fd);
     String what = "fd " + fd.fd() + " of PID " + fd.pid() + " (" + proto + " " + fd.target() + ")";
-    if (!Sockets.inOurNetns(fd.pid())) {
-      throw new DumpException(what + " is in another network namespace: not supported yet");
-    }
     int family = proto.endsWith("v6") ? Linux.AF_INET6 : Linux.AF_INET;
     int sk = Sockets.grab(fd);
     boolean held = false;
@@ -77,7 +78,7 @@ public final class InetSocket implements FileKind {
       if (protocol != Linux.IPPROTO_TCP && protocol != Linux.IPPROTO_UDP) {
         throw new DumpException(what + " has IP protocol " + protocol + ": not supported");
       }
-      InetSock s = table(family, protocol).get(fd.stat().ino());
+      InetSock s = table(fd.pid(), family, protocol).get(fd.stat().ino());
       boolean tcp = protocol == Linux.IPPROTO_TCP;
       if (s == null) {
         throw new DumpException(
@@ -134,6 +135,12 @@ public final class InetSocket implements FileKind {
         e.setTcpOpts(tcpOpts(sk, opts.getSoKeepalive()));
       }
       if (established) {
+        if (!Sockets.inOurNetns(fd.pid())) {
+          // the network lock is iptables in the agent's namespace, which would not hold this one
+          throw new DumpException(
+              what
+                  + " is an established connection in another network namespace: not supported yet");
+        }
         if (Linux.getsockoptInt(sk, Linux.SOL_SOCKET, Linux.SO_PEEK_OFF) >= 0) {
           throw new DumpException(what + " has SO_PEEK_OFF set: not supported yet");
         }
@@ -355,11 +362,24 @@ public final class InetSocket implements FileKind {
     }
   }
 
-  private Map<Long, InetSock> table(int family, int protocol) throws LinuxException {
-    long key = ((long) family << 8) | protocol;
+  /**
+   * The kernel's table of one family and protocol in PID's network namespace (sock_diag answers for
+   * the namespace its socket was made in: a thread that joined PID's makes it there).
+   */
+  private Map<Long, InetSock> table(int pid, int family, int protocol) throws IOException {
+    String netns = Files.readSymbolicLink(Path.of("/proc/" + pid + "/ns/net")).toString();
+    String key = netns + "/" + family + "/" + protocol;
     Map<Long, InetSock> t = tables.get(key);
     if (t == null) {
-      t = SockDiag.inetSockets(family, protocol); // once per family and protocol per dump
+      // once per namespace, family and protocol per dump
+      t =
+          Sockets.inOurNetns(pid)
+              ? SockDiag.inetSockets(family, protocol)
+              : InNamespace.call(
+                  pid,
+                  "net",
+                  InNamespace.CLONE_NEWNET,
+                  () -> SockDiag.inetSockets(family, protocol));
       tables.put(key, t);
     }
     return t;

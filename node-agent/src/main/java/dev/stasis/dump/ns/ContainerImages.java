@@ -28,7 +28,10 @@ import java.util.List;
  *   <li>uts: {@link UtsNamespace}; ipc: {@link IpcNamespace}; net: {@link NetNamespace} (checked,
  *       nothing written).
  *   <li>time: timens-ID.img with the namespace's own clock readings.
- *   <li>user, cgroup: refused.
+ *   <li>cgroup (the root's only): its root is the cgns_prefix of the root's cgroup set in
+ *       cgroup.img ({@link CgroupSets}), written for every dump whose tasks are outside the agent's
+ *       cgroups.
+ *   <li>user: refused.
  * </ul>
  *
  * Plus descriptors.json for a tree in its own mount namespace: what runc records at start and reads
@@ -49,9 +52,6 @@ public final class ContainerImages {
     if (differs(p, "user")) {
       throw new DumpException("PID " + pid + " is in another user namespace: not supported yet");
     }
-    if (differs(p, "cgroup")) {
-      throw new DumpException("PID " + pid + " is in its own cgroup namespace: not supported yet");
-    }
     if (differs(p, "net")) {
       NetNamespace.check(pid);
     }
@@ -68,13 +68,15 @@ public final class ContainerImages {
    * process). Throws a one-line DumpException for what cannot be restored.
    */
   public static void write(ImageSink sink, NamespaceIds ids, int rootPid) throws IOException {
+    // cgroup.img: the sets every thread's core named; a cgroup namespace of the root is in them
+    ids.cgroups().write(sink);
     List<String> seen = new ArrayList<>();
     for (NamespaceIds.Own ns : ids.own()) {
       String kind = ns.kind();
       boolean again = seen.contains(kind);
       seen.add(kind);
       switch (kind) {
-        case "pid", "mnt" -> {
+        case "pid", "mnt", "cgroup" -> {
           if (again || ns.pid() != rootPid) {
             throw new DumpException(
                 "PID "

@@ -13,16 +13,16 @@ import java.util.concurrent.atomic.AtomicReference;
  * namespace's. UTS, IPC and network namespaces can be joined by one thread of a multi-threaded
  * process; the thread ends after the call, so no other code of the agent ever runs in it.
  */
-final class InNamespace {
+public final class InNamespace {
   static final int CLONE_NEWUTS = 0x04000000;
   static final int CLONE_NEWIPC = 0x08000000;
-  static final int CLONE_NEWNET = 0x40000000;
+  public static final int CLONE_NEWNET = 0x40000000;
 
   private static final long TIMEOUT_MS = 10_000;
 
   private InNamespace() {}
 
-  static <T> T call(int pid, String kind, int nstype, Callable<T> body) throws IOException {
+  public static <T> T call(int pid, String kind, int nstype, Callable<T> body) throws IOException {
     AtomicReference<T> result = new AtomicReference<>();
     AtomicReference<Throwable> failure = new AtomicReference<>();
     Thread t =

@@ -12,6 +12,7 @@ import java.nio.channels.Channels;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.ArrayList;
+import java.util.HashMap;
 import java.util.HashSet;
 import java.util.LinkedHashMap;
 import java.util.List;
@@ -34,6 +35,9 @@ import java.util.stream.Stream;
  *       bind mount's destination; each /sys/fs/cgroup/X of a cgroup v1 mount).
  *   <li>runc's masked paths, a /dev/null (the container's own, or the host's after a restore) bound
  *       over a file, are external with the key "/dev/null", the one runc maps on restore.
+ *   <li>A cgroup mount made inside the tree's own cgroup namespace (its root there is the
+ *       namespace's) is mounted again, inside the cgroup namespace the restore makes; runc passes
+ *       no key for it then.
  *   <li>Every other mount (proc, sysfs, tmpfs, devpts, mqueue, cgroup2...) is mounted again by the
  *       restore; the files of a tmpfs are carried in tmpfs-dev-N.tar.gz.img, N its kernel dev_t.
  * </ul>
@@ -118,6 +122,16 @@ final class MountNamespace {
         wholeTmpfs.add(m.kernelDev());
       }
     }
+    // Mount roots as the tree's own cgroup namespace shows them (mountinfo shows a cgroup mount's
+    // root relative to the reader's cgroup namespace).
+    Map<Integer, String> cgroupNsRoots = new HashMap<>();
+    String cgns = NamespaceIds.link(Integer.toString(pid), "cgroup");
+    if (cgns != null && !cgns.equals(NamespaceIds.link("self", "cgroup"))) {
+      for (MountInfo.Mount m :
+          InNamespace.call(pid, "cgroup", CgroupSets.CLONE_NEWCGROUP, () -> MountInfo.read(pid))) {
+        cgroupNsRoots.put(m.id(), m.root());
+      }
+    }
     List<Planned> plan = new ArrayList<>();
     int roots = 0;
     for (MountInfo.Mount m : mounts) {
@@ -127,6 +141,23 @@ final class MountNamespace {
       if (root) {
         roots++;
         plan.add(new Planned(m, fstype, true, null));
+        continue;
+      }
+      String cgnsRoot = cgroupNsRoots.get(m.id());
+      if (cgnsRoot != null && (m.fsType().equals("cgroup") || m.fsType().equals("cgroup2"))) {
+        // A cgroup mount made inside the tree's own cgroup namespace: the restore mounts the
+        // hierarchy again inside the namespace it makes, which shows its root there.
+        if (!cgnsRoot.equals("/")) {
+          throw new DumpException(
+              "PID "
+                  + pid
+                  + "'s "
+                  + where
+                  + " shows "
+                  + cgnsRoot
+                  + " below its cgroup namespace's root: not supported yet");
+        }
+        plan.add(new Planned(rooted(m), fstype, false, null));
         continue;
       }
       if (!m.root().equals("/") && isDevNull(pid, m.mountpoint())) {
@@ -234,6 +265,23 @@ final class MountNamespace {
       b.setExtKey(p.extKey());
     }
     return b.build();
+  }
+
+  /** {@code m} with its root as its cgroup namespace shows it: "/". */
+  private static MountInfo.Mount rooted(MountInfo.Mount m) {
+    return new MountInfo.Mount(
+        m.id(),
+        m.parent(),
+        m.major(),
+        m.minor(),
+        "/",
+        m.mountpoint(),
+        m.mountOptions(),
+        m.shared(),
+        m.master(),
+        m.fsType(),
+        m.source(),
+        m.superOptions());
   }
 
   /**

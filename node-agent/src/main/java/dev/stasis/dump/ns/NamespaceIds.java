@@ -31,6 +31,7 @@ public final class NamespaceIds {
   private final Map<String, Integer> byInode = new HashMap<>();
   private final Map<Integer, Own> own = new LinkedHashMap<>();
   private int next = KINDS.size() + 1;
+  private final CgroupSets cgroups = CgroupSets.host();
 
   public NamespaceIds() throws IOException {
     for (int i = 0; i < KINDS.size(); i++) {
@@ -39,6 +40,11 @@ public final class NamespaceIds {
         byInode.put(link, i + 1);
       }
     }
+  }
+
+  /** The tree's cgroup sets (each thread's cg_set; cgroup.img). */
+  public CgroupSets cgroups() {
+    return cgroups;
   }
 
   /** Kinds of the tree's own namespaces, in probing order, each once. */

@@ -6,7 +6,12 @@ import dev.stasis.images.ImageType;
 import dev.stasis.images.ImageWriter;
 import dev.stasis.images.proto.NetDeviceEntry;
 import dev.stasis.images.proto.NetDeviceType;
+import dev.stasis.linux.Linux;
+import dev.stasis.linux.RtNetlink;
 import java.io.IOException;
+import java.nio.ByteBuffer;
+import java.nio.ByteOrder;
+import java.nio.channels.WritableByteChannel;
 import java.nio.file.Files;
 import java.nio.file.NoSuchFileException;
 import java.nio.file.Path;
@@ -14,92 +19,144 @@ import java.util.ArrayList;
 import java.util.List;
 
 /**
- * A network namespace of the tree. Only the one a container runtime makes when it is given no
- * network is supported: a loopback device, up (runc brings it up) or down, with only the addresses
- * the kernel gives it itself when it comes up (127.0.0.1, ::1). The restore makes a new namespace
- * whose loopback is down; netdev-ID.img says to bring it up again, and the kernel adds those
- * addresses back. Anything more (other devices, addresses or routes of one's own) is refused before
- * the freeze.
+ * A network namespace of the tree: its loopback, addresses and routes, read through rtnetlink by a
+ * thread that joined the namespace, written as CRIU's images:
+ *
+ * <ul>
+ *   <li>netdev-ID.img: the loopback with its flags (up or down) and MTU; the restore's new
+ *       namespace has a loopback (down) whose flags and MTU it sets from this.
+ *   <li>ifaddr-ID.img, route-ID.img, route6-ID.img: raw, as iproute2's {@code ip addr save}, {@code
+ *       ip route save} and {@code ip -6 route save} write them (a little-endian magic word, then
+ *       the kernel's messages as they came); the restore replays them with {@code ip ... restore},
+ *       which ignores what already exists (the addresses and routes the kernel gives a loopback
+ *       that comes up).
+ * </ul>
+ *
+ * Refused before the freeze: any device besides lo (veth, tun... need their peers and the host's
+ * side), routes in tables other than main and local (they need policy rules, not dumped), and
+ * iptables tables (not dumped).
  */
 final class NetNamespace {
   private NetNamespace() {}
 
-  static void check(int pid) throws IOException {
-    // /proc/PID/net/ shows the namespace of PID: no setns needed.
-    List<String> devices = new ArrayList<>();
-    List<String> lines = Files.readAllLines(Path.of("/proc/" + pid + "/net/dev"));
-    for (String line : lines.subList(Math.min(2, lines.size()), lines.size())) {
-      int colon = line.indexOf(':');
-      if (colon > 0) {
-        devices.add(line.substring(0, colon).strip());
+  // iproute2's magic words heading its save files (written in the machine's byte order).
+  static final int IFADDR_MAGIC = 0x47361222;
+  static final int ROUTE_MAGIC = 0x45311224;
+
+  private static final int IFF_LOOPBACK = 0x8;
+
+  /** What the namespace holds, read inside it. */
+  record State(
+      List<RtNetlink.Link> links, List<byte[]> addresses, List<byte[]> v4, List<byte[]> v6) {}
+
+  static State read(int pid) throws IOException {
+    return InNamespace.call(
+        pid,
+        "net",
+        InNamespace.CLONE_NEWNET,
+        () ->
+            new State(
+                RtNetlink.links(),
+                RtNetlink.addresses(),
+                RtNetlink.routes(Linux.AF_INET),
+                RtNetlink.routes(Linux.AF_INET6)));
+  }
+
+  static State check(int pid) throws IOException {
+    State s = read(pid);
+    List<String> others = new ArrayList<>();
+    for (RtNetlink.Link l : s.links()) {
+      if ((l.flags() & IFF_LOOPBACK) == 0 || !l.name().equals("lo")) {
+        others.add(l.name());
       }
     }
-    devices.remove("lo");
-    if (!devices.isEmpty()) {
+    if (!others.isEmpty()) {
       throw new DumpException(
           "PID "
               + pid
               + "'s network namespace has devices besides lo ("
-              + String.join(", ", devices)
+              + String.join(", ", others)
               + "): not supported yet");
     }
-    // Only the addresses the kernel gives a loopback that comes up: 127.0.0.1/8 (its local,
-    // network and broadcast entries in the local table) and ::1.
-    for (String line : Files.readAllLines(Path.of("/proc/" + pid + "/net/fib_trie"))) {
-      String l = line.strip();
-      if (l.startsWith("|-- ") && !l.substring(4).startsWith("127.")) {
-        throw new DumpException(
-            "PID "
-                + pid
-                + "'s network namespace has the address or route "
-                + l.substring(4)
-                + ": not supported yet");
-      }
-    }
-    try {
-      for (String line : Files.readAllLines(Path.of("/proc/" + pid + "/net/if_inet6"))) {
-        if (!line.isBlank() && !line.startsWith("00000000000000000000000000000001 ")) {
+    for (List<byte[]> routes : List.of(s.v4(), s.v6())) {
+      for (byte[] r : routes) {
+        int table = RtNetlink.table(r);
+        if (table != RtNetlink.RT_TABLE_MAIN && table != RtNetlink.RT_TABLE_LOCAL) {
           throw new DumpException(
               "PID "
                   + pid
-                  + "'s network namespace has an IPv6 address besides ::1: not supported yet");
+                  + "'s network namespace has routes in table "
+                  + table
+                  + " (policy routing): not supported yet");
         }
       }
-    } catch (NoSuchFileException e) {
-      // no IPv6 in this kernel
     }
+    for (String t : List.of("ip_tables_names", "ip6_tables_names")) {
+      try {
+        if (!Files.readString(Path.of("/proc/" + pid + "/net/" + t)).isBlank()) {
+          throw new DumpException(
+              "PID "
+                  + pid
+                  + "'s network namespace has iptables tables ("
+                  + t
+                  + "): not supported yet");
+        }
+      } catch (NoSuchFileException e) {
+        // no iptables in this kernel
+      }
+    }
+    return s;
   }
 
-  // IFF_UP | IFF_LOOPBACK | IFF_RUNNING | IFF_LOWER_UP, as a loopback that is up reports them.
-  private static final int LOOPBACK_UP = 0x1 | 0x8 | 0x40 | 0x10000;
-  private static final int IFF_LOOPBACK = 0x8;
-
-  /** Writes netdev-{@code id}.img: the loopback, up when the kernel's 127.0.0.1 shows it is. */
+  /** Writes netdev-, ifaddr-, route- and route6-{@code id}.img. */
   static void write(ImageSink sink, int id, int pid) throws IOException {
-    check(pid);
-    boolean up =
-        Files.readString(Path.of("/proc/" + pid + "/net/fib_trie")).contains("/32 host LOCAL");
-    int mtu = 65536;
-    try {
-      // the container's own sysfs, mounted in its network namespace, knows the MTU
-      mtu =
-          Integer.parseInt(
-              Files.readString(Path.of("/proc/" + pid + "/root/sys/class/net/lo/mtu")).strip());
-    } catch (IOException | NumberFormatException e) {
-      // no sysfs of its own: the kernel's default for a loopback
+    State s = check(pid);
+    List<NetDeviceEntry> devices = new ArrayList<>();
+    for (RtNetlink.Link l : s.links()) {
+      devices.add(
+          NetDeviceEntry.newBuilder()
+              .setType(NetDeviceType.ND_LOOPBACK)
+              .setIfindex(l.index())
+              .setMtu(l.mtu())
+              .setFlags(l.flags())
+              .setName(l.name())
+              .setAddress(com.google.protobuf.ByteString.copyFrom(new byte[6]))
+              .build());
     }
-    ImageWriter.writeFile(
-        sink,
-        ImageType.NETDEV,
-        id,
-        List.of(
-            NetDeviceEntry.newBuilder()
-                .setType(NetDeviceType.ND_LOOPBACK)
-                .setIfindex(1)
-                .setMtu(mtu)
-                .setFlags(up ? LOOPBACK_UP : IFF_LOOPBACK)
-                .setName("lo")
-                .setAddress(com.google.protobuf.ByteString.copyFrom(new byte[6]))
-                .build()));
+    ImageWriter.writeFile(sink, ImageType.NETDEV, id, devices);
+    raw(sink, ImageType.IFADDR.fileName(id), IFADDR_MAGIC, s.addresses());
+    raw(sink, ImageType.ROUTE.fileName(id), ROUTE_MAGIC, main(s.v4()));
+    raw(sink, ImageType.ROUTE6.fileName(id), ROUTE_MAGIC, main(s.v6()));
+  }
+
+  /** What {@code ip route save} keeps: routes of the main table, no cached clones. */
+  static List<byte[]> main(List<byte[]> routes) {
+    List<byte[]> out = new ArrayList<>();
+    for (byte[] r : routes) {
+      if (RtNetlink.table(r) == RtNetlink.RT_TABLE_MAIN
+          && (RtNetlink.routeFlags(r) & RtNetlink.RTM_F_CLONED) == 0) {
+        out.add(r);
+      }
+    }
+    return out;
+  }
+
+  private static void raw(ImageSink sink, String name, int magic, List<byte[]> messages)
+      throws IOException {
+    int size = 4;
+    for (byte[] m : messages) {
+      size += m.length;
+    }
+    ByteBuffer b = ByteBuffer.allocate(size).order(ByteOrder.nativeOrder());
+    b.putInt(magic);
+    for (byte[] m : messages) {
+      b.put(m);
+    }
+    b.flip();
+    try (WritableByteChannel ch = sink.create(name)) {
+      while (b.hasRemaining()) {
+        ch.write(b);
+      }
+    }
   }
 }

@@ -1,0 +1,154 @@
+package dev.stasis.linux;
+
+import java.nio.ByteBuffer;
+import java.nio.ByteOrder;
+import java.util.ArrayList;
+import java.util.List;
+
+/**
+ * Dumps of the kernel's routing objects through NETLINK_ROUTE (rtnetlink(7)), kept as the raw
+ * messages the kernel sends, so that they can be stored and replayed as they are (iproute2's save
+ * format). Covers the network namespace of the calling thread (a netlink socket speaks for the
+ * namespace it was created in).
+ *
+ * <p>Wire layout (little endian, x86-64): {@code nlmsghdr} {u32 len; u16 type; u16 flags; u32 seq;
+ * u32 pid}, then {@code ifaddrmsg} {u8 family, prefixlen, flags, scope; u32 index} or {@code rtmsg}
+ * {u8 family, dst_len, src_len, tos, table, protocol, scope, type; u32 flags}, then {@code rtattr}s
+ * {u16 len; u16 type} padded to 4 bytes.
+ */
+public final class RtNetlink {
+  private RtNetlink() {}
+
+  static final int NETLINK_ROUTE = 0;
+  public static final int RTM_NEWLINK = 16;
+  public static final int RTM_GETLINK = 18;
+  public static final int RTM_NEWADDR = 20;
+  public static final int RTM_GETADDR = 22;
+  public static final int RTM_NEWROUTE = 24;
+  public static final int RTM_GETROUTE = 26;
+  public static final int RTA_TABLE = 15;
+  public static final int RTM_F_CLONED = 0x200;
+  public static final int RT_TABLE_DEFAULT = 253;
+  public static final int RT_TABLE_MAIN = 254;
+  public static final int RT_TABLE_LOCAL = 255;
+
+  /** One network device: its index, name, flags (IFF_*) and MTU. */
+  public record Link(int index, String name, int flags, int mtu) {}
+
+  /** Every network device of the namespace. */
+  public static List<Link> links() throws LinuxException {
+    List<Link> out = new ArrayList<>();
+    // ifinfomsg {u8 family; u8 pad; u16 type; s32 index; u32 flags; u32 change}, then IFLA_*
+    for (byte[] m : dump(RTM_GETLINK, 0, 16, RTM_NEWLINK)) {
+      ByteBuffer b = ByteBuffer.wrap(m).order(ByteOrder.LITTLE_ENDIAN);
+      String name = "";
+      int mtu = 0;
+      int at = 16 + 16;
+      while (at + 4 <= m.length) {
+        int len = b.getShort(at) & 0xffff;
+        int type = b.getShort(at + 2) & 0xffff;
+        if (len < 4 || at + len > m.length) {
+          break;
+        }
+        if (type == 3) { // IFLA_IFNAME, NUL-terminated
+          int end = at + 4;
+          while (end < at + len && m[end] != 0) {
+            end++;
+          }
+          name = new String(m, at + 4, end - at - 4, java.nio.charset.StandardCharsets.UTF_8);
+        } else if (type == 4 && len >= 8) { // IFLA_MTU
+          mtu = b.getInt(at + 4);
+        }
+        at += (len + 3) & ~3;
+      }
+      out.add(new Link(b.getInt(16 + 4), name, b.getInt(16 + 8), mtu));
+    }
+    return out;
+  }
+
+  /** Every address of the namespace (all families), each a whole message. */
+  public static List<byte[]> addresses() throws LinuxException {
+    return dump(RTM_GETADDR, 0, 8, RTM_NEWADDR);
+  }
+
+  /** Every route of one family (AF_INET, AF_INET6) in every table, each a whole message. */
+  public static List<byte[]> routes(int family) throws LinuxException {
+    return dump(RTM_GETROUTE, family, 12, RTM_NEWROUTE);
+  }
+
+  /** The table of a route message: RTA_TABLE if present, else rtmsg.rtm_table. */
+  public static int table(byte[] msg) {
+    ByteBuffer b = ByteBuffer.wrap(msg).order(ByteOrder.LITTLE_ENDIAN);
+    int table = b.get(16 + 4) & 0xff;
+    int at = 16 + 12;
+    while (at + 4 <= msg.length) {
+      int len = b.getShort(at) & 0xffff;
+      int type = b.getShort(at + 2) & 0xffff;
+      if (len < 4) {
+        break;
+      }
+      if (type == RTA_TABLE && len >= 8) {
+        table = b.getInt(at + 4);
+      }
+      at += (len + 3) & ~3;
+    }
+    return table;
+  }
+
+  /** rtmsg.rtm_flags of a route message. */
+  public static int routeFlags(byte[] msg) {
+    return ByteBuffer.wrap(msg).order(ByteOrder.LITTLE_ENDIAN).getInt(16 + 8);
+  }
+
+  /** rtmsg.rtm_family (route) or ifaddrmsg.ifa_family (address) of a message. */
+  public static int family(byte[] msg) {
+    return msg[16] & 0xff;
+  }
+
+  /** ifaddrmsg.ifa_index of an address message. */
+  public static int addressIfindex(byte[] msg) {
+    return ByteBuffer.wrap(msg).order(ByteOrder.LITTLE_ENDIAN).getInt(16 + 4);
+  }
+
+  private static List<byte[]> dump(int request, int family, int body, int answer)
+      throws LinuxException {
+    ByteBuffer req = ByteBuffer.allocateDirect(16 + body).order(ByteOrder.LITTLE_ENDIAN);
+    req.putInt(16 + body).putShort((short) request);
+    req.putShort((short) (SockDiag.NLM_F_REQUEST | SockDiag.NLM_F_DUMP)).putInt(1).putInt(0);
+    req.put((byte) family);
+    req.position(0);
+    List<byte[]> out = new ArrayList<>();
+    int fd = Linux.socket(Linux.AF_NETLINK, Linux.SOCK_DGRAM, NETLINK_ROUTE);
+    try {
+      Linux.send(fd, req);
+      ByteBuffer buf = ByteBuffer.allocateDirect(256 * 1024).order(ByteOrder.LITTLE_ENDIAN);
+      while (true) {
+        buf.clear();
+        int n = Linux.recv(fd, buf, 0);
+        int at = 0;
+        while (at + 16 <= n) {
+          int len = buf.getInt(at);
+          int type = buf.getShort(at + 4) & 0xffff;
+          if (len < 16 || at + len > n) {
+            throw new LinuxException(
+                "rtnetlink dump: malformed answer (length " + len + ")", Errno.EIO, 0);
+          }
+          if (type == SockDiag.NLMSG_DONE) {
+            return out;
+          }
+          if (type == SockDiag.NLMSG_ERROR) {
+            throw new LinuxException("rtnetlink dump " + request, -buf.getInt(at + 16), 0);
+          }
+          if (type == answer) {
+            byte[] m = new byte[len];
+            buf.get(at, m);
+            out.add(m);
+          }
+          at += (len + 3) & ~3;
+        }
+      }
+    } finally {
+      Linux.close(fd);
+    }
+  }
+}
