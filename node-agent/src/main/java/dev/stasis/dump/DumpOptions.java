@@ -13,13 +13,17 @@ import java.util.function.Consumer;
  *     aborted and the process released, alive and unharmed; 0 for none
  * @param killGate in kill mode, asked after the commit (and after the freeze deadline is disarmed)
  *     whether to kill now; null: kill at once
+ * @param liveCopy with leaveRunning: copy the pages while the process runs and freeze only for what
+ *     changed ({@code LiveCopy}); off for a pod's containers, whose cut is the cgroup freeze of all
+ *     of them at once (a container copied live would run on while the others wait frozen)
  */
 public record DumpOptions(
     int pid,
     boolean leaveRunning,
     Consumer<String> progress,
     long freezeTimeoutMillis,
-    KillGate killGate) {
+    KillGate killGate,
+    boolean liveCopy) {
 
   public DumpOptions {
     if (freezeTimeoutMillis < 0) {
@@ -29,18 +33,21 @@ public record DumpOptions(
 
   /** Without a freeze deadline or kill gate. */
   public DumpOptions(int pid, boolean leaveRunning, Consumer<String> progress) {
-    this(pid, leaveRunning, progress, 0, null);
+    this(pid, leaveRunning, progress, 0, null, true);
   }
 
   /** With a freeze deadline, without a kill gate (one process, the CLI). */
   public DumpOptions(
       int pid, boolean leaveRunning, Consumer<String> progress, long freezeTimeoutMillis) {
-    this(pid, leaveRunning, progress, freezeTimeoutMillis, null);
+    this(pid, leaveRunning, progress, freezeTimeoutMillis, null, true);
   }
 
-  /** With a kill gate, without a freeze deadline of the engine's own (the caller bounds it). */
+  /**
+   * A pod's container: with a kill gate, without a freeze deadline of the engine's own (the caller
+   * bounds it), without live copy (the pod's cut is its cgroup freeze).
+   */
   public DumpOptions(int pid, boolean leaveRunning, Consumer<String> progress, KillGate killGate) {
-    this(pid, leaveRunning, progress, 0, killGate);
+    this(pid, leaveRunning, progress, 0, killGate, false);
   }
 
   /**

@@ -108,7 +108,9 @@ public final class Dumper {
     TargetChecks.refuseSeccomp(pid);
     long seizeFrom = start;
     // Leave-running: copy the pages while the process runs, so the freeze reads only the rest.
-    if (opts.leaveRunning() && !"off".equals(System.getenv("STASIS_LIVE_COPY"))) {
+    if (opts.leaveRunning()
+        && opts.liveCopy()
+        && !"off".equals(System.getenv("STASIS_LIVE_COPY"))) {
       try {
         live = LiveCopy.start(pid, opts.progress(), notices::add);
       } catch (DumpException e) {
