@@ -135,7 +135,10 @@ record InjectionJournal(
   static List<Path> list() throws IOException {
     List<Path> r = new ArrayList<>();
     try (var s = Files.list(dir())) {
-      s.filter(p -> !p.getFileName().toString().startsWith(".")).sorted().forEach(r::add);
+      s.filter(p -> !p.getFileName().toString().startsWith("."))
+          .filter(p -> !p.getFileName().toString().endsWith(".fds")) // RemoteFds' lists
+          .sorted()
+          .forEach(r::add);
     } catch (NoSuchFileException e) {
       // no journal was ever written here
     }

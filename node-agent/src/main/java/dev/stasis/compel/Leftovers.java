@@ -66,10 +66,12 @@ public final class Leftovers {
         start = InjectionJournal.startTimeOf(j.pid());
       } catch (IOException e) {
         InjectionJournal.delete(f); // the process is gone: nothing to repair
+        RemoteFds.forget(j.pid(), j.startTime());
         continue;
       }
       if (start != j.startTime()) {
         InjectionJournal.delete(f); // the PID was reused
+        RemoteFds.forget(j.pid(), j.startTime());
         continue;
       }
       int tracer = Status.read(j.pid()).tracerPid();
@@ -200,6 +202,21 @@ public final class Leftovers {
     for (Range r : ours) {
       control.syscallOnTracer("munmap", Syscalls.MUNMAP, r.start, r.end - r.start);
     }
+    int closed = 0;
+    if (j != null) {
+      // a descriptor a remote call made and the dead dumper never closed (live copy's
+      // userfaultfd): only one that was not there before, and only of that kind
+      Set<Integer> before = RemoteFds.recorded(pid, j.startTime());
+      if (before != null) {
+        for (int fd : RemoteFds.open(pid)) {
+          if (!before.contains(fd) && isUserfaultfd(pid, fd)) {
+            control.syscallOnTracer("close", Syscalls.CLOSE, fd);
+            closed++;
+          }
+        }
+        RemoteFds.forget(pid, j.startTime());
+      }
+    }
     // release (tree close) restores the threads; a clean one deletes the journal
     if (journal != null) {
       task.journal = journal;
@@ -211,7 +228,18 @@ public final class Leftovers {
             + threads
             + " thread(s) restored, "
             + ours.size()
-            + " mapping(s) removed");
+            + " mapping(s) removed"
+            + (closed > 0 ? ", " + closed + " descriptor(s) closed" : ""));
     return true;
+  }
+
+  private static boolean isUserfaultfd(int pid, int fd) {
+    try {
+      return Files.readSymbolicLink(Path.of("/proc/" + pid + "/fd/" + fd))
+          .toString()
+          .equals("anon_inode:[userfaultfd]");
+    } catch (IOException e) {
+      return false;
+    }
   }
 }

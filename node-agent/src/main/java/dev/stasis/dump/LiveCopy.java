@@ -151,14 +151,15 @@ final class LiveCopy implements AutoCloseable {
     int p = task.pid();
     long flags = Linux.O_CLOEXEC | O_NONBLOCK;
     long rfd;
+    // a dumper killed before the remote close below leaves the list for the sweep
+    dev.stasis.compel.RemoteFds.recordBefore(p);
     try {
-      rfd = task.syscall("userfaultfd", Userfaultfd.NR, flags | Userfaultfd.USER_MODE_ONLY);
-    } catch (LinuxException e) {
-      if (e.errno() != Errno.EINVAL) {
-        throw e;
-      }
-      rfd = task.syscall("userfaultfd", Userfaultfd.NR, flags); // before 5.11
+      rfd = remoteUserfaultfd(task, flags);
+    } catch (IOException | RuntimeException e) {
+      dev.stasis.compel.RemoteFds.done(p); // no descriptor was made
+      throw e;
     }
+    dev.stasis.compel.Hold.at("live-uffd-made"); // the target holds a descriptor of ours
     int afd = -1;
     try {
       int pidfd = Linux.pidfdOpen(p);
@@ -170,6 +171,7 @@ final class LiveCopy implements AutoCloseable {
     } finally {
       try {
         task.syscall("close", Syscalls.CLOSE, rfd);
+        dev.stasis.compel.RemoteFds.done(p);
       } catch (IOException e) {
         if (afd >= 0) {
           Linux.close(afd);
@@ -178,6 +180,17 @@ final class LiveCopy implements AutoCloseable {
       }
     }
     return new Userfaultfd(afd, p);
+  }
+
+  private static long remoteUserfaultfd(SeizedTask task, long flags) throws IOException {
+    try {
+      return task.syscall("userfaultfd", Userfaultfd.NR, flags | Userfaultfd.USER_MODE_ONLY);
+    } catch (LinuxException e) {
+      if (e.errno() != Errno.EINVAL) {
+        throw e;
+      }
+      return task.syscall("userfaultfd", Userfaultfd.NR, flags); // before 5.11
+    }
   }
 
   private void rounds(Consumer<String> progress) throws IOException {

@@ -250,10 +250,12 @@ class RuntimeWrapperIT {
    * local store or, zstd-compressed and encrypted, into S3Proxy; then a new container with a copy
    * of its bundle and the annotation naming that URI is created through the wrapper exactly as the
    * shim does, started, inspected, killed and deleted. It goes on counting from where it was, still
-   * reads its token from the tmpfs, and state/kill/delete behave as for any container.
+   * reads its token from the tmpfs, and state/kill/delete behave as for any container. "pod": the
+   * local store, annotated as the operator annotates a restored pod's containers (one key per
+   * container name, every key in every container's spec, the name from the CRI annotation).
    */
   @ParameterizedTest(name = "{0}")
-  @ValueSource(strings = {"file", "s3"})
+  @ValueSource(strings = {"file", "s3", "pod"})
   void aStasisCheckpointComesBackThroughTheWrapper(String store) throws Exception {
     String token = "wrap-" + UUID.randomUUID().toString().substring(0, 8);
     String script =
@@ -300,7 +302,13 @@ class RuntimeWrapperIT {
               Files.createDirectories(bundle).resolve("rootfs").toString()));
       ObjectNode c =
           (ObjectNode) JSON.readTree(ctr.log().getParent().resolve("config.json").toFile());
-      c.with("annotations").put("stasis.dev/restore-from", uri);
+      if (store.equals("pod")) {
+        c.with("annotations").put("io.kubernetes.cri.container-name", "app");
+        c.with("annotations").put("restore-from.stasis.dev/sidecar", "file:///nonexistent/side");
+        c.with("annotations").put("restore-from.stasis.dev/app", uri);
+      } else {
+        c.with("annotations").put("stasis.dev/restore-from", uri);
+      }
       JSON.writeValue(bundle.resolve("config.json").toFile(), c);
 
       String id = "wrapper-restored-" + store + "-" + ProcessHandle.current().pid();

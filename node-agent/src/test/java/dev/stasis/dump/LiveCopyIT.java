@@ -107,37 +107,9 @@ class LiveCopyIT {
     Assumptions.assumeTrue(kernelHasAsyncWp(), "no asynchronous userfaultfd WP on this kernel");
     try (Workloads.Running w = Workloads.start("livewrite", "16", "50")) {
       String maps = Files.readString(Path.of("/proc/" + w.pid + "/maps"));
-      Path hold = w.state.resolve("hold");
       Path journals = Files.createDirectories(w.state.resolve("journals"));
-      String jar = System.getProperty("stasis.jar", "target/stasis-node-agent.jar");
-      ProcessBuilder pb =
-          new ProcessBuilder(
-              "java",
-              "-XX:+UseSerialGC",
-              "-jar",
-              jar,
-              "dump",
-              "--pid",
-              Integer.toString(w.pid),
-              "--images-dir",
-              w.state.resolve("images").toString(),
-              "--leave-running");
-      pb.environment().put("STASIS_STATE_DIR", journals.toString());
-      pb.environment().put("STASIS_HOLD_AT", "live-tracking");
-      pb.environment().put("STASIS_HOLD_FILE", hold.toString());
-      Path log = w.state.resolve("dumper.log");
-      Process p = pb.redirectErrorStream(true).redirectOutput(log.toFile()).start();
-      try {
-        for (int i = 0; i < 4000 && !Files.exists(hold) && p.isAlive(); i++) {
-          Thread.sleep(5);
-        }
-        assertTrue(Files.exists(hold), "dumper never tracked: " + Files.readString(log));
-        assertTrue(registeredVmas(w.pid) > 0, "the target is tracked while the dumper holds");
-        p.destroyForcibly(); // SIGKILL
-        assertTrue(p.waitFor(20, java.util.concurrent.TimeUnit.SECONDS), "dumper did not die");
-      } finally {
-        p.destroyForcibly();
-      }
+      killDumperAt("live-tracking", w, journals);
+      assertTrue(registeredVmasSeen, "the target was tracked while the dumper held");
       // the file's release may run a moment after the dumper's death is reported
       for (int i = 0; i < 200 && registeredVmas(w.pid) > 0; i++) {
         Thread.sleep(10);
@@ -147,6 +119,84 @@ class LiveCopyIT {
       assertNoUserfaultfd(w.pid);
       try (DirectoryStream<Path> left = Files.newDirectoryStream(journals)) {
         assertFalse(left.iterator().hasNext(), "no injection journal left");
+      }
+      String verdict = w.check();
+      assertTrue(verdict.startsWith("OK"), verdict);
+    }
+  }
+
+  /** Set by {@link #killDumperAt}: the target had VMAs registered while the dumper held. */
+  private boolean registeredVmasSeen;
+
+  /**
+   * Runs the packaged dumper with {@code --leave-running} on {@code w}, holds it at {@code point},
+   * SIGKILLs it there and waits until it is dead.
+   */
+  private void killDumperAt(String point, Workloads.Running w, Path journals) throws Exception {
+    Path hold = w.state.resolve("hold");
+    String jar = System.getProperty("stasis.jar", "target/stasis-node-agent.jar");
+    ProcessBuilder pb =
+        new ProcessBuilder(
+            "java",
+            "-XX:+UseSerialGC",
+            "-jar",
+            jar,
+            "dump",
+            "--pid",
+            Integer.toString(w.pid),
+            "--images-dir",
+            w.state.resolve("images").toString(),
+            "--leave-running");
+    pb.environment().put("STASIS_STATE_DIR", journals.toString());
+    pb.environment().put("STASIS_HOLD_AT", point);
+    pb.environment().put("STASIS_HOLD_FILE", hold.toString());
+    Path log = w.state.resolve("dumper.log");
+    Process p = pb.redirectErrorStream(true).redirectOutput(log.toFile()).start();
+    try {
+      for (int i = 0; i < 4000 && !Files.exists(hold) && p.isAlive(); i++) {
+        Thread.sleep(5);
+      }
+      assertTrue(
+          Files.exists(hold), "dumper never reached " + point + ": " + Files.readString(log));
+      registeredVmasSeen = registeredVmas(w.pid) > 0;
+      p.destroyForcibly(); // SIGKILL
+      assertTrue(p.waitFor(20, java.util.concurrent.TimeUnit.SECONDS), "dumper did not die");
+    } finally {
+      p.destroyForcibly();
+    }
+  }
+
+  /**
+   * Issue 14 for live copy: the dumper SIGKILLed in the setup freeze right after the remote
+   * userfaultfd(2), before the remote close(2). The target holds our descriptor and is parked in
+   * injected code; {@code stasis sweep} (as the agent runs at start) restores it and closes that
+   * descriptor, and only that one.
+   */
+  @Test
+  void aDumperKilledWithItsUserfaultfdInTheTargetIsSweptClean() throws Exception {
+    Assumptions.assumeTrue(kernelHasAsyncWp(), "no asynchronous userfaultfd WP on this kernel");
+    try (Workloads.Running w = Workloads.start("livewrite", "16", "50")) {
+      String maps = Files.readString(Path.of("/proc/" + w.pid + "/maps"));
+      Path journals = Files.createDirectories(w.state.resolve("journals"));
+      killDumperAt("live-uffd-made", w, journals);
+      boolean leftInTarget = false;
+      try (DirectoryStream<Path> fds =
+          Files.newDirectoryStream(Path.of("/proc/" + w.pid + "/fd"))) {
+        for (Path fd : fds) {
+          leftInTarget |= Files.readSymbolicLink(fd).toString().contains("userfaultfd");
+        }
+      }
+      assertTrue(
+          leftInTarget, "the window is real: the dead dumper's userfaultfd is in the target");
+      Workloads.Cli r = Workloads.stasis(Map.of("STASIS_STATE_DIR", journals.toString()), "sweep");
+      assertEquals(0, r.exit(), r.stdout() + r.stderr());
+      assertTrue(
+          (r.stdout() + r.stderr()).contains("1 descriptor(s) closed"), r.stdout() + r.stderr());
+      assertTrue(w.alive(), "process survived");
+      assertEquals(maps, Files.readString(Path.of("/proc/" + w.pid + "/maps")), "maps unchanged");
+      assertNoUserfaultfd(w.pid);
+      try (DirectoryStream<Path> left = Files.newDirectoryStream(journals)) {
+        assertFalse(left.iterator().hasNext(), "no journal nor descriptor list left");
       }
       String verdict = w.check();
       assertTrue(verdict.startsWith("OK"), verdict);
