@@ -42,9 +42,9 @@ import java.util.function.Consumer;
  * PM_SCAN_WP_MATCHING} the scan protects the reported pages again in the same walk. Closing the
  * agent's descriptor (here, or by the kernel when the agent dies) removes the registration and the
  * protection bits: the tracking never outlives the agent, so the injection journal has nothing to
- * record for it. The one window it does not cover is a crash between the remote {@code
- * userfaultfd(2)} and the remote {@code close(2)} in the first freeze, which would leave an
- * unregistered userfaultfd descriptor in the target.
+ * record for it. A crash between the remote {@code userfaultfd(2)} and the remote {@code close(2)}
+ * in the first freeze would leave an unregistered userfaultfd descriptor in the target: {@link
+ * dev.stasis.compel.RemoteFds} records the target's descriptors before, for the sweep.
  *
  * <p><b>Rounds</b> (running): round 0 copies every present page of the tracked ranges; each next
  * round copies the pages written since the previous one (and protects them again). Rounds stop when
