@@ -453,8 +453,9 @@ public final class Dumper {
       meta.put("dump.own_namespaces", String.join(",", namespaces.ownKinds()));
     }
     if (!warnings.isEmpty()) {
-      // The verdict travels with the images: the agent reads it before its kill gate opens.
-      meta.put("dump.restorable", "no: " + String.join("; ", warnings));
+      // Notices about how the dump was taken (live copy fell back to a frozen copy): they do not
+      // make the images any less restorable, so they never become a dump.restorable verdict.
+      meta.put("dump.notices", String.join("; ", warnings));
     }
     timings.forEach((k, v) -> meta.put("timing." + k, Long.toString(v)));
     sink.recordMetadata(meta);
