@@ -107,6 +107,7 @@ class ImagesMatchCriuIT {
     assertEquals(fa.get(ma.get("exe_file_id").asLong()), fb.get(mb.get("exe_file_id").asLong()));
 
     // Cores of every thread.
+    int caughtInTheSameCall = 0;
     for (JsonNode tid : proc.get("threads")) {
       String core = "core-" + tid.asText() + ".img";
       JsonNode ca = one(a, core);
@@ -124,10 +125,7 @@ class ImagesMatchCriuIT {
       for (String reg : regs) {
         assertEquals(ga.get(reg), gb.get(reg), core + " " + reg);
       }
-      // the threads and files workloads only ever sleep: there the call must be the same
-      assertTrue(
-          sameCall || !steady,
-          core + ": orig_ax " + ga.get("orig_ax") + " vs " + gb.get("orig_ax"));
+      if (sameCall) caughtInTheSameCall++;
       assertEquals(
           ca.get("thread_info").get("clear_tid_addr"),
           cb.get("thread_info").get("clear_tid_addr"),
@@ -169,6 +167,13 @@ class ImagesMatchCriuIT {
         }
       }
     }
+    // The threads and files workloads only sleep, but every thread wakes every 5 to 10 ms: on a
+    // loaded machine one may be caught runnable (orig_ax -1) or leaving another call in either
+    // dump. Some thread must still be caught in the same call by both, so that registers were
+    // compared where they must agree exactly.
+    assertTrue(
+        caughtInTheSameCall > 0 || !steady,
+        "no thread of " + p + " was caught in the same system call by both dumps");
 
     // fs, descriptors and the files behind them.
     JsonNode fsa = one(a, "fs-" + p + ".img");
