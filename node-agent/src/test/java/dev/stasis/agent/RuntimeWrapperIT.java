@@ -68,6 +68,27 @@ class RuntimeWrapperIT {
     }
   }
 
+  /**
+   * The judge's CRIU run through {@code package-criu} into this test's directory; checks that the
+   * bundle is self-contained (its {@code criu} runs and says the judge's version).
+   */
+  private Path packagedCriu() throws IOException {
+    Path out = work.resolve("criu-bundle");
+    if (!Files.exists(out)) {
+      Exec.ok(
+          BOUND,
+          List.of(
+              REPO.resolve("node-agent/src/main/runtime/package-criu").toString(),
+              Crit.JUDGE.resolve("sid").toString(),
+              out.toString()));
+      String packaged = Exec.ok(BOUND, List.of(out.resolve("criu").toString(), "--version"));
+      String judge =
+          Exec.ok(BOUND, List.of(Crit.JUDGE.resolve("bin/criu").toString(), "--version"));
+      assertEquals(judge, packaged, "the packaged CRIU is the judge's");
+    }
+    return out;
+  }
+
   /** A busybox bundle whose init writes a counter into its /tmp (no terminal, stdio from us). */
   private Path bundle(String name, Map<String, String> annotations) throws IOException {
     Path b = Files.createDirectories(work.resolve(name));
@@ -315,7 +336,9 @@ class RuntimeWrapperIT {
       ids.add(id);
       Path log = work.resolve("restored-" + store + ".json");
       Path stdout = work.resolve("restored-" + store + ".out");
-      env.put("STASIS_CRIU_DIR", Crit.JUDGE.resolve("bin").toString());
+      // runc restores with CRIU packaged exactly as the agent image ships it (package-criu),
+      // from the judge's Debian tree: the product's bundle, not the judge's own wrapper.
+      env.put("STASIS_CRIU_DIR", packagedCriu().toString());
       Exec.Result created = createOnPipes(env, log, stdout, bundle, id);
       assertEquals(0, created.exit(), created.output() + "\n" + read(stdout) + read(log));
       int pid = Integer.parseInt(Files.readString(bundle.resolve("pid")).strip());
