@@ -384,8 +384,11 @@ public final class Dumper {
     String comm = TaskStat.read(pid).comm();
 
     long t = System.nanoTime();
-    ContainerImages.write(sink, namespaces, pid);
-    // anonymous shared memory and memfds: once per object, after every process named its VMAs
+    // SysV segments of the tree's IPC namespaces, anonymous shared memory and memfds: once per
+    // object, after every process named its VMAs
+    for (dev.stasis.dump.ns.IpcNamespace.Segment s : ContainerImages.write(sink, namespaces, pid)) {
+      sharedMemory.addSysvSegment(s.shmid(), s.size(), s::open);
+    }
     for (dev.stasis.dump.files.Memfd.Content c : files.memfdContents()) {
       sharedMemory.addObject(c.shmid(), c.link(), c.size());
     }

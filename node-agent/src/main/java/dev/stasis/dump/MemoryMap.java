@@ -16,9 +16,9 @@ import java.util.Set;
 /**
  * Turns a process's smaps into the VMA list of mm.img with CRIU's status bits, the way CRIU
  * classifies them: anonymous private/shared, file private/shared, heap, vdso, vvar (the kernel's
- * {@code [vvar]} and {@code [vvar_vclock]} merged into one), vsyscall. Mappings this dump cannot
- * restore yet (SysV shm, AIO rings, memfd, deleted files, devices, hugetlb, shadow stacks, uprobes)
- * are refused with the address and the reason.
+ * {@code [vvar]} and {@code [vvar_vclock]} merged into one), vsyscall, SysV shm attachments.
+ * Mappings this dump cannot restore yet (AIO rings, memfd, deleted files, devices, hugetlb, shadow
+ * stacks, uprobes) are refused with the address and the reason.
  */
 final class MemoryMap {
   /** Top of the x86-64 user address space (47 bits minus one page); vsyscall lies above it. */
@@ -44,7 +44,70 @@ final class MemoryMap {
       }
       out.add(e);
     }
+    checkSysvAttachments(pid, out);
     return out;
+  }
+
+  /**
+   * What CRIU's restore can attach again: each shmat() of a segment is one run of VMAs from offset
+   * 0 to the segment's end, without holes (an attachment partly unmapped cannot be rebuilt by shmat
+   * plus mprotect). Refuses any other layout, naming the segment.
+   */
+  private static void checkSysvAttachments(int pid, List<VmaEntry> vmas) throws IOException {
+    VmaEntry first = null;
+    long end = 0;
+    for (VmaEntry e : vmas) {
+      boolean sysv = (e.getStatus() & VmaFlags.AREA_SYSVIPC) != 0;
+      boolean continues =
+          sysv
+              && first != null
+              && e.getPgoff() != 0
+              && e.getShmid() == first.getShmid()
+              && e.getStart() == end
+              && e.getPgoff() == end - first.getStart();
+      if (first != null && !continues) {
+        checkWhole(pid, first, end);
+        first = null;
+      }
+      if (sysv && !continues) {
+        if (e.getPgoff() != 0) {
+          throw new DumpException(
+              "SysV segment "
+                  + e.getShmid()
+                  + " is attached at 0x"
+                  + Long.toHexString(e.getStart())
+                  + " without its start (partly unmapped): not supported");
+        }
+        first = e;
+      }
+      end = e.getEnd();
+    }
+    if (first != null) {
+      checkWhole(pid, first, end);
+    }
+  }
+
+  private static void checkWhole(int pid, VmaEntry first, long end) throws IOException {
+    String name = Long.toHexString(first.getStart()) + "-" + Long.toHexString(end);
+    Path link =
+        Path.of(
+            "/proc/"
+                + pid
+                + "/map_files/"
+                + Long.toHexString(first.getStart())
+                + "-"
+                + Long.toHexString(first.getEnd()));
+    long size = (Files.size(link) + 4095) / 4096 * 4096;
+    if (first.getStart() + size != end) {
+      throw new DumpException(
+          "SysV segment "
+              + first.getShmid()
+              + " attached at "
+              + name
+              + " is not mapped whole ("
+              + size
+              + " bytes; partly unmapped): not supported");
+    }
   }
 
   /** A MAP_SHARED|MAP_ANONYMOUS (or shared /dev/zero) area, whose content is per object. */
@@ -115,7 +178,21 @@ final class MemoryMap {
     }
     // Shared-memory filesystem objects show up as files on the internal shm mount (dev 0:1).
     if (path.startsWith("/SYSV")) {
-      throw new DumpException(where + " is System V shared memory: not supported");
+      // An attached SysV segment, CRIU's way: anonymous shared memory marked AREA_SYSVIPC whose
+      // shmid is the segment's id (the kernel numbers the segment's shmem inode with it) and pgoff
+      // where the VMA starts in it. The restore recreates the segment from ipcns-shm, which only an
+      // IPC namespace of the tree has (refused otherwise before the freeze), and shmat()s it whole
+      // at the start of its first VMA, writable if a VMA's fdflags says O_RDWR.
+      if (!v.shared()) {
+        throw new DumpException(
+            where + " is a private mapping of SysV shared memory: not supported");
+      }
+      return b.setStatus(status | VmaFlags.ANON_SHARED | VmaFlags.AREA_SYSVIPC)
+          .setFlags(flags | Linux.MAP_ANONYMOUS)
+          .setPgoff(v.pgoff())
+          .setShmid(v.inode())
+          .setFdflags(openMode(pid, v))
+          .build();
     }
     if (path.equals("/[aio]") || path.startsWith("/[aio]")) {
       throw new DumpException(where + " is an AIO ring: not supported");

@@ -39,15 +39,24 @@ final class SharedMemory {
   private static final int PAGE = ImageType.PAGE_SIZE;
   private static final int CHUNK_PAGES = 256;
 
-  /** A link through which the object can be read (map_files, fd), and how far to read it. */
-  private record Area(Path link, long reach) {}
+  /** Opens an object for reading: file offsets are object offsets. */
+  interface Source {
+    FileChannel open() throws IOException;
+  }
+
+  /**
+   * How the object is read (a map_files or fd link, or a SysV segment attached for the purpose),
+   * what to call it in an error, how far to read it, and whether it is a SysV segment (whose id
+   * space the restore shares with shmem inode numbers: the two must not meet).
+   */
+  private record Area(Source source, String what, long reach, boolean sysv) {}
 
   private final Map<Long, Area> objects = new LinkedHashMap<>();
 
   /**
    * Notes the anonymous shared VMAs of {@code pid}; keeps, per object, its farthest-reaching one.
    */
-  void add(int pid, List<VmaEntry> vmas) {
+  void add(int pid, List<VmaEntry> vmas) throws DumpException {
     for (VmaEntry v : vmas) {
       if (!MemoryMap.isAnonShared(v)) {
         continue;
@@ -61,8 +70,34 @@ final class SharedMemory {
   }
 
   /** Notes an object (a memfd's inode, say) to be read through {@code link} up to {@code reach}. */
-  void addObject(long shmid, Path link, long reach) {
-    objects.merge(shmid, new Area(link, reach), (x, y) -> x.reach() >= y.reach() ? x : y);
+  void addObject(long shmid, Path link, long reach) throws DumpException {
+    add(
+        shmid,
+        new Area(
+            () -> FileChannel.open(link, StandardOpenOption.READ), link.toString(), reach, false));
+  }
+
+  /**
+   * Notes SysV segment {@code shmid} of {@code size} bytes, read through {@code source}; CRIU's
+   * restore fills the segment it recreates from pagemap-shmem-<shmid> the same way.
+   */
+  void addSysvSegment(long shmid, long size, Source source) throws DumpException {
+    add(shmid, new Area(source, "SysV segment " + shmid, roundUp(size), true));
+  }
+
+  private void add(long shmid, Area a) throws DumpException {
+    Area had = objects.get(shmid);
+    if (had != null && had.sysv() != a.sysv()) {
+      throw new DumpException(
+          "SysV segment "
+              + shmid
+              + " and a shared memory object with inode "
+              + shmid
+              + " would share pagemap-shmem-"
+              + shmid
+              + ".img: not supported");
+    }
+    objects.merge(shmid, a, (x, y) -> x.reach() >= y.reach() ? x : y);
   }
 
   /** How many objects were noted. */
@@ -85,11 +120,10 @@ final class SharedMemory {
 
   private static long writeObject(ImageSink sink, long shmid, Area a, int pagesId)
       throws IOException {
-    Path link = a.link();
     List<long[]> runs = new ArrayList<>(); // {offset, pages}
     long pages = 0;
     ByteBuffer buf = ByteBuffer.allocateDirect(CHUNK_PAGES * PAGE).order(ByteOrder.nativeOrder());
-    try (FileChannel in = FileChannel.open(link, StandardOpenOption.READ);
+    try (FileChannel in = a.source().open();
         WritableByteChannel out = sink.create(ImageType.PAGES.fileName(pagesId))) {
       long reach = Math.min(a.reach(), roundUp(in.size()));
       for (long off = 0; off < reach; off += (long) CHUNK_PAGES * PAGE) {
@@ -122,9 +156,11 @@ final class SharedMemory {
           pages++;
         }
       }
+    } catch (DumpException e) {
+      throw e;
     } catch (IOException e) {
       throw new IOException(
-          "shared memory object " + shmid + " (" + link + "): " + Dumper.reason(e), e);
+          "shared memory object " + shmid + " (" + a.what() + "): " + Dumper.reason(e), e);
     }
     try (ImageWriter w = ImageWriter.create(sink, ImageType.SHMEM_PAGEMAP, shmid)) {
       w.write(PagemapHead.newBuilder().setPagesId(pagesId).build());

@@ -237,9 +237,50 @@ public final class ImageReader implements AutoCloseable {
       }
       offset += dataSize;
     }
+    if (m instanceof dev.stasis.images.proto.IpcMsgEntry q) {
+      lastData = nestedMessages(q);
+    }
     lastEncoded = payload;
     index++;
     return m;
+  }
+
+  /**
+   * The messages an ipcns-msg queue entry carries after it ({@code qnum} times a size-prefixed
+   * IpcMsg and its text padded to 8 bytes), checked and returned raw as the entry's data.
+   */
+  private byte[] nestedMessages(dev.stasis.images.proto.IpcMsgEntry q) throws IOException {
+    java.io.ByteArrayOutputStream all = new java.io.ByteArrayOutputStream();
+    for (long i = 0; i < Integer.toUnsignedLong(q.getQnum()); i++) {
+      byte[] sizeBytes = in.readNBytes(4);
+      long size = sizeBytes.length == 4 ? Integer.toUnsignedLong(le32(sizeBytes)) : -1;
+      byte[] payload = size >= 0 && size <= MAX_ENTRY ? in.readNBytes((int) size) : new byte[0];
+      if (size < 0 || payload.length < size) {
+        throw new ImageFormatException(
+            name + ": truncated: entry " + index + " announces " + q.getQnum() + " messages");
+      }
+      long text;
+      try {
+        text =
+            (Integer.toUnsignedLong(dev.stasis.images.proto.IpcMsg.parseFrom(payload).getMsize())
+                    + 7)
+                / 8
+                * 8;
+      } catch (InvalidProtocolBufferException e) {
+        throw new ImageFormatException(
+            name + ": entry " + index + ": message " + i + " is not a valid IpcMsg", e);
+      }
+      byte[] data = text <= MAX_ENTRY ? in.readNBytes((int) text) : new byte[0];
+      if (data.length < text) {
+        throw new ImageFormatException(
+            name + ": truncated: entry " + index + "'s message " + i + " text");
+      }
+      all.write(sizeBytes);
+      all.write(payload);
+      all.write(data);
+      offset += 4 + size + text;
+    }
+    return all.toByteArray();
   }
 
   /** Reads all remaining entries. */

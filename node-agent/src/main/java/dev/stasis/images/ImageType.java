@@ -14,6 +14,9 @@ import dev.stasis.images.proto.FsEntry;
 import dev.stasis.images.proto.GhostChunkEntry;
 import dev.stasis.images.proto.GhostFileEntry;
 import dev.stasis.images.proto.InventoryEntry;
+import dev.stasis.images.proto.IpcMsgEntry;
+import dev.stasis.images.proto.IpcSemEntry;
+import dev.stasis.images.proto.IpcShmEntry;
 import dev.stasis.images.proto.IpcVarEntry;
 import dev.stasis.images.proto.ItimerEntry;
 import dev.stasis.images.proto.MemfdInodeEntry;
@@ -125,6 +128,16 @@ public enum ImageType {
   UTSNS("utsns-%d.img", Head.COMMON, 0x54473203, UtsnsEntry.parser()),
   /** The sysctl limits of the IPC namespace with this id. */
   IPC_VAR("ipcns-var-%d.img", Head.COMMON, 0x53115007, IpcVarEntry.parser()),
+  /** The SysV shared memory segments of that IPC namespace (content in pagemap-shmem-<shmid>). */
+  IPCNS_SHM("ipcns-shm-%d.img", Head.COMMON, 0x46283044, IpcShmEntry.parser()),
+  /** Its semaphore sets, each followed by its values (u16 each, padded to 8 bytes). */
+  IPCNS_SEM(
+      "ipcns-sem-%d.img", Head.COMMON, 0x59573019, Layout.ENTRIES_WITH_DATA, IpcSemEntry.parser()),
+  /**
+   * Its message queues, each followed by its messages: {@code qnum} times a size-prefixed IpcMsg
+   * and its text padded to 8 bytes ({@link ImageWriter#writeNested}).
+   */
+  IPCNS_MSG("ipcns-msg-%d.img", Head.COMMON, 0x55453737, IpcMsgEntry.parser()),
   /** The network devices of the network namespace with this id. */
   NETDEV("netdev-%d.img", Head.COMMON, 0x57373951, NetDeviceEntry.parser()),
   /**
@@ -350,7 +363,7 @@ public enum ImageType {
   /**
    * How many raw bytes follow {@code entry} in the file for {@link Layout#ENTRIES_WITH_DATA}: the
    * {@code bytes} field of a pipe data entry, the {@code length} of a socket packet, both queues of
-   * a TCP stream; the {@code len} of a ghost file's chunk; else 0.
+   * a TCP stream; the {@code len} of a ghost file's chunk; a semaphore set's values; else 0.
    */
   public long trailingBytes(Message entry) {
     if (entry instanceof GhostChunkEntry c) {
@@ -358,6 +371,9 @@ public enum ImageType {
     }
     if (layout != Layout.ENTRIES_WITH_DATA) {
       return 0;
+    }
+    if (entry instanceof IpcSemEntry s) {
+      return (2 * Integer.toUnsignedLong(s.getNsems()) + 7) / 8 * 8;
     }
     if (entry instanceof SkPacketEntry p) {
       return Integer.toUnsignedLong(p.getLength());

@@ -178,6 +178,24 @@ public final class ImageWriter implements AutoCloseable {
     return this;
   }
 
+  /**
+   * Appends a message of another type nested after the last entry, and its raw bytes: an ipcns-msg
+   * queue entry is followed by its messages, each a size-prefixed IpcMsg and its text.
+   */
+  public ImageWriter writeNested(Message nested, ByteBuffer data) throws IOException {
+    ensureOpen();
+    if (entries == 0 || pendingData != 0) {
+      throw new IllegalStateException(name + ": a nested message needs a complete entry before it");
+    }
+    int size = nested.getSerializedSize();
+    ensureRoom(4 + size);
+    buf.putInt(size);
+    buf.put(nested.toByteArray());
+    pendingData = data.remaining();
+    writeData(data);
+    return this;
+  }
+
   /** Flushes and closes the channel. Fails if announced data bytes are missing. */
   @Override
   public void close() throws IOException {

@@ -16,6 +16,7 @@ public final class Errno {
   public static final int EINVAL = 22;
   public static final int ENOTTY = 25;
   public static final int ENOSYS = 38;
+  public static final int ENOMSG = 42;
   public static final int ENODATA = 61;
   public static final int EOPNOTSUPP = 95;
   public static final int ENOTCONN = 107;

@@ -6,6 +6,12 @@ public final class Syscalls {
   public static final int MMAP = 9;
   public static final int MUNMAP = 11;
   public static final int IOCTL = 16;
+  public static final int SHMAT = 30;
+  public static final int SHMCTL = 31;
+  public static final int SEMCTL = 66;
+  public static final int SHMDT = 67;
+  public static final int MSGRCV = 70;
+  public static final int MSGCTL = 71;
   public static final int PTRACE = 101;
   public static final int GETTID = 186;
   public static final int SCHED_SETAFFINITY = 203;

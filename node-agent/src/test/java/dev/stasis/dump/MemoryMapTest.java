@@ -81,8 +81,8 @@ class MemoryMapTest {
             DumpException.class,
             () ->
                 classify(
-                    "7f0000001000-7f0000002000 rw-s 00000000 00:01 9    /SYSV00000000 (deleted)\n"));
-    assertTrue(sysv.getMessage().contains("System V"), sysv.getMessage());
+                    "7f0000001000-7f0000002000 rw-p 00000000 00:01 9    /SYSV00000000 (deleted)\n"));
+    assertTrue(sysv.getMessage().contains("private mapping of SysV"), sysv.getMessage());
     DumpException huge =
         assertThrows(
             DumpException.class,

@@ -130,6 +130,83 @@ class RealProgramsIT {
     }
   }
 
+  /**
+   * PostgreSQL 15 (postmaster and its checkpointer, background writer, WAL writer and launchers: a
+   * SysV segment, anonymous shared memory, a POSIX /dev/shm segment, TCP and unix listeners,
+   * latches on epoll and signalfd), run as user postgres in an IPC namespace of its own, as in a
+   * container: CRIU recreates SysV segments only there (in the host's it is refused). A table's
+   * rows are the state; after the restore a new backend attaches the shared memory again, reads
+   * them and writes one more.
+   */
+  @Test
+  void postgresqlKeepsItsRows() throws Exception {
+    int port = freePort();
+    Path dir =
+        Files.createTempDirectory(Files.createDirectories(Path.of("target/it")), "postgres-")
+            .toAbsolutePath();
+    Path data = dir.resolve("data");
+    Path bin = postgresBin();
+    List<String> asPostgres =
+        List.of("setpriv", "--reuid=postgres", "--regid=postgres", "--init-groups");
+    dev.stasis.testing.Exec.ok(
+        java.time.Duration.ofSeconds(10), List.of("chown", "postgres:", dir.toString()));
+    List<String> initdb = new java.util.ArrayList<>(asPostgres);
+    initdb.addAll(
+        List.of(
+            bin.resolve("initdb").toString(),
+            "-D",
+            data.toString(),
+            "--auth=trust",
+            "-U",
+            "postgres",
+            "--no-sync"));
+    dev.stasis.testing.Exec.ok(java.time.Duration.ofSeconds(120), initdb);
+    List<String> cmd = new java.util.ArrayList<>(List.of("unshare", "--ipc"));
+    cmd.addAll(asPostgres);
+    cmd.addAll(
+        List.of(
+            bin.resolve("postgres").toString(),
+            "-D",
+            data.toString(),
+            "-k",
+            dir.toString(),
+            "-p",
+            Integer.toString(port),
+            "-c",
+            "listen_addresses=127.0.0.1",
+            "-c",
+            "autovacuum=off"));
+    try (Server s = Server.start("postgres", port, cmd)) {
+      assertEquals(
+          "100",
+          s.sql(
+              "create table t(a int primary key, b text);"
+                  + " insert into t select g, 'row' || g from generate_series(1, 100) g;"
+                  + " select count(*) from t"));
+      s.awaitNoBackends();
+      s.dumpLeavingRunning();
+      assertEquals("100|row99", s.sql("select count(*), max(b) from t"), "after --leave-running");
+      assertEquals("101", s.sql("insert into t values (101, 'before'); select count(*) from t"));
+      s.awaitNoBackends();
+      s.dumpKillAndRestore();
+      assertEquals("101|row99", s.sql("select count(*), max(b) from t"));
+      assertEquals("102", s.sql("insert into t values (102, 'after'); select count(*) from t"));
+    }
+  }
+
+  /** The newest PostgreSQL server installed from Debian's packages. */
+  private static Path postgresBin() throws IOException {
+    try (var versions = Files.list(Path.of("/usr/lib/postgresql"))) {
+      return versions
+          .map(v -> v.resolve("bin"))
+          .filter(b -> Files.isExecutable(b.resolve("postgres")))
+          .max(
+              java.util.Comparator.comparing(
+                  b -> Integer.parseInt(b.getParent().getFileName().toString())))
+          .orElseThrow(() -> new IOException("no PostgreSQL server under /usr/lib/postgresql"));
+    }
+  }
+
   static int freePort() throws IOException {
     try (ServerSocket ss = new ServerSocket()) {
       ss.bind(new InetSocketAddress("127.0.0.1", 0));
@@ -209,6 +286,52 @@ class RealProgramsIT {
           }
         }
         return b.toString();
+      }
+    }
+
+    /** {@code psql -qtA -c sql} over TCP as user postgres: the last query's rows, stripped. */
+    String sql(String sql) {
+      return dev.stasis.testing.Exec.ok(
+              java.time.Duration.ofSeconds(30),
+              List.of(
+                  "psql",
+                  "-h",
+                  "127.0.0.1",
+                  "-p",
+                  Integer.toString(port),
+                  "-U",
+                  "postgres",
+                  "-qtA",
+                  "-c",
+                  sql))
+          .strip();
+    }
+
+    /**
+     * Waits until no backend of a finished client is still exiting: a child that dies while the
+     * tree is seized would be a zombie in it.
+     */
+    void awaitNoBackends() throws Exception {
+      long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(10);
+      while (true) {
+        boolean backend = false;
+        for (ProcessHandle c : ProcessHandle.of(pid).orElseThrow().children().toList()) {
+          String cmdline;
+          try {
+            cmdline = Files.readString(Path.of("/proc/" + c.pid() + "/cmdline"));
+          } catch (IOException e) {
+            continue;
+          }
+          backend |=
+              cmdline.contains("127.0.0.1(") || cmdline.contains("[local]") || cmdline.isEmpty();
+        }
+        if (!backend) {
+          return;
+        }
+        if (System.nanoTime() > deadline) {
+          throw new AssertionError("a backend of " + name + " is still there");
+        }
+        Thread.sleep(50);
       }
     }
 

@@ -86,8 +86,28 @@ public final class RuncContainer implements AutoCloseable {
     return start(work, script, volume, cgroupNamespace, false);
   }
 
+  /**
+   * {@code script} run by busybox sh as the container's init, with each of {@code binaries} (static
+   * executables) copied into the rootfs's /bin under its own name first.
+   */
+  public static RuncContainer startWithBinaries(Path work, String script, List<Path> binaries)
+      throws IOException, InterruptedException {
+    return start(work, script, null, false, false, binaries);
+  }
+
   private static RuncContainer start(
       Path work, String script, Path volume, boolean cgroupNamespace, boolean userns)
+      throws IOException, InterruptedException {
+    return start(work, script, volume, cgroupNamespace, userns, List.of());
+  }
+
+  private static RuncContainer start(
+      Path work,
+      String script,
+      Path volume,
+      boolean cgroupNamespace,
+      boolean userns,
+      List<Path> binaries)
       throws IOException, InterruptedException {
     byte[] r = new byte[32];
     new SecureRandom().nextBytes(r);
@@ -103,6 +123,12 @@ public final class RuncContainer implements AutoCloseable {
     Files.copy(Path.of("/bin/busybox"), rootfs.resolve("bin/busybox"));
     for (String tool : List.of("sh", "sleep", "cat")) {
       Files.createSymbolicLink(rootfs.resolve("bin").resolve(tool), Path.of("busybox"));
+    }
+    for (Path b : binaries) {
+      Files.copy(
+          b,
+          rootfs.resolve("bin").resolve(b.getFileName()),
+          java.nio.file.StandardCopyOption.COPY_ATTRIBUTES);
     }
     run(dir, "runc", "spec");
     Path config = dir.resolve("config.json");

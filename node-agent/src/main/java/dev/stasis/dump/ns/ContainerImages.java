@@ -25,8 +25,8 @@ import java.util.List;
  * <ul>
  *   <li>pid: nothing beyond the pstree's virtual PIDs (one own PID namespace, the root's).
  *   <li>mnt: {@link MountNamespace} (the root's only).
- *   <li>uts: {@link UtsNamespace}; ipc: {@link IpcNamespace}; net: {@link NetNamespace} (checked,
- *       nothing written).
+ *   <li>uts: {@link UtsNamespace}; ipc: {@link IpcNamespace} (limits and SysV objects); net: {@link
+ *       NetNamespace} (checked, nothing written).
  *   <li>time: timens-ID.img with the namespace's own clock readings.
  *   <li>cgroup (the root's only): its root is the cgns_prefix of the root's cgroup set in
  *       cgroup.img ({@link CgroupSets}), written for every dump whose tasks are outside the agent's
@@ -57,6 +57,8 @@ public final class ContainerImages {
     }
     if (differs(p, "ipc")) {
       IpcNamespace.check(pid);
+    } else {
+      IpcNamespace.refuseHostAttachments(pid);
     }
     if (differs(p, "mnt")) {
       MountNamespace.check(pid);
@@ -65,9 +67,12 @@ public final class ContainerImages {
 
   /**
    * Writes the images of every own namespace of the dumped tree ({@code ids} has seen every
-   * process). Throws a one-line DumpException for what cannot be restored.
+   * process). Throws a one-line DumpException for what cannot be restored. Returns the SysV
+   * segments of the tree's IPC namespaces, whose content the caller writes as shared memory.
    */
-  public static void write(ImageSink sink, NamespaceIds ids, int rootPid) throws IOException {
+  public static List<IpcNamespace.Segment> write(ImageSink sink, NamespaceIds ids, int rootPid)
+      throws IOException {
+    List<IpcNamespace.Segment> segments = new ArrayList<>();
     // cgroup.img: the sets every thread's core named; a cgroup namespace of the root is in them
     ids.cgroups().write(sink);
     List<String> seen = new ArrayList<>();
@@ -91,7 +96,7 @@ public final class ContainerImages {
           }
         }
         case "uts" -> UtsNamespace.write(sink, ns.id(), ns.pid());
-        case "ipc" -> IpcNamespace.write(sink, ns.id(), ns.pid());
+        case "ipc" -> segments.addAll(IpcNamespace.write(sink, ns.id(), ns.pid()));
         case "net" -> NetNamespace.write(sink, ns.id(), ns.pid());
         case "time" ->
             ImageWriter.writeFile(sink, ImageType.TIMENS, ns.id(), List.of(clocks(ns.pid())));
@@ -100,6 +105,7 @@ public final class ContainerImages {
                 "PID " + ns.pid() + " is in another " + kind + " namespace: not supported yet");
       }
     }
+    return segments;
   }
 
   private static void descriptors(ImageSink sink, int pid) throws IOException {
