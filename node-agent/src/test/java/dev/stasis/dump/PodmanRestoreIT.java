@@ -24,7 +24,9 @@ import org.junit.jupiter.api.Test;
  * judge's (installed by .ci/install-judge, run by its wrapper with runc, cgroupfs, vfs storage and
  * no network), with storage of this test's own under /tmp.
  *
- * <p>The container's init is busybox sh: it writes a file into its root and deletes one from it,
+ * <p>The container's init is busybox sh: it writes a file into its root and one into its /dev/shm
+ * (Podman's shm tmpfs; mounted in the judge's mount namespace, not the host's, so Stasis carries
+ * its files in the image set as it does a container's own tmpfs) and deletes one from its root,
  * then counts in memory, one number a line on its stdout (Podman's container log), waiting on a
  * FIFO that is part of its image (busybox {@code read -t} on /dev/null would not wait). The archive
  * is written with Podman's own record of the container ({@code --engine-config}, the JSON its
@@ -97,6 +99,18 @@ class PodmanRestoreIT {
     int last = counted.get(counted.size() - 1);
     assertTrue(last >= before, counted.toString());
     checkConfigDump(archive, id, name);
+    String inspect =
+        Exec.ok(
+            BOUND,
+            List.of(
+                Crit.JUDGE.resolve("bin/checkpointctl").toString(),
+                "inspect",
+                "--all",
+                archive.toString()));
+    assertTrue(inspect.lines().anyMatch(name::equals), "its name heads the tree: " + inspect);
+    assertTrue(inspect.contains("ID: " + id), inspect);
+    assertTrue(inspect.contains("Image: " + IMAGE), inspect);
+    assertTrue(inspect.contains("Engine: Podman"), inspect);
 
     Exec.ok(BOUND, podman("rm", name));
     String restored =
@@ -108,7 +122,7 @@ class PodmanRestoreIT {
     assertEquals(last + 1, after.get(0), "it goes on from the next number: " + after);
     consecutive(after);
     assertFalse(log(name).contains("ready"), "the restored init did not run its script again");
-    assertRootfs(name, token);
+    assertFiles(name, token);
   }
 
   @Test
@@ -134,7 +148,7 @@ class PodmanRestoreIT {
         first > 5 && first <= atDump + 1,
         "the copy goes on from where the original was at the dump (" + atDump + "): " + after);
     assertFalse(log(copy).contains("ready"), "the copy did not run its script again");
-    assertRootfs(copy, token);
+    assertFiles(copy, token);
 
     // The original is untouched: still running and counting past where it was.
     int later = latest(name);
@@ -155,6 +169,10 @@ class PodmanRestoreIT {
         "exec 3<>/fifo; echo "
             + token
             + " > /tmp/"
+            + token
+            + "; echo "
+            + token
+            + " > /dev/shm/"
             + token
             + "; rm /etc/motd; echo ready; i=0; while :; do i=$((i+1)); echo $i; read -t 0.1 x <&3;"
             + " done";
@@ -213,8 +231,11 @@ class PodmanRestoreIT {
     return out;
   }
 
-  /** The file the container wrote is in its root, the one it deleted is not. */
-  private void assertRootfs(String name, String token) {
+  /**
+   * The file the container wrote is in its root, the one it deleted is not, the one it wrote into
+   * its /dev/shm is there.
+   */
+  private void assertFiles(String name, String token) {
     assertEquals(
         token,
         Exec.ok(BOUND, podman("exec", name, "/bin/busybox", "cat", "/tmp/" + token)).strip(),
@@ -224,6 +245,10 @@ class PodmanRestoreIT {
             .lines()
             .anyMatch("motd"::equals),
         "the file deleted.files names");
+    assertEquals(
+        token,
+        Exec.ok(BOUND, podman("exec", name, "/bin/busybox", "cat", "/dev/shm/" + token)).strip(),
+        "the file in its /dev/shm");
   }
 
   private static void consecutive(List<Integer> n) {
