@@ -21,8 +21,9 @@ import java.util.stream.Stream;
  *
  * <pre>
  *   checkpoint/          the CRIU images (a directory entry first: readers look for it)
- *   config.dump          JSON: id, name, runtime, createdTime, checkpointedTime, restoredTime,
- *                        restored (and rootfsImage* when known), Podman's ContainerConfig subset
+ *   config.dump          JSON ({@link ConfigDump}): the engine's own record of the container when
+ *                        given (what Podman re-creates it from), with id, name, runtime,
+ *                        createdTime, checkpointedTime, restoredTime, restored (checkpointctl's)
  *   spec.dump            the container's OCI runtime spec (the bundle's config.json, verbatim)
  *   stats-dump           the dump statistics (also in checkpoint/, where CRIU keeps them)
  *   rootfs-diff.tar      the files the container changed against its image ({@link RootfsDiff})
@@ -47,6 +48,7 @@ public final class CheckpointArchive {
   private final String id;
   private final String runtime;
   private final Instant created;
+  private final ObjectNode engine;
 
   private CheckpointArchive(
       Path archive,
@@ -55,7 +57,8 @@ public final class CheckpointArchive {
       Path lower,
       String id,
       String runtime,
-      Instant created) {
+      Instant created,
+      ObjectNode engine) {
     this.archive = archive;
     this.spec = spec;
     this.rootfs = rootfs;
@@ -63,17 +66,25 @@ public final class CheckpointArchive {
     this.id = id;
     this.runtime = runtime;
     this.created = created;
+    this.engine = engine;
   }
 
   /**
    * Checks and reads what the archive needs from the container before the dump: its OCI bundle
    * ({@code bundle/config.json}, the root it names), the lower directory if given, the process's
-   * start time (the container's creation as its runtime records it is not readable from a bundle).
+   * start time (the container's creation as its runtime records it is not readable from a bundle),
+   * the engine's record of the container if given ({@code engineConfig}, may be null).
    *
    * @throws IllegalArgumentException naming what is wrong
    */
   public static CheckpointArchive prepare(
-      Path archive, Path bundle, Path lower, String id, String runtime, int pid) {
+      Path archive,
+      Path bundle,
+      Path lower,
+      String id,
+      String runtime,
+      Path engineConfig,
+      int pid) {
     if (bundle == null) {
       throw new IllegalArgumentException(
           "--archive needs --bundle DIR (the container's OCI bundle: its config.json is spec.dump)");
@@ -117,9 +128,19 @@ public final class CheckpointArchive {
     if (Files.isDirectory(archive)) {
       throw new IllegalArgumentException("--archive " + archive + " is a directory, not a file");
     }
-    String name = id != null ? id : bundle.toAbsolutePath().normalize().getFileName().toString();
+    ObjectNode engine = engineConfig == null ? null : ConfigDump.readEngineConfig(engineConfig);
+    String name =
+        ConfigDump.containerId(
+            id, engine, bundle.toAbsolutePath().normalize().getFileName().toString());
     return new CheckpointArchive(
-        archive, spec, rootfs, lower, name, runtime == null ? "runc" : runtime, startTime(pid));
+        archive,
+        spec,
+        rootfs,
+        lower,
+        name,
+        runtime == null ? "runc" : runtime,
+        startTime(pid),
+        engine);
   }
 
   /** A directory for the images, next to the archive (same file system: no second copy). */
@@ -180,15 +201,7 @@ public final class CheckpointArchive {
   }
 
   private byte[] configDump() throws IOException {
-    ObjectNode c = JSON.createObjectNode();
-    c.put("id", id);
-    c.put("name", id);
-    c.put("runtime", runtime);
-    c.put("createdTime", created.toString());
-    c.put("checkpointedTime", Instant.now().toString());
-    c.put("restoredTime", "0001-01-01T00:00:00Z");
-    c.put("restored", false);
-    c.put("checkpointedBy", "stasis");
+    ObjectNode c = ConfigDump.compose(engine, id, runtime, created, Instant.now());
     return JSON.writerWithDefaultPrettyPrinter().writeValueAsBytes(c);
   }
 

@@ -71,6 +71,15 @@ public class DumpCommand implements Callable<Integer> {
           "with --archive: the container's id in config.dump (default: the bundle's name)")
   String containerId;
 
+  @Option(
+      names = "--engine-config",
+      paramLabel = "FILE",
+      description =
+          "with --archive: the container engine's own record of the container, JSON (Podman: the"
+              + " JSON of its row in db.sql's ContainerConfig table); config.dump is that record"
+              + " with the checkpoint's keys added, as `podman container restore --import` needs")
+  Path engineConfig;
+
   /** The archive being written, prepared (checked) before the dump. */
   private dev.stasis.archive.CheckpointArchive pendingArchive;
 
@@ -120,13 +129,13 @@ public class DumpCommand implements Callable<Integer> {
       }
       pendingArchive =
           dev.stasis.archive.CheckpointArchive.prepare(
-              archive, bundle, rootfsLower, containerId, "runc", pid);
+              archive, bundle, rootfsLower, containerId, "runc", engineConfig, pid);
       imagesDir = pendingArchive.imagesDir();
       return DirectoryImageSink.open(imagesDir);
     }
-    if (bundle != null || rootfsLower != null || containerId != null) {
+    if (bundle != null || rootfsLower != null || containerId != null || engineConfig != null) {
       throw new IllegalArgumentException(
-          "--bundle, --rootfs-lower and --container-id go with --archive FILE");
+          "--bundle, --rootfs-lower, --container-id and --engine-config go with --archive FILE");
     }
     if ((imagesDir == null) == (to == null)) {
       throw new IllegalArgumentException("give exactly one of --images-dir DIR and --to URI");
