@@ -46,7 +46,17 @@ public final class PodDump {
       String name,
       ContainerProcesses.Container container,
       TrackingSink sink,
-      Consumer<String> progress) {}
+      Consumer<String> progress,
+      ContainerRootfs rootfs) {
+    /** A member whose checkpoint carries the CRIU images only (no root diff, spec, config). */
+    public Member(
+        String name,
+        ContainerProcesses.Container container,
+        TrackingSink sink,
+        Consumer<String> progress) {
+      this(name, container, sink, progress, null);
+    }
+  }
 
   /** What happened to one container, in milliseconds: freezing, frozen, dump, upload tail. */
   public record Result(
@@ -175,6 +185,9 @@ public final class PodDump {
                 },
                 "stasis-dump-" + m.container().id().substring(0, 12));
         threads.add(t);
+        // The root file system's changes belong to the cut: taken now, while nothing of the pod
+        // runs (the engine cannot seize a frozen task, so it starts after).
+        captureRootfs(m);
         m.progress()
             .accept(
                 "frozen; dumping host PID "
@@ -268,6 +281,26 @@ public final class PodDump {
       if (thawError != null) {
         throw thawError;
       }
+    }
+  }
+
+  /**
+   * Writes the container's root diff, spec and config ({@link ContainerRootfs}) into its sink. On
+   * failure the sink is aborted (nothing of this container stays stored) and the dump fails.
+   */
+  private static void captureRootfs(Member m) throws IOException {
+    if (m.rootfs() == null) {
+      return;
+    }
+    try {
+      m.rootfs().capture(m.container(), m.name(), m.sink(), m.progress());
+    } catch (TrackingSink.CancelledException e) {
+      m.sink().abort();
+      throw e;
+    } catch (IOException | RuntimeException e) {
+      m.sink().abort();
+      throw new RefusedException(
+          "container '" + m.name() + "': root file system not captured: " + e.getMessage());
     }
   }
 

@@ -180,9 +180,21 @@ public final class CheckpointArchive {
   }
 
   private byte[] configDump() throws IOException {
+    return configDump(id, id, runtime, created, null);
+  }
+
+  /**
+   * {@code config.dump} as this archive writes it, for other writers of the layout (the node
+   * agent's checkpoints): {@code image}, when known, is the image the container was made from.
+   */
+  public static byte[] configDump(
+      String id, String name, String runtime, Instant created, String image) throws IOException {
     ObjectNode c = JSON.createObjectNode();
     c.put("id", id);
-    c.put("name", id);
+    c.put("name", name);
+    if (image != null) {
+      c.put("rootfsImageName", image);
+    }
     c.put("runtime", runtime);
     c.put("createdTime", created.toString());
     c.put("checkpointedTime", Instant.now().toString());
@@ -196,7 +208,7 @@ public final class CheckpointArchive {
    * When {@code pid} started: /proc/PID/stat field 22 (clock ticks after boot, USER_HZ = 100 on
    * every Linux ABI Stasis runs on) plus btime from /proc/stat.
    */
-  static Instant startTime(int pid) {
+  public static Instant startTime(int pid) {
     if (!Files.isDirectory(Path.of("/proc/" + pid))) {
       throw new IllegalArgumentException("no process with PID " + pid);
     }
