@@ -25,10 +25,12 @@ import java.util.function.Consumer;
  *   <li>kill mode only: ask the engine, before anything is frozen, whether the images could bring
  *       each container back; if not, refuse ({@link NotRestorableException}) and touch nothing;
  *   <li>freeze every container's cgroup (the cut: from here on no process of the pod runs);
- *   <li>per container, in order: check what is in the cgroup, let the engine seize the processes
- *       while they are frozen, thaw that cgroup once they are seized (they stay stopped under
- *       ptrace), let the engine write and commit the images. The other containers stay frozen
- *       meanwhile, so every container is captured as it was at the cut;
+ *   <li>per container, in order: check what is in the cgroup, write its root file system's changes,
+ *       spec and config into its sink ({@link ContainerRootfs}, while still frozen: the same cut as
+ *       the memory), let the engine seize the processes while they are frozen, thaw that cgroup
+ *       once they are seized (they stay stopped under ptrace), let the engine write and commit the
+ *       images. The other containers stay frozen meanwhile, so every container is captured as it
+ *       was at the cut;
  *   <li>kill mode: each engine holds its committed tree stopped at a {@link DumpOptions.KillGate};
  *       only when every container is stored are they all killed. If any container fails, every held
  *       tree is released alive (and the caller deletes what was stored).
