@@ -215,6 +215,9 @@ public final class RuncContainer implements AutoCloseable {
     long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(15);
     while (!Files.exists(pidFile) || Files.readString(pidFile).isBlank()) {
       if (System.nanoTime() > deadline) {
+        if (overlayLower != null) {
+          run(dir, "umount", dir.resolve("rootfs").toString()); // @TempDir can then be removed
+        }
         throw new IOException("container " + id + " did not start: " + Files.readString(log));
       }
       Thread.sleep(20);
