@@ -58,7 +58,9 @@ class ContainerRootfsIT {
     Path volume = Files.createDirectories(work.resolve("volume"));
     RuncContainer c = RuncContainer.startOnOverlay(work, SCRIPT, volume, ContainerRootfsIT::image);
     long deadline = System.nanoTime() + BOUND.toNanos();
-    while (!Files.readString(c.log()).contains("ready")) {
+    // every change made, and the counter printed a few whole lines (the state to come back to)
+    while (!Files.readString(c.log()).contains("ready")
+        || Files.readString(c.log()).lines().filter(l -> l.matches("[0-9]+")).count() < 4) {
       if (System.nanoTime() > deadline) {
         throw new AssertionError("container did not get ready: " + Files.readString(c.log()));
       }
