@@ -178,7 +178,9 @@ final class CheckpointJob implements Runnable {
                                   .container(
                                       name,
                                       CheckpointStatus.ContainerPhase.Dumping,
-                                      sink.bytes())))));
+                                      sink.bytes()))),
+                  // the root diff, OCI spec and config.dump: the archive layout (issue 12)
+                  ContainerRootfs.host(image(template, name))));
         }
         List<CheckpointStore> these = opened.subList(openedBefore, opened.size());
         try {
@@ -283,6 +285,19 @@ final class CheckpointJob implements Runnable {
       opened.forEach(CheckpointStore::close);
       onDone.run();
     }
+  }
+
+  /** The image of container {@code name} in the pod's spec, or null. */
+  static String image(io.fabric8.kubernetes.api.model.PodTemplateSpec template, String name) {
+    if (template == null || template.getSpec() == null) {
+      return null;
+    }
+    for (var c : template.getSpec().getContainers()) {
+      if (name.equals(c.getName())) {
+        return c.getImage();
+      }
+    }
+    return null;
   }
 
   /** Cuts tried when a transient state (below) refuses one. */

@@ -25,10 +25,12 @@ import java.util.function.Consumer;
  *   <li>kill mode only: ask the engine, before anything is frozen, whether the images could bring
  *       each container back; if not, refuse ({@link NotRestorableException}) and touch nothing;
  *   <li>freeze every container's cgroup (the cut: from here on no process of the pod runs);
- *   <li>per container, in order: check what is in the cgroup, let the engine seize the processes
- *       while they are frozen, thaw that cgroup once they are seized (they stay stopped under
- *       ptrace), let the engine write and commit the images. The other containers stay frozen
- *       meanwhile, so every container is captured as it was at the cut;
+ *   <li>per container, in order: check what is in the cgroup, write its root file system's changes,
+ *       spec and config into its sink ({@link ContainerRootfs}, while still frozen: the same cut as
+ *       the memory), let the engine seize the processes while they are frozen, thaw that cgroup
+ *       once they are seized (they stay stopped under ptrace), let the engine write and commit the
+ *       images. The other containers stay frozen meanwhile, so every container is captured as it
+ *       was at the cut;
  *   <li>kill mode: each engine holds its committed tree stopped at a {@link DumpOptions.KillGate};
  *       only when every container is stored are they all killed. If any container fails, every held
  *       tree is released alive (and the caller deletes what was stored).
@@ -46,7 +48,17 @@ public final class PodDump {
       String name,
       ContainerProcesses.Container container,
       TrackingSink sink,
-      Consumer<String> progress) {}
+      Consumer<String> progress,
+      ContainerRootfs rootfs) {
+    /** A member whose checkpoint carries the CRIU images only (no root diff, spec, config). */
+    public Member(
+        String name,
+        ContainerProcesses.Container container,
+        TrackingSink sink,
+        Consumer<String> progress) {
+      this(name, container, sink, progress, null);
+    }
+  }
 
   /** What happened to one container, in milliseconds: freezing, frozen, dump, upload tail. */
   public record Result(
@@ -175,6 +187,9 @@ public final class PodDump {
                 },
                 "stasis-dump-" + m.container().id().substring(0, 12));
         threads.add(t);
+        // The root file system's changes belong to the cut: taken now, while nothing of the pod
+        // runs (the engine cannot seize a frozen task, so it starts after).
+        captureRootfs(m);
         m.progress()
             .accept(
                 "frozen; dumping host PID "
@@ -268,6 +283,26 @@ public final class PodDump {
       if (thawError != null) {
         throw thawError;
       }
+    }
+  }
+
+  /**
+   * Writes the container's root diff, spec and config ({@link ContainerRootfs}) into its sink. On
+   * failure the sink is aborted (nothing of this container stays stored) and the dump fails.
+   */
+  private static void captureRootfs(Member m) throws IOException {
+    if (m.rootfs() == null) {
+      return;
+    }
+    try {
+      m.rootfs().capture(m.container(), m.name(), m.sink(), m.progress());
+    } catch (TrackingSink.CancelledException e) {
+      m.sink().abort();
+      throw e;
+    } catch (IOException | RuntimeException e) {
+      m.sink().abort();
+      throw new RefusedException(
+          "container '" + m.name() + "': root file system not captured: " + e.getMessage());
     }
   }
 

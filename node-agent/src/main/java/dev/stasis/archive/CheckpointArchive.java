@@ -206,10 +206,27 @@ public final class CheckpointArchive {
   }
 
   /**
+   * {@code config.dump} as this archive writes it without an engine's record, for other writers of
+   * the layout (the node agent's checkpoints): {@code image}, when known, is the image the
+   * container was made from.
+   */
+  public static byte[] configDump(
+      String id, String name, String runtime, Instant created, String image) throws IOException {
+    ObjectNode known = JSON.createObjectNode();
+    known.put("id", id);
+    known.put("name", name);
+    if (image != null) {
+      known.put("rootfsImageName", image);
+    }
+    ObjectNode c = ConfigDump.compose(known, id, runtime, created, Instant.now());
+    return JSON.writerWithDefaultPrettyPrinter().writeValueAsBytes(c);
+  }
+
+  /**
    * When {@code pid} started: /proc/PID/stat field 22 (clock ticks after boot, USER_HZ = 100 on
    * every Linux ABI Stasis runs on) plus btime from /proc/stat.
    */
-  static Instant startTime(int pid) {
+  public static Instant startTime(int pid) {
     if (!Files.isDirectory(Path.of("/proc/" + pid))) {
       throw new IllegalArgumentException("no process with PID " + pid);
     }

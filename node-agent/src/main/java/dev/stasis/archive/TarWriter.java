@@ -28,29 +28,68 @@ public final class TarWriter implements AutoCloseable {
     this.out = out;
   }
 
+  /**
+   * At least the bytes one entry takes: its header, a pax header with its data when the name or
+   * link does not fit ustar's fields, its data padded to a block. The end of the archive adds
+   * {@link #END} once.
+   */
+  public static long bound(String name, String link, long size) {
+    int n = name.getBytes(StandardCharsets.UTF_8).length + 1; // a directory's trailing slash
+    int l = link.getBytes(StandardCharsets.UTF_8).length;
+    long pax = n > 100 || l > 100 ? BLOCK + padded(n + l + 64) : 0;
+    return BLOCK + pax + padded(size);
+  }
+
+  /** The two zero blocks that end an archive. */
+  public static final long END = 2 * BLOCK;
+
+  private static long padded(long size) {
+    return (size + BLOCK - 1) / BLOCK * BLOCK;
+  }
+
   /** Bytes written so far (headers, data and padding). */
   public long written() {
     return written;
   }
 
+  /** Who owns an entry: numeric ids (names are written only for root, see {@link #writeHeader}). */
+  public record Owner(int uid, int gid) {
+    public static final Owner ROOT = new Owner(0, 0);
+  }
+
   public void directory(String name, int mode, long mtimeSeconds) throws IOException {
-    header(name.endsWith("/") ? name : name + "/", '5', mode, 0, mtimeSeconds, "");
+    directory(name, mode, mtimeSeconds, Owner.ROOT);
+  }
+
+  public void directory(String name, int mode, long mtimeSeconds, Owner owner) throws IOException {
+    header(name.endsWith("/") ? name : name + "/", '5', mode, 0, mtimeSeconds, "", owner);
   }
 
   public void symlink(String name, String target, long mtimeSeconds) throws IOException {
-    header(name, '2', 0777, 0, mtimeSeconds, target);
+    symlink(name, target, mtimeSeconds, Owner.ROOT);
+  }
+
+  public void symlink(String name, String target, long mtimeSeconds, Owner owner)
+      throws IOException {
+    header(name, '2', 0777, 0, mtimeSeconds, target, owner);
   }
 
   public void file(String name, int mode, long mtimeSeconds, byte[] data) throws IOException {
-    header(name, '0', mode, data.length, mtimeSeconds, "");
+    header(name, '0', mode, data.length, mtimeSeconds, "", Owner.ROOT);
     write(data, data.length);
     pad(data.length);
   }
 
   /** A regular file's content from {@code source}, which must not change while it is copied. */
   public void file(String name, int mode, long mtimeSeconds, Path source) throws IOException {
+    file(name, mode, mtimeSeconds, source, Owner.ROOT);
+  }
+
+  /** Like {@link #file(String, int, long, Path)}, owned by {@code owner}. */
+  public void file(String name, int mode, long mtimeSeconds, Path source, Owner owner)
+      throws IOException {
     long size = Files.size(source);
-    header(name, '0', mode, size, mtimeSeconds, "");
+    header(name, '0', mode, size, mtimeSeconds, "", owner);
     long copied = 0;
     byte[] buf = new byte[1 << 16];
     try (InputStream in = Files.newInputStream(source)) {
@@ -67,7 +106,8 @@ public final class TarWriter implements AutoCloseable {
     pad(size);
   }
 
-  private void header(String name, char type, int mode, long size, long mtime, String link)
+  private void header(
+      String name, char type, int mode, long size, long mtime, String link, Owner owner)
       throws IOException {
     byte[] nameBytes = name.getBytes(StandardCharsets.UTF_8);
     byte[] linkBytes = link.getBytes(StandardCharsets.UTF_8);
@@ -81,13 +121,13 @@ public final class TarWriter implements AutoCloseable {
         pax.append(paxRecord("linkpath", link));
       }
       byte[] data = pax.toString().getBytes(StandardCharsets.UTF_8);
-      writeHeader(shorten(nameBytes), 'x', 0644, data.length, mtime, new byte[0]);
+      writeHeader(shorten(nameBytes), 'x', 0644, data.length, mtime, new byte[0], Owner.ROOT);
       write(data, data.length);
       pad(data.length);
       nameBytes = shorten(nameBytes);
       linkBytes = shorten(linkBytes);
     }
-    writeHeader(nameBytes, type, mode, size, mtime, linkBytes);
+    writeHeader(nameBytes, type, mode, size, mtime, linkBytes, owner);
   }
 
   private static byte[] shorten(byte[] b) {
@@ -104,13 +144,19 @@ public final class TarWriter implements AutoCloseable {
     return len + body;
   }
 
-  private void writeHeader(byte[] name, char type, int mode, long size, long mtime, byte[] link)
+  /**
+   * One ustar header. uname/gname are "root" only for id 0 and empty otherwise: GNU tar, extracting
+   * as root, maps an entry by its names before its ids, so a name that does not match the id would
+   * give the file to the wrong owner.
+   */
+  private void writeHeader(
+      byte[] name, char type, int mode, long size, long mtime, byte[] link, Owner owner)
       throws IOException {
     byte[] h = new byte[BLOCK];
     System.arraycopy(name, 0, h, 0, name.length);
     octal(h, 100, 8, mode & 07777);
-    octal(h, 108, 8, 0);
-    octal(h, 116, 8, 0);
+    octal(h, 108, 8, owner.uid());
+    octal(h, 116, 8, owner.gid());
     octal(h, 124, 12, size);
     octal(h, 136, 12, Math.max(0, mtime));
     h[156] = (byte) type;
@@ -120,8 +166,12 @@ public final class TarWriter implements AutoCloseable {
     h[263] = '0';
     h[264] = '0';
     byte[] root = "root".getBytes(StandardCharsets.US_ASCII);
-    System.arraycopy(root, 0, h, 265, root.length);
-    System.arraycopy(root, 0, h, 297, root.length);
+    if (owner.uid() == 0) {
+      System.arraycopy(root, 0, h, 265, root.length);
+    }
+    if (owner.gid() == 0) {
+      System.arraycopy(root, 0, h, 297, root.length);
+    }
     Arrays.fill(h, 148, 156, (byte) ' ');
     long sum = 0;
     for (byte b : h) {

@@ -382,6 +382,97 @@ class RuntimeWrapperIT {
   }
 
   /**
+   * The agent's checkpoint of a container on an overlay root ({@link ContainerRootfsIT}: it wrote,
+   * changed and deleted files, re-made a deleted directory) comes back through the wrapper onto a
+   * fresh copy of its image (the lower directory): the files are present or absent as they were,
+   * and the process goes on counting from where it was.
+   */
+  @Test
+  void anAgentCheckpointOfAnOverlayContainerComesBackWithItsFileChanges() throws Exception {
+    String uri = "file://" + Files.createDirectories(work.resolve("store")) + "/app";
+    try (RuncContainer ctr = ContainerRootfsIT.start(work);
+        dev.stasis.storage.CheckpointStore store =
+            dev.stasis.storage.CheckpointStore.open(uri, ContainerRootfsIT.options(work))) {
+      PodDump.Member m = ContainerRootfsIT.member(ctr, store, new ArrayList<>());
+      try {
+        // kill mode: the container is stored, then killed, as a Migration's source would stop
+        PodDump.run(List.of(m), false, ProcessDumper.ENGINE, Duration.ofSeconds(5), () -> false);
+      } finally {
+        m.sink().close();
+      }
+      List<Integer> before = numbers(ctr.log());
+      ctr.delete();
+
+      Path bundle = Files.createDirectories(work.resolve("restored-overlay"));
+      Exec.ok(
+          BOUND,
+          List.of("cp", "-a", ctr.lowerDir().toString(), bundle.resolve("rootfs").toString()));
+      ObjectNode c = (ObjectNode) JSON.readTree(ctr.bundle().resolve("config.json").toFile());
+      c.with("annotations").put("stasis.dev/restore-from", uri);
+      JSON.writeValue(bundle.resolve("config.json").toFile(), c);
+      String id = "wrapper-overlay-" + ProcessHandle.current().pid();
+      ids.add(id);
+      Path log = work.resolve("restored-overlay.json");
+      Path stdout = work.resolve("restored-overlay.out");
+      Map<String, String> env = Map.of("STASIS_CRIU_DIR", packagedCriu().toString());
+      Exec.Result created = createOnPipes(env, log, stdout, bundle, id);
+      assertEquals(0, created.exit(), created.output() + "\n" + read(stdout) + read(log));
+      assertEquals(0, wrapper(env, log, "start", id).exit());
+
+      Path root = bundle.resolve("rootfs");
+      assertEquals("written\n", Files.readString(root.resolve("tmp/new.txt")));
+      assertEquals("from the image\nchanged\n", Files.readString(root.resolve("etc/motd")));
+      assertEquals("state\n", Files.readString(root.resolve("var/lib/app/db")));
+      assertEquals("fresh\n", Files.readString(root.resolve("opt/old/n")));
+      for (String gone : List.of("etc/gone", "opt/old/a", "opt/old/b")) {
+        assertFalse(Files.exists(root.resolve(gone)), gone + " stays deleted");
+      }
+      // as the restored process sees them
+      assertEquals(
+          "written",
+          Exec.ok(BOUND, call("runc", log, "exec", id, "/bin/busybox", "cat", "/tmp/new.txt"))
+              .strip());
+      assertEquals(
+          "a-gone",
+          Exec.ok(
+                  BOUND,
+                  call(
+                      "runc",
+                      log,
+                      "exec",
+                      id,
+                      "/bin/busybox",
+                      "sh",
+                      "-c",
+                      "[ -e /opt/old/a ] || echo a-gone"))
+              .strip());
+
+      // the process state: it counts on from where the checkpoint found it
+      long deadline = System.nanoTime() + Duration.ofSeconds(20).toNanos();
+      while (numbers(stdout).size() < 5 && System.nanoTime() < deadline) {
+        Thread.sleep(50);
+      }
+      List<Integer> after = numbers(stdout);
+      assertTrue(after.size() >= 5, "restored output: " + read(stdout));
+      int last = before.get(before.size() - 1);
+      assertTrue(
+          after.get(0) >= last - 1 && after.get(0) <= last + 2,
+          "restored counter starts at " + after.get(0) + "; " + last + " printed before the dump");
+      for (int i = 1; i < after.size(); i++) {
+        assertEquals(after.get(0) + i, after.get(i), "consecutive after restore");
+      }
+      assertEquals(0, wrapper(env, log, "kill", id, "KILL").exit());
+      awaitStopped(id);
+      assertEquals(0, wrapper(env, log, "delete", id).exit());
+    }
+  }
+
+  /** The counter's lines (numbers only) of a container's output. */
+  private static List<Integer> numbers(Path log) throws IOException {
+    return lines(log).stream().filter(x -> x.matches("[0-9]+")).map(Integer::valueOf).toList();
+  }
+
+  /**
    * {@code create --bundle B --pid-file B/pid ID} through the wrapper with stdio on pipes, as the
    * shim gives it (runc hands pipes to the restored process in place of the dumped ones): stdin
    * from a process that keeps it open, stdout and stderr through {@code cat} into {@code stdout}.

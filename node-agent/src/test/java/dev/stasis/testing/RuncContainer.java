@@ -30,6 +30,9 @@ public final class RuncContainer implements AutoCloseable {
   private int hostPid;
   private final List<Long> feederGroups = new java.util.ArrayList<>();
 
+  /** Set for {@link #startOnOverlay}: the overlay mounted on the bundle's rootfs. */
+  private boolean overlay;
+
   private RuncContainer(String id, Path dir, Path root, Path log, int hostPid, long feederGroup) {
     this.id = id;
     this.dir = dir;
@@ -92,13 +95,47 @@ public final class RuncContainer implements AutoCloseable {
    */
   public static RuncContainer startWithBinaries(Path work, String script, List<Path> binaries)
       throws IOException, InterruptedException {
-    return start(work, script, null, false, false, binaries);
+    return start(work, script, null, false, false, binaries, null);
+  }
+
+  /** Adds files to a root file system before the container starts. */
+  @FunctionalInterface
+  public interface RootfsSetup {
+    void prepare(Path rootfs) throws IOException;
+  }
+
+  /**
+   * {@code script} as the container's init on an overlay root, as containerd's overlayfs
+   * snapshotter and CRI-O make it: the busybox tree (plus what {@code lower} adds) is the lower
+   * directory {@link #lowerDir()}, the bundle's rootfs is an overlay mount with the upper and work
+   * directories made here; {@code volume}, if not null, is bind-mounted at /data. Unmounted by
+   * {@link #close()}.
+   */
+  public static RuncContainer startOnOverlay(
+      Path work, String script, Path volume, RootfsSetup lower)
+      throws IOException, InterruptedException {
+    return start(work, script, volume, false, false, List.of(), lower);
+  }
+
+  /** The overlay's lower directory ({@link #startOnOverlay}). */
+  public Path lowerDir() {
+    return dir.resolve("lower");
+  }
+
+  /** The overlay's upper directory ({@link #startOnOverlay}). */
+  public Path upperDir() {
+    return dir.resolve("upper");
+  }
+
+  /** The bundle directory (config.json, rootfs). */
+  public Path bundle() {
+    return dir;
   }
 
   private static RuncContainer start(
       Path work, String script, Path volume, boolean cgroupNamespace, boolean userns)
       throws IOException, InterruptedException {
-    return start(work, script, volume, cgroupNamespace, userns, List.of());
+    return start(work, script, volume, cgroupNamespace, userns, List.of(), null);
   }
 
   private static RuncContainer start(
@@ -107,7 +144,8 @@ public final class RuncContainer implements AutoCloseable {
       Path volume,
       boolean cgroupNamespace,
       boolean userns,
-      List<Path> binaries)
+      List<Path> binaries,
+      RootfsSetup overlayLower)
       throws IOException, InterruptedException {
     byte[] r = new byte[32];
     new SecureRandom().nextBytes(r);
@@ -116,7 +154,7 @@ public final class RuncContainer implements AutoCloseable {
     String cgroupsPath = "stasis-test/pod" + id.substring(0, 8) + "/" + id;
     Path log = dir.resolve("stdout.log");
     Path pidFile = dir.resolve("pid");
-    Path rootfs = dir.resolve("rootfs");
+    Path rootfs = dir.resolve(overlayLower != null ? "lower" : "rootfs");
     for (String d : List.of("bin", "proc", "dev", "sys", "tmp", "etc")) {
       Files.createDirectories(rootfs.resolve(d));
     }
@@ -129,6 +167,25 @@ public final class RuncContainer implements AutoCloseable {
           b,
           rootfs.resolve("bin").resolve(b.getFileName()),
           java.nio.file.StandardCopyOption.COPY_ATTRIBUTES);
+    }
+    if (overlayLower != null) {
+      overlayLower.prepare(rootfs);
+      Path merged = Files.createDirectories(dir.resolve("rootfs"));
+      Exec.ok(
+          java.time.Duration.ofSeconds(20),
+          List.of(
+              "mount",
+              "-t",
+              "overlay",
+              "overlay",
+              "-o",
+              "lowerdir="
+                  + rootfs
+                  + ",upperdir="
+                  + Files.createDirectories(dir.resolve("upper"))
+                  + ",workdir="
+                  + Files.createDirectories(dir.resolve("overlay-work")),
+              merged.toString()));
     }
     run(dir, "runc", "spec");
     Path config = dir.resolve("config.json");
@@ -174,12 +231,17 @@ public final class RuncContainer implements AutoCloseable {
     long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(15);
     while (!Files.exists(pidFile) || Files.readString(pidFile).isBlank()) {
       if (System.nanoTime() > deadline) {
+        if (overlayLower != null) {
+          run(dir, "umount", dir.resolve("rootfs").toString()); // @TempDir can then be removed
+        }
         throw new IOException("container " + id + " did not start: " + Files.readString(log));
       }
       Thread.sleep(20);
     }
     int pid = Integer.parseInt(Files.readString(pidFile).trim());
-    return new RuncContainer(id, dir, root, log, pid, Long.parseLong(feeder));
+    RuncContainer made = new RuncContainer(id, dir, root, log, pid, Long.parseLong(feeder));
+    made.overlay = overlayLower != null;
+    return made;
   }
 
   public String id() {
@@ -339,6 +401,9 @@ public final class RuncContainer implements AutoCloseable {
     run(dir, "runc", "--root", root.toString(), "delete", "-f", id);
     for (long group : feederGroups) {
       run(dir, "kill", "-KILL", "--", "-" + group);
+    }
+    if (overlay) {
+      run(dir, "umount", dir.resolve("rootfs").toString());
     }
     // runc removes the container's cgroups but not the pod-level parents this test made up.
     Path base = Path.of("/sys/fs/cgroup");
