@@ -162,12 +162,7 @@ final class LiveCopy implements AutoCloseable {
     dev.stasis.compel.Hold.at("live-uffd-made"); // the target holds a descriptor of ours
     int afd = -1;
     try {
-      int pidfd = Linux.pidfdOpen(p);
-      try {
-        afd = Linux.pidfdGetfd(pidfd, (int) rfd, p);
-      } finally {
-        Linux.close(pidfd);
-      }
+      afd = Linux.grabFd(p, (int) rfd);
     } finally {
       try {
         task.syscall("close", Syscalls.CLOSE, rfd);

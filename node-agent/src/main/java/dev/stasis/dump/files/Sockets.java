@@ -37,12 +37,7 @@ final class Sockets {
    * change.
    */
   static int grab(OpenFd fd) throws LinuxException {
-    int pidfd = Linux.pidfdOpen(fd.pid());
-    try {
-      return Linux.pidfdGetfd(pidfd, fd.fd(), fd.pid());
-    } finally {
-      Linux.close(pidfd);
-    }
+    return Linux.grabFd(fd.pid(), fd.fd());
   }
 
   /** A socket held by a process: who holds it, its protocol name, and the fd named for errors. */
