@@ -1,6 +1,7 @@
 package dev.stasis.dump;
 
 import dev.stasis.dump.files.Pty;
+import dev.stasis.dump.files.Sockets;
 import dev.stasis.dump.files.UnixSocket;
 import dev.stasis.linux.Linux;
 import dev.stasis.linux.proc.TaskStat;
@@ -10,6 +11,7 @@ import java.nio.file.NoSuchFileException;
 import java.util.ArrayDeque;
 import java.util.ArrayList;
 import java.util.List;
+import java.util.Map;
 
 /**
  * The refusals of a dump that need no freeze: targets that must not or cannot be dumped, and trees
@@ -67,7 +69,9 @@ final class TargetChecks {
         // gone, or its fds unreadable for now: the seize or the frozen dump says so
       }
     }
-    UnixSocket.refuseExternalPeers(tree);
+    // one walk over the tree's descriptors for every socket check
+    Map<Long, Sockets.Held> sockets = Sockets.socketsOf(tree);
+    UnixSocket.refuseExternalPeers(sockets);
     try {
       Pty.refuseUnsupported(tree);
     } catch (DumpException e) {
@@ -75,7 +79,7 @@ final class TargetChecks {
     } catch (IOException e) {
       // a process gone meanwhile: the seize or the frozen dump says so
     }
-    dev.stasis.dump.files.InetSocket.refuseUnsupportedConnections(tree);
+    dev.stasis.dump.files.InetSocket.refuseUnsupportedConnections(sockets);
   }
 
   /**

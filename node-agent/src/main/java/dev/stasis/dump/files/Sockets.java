@@ -11,7 +11,7 @@ import java.util.List;
 import java.util.Map;
 
 /** What all socket kinds share: telling the protocol of a socket fd, and holding the socket. */
-final class Sockets {
+public final class Sockets {
   private Sockets() {}
 
   /**
@@ -40,16 +40,29 @@ final class Sockets {
     return Linux.grabFd(fd.pid(), fd.fd());
   }
 
-  /** A socket held by a process: who holds it, its protocol name, and the fd named for errors. */
-  record Held(int pid, String proto, String what) {}
+  /**
+   * A socket held by a process: who holds it through which descriptor, its protocol name and its
+   * link ("socket:[123]").
+   */
+  public record Held(int pid, int fd, String proto, String target) {
+    /** The descriptor as the dump names it, e.g. "fd 4 of PID 17 (TCP socket:[123])". */
+    String what() {
+      return what(proto);
+    }
+
+    /** The same with the protocol named {@code name}. */
+    String what(String name) {
+      return "fd " + fd + " of PID " + pid + " (" + name + " " + target + ")";
+    }
+  }
 
   /**
-   * The sockets the processes {@code pids} hold whose protocol name starts with {@code prefix}
-   * ("TCP" also matches "TCPv6"), by inode, each with the first descriptor that holds it named as
-   * the dump names it ("fd 4 of PID 17 (TCP socket:[123])"). Processes in another network namespace
-   * and descriptors closed meanwhile are skipped. Reads only: fit for checks before the freeze.
+   * Every socket the processes {@code pids} hold, by inode, each with the first descriptor that
+   * holds it. Processes in another network namespace and descriptors closed meanwhile are skipped.
+   * Reads only: fit for checks before the freeze, which read it once and pick by protocol ({@link
+   * #only}).
    */
-  static Map<Long, Held> socketsOf(List<Integer> pids, String prefix) {
+  public static Map<Long, Held> socketsOf(List<Integer> pids) {
     Map<Long, Held> out = new LinkedHashMap<>();
     for (int pid : pids) {
       try {
@@ -73,14 +86,10 @@ final class Sockets {
             } catch (LinuxException gone) {
               continue;
             }
-            if (proto != null && proto.startsWith(prefix)) {
+            if (proto != null) {
               long ino = Long.parseLong(t.substring(8, t.length() - 1));
-              out.putIfAbsent(
-                  ino,
-                  new Held(
-                      pid,
-                      proto,
-                      "fd " + p.getFileName() + " of PID " + pid + " (" + proto + " " + t + ")"));
+              int fd = Integer.parseInt(p.getFileName().toString());
+              out.putIfAbsent(ino, new Held(pid, fd, proto, t));
             }
           }
         }
@@ -88,6 +97,20 @@ final class Sockets {
         // the seize or the frozen dump reports a process that vanished
       }
     }
+    return out;
+  }
+
+  /**
+   * The sockets of {@code all} whose protocol name starts with {@code prefix} ("TCP": TCPv6 too).
+   */
+  static Map<Long, Held> only(Map<Long, Held> all, String prefix) {
+    Map<Long, Held> out = new LinkedHashMap<>();
+    all.forEach(
+        (ino, h) -> {
+          if (h.proto().startsWith(prefix)) {
+            out.put(ino, h);
+          }
+        });
     return out;
   }
 
