@@ -485,7 +485,7 @@ public final class Dumper {
     dumpMemory(p, vp, pagesId, proc.vmas(), sink, totals);
 
     long t = System.nanoTime();
-    TaskImages.writeFdinfo(p, objId, files, sink);
+    TaskImages.writeFdinfo(p, vp, objId, files, sink);
     TaskImages.writeFs(p, vp, para.misc(), files, sink);
     TaskImages.writeMm(vp, proc, para.misc(), sink);
     List<Integer> tids =

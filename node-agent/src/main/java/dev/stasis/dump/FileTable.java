@@ -14,7 +14,6 @@ import dev.stasis.images.ImageWriter;
 import dev.stasis.images.proto.FdinfoEntry;
 import dev.stasis.images.proto.FileEntry;
 import dev.stasis.linux.Linux;
-import dev.stasis.linux.proc.Status;
 import java.io.IOException;
 import java.nio.file.DirectoryStream;
 import java.nio.file.Files;
@@ -141,10 +140,12 @@ final class FileTable {
     return addPath(path, FileStat.of(link));
   }
 
-  /** Every open descriptor, in fd order, as fdinfo entries; their files are added to the table. */
-  List<FdinfoEntry> descriptors(int pid) throws IOException {
+  /**
+   * Every open descriptor, in fd order, as fdinfo entries; their files are added to the table.
+   * {@code vpid} is the process's PID in its own namespace (for the locks it holds).
+   */
+  List<FdinfoEntry> descriptors(int pid, int vpid) throws IOException {
     List<FdinfoEntry> out = new ArrayList<>();
-    int vpid = Status.read(pid).innermostPid();
     for (int fd : fds(pid)) {
       OpenFd open = OpenFd.read(pid, fd);
       FileKind kind = kinds.pick(open);
