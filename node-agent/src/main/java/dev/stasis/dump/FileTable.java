@@ -50,9 +50,11 @@ final class FileTable {
   /**
    * Refuses, before anything is frozen, a process whose descriptors include one no kind dumps (one
    * line naming the fd). Descriptors closed meanwhile are skipped; the dump checks again frozen.
+   * Returns the descriptors read, in fd order, for the checks across the tree (sockets, ptys).
    */
-  static void refuseUnsupported(int pid) throws IOException {
+  static List<OpenFd> refuseUnsupported(int pid) throws IOException {
     FileKinds kinds = FileKinds.standard();
+    List<OpenFd> read = new ArrayList<>();
     for (int fd : fds(pid)) {
       OpenFd open;
       try {
@@ -62,7 +64,9 @@ final class FileTable {
       }
       kinds.pick(open);
       FileLocks.parse(open);
+      read.add(open);
     }
+    return read;
   }
 
   /** The id of the file mapped at {@code mapFilesName} (deduplicated by device and inode). */

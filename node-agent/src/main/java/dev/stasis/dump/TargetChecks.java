@@ -1,5 +1,6 @@
 package dev.stasis.dump;
 
+import dev.stasis.dump.files.OpenFd;
 import dev.stasis.dump.files.Pty;
 import dev.stasis.dump.files.Sockets;
 import dev.stasis.dump.files.UnixSocket;
@@ -57,10 +58,11 @@ final class TargetChecks {
   static void refuseUnsupportedFiles(int pid) throws DumpException {
     ArrayDeque<Integer> todo = new ArrayDeque<>(List.of(pid));
     List<Integer> tree = new ArrayList<>();
+    List<OpenFd> open = new ArrayList<>(); // read once, for every check across the tree
     while (!todo.isEmpty()) {
       int p = todo.poll();
       try {
-        FileTable.refuseUnsupported(p);
+        open.addAll(FileTable.refuseUnsupported(p));
         tree.add(p);
         todo.addAll(Tasks.children(p));
       } catch (DumpException e) {
@@ -69,11 +71,10 @@ final class TargetChecks {
         // gone, or its fds unreadable for now: the seize or the frozen dump says so
       }
     }
-    // one walk over the tree's descriptors for every socket check
-    Map<Long, Sockets.Held> sockets = Sockets.socketsOf(tree);
+    Map<Long, Sockets.Held> sockets = Sockets.socketsOf(open);
     UnixSocket.refuseExternalPeers(sockets);
     try {
-      Pty.refuseUnsupported(tree);
+      Pty.refuseUnsupported(open, tree);
     } catch (DumpException e) {
       throw e;
     } catch (IOException e) {

@@ -3,9 +3,9 @@ package dev.stasis.dump.files;
 import dev.stasis.linux.Linux;
 import dev.stasis.linux.LinuxException;
 import java.io.IOException;
-import java.nio.file.DirectoryStream;
 import java.nio.file.Files;
 import java.nio.file.Path;
+import java.util.HashMap;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
@@ -57,47 +57,31 @@ public final class Sockets {
   }
 
   /**
-   * Every socket the processes {@code pids} hold, by inode, each with the first descriptor that
+   * Every socket among the descriptors {@code fds}, by inode, each with the first descriptor that
    * holds it. Processes in another network namespace and descriptors closed meanwhile are skipped.
-   * Reads only: fit for checks before the freeze, which read it once and pick by protocol ({@link
-   * #only}).
+   * Reads only: fit for checks before the freeze, which pick by protocol ({@link #only}).
    */
-  public static Map<Long, Held> socketsOf(List<Integer> pids) {
+  public static Map<Long, Held> socketsOf(List<OpenFd> fds) {
     Map<Long, Held> out = new LinkedHashMap<>();
-    for (int pid : pids) {
-      try {
-        if (!inOurNetns(pid)) {
-          continue;
-        }
-        try (DirectoryStream<Path> ds = Files.newDirectoryStream(Path.of("/proc/" + pid + "/fd"))) {
-          for (Path p : ds) {
-            String t;
-            try {
-              t = Files.readSymbolicLink(p).toString();
-            } catch (IOException closed) {
-              continue;
-            }
-            if (!t.startsWith("socket:[")) {
-              continue;
-            }
-            String proto;
-            try {
-              proto = Linux.getxattr(p.toString(), "system.sockprotoname");
-            } catch (LinuxException gone) {
-              continue;
-            }
-            if (proto != null) {
-              long ino = Long.parseLong(t.substring(8, t.length() - 1));
-              int fd = Integer.parseInt(p.getFileName().toString());
-              out.putIfAbsent(ino, new Held(pid, fd, proto, t));
-            }
-          }
-        }
-      } catch (IOException gone) {
-        // the seize or the frozen dump reports a process that vanished
+    Map<Integer, Boolean> ourNetns = new HashMap<>();
+    for (OpenFd fd : fds) {
+      String proto = protocol(fd);
+      if (proto == null || !ourNetns.computeIfAbsent(fd.pid(), Sockets::inOurNetnsOrGone)) {
+        continue;
       }
+      long ino = Long.parseLong(fd.target().substring(8, fd.target().length() - 1));
+      out.putIfAbsent(ino, new Held(fd.pid(), fd.fd(), proto, fd.target()));
     }
     return out;
+  }
+
+  // a process that vanished counts as elsewhere: the seize or the frozen dump reports it
+  private static boolean inOurNetnsOrGone(int pid) {
+    try {
+      return inOurNetns(pid);
+    } catch (IOException gone) {
+      return false;
+    }
   }
 
   /**
