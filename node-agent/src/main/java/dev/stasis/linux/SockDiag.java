@@ -1,7 +1,6 @@
 package dev.stasis.linux;
 
 import java.nio.ByteBuffer;
-import java.nio.ByteOrder;
 import java.util.HashMap;
 import java.util.Map;
 
@@ -20,10 +19,6 @@ public final class SockDiag {
 
   static final int NETLINK_SOCK_DIAG = 4;
   static final int SOCK_DIAG_BY_FAMILY = 20;
-  static final int NLMSG_ERROR = 2;
-  static final int NLMSG_DONE = 3;
-  static final int NLM_F_REQUEST = 1;
-  static final int NLM_F_DUMP = 0x300;
 
   // unix_diag_req.udiag_show bits and the attribute types of the answer (linux/unix_diag.h)
   static final int UDIAG_SHOW_NAME = 0x01;
@@ -237,51 +232,15 @@ public final class SockDiag {
     return out;
   }
 
-  /** One SOCK_DIAG_BY_FAMILY answer: its payload is {@code [from, end)} of the buffer. */
-  private interface Answer {
-    void accept(ByteBuffer b, int from, int end);
-  }
-
-  /** A dump request's nlmsghdr, positioned for the {@code body} bytes that follow it. */
+  /** A SOCK_DIAG_BY_FAMILY dump request, positioned for the {@code body} bytes after its header. */
   private static ByteBuffer request(int body) {
-    ByteBuffer req = ByteBuffer.allocateDirect(16 + body).order(ByteOrder.LITTLE_ENDIAN);
-    req.putInt(16 + body).putShort((short) SOCK_DIAG_BY_FAMILY);
-    req.putShort((short) (NLM_F_REQUEST | NLM_F_DUMP)).putInt(1).putInt(0);
-    return req;
+    return Netlink.request(SOCK_DIAG_BY_FAMILY, body);
   }
 
   /** Sends a dump request on a fresh NETLINK_SOCK_DIAG socket and hands every answer over. */
-  private static void exchange(ByteBuffer req, String what, Answer answer) throws LinuxException {
-    int fd = Linux.socket(Linux.AF_NETLINK, Linux.SOCK_DGRAM, NETLINK_SOCK_DIAG);
-    try {
-      Linux.send(fd, req);
-      ByteBuffer buf = ByteBuffer.allocateDirect(64 * 1024).order(ByteOrder.LITTLE_ENDIAN);
-      while (true) {
-        buf.clear();
-        int n = Linux.recv(fd, buf, 0);
-        int at = 0;
-        while (at + 16 <= n) {
-          int len = buf.getInt(at);
-          int type = buf.getShort(at + 4) & 0xffff;
-          if (len < 16 || at + len > n) {
-            throw new LinuxException(
-                "sock_diag " + what + ": malformed answer (length " + len + ")", Errno.EIO, 0);
-          }
-          if (type == NLMSG_DONE) {
-            return;
-          }
-          if (type == NLMSG_ERROR) {
-            throw new LinuxException("sock_diag " + what + " dump", -buf.getInt(at + 16), 0);
-          }
-          if (type == SOCK_DIAG_BY_FAMILY) {
-            answer.accept(buf, at + 16, at + len);
-          }
-          at += align(len);
-        }
-      }
-    } finally {
-      Linux.close(fd);
-    }
+  private static void exchange(ByteBuffer req, String what, Netlink.Answer answer)
+      throws LinuxException {
+    Netlink.dump(NETLINK_SOCK_DIAG, req, SOCK_DIAG_BY_FAMILY, "sock_diag " + what, answer);
   }
 
   // unix_diag_msg {u8 family; u8 type; u8 state; u8 pad; u32 ino; u32 cookie[2]} then attributes
@@ -335,6 +294,6 @@ public final class SockDiag {
   }
 
   private static int align(int len) {
-    return (len + 3) & ~3;
+    return Netlink.align(len);
   }
 }
