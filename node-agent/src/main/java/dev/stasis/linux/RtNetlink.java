@@ -28,7 +28,6 @@ public final class RtNetlink {
   public static final int RTM_GETROUTE = 26;
   public static final int RTA_TABLE = 15;
   public static final int RTM_F_CLONED = 0x200;
-  public static final int RT_TABLE_DEFAULT = 253;
   public static final int RT_TABLE_MAIN = 254;
   public static final int RT_TABLE_LOCAL = 255;
 
@@ -98,16 +97,6 @@ public final class RtNetlink {
   /** rtmsg.rtm_flags of a route message. */
   public static int routeFlags(byte[] msg) {
     return ByteBuffer.wrap(msg).order(ByteOrder.LITTLE_ENDIAN).getInt(16 + 8);
-  }
-
-  /** rtmsg.rtm_family (route) or ifaddrmsg.ifa_family (address) of a message. */
-  public static int family(byte[] msg) {
-    return msg[16] & 0xff;
-  }
-
-  /** ifaddrmsg.ifa_index of an address message. */
-  public static int addressIfindex(byte[] msg) {
-    return ByteBuffer.wrap(msg).order(ByteOrder.LITTLE_ENDIAN).getInt(16 + 4);
   }
 
   /** The whole messages of type {@code answer} a dump {@code request} for {@code family} gets. */
