@@ -24,16 +24,7 @@ class LeaveRunningIT {
     try (Workloads.Running w = Workloads.start("threads")) {
       Snapshot before = Snapshot.of(w.pid);
       Path images = w.state.resolve("images");
-      Workloads.Cli r =
-          Workloads.stasis(
-              "dump",
-              "--pid",
-              Integer.toString(w.pid),
-              "--images-dir",
-              images.toString(),
-              "--leave-running");
-      assertEquals(0, r.exit(), "stasis dump failed: " + r.stderr());
-      assertTrue(w.alive(), "process survived");
+      w.dumpLeavingRunning(images);
       assertTrue(Files.exists(images.resolve("pstree.img")), "images were committed");
       Snapshot after = Snapshot.of(w.pid);
       assertEquals(before.maps, after.maps, "memory map unchanged, no parasite left");

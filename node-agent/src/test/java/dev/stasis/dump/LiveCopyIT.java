@@ -47,16 +47,7 @@ class LiveCopyIT {
       String healthy = w.check();
       assertTrue(healthy.startsWith("OK"), "healthy before the dump: " + healthy);
       Path images = w.state.resolve("images");
-      Workloads.Cli r =
-          Workloads.stasis(
-              "dump",
-              "--pid",
-              Integer.toString(w.pid),
-              "--images-dir",
-              images.toString(),
-              "--leave-running",
-              "-v");
-      assertEquals(0, r.exit(), "stasis dump failed: " + r.stderr());
+      Workloads.Cli r = w.dumpLeavingRunning(images, "-v");
       Map<String, Long> phases = phases(r.stdout());
       long pages = pagesWritten(r.stdout());
       if (supported) {

@@ -68,6 +68,32 @@ final class Workloads {
       return images;
     }
 
+    /**
+     * The leave-running counterpart: the packaged agent dumps it with {@code --leave-running} (and
+     * {@code extra} options) into {@code images}; the dump must succeed and the process must
+     * survive it. Returns the agent's output for the caller's own checks.
+     */
+    Cli dumpLeavingRunning(Path images, String... extra) throws Exception {
+      List<String> args =
+          new ArrayList<>(
+              List.of(
+                  "dump",
+                  "--pid",
+                  Integer.toString(pid),
+                  "--images-dir",
+                  images.toString(),
+                  "--leave-running"));
+      args.addAll(List.of(extra));
+      Cli r = stasis(args.toArray(new String[0]));
+      if (r.exit() != 0) {
+        throw new AssertionError("stasis dump failed: " + r.stderr());
+      }
+      if (!alive()) {
+        throw new AssertionError("process did not survive a --leave-running dump: " + r.stderr());
+      }
+      return r;
+    }
+
     Running(int pid, Path state) {
       this.pid = pid;
       this.state = state;
