@@ -38,6 +38,12 @@ class LeaveRunningIT {
   /** What must not change: maps, every thread's SigBlk, the main thread's blocked-syscall regs. */
   record Snapshot(String maps, Map<Integer, String> sigBlk, String mainSyscall) {
     static Snapshot of(int pid) throws IOException, InterruptedException {
+      return new Snapshot(
+          Files.readString(Path.of("/proc/" + pid + "/maps")), sigBlk(pid), sleepingSyscall(pid));
+    }
+
+    /** Every thread's SigBlk line from /proc/PID/task/TID/status, by TID. */
+    static Map<Integer, String> sigBlk(int pid) throws IOException {
       Map<Integer, String> masks = new TreeMap<>();
       try (DirectoryStream<Path> ds = Files.newDirectoryStream(Path.of("/proc/" + pid + "/task"))) {
         for (Path t : ds) {
@@ -48,8 +54,7 @@ class LeaveRunningIT {
           }
         }
       }
-      return new Snapshot(
-          Files.readString(Path.of("/proc/" + pid + "/maps")), masks, sleepingSyscall(pid));
+      return masks;
     }
 
     // The main thread sleeps in nanosleep most of the time; retry until caught there.
