@@ -125,28 +125,9 @@ class LiveCopyIT {
    */
   private void killDumperAt(String point, Workloads.Running w, Path journals) throws Exception {
     Path hold = w.state.resolve("hold");
-    String jar = System.getProperty("stasis.jar", "target/stasis-node-agent.jar");
-    ProcessBuilder pb =
-        new ProcessBuilder(
-            "java",
-            "-XX:+UseSerialGC",
-            "-jar",
-            jar,
-            "dump",
-            "--pid",
-            Integer.toString(w.pid),
-            "--images-dir",
-            w.state.resolve("images").toString(),
-            "--leave-running");
-    pb.environment().put("STASIS_STATE_DIR", journals.toString());
-    pb.environment().put("STASIS_HOLD_AT", point);
-    pb.environment().put("STASIS_HOLD_FILE", hold.toString());
-    Path log = w.state.resolve("dumper.log");
-    Process p = pb.redirectErrorStream(true).redirectOutput(log.toFile()).start();
+    Process p = w.startHeldDumper(point, hold, Map.of("STASIS_STATE_DIR", journals.toString()));
+    Path log = w.dumperLog();
     try {
-      for (int i = 0; i < 4000 && !Files.exists(hold) && p.isAlive(); i++) {
-        Thread.sleep(5);
-      }
       assertTrue(
           Files.exists(hold), "dumper never reached " + point + ": " + Files.readString(log));
       registeredVmasSeen = registeredVmas(w.pid) > 0;
