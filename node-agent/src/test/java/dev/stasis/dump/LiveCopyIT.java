@@ -71,8 +71,7 @@ class LiveCopyIT {
       assertNoUserfaultfd(w.pid);
       String after = w.check();
       assertTrue(after.startsWith("OK"), "original after the live dump: " + after);
-      Thread.sleep(300);
-      String later = w.check();
+      String later = checkUntilChanged(w, after);
       assertTrue(later.startsWith("OK"), "original goes on writing: " + later);
       assertNotEquals(after, later, "the writer makes progress after the dump");
       assertNoUserfaultfd(w.pid); // also after its writes
@@ -83,8 +82,9 @@ class LiveCopyIT {
       String restored = w.check();
       assertTrue(restored.startsWith("OK"), "restored memory is one instant: " + restored);
       Thread.sleep(1000); // the writer verifies each page it overwrites
-      String goesOn = w.check();
+      String goesOn = checkUntilChanged(w, restored); // and it has moved on
       assertTrue(goesOn.startsWith("OK"), "restored writer found no stale page: " + goesOn);
+      assertNotEquals(restored, goesOn, "the restored writer makes progress");
     }
   }
 
@@ -173,6 +173,21 @@ class LiveCopyIT {
       String verdict = w.check();
       assertTrue(verdict.startsWith("OK"), verdict);
     }
+  }
+
+  /**
+   * Checks again until the verdict is another than {@code before} (the writer moved on, or failed),
+   * for at most 10 s: a fixed pause would assert on the scheduler of a loaded machine.
+   */
+  private static String checkUntilChanged(Workloads.Running w, String before)
+      throws IOException, InterruptedException {
+    long deadline = System.nanoTime() + java.util.concurrent.TimeUnit.SECONDS.toNanos(10);
+    String v = w.check();
+    while (v.equals(before) && System.nanoTime() < deadline) {
+      Thread.sleep(50);
+      v = w.check();
+    }
+    return v;
   }
 
   private static long registeredVmas(int pid) throws IOException {
