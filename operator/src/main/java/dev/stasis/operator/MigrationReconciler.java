@@ -1,6 +1,7 @@
 package dev.stasis.operator;
 
 import dev.stasis.crds.Checkpoint;
+import dev.stasis.crds.CheckpointEvents;
 import dev.stasis.crds.Migration;
 import dev.stasis.crds.MigrationPhase;
 import dev.stasis.crds.MigrationStatus;
@@ -106,9 +107,10 @@ public class MigrationReconciler implements Reconciler<Migration>, Cleaner<Migra
     LOG.infof(
         "%s/%s: %s %s: %s",
         ns, m.getMetadata().getName(), step.phase(), step.reason(), step.message());
-    Events.record(
+    CheckpointEvents.record(
         client,
         m,
+        CheckpointReconciler.COMPONENT,
         next.phase == MigrationPhase.Failed,
         step.reason().name(),
         next.phase + ": " + step.message());

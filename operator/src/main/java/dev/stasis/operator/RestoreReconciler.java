@@ -1,6 +1,7 @@
 package dev.stasis.operator;
 
 import dev.stasis.crds.Checkpoint;
+import dev.stasis.crds.CheckpointEvents;
 import dev.stasis.crds.PodTemplates;
 import dev.stasis.crds.Restore;
 import dev.stasis.crds.RestorePhase;
@@ -115,9 +116,10 @@ public class RestoreReconciler implements Reconciler<Restore>, Cleaner<Restore> 
         "%s/%s: %s %s: %s",
         ns, r.getMetadata().getName(), step.phase(), step.reason(), step.message());
     if (st == null || st.phase != next.phase) {
-      Events.record(
+      CheckpointEvents.record(
           client,
           r,
+          CheckpointReconciler.COMPONENT,
           next.phase == RestorePhase.Failed,
           step.reason().name(),
           next.phase + ": " + step.message());
