@@ -48,10 +48,10 @@ public class MigrationReconciler implements Reconciler<Migration>, Cleaner<Migra
     String ns = m.getMetadata().getNamespace();
     String name = m.getMetadata().getName();
     MigrationStatus st = m.getStatus();
-    Restore restore = client.resources(Restore.class).inNamespace(ns).withName(name).get();
     if (st != null && st.phase != null && st.phase.terminal()) {
       return UpdateControl.noUpdate();
     }
+    Restore restore = client.resources(Restore.class).inNamespace(ns).withName(name).get();
     Pod source = client.pods().inNamespace(ns).withName(m.getSpec().getPodName()).get();
     Pod copy = client.pods().inNamespace(ns).withName(MigrationDecider.targetPodName(m)).get();
     Checkpoint checkpoint = client.resources(Checkpoint.class).inNamespace(ns).withName(name).get();
@@ -78,6 +78,17 @@ public class MigrationReconciler implements Reconciler<Migration>, Cleaner<Migra
     if (d.deleteCopy() && copy != null && restore != null && RestorePods.ours(copy, restore)) {
       client.resource(copy).delete();
       LOG.infof("%s/%s: rolled back: deleted the copy %s", ns, name, copy.getMetadata().getName());
+    }
+    // A Restore that has not ended would (re)create the copy after this Migration stopped looking
+    // (e.g. a timeout while it was still Pending): delete it; its cleanup deletes any pod it made.
+    if (d.deleteCopy()
+        && restore != null
+        && MigrationDecider.owned(restore, m)
+        && (restore.getStatus() == null
+            || restore.getStatus().phase == null
+            || !restore.getStatus().phase.terminal())) {
+      client.resource(restore).delete();
+      LOG.infof("%s/%s: rolled back: deleted the unfinished restore", ns, name);
     }
     if (d.deleteSourceUid() != null
         && source != null
