@@ -225,26 +225,42 @@ final class CheckpointJob implements Runnable {
         r.warnings().forEach(w -> warnings.add("container '" + r.name() + "': " + w));
       }
       complete = true;
-      status.transition(
-          Transition.to(
-                  Phase.Completed,
-                  Reason.Completed,
-                  "stored "
-                      + bytes
-                      + " bytes of "
-                      + refs.size()
-                      + " container(s) at "
-                      + location
-                      + (warnings.isEmpty()
-                          ? ""
-                          : "; not restorable yet, see condition Restorable"))
-              .location(location)
-              .sizeBytes(bytes)
-              .durations(total)
-              .checkpointIds(checkpointIds)
-              // the cut: the pod froze when the run started plus the time the freeze took
-              .frozenAt(runStart.plusMillis(total.freezeMillis))
-              .restorability(warnings));
+      boolean written =
+          status.transition(
+              Transition.to(
+                      Phase.Completed,
+                      Reason.Completed,
+                      "stored "
+                          + bytes
+                          + " bytes of "
+                          + refs.size()
+                          + " container(s) at "
+                          + location
+                          + (warnings.isEmpty()
+                              ? ""
+                              : "; not restorable yet, see condition Restorable"))
+                  .location(location)
+                  .sizeBytes(bytes)
+                  .durations(total)
+                  .checkpointIds(checkpointIds)
+                  // the cut: the pod froze when the run started plus the time the freeze took
+                  .frozenAt(runStart.plusMillis(total.freezeMillis))
+                  .restorability(warnings));
+      if (!written) {
+        // The checkpoint ended under us (e.g. the operator timed it out) and says Failed. The
+        // workload still runs in leave-running mode, so the images go, as for any other failure;
+        // in kill mode they are all that is left of the workload and stay.
+        if (cr.getSpec().effectiveLeaveRunning()) {
+          complete = false;
+          LOG.info(who() + ": ended before Completed could be written; deleting the images");
+        } else {
+          LOG.warning(
+              who()
+                  + ": ended before Completed could be written; the workload was killed, so its"
+                  + " images stay at "
+                  + location);
+        }
+      }
     } catch (TrackingSink.CancelledException e) {
       fail(
           deleted ? Reason.Cancelled : Reason.TimedOut,
