@@ -89,13 +89,14 @@ final class CheckpointJob implements Runnable {
     List<CheckpointStore> opened = new ArrayList<>();
     boolean complete = false;
     try {
-      CheckpointStatus st = cr.getStatus();
       List<CheckpointStatus.ContainerRef> refs;
+      String podUid;
       // What a Restore needs to make a new pod of this one, from the pod the agent itself read.
       io.fabric8.kubernetes.api.model.PodTemplateSpec template;
       try {
         io.fabric8.kubernetes.api.model.Pod pod = pods.read(cr);
         refs = PodCheck.containers(cr, pod, node);
+        podUid = pod.getMetadata().getUid();
         template = PodTemplates.sanitize(pod);
       } catch (PodCheck.MismatchException e) {
         fail(e.reason(), e.getMessage());
@@ -159,7 +160,7 @@ final class CheckpointJob implements Runnable {
                   "k8s.checkpoint", cr.getMetadata().getName(),
                   "k8s.checkpoint.uid", cr.getMetadata().getUid(),
                   "k8s.pod", cr.getSpec().getPodName(),
-                  "k8s.pod.uid", String.valueOf(st.podUID),
+                  "k8s.pod.uid", String.valueOf(podUid),
                   "k8s.container", name,
                   // the stored checkpoint alone suffices to make the pod again (Restore from uri)
                   "k8s.pod.template", PodTemplates.toJson(template)));
