@@ -79,17 +79,6 @@ public class MigrationReconciler implements Reconciler<Migration>, Cleaner<Migra
       client.resource(copy).delete();
       LOG.infof("%s/%s: rolled back: deleted the copy %s", ns, name, copy.getMetadata().getName());
     }
-    // A Restore that has not ended would (re)create the copy after this Migration stopped looking
-    // (e.g. a timeout while it was still Pending): delete it; its cleanup deletes any pod it made.
-    if (d.deleteCopy()
-        && restore != null
-        && MigrationDecider.owned(restore, m)
-        && (restore.getStatus() == null
-            || restore.getStatus().phase == null
-            || !restore.getStatus().phase.terminal())) {
-      client.resource(restore).delete();
-      LOG.infof("%s/%s: rolled back: deleted the unfinished restore", ns, name);
-    }
     if (d.deleteSourceUid() != null
         && source != null
         && d.deleteSourceUid().equals(source.getMetadata().getUid())) {
