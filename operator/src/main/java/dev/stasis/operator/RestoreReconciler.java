@@ -52,8 +52,10 @@ public class RestoreReconciler implements Reconciler<Restore>, Cleaner<Restore> 
     }
     String ns = r.getMetadata().getNamespace();
     String cp = r.getSpec().getCheckpointName();
+    // Only the first decision (Pending) looks at the Checkpoint; tracking the pod does not.
+    boolean pending = st == null || st.phase == null || st.phase == RestorePhase.Pending;
     Checkpoint checkpoint =
-        cp == null || cp.isEmpty()
+        !pending || cp == null || cp.isEmpty()
             ? null
             : client.resources(Checkpoint.class).inNamespace(ns).withName(cp).get();
     String podName = st != null && st.podName != null ? st.podName : RestorePods.podName(r);
