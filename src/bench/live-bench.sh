@@ -29,9 +29,21 @@ start_workload() { # $1 = MiB; prints the PID once the memory is filled and bein
   local state="$DIR/state"
   rm -rf "$state"; mkdir -p "$state"
   setsid "$DIR/livewrite" "$state" "$1" "$PCT" </dev/null >"$state/log" 2>&1 &
-  for _ in $(seq 1200); do [ -f "$state/ready" ] && break; sleep 0.05; done
+  local w=$!
+  for _ in $(seq 1200); do [ -s "$state/ready" ] && break; sleep 0.05; done
+  if [ ! -s "$state/ready" ]; then
+    kill -9 "$w" 2>/dev/null
+    echo "live-bench: livewrite $1 MiB not ready after 60 s: $(tail -n 1 "$state/log")" >&2
+    return 1
+  fi
   sleep "$(echo "$RUN_MS / 1000" | bc -l)"
   cat "$state/ready"
+}
+
+stop_workload() { # $1 = PID: killed, and gone within 10 s
+  kill -9 "$1" 2>/dev/null || true
+  for _ in $(seq 500); do [ -e "/proc/$1" ] || return 0; sleep 0.02; done
+  echo "live-bench: PID $1 still there 10 s after SIGKILL" >&2; exit 1
 }
 
 wait_no_overmount() { # CRIU refuses files on overmounted mounts (other jobs may bind-mount over /)
@@ -48,18 +60,19 @@ one_run() {
   rm -rf "$img"; mkdir -p "$img"
   [ "$mode" = criu ] && wait_no_overmount
   sync; sleep "$SETTLE"
-  pid=$(start_workload "$mib")
+  pid=$(start_workload "$mib") || exit 1
   t0=$(date +%s%N)
+  # a failed dump stops the bench, without leaving the workload running
   case $mode in
-    live) "$HERE/stasis" dump --pid "$pid" --images-dir "$img" --leave-running -v >"$DIR/out" ;;
+    live) "$HERE/stasis" dump --pid "$pid" --images-dir "$img" --leave-running -v >"$DIR/out" \
+      || { stop_workload "$pid"; exit 1; } ;;
     frozen) STASIS_LIVE_COPY=off "$HERE/stasis" dump --pid "$pid" --images-dir "$img" \
-      --leave-running -v >"$DIR/out" ;;
+      --leave-running -v >"$DIR/out" || { stop_workload "$pid"; exit 1; } ;;
     criu) "$JUDGE/bin/criu" dump -t "$pid" -D "$img" -o dump.log --leave-running \
-      || { grep Error "$img/dump.log" >&2; kill -9 "$pid"; exit 1; } ;;
+      || { grep Error "$img/dump.log" >&2; stop_workload "$pid"; exit 1; } ;;
   esac
   t1=$(date +%s%N)
-  kill -9 "$pid"
-  while [ -e "/proc/$pid" ]; do sleep 0.02; done
+  stop_workload "$pid"
   if [ "$mode" = criu ]; then
     frozen=$("$JUDGE/bin/crit" decode -i "$img/stats-dump" | python3 -c \
       'import json,sys; print(json.load(sys.stdin)["entries"][0]["dump"]["frozen_time"]//1000)')

@@ -1,6 +1,7 @@
 package dev.stasis.crds;
 
 import io.fabric8.kubernetes.api.model.EventBuilder;
+import io.fabric8.kubernetes.api.model.HasMetadata;
 import io.fabric8.kubernetes.api.model.ObjectReferenceBuilder;
 import io.fabric8.kubernetes.client.KubernetesClient;
 import io.fabric8.kubernetes.client.KubernetesClientException;
@@ -10,7 +11,10 @@ import java.util.UUID;
 import java.util.logging.Level;
 import java.util.logging.Logger;
 
-/** Records a core/v1 Event on a Checkpoint for every phase change (kubectl describe shows them). */
+/**
+ * Records a core/v1 Event on a Checkpoint (and on a Restore or Migration) for every phase change
+ * (kubectl describe shows them).
+ */
 public final class CheckpointEvents {
   private static final Logger LOG = Logger.getLogger(CheckpointEvents.class.getName());
 
@@ -22,6 +26,26 @@ public final class CheckpointEvents {
    */
   public static void record(
       KubernetesClient client, Checkpoint cr, String component, Transition t) {
+    record(
+        client,
+        cr,
+        component,
+        t.phase() == Phase.Failed,
+        t.reason().name(),
+        t.phase() + ": " + t.message());
+  }
+
+  /**
+   * The same for any stasis resource (Restore, Migration): one Event on {@code cr}, Warning or
+   * Normal, best effort.
+   */
+  public static void record(
+      KubernetesClient client,
+      HasMetadata cr,
+      String component,
+      boolean warning,
+      String reason,
+      String message) {
     String ts = Instant.now().truncatedTo(ChronoUnit.SECONDS).toString();
     String ns = cr.getMetadata().getNamespace();
     try {
@@ -43,9 +67,9 @@ public final class CheckpointEvents {
                           .withNamespace(ns)
                           .withUid(cr.getMetadata().getUid())
                           .build())
-                  .withType(t.phase() == Phase.Failed ? "Warning" : "Normal")
-                  .withReason(t.reason().name())
-                  .withMessage(t.phase() + ": " + t.message())
+                  .withType(warning ? "Warning" : "Normal")
+                  .withReason(reason)
+                  .withMessage(message)
                   .withNewSource(component, null)
                   .withFirstTimestamp(ts)
                   .withLastTimestamp(ts)
@@ -55,7 +79,7 @@ public final class CheckpointEvents {
     } catch (KubernetesClientException e) {
       LOG.log(
           Level.WARNING,
-          "could not record event " + t.reason() + " on " + ns + "/" + cr.getMetadata().getName(),
+          "could not record event " + reason + " on " + ns + "/" + cr.getMetadata().getName(),
           e);
     }
   }

@@ -57,17 +57,7 @@ public class CheckpointStatus {
   public CheckpointStatus copy() {
     CheckpointStatus c = new CheckpointStatus();
     c.phase = phase;
-    c.conditions = new ArrayList<>();
-    for (Condition k : conditions) {
-      c.conditions.add(
-          new Condition(
-              k.getLastTransitionTime(),
-              k.getMessage(),
-              k.getObservedGeneration(),
-              k.getReason(),
-              k.getStatus(),
-              k.getType()));
-    }
+    c.conditions = Conditions.copy(conditions);
     c.observedGeneration = observedGeneration;
     c.nodeName = nodeName;
     c.podUID = podUID;

@@ -3,8 +3,12 @@ package dev.stasis.crds;
 import io.fabric8.kubernetes.api.model.Condition;
 import java.util.List;
 
-/** Condition bookkeeping shared by the Restore and Migration aggregators. */
+/** Condition bookkeeping shared by the Checkpoint, Restore and Migration aggregators. */
 final class Conditions {
+  static final String ACCEPTED = "Accepted";
+  static final String READY = "Ready";
+  static final String FAILED = "Failed";
+
   private Conditions() {}
 
   static Condition find(List<Condition> conditions, String type) {
@@ -43,6 +47,32 @@ final class Conditions {
     } else {
       conditions.add(c);
     }
+  }
+
+  /**
+   * The three conditions every stasis resource carries, from one step: {@code Accepted} (False with
+   * the step's reason when it is a validation reason), {@code Ready} (True once completed) and
+   * {@code Failed} (True once failed), all with the step's message.
+   */
+  static void setOutcome(
+      List<Condition> conditions,
+      boolean completed,
+      boolean failed,
+      Reason reason,
+      String message,
+      long generation,
+      String ts) {
+    boolean invalid = reason.validation();
+    set(
+        conditions,
+        ACCEPTED,
+        !invalid,
+        invalid ? reason : Reason.Accepted,
+        message,
+        generation,
+        ts);
+    set(conditions, READY, completed, reason, message, generation, ts);
+    set(conditions, FAILED, failed, reason, message, generation, ts);
   }
 
   static List<Condition> copy(List<Condition> in) {

@@ -22,9 +22,9 @@ import java.time.temporal.ChronoUnit;
  * </ul>
  */
 public final class MigrationStatusAggregator {
-  public static final String ACCEPTED = "Accepted";
-  public static final String READY = "Ready";
-  public static final String FAILED = "Failed";
+  public static final String ACCEPTED = Conditions.ACCEPTED;
+  public static final String READY = Conditions.READY;
+  public static final String FAILED = Conditions.FAILED;
   public static final String SOURCE_RUNNING = "SourceRunning";
 
   private MigrationStatusAggregator() {}
@@ -148,26 +148,9 @@ public final class MigrationStatusAggregator {
     if (t.phase.terminal()) {
       s.completionTime = ts;
     }
-    boolean invalid = t.reason.validation();
-    Conditions.set(
+    Conditions.setOutcome(
         s.conditions,
-        ACCEPTED,
-        !invalid,
-        invalid ? t.reason : Reason.Accepted,
-        t.message,
-        generation,
-        ts);
-    Conditions.set(
-        s.conditions,
-        READY,
         t.phase == MigrationPhase.Completed,
-        t.reason,
-        t.message,
-        generation,
-        ts);
-    Conditions.set(
-        s.conditions,
-        FAILED,
         t.phase == MigrationPhase.Failed,
         t.reason,
         t.message,

@@ -14,9 +14,9 @@ import java.time.temporal.ChronoUnit;
  * status does; facts a step does not mention (pod, node, location) are kept.
  */
 public final class RestoreStatusAggregator {
-  public static final String ACCEPTED = "Accepted";
-  public static final String READY = "Ready";
-  public static final String FAILED = "Failed";
+  public static final String ACCEPTED = Conditions.ACCEPTED;
+  public static final String READY = Conditions.READY;
+  public static final String FAILED = Conditions.FAILED;
 
   private RestoreStatusAggregator() {}
 
@@ -87,26 +87,9 @@ public final class RestoreStatusAggregator {
     if (t.phase().terminal()) {
       s.completionTime = ts;
     }
-    boolean invalid = t.reason().validation();
-    Conditions.set(
+    Conditions.setOutcome(
         s.conditions,
-        ACCEPTED,
-        !invalid,
-        invalid ? t.reason() : Reason.Accepted,
-        t.message(),
-        generation,
-        ts);
-    Conditions.set(
-        s.conditions,
-        READY,
         t.phase() == RestorePhase.Completed,
-        t.reason(),
-        t.message(),
-        generation,
-        ts);
-    Conditions.set(
-        s.conditions,
-        FAILED,
         t.phase() == RestorePhase.Failed,
         t.reason(),
         t.message(),

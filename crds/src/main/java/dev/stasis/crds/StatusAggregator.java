@@ -29,9 +29,9 @@ import java.util.List;
  * </ul>
  */
 public final class StatusAggregator {
-  public static final String ACCEPTED = "Accepted";
-  public static final String READY = "Ready";
-  public static final String FAILED = "Failed";
+  public static final String ACCEPTED = Conditions.ACCEPTED;
+  public static final String READY = Conditions.READY;
+  public static final String FAILED = Conditions.FAILED;
   public static final String RESTORABLE = "Restorable";
 
   private StatusAggregator() {}
@@ -99,24 +99,20 @@ public final class StatusAggregator {
       s.completionTime = ts;
     }
 
-    // Validation reasons are only ever produced before anything touched the workload.
-    boolean invalid = t.reason.validation();
-    set(
-        s,
-        ACCEPTED,
-        invalid ? "False" : "True",
-        invalid ? t.reason : Reason.Accepted,
-        t,
+    Conditions.setOutcome(
+        s.conditions,
+        t.phase == Phase.Completed,
+        t.phase == Phase.Failed,
+        t.reason,
+        t.message,
         generation,
         ts);
-    set(s, READY, t.phase == Phase.Completed ? "True" : "False", t.reason, t, generation, ts);
-    set(s, FAILED, t.phase == Phase.Failed ? "True" : "False", t.reason, t, generation, ts);
     if (t.restorabilityWarnings != null) {
       boolean ok = t.restorabilityWarnings.isEmpty();
-      set(
-          s,
+      Conditions.set(
+          s.conditions,
           RESTORABLE,
-          ok ? "True" : "False",
+          ok,
           ok ? Reason.Restorable : Reason.NotRestorable,
           ok
               ? "the engine reported nothing that would keep a runtime from restoring the images"
@@ -172,51 +168,6 @@ public final class StatusAggregator {
 
   /** The condition of the given type, or null. */
   public static Condition condition(CheckpointStatus s, String type) {
-    if (s == null) {
-      return null;
-    }
-    for (Condition c : s.conditions) {
-      if (type.equals(c.getType())) {
-        return c;
-      }
-    }
-    return null;
-  }
-
-  private static void set(
-      CheckpointStatus s,
-      String type,
-      String status,
-      Reason reason,
-      Transition t,
-      long generation,
-      String ts) {
-    Condition old = condition(s, type);
-    String since =
-        old != null && status.equals(old.getStatus()) && old.getLastTransitionTime() != null
-            ? old.getLastTransitionTime()
-            : ts;
-    set(s, type, status, reason, t.message, generation, ts);
-  }
-
-  private static void set(
-      CheckpointStatus s,
-      String type,
-      String status,
-      Reason reason,
-      String message,
-      long generation,
-      String ts) {
-    Condition old = condition(s, type);
-    String since =
-        old != null && status.equals(old.getStatus()) && old.getLastTransitionTime() != null
-            ? old.getLastTransitionTime()
-            : ts;
-    Condition c = new Condition(since, message, generation, reason.name(), status, type);
-    if (old != null) {
-      s.conditions.set(s.conditions.indexOf(old), c);
-    } else {
-      s.conditions.add(c);
-    }
+    return s == null ? null : Conditions.find(s.conditions, type);
   }
 }

@@ -89,13 +89,14 @@ final class CheckpointJob implements Runnable {
     List<CheckpointStore> opened = new ArrayList<>();
     boolean complete = false;
     try {
-      CheckpointStatus st = cr.getStatus();
       List<CheckpointStatus.ContainerRef> refs;
+      String podUid;
       // What a Restore needs to make a new pod of this one, from the pod the agent itself read.
       io.fabric8.kubernetes.api.model.PodTemplateSpec template;
       try {
         io.fabric8.kubernetes.api.model.Pod pod = pods.read(cr);
         refs = PodCheck.containers(cr, pod, node);
+        podUid = pod.getMetadata().getUid();
         template = PodTemplates.sanitize(pod);
       } catch (PodCheck.MismatchException e) {
         fail(e.reason(), e.getMessage());
@@ -159,7 +160,7 @@ final class CheckpointJob implements Runnable {
                   "k8s.checkpoint", cr.getMetadata().getName(),
                   "k8s.checkpoint.uid", cr.getMetadata().getUid(),
                   "k8s.pod", cr.getSpec().getPodName(),
-                  "k8s.pod.uid", String.valueOf(st.podUID),
+                  "k8s.pod.uid", String.valueOf(podUid),
                   "k8s.container", name,
                   // the stored checkpoint alone suffices to make the pod again (Restore from uri)
                   "k8s.pod.template", PodTemplates.toJson(template)));
@@ -227,26 +228,42 @@ final class CheckpointJob implements Runnable {
         r.warnings().forEach(w -> warnings.add("container '" + r.name() + "': " + w));
       }
       complete = true;
-      status.transition(
-          Transition.to(
-                  Phase.Completed,
-                  Reason.Completed,
-                  "stored "
-                      + bytes
-                      + " bytes of "
-                      + refs.size()
-                      + " container(s) at "
-                      + location
-                      + (warnings.isEmpty()
-                          ? ""
-                          : "; not restorable yet, see condition Restorable"))
-              .location(location)
-              .sizeBytes(bytes)
-              .durations(total)
-              .checkpointIds(checkpointIds)
-              // the cut: the pod froze when the run started plus the time the freeze took
-              .frozenAt(runStart.plusMillis(total.freezeMillis))
-              .restorability(warnings));
+      boolean written =
+          status.transition(
+              Transition.to(
+                      Phase.Completed,
+                      Reason.Completed,
+                      "stored "
+                          + bytes
+                          + " bytes of "
+                          + refs.size()
+                          + " container(s) at "
+                          + location
+                          + (warnings.isEmpty()
+                              ? ""
+                              : "; not restorable yet, see condition Restorable"))
+                  .location(location)
+                  .sizeBytes(bytes)
+                  .durations(total)
+                  .checkpointIds(checkpointIds)
+                  // the cut: the pod froze when the run started plus the time the freeze took
+                  .frozenAt(runStart.plusMillis(total.freezeMillis))
+                  .restorability(warnings));
+      if (!written) {
+        // The checkpoint ended under us (e.g. the operator timed it out) and says Failed. The
+        // workload still runs in leave-running mode, so the images go, as for any other failure;
+        // in kill mode they are all that is left of the workload and stay.
+        if (cr.getSpec().effectiveLeaveRunning()) {
+          complete = false;
+          LOG.info(who() + ": ended before Completed could be written; deleting the images");
+        } else {
+          LOG.warning(
+              who()
+                  + ": ended before Completed could be written; the workload was killed, so its"
+                  + " images stay at "
+                  + location);
+        }
+      }
     } catch (TrackingSink.CancelledException e) {
       fail(
           deleted ? Reason.Cancelled : Reason.TimedOut,

@@ -269,9 +269,9 @@ public final class PodDump {
       return done;
     } finally {
       killAll.complete(false); // no-op after success; otherwise every held tree is released
-      for (Thread t : threads) {
-        t.join(Duration.ofSeconds(60).toMillis());
-      }
+      // Thaw before waiting for the engines: a container after the failed one has no engine yet
+      // and would otherwise stay frozen through the joins, and an interrupted join must not skip
+      // the thaw. Thawing never frees a seized process (ptrace keeps it stopped).
       IOException thawError = null;
       for (CgroupFreezer.Frozen f : frozen) {
         try {
@@ -279,6 +279,9 @@ public final class PodDump {
         } catch (IOException e) {
           thawError = e;
         }
+      }
+      for (Thread t : threads) {
+        t.join(Duration.ofSeconds(60).toMillis());
       }
       if (thawError != null) {
         throw thawError;

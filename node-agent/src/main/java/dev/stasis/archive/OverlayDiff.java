@@ -234,9 +234,20 @@ public final class OverlayDiff {
       BasicFileAttributes a =
           Files.readAttributes(e.source(), BasicFileAttributes.class, LinkOption.NOFOLLOW_LINKS);
       String link = a.isSymbolicLink() ? Files.readSymbolicLink(e.source()).toString() : "";
-      sum += TarWriter.bound(e.path(), link, a.isRegularFile() ? a.size() : 0);
+      sum += TarWriter.bound(e.path(), link, a.isRegularFile() ? a.size() : 0, owner(e.source()));
     }
     return sum;
+  }
+
+  private static TarWriter.Owner owner(Path source) throws IOException {
+    return owner(Files.readAttributes(source, "unix:uid,gid", LinkOption.NOFOLLOW_LINKS));
+  }
+
+  /** Numeric ids as the kernel has them (unsigned: an id above 2^31 is not negative). */
+  private static TarWriter.Owner owner(Map<String, Object> a) {
+    return new TarWriter.Owner(
+        Integer.toUnsignedLong((Integer) a.get("uid")),
+        Integer.toUnsignedLong((Integer) a.get("gid")));
   }
 
   /**
@@ -252,7 +263,7 @@ public final class OverlayDiff {
             Files.readAttributes(
                 e.source(), "unix:mode,uid,gid,lastModifiedTime", LinkOption.NOFOLLOW_LINKS);
         int mode = (Integer) a.get("mode");
-        TarWriter.Owner owner = new TarWriter.Owner((Integer) a.get("uid"), (Integer) a.get("gid"));
+        TarWriter.Owner owner = owner(a);
         long mtime =
             ((java.nio.file.attribute.FileTime) a.get("lastModifiedTime")).toMillis() / 1000;
         int type = mode & 0170000;

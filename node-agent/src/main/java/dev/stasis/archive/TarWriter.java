@@ -5,43 +5,66 @@ import java.io.InputStream;
 import java.io.OutputStream;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
+import java.nio.file.LinkOption;
 import java.nio.file.Path;
-import java.util.Arrays;
 
 /**
- * A POSIX tar stream (ustar headers, a pax extended header before any entry whose name or link does
- * not fit ustar's fields). Enough for checkpoint archives: directories, regular files, symlinks.
+ * A POSIX tar stream: ustar headers, with a pax extended header before any entry whose name, link,
+ * uid, gid or size does not fit ustar's fields. The one tar writer of the agent: checkpoint
+ * archives ({@link CheckpointArchive}, {@link RootfsDiff}) and the files of a tmpfs ({@code
+ * dump.ns.TmpfsArchive}) and the agent's container root diffs ({@link OverlayDiff}).
  *
  * <p>Layout (POSIX.1-2001): every entry is a 512-byte header then its data padded to 512 bytes; the
  * archive ends with two zero blocks. Header fields: name 0..100, mode 100..108, uid 108..116, gid
  * 116..124, size 124..136, mtime 136..148, chksum 148..156, typeflag 156, linkname 157..257, magic
- * "ustar\0" 257..263, version "00" 263..265, uname/gname, devmajor/devminor, prefix 345..500.
- * Numbers are octal, NUL-terminated. The checksum is the byte sum of the header with its own field
- * taken as eight spaces.
+ * "ustar\0" 257..263, version "00" 263..265, uname/gname, devmajor 329..337, devminor 337..345,
+ * prefix 345..500. Numbers are octal, NUL-terminated. The checksum is the byte sum of the header
+ * with its own field taken as eight spaces.
  */
 public final class TarWriter implements AutoCloseable {
   private static final int BLOCK = 512;
+  private static final long MAX_ID = 07777777;
+  private static final long MAX_SIZE = 077777777777L;
+
+  /** Type flags. */
+  public static final char FILE = '0';
+
+  public static final char SYMLINK = '2';
+  public static final char CHAR_DEVICE = '3';
+  public static final char BLOCK_DEVICE = '4';
+  public static final char DIRECTORY = '5';
+  public static final char FIFO = '6';
+
+  /** The two zero blocks that end an archive. */
+  public static final long END = 2 * BLOCK;
+
   private final OutputStream out;
+  private int paxCount;
   private long written;
 
   public TarWriter(OutputStream out) {
     this.out = out;
   }
 
-  /**
-   * At least the bytes one entry takes: its header, a pax header with its data when the name or
-   * link does not fit ustar's fields, its data padded to a block. The end of the archive adds
-   * {@link #END} once.
-   */
-  public static long bound(String name, String link, long size) {
-    int n = name.getBytes(StandardCharsets.UTF_8).length + 1; // a directory's trailing slash
-    int l = link.getBytes(StandardCharsets.UTF_8).length;
-    long pax = n > 100 || l > 100 ? BLOCK + padded(n + l + 64) : 0;
-    return BLOCK + pax + padded(size);
+  /** Who owns an entry: numeric ids (names are written only for root, see {@link #block}). */
+  public record Owner(long uid, long gid) {
+    public static final Owner ROOT = new Owner(0, 0);
   }
 
-  /** The two zero blocks that end an archive. */
-  public static final long END = 2 * BLOCK;
+  /**
+   * At least the bytes one entry takes: its header, a pax header with its records when the name,
+   * link, an id or the size does not fit ustar's fields, its data padded to a block. The end of the
+   * archive adds {@link #END} once.
+   */
+  public static long bound(String name, String link, long size, Owner owner) {
+    int n = name.getBytes(StandardCharsets.UTF_8).length + 1; // a directory's trailing slash
+    int l = link.getBytes(StandardCharsets.UTF_8).length;
+    boolean pax =
+        n > 100 || l > 100 || size > MAX_SIZE || owner.uid() > MAX_ID || owner.gid() > MAX_ID;
+    // records: "LEN key=value\n" for path, linkpath, uid, gid and size, LEN at most 20 digits
+    long paxBytes = pax ? BLOCK + padded(n + l + 5 * 24 + 3 * 20) : 0;
+    return BLOCK + paxBytes + padded(size);
+  }
 
   private static long padded(long size) {
     return (size + BLOCK - 1) / BLOCK * BLOCK;
@@ -52,17 +75,20 @@ public final class TarWriter implements AutoCloseable {
     return written;
   }
 
-  /** Who owns an entry: numeric ids (names are written only for root, see {@link #writeHeader}). */
-  public record Owner(int uid, int gid) {
-    public static final Owner ROOT = new Owner(0, 0);
-  }
-
   public void directory(String name, int mode, long mtimeSeconds) throws IOException {
     directory(name, mode, mtimeSeconds, Owner.ROOT);
   }
 
   public void directory(String name, int mode, long mtimeSeconds, Owner owner) throws IOException {
-    header(name.endsWith("/") ? name : name + "/", '5', mode, 0, mtimeSeconds, "", owner);
+    header(
+        name.endsWith("/") ? name : name + "/",
+        DIRECTORY,
+        mode,
+        owner.uid(),
+        owner.gid(),
+        0,
+        mtimeSeconds,
+        "");
   }
 
   public void symlink(String name, String target, long mtimeSeconds) throws IOException {
@@ -71,11 +97,11 @@ public final class TarWriter implements AutoCloseable {
 
   public void symlink(String name, String target, long mtimeSeconds, Owner owner)
       throws IOException {
-    header(name, '2', 0777, 0, mtimeSeconds, target, owner);
+    header(name, SYMLINK, 0777, owner.uid(), owner.gid(), 0, mtimeSeconds, target);
   }
 
   public void file(String name, int mode, long mtimeSeconds, byte[] data) throws IOException {
-    header(name, '0', mode, data.length, mtimeSeconds, "", Owner.ROOT);
+    header(name, FILE, mode, 0, 0, data.length, mtimeSeconds, "");
     write(data, data.length);
     pad(data.length);
   }
@@ -89,59 +115,93 @@ public final class TarWriter implements AutoCloseable {
   public void file(String name, int mode, long mtimeSeconds, Path source, Owner owner)
       throws IOException {
     long size = Files.size(source);
-    header(name, '0', mode, size, mtimeSeconds, "", owner);
-    long copied = 0;
+    header(name, FILE, mode, owner.uid(), owner.gid(), size, mtimeSeconds, "");
+    content(source, size);
+  }
+
+  /** An entry of no content (devices, fifos, directories) or one whose content follows. */
+  public void header(
+      String name, char type, int mode, long uid, long gid, long size, long mtime, String link)
+      throws IOException {
+    header(name, type, mode, uid, gid, size, mtime, link, 0, 0);
+  }
+
+  /**
+   * An entry's header, preceded by a pax extended header with what does not fit ustar. For a
+   * regular file of {@code size > 0}, {@link #content} must follow.
+   */
+  public void header(
+      String name,
+      char type,
+      int mode,
+      long uid,
+      long gid,
+      long size,
+      long mtime,
+      String link,
+      long devMajor,
+      long devMinor)
+      throws IOException {
+    StringBuilder pax = new StringBuilder();
+    if (name.getBytes(StandardCharsets.UTF_8).length > 100) {
+      pax.append(record("path", name));
+    }
+    if (link.getBytes(StandardCharsets.UTF_8).length > 100) {
+      pax.append(record("linkpath", link));
+    }
+    if (uid > MAX_ID) {
+      pax.append(record("uid", Long.toString(uid)));
+    }
+    if (gid > MAX_ID) {
+      pax.append(record("gid", Long.toString(gid)));
+    }
+    if (size > MAX_SIZE) {
+      pax.append(record("size", Long.toString(size)));
+    }
+    if (pax.length() > 0) {
+      byte[] records = pax.toString().getBytes(StandardCharsets.UTF_8);
+      block("./PaxHeaders/" + (paxCount++), 'x', 0644, 0, 0, records.length, mtime, "", 0, 0);
+      write(records, records.length);
+      pad(records.length);
+    }
+    block(name, type, mode, uid, gid, size, mtime, link, devMajor, devMinor);
+  }
+
+  /**
+   * Exactly {@code size} bytes of {@code source} (not followed if a symlink), padded: the content
+   * of the entry whose header said {@code size}. A file that is not that long any more fails the
+   * archive rather than leave a stream whose header lies.
+   */
+  public void content(Path source, long size) throws IOException {
     byte[] buf = new byte[1 << 16];
-    try (InputStream in = Files.newInputStream(source)) {
-      int n;
-      while (copied < size
-          && (n = in.read(buf, 0, (int) Math.min(buf.length, size - copied))) > 0) {
+    long left = size;
+    try (InputStream in = Files.newInputStream(source, LinkOption.NOFOLLOW_LINKS)) {
+      while (left > 0) {
+        int n = in.read(buf, 0, (int) Math.min(buf.length, left));
+        if (n < 0) {
+          break;
+        }
         write(buf, n);
-        copied += n;
+        left -= n;
       }
     }
-    if (copied != size) {
+    if (left != 0) {
       throw new IOException(source + " changed size while it was archived");
     }
     pad(size);
   }
 
-  private void header(
-      String name, char type, int mode, long size, long mtime, String link, Owner owner)
-      throws IOException {
-    byte[] nameBytes = name.getBytes(StandardCharsets.UTF_8);
-    byte[] linkBytes = link.getBytes(StandardCharsets.UTF_8);
-    if (nameBytes.length > 100 || linkBytes.length > 100) {
-      // pax extended header: "LEN path=VALUE\n" records, LEN counting the whole record
-      StringBuilder pax = new StringBuilder();
-      if (nameBytes.length > 100) {
-        pax.append(paxRecord("path", name));
-      }
-      if (linkBytes.length > 100) {
-        pax.append(paxRecord("linkpath", link));
-      }
-      byte[] data = pax.toString().getBytes(StandardCharsets.UTF_8);
-      writeHeader(shorten(nameBytes), 'x', 0644, data.length, mtime, new byte[0], Owner.ROOT);
-      write(data, data.length);
-      pad(data.length);
-      nameBytes = shorten(nameBytes);
-      linkBytes = shorten(linkBytes);
-    }
-    writeHeader(nameBytes, type, mode, size, mtime, linkBytes, owner);
-  }
-
-  private static byte[] shorten(byte[] b) {
-    return b.length <= 100 ? b : Arrays.copyOf(b, 100);
-  }
-
-  static String paxRecord(String key, String value) {
-    String body = " " + key + "=" + value + "\n";
-    int bodyLen = body.getBytes(StandardCharsets.UTF_8).length;
-    int len = bodyLen + 1;
-    while (Integer.toString(len).length() + bodyLen != len) {
+  /** A pax record "LEN key=value\n", LEN counting the whole record including its own digits. */
+  static String record(String key, String value) {
+    int body =
+        key.getBytes(StandardCharsets.UTF_8).length
+            + value.getBytes(StandardCharsets.UTF_8).length
+            + 3;
+    int len = body + Integer.toString(body).length();
+    if (Integer.toString(len).length() != Integer.toString(body).length()) {
       len++;
     }
-    return len + body;
+    return len + " " + key + "=" + value + "\n";
   }
 
   /**
@@ -149,49 +209,60 @@ public final class TarWriter implements AutoCloseable {
    * as root, maps an entry by its names before its ids, so a name that does not match the id would
    * give the file to the wrong owner.
    */
-  private void writeHeader(
-      byte[] name, char type, int mode, long size, long mtime, byte[] link, Owner owner)
+  private void block(
+      String name,
+      char type,
+      int mode,
+      long uid,
+      long gid,
+      long size,
+      long mtime,
+      String link,
+      long devMajor,
+      long devMinor)
       throws IOException {
     byte[] h = new byte[BLOCK];
-    System.arraycopy(name, 0, h, 0, name.length);
+    put(h, 0, 100, name);
     octal(h, 100, 8, mode & 07777);
-    octal(h, 108, 8, owner.uid());
-    octal(h, 116, 8, owner.gid());
-    octal(h, 124, 12, size);
-    octal(h, 136, 12, Math.max(0, mtime));
+    octal(h, 108, 8, Math.min(uid, MAX_ID));
+    octal(h, 116, 8, Math.min(gid, MAX_ID));
+    octal(h, 124, 12, Math.min(size, MAX_SIZE));
+    octal(h, 136, 12, mtime < 0 ? 0 : Math.min(mtime, MAX_SIZE));
     h[156] = (byte) type;
-    System.arraycopy(link, 0, h, 157, link.length);
-    byte[] magic = "ustar\0".getBytes(StandardCharsets.US_ASCII);
-    System.arraycopy(magic, 0, h, 257, magic.length);
+    put(h, 157, 100, link);
+    put(h, 257, 6, "ustar");
     h[263] = '0';
     h[264] = '0';
-    byte[] root = "root".getBytes(StandardCharsets.US_ASCII);
-    if (owner.uid() == 0) {
-      System.arraycopy(root, 0, h, 265, root.length);
+    if (uid == 0) {
+      put(h, 265, 32, "root");
     }
-    if (owner.gid() == 0) {
-      System.arraycopy(root, 0, h, 297, root.length);
+    if (gid == 0) {
+      put(h, 297, 32, "root");
     }
-    Arrays.fill(h, 148, 156, (byte) ' ');
+    octal(h, 329, 8, devMajor);
+    octal(h, 337, 8, devMinor);
+    for (int i = 148; i < 156; i++) {
+      h[i] = ' ';
+    }
     long sum = 0;
     for (byte b : h) {
       sum += b & 0xff;
     }
-    octal(h, 148, 7, sum);
-    h[155] = ' ';
+    octal(h, 148, 7, sum); // six digits and a NUL, then the space that was there
     write(h, BLOCK);
   }
 
-  /** {@code value} in octal, zero-padded to {@code len - 1} digits and NUL-terminated. */
-  private static void octal(byte[] h, int off, int len, long value) throws IOException {
-    String s = Long.toOctalString(value);
-    if (s.length() > len - 1) {
-      throw new IOException("value " + value + " does not fit a tar header field");
-    }
-    s = "0".repeat(len - 1 - s.length()) + s;
-    byte[] b = s.getBytes(StandardCharsets.US_ASCII);
-    System.arraycopy(b, 0, h, off, b.length);
-    h[off + len - 1] = 0;
+  /** Writes a string truncated to the field (a longer one has a pax record as well). */
+  private static void put(byte[] h, int off, int len, String s) {
+    byte[] b = s.getBytes(StandardCharsets.UTF_8);
+    System.arraycopy(b, 0, h, off, Math.min(b.length, len));
+  }
+
+  /** Zero-padded octal digits filling the field but its last byte, which stays NUL. */
+  private static void octal(byte[] h, int off, int len, long v) {
+    String s = Long.toOctalString(v);
+    String padded = "0".repeat(Math.max(0, len - 1 - s.length())) + s;
+    System.arraycopy(padded.getBytes(StandardCharsets.US_ASCII), 0, h, off, len - 1);
   }
 
   private void pad(long size) throws IOException {

@@ -206,7 +206,7 @@ public final class Dumper {
       if (!committed && deadline.expired()) {
         throw deadline.failure(e);
       }
-      if (!committed && targetGone(e)) {
+      if (!committed && targetGone(pid, e)) {
         throw new DumpException("PID " + pid + " exited during the dump", e);
       }
       throw e;
@@ -222,7 +222,7 @@ public final class Dumper {
       if (deadline.expired()) {
         throw deadline.failure(e);
       }
-      if (targetGone(e)) {
+      if (targetGone(pid, e)) {
         throw new DumpException("PID " + pid + " exited during the dump", e);
       }
       throw new DumpException("dump of PID " + pid + " failed: " + reason(e), e);
@@ -489,7 +489,7 @@ public final class Dumper {
     dumpMemory(p, vp, pagesId, proc.vmas(), sink, totals);
 
     long t = System.nanoTime();
-    TaskImages.writeFdinfo(p, objId, files, sink);
+    TaskImages.writeFdinfo(p, vp, objId, files, sink);
     TaskImages.writeFs(p, vp, para.misc(), files, sink);
     TaskImages.writeMm(vp, proc, para.misc(), sink);
     List<Integer> tids =
@@ -602,9 +602,10 @@ public final class Dumper {
 
   /**
    * Whether a failure was the target dying under us (killed, or exited, mid-dump): a system call on
-   * it failed with ESRCH, or it is exiting or gone.
+   * it failed with ESRCH, or it is exiting or gone. Also asked by {@link LiveCopy} for the live
+   * phase.
    */
-  private boolean targetGone(Throwable failure) {
+  static boolean targetGone(int pid, Throwable failure) {
     for (Throwable c = failure; c != null; c = c.getCause()) {
       if (c instanceof LinuxException le && le.errno() == Errno.ESRCH) {
         return true;

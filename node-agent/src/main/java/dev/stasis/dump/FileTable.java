@@ -14,7 +14,6 @@ import dev.stasis.images.ImageWriter;
 import dev.stasis.images.proto.FdinfoEntry;
 import dev.stasis.images.proto.FileEntry;
 import dev.stasis.linux.Linux;
-import dev.stasis.linux.proc.Status;
 import java.io.IOException;
 import java.nio.file.DirectoryStream;
 import java.nio.file.Files;
@@ -51,9 +50,11 @@ final class FileTable {
   /**
    * Refuses, before anything is frozen, a process whose descriptors include one no kind dumps (one
    * line naming the fd). Descriptors closed meanwhile are skipped; the dump checks again frozen.
+   * Returns the descriptors read, in fd order, for the checks across the tree (sockets, ptys).
    */
-  static void refuseUnsupported(int pid) throws IOException {
+  static List<OpenFd> refuseUnsupported(int pid) throws IOException {
     FileKinds kinds = FileKinds.standard();
+    List<OpenFd> read = new ArrayList<>();
     for (int fd : fds(pid)) {
       OpenFd open;
       try {
@@ -63,7 +64,9 @@ final class FileTable {
       }
       kinds.pick(open);
       FileLocks.parse(open);
+      read.add(open);
     }
+    return read;
   }
 
   /** The id of the file mapped at {@code mapFilesName} (deduplicated by device and inode). */
@@ -141,10 +144,12 @@ final class FileTable {
     return addPath(path, FileStat.of(link));
   }
 
-  /** Every open descriptor, in fd order, as fdinfo entries; their files are added to the table. */
-  List<FdinfoEntry> descriptors(int pid) throws IOException {
+  /**
+   * Every open descriptor, in fd order, as fdinfo entries; their files are added to the table.
+   * {@code vpid} is the process's PID in its own namespace (for the locks it holds).
+   */
+  List<FdinfoEntry> descriptors(int pid, int vpid) throws IOException {
     List<FdinfoEntry> out = new ArrayList<>();
-    int vpid = Status.read(pid).innermostPid();
     for (int fd : fds(pid)) {
       OpenFd open = OpenFd.read(pid, fd);
       FileKind kind = kinds.pick(open);

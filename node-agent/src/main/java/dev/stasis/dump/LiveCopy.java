@@ -12,7 +12,6 @@ import dev.stasis.linux.Syscalls;
 import dev.stasis.linux.Userfaultfd;
 import dev.stasis.linux.proc.Maps;
 import dev.stasis.linux.proc.PagemapScan;
-import dev.stasis.linux.proc.TaskStat;
 import java.io.IOException;
 import java.nio.ByteBuffer;
 import java.nio.channels.FileChannel;
@@ -104,7 +103,7 @@ final class LiveCopy implements AutoCloseable {
       return live;
     } catch (IOException | RuntimeException e) {
       live.close();
-      if (gone(pid, e)) {
+      if (Dumper.targetGone(pid, e)) {
         throw new DumpException("PID " + pid + " exited during the live copy", e);
       }
       notice.accept(
@@ -162,12 +161,7 @@ final class LiveCopy implements AutoCloseable {
     dev.stasis.compel.Hold.at("live-uffd-made"); // the target holds a descriptor of ours
     int afd = -1;
     try {
-      int pidfd = Linux.pidfdOpen(p);
-      try {
-        afd = Linux.pidfdGetfd(pidfd, (int) rfd, p);
-      } finally {
-        Linux.close(pidfd);
-      }
+      afd = Linux.grabFd(p, (int) rfd);
     } finally {
       try {
         task.syscall("close", Syscalls.CLOSE, rfd);
@@ -264,19 +258,6 @@ final class LiveCopy implements AutoCloseable {
       buf = ByteBuffer.allocateDirect(BATCH + PAGE).alignedSlice(PAGE);
     }
     return buf;
-  }
-
-  private static boolean gone(int pid, Throwable failure) {
-    for (Throwable c = failure; c != null; c = c.getCause()) {
-      if (c instanceof LinuxException le && le.errno() == Errno.ESRCH) {
-        return true;
-      }
-    }
-    try {
-      return TaskStat.read(pid).isExiting();
-    } catch (IOException e) {
-      return true;
-    }
   }
 
   /** A pages image waiting to be assembled: (store offset, bytes) pieces in image order. */

@@ -1,6 +1,8 @@
 package dev.stasis.dump;
 
+import dev.stasis.dump.files.OpenFd;
 import dev.stasis.dump.files.Pty;
+import dev.stasis.dump.files.Sockets;
 import dev.stasis.dump.files.UnixSocket;
 import dev.stasis.linux.Linux;
 import dev.stasis.linux.proc.TaskStat;
@@ -10,6 +12,7 @@ import java.nio.file.NoSuchFileException;
 import java.util.ArrayDeque;
 import java.util.ArrayList;
 import java.util.List;
+import java.util.Map;
 
 /**
  * The refusals of a dump that need no freeze: targets that must not or cannot be dumped, and trees
@@ -55,10 +58,11 @@ final class TargetChecks {
   static void refuseUnsupportedFiles(int pid) throws DumpException {
     ArrayDeque<Integer> todo = new ArrayDeque<>(List.of(pid));
     List<Integer> tree = new ArrayList<>();
+    List<OpenFd> open = new ArrayList<>(); // read once, for every check across the tree
     while (!todo.isEmpty()) {
       int p = todo.poll();
       try {
-        FileTable.refuseUnsupported(p);
+        open.addAll(FileTable.refuseUnsupported(p));
         tree.add(p);
         todo.addAll(Tasks.children(p));
       } catch (DumpException e) {
@@ -67,15 +71,16 @@ final class TargetChecks {
         // gone, or its fds unreadable for now: the seize or the frozen dump says so
       }
     }
-    UnixSocket.refuseExternalPeers(tree);
+    Map<Long, Sockets.Held> sockets = Sockets.socketsOf(open);
+    UnixSocket.refuseExternalPeers(sockets);
     try {
-      Pty.refuseUnsupported(tree);
+      Pty.refuseUnsupported(open, tree);
     } catch (DumpException e) {
       throw e;
     } catch (IOException e) {
       // a process gone meanwhile: the seize or the frozen dump says so
     }
-    dev.stasis.dump.files.InetSocket.refuseUnsupportedConnections(tree);
+    dev.stasis.dump.files.InetSocket.refuseUnsupportedConnections(sockets);
   }
 
   /**

@@ -60,8 +60,9 @@ final class TaskImages {
       Map<Integer, Parasite.ThreadInfo> threads) {}
 
   /** fdinfo-N: every descriptor, its file dumped by its kind into the shared file table. */
-  static void writeFdinfo(int p, int objId, FileTable files, ImageSink sink) throws IOException {
-    ImageWriter.writeFile(sink, ImageType.FDINFO, objId, files.descriptors(p));
+  static void writeFdinfo(int p, int vp, int objId, FileTable files, ImageSink sink)
+      throws IOException {
+    ImageWriter.writeFile(sink, ImageType.FDINFO, objId, files.descriptors(p, vp));
   }
 
   /** fs-N: cwd, root and umask. */

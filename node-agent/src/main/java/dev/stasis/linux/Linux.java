@@ -752,4 +752,17 @@ public final class Linux {
   public static int pidfdGetfd(int pidfd, int fd, int pid) throws LinuxException {
     return (int) syscall("pidfd_getfd", pid, Syscalls.PIDFD_GETFD, pidfd, fd, 0);
   }
+
+  /**
+   * A descriptor of the agent's for descriptor {@code fd} of process {@code pid} (pidfd_open, then
+   * {@link #pidfdGetfd}); the caller closes it.
+   */
+  public static int grabFd(int pid, int fd) throws LinuxException {
+    int pidfd = pidfdOpen(pid);
+    try {
+      return pidfdGetfd(pidfd, fd, pid);
+    } finally {
+      close(pidfd);
+    }
+  }
 }

@@ -28,7 +28,6 @@ public final class RtNetlink {
   public static final int RTM_GETROUTE = 26;
   public static final int RTA_TABLE = 15;
   public static final int RTM_F_CLONED = 0x200;
-  public static final int RT_TABLE_DEFAULT = 253;
   public static final int RT_TABLE_MAIN = 254;
   public static final int RT_TABLE_LOCAL = 255;
 
@@ -100,55 +99,23 @@ public final class RtNetlink {
     return ByteBuffer.wrap(msg).order(ByteOrder.LITTLE_ENDIAN).getInt(16 + 8);
   }
 
-  /** rtmsg.rtm_family (route) or ifaddrmsg.ifa_family (address) of a message. */
-  public static int family(byte[] msg) {
-    return msg[16] & 0xff;
-  }
-
-  /** ifaddrmsg.ifa_index of an address message. */
-  public static int addressIfindex(byte[] msg) {
-    return ByteBuffer.wrap(msg).order(ByteOrder.LITTLE_ENDIAN).getInt(16 + 4);
-  }
-
+  /** The whole messages of type {@code answer} a dump {@code request} for {@code family} gets. */
   private static List<byte[]> dump(int request, int family, int body, int answer)
       throws LinuxException {
-    ByteBuffer req = ByteBuffer.allocateDirect(16 + body).order(ByteOrder.LITTLE_ENDIAN);
-    req.putInt(16 + body).putShort((short) request);
-    req.putShort((short) (SockDiag.NLM_F_REQUEST | SockDiag.NLM_F_DUMP)).putInt(1).putInt(0);
+    ByteBuffer req = SockDiag.request(request, body);
     req.put((byte) family);
     req.position(0);
     List<byte[]> out = new ArrayList<>();
-    int fd = Linux.socket(Linux.AF_NETLINK, Linux.SOCK_DGRAM, NETLINK_ROUTE);
-    try {
-      Linux.send(fd, req);
-      ByteBuffer buf = ByteBuffer.allocateDirect(256 * 1024).order(ByteOrder.LITTLE_ENDIAN);
-      while (true) {
-        buf.clear();
-        int n = Linux.recv(fd, buf, 0);
-        int at = 0;
-        while (at + 16 <= n) {
-          int len = buf.getInt(at);
-          int type = buf.getShort(at + 4) & 0xffff;
-          if (len < 16 || at + len > n) {
-            throw new LinuxException(
-                "rtnetlink dump: malformed answer (length " + len + ")", Errno.EIO, 0);
-          }
-          if (type == SockDiag.NLMSG_DONE) {
-            return out;
-          }
-          if (type == SockDiag.NLMSG_ERROR) {
-            throw new LinuxException("rtnetlink dump " + request, -buf.getInt(at + 16), 0);
-          }
-          if (type == answer) {
-            byte[] m = new byte[len];
-            buf.get(at, m);
-            out.add(m);
-          }
-          at += (len + 3) & ~3;
-        }
-      }
-    } finally {
-      Linux.close(fd);
-    }
+    SockDiag.exchange(
+        NETLINK_ROUTE,
+        answer,
+        req,
+        "rtnetlink " + request,
+        (b, from, end) -> {
+          byte[] m = new byte[end - from + 16]; // with its nlmsghdr: replayed as it is
+          b.get(from - 16, m);
+          out.add(m);
+        });
+    return out;
   }
 }

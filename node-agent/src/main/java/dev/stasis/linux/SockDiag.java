@@ -237,25 +237,40 @@ public final class SockDiag {
     return out;
   }
 
-  /** One SOCK_DIAG_BY_FAMILY answer: its payload is {@code [from, end)} of the buffer. */
-  private interface Answer {
+  /** One answer of a netlink dump: its payload (after the nlmsghdr) is {@code [from, end)}. */
+  interface Answer {
     void accept(ByteBuffer b, int from, int end);
   }
 
-  /** A dump request's nlmsghdr, positioned for the {@code body} bytes that follow it. */
+  /** A sock_diag dump request's nlmsghdr, positioned for the {@code body} bytes that follow it. */
   private static ByteBuffer request(int body) {
+    return request(SOCK_DIAG_BY_FAMILY, body);
+  }
+
+  /** A netlink dump request of {@code type}, positioned for the {@code body} bytes that follow. */
+  static ByteBuffer request(int type, int body) {
     ByteBuffer req = ByteBuffer.allocateDirect(16 + body).order(ByteOrder.LITTLE_ENDIAN);
-    req.putInt(16 + body).putShort((short) SOCK_DIAG_BY_FAMILY);
+    req.putInt(16 + body).putShort((short) type);
     req.putShort((short) (NLM_F_REQUEST | NLM_F_DUMP)).putInt(1).putInt(0);
     return req;
   }
 
-  /** Sends a dump request on a fresh NETLINK_SOCK_DIAG socket and hands every answer over. */
   private static void exchange(ByteBuffer req, String what, Answer answer) throws LinuxException {
-    int fd = Linux.socket(Linux.AF_NETLINK, Linux.SOCK_DGRAM, NETLINK_SOCK_DIAG);
+    exchange(NETLINK_SOCK_DIAG, SOCK_DIAG_BY_FAMILY, req, "sock_diag " + what, answer);
+  }
+
+  /**
+   * Sends a dump request on a fresh netlink socket of {@code protocol} and hands every answer of
+   * type {@code answerType} over (sock_diag here, rtnetlink in {@link RtNetlink}). The buffer is
+   * large because a dump message can exceed a page (rtnetlink sizes link dumps after the largest
+   * device), and a datagram read into a smaller buffer is cut.
+   */
+  static void exchange(int protocol, int answerType, ByteBuffer req, String what, Answer answer)
+      throws LinuxException {
+    int fd = Linux.socket(Linux.AF_NETLINK, Linux.SOCK_DGRAM, protocol);
     try {
       Linux.send(fd, req);
-      ByteBuffer buf = ByteBuffer.allocateDirect(64 * 1024).order(ByteOrder.LITTLE_ENDIAN);
+      ByteBuffer buf = ByteBuffer.allocateDirect(256 * 1024).order(ByteOrder.LITTLE_ENDIAN);
       while (true) {
         buf.clear();
         int n = Linux.recv(fd, buf, 0);
@@ -265,15 +280,15 @@ public final class SockDiag {
           int type = buf.getShort(at + 4) & 0xffff;
           if (len < 16 || at + len > n) {
             throw new LinuxException(
-                "sock_diag " + what + ": malformed answer (length " + len + ")", Errno.EIO, 0);
+                what + ": malformed answer (length " + len + ")", Errno.EIO, 0);
           }
           if (type == NLMSG_DONE) {
             return;
           }
           if (type == NLMSG_ERROR) {
-            throw new LinuxException("sock_diag " + what + " dump", -buf.getInt(at + 16), 0);
+            throw new LinuxException(what + " dump", -buf.getInt(at + 16), 0);
           }
-          if (type == SOCK_DIAG_BY_FAMILY) {
+          if (type == answerType) {
             answer.accept(buf, at + 16, at + len);
           }
           at += align(len);

@@ -1,5 +1,9 @@
 package dev.stasis.agent;
 
+import static dev.stasis.testing.Logs.awaitLines;
+import static dev.stasis.testing.Logs.lastNumber;
+import static dev.stasis.testing.Logs.lines;
+import static dev.stasis.testing.Logs.read;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertTrue;
@@ -279,11 +283,7 @@ class RuntimeWrapperIT {
   @ValueSource(strings = {"file", "s3", "pod"})
   void aStasisCheckpointComesBackThroughTheWrapper(String store) throws Exception {
     String token = "wrap-" + UUID.randomUUID().toString().substring(0, 8);
-    String script =
-        "echo "
-            + token
-            + " > /dev/shm/f; i=0; while :; do read -t 0.1 x; i=$((i+1)); read s < /dev/shm/f;"
-            + " echo $i $s; done";
+    String script = RuncContainer.tokenCounter(token);
     try (S3Server s3 = store.equals("s3") ? S3Server.start().bucket("ckpt") : null;
         RuncContainer ctr = RuncContainer.start(work, script)) {
       awaitLines(ctr.log(), 5);
@@ -531,22 +531,6 @@ class RuntimeWrapperIT {
     return full;
   }
 
-  private static String read(Path p) throws IOException {
-    return Files.exists(p) ? Files.readString(p) : "";
-  }
-
-  /** Whole lines only: the last one may still be being written. */
-  private static List<String> lines(Path log) throws IOException {
-    String s = read(log);
-    int end = s.lastIndexOf('\n');
-    return end < 0 ? List.of() : s.substring(0, end).lines().toList();
-  }
-
-  private static int lastNumber(Path log) throws IOException {
-    List<String> l = lines(log).stream().filter(x -> x.matches("[0-9]+ .*")).toList();
-    return Integer.parseInt(l.get(l.size() - 1).split(" ")[0]);
-  }
-
   /**
    * True once {@code pid} has exited (a zombie waits for its parent, outside this test, to reap
    * it).
@@ -557,16 +541,6 @@ class RuntimeWrapperIT {
       return stat.substring(stat.lastIndexOf(") ") + 2).startsWith("Z");
     } catch (IOException e) {
       return true;
-    }
-  }
-
-  private static void awaitLines(Path log, int n) throws Exception {
-    long deadline = System.nanoTime() + Duration.ofSeconds(20).toNanos();
-    while (lines(log).size() < n) {
-      if (System.nanoTime() > deadline) {
-        throw new AssertionError(log + " stopped at " + lines(log).size() + " lines: " + read(log));
-      }
-      Thread.sleep(50);
     }
   }
 

@@ -1,5 +1,6 @@
 package dev.stasis.dump;
 
+import static dev.stasis.testing.Logs.read;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertTrue;
@@ -9,7 +10,6 @@ import com.fasterxml.jackson.databind.ObjectMapper;
 import dev.stasis.testing.Crit;
 import dev.stasis.testing.Exec;
 import dev.stasis.testing.RuncContainer;
-import java.io.IOException;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.time.Duration;
@@ -270,9 +270,5 @@ class CheckpointArchiveIT {
       }
       Thread.sleep(50);
     }
-  }
-
-  private static String read(Path p) throws IOException {
-    return Files.exists(p) ? Files.readString(p) : "";
   }
 }

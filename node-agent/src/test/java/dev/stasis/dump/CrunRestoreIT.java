@@ -1,5 +1,9 @@
 package dev.stasis.dump;
 
+import static dev.stasis.testing.Logs.awaitLines;
+import static dev.stasis.testing.Logs.lastNumber;
+import static dev.stasis.testing.Logs.lines;
+import static dev.stasis.testing.Logs.read;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertTrue;
@@ -74,11 +78,7 @@ class CrunRestoreIT {
         "cgroup2 with controllers on a hybrid host (crun refuses it): " + hybridWithControllers());
 
     String token = "crun-" + UUID.randomUUID().toString().substring(0, 8);
-    String script =
-        "echo "
-            + token
-            + " > /dev/shm/f; i=0; while :; do read -t 0.1 x; i=$((i+1)); read s < /dev/shm/f;"
-            + " echo $i $s; done";
+    String script = RuncContainer.tokenCounter(token);
     try (RuncContainer ctr = RuncContainer.start(work, script)) {
       awaitLines(ctr.log(), 5);
       Path images = work.resolve("images");
@@ -257,31 +257,5 @@ class CrunRestoreIT {
 
   private static String launcher() {
     return Path.of("..", "stasis").toAbsolutePath().normalize().toString();
-  }
-
-  private static String read(Path p) throws IOException {
-    return Files.exists(p) ? Files.readString(p) : "";
-  }
-
-  /** Whole lines only: the last one may still be being written. */
-  private static List<String> lines(Path log) throws IOException {
-    String s = read(log);
-    int end = s.lastIndexOf('\n');
-    return end < 0 ? List.of() : s.substring(0, end).lines().toList();
-  }
-
-  private static int lastNumber(Path log) throws IOException {
-    List<String> l = lines(log).stream().filter(x -> x.matches("[0-9]+ .*")).toList();
-    return Integer.parseInt(l.get(l.size() - 1).split(" ")[0]);
-  }
-
-  private static void awaitLines(Path log, int n) throws Exception {
-    long deadline = System.nanoTime() + Duration.ofSeconds(20).toNanos();
-    while (lines(log).size() < n) {
-      if (System.nanoTime() > deadline) {
-        throw new AssertionError(log + " stopped at " + lines(log).size() + " lines: " + read(log));
-      }
-      Thread.sleep(50);
-    }
   }
 }

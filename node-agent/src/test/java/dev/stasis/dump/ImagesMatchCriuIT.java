@@ -45,15 +45,7 @@ class ImagesMatchCriuIT {
               "-o",
               "dump.log"));
       Exec.ok(Duration.ofSeconds(60), cmd, theirs.resolve("dump.log"));
-      Workloads.Cli r =
-          Workloads.stasis(
-              "dump",
-              "--pid",
-              Integer.toString(w.pid),
-              "--images-dir",
-              ours.toString(),
-              "--leave-running");
-      assertEquals(0, r.exit(), r.stderr());
+      w.dumpLeavingRunning(ours);
 
       Map<String, JsonNode> a = Crit.decodeDir(Crit.Version.UPSTREAM, theirs);
       Map<String, JsonNode> b = Crit.decodeDir(Crit.Version.UPSTREAM, ours);

@@ -4,11 +4,13 @@ import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import dev.stasis.linux.proc.TaskStat;
+import dev.stasis.testing.Exec;
 import java.io.IOException;
 import java.io.RandomAccessFile;
 import java.nio.file.DirectoryStream;
 import java.nio.file.Files;
 import java.nio.file.Path;
+import java.time.Duration;
 import java.util.ArrayList;
 import java.util.HexFormat;
 import java.util.LinkedHashMap;
@@ -131,36 +133,18 @@ class KillDumperIT {
   private static String killAt(Target t, Map<String, String> env) throws Exception {
     Path hold = Files.createTempFile("stasis-hold", ".txt");
     Files.delete(hold);
-    String jar = System.getProperty("stasis.jar", "target/stasis-node-agent.jar");
-    ProcessBuilder pb =
-        new ProcessBuilder(
-            "java",
-            "-XX:+UseSerialGC",
-            "-jar",
-            jar,
-            "dump",
-            "--pid",
-            Integer.toString(t.w.pid),
-            "--images-dir",
-            t.w.state.resolve("images").toString(),
-            "--leave-running");
-    pb.environment().putAll(env);
     // The points count the frozen dump's remote syscalls; live copy's setup adds two before them
     // (LiveCopyIT kills the dumper while it tracks; the setup's own window is in docs/dump.md).
-    pb.environment().put("STASIS_LIVE_COPY", "off");
-    pb.environment().put("STASIS_HOLD_AT", t.point);
-    pb.environment().put("STASIS_HOLD_FILE", hold.toString());
-    Path log = t.w.state.resolve("dumper.log");
-    Process p = pb.redirectErrorStream(true).redirectOutput(log.toFile()).start();
+    Map<String, String> all = new java.util.HashMap<>(env);
+    all.put("STASIS_LIVE_COPY", "off");
+    Process p = t.w.startHeldDumper(t.point, hold, all);
+    Path log = t.w.dumperLog();
     try {
-      for (int i = 0; i < 4000 && !Files.exists(hold) && p.isAlive(); i++) {
-        Thread.sleep(5);
-      }
       String got = Files.exists(hold) ? Files.readString(hold).strip() : null;
       assertTrue(
           got != null,
           "the dumper never reached " + t.point + ": " + Files.readString(log).strip());
-      new ProcessBuilder("kill", "-" + t.signal, Long.toString(p.pid())).start().waitFor();
+      Exec.run(Duration.ofSeconds(10), List.of("kill", "-" + t.signal, Long.toString(p.pid())));
       assertTrue(p.waitFor(20, TimeUnit.SECONDS), "the dumper did not die");
       assertEquals(t.point.replaceAll(":.*", ""), got, "held at another point");
       return t.point;

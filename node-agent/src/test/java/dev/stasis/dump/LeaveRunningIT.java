@@ -24,16 +24,7 @@ class LeaveRunningIT {
     try (Workloads.Running w = Workloads.start("threads")) {
       Snapshot before = Snapshot.of(w.pid);
       Path images = w.state.resolve("images");
-      Workloads.Cli r =
-          Workloads.stasis(
-              "dump",
-              "--pid",
-              Integer.toString(w.pid),
-              "--images-dir",
-              images.toString(),
-              "--leave-running");
-      assertEquals(0, r.exit(), "stasis dump failed: " + r.stderr());
-      assertTrue(w.alive(), "process survived");
+      w.dumpLeavingRunning(images);
       assertTrue(Files.exists(images.resolve("pstree.img")), "images were committed");
       Snapshot after = Snapshot.of(w.pid);
       assertEquals(before.maps, after.maps, "memory map unchanged, no parasite left");
@@ -47,6 +38,12 @@ class LeaveRunningIT {
   /** What must not change: maps, every thread's SigBlk, the main thread's blocked-syscall regs. */
   record Snapshot(String maps, Map<Integer, String> sigBlk, String mainSyscall) {
     static Snapshot of(int pid) throws IOException, InterruptedException {
+      return new Snapshot(
+          Files.readString(Path.of("/proc/" + pid + "/maps")), sigBlk(pid), sleepingSyscall(pid));
+    }
+
+    /** Every thread's SigBlk line from /proc/PID/task/TID/status, by TID. */
+    static Map<Integer, String> sigBlk(int pid) throws IOException {
       Map<Integer, String> masks = new TreeMap<>();
       try (DirectoryStream<Path> ds = Files.newDirectoryStream(Path.of("/proc/" + pid + "/task"))) {
         for (Path t : ds) {
@@ -57,8 +54,7 @@ class LeaveRunningIT {
           }
         }
       }
-      return new Snapshot(
-          Files.readString(Path.of("/proc/" + pid + "/maps")), masks, sleepingSyscall(pid));
+      return masks;
     }
 
     // The main thread sleeps in nanosleep most of the time; retry until caught there.

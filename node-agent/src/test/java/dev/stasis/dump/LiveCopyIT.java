@@ -47,16 +47,7 @@ class LiveCopyIT {
       String healthy = w.check();
       assertTrue(healthy.startsWith("OK"), "healthy before the dump: " + healthy);
       Path images = w.state.resolve("images");
-      Workloads.Cli r =
-          Workloads.stasis(
-              "dump",
-              "--pid",
-              Integer.toString(w.pid),
-              "--images-dir",
-              images.toString(),
-              "--leave-running",
-              "-v");
-      assertEquals(0, r.exit(), "stasis dump failed: " + r.stderr());
+      Workloads.Cli r = w.dumpLeavingRunning(images, "-v");
       Map<String, Long> phases = phases(r.stdout());
       long pages = pagesWritten(r.stdout());
       if (supported) {
@@ -80,8 +71,7 @@ class LiveCopyIT {
       assertNoUserfaultfd(w.pid);
       String after = w.check();
       assertTrue(after.startsWith("OK"), "original after the live dump: " + after);
-      Thread.sleep(300);
-      String later = w.check();
+      String later = checkUntilChanged(w, after);
       assertTrue(later.startsWith("OK"), "original goes on writing: " + later);
       assertNotEquals(after, later, "the writer makes progress after the dump");
       assertNoUserfaultfd(w.pid); // also after its writes
@@ -92,8 +82,9 @@ class LiveCopyIT {
       String restored = w.check();
       assertTrue(restored.startsWith("OK"), "restored memory is one instant: " + restored);
       Thread.sleep(1000); // the writer verifies each page it overwrites
-      String goesOn = w.check();
+      String goesOn = checkUntilChanged(w, restored); // and it has moved on
       assertTrue(goesOn.startsWith("OK"), "restored writer found no stale page: " + goesOn);
+      assertNotEquals(restored, goesOn, "the restored writer makes progress");
     }
   }
 
@@ -134,28 +125,9 @@ class LiveCopyIT {
    */
   private void killDumperAt(String point, Workloads.Running w, Path journals) throws Exception {
     Path hold = w.state.resolve("hold");
-    String jar = System.getProperty("stasis.jar", "target/stasis-node-agent.jar");
-    ProcessBuilder pb =
-        new ProcessBuilder(
-            "java",
-            "-XX:+UseSerialGC",
-            "-jar",
-            jar,
-            "dump",
-            "--pid",
-            Integer.toString(w.pid),
-            "--images-dir",
-            w.state.resolve("images").toString(),
-            "--leave-running");
-    pb.environment().put("STASIS_STATE_DIR", journals.toString());
-    pb.environment().put("STASIS_HOLD_AT", point);
-    pb.environment().put("STASIS_HOLD_FILE", hold.toString());
-    Path log = w.state.resolve("dumper.log");
-    Process p = pb.redirectErrorStream(true).redirectOutput(log.toFile()).start();
+    Process p = w.startHeldDumper(point, hold, Map.of("STASIS_STATE_DIR", journals.toString()));
+    Path log = w.dumperLog();
     try {
-      for (int i = 0; i < 4000 && !Files.exists(hold) && p.isAlive(); i++) {
-        Thread.sleep(5);
-      }
       assertTrue(
           Files.exists(hold), "dumper never reached " + point + ": " + Files.readString(log));
       registeredVmasSeen = registeredVmas(w.pid) > 0;
@@ -201,6 +173,21 @@ class LiveCopyIT {
       String verdict = w.check();
       assertTrue(verdict.startsWith("OK"), verdict);
     }
+  }
+
+  /**
+   * Checks again until the verdict is another than {@code before} (the writer moved on, or failed),
+   * for at most 10 s: a fixed pause would assert on the scheduler of a loaded machine.
+   */
+  private static String checkUntilChanged(Workloads.Running w, String before)
+      throws IOException, InterruptedException {
+    long deadline = System.nanoTime() + java.util.concurrent.TimeUnit.SECONDS.toNanos(10);
+    String v = w.check();
+    while (v.equals(before) && System.nanoTime() < deadline) {
+      Thread.sleep(50);
+      v = w.check();
+    }
+    return v;
   }
 
   private static long registeredVmas(int pid) throws IOException {

@@ -221,11 +221,15 @@ class RealProgramsIT {
     final int pid;
     final Path state;
 
+    /** The process as the workloads' handle: kill on close, awaitGone, the leave-running dump. */
+    private final Workloads.Running proc;
+
     private Server(String name, int port, int pid, Path state) {
       this.name = name;
       this.port = port;
       this.pid = pid;
       this.state = state;
+      this.proc = new Workloads.Running(pid, state);
     }
 
     static Server start(String name, int port, List<String> cmd) throws Exception {
@@ -357,15 +361,7 @@ class RealProgramsIT {
     void dumpLeavingRunning() throws Exception {
       Trace before = Trace.settled(pid);
       Path images = state.resolve("live");
-      Workloads.Cli r =
-          Workloads.stasis(
-              "dump",
-              "--pid",
-              Integer.toString(pid),
-              "--images-dir",
-              images.toString(),
-              "--leave-running");
-      assertEquals(0, r.exit(), name + ": stasis dump --leave-running failed: " + r.stderr());
+      proc.dumpLeavingRunning(images);
       assertTrue(Files.exists(images.resolve("pstree.img")), "images were committed");
       Trace after = Trace.settled(pid);
       assertEquals("0", after.tracer, name + " is no longer traced");
@@ -381,10 +377,7 @@ class RealProgramsIT {
           Workloads.stasis(
               "dump", "--pid", Integer.toString(pid), "--images-dir", images.toString());
       assertEquals(0, r.exit(), name + ": stasis dump failed: " + r.stderr());
-      for (int i = 0; i < 400 && Files.exists(Path.of("/proc/" + pid)); i++) {
-        Thread.sleep(25);
-      }
-      assertFalse(Files.exists(Path.of("/proc/" + pid)), name + " was killed and reaped");
+      proc.awaitGone(); // killed and reaped
       assertFalse(listening(), name + " no longer serves");
       CriuJudge.restore(images);
       long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(20);
@@ -396,15 +389,7 @@ class RealProgramsIT {
 
     @Override
     public void close() throws Exception {
-      ProcessHandle.of(pid)
-          .ifPresent(
-              h -> {
-                h.descendants().forEach(ProcessHandle::destroyForcibly);
-                h.destroyForcibly();
-              });
-      for (int i = 0; i < 200 && Files.exists(Path.of("/proc/" + pid)); i++) {
-        Thread.sleep(10);
-      }
+      proc.close();
     }
   }
 
@@ -434,23 +419,17 @@ class RealProgramsIT {
           fds.put(f.getFileName().toString(), Files.readSymbolicLink(f).toString());
         }
       }
-      Map<Integer, String> masks = new TreeMap<>();
-      try (DirectoryStream<Path> ds = Files.newDirectoryStream(Path.of("/proc/" + pid + "/task"))) {
-        for (Path t : ds) {
-          for (String line : Files.readAllLines(t.resolve("status"))) {
-            if (line.startsWith("SigBlk:")) {
-              masks.put(Integer.parseInt(t.getFileName().toString()), line);
-            }
-          }
-        }
-      }
       String tracer = "?";
       for (String line : Files.readAllLines(Path.of("/proc/" + pid + "/status"))) {
         if (line.startsWith("TracerPid:")) {
           tracer = line.substring(10).strip();
         }
       }
-      return new Trace(tracer, Files.readString(Path.of("/proc/" + pid + "/maps")), fds, masks);
+      return new Trace(
+          tracer,
+          Files.readString(Path.of("/proc/" + pid + "/maps")),
+          fds,
+          LeaveRunningIT.Snapshot.sigBlk(pid));
     }
   }
 }

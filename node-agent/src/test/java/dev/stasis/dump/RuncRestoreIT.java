@@ -1,5 +1,8 @@
 package dev.stasis.dump;
 
+import static dev.stasis.testing.Logs.awaitLines;
+import static dev.stasis.testing.Logs.lastNumber;
+import static dev.stasis.testing.Logs.lines;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertTrue;
@@ -35,11 +38,7 @@ class RuncRestoreIT {
   void runcRestoresTheDumpedContainer(boolean leaveRunning) throws Exception {
     String token = "shm-" + UUID.randomUUID().toString().substring(0, 8);
     // No forks: the counter lives in the shell's memory, the token only in the tmpfs.
-    String script =
-        "echo "
-            + token
-            + " > /dev/shm/f; i=0; while :; do read -t 0.1 x; i=$((i+1)); read s < /dev/shm/f;"
-            + " echo $i $s; done";
+    String script = RuncContainer.tokenCounter(token);
     try (RuncContainer ctr = RuncContainer.start(work, script)) {
       dumpAndRestore(ctr, leaveRunning, token, ctr.log(), ctr.restoredLog(), "images");
       assertEquals(token, ctr.exec("/bin/busybox", "cat", "/dev/shm/f").strip());
@@ -54,11 +53,7 @@ class RuncRestoreIT {
   @Test
   void aRestoredContainerIsDumpedAndRestoredAgain() throws Exception {
     String token = "again-" + UUID.randomUUID().toString().substring(0, 8);
-    String script =
-        "echo "
-            + token
-            + " > /dev/shm/f; i=0; while :; do read -t 0.1 x; i=$((i+1)); read s < /dev/shm/f;"
-            + " echo $i $s; done";
+    String script = RuncContainer.tokenCounter(token);
     try (RuncContainer ctr = RuncContainer.start(work, script)) {
       Path first = work.resolve("first.log");
       dumpAndRestore(ctr, false, token, ctr.log(), first, "images-1");
@@ -112,11 +107,7 @@ class RuncRestoreIT {
   @Test
   void aContainerInItsOwnCgroupNamespaceComesBackInIt() throws Exception {
     String token = "cgns-" + UUID.randomUUID().toString().substring(0, 8);
-    String script =
-        "echo "
-            + token
-            + " > /dev/shm/f; i=0; while :; do read -t 0.1 x; i=$((i+1)); read s < /dev/shm/f;"
-            + " echo $i $s; done";
+    String script = RuncContainer.tokenCounter(token);
     try (RuncContainer ctr = RuncContainer.start(work, script, null, true)) {
       String hostBefore = Files.readString(Path.of("/proc/" + ctr.hostPid() + "/cgroup"));
       String insideBefore = ctr.exec("/bin/busybox", "cat", "/proc/1/cgroup");
@@ -236,7 +227,7 @@ class RuncRestoreIT {
       RuncContainer ctr, boolean leaveRunning, String token, Path log, Path restoredLog, String dir)
       throws Exception {
     awaitLines(log, 5);
-    int before = Integer.parseInt(lastNumbered(log));
+    int before = lastNumber(log);
     Path images = work.resolve(dir);
     List<String> cmd = new ArrayList<>(List.of(launcher(), "dump", "--pid"));
     cmd.add(Integer.toString(ctr.hostPid()));
@@ -279,7 +270,7 @@ class RuncRestoreIT {
     List<String> restored =
         lines(restoredLog).stream().filter(l -> l.matches("[0-9]+ .*")).toList();
     int first = Integer.parseInt(restored.get(0).split(" ")[0]);
-    int lastBefore = Integer.parseInt(lastNumbered(log));
+    int lastBefore = lastNumber(log);
     // It goes on from where the dump found it: not from 1, not past what it had printed
     // (lines still queued in the stdout pipe at the dump come out of the restored pipe).
     assertTrue(
@@ -306,38 +297,6 @@ class RuncRestoreIT {
 
   private static String launcher() {
     return Path.of("..", "stasis").toAbsolutePath().normalize().toString();
-  }
-
-  private static List<String> lines(Path log) throws Exception {
-    if (!Files.exists(log)) {
-      return List.of();
-    }
-    // only whole lines: the last one may still be being written
-    String s = Files.readString(log);
-    int end = s.lastIndexOf('\n');
-    return end < 0 ? List.of() : s.substring(0, end).lines().toList();
-  }
-
-  private static String lastNumbered(Path log) throws Exception {
-    List<String> l = lines(log).stream().filter(x -> x.matches("[0-9]+ .*")).toList();
-    return l.get(l.size() - 1).split(" ")[0];
-  }
-
-  private static void awaitLines(Path log, int n) throws Exception {
-    long deadline = System.nanoTime() + Duration.ofSeconds(20).toNanos();
-    while (lines(log).size() < n) {
-      if (System.nanoTime() > deadline) {
-        throw new AssertionError(
-            log
-                + " stopped at "
-                + lines(log).size()
-                + " lines (wanted "
-                + n
-                + "): "
-                + (Files.exists(log) ? Files.readString(log) : "no log"));
-      }
-      Thread.sleep(50);
-    }
   }
 
   private static void awaitGone(int pid) throws Exception {

@@ -182,16 +182,7 @@ class TcpConnectionIT {
       String before = w.check();
       assertTrue(before.startsWith("OK"), "workload is healthy before the dump: " + before);
       Path images = w.state.resolve("images");
-      Workloads.Cli r =
-          Workloads.stasis(
-              "dump",
-              "--pid",
-              Integer.toString(w.pid),
-              "--images-dir",
-              images.toString(),
-              "--leave-running");
-      assertEquals(0, r.exit(), "stasis dump failed: " + r.stderr());
-      assertTrue(w.alive(), "process survived");
+      w.dumpLeavingRunning(images);
       long streams =
           Files.list(images)
               .filter(p -> p.getFileName().toString().startsWith("tcp-stream-"))

@@ -93,16 +93,7 @@ class UnixSocketIT {
       LeaveRunningIT.Snapshot before = LeaveRunningIT.Snapshot.of(w.pid);
       Map<String, String> fdsBefore = fds(w.pid);
       Path images = w.state.resolve("images");
-      Workloads.Cli r =
-          Workloads.stasis(
-              "dump",
-              "--pid",
-              Integer.toString(w.pid),
-              "--images-dir",
-              images.toString(),
-              "--leave-running");
-      assertEquals(0, r.exit(), "stasis dump failed: " + r.stderr());
-      assertTrue(w.alive(), "process survived");
+      w.dumpLeavingRunning(images);
       assertTrue(Files.exists(images.resolve("sk-queues.img")), "queues were dumped");
       LeaveRunningIT.Snapshot after = LeaveRunningIT.Snapshot.of(w.pid);
       assertEquals(before.maps(), after.maps(), "memory map unchanged, no parasite left");

@@ -68,6 +68,73 @@ final class Workloads {
       return images;
     }
 
+    /**
+     * The leave-running counterpart: the packaged agent dumps it with {@code --leave-running} (and
+     * {@code extra} options) into {@code images}; the dump must succeed and the process must
+     * survive it. Returns the agent's output for the caller's own checks.
+     */
+    Cli dumpLeavingRunning(Path images, String... extra) throws Exception {
+      List<String> args =
+          new ArrayList<>(
+              List.of(
+                  "dump",
+                  "--pid",
+                  Integer.toString(pid),
+                  "--images-dir",
+                  images.toString(),
+                  "--leave-running"));
+      args.addAll(List.of(extra));
+      Cli r = stasis(args.toArray(new String[0]));
+      if (r.exit() != 0) {
+        throw new AssertionError("stasis dump failed: " + r.stderr());
+      }
+      if (!alive()) {
+        throw new AssertionError("process did not survive a --leave-running dump: " + r.stderr());
+      }
+      return r;
+    }
+
+    /**
+     * Starts the packaged dumper on this process ({@code --leave-running} into {@code
+     * state/images}, output in {@code state/dumper.log}) told to hold at {@code point}
+     * (STASIS_HOLD_AT; {@code env} adds to its environment), and waits up to 20 s until it holds
+     * there (it writes {@code hold}) or dies. The caller checks which, kills it and destroys it.
+     */
+    Process startHeldDumper(String point, Path hold, Map<String, String> env)
+        throws IOException, InterruptedException {
+      String jar = System.getProperty("stasis.jar", "target/stasis-node-agent.jar");
+      ProcessBuilder pb =
+          new ProcessBuilder(
+              "java",
+              "-XX:+UseSerialGC",
+              "-jar",
+              jar,
+              "dump",
+              "--pid",
+              Integer.toString(pid),
+              "--images-dir",
+              state.resolve("images").toString(),
+              "--leave-running");
+      pb.environment().putAll(env);
+      pb.environment().put("STASIS_HOLD_AT", point);
+      pb.environment().put("STASIS_HOLD_FILE", hold.toString());
+      Process p = pb.redirectErrorStream(true).redirectOutput(dumperLog().toFile()).start();
+      try {
+        for (int i = 0; i < 4000 && !Files.exists(hold) && p.isAlive(); i++) {
+          Thread.sleep(5);
+        }
+      } catch (InterruptedException e) {
+        p.destroyForcibly();
+        throw e;
+      }
+      return p;
+    }
+
+    /** Where {@link #startHeldDumper} writes the dumper's output. */
+    Path dumperLog() {
+      return state.resolve("dumper.log");
+    }
+
     Running(int pid, Path state) {
       this.pid = pid;
       this.state = state;

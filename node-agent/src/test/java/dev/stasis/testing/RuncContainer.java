@@ -49,6 +49,18 @@ public final class RuncContainer implements AutoCloseable {
 
   static final String COUNTER = "i=0; while :; do read -t 0.1 x; i=$((i+1)); echo $i; done";
 
+  /**
+   * A busybox sh script that writes {@code token} to its /dev/shm tmpfs and then prints "N token"
+   * every 100 ms, N counting up in the shell's memory and the token read back from the tmpfs each
+   * time (no forks), so a restore shows both where the counter was and that the tmpfs came back.
+   */
+  public static String tokenCounter(String token) {
+    return "echo "
+        + token
+        + " > /dev/shm/f; i=0; while :; do read -t 0.1 x; i=$((i+1)); read s < /dev/shm/f;"
+        + " echo $i $s; done";
+  }
+
   /** A single-process container printing an increasing counter every 100 ms (no forks). */
   public static RuncContainer counter(Path work) throws IOException, InterruptedException {
     return start(work, COUNTER);
@@ -227,7 +239,7 @@ public final class RuncContainer implements AutoCloseable {
         "cd " + dir + " && setsid sh -c '" + stdio + "' >/dev/null 2>&1 </dev/null & echo $!";
     Process p = new ProcessBuilder("sh", "-c", cmd).redirectErrorStream(true).start();
     String feeder = new String(p.getInputStream().readAllBytes()).trim();
-    p.waitFor();
+    p.waitFor(10, TimeUnit.SECONDS);
     long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(15);
     while (!Files.exists(pidFile) || Files.readString(pidFile).isBlank()) {
       if (System.nanoTime() > deadline) {
@@ -416,9 +428,12 @@ public final class RuncContainer implements AutoCloseable {
     }
   }
 
+  /**
+   * Runs {@code cmd} in {@code dir}, its exit status left to the caller's next step (runc kill of a
+   * dead container fails, and that is fine); bounded, so a hung runc fails the test instead of
+   * hanging it (reading its output to the end waited for as long as runc lived).
+   */
   private static void run(Path dir, String... cmd) throws IOException, InterruptedException {
-    Process p = new ProcessBuilder(cmd).directory(dir.toFile()).redirectErrorStream(true).start();
-    p.getInputStream().readAllBytes();
-    p.waitFor(20, TimeUnit.SECONDS);
+    Exec.run(java.time.Duration.ofSeconds(20), dir, List.of(cmd));
   }
 }

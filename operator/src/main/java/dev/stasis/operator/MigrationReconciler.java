@@ -1,6 +1,7 @@
 package dev.stasis.operator;
 
 import dev.stasis.crds.Checkpoint;
+import dev.stasis.crds.CheckpointEvents;
 import dev.stasis.crds.Migration;
 import dev.stasis.crds.MigrationPhase;
 import dev.stasis.crds.MigrationStatus;
@@ -47,10 +48,10 @@ public class MigrationReconciler implements Reconciler<Migration>, Cleaner<Migra
     String ns = m.getMetadata().getNamespace();
     String name = m.getMetadata().getName();
     MigrationStatus st = m.getStatus();
-    Restore restore = client.resources(Restore.class).inNamespace(ns).withName(name).get();
     if (st != null && st.phase != null && st.phase.terminal()) {
       return UpdateControl.noUpdate();
     }
+    Restore restore = client.resources(Restore.class).inNamespace(ns).withName(name).get();
     Pod source = client.pods().inNamespace(ns).withName(m.getSpec().getPodName()).get();
     Pod copy = client.pods().inNamespace(ns).withName(MigrationDecider.targetPodName(m)).get();
     Checkpoint checkpoint = client.resources(Checkpoint.class).inNamespace(ns).withName(name).get();
@@ -106,9 +107,10 @@ public class MigrationReconciler implements Reconciler<Migration>, Cleaner<Migra
     LOG.infof(
         "%s/%s: %s %s: %s",
         ns, m.getMetadata().getName(), step.phase(), step.reason(), step.message());
-    Events.record(
+    CheckpointEvents.record(
         client,
         m,
+        CheckpointReconciler.COMPONENT,
         next.phase == MigrationPhase.Failed,
         step.reason().name(),
         next.phase + ": " + step.message());

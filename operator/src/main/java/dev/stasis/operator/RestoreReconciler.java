@@ -1,6 +1,7 @@
 package dev.stasis.operator;
 
 import dev.stasis.crds.Checkpoint;
+import dev.stasis.crds.CheckpointEvents;
 import dev.stasis.crds.PodTemplates;
 import dev.stasis.crds.Restore;
 import dev.stasis.crds.RestorePhase;
@@ -51,8 +52,10 @@ public class RestoreReconciler implements Reconciler<Restore>, Cleaner<Restore> 
     }
     String ns = r.getMetadata().getNamespace();
     String cp = r.getSpec().getCheckpointName();
+    // Only the first decision (Pending) looks at the Checkpoint; tracking the pod does not.
+    boolean pending = st == null || st.phase == null || st.phase == RestorePhase.Pending;
     Checkpoint checkpoint =
-        cp == null || cp.isEmpty()
+        !pending || cp == null || cp.isEmpty()
             ? null
             : client.resources(Checkpoint.class).inNamespace(ns).withName(cp).get();
     String podName = st != null && st.podName != null ? st.podName : RestorePods.podName(r);
@@ -115,9 +118,10 @@ public class RestoreReconciler implements Reconciler<Restore>, Cleaner<Restore> 
         "%s/%s: %s %s: %s",
         ns, r.getMetadata().getName(), step.phase(), step.reason(), step.message());
     if (st == null || st.phase != next.phase) {
-      Events.record(
+      CheckpointEvents.record(
           client,
           r,
+          CheckpointReconciler.COMPONENT,
           next.phase == RestorePhase.Failed,
           step.reason().name(),
           next.phase + ": " + step.message());

@@ -20,7 +20,6 @@ import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.HashMap;
 import java.util.LinkedHashMap;
-import java.util.List;
 import java.util.Map;
 import java.util.Set;
 
@@ -325,9 +324,12 @@ public final class InetSocket implements FileKind {
    * Refuses, before the freeze, a tree holding a TCP connection that is not established or a
    * connected ping socket. Sockets of processes in another network namespace are left to the frozen
    * dump.
+   *
+   * @param sockets the tree's sockets ({@link Sockets#socketsOf})
    */
-  public static void refuseUnsupportedConnections(List<Integer> pids) throws DumpException {
-    for (Map.Entry<Long, Sockets.Held> e : Sockets.socketsOf(pids, "PING").entrySet()) {
+  public static void refuseUnsupportedConnections(Map<Long, Sockets.Held> sockets)
+      throws DumpException {
+    for (Map.Entry<Long, Sockets.Held> e : Sockets.only(sockets, "PING").entrySet()) {
       Sockets.Held h = e.getValue();
       int family = h.proto().endsWith("v6") ? Linux.AF_INET6 : Linux.AF_INET;
       Integer state;
@@ -340,7 +342,7 @@ public final class InetSocket implements FileKind {
         throw new DumpException(connectedPing(h.what()));
       }
     }
-    Map<Long, Sockets.Held> inTree = Sockets.socketsOf(pids, "TCP");
+    Map<Long, Sockets.Held> inTree = Sockets.only(sockets, "TCP");
     if (inTree.isEmpty()) {
       return;
     }

@@ -20,14 +20,12 @@ import java.io.IOException;
 import java.nio.ByteBuffer;
 import java.nio.ByteOrder;
 import java.nio.file.Files;
-import java.nio.file.NoSuchFileException;
 import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.HashMap;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
-import java.util.stream.Stream;
 
 /**
  * An end of a Unix98 pseudo-terminal: the master (/dev/ptmx, device 5:2, with {@code tty-index} in
@@ -252,23 +250,17 @@ public final class Pty implements FileKind {
    * Refuses, before the freeze, what {@link #dump} cannot restore over the whole tree: a pty slave
    * whose master no process of the tree holds, and a process whose controlling terminal is a pty
    * the tree holds the master of (one line naming the fd or the process).
+   *
+   * @param fds the tree's descriptors, as the table check read them
    */
-  public static void refuseUnsupported(List<Integer> tree) throws IOException {
+  public static void refuseUnsupported(List<OpenFd> fds, List<Integer> tree) throws IOException {
     Map<Integer, String> slaves = new LinkedHashMap<>();
     Map<Integer, Boolean> masters = new HashMap<>();
-    for (int pid : tree) {
-      for (int n : fds(pid)) {
-        OpenFd fd;
-        try {
-          fd = OpenFd.read(pid, n);
-        } catch (NoSuchFileException e) {
-          continue;
-        }
-        if (isMaster(fd)) {
-          masters.put(index(fd), true);
-        } else if (isSlave(fd.stat())) {
-          slaves.putIfAbsent(slaveIndex(fd.stat()), "fd " + n + " of PID " + pid);
-        }
+    for (OpenFd fd : fds) {
+      if (isMaster(fd)) {
+        masters.put(index(fd), true);
+      } else if (isSlave(fd.stat())) {
+        slaves.putIfAbsent(slaveIndex(fd.stat()), "fd " + fd.fd() + " of PID " + fd.pid());
       }
     }
     for (Map.Entry<Integer, String> s : slaves.entrySet()) {
@@ -292,16 +284,5 @@ public final class Pty implements FileKind {
                 + " as controlling terminal: sessions on a dumped terminal are not supported yet");
       }
     }
-  }
-
-  private static List<Integer> fds(int pid) throws IOException {
-    List<Integer> out = new ArrayList<>();
-    try (Stream<Path> s = Files.list(Path.of("/proc/" + pid + "/fd"))) {
-      s.forEach(p -> out.add(Integer.parseInt(p.getFileName().toString())));
-    } catch (NoSuchFileException e) {
-      return out;
-    }
-    out.sort(null);
-    return out;
   }
 }

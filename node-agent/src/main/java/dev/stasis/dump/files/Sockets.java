@@ -3,15 +3,15 @@ package dev.stasis.dump.files;
 import dev.stasis.linux.Linux;
 import dev.stasis.linux.LinuxException;
 import java.io.IOException;
-import java.nio.file.DirectoryStream;
 import java.nio.file.Files;
 import java.nio.file.Path;
+import java.util.HashMap;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
 
 /** What all socket kinds share: telling the protocol of a socket fd, and holding the socket. */
-final class Sockets {
+public final class Sockets {
   private Sockets() {}
 
   /**
@@ -37,62 +37,64 @@ final class Sockets {
    * change.
    */
   static int grab(OpenFd fd) throws LinuxException {
-    int pidfd = Linux.pidfdOpen(fd.pid());
-    try {
-      return Linux.pidfdGetfd(pidfd, fd.fd(), fd.pid());
-    } finally {
-      Linux.close(pidfd);
+    return Linux.grabFd(fd.pid(), fd.fd());
+  }
+
+  /**
+   * A socket held by a process: who holds it through which descriptor, its protocol name and its
+   * link ("socket:[123]").
+   */
+  public record Held(int pid, int fd, String proto, String target) {
+    /** The descriptor as the dump names it, e.g. "fd 4 of PID 17 (TCP socket:[123])". */
+    String what() {
+      return what(proto);
+    }
+
+    /** The same with the protocol named {@code name}. */
+    String what(String name) {
+      return "fd " + fd + " of PID " + pid + " (" + name + " " + target + ")";
     }
   }
 
-  /** A socket held by a process: who holds it, its protocol name, and the fd named for errors. */
-  record Held(int pid, String proto, String what) {}
+  /**
+   * Every socket among the descriptors {@code fds}, by inode, each with the first descriptor that
+   * holds it. Processes in another network namespace and descriptors closed meanwhile are skipped.
+   * Reads only: fit for checks before the freeze, which pick by protocol ({@link #only}).
+   */
+  public static Map<Long, Held> socketsOf(List<OpenFd> fds) {
+    Map<Long, Held> out = new LinkedHashMap<>();
+    Map<Integer, Boolean> ourNetns = new HashMap<>();
+    for (OpenFd fd : fds) {
+      String proto = protocol(fd);
+      if (proto == null || !ourNetns.computeIfAbsent(fd.pid(), Sockets::inOurNetnsOrGone)) {
+        continue;
+      }
+      long ino = Long.parseLong(fd.target().substring(8, fd.target().length() - 1));
+      out.putIfAbsent(ino, new Held(fd.pid(), fd.fd(), proto, fd.target()));
+    }
+    return out;
+  }
+
+  // a process that vanished counts as elsewhere: the seize or the frozen dump reports it
+  private static boolean inOurNetnsOrGone(int pid) {
+    try {
+      return inOurNetns(pid);
+    } catch (IOException gone) {
+      return false;
+    }
+  }
 
   /**
-   * The sockets the processes {@code pids} hold whose protocol name starts with {@code prefix}
-   * ("TCP" also matches "TCPv6"), by inode, each with the first descriptor that holds it named as
-   * the dump names it ("fd 4 of PID 17 (TCP socket:[123])"). Processes in another network namespace
-   * and descriptors closed meanwhile are skipped. Reads only: fit for checks before the freeze.
+   * The sockets of {@code all} whose protocol name starts with {@code prefix} ("TCP": TCPv6 too).
    */
-  static Map<Long, Held> socketsOf(List<Integer> pids, String prefix) {
+  static Map<Long, Held> only(Map<Long, Held> all, String prefix) {
     Map<Long, Held> out = new LinkedHashMap<>();
-    for (int pid : pids) {
-      try {
-        if (!inOurNetns(pid)) {
-          continue;
-        }
-        try (DirectoryStream<Path> ds = Files.newDirectoryStream(Path.of("/proc/" + pid + "/fd"))) {
-          for (Path p : ds) {
-            String t;
-            try {
-              t = Files.readSymbolicLink(p).toString();
-            } catch (IOException closed) {
-              continue;
-            }
-            if (!t.startsWith("socket:[")) {
-              continue;
-            }
-            String proto;
-            try {
-              proto = Linux.getxattr(p.toString(), "system.sockprotoname");
-            } catch (LinuxException gone) {
-              continue;
-            }
-            if (proto != null && proto.startsWith(prefix)) {
-              long ino = Long.parseLong(t.substring(8, t.length() - 1));
-              out.putIfAbsent(
-                  ino,
-                  new Held(
-                      pid,
-                      proto,
-                      "fd " + p.getFileName() + " of PID " + pid + " (" + proto + " " + t + ")"));
-            }
+    all.forEach(
+        (ino, h) -> {
+          if (h.proto().startsWith(prefix)) {
+            out.put(ino, h);
           }
-        }
-      } catch (IOException gone) {
-        // the seize or the frozen dump reports a process that vanished
-      }
-    }
+        });
     return out;
   }
 

@@ -19,7 +19,6 @@ import java.io.IOException;
 import java.nio.ByteBuffer;
 import java.nio.ByteOrder;
 import java.nio.charset.StandardCharsets;
-import java.nio.file.DirectoryStream;
 import java.nio.file.Files;
 import java.nio.file.LinkOption;
 import java.nio.file.Path;
@@ -125,33 +124,12 @@ public final class UnixSocket implements FileKind {
    * Refuses, before the freeze, a tree with a unix socket connected to one outside it (the check at
    * the end of the dump still catches a connection made meanwhile). Sockets of processes in another
    * network namespace are left to the frozen dump, which refuses them.
+   *
+   * @param sockets the tree's sockets ({@link Sockets#socketsOf})
    */
-  public static void refuseExternalPeers(List<Integer> pids) throws DumpException {
+  public static void refuseExternalPeers(Map<Long, Sockets.Held> sockets) throws DumpException {
     Map<Long, String> inTree = new LinkedHashMap<>();
-    for (int pid : pids) {
-      try {
-        if (!Sockets.inOurNetns(pid)) {
-          continue;
-        }
-        try (DirectoryStream<Path> ds = Files.newDirectoryStream(Path.of("/proc/" + pid + "/fd"))) {
-          for (Path p : ds) {
-            String t;
-            try {
-              t = Files.readSymbolicLink(p).toString();
-            } catch (IOException closed) {
-              continue;
-            }
-            if (t.startsWith("socket:[")) {
-              long ino = Long.parseLong(t.substring(8, t.length() - 1));
-              inTree.putIfAbsent(
-                  ino, "fd " + p.getFileName() + " of PID " + pid + " (unix " + t + ")");
-            }
-          }
-        }
-      } catch (IOException gone) {
-        // the seize or the frozen dump reports a process that vanished
-      }
-    }
+    Sockets.only(sockets, "UNIX").forEach((ino, h) -> inTree.put(ino, h.what("unix")));
     if (inTree.isEmpty()) {
       return;
     }

@@ -22,6 +22,7 @@ import java.nio.file.Path;
 import java.nio.file.SimpleFileVisitor;
 import java.nio.file.attribute.BasicFileAttributes;
 import java.util.ArrayList;
+import java.util.Collections;
 import java.util.Comparator;
 import java.util.LinkedHashMap;
 import java.util.List;
@@ -182,27 +183,30 @@ public final class CgroupSets {
 
   /**
    * The set id of thread {@code tid} of process {@code pid}, read from /proc (while frozen). {@code
-   * root}: the tree's root process; if it is in a cgroup namespace of its own, its inside view
-   * gives the namespace's root.
+   * root}: the tree's root process; if it is in a cgroup namespace of its own, the inside view of
+   * its first thread gives the namespace's root (one join of the namespace per dump: every later
+   * thread copies the prefixes).
    */
   public int thread(int pid, int tid, boolean root) throws IOException {
     String file = "/proc/" + pid + "/task/" + tid + "/cgroup";
     String host = Files.readString(Path.of(file));
     String inside = null;
-    String own = NamespaceIds.link(Integer.toString(pid), "cgroup");
-    if (root && own != null && !own.equals(NamespaceIds.link("self", "cgroup"))) {
+    if (root && rootSet == null && NamespaceIds.differs(Integer.toString(pid), "cgroup")) {
       inside =
           InNamespace.call(pid, "cgroup", CLONE_NEWCGROUP, () -> Files.readString(Path.of(file)));
     }
     return add(pid, host, inside, root);
   }
 
-  /** The set of a thread whose /proc lines are {@code host} ({@code inside}: its own view). */
+  /**
+   * The set of a thread whose /proc lines are {@code host} ({@code inside}: its own view, given for
+   * the root's first thread; any later thread copies the root's prefixes).
+   */
   int add(int pid, String host, String inside, boolean root) throws DumpException {
     List<Member> set = parse(host);
     if (inside != null) {
       set = withPrefixes(pid, set, parse(inside));
-    } else if (!root && rootSet != null) {
+    } else if (rootSet != null) {
       List<Member> copied = new ArrayList<>();
       for (Member m : set) {
         int prefix = 0;
@@ -476,13 +480,9 @@ public final class CgroupSets {
     paths.sort(Comparator.comparingInt(String::length).thenComparing(Comparator.naturalOrder()));
     Map<String, String> parentOf = new LinkedHashMap<>();
     for (String p : paths) {
-      String parent = null;
-      for (String q : paths) {
-        if (q.length() < p.length()
-            && (q.equals("/") || p.startsWith(q + "/"))
-            && (parent == null || q.length() > parent.length())) {
-          parent = q;
-        }
+      String parent = up(p);
+      while (parent != null && !h.dirs.containsKey(parent)) {
+        parent = up(parent);
       }
       parentOf.put(p, parent);
       if (parent != null) {
@@ -491,7 +491,7 @@ public final class CgroupSets {
     }
     // build bottom-up: longest paths first, so children are complete when added
     List<String> bottomUp = new ArrayList<>(paths);
-    java.util.Collections.reverse(bottomUp);
+    Collections.reverse(bottomUp);
     for (String p : bottomUp) {
       String parent = parentOf.get(p);
       String name =
@@ -510,6 +510,12 @@ public final class CgroupSets {
       }
     }
     return tops;
+  }
+
+  /** The parent of hierarchy path {@code p} ("/a/b" to "/a", "/a" to "/"); null for "/". */
+  private static String up(String p) {
+    int i = p.lastIndexOf('/');
+    return p.equals("/") || i < 0 ? null : i == 0 ? "/" : p.substring(0, i);
   }
 
   /** Lines of a /proc/PID/cgroup, sorted by hierarchy name (CRIU's set order). */

@@ -49,18 +49,18 @@ public final class ContainerImages {
    */
   public static void refuseUnsupported(int pid) throws IOException {
     String p = Integer.toString(pid);
-    if (differs(p, "user")) {
+    if (NamespaceIds.differs(p, "user")) {
       throw new DumpException("PID " + pid + " is in another user namespace: not supported yet");
     }
-    if (differs(p, "net")) {
+    if (NamespaceIds.differs(p, "net")) {
       NetNamespace.check(pid);
     }
-    if (differs(p, "ipc")) {
+    if (NamespaceIds.differs(p, "ipc")) {
       IpcNamespace.check(pid);
     } else {
       IpcNamespace.refuseHostAttachments(pid);
     }
-    if (differs(p, "mnt")) {
+    if (NamespaceIds.differs(p, "mnt")) {
       MountNamespace.check(pid);
     }
   }
@@ -159,10 +159,5 @@ public final class ContainerImages {
         .setMonotonic(Timespec.newBuilder().setTvSec(mono[0]).setTvNsec(mono[1]))
         .setBoottime(Timespec.newBuilder().setTvSec(boot[0]).setTvNsec(boot[1]))
         .build();
-  }
-
-  private static boolean differs(String pid, String kind) throws IOException {
-    String own = NamespaceIds.link(pid, kind);
-    return own != null && !own.equals(NamespaceIds.link("self", kind));
   }
 }

@@ -125,8 +125,7 @@ final class MountNamespace {
     // Mount roots as the tree's own cgroup namespace shows them (mountinfo shows a cgroup mount's
     // root relative to the reader's cgroup namespace).
     Map<Integer, String> cgroupNsRoots = new HashMap<>();
-    String cgns = NamespaceIds.link(Integer.toString(pid), "cgroup");
-    if (cgns != null && !cgns.equals(NamespaceIds.link("self", "cgroup"))) {
+    if (NamespaceIds.differs(Integer.toString(pid), "cgroup")) {
       for (MountInfo.Mount m :
           InNamespace.call(pid, "cgroup", CgroupSets.CLONE_NEWCGROUP, () -> MountInfo.read(pid))) {
         cgroupNsRoots.put(m.id(), m.root());

@@ -109,4 +109,10 @@ public final class NamespaceIds {
   static String link(String p, String ns) throws IOException {
     return NsLinks.link(p, ns);
   }
+
+  /** Whether process {@code pid} ("self" too) is in a {@code kind} namespace not the agent's. */
+  static boolean differs(String pid, String kind) throws IOException {
+    String own = link(pid, kind);
+    return own != null && !own.equals(link("self", kind));
+  }
 }
