@@ -87,7 +87,7 @@ class RestoreStagingIT {
             new Context(),
             new MockWebServer(),
             new HashMap<>(),
-            new KubernetesCrudDispatcher(List.of()),
+            new NodeSelectingDispatcher(),
             false);
     server.init();
     test = client("stasis-test");
@@ -104,6 +104,32 @@ class RestoreStagingIT {
     }
     staged = work.resolve("staged");
     shim = new ShimDriver(work);
+  }
+
+  /**
+   * The CRUD mock matches field selectors only on metadata.name and metadata.namespace; a real API
+   * server serves {@code spec.nodeName} for pods (the kubelet's own watch). Here the selector is
+   * ignored, every pod is served, and the agent's own check of each pod's node does the filtering
+   * (a pod of another node below shows it). The recorded requests still carry the selector.
+   */
+  static final class NodeSelectingDispatcher extends KubernetesCrudDispatcher {
+    NodeSelectingDispatcher() {
+      super(List.of());
+    }
+
+    static String strip(String path) {
+      return path.replaceAll("fieldSelector=spec\\.nodeName(%3D|=)[^&]*&?", "");
+    }
+
+    @Override
+    public io.fabric8.mockwebserver.http.MockResponse handleGet(String path) {
+      return super.handleGet(strip(path));
+    }
+
+    @Override
+    public io.fabric8.mockwebserver.http.MockResponse handleWatch(String path) {
+      return super.handleWatch(strip(path));
+    }
   }
 
   KubernetesClient client(String userAgent) {
@@ -195,6 +221,10 @@ class RestoreStagingIT {
 
   /** A Restore as the operator leaves it once it created the pod, and that pod on this node. */
   Restore restoreWithPod(String name, String checkpoint) {
+    return restoreWithPod(name, checkpoint, NODE);
+  }
+
+  Restore restoreWithPod(String name, String checkpoint, String node) {
     Restore r = new Restore();
     r.setMetadata(new ObjectMetaBuilder().withNamespace(NS).withName(name).build());
     RestoreSpec spec = new RestoreSpec();
@@ -221,7 +251,7 @@ class RestoreStagingIT {
             .addToAnnotations("restore-from.stasis.dev/app", RestoreStaging.annotation(uid, "app"))
             .endMetadata()
             .withNewSpec()
-            .withNodeName(NODE)
+            .withNodeName(node)
             .withRuntimeClassName("stasis")
             .addNewContainer()
             .withName("app")
@@ -413,6 +443,9 @@ class RestoreStagingIT {
       end("back", RestorePhase.Completed, Reason.RestoredPodReady);
       await(() -> !Files.exists(dir), Duration.ofSeconds(30), "staged dir removed");
 
+      // A pod of another node is that node's agent's to stage.
+      String elsewhere = restoreWithPod("elsewhere", "c1", "node-2").getMetadata().getUid();
+
       // A wrong key Secret: a failed stage with one line, and create fails at once with it.
       restoreWithPod("bad", "c2");
       String badUid = restore("bad").getMetadata().getUid();
@@ -432,6 +465,8 @@ class RestoreStagingIT {
               .anyMatch(e -> e.getReason().equals("StageFailed") && e.getType().equals("Warning")),
           "StageFailed event");
       assertFalse(Files.exists(staged.resolve(badUid + "/app")), "nothing staged");
+      assertFalse(Files.exists(staged.resolve(elsewhere)), "another node's pod");
+      assertEquals(null, staged("elsewhere"), "not touched by this node's agent");
       Path badBundle = shim.bundleOf(bundle, "bad");
       shim.annotate(
           badBundle,
