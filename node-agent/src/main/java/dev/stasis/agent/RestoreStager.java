@@ -317,7 +317,7 @@ final class RestoreStager implements AutoCloseable {
               + base;
       LOG.info(ns + "/" + r.getMetadata().getName() + ": " + msg);
       status(r, Reason.Staged, msg);
-    } catch (IOException | KubernetesClientException | IllegalStateException e) {
+    } catch (IOException | RuntimeException e) {
       String line = oneLine(e.getMessage() == null ? e.toString() : e.getMessage());
       LOG.warning(ns + "/" + r.getMetadata().getName() + ": cannot stage: " + line);
       for (String c : names) {
