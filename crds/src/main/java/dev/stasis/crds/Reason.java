@@ -69,6 +69,12 @@ public enum Reason {
   RestoredPodReady(false),
   RestoredPodFailed(false),
   RestoredPodDeleted(false),
+  /** Staged=False: the node agent is fetching a source that needs the Restore's Secrets. */
+  Staging(false),
+  /** Staged=True: every such container's images are verified in the node's staging directory. */
+  Staged(false),
+  /** Staged=False, and the Restore fails: the agent could not fetch or verify the images. */
+  StageFailed(false),
 
   // ---- Migration ----
   /** spec.targetNode is the node the pod already runs on. */

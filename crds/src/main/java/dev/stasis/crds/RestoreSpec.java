@@ -22,6 +22,9 @@ import java.util.Map;
 @ValidationRule(
     value = "!has(self.uri) || has(self.template)",
     message = "a restore from a uri needs the pod template")
+@ValidationRule(
+    value = "!has(self.encryption) || has(self.uri)",
+    message = "encryption is given with uri; a Checkpoint names its own key")
 @JsonInclude(JsonInclude.Include.NON_NULL)
 public class RestoreSpec {
   @JsonPropertyDescription("A Completed Checkpoint in the Restore's namespace to restore from.")
@@ -36,6 +39,11 @@ public class RestoreSpec {
   @JsonPropertyDescription(
       "With uri: Secret (same namespace) with the store's accessKey, secretKey, endpoint.")
   private CheckpointSpec.SecretRef credentialsSecretRef;
+
+  @JsonPropertyDescription(
+      "With uri: the Secret (same namespace) and key holding the key the checkpoint was encrypted"
+          + " with. A source that needs a Secret is staged on the node by the node agent.")
+  private CheckpointSpec.EncryptionSpec encryption;
 
   @JsonPropertyDescription(
       "With uri: the pod to create (labels, annotations, spec), as a Checkpoint's"
@@ -85,6 +93,14 @@ public class RestoreSpec {
 
   public void setCredentialsSecretRef(CheckpointSpec.SecretRef credentialsSecretRef) {
     this.credentialsSecretRef = credentialsSecretRef;
+  }
+
+  public CheckpointSpec.EncryptionSpec getEncryption() {
+    return encryption;
+  }
+
+  public void setEncryption(CheckpointSpec.EncryptionSpec encryption) {
+    this.encryption = encryption;
   }
 
   public PodTemplateSpec getTemplate() {

@@ -12,7 +12,9 @@ public class RestoreStatus {
   @JsonPropertyDescription("Pending, Restoring (pod created), Completed (pod Ready) or Failed.")
   public RestorePhase phase;
 
-  @JsonPropertyDescription("Accepted, Ready and Failed, each with a reason.")
+  @JsonPropertyDescription(
+      "Accepted, Ready and Failed, each with a reason; Staged when the node agent stages the"
+          + " source (it needs Secrets the runtime wrapper does not have).")
   public List<Condition> conditions = new ArrayList<>();
 
   public Long observedGeneration;

@@ -18,6 +18,14 @@ public final class RestoreStatusAggregator {
   public static final String READY = Conditions.READY;
   public static final String FAILED = Conditions.FAILED;
 
+  /**
+   * Written by the node agent for sources it stages (see {@link RestoreStaging}): False with {@link
+   * Reason#Staging} while it fetches, True with {@link Reason#Staged} once every container's images
+   * are verified on the node, False with {@link Reason#StageFailed} and the one-line reason when it
+   * cannot (the operator then fails the Restore with that reason).
+   */
+  public static final String STAGED = "Staged";
+
   private RestoreStatusAggregator() {}
 
   /** One observed step of a Restore; null facts leave the status field as it was. */
@@ -96,6 +104,37 @@ public final class RestoreStatusAggregator {
         generation,
         ts);
     return s;
+  }
+
+  /**
+   * The node agent's staging progress: only the {@link #STAGED} condition changes (phase, message
+   * and the other conditions are the operator's). A terminal Restore is returned unchanged: there
+   * is nothing left to stage for.
+   */
+  public static RestoreStatus staged(
+      RestoreStatus current, long generation, Reason reason, String message, Instant now) {
+    if (reason != Reason.Staging && reason != Reason.Staged && reason != Reason.StageFailed) {
+      throw new IllegalArgumentException(reason + " is not a staging reason");
+    }
+    if (current != null && current.phase != null && current.phase.terminal()) {
+      return current;
+    }
+    RestoreStatus s = current == null ? new RestoreStatus() : current.copy();
+    Conditions.set(
+        s.conditions,
+        STAGED,
+        reason == Reason.Staged,
+        reason,
+        message,
+        generation,
+        now.truncatedTo(ChronoUnit.SECONDS).toString());
+    return s;
+  }
+
+  /** The one-line reason when the node agent reported that it could not stage; else null. */
+  public static String stageFailure(RestoreStatus s) {
+    var c = condition(s, STAGED);
+    return c != null && Reason.StageFailed.name().equals(c.getReason()) ? c.getMessage() : null;
   }
 
   public static io.fabric8.kubernetes.api.model.Condition condition(RestoreStatus s, String type) {

@@ -50,6 +50,9 @@ public final class NodeAgent implements AutoCloseable {
       Executors.newSingleThreadExecutor(r -> daemon(r, "stasis-agent-events"));
   private SharedIndexInformer<Checkpoint> informer;
 
+  /** Null unless STASIS_STAGED_DIR is set (chart: runtime.staging.enabled). */
+  private final RestoreStager stager;
+
   public NodeAgent(
       KubernetesClient client,
       String node,
@@ -63,6 +66,17 @@ public final class NodeAgent implements AutoCloseable {
     this.stores = new StoreResolver(client, defaultStorage, env);
     this.processes = processes;
     this.dumper = dumper;
+    String staged = env.get("STASIS_STAGED_DIR");
+    this.stager =
+        staged == null || staged.isBlank()
+            ? null
+            : new RestoreStager(
+                client,
+                node,
+                stores,
+                java.nio.file.Path.of(staged),
+                java.time.Duration.ofSeconds(
+                    Long.parseLong(env.getOrDefault("STASIS_STAGE_SWEEP_SECONDS", "30"))));
     String spool = env.get("STASIS_SPOOL_DIR");
     if (spool != null && !spool.isBlank()) {
       // spool files of dumps killed with the previous agent (a restart, an eviction)
@@ -100,6 +114,9 @@ public final class NodeAgent implements AutoCloseable {
               + root.getClass().getSimpleName()
               + (root.getMessage() == null ? "" : " (" + root.getMessage() + ")"),
           e);
+    }
+    if (stager != null) {
+      stager.start();
     }
     LOG.info("node agent " + claimId() + " watching checkpoints assigned to node " + node);
     return this;
@@ -357,5 +374,8 @@ public final class NodeAgent implements AutoCloseable {
     }
     running.values().forEach(CheckpointJob::cancel);
     events.shutdownNow();
+    if (stager != null) {
+      stager.close();
+    }
   }
 }

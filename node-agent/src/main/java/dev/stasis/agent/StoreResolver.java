@@ -86,17 +86,82 @@ final class StoreResolver {
       o = o.withSpool(java.nio.file.Path.of(spool), quantity(env.get("STASIS_SPOOL_LIMIT")));
     }
     CheckpointSpec spec = cr.getSpec();
+    String ns = cr.getMetadata().getNamespace();
+    o =
+        withSecrets(
+            o,
+            ns,
+            uri,
+            spec.getStorage() == null ? null : spec.getStorage().getCredentialsSecretRef(),
+            spec.getEncryption());
+    if (spec.getCompression() == CheckpointSpec.Compression.zstd) {
+      o = o.withCompression("zstd", 3);
+    }
+    return CheckpointStore.open(uri, o);
+  }
+
+  /**
+   * A restore source to fetch from (the node agent stages what the runtime wrapper cannot fetch
+   * with the node's defaults): the same rules as for a checkpoint's store, checked again here on
+   * the privileged side: {@code storage} (the Checkpoint's spec.storage, or a Restore's uri and
+   * credentials) must pass {@link StoragePolicy} for {@code namespace} (s3:// only, the admin's
+   * allow-list, default credentials only for the default store); Secrets only from {@code
+   * namespace}. Compression is read from the stored manifest.
+   */
+  CheckpointStore openSource(
+      String namespace,
+      String uri,
+      CheckpointSpec.StorageSpec storage,
+      CheckpointSpec.EncryptionSpec encryption)
+      throws StorageException {
+    String v =
+        StoragePolicy.violation(
+            namespace,
+            storage,
+            Optional.ofNullable(defaultUri).filter(d -> !d.isBlank()),
+            allowed());
+    if (v != null) {
+      throw new StorageException(v);
+    }
+    if (storage == null) {
+      // a Checkpoint in the default store: below <default>/<namespace>, as location() puts it
+      String def = defaultUri == null ? "" : trim(defaultUri) + "/" + namespace;
+      if (defaultUri == null || defaultUri.isBlank() || !uri.startsWith(def + "/")) {
+        throw new StorageException(
+            uri
+                + " is not in the default store's prefix for namespace "
+                + namespace
+                + ", and no store credentials were named for it");
+      }
+    } else if (!(trim(uri).equals(trim(storage.getUri()))
+        || uri.startsWith(trim(storage.getUri()) + "/"))) {
+      throw new StorageException(uri + " is not under " + storage.getUri());
+    }
+    StoreOptions o =
+        withSecrets(
+            StoreOptions.defaults(),
+            namespace,
+            uri,
+            storage == null ? null : storage.getCredentialsSecretRef(),
+            encryption);
+    return CheckpointStore.open(uri, o);
+  }
+
+  private StoreOptions withSecrets(
+      StoreOptions o,
+      String ns,
+      String uri,
+      CheckpointSpec.SecretRef creds,
+      CheckpointSpec.EncryptionSpec encryption)
+      throws StorageException {
     if (uri.startsWith("s3://")) {
-      CheckpointSpec.StorageSpec s = spec.getStorage();
-      if (s != null && s.getCredentialsSecretRef() != null) {
-        Map<String, String> d = secret(cr, s.getCredentialsSecretRef(), "storage");
+      if (creds != null) {
+        Map<String, String> d = secret(ns, creds, "storage");
         String ak = d.get("accessKey");
         String sk = d.get("secretKey");
         if (ak == null || sk == null) {
           throw new StorageException(
-              "storage secret "
-                  + s.getCredentialsSecretRef().getName()
-                  + " needs the keys accessKey and secretKey");
+              "storage secret " + creds.getName() + " needs the keys accessKey and secretKey");
         }
         o =
             o.withS3(
@@ -113,25 +178,21 @@ final class StoreResolver {
         o = o.withS3(S3Config.fromEnvironment(null, null, false, null, env));
       }
     }
-    if (spec.getCompression() == CheckpointSpec.Compression.zstd) {
-      o = o.withCompression("zstd", 3);
-    }
-    if (spec.getEncryption() != null) {
-      CheckpointSpec.SecretRef ref = spec.getEncryption().getKeySecretRef();
+    if (encryption != null) {
+      CheckpointSpec.SecretRef ref = encryption.getKeySecretRef();
       String key = ref.getKey() == null ? "key" : ref.getKey();
-      String text = secret(cr, ref, "encryption key").get(key);
+      String text = secret(ns, ref, "encryption key").get(key);
       if (text == null) {
         throw new StorageException(
             "encryption key secret " + ref.getName() + " has no key '" + key + "'");
       }
       o = o.withEncryption(EncryptionKey.parse(text, "secret " + ref.getName() + "/" + key));
     }
-    return CheckpointStore.open(uri, o);
+    return o;
   }
 
-  private Map<String, String> secret(Checkpoint cr, CheckpointSpec.SecretRef ref, String what)
+  private Map<String, String> secret(String ns, CheckpointSpec.SecretRef ref, String what)
       throws StorageException {
-    String ns = cr.getMetadata().getNamespace();
     if (ref.getNamespace() != null
         && !ref.getNamespace().isEmpty()
         && !ref.getNamespace().equals(ns)) {

@@ -7,7 +7,9 @@ import dev.stasis.crds.Reason;
 import dev.stasis.crds.Restore;
 import dev.stasis.crds.RestorePhase;
 import dev.stasis.crds.RestoreSpec;
+import dev.stasis.crds.RestoreStaging;
 import dev.stasis.crds.RestoreStatus;
+import dev.stasis.crds.RestoreStatusAggregator;
 import dev.stasis.crds.RestoreStatusAggregator.Step;
 import dev.stasis.crds.StatusAggregator;
 import io.fabric8.kubernetes.api.model.Container;
@@ -121,6 +123,28 @@ final class RestoreDecider {
               "storage secret " + ns + "/" + secret.getName() + " not found");
         }
       }
+      CheckpointSpec.EncryptionSpec enc = spec.getEncryption();
+      if (enc != null && enc.getKeySecretRef() != null) {
+        CheckpointSpec.SecretRef key = enc.getKeySecretRef();
+        if (key.getNamespace() != null
+            && !key.getNamespace().isEmpty()
+            && !key.getNamespace().equals(ns)) {
+          return fail(
+              Reason.EncryptionSecretInOtherNamespace,
+              "encryption key secret "
+                  + key.getNamespace()
+                  + "/"
+                  + key.getName()
+                  + " is not in the restore's namespace "
+                  + ns
+                  + "; only same-namespace secrets may be used");
+        }
+        if (!o.secretExists().test(key.getName())) {
+          return fail(
+              Reason.EncryptionSecretNotFound,
+              "encryption key secret " + ns + "/" + key.getName() + " not found");
+        }
+      }
       template = spec.getTemplate();
       location = spec.getUri();
       containers =
@@ -146,7 +170,10 @@ final class RestoreDecider {
           null,
           poll);
     }
-    Pod pod = RestorePods.build(r, template, location, containers, runtimeClass);
+    // Sources the runtime wrapper cannot fetch with the node's defaults are staged on the node by
+    // the node agent, which reads the namespace's Secrets (RestoreStaging).
+    String staging = RestoreStaging.why(spec, byName ? o.checkpoint().getSpec() : null);
+    Pod pod = RestorePods.build(r, template, location, containers, runtimeClass, staging != null);
     return new Decision(
         Step.to(
                 RestorePhase.Restoring,
@@ -159,7 +186,10 @@ final class RestoreDecider {
                     + "; restoring "
                     + String.join(", ", containers)
                     + " from "
-                    + location)
+                    + location
+                    + (staging == null
+                        ? ""
+                        : " (staged on the node by the node agent: it needs " + staging + ")"))
             .pod(podName, null)
             .location(location),
         pod,
@@ -173,6 +203,10 @@ final class RestoreDecider {
     Pod pod = o.pod();
     if (pod == null || !RestorePods.ours(pod, r)) {
       return fail(Reason.RestoredPodDeleted, podRef + " was deleted before it became Ready");
+    }
+    String stage = RestoreStatusAggregator.stageFailure(st);
+    if (stage != null) {
+      return fail(Reason.StageFailed, podRef + ": the node agent could not stage it: " + stage);
     }
     String failure = RestorePods.failure(pod);
     if (failure != null) {

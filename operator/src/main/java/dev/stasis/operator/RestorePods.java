@@ -2,6 +2,7 @@ package dev.stasis.operator;
 
 import dev.stasis.crds.PodTemplates;
 import dev.stasis.crds.Restore;
+import dev.stasis.crds.RestoreStaging;
 import io.fabric8.kubernetes.api.model.Affinity;
 import io.fabric8.kubernetes.api.model.ContainerStatus;
 import io.fabric8.kubernetes.api.model.NodeAffinity;
@@ -27,8 +28,10 @@ import java.util.Set;
  * the OCI runtime and the wrapper reads for the container it creates (pod annotations reach every
  * container's OCI spec, the sandbox's too, so the key names the container); {@code
  * stasis.dev/restore} and {@code stasis.dev/restore-uid} naming the Restore (the operator
- * recognises its own pod by the uid); and, with a target node, a required node affinity on the
- * node's name (the scheduler still checks resources, unlike {@code spec.nodeName}).
+ * recognises its own pod by the uid); for a source the node agent stages (it needs the Restore's or
+ * the Checkpoint's Secrets, {@link RestoreStaging}), {@code staged:<restore uid>/<container>} in
+ * place of the location; and, with a target node, a required node affinity on the node's name (the
+ * scheduler still checks resources, unlike {@code spec.nodeName}).
  */
 final class RestorePods {
   private static final KubernetesSerialization JSON = new KubernetesSerialization();
@@ -56,7 +59,8 @@ final class RestorePods {
       PodTemplateSpec template,
       String location,
       List<String> containers,
-      String runtimeClass) {
+      String runtimeClass,
+      boolean staged) {
     PodTemplateSpec t = JSON.clone(template);
     ObjectMeta meta = new ObjectMeta();
     meta.setName(podName(r));
@@ -74,7 +78,9 @@ final class RestorePods {
     }
     String base = location.endsWith("/") ? location.substring(0, location.length() - 1) : location;
     for (String c : containers) {
-      ann.put(PodTemplates.RESTORE_FROM_PREFIX + c, base + "/" + c);
+      ann.put(
+          PodTemplates.RESTORE_FROM_PREFIX + c,
+          staged ? RestoreStaging.annotation(r.getMetadata().getUid(), c) : base + "/" + c);
     }
     ann.put(
         PodTemplates.RESTORE_ANNOTATION,
@@ -99,6 +105,16 @@ final class RestorePods {
     p.setMetadata(meta);
     p.setSpec(spec);
     return p;
+  }
+
+  /**
+   * The wrapper gave up waiting for images the node agent still stages: the kubelet retries the
+   * create, so this error is not the end of the restore (timeoutSeconds still bounds it).
+   */
+  static boolean stagingNotDone(String reason, String message) {
+    return "CreateContainerError".equals(reason)
+        && message != null
+        && message.contains(RestoreStaging.NOT_READY);
   }
 
   /** True when {@code pod} was created by {@code r} (not a stranger of the same name). */
@@ -148,7 +164,9 @@ final class RestorePods {
     }
     for (ContainerStatus c : cs) {
       var waiting = c.getState() == null ? null : c.getState().getWaiting();
-      if (waiting != null && FATAL_WAITING.contains(waiting.getReason())) {
+      if (waiting != null
+          && FATAL_WAITING.contains(waiting.getReason())
+          && !stagingNotDone(waiting.getReason(), waiting.getMessage())) {
         return "container '"
             + c.getName()
             + "' "

@@ -857,8 +857,13 @@ class CheckpointEndToEndIT {
               });
       var copy = test.pods().inNamespace(ns).withName("move").get();
       assertEquals("stasis", copy.getSpec().getRuntimeClassName());
-      String from = copy.getMetadata().getAnnotations().get("restore-from.stasis.dev/app");
-      assertEquals(c.getStatus().location + "/app", from);
+      // the store names its own credentials Secret: the target node's agent stages the images
+      // (node-agent RestoreStagingIT), the pod names what it staged
+      Restore rst = test.resources(Restore.class).inNamespace(ns).withName("move").get();
+      assertEquals(
+          "staged:" + rst.getMetadata().getUid() + "/app",
+          copy.getMetadata().getAnnotations().get("restore-from.stasis.dev/app"));
+      String from = c.getStatus().location + "/app";
       Path images = work.resolve("fetched-migration");
       try (CheckpointStore store =
           CheckpointStore.open(from, StoreOptions.defaults().withS3(s3.config()))) {
@@ -900,7 +905,9 @@ class CheckpointEndToEndIT {
   @Order(20)
   void operatorAndAgentUseOnlyWhatTheChartGrants() throws Exception {
     var opGrants = Chart.grants("operator", Map.of());
-    var agentGrants = Chart.grants("node-agent", Map.of());
+    // This agent runs without restore staging (no STASIS_STAGED_DIR): its grants are checked by
+    // the node agent's RestoreStagingIT and HelmChartTest.
+    var agentGrants = Chart.grants("node-agent", Map.of("runtime.staging.enabled", "false"));
     List<String> denied = new ArrayList<>();
     List<Chart.ApiCall> opCalls = new ArrayList<>();
     List<Chart.ApiCall> agentCalls = new ArrayList<>();

@@ -181,6 +181,90 @@ class HelmChartTest {
     assertTrue(offPod.getInitContainers() == null || offPod.getInitContainers().isEmpty());
   }
 
+  /**
+   * Restore staging: the agent stages sources that need a Restore's or Checkpoint's Secrets into a
+   * host directory the wrapper reads. The chart grants exactly the calls RestoreStagingIT sees the
+   * agent make for it (pods list/watch, restores get, restores/status update, besides what it
+   * already has), mounts the directory, tells agent and wrapper where it is; all of it goes away
+   * with runtime.staging.enabled=false.
+   */
+  @Test
+  void restoreStagingGrantsMountsAndConfiguresWhatTheAgentAndTheWrapperUse() {
+    String dir = "/var/lib/stasis/restore/staged";
+    var grants = Chart.grants("node-agent", Map.of());
+    for (String call :
+        List.of(
+            "pods list",
+            "pods watch",
+            "pods get",
+            "restores get",
+            "restores/status update",
+            "checkpoints get",
+            "secrets get",
+            "events create")) {
+      String[] rv = call.split(" ");
+      assertTrue(
+          grants.stream()
+              .anyMatch(
+                  g ->
+                      g.namespace() == null
+                          && g.rule().getResources().contains(rv[0])
+                          && g.rule().getVerbs().contains(rv[1])),
+          "granted: " + call);
+    }
+    assertFalse(
+        grants.stream()
+            .anyMatch(
+                g ->
+                    g.rule().getResources().contains("restores")
+                        && g.rule().getVerbs().stream().anyMatch(v -> !v.equals("get"))),
+        "the agent only reads Restores");
+    List<HasMetadata> objs = Chart.render(Map.of());
+    var pod = one(objs, DaemonSet.class).getSpec().getTemplate().getSpec();
+    Container agent = pod.getContainers().get(0);
+    assertTrue(
+        agent.getEnv().stream()
+            .anyMatch(e -> e.getName().equals("STASIS_STAGED_DIR") && dir.equals(e.getValue())));
+    assertTrue(
+        agent.getVolumeMounts().stream()
+            .anyMatch(m -> m.getName().equals("staged") && m.getMountPath().equals(dir)));
+    assertTrue(
+        pod.getVolumes().stream()
+            .anyMatch(
+                v ->
+                    v.getName().equals("staged")
+                        && v.getHostPath() != null
+                        && v.getHostPath().getPath().equals(dir)));
+    String script =
+        objs.stream()
+            .filter(io.fabric8.kubernetes.api.model.ConfigMap.class::isInstance)
+            .map(io.fabric8.kubernetes.api.model.ConfigMap.class::cast)
+            .filter(c -> c.getMetadata().getName().equals("stasis-runtime-install"))
+            .findFirst()
+            .orElseThrow()
+            .getData()
+            .get("install.sh");
+    assertTrue(script.contains("echo \"export STASIS_STAGED_DIR=" + dir + "\""), script);
+    assertTrue(script.contains("echo \"export STASIS_STAGE_WAIT_SECONDS=90\""), script);
+
+    Map<String, String> offValues = Map.of("runtime.staging.enabled", "false");
+    var off = Chart.grants("node-agent", offValues);
+    assertFalse(
+        off.stream()
+            .anyMatch(
+                g ->
+                    g.rule().getResources().contains("restores")
+                        || g.rule().getResources().contains("restores/status")
+                        || (g.rule().getResources().contains("pods")
+                            && g.rule().getVerbs().contains("watch"))),
+        "no staging grants when disabled: " + off);
+    var offPod = one(Chart.render(offValues), DaemonSet.class).getSpec().getTemplate().getSpec();
+    assertTrue(
+        offPod.getContainers().get(0).getEnv().stream()
+            .noneMatch(e -> e.getName().equals("STASIS_STAGED_DIR")));
+    assertTrue(offPod.getVolumes().stream().noneMatch(v -> v.getName().equals("staged")));
+  }
+
   /** Users see and request Restores and Migrations through the same two roles as Checkpoints. */
   @Test
   void userRolesCoverRestoresAndMigrations() {

@@ -316,9 +316,13 @@ class RestoreMigrationMockServerTest {
         });
     awaitRestore(ns, "r1", RestorePhase.Restoring);
     Pod pod = client.pods().inNamespace(ns).withName("r1").get();
+    Restore r = get(Restore.class, ns, "r1");
+    // its own credentials Secret: the node agent stages it, the wrapper restores what it staged
     assertEquals(
-        "s3://bucket/ns/c/uid/app",
+        "staged:" + r.getMetadata().getUid() + "/app",
         pod.getMetadata().getAnnotations().get("restore-from.stasis.dev/app"));
+    assertEquals("s3://bucket/ns/c/uid/", r.getStatus().location);
+    assertTrue(r.getStatus().message.contains("staged on the node"), r.getStatus().message);
     assertNull(pod.getSpec().getAffinity(), "no target node: the scheduler's choice");
   }
 

@@ -1,0 +1,582 @@
+package dev.stasis.agent;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import com.fasterxml.jackson.databind.JsonNode;
+import com.fasterxml.jackson.databind.ObjectMapper;
+import dev.stasis.crds.Checkpoint;
+import dev.stasis.crds.CheckpointSpec;
+import dev.stasis.crds.CheckpointStatus;
+import dev.stasis.crds.Phase;
+import dev.stasis.crds.Reason;
+import dev.stasis.crds.Restore;
+import dev.stasis.crds.RestorePhase;
+import dev.stasis.crds.RestoreSpec;
+import dev.stasis.crds.RestoreStaging;
+import dev.stasis.crds.RestoreStatusAggregator;
+import dev.stasis.crds.StatusAggregator;
+import dev.stasis.crds.Transition;
+import dev.stasis.testing.Crit;
+import dev.stasis.testing.Exec;
+import dev.stasis.testing.RuncContainer;
+import dev.stasis.testing.S3Server;
+import io.fabric8.kubernetes.api.model.Condition;
+import io.fabric8.kubernetes.api.model.Event;
+import io.fabric8.kubernetes.api.model.ObjectMetaBuilder;
+import io.fabric8.kubernetes.api.model.Pod;
+import io.fabric8.kubernetes.api.model.PodBuilder;
+import io.fabric8.kubernetes.api.model.SecretBuilder;
+import io.fabric8.kubernetes.api.model.apiextensions.v1.CustomResourceDefinition;
+import io.fabric8.kubernetes.client.ConfigBuilder;
+import io.fabric8.kubernetes.client.KubernetesClient;
+import io.fabric8.kubernetes.client.KubernetesClientBuilder;
+import io.fabric8.kubernetes.client.server.mock.KubernetesCrudDispatcher;
+import io.fabric8.kubernetes.client.server.mock.KubernetesMockServer;
+import io.fabric8.mockwebserver.Context;
+import io.fabric8.mockwebserver.MockWebServer;
+import io.fabric8.mockwebserver.http.RecordedRequest;
+import java.io.FileInputStream;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.time.Duration;
+import java.time.Instant;
+import java.util.ArrayList;
+import java.util.HashMap;
+import java.util.HexFormat;
+import java.util.List;
+import java.util.Map;
+import java.util.Set;
+import java.util.TreeMap;
+import java.util.TreeSet;
+import java.util.UUID;
+import java.util.concurrent.TimeUnit;
+import java.util.function.BooleanSupplier;
+import org.junit.jupiter.api.AfterEach;
+import org.junit.jupiter.api.BeforeEach;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+
+/**
+ * Restore staging end to end on one node: the fabric8 mock API server (CRUD) as the cluster, the
+ * real node agent in-process, S3Proxy as the tenant's store, a real runc container checkpointed by
+ * the packaged {@code stasis dump} (zstd, encrypted) into that store, and the runtime wrapper
+ * driven as containerd's shim drives it ({@link ShimDriver}) with no store credentials, no key and
+ * no command line to fetch with: it can only restore from what the agent staged.
+ */
+class RestoreStagingIT {
+  static final Path REPO = Path.of(System.getProperty("stasis.repo", "..")).toAbsolutePath();
+  static final String NODE = "node-1";
+  static final String NS = "team-a";
+  static final String AGENT_UA = "stasis-node-agent";
+  static final ObjectMapper JSON = new ObjectMapper();
+
+  @TempDir Path work;
+  KubernetesMockServer server;
+  KubernetesClient test;
+  KubernetesClient agentClient;
+  NodeAgent agent;
+  Path staged;
+  ShimDriver shim;
+
+  @BeforeEach
+  void setUp() throws Exception {
+    server =
+        new KubernetesMockServer(
+            new Context(),
+            new MockWebServer(),
+            new HashMap<>(),
+            new NodeSelectingDispatcher(),
+            false);
+    server.init();
+    test = client("stasis-test");
+    for (String f : List.of("checkpoints", "restores")) {
+      try (var in =
+          new FileInputStream(REPO.resolve("crds/" + f + ".stasis.dev-v1.yml").toFile())) {
+        test.apiextensions()
+            .v1()
+            .customResourceDefinitions()
+            .resource(
+                test.getKubernetesSerialization().unmarshal(in, CustomResourceDefinition.class))
+            .create();
+      }
+    }
+    staged = work.resolve("staged");
+    shim = new ShimDriver(work);
+  }
+
+  /**
+   * The CRUD mock matches field selectors only on metadata.name and metadata.namespace; a real API
+   * server serves {@code spec.nodeName} for pods (the kubelet's own watch). Here the selector is
+   * ignored, every pod is served, and the agent's own check of each pod's node does the filtering
+   * (a pod of another node below shows it). The recorded requests still carry the selector.
+   */
+  static final class NodeSelectingDispatcher extends KubernetesCrudDispatcher {
+    NodeSelectingDispatcher() {
+      super(List.of());
+    }
+
+    static String strip(String path) {
+      return path.replaceAll("fieldSelector=spec\\.nodeName(%3D|=)[^&]*&?", "");
+    }
+
+    @Override
+    public io.fabric8.mockwebserver.http.MockResponse handleGet(String path) {
+      return super.handleGet(strip(path));
+    }
+
+    @Override
+    public io.fabric8.mockwebserver.http.MockResponse handleWatch(String path) {
+      return super.handleWatch(strip(path));
+    }
+  }
+
+  KubernetesClient client(String userAgent) {
+    return new KubernetesClientBuilder()
+        .withConfig(
+            new ConfigBuilder(server.createClient().getConfiguration())
+                .withUserAgent(userAgent)
+                .build())
+        .build();
+  }
+
+  /** The agent as the chart runs it with runtime.staging on; no default-store credentials. */
+  void startAgent() {
+    agentClient = client(AGENT_UA);
+    Map<String, String> env = new TreeMap<>();
+    env.put("STASIS_STAGED_DIR", staged.toString());
+    env.put("STASIS_STAGE_SWEEP_SECONDS", "1");
+    agent =
+        new NodeAgent(
+                agentClient,
+                NODE,
+                "s3://node-default",
+                env,
+                ContainerProcesses.host(),
+                ProcessDumper.ENGINE)
+            .start();
+  }
+
+  @AfterEach
+  void tearDown() {
+    shim.close();
+    if (agent != null) {
+      agent.close();
+    }
+    server.destroy();
+  }
+
+  static String b64(String s) {
+    return java.util.Base64.getEncoder().encodeToString(s.getBytes());
+  }
+
+  void secret(String name, Map<String, String> data) {
+    Map<String, String> enc = new TreeMap<>();
+    data.forEach((k, v) -> enc.put(k, b64(v)));
+    test.resource(
+            new SecretBuilder()
+                .withNewMetadata()
+                .withName(name)
+                .withNamespace(NS)
+                .endMetadata()
+                .withData(enc)
+                .build())
+        .create();
+  }
+
+  static CheckpointSpec.SecretRef ref(String name) {
+    return new CheckpointSpec.SecretRef(name, null);
+  }
+
+  /** A Completed Checkpoint stored in the tenant's bucket with its own Secrets. */
+  Checkpoint checkpoint(String name, String keySecret, String location) {
+    Checkpoint c = new Checkpoint();
+    c.setMetadata(new ObjectMetaBuilder().withNamespace(NS).withName(name).build());
+    CheckpointSpec spec = new CheckpointSpec();
+    spec.setPodName("web");
+    CheckpointSpec.StorageSpec st = new CheckpointSpec.StorageSpec();
+    st.setUri("s3://team");
+    st.setCredentialsSecretRef(ref("team-creds"));
+    spec.setStorage(st);
+    spec.setCompression(CheckpointSpec.Compression.zstd);
+    CheckpointSpec.EncryptionSpec enc = new CheckpointSpec.EncryptionSpec();
+    enc.setKeySecretRef(ref(keySecret));
+    spec.setEncryption(enc);
+    c.setSpec(spec);
+    c = test.resource(c).create();
+    c.setStatus(
+        StatusAggregator.next(
+            null,
+            c.getMetadata().getGeneration(),
+            Transition.to(Phase.Completed, Reason.Completed, "stored")
+                .location(
+                    location != null
+                        ? location
+                        : "s3://team/" + NS + "/" + name + "/" + c.getMetadata().getUid())
+                .containers(List.of(new CheckpointStatus.ContainerRef("app", "containerd://x"))),
+            Instant.now()));
+    return test.resource(c).updateStatus();
+  }
+
+  /** A Restore as the operator leaves it once it created the pod, and that pod on this node. */
+  Restore restoreWithPod(String name, String checkpoint) {
+    return restoreWithPod(name, checkpoint, NODE);
+  }
+
+  Restore restoreWithPod(String name, String checkpoint, String node) {
+    Restore r = new Restore();
+    r.setMetadata(new ObjectMetaBuilder().withNamespace(NS).withName(name).build());
+    RestoreSpec spec = new RestoreSpec();
+    spec.setCheckpointName(checkpoint);
+    r.setSpec(spec);
+    r = test.resource(r).create();
+    r.setStatus(
+        RestoreStatusAggregator.next(
+            null,
+            1,
+            RestoreStatusAggregator.Step.to(
+                    RestorePhase.Restoring, Reason.PodCreated, "pod " + name + " created")
+                .pod(name, null),
+            Instant.now()));
+    r = test.resource(r).updateStatus();
+    String uid = r.getMetadata().getUid();
+    Pod p =
+        new PodBuilder()
+            .withNewMetadata()
+            .withName(name)
+            .withNamespace(NS)
+            .addToAnnotations("stasis.dev/restore", NS + "/" + name)
+            .addToAnnotations("stasis.dev/restore-uid", uid)
+            .addToAnnotations("restore-from.stasis.dev/app", RestoreStaging.annotation(uid, "app"))
+            .endMetadata()
+            .withNewSpec()
+            .withNodeName(node)
+            .withRuntimeClassName("stasis")
+            .addNewContainer()
+            .withName("app")
+            .withImage("busybox")
+            .endContainer()
+            .endSpec()
+            .build();
+    test.resource(p).create();
+    return r;
+  }
+
+  Restore restore(String name) {
+    return test.resources(Restore.class).inNamespace(NS).withName(name).get();
+  }
+
+  Condition staged(String name) {
+    return RestoreStatusAggregator.condition(
+        restore(name).getStatus(), RestoreStatusAggregator.STAGED);
+  }
+
+  /** The operator ending a Restore (what the agent waits for to clean up). */
+  void end(String name, RestorePhase phase, Reason reason) {
+    Restore r = restore(name);
+    r.setStatus(
+        RestoreStatusAggregator.next(
+            r.getStatus(),
+            1,
+            RestoreStatusAggregator.Step.to(phase, reason, "ended by the test"),
+            Instant.now()));
+    test.resource(r).updateStatus();
+  }
+
+  static void await(BooleanSupplier ok, Duration bound, String what) throws InterruptedException {
+    long deadline = System.nanoTime() + bound.toNanos();
+    while (!ok.getAsBoolean()) {
+      if (System.nanoTime() > deadline) {
+        throw new AssertionError("timed out waiting: " + what);
+      }
+      Thread.sleep(100);
+    }
+  }
+
+  List<Event> events(String restore) {
+    return test.v1().events().inNamespace(NS).list().getItems().stream()
+        .filter(e -> restore.equals(e.getInvolvedObject().getName()))
+        .toList();
+  }
+
+  @Test
+  void aCheckpointWithItsOwnSecretsIsStagedOnTheNodeAndRestoredByTheWrapperWithStateIntact()
+      throws Exception {
+    String key = HexFormat.of().formatHex(new byte[32]).replace('0', '7');
+    String token = "stage-" + UUID.randomUUID().toString().substring(0, 8);
+    String script =
+        "echo "
+            + token
+            + " > /dev/shm/f; i=0; while :; do read -t 0.1 x; i=$((i+1)); read s < /dev/shm/f;"
+            + " echo $i $s; done";
+    try (S3Server s3 = S3Server.start().bucket("team");
+        RuncContainer ctr = RuncContainer.start(work, script)) {
+      secret(
+          "team-creds",
+          Map.of(
+              "accessKey", S3Server.ACCESS_KEY,
+              "secretKey", S3Server.SECRET_KEY,
+              "endpoint", s3.endpoint()));
+      secret("team-key", Map.of("key", key));
+      secret("wrong-key", Map.of("key", HexFormat.of().formatHex(new byte[32]).replace('0', '3')));
+      Checkpoint good = checkpoint("c1", "team-key", null);
+      // the same stored images, with a key Secret that holds another key
+      checkpoint("c2", "wrong-key", good.getStatus().location);
+
+      // The tenant's checkpoint: zstd and encrypted, in the tenant's bucket with its credentials.
+      ShimDriver.awaitLines(ctr.log(), 5);
+      Path keyFile = work.resolve("key");
+      Files.writeString(keyFile, key);
+      String to = good.getStatus().location + "/app";
+      String out =
+          Exec.ok(
+              Duration.ofSeconds(180),
+              ShimDriver.withEnv(
+                  s3.env(),
+                  List.of(
+                      shim.cli().toString(),
+                      "dump",
+                      "--pid",
+                      Integer.toString(ctr.hostPid()),
+                      "--to",
+                      to,
+                      "--compress",
+                      "zstd",
+                      "--encryption-key-file",
+                      keyFile.toString())));
+      assertTrue(out.lines().anyMatch(l -> l.startsWith("dumped PID " + ctr.hostPid() + " ")), out);
+      int before = ShimDriver.lastNumber(ctr.log());
+      Path bundle = shim.bundleOf(ctr, "restored");
+      ctr.delete();
+
+      startAgent();
+      Restore r = restoreWithPod("back", "c1");
+      String uid = r.getMetadata().getUid();
+      await(
+          () -> {
+            Condition c = staged("back");
+            return c != null && !c.getReason().equals("Staging");
+          },
+          Duration.ofSeconds(120),
+          "Staged condition of back");
+      Condition c = staged("back");
+      assertEquals("True", c.getStatus(), c.getMessage());
+      assertEquals("Staged", c.getReason());
+      assertTrue(c.getMessage().startsWith("app staged on node " + NODE + " ("), c.getMessage());
+      assertEquals(RestorePhase.Restoring, restore("back").getStatus().phase, "phase untouched");
+      Path dir = staged.resolve(uid);
+      assertTrue(Files.isDirectory(dir.resolve("app")), "staged images in place");
+      assertTrue(Files.exists(dir.resolve("app/inventory.img")), "verified images");
+      assertEquals(NS + "/back", Files.readString(dir.resolve("pod")).strip());
+      try (var l = Files.list(dir)) {
+        assertEquals(
+            Set.of("app", "pod"),
+            new TreeSet<>(l.map(x -> x.getFileName().toString()).toList()),
+            "no temporary directory left");
+      }
+      assertTrue(
+          events("back").stream().anyMatch(e -> e.getReason().equals("Staged")), "Staged event");
+
+      // The wrapper: no credentials, no key, no command line; only the staged images.
+      Map<String, String> env = new TreeMap<>();
+      env.put("STASIS_STAGED_DIR", staged.toString());
+      env.put("STASIS_CLI", "/nonexistent/stasis");
+      env.put("STASIS_CRIU_DIR", Crit.JUDGE.resolve("bin").toString());
+      shim.annotate(
+          bundle,
+          Map.of(
+              "io.kubernetes.cri.container-name",
+              "app",
+              "io.kubernetes.cri.sandbox-namespace",
+              NS,
+              "io.kubernetes.cri.sandbox-name",
+              "back",
+              "restore-from.stasis.dev/app",
+              RestoreStaging.annotation(uid, "app")));
+      String id = "staged-" + ProcessHandle.current().pid();
+      Path log = work.resolve("restored.json");
+      Path stdout = work.resolve("restored.out");
+      Exec.Result created = shim.createOnPipes(env, log, stdout, bundle, id);
+      assertEquals(0, created.exit(), created.output() + ShimDriver.read(log));
+      int pid = Integer.parseInt(Files.readString(bundle.resolve("pid")).strip());
+      Exec.Result started = shim.wrapper(env, log, "start", id);
+      assertEquals(0, started.exit(), started.output());
+      JsonNode state = JSON.readTree(shim.wrapper(env, log, "state", id).output());
+      assertEquals("running", state.get("status").asText(), state.toString());
+      assertEquals(pid, state.get("pid").asInt());
+      ShimDriver.awaitLines(stdout, 5);
+      List<String> restored =
+          ShimDriver.lines(stdout).stream().filter(l -> l.matches("[0-9]+ .*")).toList();
+      int first = Integer.parseInt(restored.get(0).split(" ")[0]);
+      assertTrue(
+          first >= before, "restored counter starts at " + first + "; " + before + " before");
+      for (int i = 0; i < restored.size(); i++) {
+        assertEquals((first + i) + " " + token, restored.get(i), "line " + i + " after restore");
+      }
+      assertTrue(
+          Files.isDirectory(dir.resolve("app")), "the staged set stays for a retried create");
+      assertEquals(0, shim.wrapper(env, log, "kill", id, "KILL").exit());
+      shim.awaitStopped(id);
+      assertEquals(0, shim.wrapper(env, log, "delete", id).exit());
+
+      // Another pod naming the same staged images is refused.
+      Path intruder = shim.bundleOf(bundle, "intruder");
+      shim.annotate(
+          intruder,
+          Map.of(
+              "io.kubernetes.cri.container-name", "app",
+              "io.kubernetes.cri.sandbox-namespace", "team-b",
+              "io.kubernetes.cri.sandbox-name", "back",
+              "restore-from.stasis.dev/app", RestoreStaging.annotation(uid, "app")));
+      Exec.Result refused = shim.create(env, work.resolve("intruder.json"), intruder, "intruder");
+      assertEquals(1, refused.exit(), refused.output());
+      assertEquals(1, refused.output().strip().lines().count(), refused.output());
+      assertTrue(
+          refused
+              .output()
+              .contains(
+                  "are for pod " + NS + "/back, not for this container's pod" + " team-b/back"),
+          refused.output());
+
+      // The Restore ends: nothing is left on the node.
+      end("back", RestorePhase.Completed, Reason.RestoredPodReady);
+      await(() -> !Files.exists(dir), Duration.ofSeconds(30), "staged dir removed");
+
+      // A pod of another node is that node's agent's to stage.
+      String elsewhere = restoreWithPod("elsewhere", "c1", "node-2").getMetadata().getUid();
+
+      // A wrong key Secret: a failed stage with one line, and create fails at once with it.
+      restoreWithPod("bad", "c2");
+      String badUid = restore("bad").getMetadata().getUid();
+      await(
+          () -> {
+            Condition x = staged("bad");
+            return x != null && x.getReason().equals("StageFailed");
+          },
+          Duration.ofSeconds(120),
+          "StageFailed on bad");
+      Condition failed = staged("bad");
+      assertEquals("False", failed.getStatus());
+      assertEquals(1, failed.getMessage().lines().count(), failed.getMessage());
+      assertTrue(failed.getMessage().contains("key"), failed.getMessage());
+      assertTrue(
+          events("bad").stream()
+              .anyMatch(e -> e.getReason().equals("StageFailed") && e.getType().equals("Warning")),
+          "StageFailed event");
+      assertFalse(Files.exists(staged.resolve(badUid + "/app")), "nothing staged");
+      assertFalse(Files.exists(staged.resolve(elsewhere)), "another node's pod");
+      assertEquals(null, staged("elsewhere"), "not touched by this node's agent");
+      Path badBundle = shim.bundleOf(bundle, "bad");
+      shim.annotate(
+          badBundle,
+          Map.of(
+              "io.kubernetes.cri.container-name",
+              "app",
+              "io.kubernetes.cri.sandbox-namespace",
+              NS,
+              "io.kubernetes.cri.sandbox-name",
+              "bad",
+              "restore-from.stasis.dev/app",
+              RestoreStaging.annotation(badUid, "app")));
+      long t0 = System.nanoTime();
+      Exec.Result bad = shim.create(env, work.resolve("bad.json"), badBundle, "bad-" + badUid);
+      assertTrue(System.nanoTime() - t0 < Duration.ofSeconds(20).toNanos(), "no waiting");
+      assertEquals(1, bad.exit(), bad.output());
+      List<String> lines = bad.output().strip().lines().toList();
+      assertEquals(1, lines.size(), bad.output());
+      assertEquals(
+          "stasis-runc: cannot restore container bad-"
+              + badUid
+              + " from staged:"
+              + badUid
+              + "/app: the node agent could not stage the images: "
+              + failed.getMessage(),
+          lines.get(0));
+      assertFalse(Files.exists(shim.root().resolve("bad-" + badUid)), "no runc state");
+      end("bad", RestorePhase.Failed, Reason.StageFailed);
+      await(
+          () -> !Files.exists(staged.resolve(badUid)),
+          Duration.ofSeconds(30),
+          "failed stage removed");
+
+      // Images that never come: create waits its bounded time, then fails with one line.
+      Path late = shim.bundleOf(bundle, "late");
+      String lateUid = UUID.randomUUID().toString();
+      shim.annotate(
+          late,
+          Map.of(
+              "io.kubernetes.cri.container-name",
+              "app",
+              "io.kubernetes.cri.sandbox-namespace",
+              NS,
+              "io.kubernetes.cri.sandbox-name",
+              "late",
+              "restore-from.stasis.dev/app",
+              RestoreStaging.annotation(lateUid, "app")));
+      env.put("STASIS_STAGE_WAIT_SECONDS", "2");
+      Exec.Result notYet = shim.create(env, work.resolve("late.json"), late, "late");
+      assertEquals(1, notYet.exit(), notYet.output());
+      assertEquals(1, notYet.output().strip().lines().count(), notYet.output());
+      assertTrue(notYet.output().contains(RestoreStaging.NOT_READY), notYet.output());
+
+      assertAgentCallsAreTheStagingOnes();
+    }
+  }
+
+  /**
+   * What the agent asked the API server, by (verb, resource): the chart grants exactly these
+   * (HelmChartTest checks the chart's side of this list).
+   */
+  void assertAgentCallsAreTheStagingOnes() throws InterruptedException {
+    Set<String> seen = new TreeSet<>();
+    RecordedRequest q;
+    while ((q = server.takeRequest(50, TimeUnit.MILLISECONDS)) != null) {
+      if (!String.valueOf(q.getHeader("User-Agent")).startsWith(AGENT_UA)) {
+        continue;
+      }
+      String path = q.getPath();
+      String p = path.contains("?") ? path.substring(0, path.indexOf('?')) : path;
+      String query = path.contains("?") ? path.substring(path.indexOf('?') + 1) : "";
+      String[] s = p.split("/");
+      boolean named =
+          p.matches(".*/namespaces/[^/]+/[^/]+/[^/]+(/status)?$") && !p.endsWith("/namespaces");
+      String resource =
+          p.endsWith("/status")
+              ? s[s.length - 3] + "/status"
+              : named ? s[s.length - 2] : s[s.length - 1];
+      String verb =
+          switch (q.getMethod()) {
+            case "GET" -> query.contains("watch=true") ? "watch" : named ? "get" : "list";
+            case "POST" -> "create";
+            case "PUT" -> "update";
+            case "PATCH" -> "patch";
+            default -> q.getMethod().toLowerCase();
+          };
+      seen.add(verb + " " + resource);
+      if (resource.equals("pods") && !verb.equals("get")) {
+        assertTrue(
+            java.net.URLDecoder.decode(query, java.nio.charset.StandardCharsets.UTF_8)
+                .contains("fieldSelector=spec.nodeName=" + NODE),
+            "pods of this node only: " + path);
+      }
+    }
+    Set<String> staging =
+        Set.of(
+            "list pods",
+            "watch pods",
+            "get restores",
+            "update restores/status",
+            "get checkpoints",
+            "get secrets",
+            "create events");
+    List<String> extra = new ArrayList<>();
+    for (String x : seen) {
+      if (!staging.contains(x) && !x.endsWith(" checkpoints")) {
+        extra.add(x);
+      }
+    }
+    assertEquals(List.of(), extra, "calls beyond the staging grants: " + seen);
+    assertTrue(seen.containsAll(staging), "every staging grant used: " + seen);
+  }
+}
