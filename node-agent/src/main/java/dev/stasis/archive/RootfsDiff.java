@@ -25,9 +25,9 @@ import java.util.Set;
  *
  * <ul>
  *   <li>in the diff: every entry of {@code rootfs} that {@code lower} lacks, or has with another
- *       type, permission bits, content (regular files, compared byte by byte) or link target
- *       (symlinks); directories only when new or with changed permissions (tar creates parents on
- *       extraction);
+ *       type, permission bits, owner, content (regular files, compared byte by byte) or link target
+ *       (symlinks); directories only when new or with changed permissions or owner (tar creates
+ *       parents on extraction);
  *   <li>deleted: every entry of {@code lower} that {@code rootfs} lacks (a deleted directory is
  *       listed once, not with its contents).
  * </ul>
@@ -109,7 +109,10 @@ public final class RootfsDiff {
     return deleted;
   }
 
-  /** Writes {@code rootfs-diff.tar}: the changed entries with their content, mode and mtime. */
+  /**
+   * Writes {@code rootfs-diff.tar}: the changed entries with their content, mode, numeric owner and
+   * mtime (a restored container's files keep the uid and gid its processes gave them).
+   */
   public void writeTar(OutputStream out) throws IOException {
     try (TarWriter tar = new TarWriter(out)) {
       for (Path rel : changed) {
@@ -118,15 +121,22 @@ public final class RootfsDiff {
             Files.readAttributes(p, PosixFileAttributes.class, LinkOption.NOFOLLOW_LINKS);
         long mtime = a.lastModifiedTime().toMillis() / 1000;
         String name = rel.toString();
+        TarWriter.Owner owner = new TarWriter.Owner(id(p, "uid"), id(p, "gid"));
         if (a.isSymbolicLink()) {
-          tar.symlink(name, Files.readSymbolicLink(p).toString(), mtime);
+          tar.symlink(name, Files.readSymbolicLink(p).toString(), mtime, owner);
         } else if (a.isDirectory()) {
-          tar.directory(name, mode(a.permissions()), mtime);
+          tar.directory(name, mode(a.permissions()), mtime, owner);
         } else {
-          tar.file(name, mode(a.permissions()), mtime, p);
+          tar.file(name, mode(a.permissions()), mtime, p, owner);
         }
       }
     }
+  }
+
+  /** The entry's own (not a symlink target's) "uid" or "gid", unsigned. */
+  private static long id(Path p, String which) throws IOException {
+    return Integer.toUnsignedLong(
+        (Integer) Files.getAttribute(p, "unix:" + which, LinkOption.NOFOLLOW_LINKS));
   }
 
   private static boolean differs(Path upper, Path lower) throws IOException {
@@ -145,7 +155,9 @@ public final class RootfsDiff {
     if (u.isSymbolicLink()) {
       return !Files.readSymbolicLink(upper).equals(Files.readSymbolicLink(lower));
     }
-    if (!u.permissions().equals(l.permissions())) {
+    if (!u.permissions().equals(l.permissions())
+        || id(upper, "uid") != id(lower, "uid")
+        || id(upper, "gid") != id(lower, "gid")) {
       return true;
     }
     if (u.isDirectory()) {

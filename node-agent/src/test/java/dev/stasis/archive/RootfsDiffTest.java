@@ -31,6 +31,11 @@ class RootfsDiffTest {
     Files.writeString(root.resolve("etc/edited"), "after!\n"); // same size, other bytes
     Files.setPosixFilePermissions(
         root.resolve("etc/moded"), PosixFilePermissions.fromString("rwx------"));
+    // chowned by the container's process: same bytes and mode, another owner (root runs the tests)
+    Files.writeString(lower.resolve("etc/chowned"), "c");
+    Files.writeString(root.resolve("etc/chowned"), "c");
+    Files.setAttribute(root.resolve("etc/chowned"), "unix:uid", 1234);
+    Files.setAttribute(root.resolve("etc/chowned"), "unix:gid", 5678);
     Files.delete(root.resolve("link"));
     Files.createSymbolicLink(root.resolve("link"), Path.of("etc/edited"));
     Files.createDirectories(lower.resolve("gone/deep"));
@@ -42,7 +47,9 @@ class RootfsDiffTest {
 
     RootfsDiff d = RootfsDiff.compute(root, lower);
     List<String> changed = d.changed().stream().map(Path::toString).sorted().toList();
-    assertEquals(List.of("etc/edited", "etc/moded", "link", "new", "new/" + longName), changed);
+    assertEquals(
+        List.of("etc/chowned", "etc/edited", "etc/moded", "link", "new", "new/" + longName),
+        changed);
     assertEquals(List.of("etc/removed", "gone"), d.deleted().stream().sorted().toList());
 
     ByteArrayOutputStream out = new ByteArrayOutputStream();
@@ -50,6 +57,7 @@ class RootfsDiffTest {
     byte[] tar = out.toByteArray();
     assertEquals(0, tar.length % 512);
     List<String> names = new ArrayList<>();
+    List<String> owners = new ArrayList<>();
     String pending = null;
     for (int off = 0; off + 512 <= tar.length; ) {
       if (tar[off] == 0) {
@@ -67,14 +75,32 @@ class RootfsDiffTest {
             rec.getBytes(StandardCharsets.UTF_8).length);
         pending = rec.substring(rec.indexOf("path=") + 5, rec.length() - 1);
       } else {
-        names.add((pending != null ? pending : name) + ":" + type);
+        String entry = pending != null ? pending : name;
+        names.add(entry + ":" + type);
+        owners.add(
+            entry
+                + " "
+                + Long.parseLong(field(tar, off + 108, 8), 8)
+                + ":"
+                + Long.parseLong(field(tar, off + 116, 8), 8)
+                + " "
+                + field(tar, off + 265, 32));
         pending = null;
       }
       off += 512 + (int) ((size + 511) / 512 * 512);
     }
     assertEquals(
-        List.of("etc/edited:0", "etc/moded:0", "link:2", "new/:5", "new/" + longName + ":0"),
+        List.of(
+            "etc/chowned:0",
+            "etc/edited:0",
+            "etc/moded:0",
+            "link:2",
+            "new/:5",
+            "new/" + longName + ":0"),
         names.stream().sorted().toList());
+    // numeric owners; the name "root" only for id 0 (GNU tar maps names before ids)
+    assertEquals("etc/chowned 1234:5678 ", owners.get(names.indexOf("etc/chowned:0")));
+    assertEquals("etc/edited 0:0 root", owners.get(names.indexOf("etc/edited:0")));
     assertEquals(0750, RootfsDiff.mode(PosixFilePermissions.fromString("rwxr-x---")));
   }
 
