@@ -85,4 +85,50 @@ class PtyIT {
       assertTrue(after.startsWith("OK"), "ptys after restore: " + after);
     }
   }
+
+  /**
+   * A session on a terminal of the tree (the ctty workload: the root holds the master, its child
+   * leads a session with the slave as controlling terminal, the leader's child is the foreground
+   * job): the master's tty-info entry names the leader's session and the job's group, the slave's
+   * (read where it is the controlling terminal) the same, pstree.img keeps every session and group;
+   * restored by the judge, the leader still has the terminal as controlling terminal with the job
+   * in the foreground, and a line goes each way through the pair (the workload checks that).
+   */
+  @Test
+  void aSessionOnATerminalOfTheTreeKeepsItsControllingTerminal() throws Exception {
+    try (Workloads.Running w = Workloads.start("ctty")) {
+      Path images = w.dumpHealthyAndKill();
+
+      for (Crit.Version v : Crit.Version.values()) {
+        Map<String, JsonNode> decoded = Crit.decodeDir(v, images);
+        Map<Integer, JsonNode> procs = new HashMap<>();
+        for (JsonNode p : Crit.entries(decoded.get("pstree.img"))) {
+          procs.put(p.get("ppid").asInt(), p);
+        }
+        JsonNode leader = procs.get(w.pid);
+        JsonNode job = procs.get(leader.get("pid").asInt());
+        int sid = leader.get("pid").asInt();
+        int fg = job.get("pid").asInt();
+        assertEquals(w.pid, procs.get(0).get("sid").asInt(), v + " root leads its own session");
+        assertEquals(sid, leader.get("sid").asInt(), v + " the leader leads a session: " + leader);
+        assertEquals(sid, leader.get("pgid").asInt(), v + " leader's group: " + leader);
+        assertEquals(sid, job.get("sid").asInt(), v + " job in the leader's session: " + job);
+        assertEquals(fg, job.get("pgid").asInt(), v + " job in a group of its own: " + job);
+
+        Map<Integer, JsonNode> infos = new HashMap<>();
+        for (JsonNode i : Crit.entries(decoded.get("tty-info.img"))) {
+          infos.put(i.get("id").asInt(), i);
+        }
+        assertEquals(2, infos.size(), v + " master and slave: " + infos);
+        for (JsonNode end : infos.values()) {
+          assertEquals(sid, end.get("sid").asInt(), v + " session of the terminal: " + end);
+          assertEquals(fg, end.get("pgrp").asInt(), v + " foreground group: " + end);
+        }
+      }
+
+      CriuJudge.restore(images);
+      String after = w.check();
+      assertTrue(after.startsWith("OK"), "session after restore: " + after);
+    }
+  }
 }

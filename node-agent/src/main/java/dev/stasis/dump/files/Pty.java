@@ -15,6 +15,7 @@ import dev.stasis.images.proto.WinsizeEntry;
 import dev.stasis.linux.Errno;
 import dev.stasis.linux.Linux;
 import dev.stasis.linux.LinuxException;
+import dev.stasis.linux.proc.Status;
 import dev.stasis.linux.proc.TaskStat;
 import java.io.IOException;
 import java.nio.ByteBuffer;
@@ -42,10 +43,17 @@ import java.util.stream.Stream;
  * TCGETS/TIOCGWINSZ/TIOCGLCKTRMIOS reach the slave side, so both ends carry the slave's modes, as
  * CRIU writes them.
  *
- * <p>Only pairs whose master the dumped tree holds are dumped, and only while no session has the
- * terminal as controlling terminal and nothing is queued in it: a slave whose master is outside the
- * tree (a shell's terminal, CRIU's {@code --shell-job} case), a terminal that controls a session,
- * and bytes waiting to be read are refused, naming the fd ({@link #refuseUnsupported} before the
+ * <p>A terminal may be the controlling terminal of a session of the tree: the master's tty-info
+ * entry carries the session and the foreground group (as the target's PID namespace names them), a
+ * slave's entry carries them as the process holding it sees them (only where it is that process's
+ * controlling terminal, as CRIU's parasite reads them). The restore has the session leader make the
+ * terminal its controlling terminal again (TIOCSCTTY) and set the foreground group (TIOCSPGRP);
+ * pstree.img carries every process's session and group as they are.
+ *
+ * <p>Only pairs whose master the dumped tree holds are dumped, and only while nothing is queued in
+ * them: a slave whose master is outside the tree (a shell's terminal, CRIU's {@code --shell-job}
+ * case), a terminal controlling a session whose leader or foreground group is outside the tree, and
+ * bytes waiting to be read are refused, naming the fd ({@link #refuseUnsupported} before the
  * freeze, {@link #dump} again on the frozen tree). /dev/tty, consoles and serial lines are not
  * recognised (refused by the table).
  */
@@ -136,11 +144,7 @@ public final class Pty implements FileKind {
       if (master && intIoctl(pid, own, TIOCGPTN) != index(fd)) {
         throw new DumpException(what + ": TIOCGPTN disagrees with fdinfo's tty-index");
       }
-      int sid = optionalInt(pid, own, TIOCGSID, what);
-      if (sid != 0) {
-        throw new DumpException(
-            what + " is the controlling terminal of session " + sid + ": not supported yet");
-      }
+      int[] session = master ? terminalSession(pid, own, what) : sessionAsSeenBy(fd, what);
       int queued = optionalInt(pid, own, FIONREAD, what);
       if (queued != 0) {
         throw new DumpException(
@@ -154,8 +158,8 @@ public final class Pty implements FileKind {
           .setLocked(master && optionalInt(pid, own, TIOCGPTLCK, what) != 0)
           .setExclusive(optionalInt(pid, own, TIOCGEXCL, what) != 0)
           .setPacketMode(master && optionalInt(pid, own, TIOCGPKT, what) != 0)
-          .setSid(0)
-          .setPgrp(optionalInt(pid, own, TIOCGPGRP, what))
+          .setSid(session[0])
+          .setPgrp(session[1])
           .setRdev((int) fd.stat().rdev())
           .setTermios(termios(pid, own, TCGETS))
           .setTermiosLocked(termios(pid, own, TIOCGLCKTRMIOS))
@@ -167,6 +171,51 @@ public final class Pty implements FileKind {
           .build();
     } finally {
       Linux.close(own);
+    }
+  }
+
+  /**
+   * The session the terminal controls and its foreground process group, as the target's PID
+   * namespace names them, read through the master (TIOCGSID, TIOCGPGRP answer there whoever asks);
+   * {0, 0} for a terminal that controls no session. The restore has the session leader make the
+   * terminal its controlling terminal again and set the group, so both must be processes of the
+   * dumped tree ({@link #refuseUnsupported} makes sure before the freeze).
+   */
+  private static int[] terminalSession(int pid, int own, String what) throws IOException {
+    int sid = optionalInt(pid, own, TIOCGSID, what);
+    if (sid == 0) {
+      return new int[] {0, 0};
+    }
+    int pgrp = optionalInt(pid, own, TIOCGPGRP, what);
+    return new int[] {inTargetNs(sid, what), pgrp == 0 ? 0 : inTargetNs(pgrp, what)};
+  }
+
+  /**
+   * A slave's session and foreground group as CRIU's parasite reads them in the process holding it:
+   * TIOCGSID and TIOCGPGRP on a slave answer only in a process whose controlling terminal it is
+   * ({0, 0} in any other), so they come from that process's /proc stat (session, tpgid).
+   */
+  private static int[] sessionAsSeenBy(OpenFd fd, String what) throws IOException {
+    TaskStat st = TaskStat.read(fd.pid());
+    if (Integer.toUnsignedLong(st.ttyNr()) != fd.stat().rdev()) {
+      return new int[] {0, 0};
+    }
+    Status status = Status.read(fd.pid());
+    int sid = Status.innermost(status.nsSid(), st.session());
+    return new int[] {sid, st.tpgid() <= 0 ? 0 : inTargetNs(st.tpgid(), what)};
+  }
+
+  /**
+   * A session or process group id as the agent's PID namespace names it, translated to the
+   * innermost namespace through its leader (whose PID it is): the image names processes as the
+   * target's namespace does.
+   */
+  private static int inTargetNs(int hostId, String what) throws IOException {
+    try {
+      return Status.read(hostId).innermostPid();
+    } catch (NoSuchFileException e) {
+      throw new DumpException(
+          what + ": the leader of session or process group " + hostId + " is gone: not supported");
     }
   }
 
@@ -250,12 +299,12 @@ public final class Pty implements FileKind {
 
   /**
    * Refuses, before the freeze, what {@link #dump} cannot restore over the whole tree: a pty slave
-   * whose master no process of the tree holds, and a process whose controlling terminal is a pty
-   * the tree holds the master of (one line naming the fd or the process).
+   * whose master no process of the tree holds, and a terminal whose session leader or foreground
+   * group is outside the tree (one line naming the fd). Reads only.
    */
   public static void refuseUnsupported(List<Integer> tree) throws IOException {
     Map<Integer, String> slaves = new LinkedHashMap<>();
-    Map<Integer, Boolean> masters = new HashMap<>();
+    Map<Integer, OpenFd> masters = new LinkedHashMap<>();
     for (int pid : tree) {
       for (int n : fds(pid)) {
         OpenFd fd;
@@ -265,7 +314,7 @@ public final class Pty implements FileKind {
           continue;
         }
         if (isMaster(fd)) {
-          masters.put(index(fd), true);
+          masters.putIfAbsent(index(fd), fd);
         } else if (isSlave(fd.stat())) {
           slaves.putIfAbsent(slaveIndex(fd.stat()), "fd " + n + " of PID " + pid);
         }
@@ -280,16 +329,44 @@ public final class Pty implements FileKind {
                 + ", whose master is outside the dumped tree: not supported (a shell's terminal)");
       }
     }
+    refuseSessionsLedFromOutside(tree, masters);
+  }
+
+  /**
+   * A terminal the tree holds the master of and which controls a session: the session's leader and
+   * the terminal's foreground group must be processes of the tree, since the restore has the leader
+   * take the terminal back (TIOCSCTTY) and set the group (TIOCSPGRP).
+   */
+  private static void refuseSessionsLedFromOutside(List<Integer> tree, Map<Integer, OpenFd> masters)
+      throws IOException {
+    Map<Integer, Integer> pgrps = new HashMap<>();
     for (int pid : tree) {
-      int tty = TaskStat.read(pid).ttyNr();
-      FileStat ctty = new FileStat(0, 0, Linux.S_IFCHR, 0, Integer.toUnsignedLong(tty));
-      if (tty != 0 && isSlave(ctty) && masters.containsKey(slaveIndex(ctty))) {
+      pgrps.putIfAbsent(TaskStat.read(pid).pgrp(), pid);
+    }
+    for (OpenFd m : masters.values()) {
+      String what = "fd " + m.fd() + " of PID " + m.pid() + " (/dev/pts/" + index(m) + ")";
+      int own = Sockets.grab(m);
+      int sid;
+      int pgrp;
+      try {
+        sid = optionalInt(m.pid(), own, TIOCGSID, what);
+        pgrp = sid == 0 ? 0 : optionalInt(m.pid(), own, TIOCGPGRP, what);
+      } finally {
+        Linux.close(own);
+      }
+      if (sid != 0 && !tree.contains(sid)) {
         throw new DumpException(
-            "PID "
-                + pid
-                + " has /dev/pts/"
-                + slaveIndex(ctty)
-                + " as controlling terminal: sessions on a dumped terminal are not supported yet");
+            what
+                + " is the controlling terminal of session "
+                + sid
+                + ", whose leader is outside the dumped tree: not supported");
+      }
+      if (pgrp != 0 && !pgrps.containsKey(pgrp)) {
+        throw new DumpException(
+            what
+                + " has process group "
+                + pgrp
+                + " in the foreground, which has no process in the dumped tree: not supported");
       }
     }
   }
