@@ -14,6 +14,9 @@
  * verdict to the leader through a pipe; the leader checks from inside that its controlling terminal
  * is that pty (/proc/self/stat tty_nr; tcgetsid), with the job's group in the foreground (tpgid,
  * tcgetpgrp), and writes both verdicts as one line on the slave.
+ * With argv[2] "pending", the leader also wrote a line at the setup that nobody reads: it waits at
+ * the master, output-processed ("\n" became "\r\n"), and check only makes sure it is still
+ * there (FIONREAD) instead of exchanging lines.
  * Not checked: the job's own controlling terminal. CRIU 4.2.1 gives the terminal back to the
  * session leader only (TIOCSCTTY in the leader after its children were forked), so a session
  * member other than the leader comes back without one, with CRIU's own images as with ours. */
@@ -25,7 +28,8 @@
 #include <sys/sysmacros.h>
 #include <termios.h>
 
-static int master, index_at_setup, verdicts[2];
+static int master, index_at_setup, verdicts[2], pending;
+static const char pending_line[] = "nobody reads this\n";
 static pid_t leader, job;
 static char slave_name[64];
 
@@ -133,6 +137,17 @@ static int check(char *msg, size_t n) {
     snprintf(msg, n, "root: session %d, tty_nr %x (expected its own, none)", session, tty);
     return 0;
   }
+  if (pending) {
+    int queued = -1;
+    ioctl(master, FIONREAD, &queued);
+    if (queued != (int)strlen(pending_line) + 1) {
+      snprintf(msg, n, "%d bytes wait at the master, expected %zu", queued,
+               strlen(pending_line) + 1);
+      return 0;
+    }
+    snprintf(msg, n, "a line waits at the master of pty %d", index_at_setup);
+    return 1;
+  }
   if (write(master, "?\n", 2) != 2) {
     snprintf(msg, n, "write to the master: %s", strerror(errno));
     return 0;
@@ -166,6 +181,7 @@ int main(int argc, char **argv) {
   }
   index_at_setup = index_of(master);
   snprintf(slave_name, sizeof slave_name, "%s", ptsname(master));
+  pending = argc > 2 && strcmp(argv[2], "pending") == 0;
   int ready[2];
   if (pipe(ready) < 0) return 1;
   leader = fork();
@@ -205,6 +221,7 @@ int main(int argc, char **argv) {
     if (tcsetpgrp(0, job) < 0) _exit(1);
     if (write(go[1], "g", 1) != 1) _exit(1);
     close(go[1]);
+    if (pending && write(1, pending_line, strlen(pending_line)) < 0) _exit(1);
     if (write(ready[1], &job, sizeof job) != sizeof job) _exit(1);
     close(ready[1]);
     leader_loop();

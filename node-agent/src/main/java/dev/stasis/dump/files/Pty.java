@@ -1,5 +1,6 @@
 package dev.stasis.dump.files;
 
+import com.google.protobuf.ByteString;
 import dev.stasis.dump.DumpException;
 import dev.stasis.images.ImageSink;
 import dev.stasis.images.ImageType;
@@ -7,6 +8,7 @@ import dev.stasis.images.ImageWriter;
 import dev.stasis.images.proto.FdTypes;
 import dev.stasis.images.proto.FileEntry;
 import dev.stasis.images.proto.TermiosEntry;
+import dev.stasis.images.proto.TtyDataEntry;
 import dev.stasis.images.proto.TtyFileEntry;
 import dev.stasis.images.proto.TtyInfoEntry;
 import dev.stasis.images.proto.TtyPtyEntry;
@@ -50,12 +52,15 @@ import java.util.stream.Stream;
  * terminal its controlling terminal again (TIOCSCTTY) and set the foreground group (TIOCSPGRP);
  * pstree.img carries every process's session and group as they are.
  *
- * <p>Only pairs whose master the dumped tree holds are dumped, and only while nothing is queued in
- * them: a slave whose master is outside the tree (a shell's terminal, CRIU's {@code --shell-job}
- * case), a terminal controlling a session whose leader or foreground group is outside the tree, and
- * bytes waiting to be read are refused, naming the fd ({@link #refuseUnsupported} before the
- * freeze, {@link #dump} again on the frozen tree). /dev/tty, consoles and serial lines are not
- * recognised (refused by the table).
+ * <p>Bytes waiting to be read in a pair go to tty-data.img, taken out at the end of the dump as
+ * CRIU does ({@link #takeQueuedBytes}: where the line discipline would leave them as they are when
+ * they are put back) and written back if the tree goes on running.
+ *
+ * <p>Only pairs whose master the dumped tree holds are dumped: a slave whose master is outside the
+ * tree (a shell's terminal, CRIU's {@code --shell-job} case) and a terminal controlling a session
+ * whose leader or foreground group is outside the tree are refused, naming the fd ({@link
+ * #refuseUnsupported} before the freeze, {@link #dump} again on the frozen tree). /dev/tty,
+ * consoles and serial lines are not recognised (refused by the table).
  */
 public final class Pty implements FileKind {
   static final String INDEX = "tty-index";
@@ -78,6 +83,21 @@ public final class Pty implements FileKind {
   static final int NCC_WORDS = 19;
 
   private final Map<Integer, TtyInfoEntry> infos = new LinkedHashMap<>();
+
+  /** The descriptor each tty-info entry was read through, for the queued bytes at the end. */
+  private final Map<Integer, OpenFd> ends = new LinkedHashMap<>();
+
+  /** Queued bytes taken out of the frozen tree's terminals, until {@link #release}. */
+  private final List<Taken> taken = new ArrayList<>();
+
+  /** Descriptors of the agent's on the target's terminals, closed by {@link #release}. */
+  private final List<Integer> held = new ArrayList<>();
+
+  /**
+   * Bytes read out of terminal end {@code infoId}, and the agent's descriptor of the other end
+   * through which they are written back if the tree goes on running.
+   */
+  private record Taken(int infoId, byte[] data, int backFd) {}
 
   @Override
   public boolean recognises(OpenFd fd) {
@@ -116,6 +136,7 @@ public final class Pty implements FileKind {
     int infoId = (index(fd) << 1) + (master ? 1 : 0);
     if (!infos.containsKey(infoId)) {
       infos.put(infoId, info(fd, infoId, master));
+      ends.put(infoId, fd);
     }
     return FileEntry.newBuilder()
         .setType(FdTypes.TTY)
@@ -145,11 +166,6 @@ public final class Pty implements FileKind {
         throw new DumpException(what + ": TIOCGPTN disagrees with fdinfo's tty-index");
       }
       int[] session = master ? terminalSession(pid, own, what) : sessionAsSeenBy(fd, what);
-      int queued = optionalInt(pid, own, FIONREAD, what);
-      if (queued != 0) {
-        throw new DumpException(
-            what + " has " + queued + " bytes queued to be read: not supported yet");
-      }
       Path st = fd.link();
       Map<String, Object> owner = Files.readAttributes(st, "unix:uid,gid");
       return TtyInfoEntry.newBuilder()
@@ -292,8 +308,192 @@ public final class Pty implements FileKind {
 
   @Override
   public void writeImages(ImageSink sink) throws IOException {
-    if (!infos.isEmpty()) {
-      ImageWriter.writeFile(sink, ImageType.TTY_INFO, new ArrayList<>(infos.values()));
+    if (infos.isEmpty()) {
+      return;
+    }
+    takeQueuedBytes();
+    ImageWriter.writeFile(sink, ImageType.TTY_INFO, new ArrayList<>(infos.values()));
+    List<TtyDataEntry> data = new ArrayList<>();
+    for (Taken t : taken) {
+      if (t.data().length > 0) {
+        data.add(
+            TtyDataEntry.newBuilder()
+                .setTtyId(t.infoId())
+                .setData(ByteString.copyFrom(t.data()))
+                .build());
+      }
+    }
+    if (!data.isEmpty()) {
+      ImageWriter.writeFile(sink, ImageType.TTY_DATA, data);
+    }
+  }
+
+  // termios bits (asm-generic/termbits.h) under which bytes written into one end come out of the
+  // other end changed: output processing for what the slave wrote, input processing (mapping,
+  // stripping, flow control, signals, line editing, echo) for what the master wrote.
+  private static final int OPOST = 0x1;
+  private static final int INPUT_CHANGED =
+      0x20 | 0x40 | 0x80 | 0x100 | 0x200 | 0x400; // ISTRIP..IXON
+  private static final int LINE_CHANGED =
+      0x1 | 0x2 | 0x8 | 0x40 | 0x8000; // ISIG ICANON ECHO ECHONL IEXTEN
+  private static final int POLLPRI = 0x2;
+  private static final int O_NOCTTY = 0400;
+
+  /**
+   * Takes the bytes waiting to be read on every terminal end out of the frozen tree, as CRIU does
+   * (the kernel has no way to peek at a terminal's queue): read here, at the end of the dump, and
+   * written back through the other end by {@link #release} if the tree goes on running. The restore
+   * writes them through the other end too, after the modes are set. So they are carried only where
+   * that passage leaves them as they are: bytes the slave wrote (waiting at the master) with output
+   * processing off, bytes the master wrote (waiting at the slave) in raw mode; and only where both
+   * ends are dumped. Everything is checked before the first byte is read, so a refusal takes
+   * nothing.
+   *
+   * <p>Not seen, as by CRIU: a partial line typed into a terminal in canonical mode (not readable
+   * yet, FIONREAD does not count it).
+   */
+  private void takeQueuedBytes() throws IOException {
+    Map<Integer, Integer> queued = new LinkedHashMap<>();
+    for (Map.Entry<Integer, OpenFd> e : ends.entrySet()) {
+      int id = e.getKey();
+      OpenFd end = e.getValue();
+      String what = "fd " + end.fd() + " of PID " + end.pid() + " (" + end.target() + ")";
+      TtyInfoEntry info = infos.get(id);
+      int own = Sockets.grab(end);
+      int n;
+      boolean status;
+      try {
+        n = optionalInt(end.pid(), own, FIONREAD, what);
+        status = info.getPacketMode() && (Linux.pollNow(own, POLLPRI) & POLLPRI) != 0;
+      } finally {
+        Linux.close(own);
+      }
+      if (status) {
+        throw new DumpException(
+            what + " has a packet-mode status change to be read: not supported");
+      }
+      if (n == 0) {
+        continue;
+      }
+      String bytes = what + " has " + n + " bytes queued to be read";
+      if (!ends.containsKey(id ^ 1)) {
+        throw new DumpException(
+            bytes + ", and the other end of the terminal is not in the dumped tree: not supported");
+      }
+      TermiosEntry t = info.getTermios();
+      if ((id & 1) == 1 && (t.getCOflag() & OPOST) != 0) {
+        throw new DumpException(
+            bytes
+                + " with output processing on (OPOST): put back, they would be processed again:"
+                + " not supported");
+      }
+      if ((id & 1) == 0
+          && ((t.getCIflag() & INPUT_CHANGED) != 0 || (t.getCLflag() & LINE_CHANGED) != 0)) {
+        throw new DumpException(
+            bytes
+                + " in a mode that is not raw: put back, they would be processed again:"
+                + " not supported");
+      }
+      queued.put(id, n);
+    }
+    for (Map.Entry<Integer, Integer> q : queued.entrySet()) {
+      int id = q.getKey();
+      boolean master = (id & 1) == 1;
+      OpenFd end = ends.get(id);
+      OpenFd slave = master ? ends.get(id ^ 1) : end;
+      // A description of the slave of the agent's own (the path reopens the same slave; the
+      // target's description keeps its flags): read without blocking whatever VMIN says, and
+      // written back into for the master's bytes.
+      int slaveFd =
+          Linux.open(
+              "/proc/" + slave.pid() + "/fd/" + slave.fd(),
+              Linux.O_RDWR | O_NOCTTY | Linux.O_NONBLOCK | Linux.O_CLOEXEC);
+      held.add(slaveFd);
+      int masterFd = Sockets.grab(master ? end : ends.get(id ^ 1));
+      held.add(masterFd);
+      byte[] data =
+          master
+              ? readMaster(masterFd, end, infos.get(id).getPacketMode())
+              : readSlave(slaveFd, end);
+      taken.add(new Taken(id, data, master ? slaveFd : masterFd));
+    }
+  }
+
+  /**
+   * The master's queue: its own termios is always non-canonical with VMIN 1 (a master's modes
+   * cannot be set), so a read with bytes waiting returns at once; in packet mode each read starts
+   * with the TIOCPKT_DATA byte, which is not data.
+   */
+  private static byte[] readMaster(int fd, OpenFd end, boolean packet) throws IOException {
+    String what = "fd " + end.fd() + " of PID " + end.pid();
+    java.io.ByteArrayOutputStream out = new java.io.ByteArrayOutputStream();
+    for (int n; (n = optionalInt(end.pid(), fd, FIONREAD, what)) > 0; ) {
+      ByteBuffer b = ByteBuffer.allocateDirect(n + 1);
+      int r = Linux.read(fd, b);
+      int skip = packet ? 1 : 0;
+      if (r <= skip || (packet && b.get(0) != 0)) {
+        throw new DumpException(what + ": reading its queued bytes returned " + r + " bytes");
+      }
+      for (int i = skip; i < r; i++) {
+        out.write(b.get(i));
+      }
+    }
+    return out.toByteArray();
+  }
+
+  /** The slave's queue, read through the agent's non-blocking description until it is empty. */
+  private static byte[] readSlave(int fd, OpenFd end) throws IOException {
+    java.io.ByteArrayOutputStream out = new java.io.ByteArrayOutputStream();
+    ByteBuffer b = ByteBuffer.allocateDirect(4096);
+    while (true) {
+      b.clear();
+      int r;
+      try {
+        r = Linux.read(fd, b);
+      } catch (LinuxException e) {
+        if (e.errno() == Errno.EAGAIN) {
+          break;
+        }
+        throw e;
+      }
+      if (r == 0) {
+        break;
+      }
+      for (int i = 0; i < r; i++) {
+        out.write(b.get(i));
+      }
+    }
+    return out.toByteArray();
+  }
+
+  /**
+   * The tree goes on running (left running, or the dump failed): the bytes taken are written back
+   * through the other end, so they wait to be read where they were. Killed: they are in the images.
+   * Either way the agent's descriptors are closed.
+   */
+  @Override
+  public void release(boolean targetKilled) throws IOException {
+    IOException first = null;
+    if (!targetKilled) {
+      for (Taken t : taken) {
+        ByteBuffer b = ByteBuffer.allocateDirect(Math.max(1, t.data().length));
+        b.put(t.data()).flip();
+        try {
+          while (b.hasRemaining()) {
+            Linux.write(t.backFd(), b);
+          }
+        } catch (LinuxException e) {
+          first = first == null ? e : first;
+        }
+      }
+    }
+    taken.clear();
+    for (int fd : held) {
+      Linux.close(fd);
+    }
+    held.clear();
+    if (first != null) {
+      throw first;
     }
   }
 
