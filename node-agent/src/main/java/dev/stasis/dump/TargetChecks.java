@@ -53,6 +53,11 @@ final class TargetChecks {
    * naming the fd). A process that vanishes meanwhile is left to the seize to report.
    */
   static void refuseUnsupportedFiles(int pid) throws DumpException {
+    refuseUnsupportedFiles(pid, false);
+  }
+
+  /** The same, accepting a shell's terminal if {@code shellJob} ({@link DumpOptions#shellJob}). */
+  static void refuseUnsupportedFiles(int pid, boolean shellJob) throws DumpException {
     ArrayDeque<Integer> todo = new ArrayDeque<>(List.of(pid));
     List<Integer> tree = new ArrayList<>();
     while (!todo.isEmpty()) {
@@ -69,7 +74,7 @@ final class TargetChecks {
     }
     UnixSocket.refuseExternalPeers(tree);
     try {
-      Pty.refuseUnsupported(tree);
+      Pty.refuseUnsupported(tree, shellJob);
     } catch (DumpException e) {
       throw e;
     } catch (IOException e) {

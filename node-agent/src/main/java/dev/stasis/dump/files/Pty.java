@@ -84,6 +84,17 @@ public final class Pty implements FileKind {
 
   private final Map<Integer, TtyInfoEntry> infos = new LinkedHashMap<>();
 
+  /** Accept one slave whose master is outside the tree ({@code --shell-job}). */
+  private final boolean shellJob;
+
+  public Pty() {
+    this(false);
+  }
+
+  public Pty(boolean shellJob) {
+    this.shellJob = shellJob;
+  }
+
   /** The descriptor each tty-info entry was read through, for the queued bytes at the end. */
   private final Map<Integer, OpenFd> ends = new LinkedHashMap<>();
 
@@ -203,7 +214,7 @@ public final class Pty implements FileKind {
       return new int[] {0, 0};
     }
     int pgrp = optionalInt(pid, own, TIOCGPGRP, what);
-    return new int[] {inTargetNs(sid, what), pgrp == 0 ? 0 : inTargetNs(pgrp, what)};
+    return new int[] {inTargetNs(sid, pid, what), pgrp == 0 ? 0 : inTargetNs(pgrp, pid, what)};
   }
 
   /**
@@ -218,18 +229,23 @@ public final class Pty implements FileKind {
     }
     Status status = Status.read(fd.pid());
     int sid = Status.innermost(status.nsSid(), st.session());
-    return new int[] {sid, st.tpgid() <= 0 ? 0 : inTargetNs(st.tpgid(), what)};
+    return new int[] {sid, st.tpgid() <= 0 ? 0 : inTargetNs(st.tpgid(), fd.pid(), what)};
   }
 
   /**
    * A session or process group id as the agent's PID namespace names it, translated to the
    * innermost namespace through its leader (whose PID it is): the image names processes as the
-   * target's namespace does.
+   * target's namespace does. A group whose leader is gone keeps its id where the target's namespace
+   * is the agent's (a shell's job; {@code holder} in the agent's own namespace).
    */
-  private static int inTargetNs(int hostId, String what) throws IOException {
+  private static int inTargetNs(int hostId, int holder, String what) throws IOException {
+    boolean sameNs = Status.read(holder).nsPid().length <= 1;
     try {
       return Status.read(hostId).innermostPid();
     } catch (NoSuchFileException e) {
+      if (sameNs) {
+        return hostId; // the target's namespace is the agent's: the id needs no translation
+      }
       throw new DumpException(
           what + ": the leader of session or process group " + hostId + " is gone: not supported");
     }
@@ -311,6 +327,12 @@ public final class Pty implements FileKind {
     if (infos.isEmpty()) {
       return;
     }
+    for (int id : infos.keySet()) {
+      if ((id & 1) == 0 && !infos.containsKey(id | 1)) {
+        OpenFd end = ends.get(id);
+        refuseOutsideMaster(List.of(id >> 1), Map.of(id >> 1, describe(end)), shellJob);
+      }
+    }
     takeQueuedBytes();
     ImageWriter.writeFile(sink, ImageType.TTY_INFO, new ArrayList<>(infos.values()));
     List<TtyDataEntry> data = new ArrayList<>();
@@ -376,6 +398,10 @@ public final class Pty implements FileKind {
         continue;
       }
       String bytes = what + " has " + n + " bytes queued to be read";
+      if ((id & 1) == 0 && !ends.containsKey(id ^ 1) && shellJob) {
+        // a shell's terminal: its bytes stay in it, for whoever reads it next outside the tree
+        continue;
+      }
       if (!ends.containsKey(id ^ 1)) {
         throw new DumpException(
             bytes + ", and the other end of the terminal is not in the dumped tree: not supported");
@@ -502,7 +528,7 @@ public final class Pty implements FileKind {
    * whose master no process of the tree holds, and a terminal whose session leader or foreground
    * group is outside the tree (one line naming the fd). Reads only.
    */
-  public static void refuseUnsupported(List<Integer> tree) throws IOException {
+  public static void refuseUnsupported(List<Integer> tree, boolean shellJob) throws IOException {
     Map<Integer, String> slaves = new LinkedHashMap<>();
     Map<Integer, OpenFd> masters = new LinkedHashMap<>();
     for (int pid : tree) {
@@ -516,20 +542,43 @@ public final class Pty implements FileKind {
         if (isMaster(fd)) {
           masters.putIfAbsent(index(fd), fd);
         } else if (isSlave(fd.stat())) {
-          slaves.putIfAbsent(slaveIndex(fd.stat()), "fd " + n + " of PID " + pid);
+          slaves.putIfAbsent(slaveIndex(fd.stat()), describe(fd));
         }
       }
     }
-    for (Map.Entry<Integer, String> s : slaves.entrySet()) {
-      if (!masters.containsKey(s.getKey())) {
-        throw new DumpException(
-            s.getValue()
-                + " is the terminal /dev/pts/"
-                + s.getKey()
-                + ", whose master is outside the dumped tree: not supported (a shell's terminal)");
-      }
-    }
+    List<Integer> outside = new ArrayList<>(slaves.keySet());
+    outside.removeAll(masters.keySet());
+    refuseOutsideMaster(outside, slaves, shellJob);
     refuseSessionsLedFromOutside(tree, masters);
+  }
+
+  /**
+   * Refuses terminals ({@code indices}) whose master is outside the tree: all of them without
+   * {@code --shell-job}, more than one with it (the restore gives the restorer's terminal in place
+   * of one: CRIU allows one such terminal).
+   */
+  private static void refuseOutsideMaster(
+      List<Integer> indices, Map<Integer, String> holders, boolean shellJob) throws DumpException {
+    if (indices.isEmpty() || (shellJob && indices.size() == 1)) {
+      return;
+    }
+    int first = indices.get(0);
+    String what = holders.get(first) + " is the terminal /dev/pts/" + first;
+    if (shellJob) {
+      throw new DumpException(
+          what
+              + ", and /dev/pts/"
+              + indices.get(1)
+              + " too has its master outside the dumped tree: only one such terminal is supported");
+    }
+    throw new DumpException(
+        what
+            + ", whose master is outside the dumped tree: not supported without --shell-job (a"
+            + " shell's terminal)");
+  }
+
+  private static String describe(OpenFd fd) {
+    return "fd " + fd.fd() + " of PID " + fd.pid();
   }
 
   /**
