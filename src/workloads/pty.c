@@ -6,13 +6,48 @@
  *   fd 5  master of pty B, still locked (never unlockpt'd), no slave
  * check: indices are the ones the terminals had at setup (the restore must reopen the same
  * /dev/pts/N), every mode above is still set, and bytes flow both ways through pty A (slave to
- * master arrives with packet mode's leading TIOCPKT_DATA byte); nothing is left queued. */
+ * master arrives with packet mode's leading TIOCPKT_DATA byte); nothing is left queued.
+ * With argv[2] "queued", bytes wait in pty A in both directions whenever the workload is not
+ * checking: "for the slave" written by the master, "for the master" written by the slave; check
+ * first reads exactly those (FIONREAD counts them), then does the rest, then queues them again. */
 #include "workload.h"
 #include <poll.h>
 #include <sys/ioctl.h>
 #include <termios.h>
 
-static int ma, sa, mb, ia, ib;
+static int ma, sa, mb, ia, ib, queued;
+static const char for_slave[] = "for the slave", for_master[] = "for the master";
+
+static int queue_both(void) {
+  return write(ma, for_slave, strlen(for_slave)) == (ssize_t)strlen(for_slave) &&
+         write(sa, for_master, strlen(for_master)) == (ssize_t)strlen(for_master);
+}
+
+/* The bytes queued at the setup (or the last check) are there, and only they. */
+static int take_queued(char *msg, size_t n) {
+  int at_slave = -1, at_master = -1;
+  ioctl(sa, FIONREAD, &at_slave);
+  ioctl(ma, FIONREAD, &at_master);
+  if (at_slave != (int)strlen(for_slave) || at_master != (int)strlen(for_master)) {
+    snprintf(msg, n, "queued: %d bytes at the slave, %d at the master; expected %zu and %zu",
+             at_slave, at_master, strlen(for_slave), strlen(for_master));
+    return 0;
+  }
+  char buf[64] = "";
+  ssize_t r = read(sa, buf, sizeof buf - 1);
+  if (r != (ssize_t)strlen(for_slave) || memcmp(buf, for_slave, r) != 0) {
+    snprintf(msg, n, "slave had '%.*s' queued", (int)(r > 0 ? r : 0), buf);
+    return 0;
+  }
+  memset(buf, 0, sizeof buf);
+  r = read(ma, buf, sizeof buf - 1);
+  if (r != 1 + (ssize_t)strlen(for_master) || buf[0] != TIOCPKT_DATA ||
+      memcmp(buf + 1, for_master, r - 1) != 0) {
+    snprintf(msg, n, "master had %zd bytes queued: '%.*s'", r, (int)(r > 1 ? r - 1 : 0), buf + 1);
+    return 0;
+  }
+  return 1;
+}
 
 static int index_of(int master) {
   int n = -1;
@@ -25,6 +60,7 @@ static int readable(int fd, int ms) {
 }
 
 static int check(char *msg, size_t n) {
+  if (queued && !take_queued(msg, n)) return 0;
   if (index_of(ma) != ia || index_of(mb) != ib) {
     snprintf(msg, n, "indices %d and %d, expected %d and %d", index_of(ma), index_of(mb), ia, ib);
     return 0;
@@ -83,7 +119,12 @@ static int check(char *msg, size_t n) {
     snprintf(msg, n, "slave read %zd bytes '%s', expected pong", r, buf);
     return 0;
   }
-  snprintf(msg, n, "ptys %d and %d (locked) with modes, window and traffic intact", ia, ib);
+  if (queued && !queue_both()) {
+    snprintf(msg, n, "cannot queue the bytes again");
+    return 0;
+  }
+  snprintf(msg, n, "ptys %d and %d (locked) with modes, window%s and traffic intact", ia, ib,
+           queued ? ", queued bytes" : "");
   return 1;
 }
 
@@ -120,6 +161,11 @@ int main(int argc, char **argv) {
   /* TIOCSWINSZ queues nothing, but drain whatever packet mode reported so far. */
   char junk[64];
   while (readable(ma, 50) && read(ma, junk, sizeof junk) > 0) {
+  }
+  queued = argc > 2 && strcmp(argv[2], "queued") == 0;
+  if (queued && !queue_both()) {
+    perror("queue");
+    return 1;
   }
   wl_ready();
   wl_loop(check, NULL);

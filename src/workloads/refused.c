@@ -2,8 +2,9 @@
  * io_uring instance from io_uring_setup), "fanotify" (fanotify_init, watching nothing) or "lease"
  * (a regular file "lease" in the state directory, opened read-only with a read lease on it), "pts"
  * (the slave of a pty whose master only a daemonised grandchild holds, outside the dumped tree;
- * it exits once the workload is gone) or "ctty" (a pty master, whose slave, opened without
- * O_NOCTTY as fd 4, became the workload's controlling terminal). It is fd 3.
+ * it exits once the workload is gone) or "ctty" (a pty master whose slave is the controlling
+ * terminal of a session led by a daemonised grandchild, outside the dumped tree; it exits once
+ * the workload is gone). It is fd 3.
  * check: the descriptor is still fd 3 and of that kind (its /proc link; a lease is still held),
  * i.e. a refused dump left the process as it was. */
 #include "workload.h"
@@ -25,11 +26,12 @@ static int check(char *msg, size_t n) {
     return 1;
   }
   if (strcmp(kind, "ctty") == 0) {
-    if (strcmp(link, "/dev/ptmx") != 0 || tcgetsid(4) != getpid()) {
-      snprintf(msg, n, "fd 3 is '%s', session of fd 4 %d", link, tcgetsid(4));
+    int sid = 0;
+    if (strcmp(link, "/dev/ptmx") != 0 || ioctl(3, TIOCGSID, &sid) < 0 || sid == getpid()) {
+      snprintf(msg, n, "fd 3 is '%s', controlling session %d", link, sid);
       return 0;
     }
-    snprintf(msg, n, "fd 3 is a pty master controlling the session");
+    snprintf(msg, n, "fd 3 is a pty master controlling another session");
     return 1;
   }
   if (!strstr(link, kind)) {
@@ -59,12 +61,32 @@ int main(int argc, char **argv) {
       perror("pty");
       return 1;
     }
-    int s = open(ptsname(m), strcmp(kind, "ctty") == 0 ? O_RDWR : O_RDWR | O_NOCTTY);
+    int s = open(ptsname(m), O_RDWR | O_NOCTTY);
     if (s != 4) {
       perror("pty slave");
       return 1;
     }
     fd = 3;
+    if (strcmp(kind, "ctty") == 0) {
+      /* The session is made by a grandchild that outlives its parent: outside the tree. */
+      pid_t w = getpid(), c = fork();
+      if (c == 0) {
+        if (fork() == 0) {
+          close(3);
+          if (setsid() < 0 || ioctl(4, TIOCSCTTY, 0) < 0) _exit(1);
+          while (kill(w, 0) == 0) wl_sleep_ms(100);
+          _exit(0);
+        }
+        _exit(0);
+      }
+      waitpid(c, NULL, 0);
+      close(4);
+      for (int i = 0; i < 200; i++) { /* until the grandchild has taken the terminal */
+        int sid = 0;
+        if (ioctl(3, TIOCGSID, &sid) == 0 && sid != 0) break;
+        wl_sleep_ms(10);
+      }
+    }
     if (strcmp(kind, "pts") == 0) {
       pid_t w = getpid(), c = fork();
       if (c == 0) {

@@ -89,6 +89,13 @@ public class DumpCommand implements Callable<Integer> {
   boolean leaveRunning;
 
   @Option(
+      names = "--shell-job",
+      description =
+          "accept the terminal of the shell that started the process (a pty slave whose master is"
+              + " outside the tree); restore it with criu restore --shell-job, from a terminal")
+  boolean shellJob;
+
+  @Option(
       names = "--spool-dir",
       paramLabel = "DIR",
       description =
@@ -169,7 +176,11 @@ public class DumpCommand implements Callable<Integer> {
     Consumer<String> progress = progress();
     try (ImageSink sink = openSink()) {
       try {
-        r = Dumper.dump(new DumpOptions(pid, leaveRunning, progress, freezeTimeout * 1000L), sink);
+        r =
+            Dumper.dump(
+                new DumpOptions(pid, leaveRunning, progress, freezeTimeout * 1000L)
+                    .withShellJob(shellJob),
+                sink);
       } catch (Exception e) {
         if (pendingArchive != null) {
           removeQuietly(imagesDir); // an archive's images dir is ours; a failed dump leaves none

@@ -16,6 +16,9 @@ import java.util.function.Consumer;
  * @param liveCopy with leaveRunning: copy the pages while the process runs and freeze only for what
  *     changed ({@code LiveCopy}); off for a pod's containers, whose cut is the cgroup freeze of all
  *     of them at once (a container copied live would run on while the others wait frozen)
+ * @param shellJob accept a pty slave whose master is outside the tree (the terminal of a shell that
+ *     started the process, CRIU's {@code --shell-job}); the restore then needs {@code criu restore
+ *     --shell-job}, which gives the process the restorer's terminal
  */
 public record DumpOptions(
     int pid,
@@ -23,7 +26,8 @@ public record DumpOptions(
     Consumer<String> progress,
     long freezeTimeoutMillis,
     KillGate killGate,
-    boolean liveCopy) {
+    boolean liveCopy,
+    boolean shellJob) {
 
   public DumpOptions {
     if (freezeTimeoutMillis < 0) {
@@ -33,13 +37,13 @@ public record DumpOptions(
 
   /** Without a freeze deadline or kill gate. */
   public DumpOptions(int pid, boolean leaveRunning, Consumer<String> progress) {
-    this(pid, leaveRunning, progress, 0, null, true);
+    this(pid, leaveRunning, progress, 0, null, true, false);
   }
 
   /** With a freeze deadline, without a kill gate (one process, the CLI). */
   public DumpOptions(
       int pid, boolean leaveRunning, Consumer<String> progress, long freezeTimeoutMillis) {
-    this(pid, leaveRunning, progress, freezeTimeoutMillis, null, true);
+    this(pid, leaveRunning, progress, freezeTimeoutMillis, null, true, false);
   }
 
   /**
@@ -47,7 +51,13 @@ public record DumpOptions(
    * bounds it), without live copy (the pod's cut is its cgroup freeze).
    */
   public DumpOptions(int pid, boolean leaveRunning, Consumer<String> progress, KillGate killGate) {
-    this(pid, leaveRunning, progress, 0, killGate, false);
+    this(pid, leaveRunning, progress, 0, killGate, false, false);
+  }
+
+  /** The same options, accepting a shell's terminal or not. */
+  public DumpOptions withShellJob(boolean accept) {
+    return new DumpOptions(
+        pid, leaveRunning, progress, freezeTimeoutMillis, killGate, liveCopy, accept);
   }
 
   /**

@@ -40,12 +40,21 @@ final class FileTable {
   /** One descriptor already in the table: whose, which, and the file id it got. */
   private record Seen(int pid, int fd, int id) {}
 
-  private final FileKinds kinds = FileKinds.standard();
+  private final FileKinds kinds;
   private final FileLocks locks = new FileLocks();
   private final List<FileEntry> files = new ArrayList<>();
   private final Map<String, Integer> mapped = new HashMap<>();
   private final Map<String, List<Seen>> byInode = new HashMap<>();
   private int nextId = 1;
+
+  FileTable() {
+    this(false);
+  }
+
+  /** {@code shellJob}: accept a shell's terminal ({@link DumpOptions#shellJob}). */
+  FileTable(boolean shellJob) {
+    kinds = FileKinds.standard(shellJob);
+  }
 
   /**
    * Refuses, before anything is frozen, a process whose descriptors include one no kind dumps (one

@@ -56,6 +56,11 @@ final class TargetChecks {
    * naming the fd). A process that vanishes meanwhile is left to the seize to report.
    */
   static void refuseUnsupportedFiles(int pid) throws DumpException {
+    refuseUnsupportedFiles(pid, false);
+  }
+
+  /** The same, accepting a shell's terminal if {@code shellJob} ({@link DumpOptions#shellJob}). */
+  static void refuseUnsupportedFiles(int pid, boolean shellJob) throws DumpException {
     ArrayDeque<Integer> todo = new ArrayDeque<>(List.of(pid));
     List<Integer> tree = new ArrayList<>();
     List<OpenFd> open = new ArrayList<>(); // read once, for every check across the tree
@@ -74,7 +79,7 @@ final class TargetChecks {
     Map<Long, Sockets.Held> sockets = Sockets.socketsOf(open);
     UnixSocket.refuseExternalPeers(sockets);
     try {
-      Pty.refuseUnsupported(open, tree);
+      Pty.refuseUnsupported(open, tree, shellJob);
     } catch (DumpException e) {
       throw e;
     } catch (IOException e) {

@@ -41,6 +41,7 @@ import dev.stasis.images.proto.StatsEntry;
 import dev.stasis.images.proto.TaskKobjIdsEntry;
 import dev.stasis.images.proto.TcpStreamEntry;
 import dev.stasis.images.proto.TimensEntry;
+import dev.stasis.images.proto.TtyDataEntry;
 import dev.stasis.images.proto.TtyInfoEntry;
 import dev.stasis.images.proto.UtsnsEntry;
 import dev.stasis.images.proto.VmaEntry;
@@ -101,6 +102,8 @@ public enum ImageType {
       Head.COMMON, 0x52583605, GhostFileEntry.parser(), GhostChunkEntry.parser()),
   /** The terminals behind the TTY entries of files.img, one entry per terminal end. */
   TTY_INFO("tty-info.img", Head.COMMON, 0x59453036, TtyInfoEntry.parser()),
+  /** Bytes queued to be read on a terminal end, one entry per end that had any. */
+  TTY_DATA("tty-data.img", Head.COMMON, 0x59413026, TtyDataEntry.parser()),
   /** cwd/root/umask of the fs struct of a process, named by pid. */
   FS("fs-%d.img", Head.COMMON, 0x51403912, FsEntry.parser()),
   /** Every memfd inode of the dump (content in pagemap-shmem-<inode>). */

@@ -481,6 +481,33 @@ public final class Linux {
   }
 
   /**
+   * write(2) of {@code src} from its position up to its limit; advances the position.
+   *
+   * @return bytes written
+   */
+  public static int write(int fd, ByteBuffer src) throws LinuxException {
+    int n =
+        (int)
+            syscall(
+                "write(fd " + fd + ")",
+                0,
+                Syscalls.WRITE,
+                fd,
+                address(src) + src.position(),
+                src.remaining());
+    src.position(src.position() + n);
+    return n;
+  }
+
+  /** The poll(2) revents of {@code fd} for {@code events}, without waiting. */
+  public static int pollNow(int fd, int events) throws LinuxException {
+    ByteBuffer p = ByteBuffer.allocateDirect(8).order(ByteOrder.nativeOrder());
+    p.putInt(0, fd).putShort(4, (short) events);
+    syscall("poll(fd " + fd + ")", 0, Syscalls.POLL, address(p), 1, 0);
+    return p.getShort(6) & 0xffff;
+  }
+
+  /**
    * pread(2) into {@code dst} from its position up to its limit; advances the position.
    *
    * @return bytes read (0 at end of file)

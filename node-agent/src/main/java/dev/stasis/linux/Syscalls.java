@@ -2,7 +2,9 @@ package dev.stasis.linux;
 
 /** x86-64 system call numbers (arch/x86/entry/syscalls/syscall_64.tbl) the agent uses. */
 public final class Syscalls {
+  public static final int WRITE = 1;
   public static final int CLOSE = 3;
+  public static final int POLL = 7;
   public static final int MMAP = 9;
   public static final int MUNMAP = 11;
   public static final int IOCTL = 16;

@@ -41,14 +41,18 @@ class RefusedFilesIT {
         pid -> ", whose master is outside the dumped tree: not supported");
   }
 
-  /** A pty the tree holds both ends of, but which is the controlling terminal of its session. */
+  /**
+   * A pty whose master the tree holds, but which controls a session led from outside the tree: the
+   * restore could not give the terminal back to its session (sessions inside the tree are dumped:
+   * {@link PtyIT}).
+   */
   @org.junit.jupiter.api.Test
-  void aControllingTerminalIsRefused() throws Exception {
+  void aTerminalControllingASessionOutsideTheTreeIsRefused() throws Exception {
     assertRefused(
         "ctty",
-        "OK fd 3 is a pty master controlling the session",
-        pid -> "PID " + pid + " has /dev/pts/",
-        pid -> " as controlling terminal: sessions on a dumped terminal are not supported yet");
+        "OK fd 3 is a pty master controlling another session",
+        pid -> "fd 3 of PID " + pid + " (/dev/pts/",
+        pid -> "whose leader is outside the dumped tree: not supported");
   }
 
   @SafeVarargs

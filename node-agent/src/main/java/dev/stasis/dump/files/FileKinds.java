@@ -18,6 +18,11 @@ public final class FileKinds {
 
   /** Fresh instances of every supported kind, for one dump. */
   public static FileKinds standard() {
+    return standard(false);
+  }
+
+  /** The same, the terminal row accepting a shell's terminal if {@code shellJob}. */
+  public static FileKinds standard(boolean shellJob) {
     return new FileKinds(
         List.of(
             new RegularFile(),
@@ -33,7 +38,7 @@ public final class FileKinds {
             new UnixSocket(),
             new InetSocket(),
             new GhostFile(),
-            new Pty(),
+            new Pty(shellJob),
             new NetlinkSocket()));
   }
 

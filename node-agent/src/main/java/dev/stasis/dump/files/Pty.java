@@ -1,5 +1,6 @@
 package dev.stasis.dump.files;
 
+import com.google.protobuf.ByteString;
 import dev.stasis.dump.DumpException;
 import dev.stasis.images.ImageSink;
 import dev.stasis.images.ImageType;
@@ -7,6 +8,7 @@ import dev.stasis.images.ImageWriter;
 import dev.stasis.images.proto.FdTypes;
 import dev.stasis.images.proto.FileEntry;
 import dev.stasis.images.proto.TermiosEntry;
+import dev.stasis.images.proto.TtyDataEntry;
 import dev.stasis.images.proto.TtyFileEntry;
 import dev.stasis.images.proto.TtyInfoEntry;
 import dev.stasis.images.proto.TtyPtyEntry;
@@ -15,11 +17,13 @@ import dev.stasis.images.proto.WinsizeEntry;
 import dev.stasis.linux.Errno;
 import dev.stasis.linux.Linux;
 import dev.stasis.linux.LinuxException;
+import dev.stasis.linux.proc.Status;
 import dev.stasis.linux.proc.TaskStat;
 import java.io.IOException;
 import java.nio.ByteBuffer;
 import java.nio.ByteOrder;
 import java.nio.file.Files;
+import java.nio.file.NoSuchFileException;
 import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.HashMap;
@@ -40,12 +44,22 @@ import java.util.Map;
  * TCGETS/TIOCGWINSZ/TIOCGLCKTRMIOS reach the slave side, so both ends carry the slave's modes, as
  * CRIU writes them.
  *
- * <p>Only pairs whose master the dumped tree holds are dumped, and only while no session has the
- * terminal as controlling terminal and nothing is queued in it: a slave whose master is outside the
- * tree (a shell's terminal, CRIU's {@code --shell-job} case), a terminal that controls a session,
- * and bytes waiting to be read are refused, naming the fd ({@link #refuseUnsupported} before the
- * freeze, {@link #dump} again on the frozen tree). /dev/tty, consoles and serial lines are not
- * recognised (refused by the table).
+ * <p>A terminal may be the controlling terminal of a session of the tree: the master's tty-info
+ * entry carries the session and the foreground group (as the target's PID namespace names them), a
+ * slave's entry carries them as the process holding it sees them (only where it is that process's
+ * controlling terminal, as CRIU's parasite reads them). The restore has the session leader make the
+ * terminal its controlling terminal again (TIOCSCTTY) and set the foreground group (TIOCSPGRP);
+ * pstree.img carries every process's session and group as they are.
+ *
+ * <p>Bytes waiting to be read in a pair go to tty-data.img, taken out at the end of the dump as
+ * CRIU does ({@link #takeQueuedBytes}: where the line discipline would leave them as they are when
+ * they are put back) and written back if the tree goes on running.
+ *
+ * <p>Only pairs whose master the dumped tree holds are dumped: a slave whose master is outside the
+ * tree (a shell's terminal, CRIU's {@code --shell-job} case) and a terminal controlling a session
+ * whose leader or foreground group is outside the tree are refused, naming the fd ({@link
+ * #refuseUnsupported} before the freeze, {@link #dump} again on the frozen tree). /dev/tty,
+ * consoles and serial lines are not recognised (refused by the table).
  */
 public final class Pty implements FileKind {
   static final String INDEX = "tty-index";
@@ -68,6 +82,32 @@ public final class Pty implements FileKind {
   static final int NCC_WORDS = 19;
 
   private final Map<Integer, TtyInfoEntry> infos = new LinkedHashMap<>();
+
+  /** Accept one slave whose master is outside the tree ({@code --shell-job}). */
+  private final boolean shellJob;
+
+  public Pty() {
+    this(false);
+  }
+
+  public Pty(boolean shellJob) {
+    this.shellJob = shellJob;
+  }
+
+  /** The descriptor each tty-info entry was read through, for the queued bytes at the end. */
+  private final Map<Integer, OpenFd> ends = new LinkedHashMap<>();
+
+  /** Queued bytes taken out of the frozen tree's terminals, until {@link #release}. */
+  private final List<Taken> taken = new ArrayList<>();
+
+  /** Descriptors of the agent's on the target's terminals, closed by {@link #release}. */
+  private final List<Integer> held = new ArrayList<>();
+
+  /**
+   * Bytes read out of terminal end {@code infoId}, and the agent's descriptor of the other end
+   * through which they are written back if the tree goes on running.
+   */
+  private record Taken(int infoId, byte[] data, int backFd) {}
 
   @Override
   public boolean recognises(OpenFd fd) {
@@ -106,6 +146,7 @@ public final class Pty implements FileKind {
     int infoId = (index(fd) << 1) + (master ? 1 : 0);
     if (!infos.containsKey(infoId)) {
       infos.put(infoId, info(fd, infoId, master));
+      ends.put(infoId, fd);
     }
     return FileEntry.newBuilder()
         .setType(FdTypes.TTY)
@@ -134,16 +175,7 @@ public final class Pty implements FileKind {
       if (master && intIoctl(pid, own, TIOCGPTN) != index(fd)) {
         throw new DumpException(what + ": TIOCGPTN disagrees with fdinfo's tty-index");
       }
-      int sid = optionalInt(pid, own, TIOCGSID, what);
-      if (sid != 0) {
-        throw new DumpException(
-            what + " is the controlling terminal of session " + sid + ": not supported yet");
-      }
-      int queued = optionalInt(pid, own, FIONREAD, what);
-      if (queued != 0) {
-        throw new DumpException(
-            what + " has " + queued + " bytes queued to be read: not supported yet");
-      }
+      int[] session = master ? terminalSession(pid, own, what) : sessionAsSeenBy(fd, what);
       Path st = fd.link();
       Map<String, Object> owner = Files.readAttributes(st, "unix:uid,gid");
       return TtyInfoEntry.newBuilder()
@@ -152,8 +184,8 @@ public final class Pty implements FileKind {
           .setLocked(master && optionalInt(pid, own, TIOCGPTLCK, what) != 0)
           .setExclusive(optionalInt(pid, own, TIOCGEXCL, what) != 0)
           .setPacketMode(master && optionalInt(pid, own, TIOCGPKT, what) != 0)
-          .setSid(0)
-          .setPgrp(optionalInt(pid, own, TIOCGPGRP, what))
+          .setSid(session[0])
+          .setPgrp(session[1])
           .setRdev((int) fd.stat().rdev())
           .setTermios(termios(pid, own, TCGETS))
           .setTermiosLocked(termios(pid, own, TIOCGLCKTRMIOS))
@@ -165,6 +197,56 @@ public final class Pty implements FileKind {
           .build();
     } finally {
       Linux.close(own);
+    }
+  }
+
+  /**
+   * The session the terminal controls and its foreground process group, as the target's PID
+   * namespace names them, read through the master (TIOCGSID, TIOCGPGRP answer there whoever asks);
+   * {0, 0} for a terminal that controls no session. The restore has the session leader make the
+   * terminal its controlling terminal again and set the group, so both must be processes of the
+   * dumped tree ({@link #refuseUnsupported} makes sure before the freeze).
+   */
+  private static int[] terminalSession(int pid, int own, String what) throws IOException {
+    int sid = optionalInt(pid, own, TIOCGSID, what);
+    if (sid == 0) {
+      return new int[] {0, 0};
+    }
+    int pgrp = optionalInt(pid, own, TIOCGPGRP, what);
+    return new int[] {inTargetNs(sid, pid, what), pgrp == 0 ? 0 : inTargetNs(pgrp, pid, what)};
+  }
+
+  /**
+   * A slave's session and foreground group as CRIU's parasite reads them in the process holding it:
+   * TIOCGSID and TIOCGPGRP on a slave answer only in a process whose controlling terminal it is
+   * ({0, 0} in any other), so they come from that process's /proc stat (session, tpgid).
+   */
+  private static int[] sessionAsSeenBy(OpenFd fd, String what) throws IOException {
+    TaskStat st = TaskStat.read(fd.pid());
+    if (Integer.toUnsignedLong(st.ttyNr()) != fd.stat().rdev()) {
+      return new int[] {0, 0};
+    }
+    Status status = Status.read(fd.pid());
+    int sid = Status.innermost(status.nsSid(), st.session());
+    return new int[] {sid, st.tpgid() <= 0 ? 0 : inTargetNs(st.tpgid(), fd.pid(), what)};
+  }
+
+  /**
+   * A session or process group id as the agent's PID namespace names it, translated to the
+   * innermost namespace through its leader (whose PID it is): the image names processes as the
+   * target's namespace does. A group whose leader is gone keeps its id where the target's namespace
+   * is the agent's (a shell's job; {@code holder} in the agent's own namespace).
+   */
+  private static int inTargetNs(int hostId, int holder, String what) throws IOException {
+    boolean sameNs = Status.read(holder).nsPid().length <= 1;
+    try {
+      return Status.read(hostId).innermostPid();
+    } catch (NoSuchFileException e) {
+      if (sameNs) {
+        return hostId; // the target's namespace is the agent's: the id needs no translation
+      }
+      throw new DumpException(
+          what + ": the leader of session or process group " + hostId + " is gone: not supported");
     }
   }
 
@@ -241,47 +323,293 @@ public final class Pty implements FileKind {
 
   @Override
   public void writeImages(ImageSink sink) throws IOException {
-    if (!infos.isEmpty()) {
-      ImageWriter.writeFile(sink, ImageType.TTY_INFO, new ArrayList<>(infos.values()));
+    if (infos.isEmpty()) {
+      return;
+    }
+    for (int id : infos.keySet()) {
+      if ((id & 1) == 0 && !infos.containsKey(id | 1)) {
+        OpenFd end = ends.get(id);
+        refuseOutsideMaster(List.of(id >> 1), Map.of(id >> 1, describe(end)), shellJob);
+      }
+    }
+    takeQueuedBytes();
+    ImageWriter.writeFile(sink, ImageType.TTY_INFO, new ArrayList<>(infos.values()));
+    List<TtyDataEntry> data = new ArrayList<>();
+    for (Taken t : taken) {
+      if (t.data().length > 0) {
+        data.add(
+            TtyDataEntry.newBuilder()
+                .setTtyId(t.infoId())
+                .setData(ByteString.copyFrom(t.data()))
+                .build());
+      }
+    }
+    if (!data.isEmpty()) {
+      ImageWriter.writeFile(sink, ImageType.TTY_DATA, data);
+    }
+  }
+
+  // termios bits (asm-generic/termbits.h) under which bytes written into one end come out of the
+  // other end changed: output processing for what the slave wrote, input processing (mapping,
+  // stripping, flow control, signals, line editing, echo) for what the master wrote.
+  private static final int OPOST = 0x1;
+  private static final int INPUT_CHANGED =
+      0x20 | 0x40 | 0x80 | 0x100 | 0x200 | 0x400; // ISTRIP..IXON
+  private static final int LINE_CHANGED =
+      0x1 | 0x2 | 0x8 | 0x40 | 0x8000; // ISIG ICANON ECHO ECHONL IEXTEN
+  private static final int POLLPRI = 0x2;
+  private static final int O_NOCTTY = 0400;
+
+  /**
+   * Takes the bytes waiting to be read on every terminal end out of the frozen tree, as CRIU does
+   * (the kernel has no way to peek at a terminal's queue): read here, at the end of the dump, and
+   * written back through the other end by {@link #release} if the tree goes on running. The restore
+   * writes them through the other end too, after the modes are set. So they are carried only where
+   * that passage leaves them as they are: bytes the slave wrote (waiting at the master) with output
+   * processing off, bytes the master wrote (waiting at the slave) in raw mode; and only where both
+   * ends are dumped. Everything is checked before the first byte is read, so a refusal takes
+   * nothing.
+   *
+   * <p>Not seen, as by CRIU: a partial line typed into a terminal in canonical mode (not readable
+   * yet, FIONREAD does not count it).
+   */
+  private void takeQueuedBytes() throws IOException {
+    Map<Integer, Integer> queued = new LinkedHashMap<>();
+    for (Map.Entry<Integer, OpenFd> e : ends.entrySet()) {
+      int id = e.getKey();
+      OpenFd end = e.getValue();
+      String what = "fd " + end.fd() + " of PID " + end.pid() + " (" + end.target() + ")";
+      TtyInfoEntry info = infos.get(id);
+      int own = Sockets.grab(end);
+      int n;
+      boolean status;
+      try {
+        n = optionalInt(end.pid(), own, FIONREAD, what);
+        status = info.getPacketMode() && (Linux.pollNow(own, POLLPRI) & POLLPRI) != 0;
+      } finally {
+        Linux.close(own);
+      }
+      if (status) {
+        throw new DumpException(
+            what + " has a packet-mode status change to be read: not supported");
+      }
+      if (n == 0) {
+        continue;
+      }
+      String bytes = what + " has " + n + " bytes queued to be read";
+      if ((id & 1) == 0 && !ends.containsKey(id ^ 1) && shellJob) {
+        // a shell's terminal: its bytes stay in it, for whoever reads it next outside the tree
+        continue;
+      }
+      if (!ends.containsKey(id ^ 1)) {
+        throw new DumpException(
+            bytes + ", and the other end of the terminal is not in the dumped tree: not supported");
+      }
+      TermiosEntry t = info.getTermios();
+      if ((id & 1) == 1 && (t.getCOflag() & OPOST) != 0) {
+        throw new DumpException(
+            bytes
+                + " with output processing on (OPOST): put back, they would be processed again:"
+                + " not supported");
+      }
+      if ((id & 1) == 0
+          && ((t.getCIflag() & INPUT_CHANGED) != 0 || (t.getCLflag() & LINE_CHANGED) != 0)) {
+        throw new DumpException(
+            bytes
+                + " in a mode that is not raw: put back, they would be processed again:"
+                + " not supported");
+      }
+      queued.put(id, n);
+    }
+    for (Map.Entry<Integer, Integer> q : queued.entrySet()) {
+      int id = q.getKey();
+      boolean master = (id & 1) == 1;
+      OpenFd end = ends.get(id);
+      OpenFd slave = master ? ends.get(id ^ 1) : end;
+      // A description of the slave of the agent's own (the path reopens the same slave; the
+      // target's description keeps its flags): read without blocking whatever VMIN says, and
+      // written back into for the master's bytes.
+      int slaveFd =
+          Linux.open(
+              "/proc/" + slave.pid() + "/fd/" + slave.fd(),
+              Linux.O_RDWR | O_NOCTTY | Linux.O_NONBLOCK | Linux.O_CLOEXEC);
+      held.add(slaveFd);
+      int masterFd = Sockets.grab(master ? end : ends.get(id ^ 1));
+      held.add(masterFd);
+      byte[] data =
+          master
+              ? readMaster(masterFd, end, infos.get(id).getPacketMode())
+              : readSlave(slaveFd, end);
+      taken.add(new Taken(id, data, master ? slaveFd : masterFd));
+    }
+  }
+
+  /**
+   * The master's queue: its own termios is always non-canonical with VMIN 1 (a master's modes
+   * cannot be set), so a read with bytes waiting returns at once; in packet mode each read starts
+   * with the TIOCPKT_DATA byte, which is not data.
+   */
+  private static byte[] readMaster(int fd, OpenFd end, boolean packet) throws IOException {
+    String what = "fd " + end.fd() + " of PID " + end.pid();
+    java.io.ByteArrayOutputStream out = new java.io.ByteArrayOutputStream();
+    for (int n; (n = optionalInt(end.pid(), fd, FIONREAD, what)) > 0; ) {
+      ByteBuffer b = ByteBuffer.allocateDirect(n + 1);
+      int r = Linux.read(fd, b);
+      int skip = packet ? 1 : 0;
+      if (r <= skip || (packet && b.get(0) != 0)) {
+        throw new DumpException(what + ": reading its queued bytes returned " + r + " bytes");
+      }
+      for (int i = skip; i < r; i++) {
+        out.write(b.get(i));
+      }
+    }
+    return out.toByteArray();
+  }
+
+  /** The slave's queue, read through the agent's non-blocking description until it is empty. */
+  private static byte[] readSlave(int fd, OpenFd end) throws IOException {
+    java.io.ByteArrayOutputStream out = new java.io.ByteArrayOutputStream();
+    ByteBuffer b = ByteBuffer.allocateDirect(4096);
+    while (true) {
+      b.clear();
+      int r;
+      try {
+        r = Linux.read(fd, b);
+      } catch (LinuxException e) {
+        if (e.errno() == Errno.EAGAIN) {
+          break;
+        }
+        throw e;
+      }
+      if (r == 0) {
+        break;
+      }
+      for (int i = 0; i < r; i++) {
+        out.write(b.get(i));
+      }
+    }
+    return out.toByteArray();
+  }
+
+  /**
+   * The tree goes on running (left running, or the dump failed): the bytes taken are written back
+   * through the other end, so they wait to be read where they were. Killed: they are in the images.
+   * Either way the agent's descriptors are closed.
+   */
+  @Override
+  public void release(boolean targetKilled) throws IOException {
+    IOException first = null;
+    if (!targetKilled) {
+      for (Taken t : taken) {
+        ByteBuffer b = ByteBuffer.allocateDirect(Math.max(1, t.data().length));
+        b.put(t.data()).flip();
+        try {
+          while (b.hasRemaining()) {
+            Linux.write(t.backFd(), b);
+          }
+        } catch (LinuxException e) {
+          first = first == null ? e : first;
+        }
+      }
+    }
+    taken.clear();
+    for (int fd : held) {
+      Linux.close(fd);
+    }
+    held.clear();
+    if (first != null) {
+      throw first;
     }
   }
 
   /**
    * Refuses, before the freeze, what {@link #dump} cannot restore over the whole tree: a pty slave
-   * whose master no process of the tree holds, and a process whose controlling terminal is a pty
-   * the tree holds the master of (one line naming the fd or the process).
+   * whose master no process of the tree holds, and a terminal whose session leader or foreground
+   * group is outside the tree (one line naming the fd). Reads only.
    *
    * @param fds the tree's descriptors, as the table check read them
    */
-  public static void refuseUnsupported(List<OpenFd> fds, List<Integer> tree) throws IOException {
+  public static void refuseUnsupported(List<OpenFd> fds, List<Integer> tree, boolean shellJob)
+      throws IOException {
     Map<Integer, String> slaves = new LinkedHashMap<>();
-    Map<Integer, Boolean> masters = new HashMap<>();
+    Map<Integer, OpenFd> masters = new LinkedHashMap<>();
     for (OpenFd fd : fds) {
       if (isMaster(fd)) {
-        masters.put(index(fd), true);
+        masters.putIfAbsent(index(fd), fd);
       } else if (isSlave(fd.stat())) {
-        slaves.putIfAbsent(slaveIndex(fd.stat()), "fd " + fd.fd() + " of PID " + fd.pid());
+        slaves.putIfAbsent(slaveIndex(fd.stat()), describe(fd));
       }
     }
-    for (Map.Entry<Integer, String> s : slaves.entrySet()) {
-      if (!masters.containsKey(s.getKey())) {
-        throw new DumpException(
-            s.getValue()
-                + " is the terminal /dev/pts/"
-                + s.getKey()
-                + ", whose master is outside the dumped tree: not supported (a shell's terminal)");
-      }
+    List<Integer> outside = new ArrayList<>(slaves.keySet());
+    outside.removeAll(masters.keySet());
+    refuseOutsideMaster(outside, slaves, shellJob);
+    refuseSessionsLedFromOutside(tree, masters);
+  }
+
+  /**
+   * Refuses terminals ({@code indices}) whose master is outside the tree: all of them without
+   * {@code --shell-job}, more than one with it (the restore gives the restorer's terminal in place
+   * of one: CRIU allows one such terminal).
+   */
+  private static void refuseOutsideMaster(
+      List<Integer> indices, Map<Integer, String> holders, boolean shellJob) throws DumpException {
+    if (indices.isEmpty() || (shellJob && indices.size() == 1)) {
+      return;
     }
+    int first = indices.get(0);
+    String what = holders.get(first) + " is the terminal /dev/pts/" + first;
+    if (shellJob) {
+      throw new DumpException(
+          what
+              + ", and /dev/pts/"
+              + indices.get(1)
+              + " too has its master outside the dumped tree: only one such terminal is supported");
+    }
+    throw new DumpException(
+        what
+            + ", whose master is outside the dumped tree: not supported without --shell-job (a"
+            + " shell's terminal)");
+  }
+
+  private static String describe(OpenFd fd) {
+    return "fd " + fd.fd() + " of PID " + fd.pid();
+  }
+
+  /**
+   * A terminal the tree holds the master of and which controls a session: the session's leader and
+   * the terminal's foreground group must be processes of the tree, since the restore has the leader
+   * take the terminal back (TIOCSCTTY) and set the group (TIOCSPGRP).
+   */
+  private static void refuseSessionsLedFromOutside(List<Integer> tree, Map<Integer, OpenFd> masters)
+      throws IOException {
+    Map<Integer, Integer> pgrps = new HashMap<>();
     for (int pid : tree) {
-      int tty = TaskStat.read(pid).ttyNr();
-      FileStat ctty = new FileStat(0, 0, Linux.S_IFCHR, 0, Integer.toUnsignedLong(tty));
-      if (tty != 0 && isSlave(ctty) && masters.containsKey(slaveIndex(ctty))) {
+      pgrps.putIfAbsent(TaskStat.read(pid).pgrp(), pid);
+    }
+    for (OpenFd m : masters.values()) {
+      String what = "fd " + m.fd() + " of PID " + m.pid() + " (/dev/pts/" + index(m) + ")";
+      int own = Sockets.grab(m);
+      int sid;
+      int pgrp;
+      try {
+        sid = optionalInt(m.pid(), own, TIOCGSID, what);
+        pgrp = sid == 0 ? 0 : optionalInt(m.pid(), own, TIOCGPGRP, what);
+      } finally {
+        Linux.close(own);
+      }
+      if (sid != 0 && !tree.contains(sid)) {
         throw new DumpException(
-            "PID "
-                + pid
-                + " has /dev/pts/"
-                + slaveIndex(ctty)
-                + " as controlling terminal: sessions on a dumped terminal are not supported yet");
+            what
+                + " is the controlling terminal of session "
+                + sid
+                + ", whose leader is outside the dumped tree: not supported");
+      }
+      if (pgrp != 0 && !pgrps.containsKey(pgrp)) {
+        throw new DumpException(
+            what
+                + " has process group "
+                + pgrp
+                + " in the foreground, which has no process in the dumped tree: not supported");
       }
     }
   }
