@@ -4,6 +4,7 @@ import dev.stasis.compel.arch.Arch;
 import dev.stasis.linux.Ptrace;
 import dev.stasis.linux.Syscalls;
 import dev.stasis.linux.proc.Status;
+import dev.stasis.linux.proc.TaskStat;
 import java.io.IOException;
 import java.io.PrintStream;
 import java.nio.ByteBuffer;
@@ -105,8 +106,8 @@ public final class Leftovers {
 
   /**
    * One abandoned journal, locked by this sweep: repairs its process, or deletes the journal if the
-   * process is gone; an unparsable one is reported and kept (only here, where no live dumper can be
-   * writing it).
+   * process is gone or a zombie; an unparsable one is reported and kept (only here, where no live
+   * dumper can be writing it).
    */
   private static boolean sweepOne(
       Path f, InjectionJournal.Claim claim, PrintStream log, boolean scanMaps) throws IOException {
@@ -119,8 +120,10 @@ public final class Leftovers {
     }
     int tracer;
     try {
-      if (InjectionJournal.startTimeOf(j.pid()) != j.startTime()) {
-        InjectionJournal.delete(f); // the PID was reused
+      TaskStat st = TaskStat.read(j.pid());
+      // a reused PID, or a zombie: an exited process has no memory or threads left to repair
+      if (st.startTime() != j.startTime() || st.isZombie()) {
+        InjectionJournal.delete(f);
         RemoteFds.forget(j.pid(), j.startTime());
         return false;
       }

@@ -89,6 +89,45 @@ class ConcurrentSweepIT {
     }
   }
 
+  /**
+   * A journal nobody holds whose process has exited but is not reaped yet (a zombie: what a
+   * kill-mode dump's target is for a moment, while its dumper still has the journal) has nothing
+   * left to repair: the sweep drops it without a word instead of failing to seize a zombie.
+   */
+  @Test
+  void anAbandonedJournalOfAZombieIsDroppedSilently() throws Exception {
+    Path stateDir = Files.createTempDirectory(Path.of("target").toAbsolutePath(), "journals-");
+    Map<String, String> env = Map.of("STASIS_STATE_DIR", stateDir.toString());
+    // the child exits at once and its parent never reaps it (as BadInputIT's zombie)
+    Process parent =
+        new ProcessBuilder(
+                "perl", "-e", "$|=1; my $c = fork(); exit 0 unless $c; print \"$c\\n\"; sleep 60")
+            .start();
+    try (Workloads.Running other = Workloads.start("memhog", "8")) {
+      int zombie =
+          Integer.parseInt(
+              new java.io.BufferedReader(
+                      new java.io.InputStreamReader(
+                          parent.getInputStream(), java.nio.charset.StandardCharsets.US_ASCII))
+                  .readLine()
+                  .strip());
+      for (int i = 0; i < 300 && !Workloads.isZombie(zombie); i++) {
+        Thread.sleep(10);
+      }
+      assertTrue(Workloads.isZombie(zombie), "test setup: PID " + zombie + " is a zombie");
+      long start = dev.stasis.linux.proc.TaskStat.read(zombie).startTime();
+      Path journal = stateDir.resolve(zombie + "." + start);
+      Files.writeString(journal, "pid " + zombie + "\nstart " + start + "\nsite 0\ntext\n");
+      Workloads.Cli r = dump(other, env);
+      assertEquals(0, r.exit(), r.stderr());
+      assertFalse(
+          r.stderr().contains("pid " + zombie), "the sweep talked about it:\n" + r.stderr());
+      assertFalse(Files.exists(journal), "the zombie's journal was kept");
+    } finally {
+      parent.destroyForcibly();
+    }
+  }
+
   /** Starts a dumper of {@code w} that holds at {@code point}; fails if it never gets there. */
   private static Process hold(Workloads.Running w, String point, Map<String, String> env)
       throws Exception {
