@@ -4,6 +4,7 @@ import dev.stasis.compel.arch.Arch;
 import dev.stasis.linux.Ptrace;
 import dev.stasis.linux.Syscalls;
 import dev.stasis.linux.proc.Status;
+import dev.stasis.linux.proc.TaskStat;
 import java.io.IOException;
 import java.io.PrintStream;
 import java.nio.ByteBuffer;
@@ -24,12 +25,13 @@ import java.util.Set;
  * <p>A dead tracer's tracees are detached and resumed by the kernel wherever they are. Our code is
  * built so that this is never fatal (no trap instruction: injected code ends in a {@code pause()}
  * park loop with signals blocked) and every change is recorded beforehand in an {@link
- * InjectionJournal}. For each journal whose process still exists (same start time) and is not
- * traced by anyone (a live dump is left alone), the sweep seizes it, writes the original text bytes
- * back over the syscall stub, gives every thread whose instruction pointer is in our code (stub or
- * memfd mapping) its journalled registers, extended state and mask, unmaps every {@code
- * /memfd:stasis} mapping from inside, and detaches. A process with such a mapping but no journal
- * gets the mapping removed if no thread executes in it.
+ * InjectionJournal}. A journal a live dumper holds (it keeps it locked from writing to deleting) is
+ * no leftover: the sweep skips it without a word. For each other journal whose process still exists
+ * (same start time) and is not traced by anyone, the sweep, holding the journal's lock, seizes it,
+ * writes the original text bytes back over the syscall stub, gives every thread whose instruction
+ * pointer is in our code (stub or memfd mapping) its journalled registers, extended state and mask,
+ * unmaps every {@code /memfd:stasis} mapping from inside, and detaches. A process with such a
+ * mapping but no journal gets the mapping removed if no thread executes in it.
  */
 public final class Leftovers {
   /** The marker in /proc/PID/maps of our shared mappings. */
@@ -54,53 +56,100 @@ public final class Leftovers {
     int repaired = 0;
     Set<Integer> done = new HashSet<>();
     for (Path f : InjectionJournal.list()) {
-      InjectionJournal j;
-      try {
-        j = InjectionJournal.read(f);
-      } catch (IOException | RuntimeException e) {
-        log.println("stasis: sweep: unreadable journal " + f + " left in place: " + e.getMessage());
+      InjectionJournal.Attempt a = InjectionJournal.claim(f);
+      if (a.found() == InjectionJournal.Found.LIVE) {
+        // A live dump's journal (locked by its dumper): not a leftover, and its process (with its
+        // mapping of ours) is that dump's. Nothing to say, not even by the agent: a dump's output
+        // stays its own one line, and another dump is no fault.
+        done.add(pidOf(f));
         continue;
       }
-      long start;
-      try {
-        start = InjectionJournal.startTimeOf(j.pid());
-      } catch (IOException e) {
-        InjectionJournal.delete(f); // the process is gone: nothing to repair
-        RemoteFds.forget(j.pid(), j.startTime());
-        continue;
+      if (a.found() == InjectionJournal.Found.GONE) {
+        continue; // its dumper deleted it since the listing: finished
       }
-      if (start != j.startTime()) {
-        InjectionJournal.delete(f); // the PID was reused
-        RemoteFds.forget(j.pid(), j.startTime());
-        continue;
-      }
-      int tracer = Status.read(j.pid()).tracerPid();
-      if (tracer != 0) {
-        // Another dump holds it right now (its journal is live). A dump's own sweep says nothing
-        // about that: it is not a leftover, and the dump's output stays its own one line.
-        if (scanMaps) {
-          log.println(
-              "stasis: sweep: pid "
-                  + j.pid()
-                  + " is traced by "
-                  + tracer
-                  + " (a dump in progress?)");
+      try (InjectionJournal.Claim claim = a.claim()) {
+        if (sweepOne(f, claim, log, scanMaps)) {
+          repaired++;
         }
-        continue;
-      }
-      done.add(j.pid());
-      if (repair(j.pid(), j, f, log)) {
-        repaired++;
+        done.add(pidOf(f));
       }
     }
     for (int pid : scanMaps ? withMarker() : List.<Integer>of()) {
-      if (!done.contains(pid) && Status.read(pid).tracerPid() == 0) {
+      if (!done.contains(pid) && untraced(pid)) {
         if (repair(pid, null, null, log)) {
           repaired++;
         }
       }
     }
     return repaired;
+  }
+
+  /** Whether {@code pid} exists and nobody traces it. */
+  private static boolean untraced(int pid) {
+    try {
+      return Status.read(pid).tracerPid() == 0;
+    } catch (IOException e) {
+      return false; // gone since the maps were read
+    }
+  }
+
+  /** The PID in a journal's name ({@code PID.STARTTIME}), or -1. */
+  private static int pidOf(Path f) {
+    String n = f.getFileName().toString();
+    int dot = n.indexOf('.');
+    try {
+      return Integer.parseInt(dot < 0 ? n : n.substring(0, dot));
+    } catch (NumberFormatException e) {
+      return -1;
+    }
+  }
+
+  /**
+   * One abandoned journal, locked by this sweep: repairs its process, or deletes the journal if the
+   * process is gone or a zombie; an unparsable one is reported and kept (only here, where no live
+   * dumper can be writing it).
+   */
+  private static boolean sweepOne(
+      Path f, InjectionJournal.Claim claim, PrintStream log, boolean scanMaps) throws IOException {
+    InjectionJournal j;
+    try {
+      j = claim.read();
+    } catch (IOException | RuntimeException e) {
+      log.println("stasis: sweep: unreadable journal " + f + " left in place: " + e.getMessage());
+      return false;
+    }
+    int tracer;
+    try {
+      TaskStat st = TaskStat.read(j.pid());
+      // a reused PID, or a zombie: an exited process has no memory or threads left to repair
+      if (st.startTime() != j.startTime() || st.isZombie()) {
+        InjectionJournal.delete(f);
+        RemoteFds.forget(j.pid(), j.startTime());
+        return false;
+      }
+      tracer = Status.read(j.pid()).tracerPid();
+    } catch (IOException e) {
+      InjectionJournal.delete(f); // the process is gone: nothing to repair
+      RemoteFds.forget(j.pid(), j.startTime());
+      return false;
+    }
+    if (tracer != 0) {
+      // Abandoned, yet someone traces the process (a debugger, or another dump that found it
+      // unchanged): a seize would fail. The agent and `stasis sweep` say so; a dump's own sweep
+      // does not, its output stays its own one line.
+      if (scanMaps) {
+        log.println(
+            "stasis: sweep: pid "
+                + j.pid()
+                + " is traced by "
+                + tracer
+                + "; journal "
+                + f
+                + " kept");
+      }
+      return false;
+    }
+    return repair(j.pid(), j, f, log);
   }
 
   /** PIDs whose maps show a mapping of ours. */

@@ -23,7 +23,16 @@ final class PtraceTask implements SeizedTask {
   /** Where the syscall-and-trap bytes are poked: the start of the main executable's text. */
   final long syscallSite;
 
-  /** This process's {@link InjectionJournal}, deleted after a clean release; null if none. */
+  /**
+   * The {@link InjectionJournal} this dumper wrote and holds locked; deleted after a clean release,
+   * in any case unlocked when the release ends; null if none.
+   */
+  InjectionJournal.Owner journalOwner;
+
+  /**
+   * A dead dumper's journal the leftover sweep repairs this process from (the sweep holds its
+   * lock), deleted after a clean release; null if none.
+   */
   java.nio.file.Path journal;
 
   /** Shared mappings still present in the target; removed before the detach. */
@@ -191,7 +200,17 @@ final class PtraceTask implements SeizedTask {
       }
       t.gone = true;
     }
-    // a release that could not put everything back keeps the journal for the leftover sweep
+    // a release that could not put everything back keeps the journal for the leftover sweep,
+    // unlocked: from now on it is a leftover, not a live dump's
+    if (journalOwner != null) {
+      if (clean) {
+        Hold.at("before-journal-delete");
+        journalOwner.deleteAndClose();
+      } else {
+        journalOwner.close();
+      }
+      journalOwner = null;
+    }
     if (journal != null && clean) {
       Hold.at("before-journal-delete");
       InjectionJournal.delete(journal);

@@ -264,8 +264,8 @@ final class Seizer {
     for (SeizedThread t : task.threads) {
       states.put(t.tid, t.state);
     }
-    new InjectionJournal(task.pid, start, task.syscallSite, text, states).write();
-    task.journal = f;
+    task.journalOwner =
+        new InjectionJournal(task.pid, start, task.syscallSite, text, states).write();
   }
 
   private record Seized(SeizedThread thread, int stopSig) {}
