@@ -58,13 +58,28 @@ import java.util.Map;
  * <p>Only pairs whose master the dumped tree holds are dumped: a slave whose master is outside the
  * tree (a shell's terminal, CRIU's {@code --shell-job} case) and a terminal controlling a session
  * whose leader or foreground group is outside the tree are refused, naming the fd ({@link
- * #refuseUnsupported} before the freeze, {@link #dump} again on the frozen tree). /dev/tty,
- * consoles and serial lines are not recognised (refused by the table).
+ * #refuseUnsupported} before the freeze, {@link #dump} again on the frozen tree). Consoles and
+ * serial lines are not recognised (refused by the table).
+ *
+ * <p>/dev/tty (device 5:0, what ssh, sudo, less or a shell open to reach "the terminal") is a
+ * descriptor on its holder's controlling terminal at the time it was opened: as CRIU writes it, a
+ * TTY entry naming the one tty-info entry of type CTTY (id {@link #CTTY_INFO_ID}, no pty part, rdev
+ * 5:0, the terminal's modes as read through it), and a regular-file entry with the path /dev/tty.
+ * The restore opens /dev/tty again in the holder once its other terminals are open, which works
+ * only where the holder has its controlling terminal back: in CRIU 4.2.1 the session leader (which
+ * takes the terminal back) or, with {@code --shell-job}, a job of the restorer's session. So it is
+ * dumped only where it is the holder's controlling terminal, a pty the tree dumps, held by the
+ * session's leader (or a shell job's process); all /dev/tty descriptors of the tree on one terminal
+ * (CRIU's one CTTY entry gives its modes to every /dev/tty). See {@link #refuseDevTty}.
  */
 public final class Pty implements FileKind {
   static final String INDEX = "tty-index";
   private static final int TTYAUX_MAJOR = 5;
   private static final int PTMX_MINOR = 2;
+  private static final int CTTY_MINOR = 0;
+
+  /** The tty-info id of /dev/tty: CRIU's CTTY index 1006, shifted as a slave's (CTTY_INDEX). */
+  static final int CTTY_INFO_ID = 1006 << 1;
 
   // x86-64 ioctl numbers (asm-generic/ioctls.h).
   private static final long TCGETS = 0x5401;
@@ -74,6 +89,7 @@ public final class Pty implements FileKind {
   private static final long TIOCGSID = 0x5429;
   private static final long TIOCGLCKTRMIOS = 0x5456;
   private static final long TIOCGPTN = 0x80045430L;
+  private static final long TIOCGDEV = 0x80045432L;
   private static final long TIOCGPKT = 0x80045438L;
   private static final long TIOCGPTLCK = 0x80045439L;
   private static final long TIOCGEXCL = 0x80045440L;
@@ -111,7 +127,14 @@ public final class Pty implements FileKind {
 
   @Override
   public boolean recognises(OpenFd fd) {
-    return isMaster(fd) || isSlave(fd.stat());
+    return isMaster(fd) || isSlave(fd.stat()) || isDevTty(fd.stat());
+  }
+
+  /** /dev/tty: the device that stands for the opener's controlling terminal (5:0). */
+  static boolean isDevTty(FileStat st) {
+    return st.type() == Linux.S_IFCHR
+        && st.rdevMajor() == TTYAUX_MAJOR
+        && st.rdevMinor() == CTTY_MINOR;
   }
 
   static boolean isMaster(OpenFd fd) {
@@ -140,13 +163,29 @@ public final class Pty implements FileKind {
     return FdTypes.TTY;
   }
 
+  /** The tree's /dev/tty descriptors as dumped, each with the terminal it reaches. */
+  private final List<DevTty> devTtys = new ArrayList<>();
+
   @Override
   public FileEntry dump(OpenFd fd, int id) throws IOException {
-    boolean master = isMaster(fd);
-    int infoId = (index(fd) << 1) + (master ? 1 : 0);
-    if (!infos.containsKey(infoId)) {
-      infos.put(infoId, info(fd, infoId, master));
-      ends.put(infoId, fd);
+    int infoId;
+    if (isDevTty(fd.stat())) {
+      infoId = CTTY_INFO_ID;
+      DevTty t = DevTty.read(fd);
+      refuseDevTty(t);
+      if (devTtys.isEmpty()) {
+        infos.put(infoId, devTtyInfo(fd, t));
+      } else {
+        refuseTwoTerminals(devTtys.get(0), t);
+      }
+      devTtys.add(t);
+    } else {
+      boolean master = isMaster(fd);
+      infoId = (index(fd) << 1) + (master ? 1 : 0);
+      if (!infos.containsKey(infoId)) {
+        infos.put(infoId, info(fd, infoId, master));
+        ends.put(infoId, fd);
+      }
     }
     return FileEntry.newBuilder()
         .setType(FdTypes.TTY)
@@ -175,7 +214,8 @@ public final class Pty implements FileKind {
       if (master && intIoctl(pid, own, TIOCGPTN) != index(fd)) {
         throw new DumpException(what + ": TIOCGPTN disagrees with fdinfo's tty-index");
       }
-      int[] session = master ? terminalSession(pid, own, what) : sessionAsSeenBy(fd, what);
+      int[] session =
+          master ? terminalSession(pid, own, what) : sessionAsSeenBy(fd, fd.stat().rdev(), what);
       Path st = fd.link();
       Map<String, Object> owner = Files.readAttributes(st, "unix:uid,gid");
       return TtyInfoEntry.newBuilder()
@@ -201,6 +241,161 @@ public final class Pty implements FileKind {
   }
 
   /**
+   * A /dev/tty descriptor and what it stands for: the terminal it reaches (TIOCGDEV through the
+   * agent's copy of the description: the device of the terminal /dev/tty was opened on), the
+   * holder's controlling terminal and session now (/proc stat, the agent's PID namespace).
+   */
+  record DevTty(OpenFd fd, FileStat terminal, int ctty, int session) {
+    static DevTty read(OpenFd fd) throws IOException {
+      String what = "fd " + fd.fd() + " of PID " + fd.pid() + " (/dev/tty)";
+      int own = Sockets.grab(fd);
+      int dev;
+      try {
+        dev = intIoctl(fd.pid(), own, TIOCGDEV);
+      } catch (LinuxException e) {
+        if (e.errno() == Errno.EIO) {
+          throw new DumpException(what + " is hung up: not supported");
+        }
+        throw e;
+      } finally {
+        Linux.close(own);
+      }
+      TaskStat st = TaskStat.read(fd.pid());
+      return new DevTty(
+          fd,
+          new FileStat(0, 0, Linux.S_IFCHR, 0, Integer.toUnsignedLong(dev)),
+          st.ttyNr(),
+          st.session());
+    }
+
+    String what() {
+      return "fd " + fd.fd() + " of PID " + fd.pid() + " is /dev/tty";
+    }
+
+    String terminalName() {
+      return isSlave(terminal)
+          ? "/dev/pts/" + slaveIndex(terminal)
+          : "the terminal " + terminal.rdevMajor() + ":" + terminal.rdevMinor();
+    }
+  }
+
+  /**
+   * The CTTY entry, as CRIU's dump writes it for /dev/tty: no lock or packet mode, no pty part,
+   * rdev and owner of the /dev/tty node (the restore chowns the node it opens), the terminal's
+   * modes, window and exclusive mode read through the descriptor (they reach the terminal itself,
+   * whoever asks), and the session and foreground group as the holder sees them.
+   */
+  private static TtyInfoEntry devTtyInfo(OpenFd fd, DevTty t) throws IOException {
+    int own = Sockets.grab(fd);
+    try {
+      int pid = fd.pid();
+      String what = t.what();
+      int[] session = sessionAsSeenBy(fd, t.terminal().rdev(), what);
+      Map<String, Object> owner = Files.readAttributes(fd.link(), "unix:uid,gid");
+      return TtyInfoEntry.newBuilder()
+          .setId(CTTY_INFO_ID)
+          .setType(TtyType.CTTY)
+          .setLocked(false)
+          .setExclusive(optionalInt(pid, own, TIOCGEXCL, what) != 0)
+          .setPacketMode(false)
+          .setSid(session[0])
+          .setPgrp(session[1])
+          .setRdev((int) fd.stat().rdev())
+          .setTermios(termios(pid, own, TCGETS))
+          .setTermiosLocked(termios(pid, own, TIOCGLCKTRMIOS))
+          .setWinsize(winsize(pid, own))
+          .setDev((int) fd.stat().dev())
+          .setUid((Integer) owner.get("uid"))
+          .setGid((Integer) owner.get("gid"))
+          .build();
+    } finally {
+      Linux.close(own);
+    }
+  }
+
+  /**
+   * Refuses a /dev/tty descriptor the restore could not open again (one line naming it): one on a
+   * terminal that is not a pty, or that is not its holder's controlling terminal now (the restore
+   * opens /dev/tty, i.e. whatever the holder's controlling terminal is then).
+   */
+  static void refuseDevTty(DevTty t) throws DumpException {
+    if (!isSlave(t.terminal())) {
+      throw new DumpException(
+          t.what() + " on " + t.terminalName() + ": only pseudo-terminals are supported");
+    }
+    if (Integer.toUnsignedLong(t.ctty()) != t.terminal().rdev()) {
+      throw new DumpException(
+          t.what()
+              + " on "
+              + t.terminalName()
+              + ", which is no longer the controlling terminal of PID "
+              + t.fd().pid()
+              + ": not supported (the restore opens /dev/tty anew)");
+    }
+  }
+
+  /**
+   * Refuses a /dev/tty whose holder would have no controlling terminal after the restore. Where the
+   * tree holds the terminal's master, the holder must lead its session: CRIU 4.2.1 gives the
+   * terminal back to the session leader only. Where the master is outside the tree ({@code
+   * --shell-job}, the tree holding the slave), the holder must not lead its session: a job joins
+   * the restorer's session and so has the restorer's terminal, a leader comes back without one.
+   */
+  static void refuseDevTtyHolder(
+      DevTty t, boolean masterInTree, boolean slaveInTree, boolean shellJob) throws DumpException {
+    boolean leads = t.session() == t.fd().pid();
+    if (masterInTree && !leads) {
+      throw new DumpException(
+          t.what()
+              + ", and PID "
+              + t.fd().pid()
+              + " does not lead its session "
+              + t.session()
+              + ": the restore gives the controlling terminal back to the session leader only"
+              + " (CRIU 4.2.1): not supported");
+    }
+    if (!masterInTree && !(shellJob && slaveInTree)) {
+      throw new DumpException(
+          t.what()
+              + " on "
+              + t.terminalName()
+              + (shellJob
+                  ? ", and no descriptor of the dumped tree is that terminal or its master: not"
+                      + " supported"
+                  : ", whose master is outside the dumped tree: not supported without --shell-job"
+                      + " (a shell's terminal)"));
+    }
+    if (!masterInTree && leads) {
+      throw new DumpException(
+          t.what()
+              + " on "
+              + t.terminalName()
+              + ", whose master is outside the dumped tree, and PID "
+              + t.fd().pid()
+              + " leads its session: a restored session leader gets no terminal back: not"
+              + " supported");
+    }
+  }
+
+  /** One CTTY entry carries the modes of one terminal: /dev/tty on two terminals is refused. */
+  private static void refuseTwoTerminals(DevTty first, DevTty t) throws DumpException {
+    if (first.terminal().rdev() != t.terminal().rdev()) {
+      throw new DumpException(
+          t.what()
+              + " on "
+              + t.terminalName()
+              + ", and fd "
+              + first.fd().fd()
+              + " of PID "
+              + first.fd().pid()
+              + " on "
+              + first.terminalName()
+              + ": /dev/tty on one terminal only is supported (one tty-info entry, as CRIU"
+              + " writes it)");
+    }
+  }
+
+  /**
    * The session the terminal controls and its foreground process group, as the target's PID
    * namespace names them, read through the master (TIOCGSID, TIOCGPGRP answer there whoever asks);
    * {0, 0} for a terminal that controls no session. The restore has the session leader make the
@@ -218,12 +413,13 @@ public final class Pty implements FileKind {
 
   /**
    * A slave's session and foreground group as CRIU's parasite reads them in the process holding it:
-   * TIOCGSID and TIOCGPGRP on a slave answer only in a process whose controlling terminal it is
-   * ({0, 0} in any other), so they come from that process's /proc stat (session, tpgid).
+   * TIOCGSID and TIOCGPGRP on a slave (or on /dev/tty, which reaches terminal {@code rdev}) answer
+   * only in a process whose controlling terminal it is ({0, 0} in any other), so they come from
+   * that process's /proc stat (session, tpgid).
    */
-  private static int[] sessionAsSeenBy(OpenFd fd, String what) throws IOException {
+  private static int[] sessionAsSeenBy(OpenFd fd, long rdev, String what) throws IOException {
     TaskStat st = TaskStat.read(fd.pid());
-    if (Integer.toUnsignedLong(st.ttyNr()) != fd.stat().rdev()) {
+    if (Integer.toUnsignedLong(st.ttyNr()) != rdev) {
       return new int[] {0, 0};
     }
     Status status = Status.read(fd.pid());
@@ -326,8 +522,12 @@ public final class Pty implements FileKind {
     if (infos.isEmpty()) {
       return;
     }
+    for (DevTty t : devTtys) {
+      int slave = slaveIndex(t.terminal()) << 1;
+      refuseDevTtyHolder(t, infos.containsKey(slave | 1), infos.containsKey(slave), shellJob);
+    }
     for (int id : infos.keySet()) {
-      if ((id & 1) == 0 && !infos.containsKey(id | 1)) {
+      if (id != CTTY_INFO_ID && (id & 1) == 0 && !infos.containsKey(id | 1)) {
         OpenFd end = ends.get(id);
         refuseOutsideMaster(List.of(id >> 1), Map.of(id >> 1, describe(end)), shellJob);
       }
@@ -524,8 +724,10 @@ public final class Pty implements FileKind {
 
   /**
    * Refuses, before the freeze, what {@link #dump} cannot restore over the whole tree: a pty slave
-   * whose master no process of the tree holds, and a terminal whose session leader or foreground
-   * group is outside the tree (one line naming the fd). Reads only.
+   * whose master no process of the tree holds, a terminal whose session leader or foreground group
+   * is outside the tree, and a /dev/tty the restore could not open again ({@link #refuseDevTty}, or
+   * on a terminal the dump does not carry, or on two terminals); one line naming the fd. Reads
+   * only.
    *
    * @param fds the tree's descriptors, as the table check read them
    */
@@ -533,17 +735,32 @@ public final class Pty implements FileKind {
       throws IOException {
     Map<Integer, String> slaves = new LinkedHashMap<>();
     Map<Integer, OpenFd> masters = new LinkedHashMap<>();
+    List<OpenFd> devTtys = new ArrayList<>();
     for (OpenFd fd : fds) {
       if (isMaster(fd)) {
         masters.putIfAbsent(index(fd), fd);
       } else if (isSlave(fd.stat())) {
         slaves.putIfAbsent(slaveIndex(fd.stat()), describe(fd));
+      } else if (isDevTty(fd.stat())) {
+        devTtys.add(fd);
       }
     }
     List<Integer> outside = new ArrayList<>(slaves.keySet());
     outside.removeAll(masters.keySet());
     refuseOutsideMaster(outside, slaves, shellJob);
     refuseSessionsLedFromOutside(tree, masters);
+    DevTty first = null;
+    for (OpenFd fd : devTtys) {
+      DevTty t = DevTty.read(fd);
+      refuseDevTty(t);
+      int index = slaveIndex(t.terminal());
+      refuseDevTtyHolder(t, masters.containsKey(index), slaves.containsKey(index), shellJob);
+      if (first == null) {
+        first = t;
+      } else {
+        refuseTwoTerminals(first, t);
+      }
+    }
   }
 
   /**
