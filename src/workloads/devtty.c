@@ -12,10 +12,13 @@
  * leader) holds it as fd 5, as less run from a shell does; check only makes sure the child still
  * holds it, untraced (the dump refuses it: CRIU 4.2.1 gives the controlling terminal back to the
  * session leader only).
- * With argv[2] "partial", the slave is canonical with ECHO off and the master typed "half a li"
- * into it, no newline: a partial line in the line discipline's edit buffer, not readable yet.
- * check types "ne\n" through the master and reads the whole line through fd 5 ("half a line"
- * expected), so it passes only if the partial line is still there. */
+ * With argv[2] "partial", the slave is canonical with ECHO off and the master typed "half a ",
+ * ^V ^C (a literal ^C: ^V is the literal-next character) and "li" into it, no newline: a partial
+ * line "half a ^Cli" in the line discipline's edit buffer, not readable yet. check types "ne\n"
+ * through the master and reads the whole line through fd 5 ("half a ^Cline" expected), so it
+ * passes only if the partial line is still there, with nothing (no echo) waiting at the master
+ * before; then it types the same partial line again.
+ * "partial-echo" is the same with ECHO on (check drains the echoes at the master). */
 #include "workload.h"
 #include <poll.h>
 #include <signal.h>
@@ -27,6 +30,15 @@
 static int master = 3, slave = 4, tty = 5;
 static const char *mode = "";
 static pid_t child;
+static const char partial[] = "half a \026\003li", line[] = "half a \003line\n";
+
+/* Drops what waits at the master (echoes), waiting up to 200 ms for more. */
+static void drain_master(void) {
+  char buf[256];
+  struct pollfd p = {.fd = master, .events = POLLIN};
+  while (poll(&p, 1, 200) == 1 && read(master, buf, sizeof buf) > 0) {
+  }
+}
 
 static int tty_nr_of_self(void) {
   char buf[1024];
@@ -104,23 +116,31 @@ static int check(char *msg, size_t n) {
     return 0;
   }
   char buf[128];
-  if (strcmp(mode, "partial") == 0) {
-    if (!(t.c_lflag & ICANON) || (t.c_lflag & ECHO)) {
-      snprintf(msg, n, "not canonical without echo (lflag %x)", t.c_lflag);
+  if (strncmp(mode, "partial", 7) == 0) {
+    int echo = strcmp(mode, "partial-echo") == 0;
+    if (!(t.c_lflag & ICANON) || !(t.c_lflag & ECHO) != !echo) {
+      snprintf(msg, n, "not canonical with ECHO %s (lflag %x)", echo ? "on" : "off", t.c_lflag);
+      return 0;
+    }
+    int queued = -1;
+    if (ioctl(master, FIONREAD, &queued) < 0 || queued != 0) {
+      snprintf(msg, n, "%d bytes wait at the master: an echo nobody asked for", queued);
       return 0;
     }
     if (write(master, "ne\n", 3) != 3) {
       snprintf(msg, n, "write to the master: %s", strerror(errno));
       return 0;
     }
-    read_some(tty, buf, strlen("half a line\n"));
-    if (strcmp(buf, "half a line\n") != 0) {
+    read_some(tty, buf, strlen(line));
+    if (strcmp(buf, line) != 0) {
       buf[strcspn(buf, "\n")] = 0;
-      snprintf(msg, n, "the line read through /dev/tty is '%s', expected 'half a line'", buf);
+      for (char *c = buf; *c; c++) *c = *c < ' ' ? '^' : *c;
+      snprintf(msg, n, "the line read through /dev/tty is '%s', expected 'half a ^Cline'", buf);
       return 0;
     }
-    /* type the next partial line, for the next check */
-    if (write(master, "half a li", 9) != 9) return 0;
+    /* type the partial line again, for the next check */
+    if (write(master, partial, strlen(partial)) != (ssize_t)strlen(partial)) return 0;
+    drain_master();
     snprintf(msg, n, "the partial line was completed and read through /dev/tty");
     return 1;
   }
@@ -169,6 +189,8 @@ int main(int argc, char **argv) {
   tcgetattr(slave, &t);
   if (strcmp(mode, "partial") == 0) {
     t.c_lflag &= ~(ECHO | ECHOE | ECHOK | ECHONL);
+  } else if (strcmp(mode, "partial-echo") == 0) {
+    t.c_lflag |= ECHO;
   } else {
     cfmakeraw(&t);
   }
@@ -201,7 +223,10 @@ int main(int argc, char **argv) {
     }
     struct winsize w = {.ws_row = 41, .ws_col = 97};
     if (ioctl(tty, TIOCSWINSZ, &w) < 0) return 1;
-    if (strcmp(mode, "partial") == 0 && write(master, "half a li", 9) != 9) return 1;
+    if (strncmp(mode, "partial", 7) == 0) {
+      if (write(master, partial, strlen(partial)) != (ssize_t)strlen(partial)) return 1;
+      drain_master();
+    }
   }
   wl_ready();
   wl_loop(check, NULL);

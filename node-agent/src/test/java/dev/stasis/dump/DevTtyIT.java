@@ -133,6 +133,80 @@ class DevTtyIT {
     }
   }
 
+  /**
+   * A partial line typed in canonical mode (ECHO off, a literal ^C in it) sits in the slave's edit
+   * buffer, not readable yet; CRIU 4.2.1 loses it. Dumped by the packaged agent, it is in
+   * tty-data.img under the slave's tty-info id, the ^C behind the literal-next ^V, as both crits
+   * decode it; the judge types it again through the master, and the workload completes the line and
+   * reads it whole.
+   */
+  @Test
+  void aPartialCanonicalLineIsCarried() throws Exception {
+    try (Workloads.Running w = Workloads.start("devtty", "partial")) {
+      Path images = w.dumpHealthyAndKill();
+      for (Crit.Version v : Crit.Version.values()) {
+        Map<String, JsonNode> decoded = Crit.decodeDir(v, images);
+        JsonNode data = Crit.entries(decoded.get("tty-data.img"));
+        assertEquals(1, data.size(), v + " one entry: " + data);
+        int slave = -1;
+        for (JsonNode i : Crit.entries(decoded.get("tty-info.img"))) {
+          if (i.has("pty") && (i.get("id").asInt() & 1) == 0) {
+            slave = i.get("id").asInt();
+          }
+        }
+        assertEquals(slave, data.get(0).get("tty_id").asInt(), v + " under the slave: " + data);
+        assertEquals(
+            "half a \u0016\u0003li",
+            new String(
+                java.util.Base64.getDecoder().decode(data.get(0).get("data").asText().strip()),
+                java.nio.charset.StandardCharsets.ISO_8859_1),
+            v + " the edit buffer, ^C behind ^V");
+      }
+      CriuJudge.restore(images);
+      String after = w.check();
+      assertTrue(after.startsWith("OK the partial line was completed"), "after restore: " + after);
+    }
+  }
+
+  /** Left running, the partial line taken out of the edit buffer is typed back as it was. */
+  @Test
+  void aPartialCanonicalLineIsTypedBackWhenLeftRunning() throws Exception {
+    try (Workloads.Running w = Workloads.start("devtty", "partial")) {
+      assertTrue(w.check().startsWith("OK"), "healthy before the dump");
+      Path images = w.state.resolve("images");
+      w.dumpLeavingRunning(images);
+      assertTrue(Files.exists(images.resolve("tty-data.img")), "the line was taken");
+      String after = w.check();
+      assertTrue(after.startsWith("OK the partial line was completed"), "left running: " + after);
+    }
+  }
+
+  /**
+   * With ECHO on, the line typed again by the restore would be echoed a second time: refused on the
+   * frozen tree in one line naming the slave's fd, no images, and the line typed back (without an
+   * echo) so the workload still completes it.
+   */
+  @Test
+  void aPartialLineUnderEchoIsRefusedAndLeftInPlace() throws Exception {
+    try (Workloads.Running w = Workloads.start("devtty", "partial-echo")) {
+      assertTrue(w.check().startsWith("OK"), "healthy before the dump");
+      Path images = w.state.resolve("images");
+      Workloads.Cli r =
+          Workloads.stasis(
+              "dump", "--pid", Integer.toString(w.pid), "--images-dir", images.toString());
+      assertNotEquals(0, r.exit(), "the dump must fail");
+      DumpFaultsIT.assertOneLine(r.stderr());
+      assertTrue(
+          r.stderr().contains("fd 4 of PID " + w.pid + " (/dev/pts/")
+              && r.stderr().contains("has a partial line of 10 bytes typed in canonical mode")
+              && r.stderr().contains("ECHO on"),
+          "names the fd and why: " + r.stderr());
+      assertTrue(!Files.exists(images.resolve("pstree.img")), "no images");
+      String after = w.check();
+      assertTrue(after.startsWith("OK the partial line was completed"), "after refusal: " + after);
+    }
+  }
+
   /** The CTTY entry of tty-info.img, reached from the TTY entry of fd 5 through files.img. */
   private static JsonNode devTtyInfo(Map<String, JsonNode> decoded, String who) {
     // By type: a TTY entry and its regular-file entry may share the id (ours do).

@@ -83,6 +83,7 @@ public final class Pty implements FileKind {
 
   // x86-64 ioctl numbers (asm-generic/ioctls.h).
   private static final long TCGETS = 0x5401;
+  private static final long TCSETS = 0x5402;
   private static final long TIOCGPGRP = 0x540F;
   private static final long TIOCGWINSZ = 0x5413;
   private static final long FIONREAD = 0x541B;
@@ -123,7 +124,18 @@ public final class Pty implements FileKind {
    * Bytes read out of terminal end {@code infoId}, and the agent's descriptor of the other end
    * through which they are written back if the tree goes on running.
    */
-  private record Taken(int infoId, byte[] data, int backFd) {}
+  private record Taken(int infoId, byte[] data, int backFd, PartialLine partial) {
+    Taken(int infoId, byte[] data, int backFd) {
+      this(infoId, data, backFd, null);
+    }
+  }
+
+  /**
+   * A partial line taken out of a canonical-mode slave's edit buffer ({@link #takePartialLine}):
+   * the bytes as they were, the agent's slave description and the slave's termios (36 bytes), for
+   * {@link #release} to type them back.
+   */
+  private record PartialLine(byte[] typed, int slaveFd, byte[] termios) {}
 
   @Override
   public boolean recognises(OpenFd fd) {
@@ -575,6 +587,7 @@ public final class Pty implements FileKind {
    */
   private void takeQueuedBytes() throws IOException {
     Map<Integer, Integer> queued = new LinkedHashMap<>();
+    List<Integer> partials = new ArrayList<>();
     for (Map.Entry<Integer, OpenFd> e : ends.entrySet()) {
       int id = e.getKey();
       OpenFd end = e.getValue();
@@ -594,6 +607,9 @@ public final class Pty implements FileKind {
             what + " has a packet-mode status change to be read: not supported");
       }
       if (n == 0) {
+        if ((id & 1) == 0 && ends.containsKey(id ^ 1) && canonical(info.getTermios())) {
+          partials.add(id); // FIONREAD counts whole lines only: an edit buffer may hold more
+        }
         continue;
       }
       String bytes = what + " has " + n + " bytes queued to be read";
@@ -641,6 +657,184 @@ public final class Pty implements FileKind {
               ? readMaster(masterFd, end, infos.get(id).getPacketMode())
               : readSlave(slaveFd, end);
       taken.add(new Taken(id, data, master ? slaveFd : masterFd));
+    }
+    for (int id : partials) {
+      takePartialLine(id);
+    }
+  }
+
+  // c_lflag and c_iflag bits (asm-generic/termbits.h) and c_cc indices the partial line needs.
+  private static final int ISIG = 0x1;
+  private static final int ICANON = 0x2;
+  private static final int ECHO_BITS = 0x8 | 0x10 | 0x20 | 0x40; // ECHO ECHOE ECHOK ECHONL
+  private static final int ECHO = 0x8;
+  private static final int IEXTEN = 0x8000;
+  private static final int EXTPROC = 0x10000;
+  private static final int PARMRK = 0x8;
+  private static final int ISTRIP = 0x20;
+  private static final int INLCR = 0x40;
+  private static final int IGNCR = 0x80;
+  private static final int ICRNL = 0x100;
+  private static final int IUCLC = 0x200;
+  private static final int IXON = 0x400;
+  private static final int IXANY = 0x800;
+  private static final int VINTR = 0, VQUIT = 1, VERASE = 2, VKILL = 3, VEOF = 4, VSTART = 8;
+  private static final int VSTOP = 9, VSUSP = 10, VEOL = 11, VREPRINT = 12, VWERASE = 14;
+  private static final int VLNEXT = 15, VEOL2 = 16;
+  private static final int CC_AT = 17; // c_cc in struct termios, after 4 flags and c_line
+
+  private static boolean canonical(TermiosEntry t) {
+    return (t.getCLflag() & ICANON) != 0 && (t.getCLflag() & EXTPROC) == 0;
+  }
+
+  /**
+   * A line typed into a slave in canonical mode without its end yet sits in the line discipline's
+   * edit buffer: not readable, not counted by FIONREAD, so CRIU 4.2.1 loses it silently. The kernel
+   * shows it only to a reader in non-canonical mode, so, on the frozen tree, the slave is switched
+   * to non-canonical mode through the agent's description, the edit buffer read out, and canonical
+   * mode set again: the buffer is then empty and the line discipline in the state of an empty line
+   * (no complete line is lost: FIONREAD was 0). The bytes go to tty-data.img under the slave, which
+   * the restore writes through the master once the slave's modes are set, i.e. types them again;
+   * left running, {@link #release} types them back. Typed again they must give the same line: with
+   * ECHO on they would be echoed a second time, a byte the line discipline treats specially (erase,
+   * kill, end of line, signals...) is carried behind the terminal's literal-next character (which
+   * needs IEXTEN and a VLNEXT), and flow-control characters, 0377 under PARMRK and bytes that
+   * ISTRIP or IUCLC would change cannot be carried: those are refused, after the bytes were put in
+   * {@link #taken} so that the failed dump's release types them back.
+   */
+  private void takePartialLine(int id) throws IOException {
+    OpenFd slave = ends.get(id);
+    String what = "fd " + slave.fd() + " of PID " + slave.pid() + " (" + slave.target() + ")";
+    int slaveFd =
+        Linux.open(
+            "/proc/" + slave.pid() + "/fd/" + slave.fd(),
+            Linux.O_RDWR | O_NOCTTY | Linux.O_NONBLOCK | Linux.O_CLOEXEC);
+    held.add(slaveFd);
+    ByteBuffer t = ByteBuffer.allocateDirect(64).order(ByteOrder.LITTLE_ENDIAN);
+    Linux.ioctl("ioctl(TCGETS)", slave.pid(), slaveFd, TCGETS, Linux.address(t));
+    byte[] termios = new byte[36];
+    t.get(0, termios);
+    int lflag = t.getInt(12);
+    t.putInt(12, lflag & ~ICANON);
+    Linux.ioctl("ioctl(TCSETS)", slave.pid(), slaveFd, TCSETS, Linux.address(t));
+    byte[] typed;
+    try {
+      typed = readSlave(slaveFd, slave);
+    } finally {
+      t.put(0, termios);
+      Linux.ioctl("ioctl(TCSETS)", slave.pid(), slaveFd, TCSETS, Linux.address(t));
+    }
+    if (typed.length == 0) {
+      return;
+    }
+    int masterFd = Sockets.grab(ends.get(id ^ 1));
+    held.add(masterFd);
+    ByteBuffer tt = ByteBuffer.wrap(termios).order(ByteOrder.LITTLE_ENDIAN);
+    java.io.ByteArrayOutputStream image = new java.io.ByteArrayOutputStream();
+    String refusal = retypable(typed, tt, image);
+    taken.add(
+        new Taken(
+            id,
+            refusal == null ? image.toByteArray() : new byte[0],
+            masterFd,
+            new PartialLine(typed, slaveFd, termios)));
+    if (refusal != null) {
+      throw new DumpException(
+          what
+              + " has a partial line of "
+              + typed.length
+              + " bytes typed in canonical mode"
+              + refusal
+              + ": not supported");
+    }
+  }
+
+  /**
+   * The bytes that, written through the master under termios {@code t}, give the partial line
+   * {@code typed} again (into {@code out}), or why there are none (", ..." for the refusal).
+   */
+  static String retypable(byte[] typed, ByteBuffer t, java.io.ByteArrayOutputStream out) {
+    int iflag = t.getInt(0);
+    int lflag = t.getInt(12);
+    if ((lflag & ECHO) != 0) {
+      return " with ECHO on: typed again by the restore, it would be echoed again";
+    }
+    java.util.Set<Integer> special = new java.util.HashSet<>(List.of((int) '\n'));
+    List<Integer> canon = new ArrayList<>(List.of(VERASE, VKILL, VEOF, VEOL));
+    if ((lflag & IEXTEN) != 0) {
+      canon.addAll(List.of(VEOL2, VWERASE, VLNEXT, VREPRINT));
+    }
+    if ((lflag & ISIG) != 0) {
+      canon.addAll(List.of(VINTR, VQUIT, VSUSP));
+    }
+    for (int i : canon) {
+      special.add(t.get(CC_AT + i) & 0xff);
+    }
+    if ((iflag & (ICRNL | IGNCR)) != 0) {
+      special.add((int) '\r');
+    }
+    special.remove(0); // a disabled character (_POSIX_VDISABLE) is not special
+    int lnext = (lflag & IEXTEN) != 0 ? t.get(CC_AT + VLNEXT) & 0xff : 0;
+    for (byte b : typed) {
+      int c = b & 0xff;
+      if ((iflag & IXON) != 0
+          && c != 0
+          && (c == (t.get(CC_AT + VSTART) & 0xff) || c == (t.get(CC_AT + VSTOP) & 0xff))) {
+        return " holding a flow-control character (IXON)";
+      }
+      if ((iflag & PARMRK) != 0 && c == 0xff) {
+        return " holding byte 0377 under PARMRK";
+      }
+      if (((iflag & ISTRIP) != 0 && c > 0x7f)
+          || ((iflag & IUCLC) != 0 && (lflag & IEXTEN) != 0 && c >= 'A' && c <= 'Z')) {
+        return " holding bytes ISTRIP or IUCLC would change";
+      }
+      if (special.contains(c)) {
+        if (lnext == 0) {
+          return " holding a character the line discipline treats specially, and no literal-next"
+              + " character (VLNEXT, IEXTEN) to type it again as it is";
+        }
+        out.write(lnext);
+      }
+      out.write(c);
+    }
+    return null;
+  }
+
+  /**
+   * Types a partial line back into the slave's edit buffer as it was: through the master, every
+   * byte behind a literal-next character, with echo, signals and input mapping off meanwhile (set
+   * through the agent's description; only ICANON or EXTPROC changes reset the edit buffer), then a
+   * poll of the slave, which waits for the line discipline to take them in, and the modes as they
+   * were.
+   */
+  private static void typeBack(PartialLine p, int masterFd) throws IOException {
+    ByteBuffer t = ByteBuffer.allocateDirect(64).order(ByteOrder.LITTLE_ENDIAN);
+    t.put(0, p.termios());
+    int iflag = t.getInt(0);
+    t.putInt(0, iflag & ~(ISTRIP | IUCLC | PARMRK | IXANY | ICRNL | INLCR | IGNCR));
+    t.putInt(12, (t.getInt(12) & ~(ECHO_BITS | ISIG)) | IEXTEN);
+    int lnext = 0x16; // ^V, unless it stops or starts output
+    while ((iflag & IXON) != 0
+        && (lnext == (t.get(CC_AT + VSTART) & 0xff) || lnext == (t.get(CC_AT + VSTOP) & 0xff))) {
+      lnext++;
+    }
+    t.put(CC_AT + VLNEXT, (byte) lnext);
+    Linux.ioctl("ioctl(TCSETS)", 0, p.slaveFd(), TCSETS, Linux.address(t));
+    try {
+      ByteBuffer b = ByteBuffer.allocateDirect(p.typed().length * 2);
+      for (byte c : p.typed()) {
+        b.put((byte) lnext).put(c);
+      }
+      b.flip();
+      while (b.hasRemaining()) {
+        Linux.write(masterFd, b);
+      }
+      Linux.pollNow(
+          p.slaveFd(), 1); // POLLIN: flushes the pty's input work into the line discipline
+    } finally {
+      t.put(0, p.termios());
+      Linux.ioctl("ioctl(TCSETS)", 0, p.slaveFd(), TCSETS, Linux.address(t));
     }
   }
 
@@ -704,6 +898,10 @@ public final class Pty implements FileKind {
         ByteBuffer b = ByteBuffer.allocateDirect(Math.max(1, t.data().length));
         b.put(t.data()).flip();
         try {
+          if (t.partial() != null) {
+            typeBack(t.partial(), t.backFd());
+            continue;
+          }
           while (b.hasRemaining()) {
             Linux.write(t.backFd(), b);
           }
