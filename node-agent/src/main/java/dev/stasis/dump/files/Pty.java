@@ -53,7 +53,9 @@ import java.util.Map;
  *
  * <p>Bytes waiting to be read in a pair go to tty-data.img, taken out at the end of the dump as
  * CRIU does ({@link #takeQueuedBytes}: where the line discipline would leave them as they are when
- * they are put back) and written back if the tree goes on running.
+ * they are put back) and written back if the tree goes on running; so does a partial line in a
+ * canonical slave's edit buffer ({@link #takePartialLine}), which CRIU loses. Bytes read before a
+ * failure half way are written back too.
  *
  * <p>Only pairs whose master the dumped tree holds are dumped: a slave whose master is outside the
  * tree (a shell's terminal, CRIU's {@code --shell-job} case) and a terminal controlling a session
@@ -582,8 +584,8 @@ public final class Pty implements FileKind {
    * ends are dumped. Everything is checked before the first byte is read, so a refusal takes
    * nothing.
    *
-   * <p>Not seen, as by CRIU: a partial line typed into a terminal in canonical mode (not readable
-   * yet, FIONREAD does not count it).
+   * <p>A partial line typed into a canonical-mode slave (not readable yet, FIONREAD does not count
+   * it; CRIU loses it) is taken by {@link #takePartialLine}.
    */
   private void takeQueuedBytes() throws IOException {
     Map<Integer, Integer> queued = new LinkedHashMap<>();
@@ -652,11 +654,17 @@ public final class Pty implements FileKind {
       held.add(slaveFd);
       int masterFd = Sockets.grab(master ? end : ends.get(id ^ 1));
       held.add(masterFd);
-      byte[] data =
-          master
-              ? readMaster(masterFd, end, infos.get(id).getPacketMode())
-              : readSlave(slaveFd, end);
-      taken.add(new Taken(id, data, master ? slaveFd : masterFd));
+      // Whatever was read before a failure is recorded too, so that release writes it back.
+      java.io.ByteArrayOutputStream data = new java.io.ByteArrayOutputStream();
+      try {
+        if (master) {
+          readMaster(masterFd, end, infos.get(id).getPacketMode(), data);
+        } else {
+          readSlave(slaveFd, end, data);
+        }
+      } finally {
+        taken.add(new Taken(id, data.toByteArray(), master ? slaveFd : masterFd));
+      }
     }
     for (int id : partials) {
       takePartialLine(id);
@@ -710,6 +718,8 @@ public final class Pty implements FileKind {
             "/proc/" + slave.pid() + "/fd/" + slave.fd(),
             Linux.O_RDWR | O_NOCTTY | Linux.O_NONBLOCK | Linux.O_CLOEXEC);
     held.add(slaveFd);
+    int masterFd = Sockets.grab(ends.get(id ^ 1)); // the way back, before anything changes
+    held.add(masterFd);
     ByteBuffer t = ByteBuffer.allocateDirect(64).order(ByteOrder.LITTLE_ENDIAN);
     Linux.ioctl("ioctl(TCGETS)", slave.pid(), slaveFd, TCGETS, Linux.address(t));
     byte[] termios = new byte[36];
@@ -717,28 +727,28 @@ public final class Pty implements FileKind {
     int lflag = t.getInt(12);
     t.putInt(12, lflag & ~ICANON);
     Linux.ioctl("ioctl(TCSETS)", slave.pid(), slaveFd, TCSETS, Linux.address(t));
-    byte[] typed;
+    java.io.ByteArrayOutputStream read = new java.io.ByteArrayOutputStream();
     try {
-      typed = readSlave(slaveFd, slave);
+      readSlave(slaveFd, slave, read);
     } finally {
       t.put(0, termios);
       Linux.ioctl("ioctl(TCSETS)", slave.pid(), slaveFd, TCSETS, Linux.address(t));
+      if (read.size() > 0) { // typed back by release, even if the read failed half way
+        PartialLine p = new PartialLine(read.toByteArray(), slaveFd, termios);
+        taken.add(new Taken(id, new byte[0], masterFd, p));
+      }
     }
+    byte[] typed = read.toByteArray();
     if (typed.length == 0) {
       return;
     }
-    int masterFd = Sockets.grab(ends.get(id ^ 1));
-    held.add(masterFd);
     ByteBuffer tt = ByteBuffer.wrap(termios).order(ByteOrder.LITTLE_ENDIAN);
     java.io.ByteArrayOutputStream image = new java.io.ByteArrayOutputStream();
     String refusal = retypable(typed, tt, image);
-    taken.add(
-        new Taken(
-            id,
-            refusal == null ? image.toByteArray() : new byte[0],
-            masterFd,
-            new PartialLine(typed, slaveFd, termios)));
-    if (refusal != null) {
+    if (refusal == null) { // the image's bytes: the line as the restore must type it
+      Taken last = taken.remove(taken.size() - 1);
+      taken.add(new Taken(id, image.toByteArray(), masterFd, last.partial()));
+    } else {
       throw new DumpException(
           what
               + " has a partial line of "
@@ -843,9 +853,9 @@ public final class Pty implements FileKind {
    * cannot be set), so a read with bytes waiting returns at once; in packet mode each read starts
    * with the TIOCPKT_DATA byte, which is not data.
    */
-  private static byte[] readMaster(int fd, OpenFd end, boolean packet) throws IOException {
+  private static void readMaster(
+      int fd, OpenFd end, boolean packet, java.io.ByteArrayOutputStream out) throws IOException {
     String what = "fd " + end.fd() + " of PID " + end.pid();
-    java.io.ByteArrayOutputStream out = new java.io.ByteArrayOutputStream();
     for (int n; (n = optionalInt(end.pid(), fd, FIONREAD, what)) > 0; ) {
       ByteBuffer b = ByteBuffer.allocateDirect(n + 1);
       int r = Linux.read(fd, b);
@@ -857,12 +867,11 @@ public final class Pty implements FileKind {
         out.write(b.get(i));
       }
     }
-    return out.toByteArray();
   }
 
   /** The slave's queue, read through the agent's non-blocking description until it is empty. */
-  private static byte[] readSlave(int fd, OpenFd end) throws IOException {
-    java.io.ByteArrayOutputStream out = new java.io.ByteArrayOutputStream();
+  private static void readSlave(int fd, OpenFd end, java.io.ByteArrayOutputStream out)
+      throws IOException {
     ByteBuffer b = ByteBuffer.allocateDirect(4096);
     while (true) {
       b.clear();
@@ -882,7 +891,6 @@ public final class Pty implements FileKind {
         out.write(b.get(i));
       }
     }
-    return out.toByteArray();
   }
 
   /**
