@@ -709,6 +709,10 @@ public final class Pty implements FileKind {
    * needs IEXTEN and a VLNEXT), and flow-control characters, 0377 under PARMRK and bytes that
    * ISTRIP or IUCLC would change cannot be carried: those are refused, after the bytes were put in
    * {@link #taken} so that the failed dump's release types them back.
+   *
+   * <p>Assumes no reader sits in read() on the slave meanwhile (it would hold the line discipline's
+   * read lock and the agent's non-blocking read would see nothing): the freeze takes the tree's own
+   * readers out of read(); a reader outside the tree is not guarded against.
    */
   private void takePartialLine(int id) throws IOException {
     OpenFd slave = ends.get(id);
