@@ -6,11 +6,16 @@
  * check: fd 0 is still a terminal and the controlling terminal (/proc/self/stat tty_nr is its
  * device), the workload still does not lead its session; it writes "shelljob <pid> on <tty>" to
  * the terminal and reports the terminal's name and the last line typed on it since the previous
- * check (read without blocking), so the test sees bytes pass both ways. */
+ * check (read without blocking), so the test sees bytes pass both ways.
+ * With argv[2] "devtty" it also holds /dev/tty as fd 3 (as sudo or less do), and check makes sure
+ * fd 3 is still /dev/tty reaching fd 0's terminal (TIOCGDEV) and writes its line through it. */
 #include "workload.h"
 #include <poll.h>
 #include <signal.h>
+#include <sys/ioctl.h>
 #include <sys/stat.h>
+
+static int devtty = -1;
 
 static int check(char *msg, size_t n) {
   struct stat st;
@@ -39,6 +44,16 @@ static int check(char *msg, size_t n) {
     snprintf(msg, n, "leads its session");
     return 0;
   }
+  if (devtty >= 0) {
+    char link[64] = "";
+    unsigned int dev = 0;
+    ssize_t l = readlink("/proc/self/fd/3", link, sizeof link - 1);
+    if (l > 0) link[l] = 0;
+    if (strcmp(link, "/dev/tty") != 0 || ioctl(devtty, TIOCGDEV, &dev) < 0 || dev != st.st_rdev) {
+      snprintf(msg, n, "fd 3 is '%s' reaching %x, expected /dev/tty on %s", link, dev, name);
+      return 0;
+    }
+  }
   char typed[256] = "";
   struct pollfd p = {.fd = 0, .events = POLLIN};
   while (poll(&p, 1, 0) == 1 && (p.revents & POLLIN)) {
@@ -49,8 +64,9 @@ static int check(char *msg, size_t n) {
   char *nl = strchr(typed, '\n');
   if (nl) *nl = 0;
   char line[128];
-  snprintf(line, sizeof line, "shelljob %d on %s\n", getpid(), name);
-  if (write(1, line, strlen(line)) < 0) {
+  snprintf(line, sizeof line, "shelljob %d on %s%s\n", getpid(), name,
+           devtty >= 0 ? " via /dev/tty" : "");
+  if (write(devtty >= 0 ? devtty : 1, line, strlen(line)) < 0) {
     snprintf(msg, n, "cannot write to %s: %s", name, strerror(errno));
     return 0;
   }
@@ -63,6 +79,10 @@ int main(int argc, char **argv) {
   signal(SIGHUP, SIG_IGN);
   if (!isatty(0)) {
     fprintf(stderr, "stdin is not a terminal\n");
+    return 1;
+  }
+  if (argc > 2 && strcmp(argv[2], "devtty") == 0 && (devtty = open("/dev/tty", O_RDWR)) != 3) {
+    perror("/dev/tty");
     return 1;
   }
   wl_ready();

@@ -10,7 +10,8 @@ import dev.stasis.testing.CriuJudge;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.Map;
-import org.junit.jupiter.api.Test;
+import org.junit.jupiter.params.ParameterizedTest;
+import org.junit.jupiter.params.provider.ValueSource;
 
 /**
  * CRIU's {@code --shell-job} case: a job started from a terminal whose master is outside the tree
@@ -19,24 +20,32 @@ import org.junit.jupiter.api.Test;
  * tty-info entry carries its modes and the shell's session, with no master entry, as {@code criu
  * restore --shell-job} expects. The judge, run from another terminal of the test's, gives the job
  * that terminal: the job checks it is its controlling terminal, and bytes pass both ways on it.
+ * With "devtty" the job also holds /dev/tty (as sudo or less do): a CTTY tty-info entry with the
+ * shell's session, and after the restore /dev/tty reaches the restorer's terminal, through which
+ * the job writes its line.
  */
 class ShellJobIT {
 
-  @Test
-  void aShellJobComesBackOnTheRestorersTerminal() throws Exception {
+  @ParameterizedTest
+  @ValueSource(strings = {"", "devtty"})
+  void aShellJobComesBackOnTheRestorersTerminal(String mode) throws Exception {
+    boolean devTty = mode.equals("devtty");
+    String via = devTty ? " via /dev/tty" : "";
     Path exe = Workloads.build("shelljob");
     Path state =
         Files.createTempDirectory(Files.createDirectories(Path.of("target/it")), "shelljob-")
             .toAbsolutePath();
     try (ScriptTerminal first =
-            ScriptTerminal.run(state.resolve("screen-1"), exe + " " + state + "; sleep 600");
+            ScriptTerminal.run(
+                state.resolve("screen-1"), exe + " " + state + " " + mode + "; sleep 600");
         Workloads.Running w = new Workloads.Running(awaitReady(state), state)) {
       first.type("typed before\n");
       String before = w.check();
       assertTrue(before.startsWith("OK on /dev/pts/"), "under the first terminal: " + before);
       assertTrue(before.endsWith("typed 'typed before'"), "input arrives: " + before);
       String firstTty = before.split(" ")[2];
-      assertTrue(first.awaitShown("shelljob " + w.pid + " on " + firstTty, 10), first.screen());
+      assertTrue(
+          first.awaitShown("shelljob " + w.pid + " on " + firstTty + via, 10), first.screen());
 
       Path images = state.resolve("images");
       Workloads.Cli refused =
@@ -67,8 +76,13 @@ class ShellJobIT {
         assertNotEquals(
             root.get("pid").asInt(), root.get("sid").asInt(), v + " the shell leads: " + root);
         JsonNode infos = Crit.entries(decoded.get("tty-info.img"));
-        assertEquals(1, infos.size(), v + " the slave only: " + infos);
+        assertEquals(devTty ? 2 : 1, infos.size(), v + " the slave (and /dev/tty): " + infos);
         JsonNode slave = infos.get(0);
+        if (devTty) {
+          JsonNode ctty = infos.get(1);
+          assertEquals("CTTY", ctty.get("type").asText(), v + " /dev/tty: " + ctty);
+          assertEquals(root.get("sid").asInt(), ctty.get("sid").asInt(), v + " session: " + ctty);
+        }
         assertEquals(0, slave.get("id").asInt() & 1, v + " a slave end: " + slave);
         assertEquals(
             firstTty, "/dev/pts/" + slave.get("pty").get("index").asInt(), v + " index: " + slave);
@@ -94,7 +108,7 @@ class ShellJobIT {
         assertNotEquals(firstTty, secondTty, "the restorer's terminal, not the old one");
         assertTrue(after.endsWith("typed 'typed after'"), "input from the new terminal: " + after);
         assertTrue(
-            second.awaitShown("shelljob " + w.pid + " on " + secondTty, 10),
+            second.awaitShown("shelljob " + w.pid + " on " + secondTty + via, 10),
             "output on the new terminal: " + second.screen());
       }
     }

@@ -53,27 +53,46 @@ import java.util.Map;
  *
  * <p>Bytes waiting to be read in a pair go to tty-data.img, taken out at the end of the dump as
  * CRIU does ({@link #takeQueuedBytes}: where the line discipline would leave them as they are when
- * they are put back) and written back if the tree goes on running.
+ * they are put back) and written back if the tree goes on running; so does a partial line in a
+ * canonical slave's edit buffer ({@link #takePartialLine}), which CRIU loses. Bytes read before a
+ * failure half way are written back too.
  *
  * <p>Only pairs whose master the dumped tree holds are dumped: a slave whose master is outside the
  * tree (a shell's terminal, CRIU's {@code --shell-job} case) and a terminal controlling a session
  * whose leader or foreground group is outside the tree are refused, naming the fd ({@link
- * #refuseUnsupported} before the freeze, {@link #dump} again on the frozen tree). /dev/tty,
- * consoles and serial lines are not recognised (refused by the table).
+ * #refuseUnsupported} before the freeze, {@link #dump} again on the frozen tree). Consoles and
+ * serial lines are not recognised (refused by the table).
+ *
+ * <p>/dev/tty (device 5:0, what ssh, sudo, less or a shell open to reach "the terminal") is a
+ * descriptor on its holder's controlling terminal at the time it was opened: as CRIU writes it, a
+ * TTY entry naming the one tty-info entry of type CTTY (id {@link #CTTY_INFO_ID}, no pty part, rdev
+ * 5:0, the terminal's modes as read through it), and a regular-file entry with the path /dev/tty.
+ * The restore opens /dev/tty again in the holder once its other terminals are open, which works
+ * only where the holder has its controlling terminal back: in CRIU 4.2.1 the session leader (which
+ * takes the terminal back) or, with {@code --shell-job}, a job of the restorer's session. So it is
+ * dumped only where it is the holder's controlling terminal, a pty the tree dumps, held by the
+ * session's leader (or a shell job's process); all /dev/tty descriptors of the tree on one terminal
+ * (CRIU's one CTTY entry gives its modes to every /dev/tty). See {@link #refuseDevTty}.
  */
 public final class Pty implements FileKind {
   static final String INDEX = "tty-index";
   private static final int TTYAUX_MAJOR = 5;
   private static final int PTMX_MINOR = 2;
+  private static final int CTTY_MINOR = 0;
+
+  /** The tty-info id of /dev/tty: CRIU's CTTY index 1006, shifted as a slave's (CTTY_INDEX). */
+  static final int CTTY_INFO_ID = 1006 << 1;
 
   // x86-64 ioctl numbers (asm-generic/ioctls.h).
   private static final long TCGETS = 0x5401;
+  private static final long TCSETS = 0x5402;
   private static final long TIOCGPGRP = 0x540F;
   private static final long TIOCGWINSZ = 0x5413;
   private static final long FIONREAD = 0x541B;
   private static final long TIOCGSID = 0x5429;
   private static final long TIOCGLCKTRMIOS = 0x5456;
   private static final long TIOCGPTN = 0x80045430L;
+  private static final long TIOCGDEV = 0x80045432L;
   private static final long TIOCGPKT = 0x80045438L;
   private static final long TIOCGPTLCK = 0x80045439L;
   private static final long TIOCGEXCL = 0x80045440L;
@@ -107,11 +126,29 @@ public final class Pty implements FileKind {
    * Bytes read out of terminal end {@code infoId}, and the agent's descriptor of the other end
    * through which they are written back if the tree goes on running.
    */
-  private record Taken(int infoId, byte[] data, int backFd) {}
+  private record Taken(int infoId, byte[] data, int backFd, PartialLine partial) {
+    Taken(int infoId, byte[] data, int backFd) {
+      this(infoId, data, backFd, null);
+    }
+  }
+
+  /**
+   * A partial line taken out of a canonical-mode slave's edit buffer ({@link #takePartialLine}):
+   * the bytes as they were, the agent's slave description and the slave's termios (36 bytes), for
+   * {@link #release} to type them back.
+   */
+  private record PartialLine(byte[] typed, int slaveFd, byte[] termios) {}
 
   @Override
   public boolean recognises(OpenFd fd) {
-    return isMaster(fd) || isSlave(fd.stat());
+    return isMaster(fd) || isSlave(fd.stat()) || isDevTty(fd.stat());
+  }
+
+  /** /dev/tty: the device that stands for the opener's controlling terminal (5:0). */
+  static boolean isDevTty(FileStat st) {
+    return st.type() == Linux.S_IFCHR
+        && st.rdevMajor() == TTYAUX_MAJOR
+        && st.rdevMinor() == CTTY_MINOR;
   }
 
   static boolean isMaster(OpenFd fd) {
@@ -140,13 +177,29 @@ public final class Pty implements FileKind {
     return FdTypes.TTY;
   }
 
+  /** The tree's /dev/tty descriptors as dumped, each with the terminal it reaches. */
+  private final List<DevTty> devTtys = new ArrayList<>();
+
   @Override
   public FileEntry dump(OpenFd fd, int id) throws IOException {
-    boolean master = isMaster(fd);
-    int infoId = (index(fd) << 1) + (master ? 1 : 0);
-    if (!infos.containsKey(infoId)) {
-      infos.put(infoId, info(fd, infoId, master));
-      ends.put(infoId, fd);
+    int infoId;
+    if (isDevTty(fd.stat())) {
+      infoId = CTTY_INFO_ID;
+      DevTty t = DevTty.read(fd);
+      refuseDevTty(t);
+      if (devTtys.isEmpty()) {
+        infos.put(infoId, devTtyInfo(fd, t));
+      } else {
+        refuseTwoTerminals(devTtys.get(0), t);
+      }
+      devTtys.add(t);
+    } else {
+      boolean master = isMaster(fd);
+      infoId = (index(fd) << 1) + (master ? 1 : 0);
+      if (!infos.containsKey(infoId)) {
+        infos.put(infoId, info(fd, infoId, master));
+        ends.put(infoId, fd);
+      }
     }
     return FileEntry.newBuilder()
         .setType(FdTypes.TTY)
@@ -175,7 +228,8 @@ public final class Pty implements FileKind {
       if (master && intIoctl(pid, own, TIOCGPTN) != index(fd)) {
         throw new DumpException(what + ": TIOCGPTN disagrees with fdinfo's tty-index");
       }
-      int[] session = master ? terminalSession(pid, own, what) : sessionAsSeenBy(fd, what);
+      int[] session =
+          master ? terminalSession(pid, own, what) : sessionAsSeenBy(fd, fd.stat().rdev(), what);
       Path st = fd.link();
       Map<String, Object> owner = Files.readAttributes(st, "unix:uid,gid");
       return TtyInfoEntry.newBuilder()
@@ -201,6 +255,161 @@ public final class Pty implements FileKind {
   }
 
   /**
+   * A /dev/tty descriptor and what it stands for: the terminal it reaches (TIOCGDEV through the
+   * agent's copy of the description: the device of the terminal /dev/tty was opened on), the
+   * holder's controlling terminal and session now (/proc stat, the agent's PID namespace).
+   */
+  record DevTty(OpenFd fd, FileStat terminal, int ctty, int session) {
+    static DevTty read(OpenFd fd) throws IOException {
+      String what = "fd " + fd.fd() + " of PID " + fd.pid() + " (/dev/tty)";
+      int own = Sockets.grab(fd);
+      int dev;
+      try {
+        dev = intIoctl(fd.pid(), own, TIOCGDEV);
+      } catch (LinuxException e) {
+        if (e.errno() == Errno.EIO) {
+          throw new DumpException(what + " is hung up: not supported");
+        }
+        throw e;
+      } finally {
+        Linux.close(own);
+      }
+      TaskStat st = TaskStat.read(fd.pid());
+      return new DevTty(
+          fd,
+          new FileStat(0, 0, Linux.S_IFCHR, 0, Integer.toUnsignedLong(dev)),
+          st.ttyNr(),
+          st.session());
+    }
+
+    String what() {
+      return "fd " + fd.fd() + " of PID " + fd.pid() + " is /dev/tty";
+    }
+
+    String terminalName() {
+      return isSlave(terminal)
+          ? "/dev/pts/" + slaveIndex(terminal)
+          : "the terminal " + terminal.rdevMajor() + ":" + terminal.rdevMinor();
+    }
+  }
+
+  /**
+   * The CTTY entry, as CRIU's dump writes it for /dev/tty: no lock or packet mode, no pty part,
+   * rdev and owner of the /dev/tty node (the restore chowns the node it opens), the terminal's
+   * modes, window and exclusive mode read through the descriptor (they reach the terminal itself,
+   * whoever asks), and the session and foreground group as the holder sees them.
+   */
+  private static TtyInfoEntry devTtyInfo(OpenFd fd, DevTty t) throws IOException {
+    int own = Sockets.grab(fd);
+    try {
+      int pid = fd.pid();
+      String what = t.what();
+      int[] session = sessionAsSeenBy(fd, t.terminal().rdev(), what);
+      Map<String, Object> owner = Files.readAttributes(fd.link(), "unix:uid,gid");
+      return TtyInfoEntry.newBuilder()
+          .setId(CTTY_INFO_ID)
+          .setType(TtyType.CTTY)
+          .setLocked(false)
+          .setExclusive(optionalInt(pid, own, TIOCGEXCL, what) != 0)
+          .setPacketMode(false)
+          .setSid(session[0])
+          .setPgrp(session[1])
+          .setRdev((int) fd.stat().rdev())
+          .setTermios(termios(pid, own, TCGETS))
+          .setTermiosLocked(termios(pid, own, TIOCGLCKTRMIOS))
+          .setWinsize(winsize(pid, own))
+          .setDev((int) fd.stat().dev())
+          .setUid((Integer) owner.get("uid"))
+          .setGid((Integer) owner.get("gid"))
+          .build();
+    } finally {
+      Linux.close(own);
+    }
+  }
+
+  /**
+   * Refuses a /dev/tty descriptor the restore could not open again (one line naming it): one on a
+   * terminal that is not a pty, or that is not its holder's controlling terminal now (the restore
+   * opens /dev/tty, i.e. whatever the holder's controlling terminal is then).
+   */
+  static void refuseDevTty(DevTty t) throws DumpException {
+    if (!isSlave(t.terminal())) {
+      throw new DumpException(
+          t.what() + " on " + t.terminalName() + ": only pseudo-terminals are supported");
+    }
+    if (Integer.toUnsignedLong(t.ctty()) != t.terminal().rdev()) {
+      throw new DumpException(
+          t.what()
+              + " on "
+              + t.terminalName()
+              + ", which is no longer the controlling terminal of PID "
+              + t.fd().pid()
+              + ": not supported (the restore opens /dev/tty anew)");
+    }
+  }
+
+  /**
+   * Refuses a /dev/tty whose holder would have no controlling terminal after the restore. Where the
+   * tree holds the terminal's master, the holder must lead its session: CRIU 4.2.1 gives the
+   * terminal back to the session leader only. Where the master is outside the tree ({@code
+   * --shell-job}, the tree holding the slave), the holder must not lead its session: a job joins
+   * the restorer's session and so has the restorer's terminal, a leader comes back without one.
+   */
+  static void refuseDevTtyHolder(
+      DevTty t, boolean masterInTree, boolean slaveInTree, boolean shellJob) throws DumpException {
+    boolean leads = t.session() == t.fd().pid();
+    if (masterInTree && !leads) {
+      throw new DumpException(
+          t.what()
+              + ", and PID "
+              + t.fd().pid()
+              + " does not lead its session "
+              + t.session()
+              + ": the restore gives the controlling terminal back to the session leader only"
+              + " (CRIU 4.2.1): not supported");
+    }
+    if (!masterInTree && !(shellJob && slaveInTree)) {
+      throw new DumpException(
+          t.what()
+              + " on "
+              + t.terminalName()
+              + (shellJob
+                  ? ", and no descriptor of the dumped tree is that terminal or its master: not"
+                      + " supported"
+                  : ", whose master is outside the dumped tree: not supported without --shell-job"
+                      + " (a shell's terminal)"));
+    }
+    if (!masterInTree && leads) {
+      throw new DumpException(
+          t.what()
+              + " on "
+              + t.terminalName()
+              + ", whose master is outside the dumped tree, and PID "
+              + t.fd().pid()
+              + " leads its session: a restored session leader gets no terminal back: not"
+              + " supported");
+    }
+  }
+
+  /** One CTTY entry carries the modes of one terminal: /dev/tty on two terminals is refused. */
+  private static void refuseTwoTerminals(DevTty first, DevTty t) throws DumpException {
+    if (first.terminal().rdev() != t.terminal().rdev()) {
+      throw new DumpException(
+          t.what()
+              + " on "
+              + t.terminalName()
+              + ", and fd "
+              + first.fd().fd()
+              + " of PID "
+              + first.fd().pid()
+              + " on "
+              + first.terminalName()
+              + ": /dev/tty on one terminal only is supported (one tty-info entry, as CRIU"
+              + " writes it)");
+    }
+  }
+
+  /**
    * The session the terminal controls and its foreground process group, as the target's PID
    * namespace names them, read through the master (TIOCGSID, TIOCGPGRP answer there whoever asks);
    * {0, 0} for a terminal that controls no session. The restore has the session leader make the
@@ -218,12 +427,13 @@ public final class Pty implements FileKind {
 
   /**
    * A slave's session and foreground group as CRIU's parasite reads them in the process holding it:
-   * TIOCGSID and TIOCGPGRP on a slave answer only in a process whose controlling terminal it is
-   * ({0, 0} in any other), so they come from that process's /proc stat (session, tpgid).
+   * TIOCGSID and TIOCGPGRP on a slave (or on /dev/tty, which reaches terminal {@code rdev}) answer
+   * only in a process whose controlling terminal it is ({0, 0} in any other), so they come from
+   * that process's /proc stat (session, tpgid).
    */
-  private static int[] sessionAsSeenBy(OpenFd fd, String what) throws IOException {
+  private static int[] sessionAsSeenBy(OpenFd fd, long rdev, String what) throws IOException {
     TaskStat st = TaskStat.read(fd.pid());
-    if (Integer.toUnsignedLong(st.ttyNr()) != fd.stat().rdev()) {
+    if (Integer.toUnsignedLong(st.ttyNr()) != rdev) {
       return new int[] {0, 0};
     }
     Status status = Status.read(fd.pid());
@@ -326,8 +536,12 @@ public final class Pty implements FileKind {
     if (infos.isEmpty()) {
       return;
     }
+    for (DevTty t : devTtys) {
+      int slave = slaveIndex(t.terminal()) << 1;
+      refuseDevTtyHolder(t, infos.containsKey(slave | 1), infos.containsKey(slave), shellJob);
+    }
     for (int id : infos.keySet()) {
-      if ((id & 1) == 0 && !infos.containsKey(id | 1)) {
+      if (id != CTTY_INFO_ID && (id & 1) == 0 && !infos.containsKey(id | 1)) {
         OpenFd end = ends.get(id);
         refuseOutsideMaster(List.of(id >> 1), Map.of(id >> 1, describe(end)), shellJob);
       }
@@ -370,11 +584,12 @@ public final class Pty implements FileKind {
    * ends are dumped. Everything is checked before the first byte is read, so a refusal takes
    * nothing.
    *
-   * <p>Not seen, as by CRIU: a partial line typed into a terminal in canonical mode (not readable
-   * yet, FIONREAD does not count it).
+   * <p>A partial line typed into a canonical-mode slave (not readable yet, FIONREAD does not count
+   * it; CRIU loses it) is taken by {@link #takePartialLine}.
    */
   private void takeQueuedBytes() throws IOException {
     Map<Integer, Integer> queued = new LinkedHashMap<>();
+    List<Integer> partials = new ArrayList<>();
     for (Map.Entry<Integer, OpenFd> e : ends.entrySet()) {
       int id = e.getKey();
       OpenFd end = e.getValue();
@@ -394,6 +609,9 @@ public final class Pty implements FileKind {
             what + " has a packet-mode status change to be read: not supported");
       }
       if (n == 0) {
+        if ((id & 1) == 0 && ends.containsKey(id ^ 1) && canonical(info.getTermios())) {
+          partials.add(id); // FIONREAD counts whole lines only: an edit buffer may hold more
+        }
         continue;
       }
       String bytes = what + " has " + n + " bytes queued to be read";
@@ -436,11 +654,201 @@ public final class Pty implements FileKind {
       held.add(slaveFd);
       int masterFd = Sockets.grab(master ? end : ends.get(id ^ 1));
       held.add(masterFd);
-      byte[] data =
-          master
-              ? readMaster(masterFd, end, infos.get(id).getPacketMode())
-              : readSlave(slaveFd, end);
-      taken.add(new Taken(id, data, master ? slaveFd : masterFd));
+      // Whatever was read before a failure is recorded too, so that release writes it back.
+      java.io.ByteArrayOutputStream data = new java.io.ByteArrayOutputStream();
+      try {
+        if (master) {
+          readMaster(masterFd, end, infos.get(id).getPacketMode(), data);
+        } else {
+          readSlave(slaveFd, end, data);
+        }
+      } finally {
+        taken.add(new Taken(id, data.toByteArray(), master ? slaveFd : masterFd));
+      }
+    }
+    for (int id : partials) {
+      takePartialLine(id);
+    }
+  }
+
+  // c_lflag and c_iflag bits (asm-generic/termbits.h) and c_cc indices the partial line needs.
+  private static final int ISIG = 0x1;
+  private static final int ICANON = 0x2;
+  private static final int ECHO_BITS = 0x8 | 0x10 | 0x20 | 0x40; // ECHO ECHOE ECHOK ECHONL
+  private static final int ECHO = 0x8;
+  private static final int IEXTEN = 0x8000;
+  private static final int EXTPROC = 0x10000;
+  private static final int PARMRK = 0x8;
+  private static final int ISTRIP = 0x20;
+  private static final int INLCR = 0x40;
+  private static final int IGNCR = 0x80;
+  private static final int ICRNL = 0x100;
+  private static final int IUCLC = 0x200;
+  private static final int IXON = 0x400;
+  private static final int IXANY = 0x800;
+  private static final int VINTR = 0, VQUIT = 1, VERASE = 2, VKILL = 3, VEOF = 4, VSTART = 8;
+  private static final int VSTOP = 9, VSUSP = 10, VEOL = 11, VREPRINT = 12, VWERASE = 14;
+  private static final int VLNEXT = 15, VEOL2 = 16;
+  private static final int CC_AT = 17; // c_cc in struct termios, after 4 flags and c_line
+
+  private static boolean canonical(TermiosEntry t) {
+    return (t.getCLflag() & ICANON) != 0 && (t.getCLflag() & EXTPROC) == 0;
+  }
+
+  /**
+   * A line typed into a slave in canonical mode without its end yet sits in the line discipline's
+   * edit buffer: not readable, not counted by FIONREAD, so CRIU 4.2.1 loses it silently. The kernel
+   * shows it only to a reader in non-canonical mode, so, on the frozen tree, the slave is switched
+   * to non-canonical mode through the agent's description, the edit buffer read out, and canonical
+   * mode set again: the buffer is then empty and the line discipline in the state of an empty line
+   * (no complete line is lost: FIONREAD was 0). The bytes go to tty-data.img under the slave, which
+   * the restore writes through the master once the slave's modes are set, i.e. types them again;
+   * left running, {@link #release} types them back. Typed again they must give the same line: with
+   * ECHO on they would be echoed a second time, a byte the line discipline treats specially (erase,
+   * kill, end of line, signals...) is carried behind the terminal's literal-next character (which
+   * needs IEXTEN and a VLNEXT), and flow-control characters, 0377 under PARMRK and bytes that
+   * ISTRIP or IUCLC would change cannot be carried: those are refused, after the bytes were put in
+   * {@link #taken} so that the failed dump's release types them back.
+   *
+   * <p>Assumes no reader sits in read() on the slave meanwhile (it would hold the line discipline's
+   * read lock and the agent's non-blocking read would see nothing): the freeze takes the tree's own
+   * readers out of read(); a reader outside the tree is not guarded against.
+   */
+  private void takePartialLine(int id) throws IOException {
+    OpenFd slave = ends.get(id);
+    String what = "fd " + slave.fd() + " of PID " + slave.pid() + " (" + slave.target() + ")";
+    int slaveFd =
+        Linux.open(
+            "/proc/" + slave.pid() + "/fd/" + slave.fd(),
+            Linux.O_RDWR | O_NOCTTY | Linux.O_NONBLOCK | Linux.O_CLOEXEC);
+    held.add(slaveFd);
+    int masterFd = Sockets.grab(ends.get(id ^ 1)); // the way back, before anything changes
+    held.add(masterFd);
+    ByteBuffer t = ByteBuffer.allocateDirect(64).order(ByteOrder.LITTLE_ENDIAN);
+    Linux.ioctl("ioctl(TCGETS)", slave.pid(), slaveFd, TCGETS, Linux.address(t));
+    byte[] termios = new byte[36];
+    t.get(0, termios);
+    int lflag = t.getInt(12);
+    t.putInt(12, lflag & ~ICANON);
+    Linux.ioctl("ioctl(TCSETS)", slave.pid(), slaveFd, TCSETS, Linux.address(t));
+    java.io.ByteArrayOutputStream read = new java.io.ByteArrayOutputStream();
+    try {
+      readSlave(slaveFd, slave, read);
+    } finally {
+      t.put(0, termios);
+      Linux.ioctl("ioctl(TCSETS)", slave.pid(), slaveFd, TCSETS, Linux.address(t));
+      if (read.size() > 0) { // typed back by release, even if the read failed half way
+        PartialLine p = new PartialLine(read.toByteArray(), slaveFd, termios);
+        taken.add(new Taken(id, new byte[0], masterFd, p));
+      }
+    }
+    byte[] typed = read.toByteArray();
+    if (typed.length == 0) {
+      return;
+    }
+    ByteBuffer tt = ByteBuffer.wrap(termios).order(ByteOrder.LITTLE_ENDIAN);
+    java.io.ByteArrayOutputStream image = new java.io.ByteArrayOutputStream();
+    String refusal = retypable(typed, tt, image);
+    if (refusal == null) { // the image's bytes: the line as the restore must type it
+      Taken last = taken.remove(taken.size() - 1);
+      taken.add(new Taken(id, image.toByteArray(), masterFd, last.partial()));
+    } else {
+      throw new DumpException(
+          what
+              + " has a partial line of "
+              + typed.length
+              + " bytes typed in canonical mode"
+              + refusal
+              + ": not supported");
+    }
+  }
+
+  /**
+   * The bytes that, written through the master under termios {@code t}, give the partial line
+   * {@code typed} again (into {@code out}), or why there are none (", ..." for the refusal).
+   */
+  static String retypable(byte[] typed, ByteBuffer t, java.io.ByteArrayOutputStream out) {
+    int iflag = t.getInt(0);
+    int lflag = t.getInt(12);
+    if ((lflag & ECHO) != 0) {
+      return " with ECHO on: typed again by the restore, it would be echoed again";
+    }
+    java.util.Set<Integer> special = new java.util.HashSet<>(List.of((int) '\n'));
+    List<Integer> canon = new ArrayList<>(List.of(VERASE, VKILL, VEOF, VEOL));
+    if ((lflag & IEXTEN) != 0) {
+      canon.addAll(List.of(VEOL2, VWERASE, VLNEXT, VREPRINT));
+    }
+    if ((lflag & ISIG) != 0) {
+      canon.addAll(List.of(VINTR, VQUIT, VSUSP));
+    }
+    for (int i : canon) {
+      special.add(t.get(CC_AT + i) & 0xff);
+    }
+    if ((iflag & (ICRNL | IGNCR)) != 0) {
+      special.add((int) '\r');
+    }
+    special.remove(0); // a disabled character (_POSIX_VDISABLE) is not special
+    int lnext = (lflag & IEXTEN) != 0 ? t.get(CC_AT + VLNEXT) & 0xff : 0;
+    for (byte b : typed) {
+      int c = b & 0xff;
+      if ((iflag & IXON) != 0
+          && c != 0
+          && (c == (t.get(CC_AT + VSTART) & 0xff) || c == (t.get(CC_AT + VSTOP) & 0xff))) {
+        return " holding a flow-control character (IXON)";
+      }
+      if ((iflag & PARMRK) != 0 && c == 0xff) {
+        return " holding byte 0377 under PARMRK";
+      }
+      if (((iflag & ISTRIP) != 0 && c > 0x7f)
+          || ((iflag & IUCLC) != 0 && (lflag & IEXTEN) != 0 && c >= 'A' && c <= 'Z')) {
+        return " holding bytes ISTRIP or IUCLC would change";
+      }
+      if (special.contains(c)) {
+        if (lnext == 0) {
+          return " holding a character the line discipline treats specially, and no literal-next"
+              + " character (VLNEXT, IEXTEN) to type it again as it is";
+        }
+        out.write(lnext);
+      }
+      out.write(c);
+    }
+    return null;
+  }
+
+  /**
+   * Types a partial line back into the slave's edit buffer as it was: through the master, every
+   * byte behind a literal-next character, with echo, signals and input mapping off meanwhile (set
+   * through the agent's description; only ICANON or EXTPROC changes reset the edit buffer), then a
+   * poll of the slave, which waits for the line discipline to take them in, and the modes as they
+   * were.
+   */
+  private static void typeBack(PartialLine p, int masterFd) throws IOException {
+    ByteBuffer t = ByteBuffer.allocateDirect(64).order(ByteOrder.LITTLE_ENDIAN);
+    t.put(0, p.termios());
+    int iflag = t.getInt(0);
+    t.putInt(0, iflag & ~(ISTRIP | IUCLC | PARMRK | IXANY | ICRNL | INLCR | IGNCR));
+    t.putInt(12, (t.getInt(12) & ~(ECHO_BITS | ISIG)) | IEXTEN);
+    int lnext = 0x16; // ^V, unless it stops or starts output
+    while ((iflag & IXON) != 0
+        && (lnext == (t.get(CC_AT + VSTART) & 0xff) || lnext == (t.get(CC_AT + VSTOP) & 0xff))) {
+      lnext++;
+    }
+    t.put(CC_AT + VLNEXT, (byte) lnext);
+    Linux.ioctl("ioctl(TCSETS)", 0, p.slaveFd(), TCSETS, Linux.address(t));
+    try {
+      ByteBuffer b = ByteBuffer.allocateDirect(p.typed().length * 2);
+      for (byte c : p.typed()) {
+        b.put((byte) lnext).put(c);
+      }
+      b.flip();
+      while (b.hasRemaining()) {
+        Linux.write(masterFd, b);
+      }
+      Linux.pollNow(
+          p.slaveFd(), 1); // POLLIN: flushes the pty's input work into the line discipline
+    } finally {
+      t.put(0, p.termios());
+      Linux.ioctl("ioctl(TCSETS)", 0, p.slaveFd(), TCSETS, Linux.address(t));
     }
   }
 
@@ -449,9 +857,9 @@ public final class Pty implements FileKind {
    * cannot be set), so a read with bytes waiting returns at once; in packet mode each read starts
    * with the TIOCPKT_DATA byte, which is not data.
    */
-  private static byte[] readMaster(int fd, OpenFd end, boolean packet) throws IOException {
+  private static void readMaster(
+      int fd, OpenFd end, boolean packet, java.io.ByteArrayOutputStream out) throws IOException {
     String what = "fd " + end.fd() + " of PID " + end.pid();
-    java.io.ByteArrayOutputStream out = new java.io.ByteArrayOutputStream();
     for (int n; (n = optionalInt(end.pid(), fd, FIONREAD, what)) > 0; ) {
       ByteBuffer b = ByteBuffer.allocateDirect(n + 1);
       int r = Linux.read(fd, b);
@@ -463,12 +871,11 @@ public final class Pty implements FileKind {
         out.write(b.get(i));
       }
     }
-    return out.toByteArray();
   }
 
   /** The slave's queue, read through the agent's non-blocking description until it is empty. */
-  private static byte[] readSlave(int fd, OpenFd end) throws IOException {
-    java.io.ByteArrayOutputStream out = new java.io.ByteArrayOutputStream();
+  private static void readSlave(int fd, OpenFd end, java.io.ByteArrayOutputStream out)
+      throws IOException {
     ByteBuffer b = ByteBuffer.allocateDirect(4096);
     while (true) {
       b.clear();
@@ -488,7 +895,6 @@ public final class Pty implements FileKind {
         out.write(b.get(i));
       }
     }
-    return out.toByteArray();
   }
 
   /**
@@ -504,6 +910,10 @@ public final class Pty implements FileKind {
         ByteBuffer b = ByteBuffer.allocateDirect(Math.max(1, t.data().length));
         b.put(t.data()).flip();
         try {
+          if (t.partial() != null) {
+            typeBack(t.partial(), t.backFd());
+            continue;
+          }
           while (b.hasRemaining()) {
             Linux.write(t.backFd(), b);
           }
@@ -524,8 +934,10 @@ public final class Pty implements FileKind {
 
   /**
    * Refuses, before the freeze, what {@link #dump} cannot restore over the whole tree: a pty slave
-   * whose master no process of the tree holds, and a terminal whose session leader or foreground
-   * group is outside the tree (one line naming the fd). Reads only.
+   * whose master no process of the tree holds, a terminal whose session leader or foreground group
+   * is outside the tree, and a /dev/tty the restore could not open again ({@link #refuseDevTty}, or
+   * on a terminal the dump does not carry, or on two terminals); one line naming the fd. Reads
+   * only.
    *
    * @param fds the tree's descriptors, as the table check read them
    */
@@ -533,17 +945,32 @@ public final class Pty implements FileKind {
       throws IOException {
     Map<Integer, String> slaves = new LinkedHashMap<>();
     Map<Integer, OpenFd> masters = new LinkedHashMap<>();
+    List<OpenFd> devTtys = new ArrayList<>();
     for (OpenFd fd : fds) {
       if (isMaster(fd)) {
         masters.putIfAbsent(index(fd), fd);
       } else if (isSlave(fd.stat())) {
         slaves.putIfAbsent(slaveIndex(fd.stat()), describe(fd));
+      } else if (isDevTty(fd.stat())) {
+        devTtys.add(fd);
       }
     }
     List<Integer> outside = new ArrayList<>(slaves.keySet());
     outside.removeAll(masters.keySet());
     refuseOutsideMaster(outside, slaves, shellJob);
     refuseSessionsLedFromOutside(tree, masters);
+    DevTty first = null;
+    for (OpenFd fd : devTtys) {
+      DevTty t = DevTty.read(fd);
+      refuseDevTty(t);
+      int index = slaveIndex(t.terminal());
+      refuseDevTtyHolder(t, masters.containsKey(index), slaves.containsKey(index), shellJob);
+      if (first == null) {
+        first = t;
+      } else {
+        refuseTwoTerminals(first, t);
+      }
+    }
   }
 
   /**

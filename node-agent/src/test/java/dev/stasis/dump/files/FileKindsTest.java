@@ -124,8 +124,9 @@ class FileKindsTest {
     assertEquals(
         "fd 5 is [io_uring]: not supported yet", refusal(fd(5, "anon_inode:[io_uring]", 0, 0)));
     assertEquals(
-        "fd 4 is a terminal (/dev/tty): only pseudo-terminal pairs are supported",
-        refusal(fd(4, "/dev/tty", Linux.S_IFCHR, rdev(5, 0))));
+        "fd 4 is a terminal (/dev/console): only pseudo-terminal pairs are supported",
+        refusal(fd(4, "/dev/console", Linux.S_IFCHR, rdev(5, 1))),
+        "consoles are refused (/dev/tty, 5:0, is the Pty kind's: PtyTest, DevTtyIT)");
     assertEquals(
         "fd 5 is a terminal (/dev/ptmx): only pseudo-terminal pairs are supported",
         refusal(fd(5, "/dev/ptmx", Linux.S_IFCHR, rdev(5, 2))),
