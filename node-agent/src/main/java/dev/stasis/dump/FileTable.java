@@ -8,6 +8,7 @@ import dev.stasis.dump.files.GhostFile;
 import dev.stasis.dump.files.Memfd;
 import dev.stasis.dump.files.MemoryDevice;
 import dev.stasis.dump.files.OpenFd;
+import dev.stasis.dump.files.Refused;
 import dev.stasis.dump.files.RegularFile;
 import dev.stasis.images.ImageSink;
 import dev.stasis.images.ImageType;
@@ -163,14 +164,12 @@ final class FileTable {
    * naming {@code what}.
    */
   private int ghost(int pid, String what, Path link, String path, FileStat st) throws IOException {
+    if (st.type() == Linux.S_IFREG && st.nlink() > 0) {
+      throw new DumpException(Refused.stillLinked(what, path, st.nlink()));
+    }
     if (!GhostFile.isGhost(path, st)) {
       throw new DumpException(
-          what
-              + " is a deleted "
-              + (st.type() == Linux.S_IFREG ? "file with other links" : "non-regular file")
-              + " ("
-              + path
-              + "): not supported yet");
+          what + " is a deleted non-regular file (" + path + "): not supported");
     }
     int id = nextId++;
     files.add(kind(GhostFile.class).mapped(pid, link, path, st, id));
