@@ -4,18 +4,35 @@
  * (the slave of a pty whose master only a daemonised grandchild holds, outside the dumped tree;
  * it exits once the workload is gone) or "ctty" (a pty master whose slave is the controlling
  * terminal of a session led by a daemonised grandchild, outside the dumped tree; it exits once
- * the workload is gone). It is fd 3.
+ * the workload is gone), "linked" (a file of the state directory opened read-only, then unlinked
+ * while a second hard link "other" keeps it: "linked (deleted)" with nlink 1) or "linkedmap" (the
+ * same, "linkedmap" mapped MAP_SHARED and its descriptor closed; fd 3 is then /dev/null). It is
+ * fd 3.
  * check: the descriptor is still fd 3 and of that kind (its /proc link; a lease is still held),
  * i.e. a refused dump left the process as it was. */
 #include "workload.h"
 #include <signal.h>
 #include <sys/fanotify.h>
 #include <sys/ioctl.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <termios.h>
 #include <sys/syscall.h>
 
 static const char *kind;
+static volatile char *mapped;
+
+/* "name" in the state directory, hard-linked as "other", then unlinked: nlink 1, "(deleted)". */
+static int linked_elsewhere(const char *name) {
+  char p[4200], q[4200];
+  wl_path(p, sizeof p, name);
+  wl_path(q, sizeof q, "other");
+  int fd = open(p, O_RDWR | O_CREAT | O_TRUNC, 0644);
+  if (fd < 0 || write(fd, "m", 1) != 1 || ftruncate(fd, 4096) < 0 || link(p, q) < 0 || unlink(p) < 0)
+    return -1;
+  return fd;
+}
 
 static int check(char *msg, size_t n) {
   char link[256] = "";
@@ -23,6 +40,21 @@ static int check(char *msg, size_t n) {
   if (r > 0) link[r] = 0;
   if (strcmp(kind, "pts") == 0 && strncmp(link, "/dev/pts/", 9) == 0) {
     snprintf(msg, n, "fd 3 is a pty slave");
+    return 1;
+  }
+  if (strcmp(kind, "linkedmap") == 0) {
+    char mf[128], target[4200] = "";
+    struct stat st;
+    snprintf(mf, sizeof mf, "/proc/self/map_files/%lx-%lx", (unsigned long)mapped,
+             (unsigned long)mapped + 4096);
+    ssize_t t = readlink(mf, target, sizeof target - 1);
+    if (t > 0) target[t] = 0;
+    if (stat(mf, &st) < 0 || st.st_nlink != 1 || !strstr(target, "/linkedmap (deleted)") ||
+        mapped[0] != 'm') {
+      snprintf(msg, n, "mapping of '%s' changed", target);
+      return 0;
+    }
+    snprintf(msg, n, "a mapping of a deleted file still linked");
     return 1;
   }
   if (strcmp(kind, "ctty") == 0) {
@@ -100,6 +132,16 @@ int main(int argc, char **argv) {
       waitpid(c, NULL, 0);
       fd = dup2(4, 3); /* the workload keeps only the slave, as fd 3 */
       close(4);
+    }
+  } else if (strcmp(kind, "linked") == 0) {
+    fd = linked_elsewhere("linked");
+  } else if (strcmp(kind, "linkedmap") == 0) {
+    int f = linked_elsewhere("linkedmap");
+    void *m = f < 0 ? MAP_FAILED : mmap(NULL, 4096, PROT_READ | PROT_WRITE, MAP_SHARED, f, 0);
+    if (m != MAP_FAILED) {
+      mapped = m;
+      close(f);
+      fd = open("/dev/null", O_RDONLY);
     }
   } else if (strcmp(kind, "lease") == 0) {
     char p[4200];

@@ -4,9 +4,11 @@ import dev.stasis.dump.files.FileKind;
 import dev.stasis.dump.files.FileKinds;
 import dev.stasis.dump.files.FileLocks;
 import dev.stasis.dump.files.FileStat;
+import dev.stasis.dump.files.GhostFile;
 import dev.stasis.dump.files.Memfd;
 import dev.stasis.dump.files.MemoryDevice;
 import dev.stasis.dump.files.OpenFd;
+import dev.stasis.dump.files.Refused;
 import dev.stasis.dump.files.RegularFile;
 import dev.stasis.images.ImageSink;
 import dev.stasis.images.ImageType;
@@ -86,6 +88,11 @@ final class FileTable {
     if (id != null) {
       return id;
     }
+    if (path.endsWith(" (deleted)")) {
+      id = ghost(pid, "mapping at 0x" + mapFilesName, link, path, st);
+      mapped.put(st.key(), id);
+      return id;
+    }
     int type = st.type();
     if (type != Linux.S_IFREG && !(type == Linux.S_IFCHR && MemoryDevice.isStateless(st))) {
       throw new DumpException(
@@ -123,25 +130,49 @@ final class FileTable {
   }
 
   private Memfd memfd() {
+    return kind(Memfd.class);
+  }
+
+  private <K extends FileKind> K kind(Class<K> type) {
     for (FileKind k : kinds.rows()) {
-      if (k instanceof Memfd m) {
-        return m;
+      if (type.isInstance(k)) {
+        return type.cast(k);
       }
     }
-    throw new IllegalStateException("no memfd row in the file kinds table");
+    throw new IllegalStateException("no " + type.getSimpleName() + " row in the file kinds table");
   }
 
   /** The id of the executable (shared with its mappings). */
   int exe(int pid) throws IOException {
     Path link = Path.of("/proc/" + pid + "/exe");
     String path = Files.readSymbolicLink(link).toString();
-    refuseDeleted(path, "the executable");
     FileStat st = FileStat.of(link);
     Integer id = mapped.get(st.key());
     if (id == null) {
-      id = addPath(path, st);
+      id =
+          path.endsWith(" (deleted)")
+              ? ghost(pid, "the executable", link, path, st)
+              : addPath(path, st);
       mapped.put(st.key(), id);
     }
+    return id;
+  }
+
+  /**
+   * A new id for an unlinked file behind a mapping or the executable, remapped to its ghost ({@link
+   * GhostFile}); a deleted file that still has a link elsewhere, or is not regular, is refused
+   * naming {@code what}.
+   */
+  private int ghost(int pid, String what, Path link, String path, FileStat st) throws IOException {
+    if (st.type() == Linux.S_IFREG && st.nlink() > 0) {
+      throw new DumpException(Refused.stillLinked(what, path, st.nlink()));
+    }
+    if (!GhostFile.isGhost(path, st)) {
+      throw new DumpException(
+          what + " is a deleted non-regular file (" + path + "): not supported");
+    }
+    int id = nextId++;
+    files.add(kind(GhostFile.class).mapped(pid, link, path, st, id));
     return id;
   }
 

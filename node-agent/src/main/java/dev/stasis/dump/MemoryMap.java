@@ -16,9 +16,10 @@ import java.util.Set;
 /**
  * Turns a process's smaps into the VMA list of mm.img with CRIU's status bits, the way CRIU
  * classifies them: anonymous private/shared, file private/shared, heap, vdso, vvar (the kernel's
- * {@code [vvar]} and {@code [vvar_vclock]} merged into one), vsyscall, SysV shm attachments.
- * Mappings this dump cannot restore yet (AIO rings, memfd, deleted files, devices, hugetlb, shadow
- * stacks, uprobes) are refused with the address and the reason.
+ * {@code [vvar]} and {@code [vvar_vclock]} merged into one), vsyscall, SysV shm attachments. Files
+ * behind mappings, deleted ones included (ghosts), go through the {@link FileTable}. Mappings this
+ * dump cannot restore yet (AIO rings, devices, hugetlb, shadow stacks, uprobes, deleted files still
+ * linked elsewhere) are refused with the address and the reason.
  */
 final class MemoryMap {
   /** Top of the x86-64 user address space (47 bits minus one page); vsyscall lies above it. */
@@ -223,9 +224,6 @@ final class MemoryMap {
           .setPgoff(v.pgoff())
           .setShmid(v.inode())
           .build();
-    }
-    if (path.endsWith(" (deleted)")) {
-      throw new DumpException(where + " maps a deleted file (" + path + "): not supported yet");
     }
     if (path.startsWith("socket:")) {
       throw new DumpException(where + " maps a socket: not supported");

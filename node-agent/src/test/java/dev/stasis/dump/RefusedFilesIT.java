@@ -10,9 +10,10 @@ import org.junit.jupiter.params.ParameterizedTest;
 import org.junit.jupiter.params.provider.ValueSource;
 
 /**
- * Kinds the engine refuses (io_uring, fanotify, file leases): the dump fails before anything is
- * frozen with one line naming the fd and its kind, writes no images, and the workload holding it
- * goes on untraced, unstopped and with its descriptor as it was (it checks that itself).
+ * Kinds the engine refuses (io_uring, fanotify, file leases, deleted files still linked elsewhere):
+ * the dump fails (before anything is frozen, but for mappings) with one line naming the fd and its
+ * kind, writes no images, and the workload holding it goes on untraced, unstopped and with its
+ * descriptor as it was (it checks that itself).
  */
 class RefusedFilesIT {
 
@@ -29,6 +30,37 @@ class RefusedFilesIT {
   @org.junit.jupiter.api.Test
   void aLeaseIsRefusedBeforeTheFreezeNamingTheFd() throws Exception {
     assertRefused("lease", "OK fd 3 is a leased file", pid -> "fd 3 holds a lease: not supported");
+  }
+
+  /**
+   * A file unlinked under the name it was opened by but still linked under another: CRIU 4.2.1
+   * refuses it as well unless given --link-remap (a hard link made at dump time); refused here
+   * before the freeze, naming the fd, the path and the links left.
+   */
+  @org.junit.jupiter.api.Test
+  void aDeletedFileStillLinkedElsewhereIsRefused() throws Exception {
+    assertRefusedIn(
+        "linked",
+        state -> "OK fd 3 is " + state + "/linked (deleted)",
+        (pid, state) ->
+            "fd 3 is a deleted file still linked elsewhere ("
+                + state
+                + "/linked (deleted), 1 link left): not supported (CRIU's --link-remap case)");
+  }
+
+  /**
+   * The same file behind a shared mapping only (no descriptor): refused while the dump reads the
+   * mappings (the tree is frozen then), naming the mapping; the process is released unharmed.
+   */
+  @org.junit.jupiter.api.Test
+  void aMappingOfADeletedFileStillLinkedElsewhereIsRefused() throws Exception {
+    assertRefusedIn(
+        "linkedmap",
+        state -> "OK a mapping of a deleted file still linked",
+        (pid, state) ->
+            " is a deleted file still linked elsewhere ("
+                + state
+                + "/linkedmap (deleted), 1 link left): not supported (CRIU's --link-remap case)");
   }
 
   /** A pty slave whose master is outside the tree: a shell's terminal (CRIU's --shell-job). */
@@ -59,6 +91,26 @@ class RefusedFilesIT {
   private static void assertRefused(
       String kind, String untouched, java.util.function.IntFunction<String>... errorParts)
       throws Exception {
+    assertRefusedIn(
+        kind,
+        state -> untouched,
+        java.util.Arrays.stream(errorParts)
+            .<java.util.function.BiFunction<Integer, Path, String>>map(
+                part -> (pid, state) -> part.apply(pid))
+            .toArray(java.util.function.BiFunction[]::new));
+  }
+
+  /**
+   * The refusal checks, with the expected verdict and error parts made from the workload's PID and
+   * state directory: the dump fails with one line holding every part, writes no images, and leaves
+   * the workload untraced, running and as it was.
+   */
+  @SafeVarargs
+  private static void assertRefusedIn(
+      String kind,
+      java.util.function.Function<Path, String> untouched,
+      java.util.function.BiFunction<Integer, Path, String>... errorParts)
+      throws Exception {
     try (Workloads.Running w = Workloads.start("refused", kind)) {
       Path images = w.state.resolve("images");
       Workloads.Cli r =
@@ -66,16 +118,17 @@ class RefusedFilesIT {
               "dump", "--pid", Integer.toString(w.pid), "--images-dir", images.toString());
       assertNotEquals(0, r.exit(), "dump of a process holding " + kind + " must fail");
       DumpFaultsIT.assertOneLine(r.stderr());
-      for (java.util.function.IntFunction<String> part : errorParts) {
+      for (java.util.function.BiFunction<Integer, Path, String> part : errorParts) {
         assertTrue(
-            r.stderr().contains(part.apply(w.pid)), "names fd 3 and its kind: " + r.stderr());
+            r.stderr().contains(part.apply(w.pid, w.state)),
+            "names " + part.apply(w.pid, w.state) + ": " + r.stderr());
       }
       assertTrue(!Files.exists(images.resolve("pstree.img")), "no images written");
       String status = Files.readString(Path.of("/proc/" + w.pid + "/status"));
       assertTrue(status.contains("TracerPid:\t0\n"), "untraced: " + status);
       assertTrue(!status.contains("State:\tt"), "not stopped: " + status);
       String after = w.check();
-      assertEquals(untouched, after, "workload after the refusal");
+      assertEquals(untouched.apply(w.state), after, "workload after the refusal");
     }
   }
 }

@@ -99,6 +99,55 @@ class RuncRestoreIT {
   }
 
   /**
+   * A container whose init holds a file it deleted (/tmp/g in the container's root, fd 3) and
+   * prints, every 100 ms, the token it reads back through that descriptor: both crits decode a
+   * regular-file entry under the path the container sees, remapped to a ghost and carrying the id
+   * of the container's root mount (so the judge recreates the ghost there); runc restores it, the
+   * counter goes on reading the token through the descriptor, which still names the deleted path,
+   * and no ghost is left in the container's /tmp.
+   */
+  @Test
+  void aFileTheContainerDeletedComesBackFromItsGhost() throws Exception {
+    String token = "ghost-" + UUID.randomUUID().toString().substring(0, 8);
+    String script =
+        "echo "
+            + token
+            + " > /tmp/g; exec 3</tmp/g; rm /tmp/g; i=0; while :; do read -t 0.1 x;"
+            + " i=$((i+1)); read s < /proc/self/fd/3; echo $i $s; done";
+    try (RuncContainer ctr = RuncContainer.start(work, script)) {
+      Path images = dumpAndRestore(ctr, false, token, ctr.log(), ctr.restoredLog(), "images");
+      for (Crit.Version v : Crit.Version.values()) {
+        Map<String, JsonNode> set = Crit.decodeDir(v, images);
+        int root = -1;
+        for (JsonNode m : Crit.entries(only(set, "mountpoints-"))) {
+          if (m.path("mountpoint").asText().equals("/")) {
+            root = m.path("mnt_id").asInt();
+          }
+        }
+        JsonNode ghostEntry = null;
+        for (JsonNode f : Crit.entries(set.get("files.img"))) {
+          if (f.path("reg").path("name").asText().equals("/tmp/g")) {
+            ghostEntry = f.path("reg");
+          }
+        }
+        assertTrue(ghostEntry != null, v + ": a REG entry for /tmp/g");
+        assertEquals(root, ghostEntry.path("mnt_id").asInt(), v + ": on the root mount");
+        boolean remapped = false;
+        for (JsonNode r : Crit.entries(set.get("remap-fpath.img"))) {
+          remapped |=
+              r.path("orig_id").asInt() == ghostEntry.path("id").asInt()
+                  && r.path("remap_type").asText().equals("GHOST");
+        }
+        assertTrue(remapped, v + ": /tmp/g is remapped to its ghost");
+      }
+      assertEquals(
+          "/tmp/g (deleted)", ctr.exec("/bin/busybox", "readlink", "/proc/1/fd/3").strip());
+      String tmp = ctr.exec("/bin/busybox", "ls", "-a", "/tmp");
+      assertFalse(tmp.contains("ghost") || tmp.contains(" g\n"), "nothing left in /tmp: " + tmp);
+    }
+  }
+
+  /**
    * A container in a cgroup namespace of its own (runc makes it at the container's cgroups): the
    * dump writes cgroup.img with the root's set and its namespace root (cgns_prefix), runc restores
    * it into the same cgroups, and inside the restored container its cgroups are still its

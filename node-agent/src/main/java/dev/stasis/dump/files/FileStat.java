@@ -46,4 +46,14 @@ public record FileStat(long dev, long ino, int mode, long size, long rdev, int n
   public int rdevMinor() {
     return (int) ((rdev & 0xff) | ((rdev >>> 12) & ~0xffL));
   }
+
+  /**
+   * The device holding the file in the kernel's own encoding ({@code major << 20 | minor}), the
+   * form CRIU stores a file's device in (ghost files).
+   */
+  public int kernelDev() {
+    long major = ((dev >>> 8) & 0xfff) | ((dev >>> 32) & ~0xfffL);
+    long minor = (dev & 0xff) | ((dev >>> 12) & ~0xffL);
+    return (int) ((major << 20) | minor);
+  }
 }

@@ -12,6 +12,7 @@ import dev.stasis.images.proto.RemapFilePathEntry;
 import dev.stasis.images.proto.RemapType;
 import dev.stasis.images.proto.Timeval;
 import dev.stasis.linux.Linux;
+import dev.stasis.linux.proc.FdInfo;
 import java.io.IOException;
 import java.nio.ByteBuffer;
 import java.nio.file.Files;
@@ -31,13 +32,18 @@ import java.util.concurrent.TimeUnit;
  * recreates the file next to the old path ("path.cr.N.ghost"), opens it for every descriptor, then
  * unlinks it again.
  *
- * <p>One ghost per inode, however many descriptions and processes reach it. The content is copied
- * from {@code /proc/PID/fd/N} after every process is dumped (the tree is still frozen), in chunks
- * of at most {@link #CHUNK} bytes; chunks that are all zeros are left out, the restore truncates
- * the file to its size first, so they read back as zeros (holes stay holes). A deleted file that
- * still has a link elsewhere, or is not regular, is not recognised (refused): CRIU would link it
- * back, which is not done here. Ghosts of a process in another mount namespace (a container) are
- * refused at dump time.
+ * <p>The files behind mappings and the executable go the same way when unlinked ({@link #mapped}):
+ * CRIU dumps every mapped file through its regular-file path, so a mapped deleted file is a
+ * regular-file entry remapped to a ghost like a descriptor's.
+ *
+ * <p>One ghost per inode, however many descriptions, mappings and processes reach it. The content
+ * is copied from {@code /proc/PID/fd/N} (or the map_files or exe link) after every process is
+ * dumped (the tree is still frozen), in chunks of at most {@link #CHUNK} bytes; chunks that are all
+ * zeros are left out, the restore truncates the file to its size first, so they read back as zeros
+ * (holes stay holes). A deleted file that still has a link elsewhere, or is not regular, is not
+ * recognised (refused): CRIU would link it back, which is not done here. In another mount namespace
+ * (a container) the entries carry the id of the file's mount, as CRIU's do, so that the judge
+ * recreates the ghost inside the container's root.
  */
 public final class GhostFile implements FileKind {
   static final String DELETED = " (deleted)";
@@ -51,12 +57,18 @@ public final class GhostFile implements FileKind {
 
   @Override
   public boolean recognises(OpenFd fd) {
-    FileStat st = fd.stat();
-    return fd.target().startsWith("/")
-        && fd.target().endsWith(DELETED)
+    return fd.target().startsWith("/") && isGhost(fd.target(), fd.stat());
+  }
+
+  /**
+   * Whether a file reached by a link reading {@code target} is a ghost: a regular file, "(deleted)"
+   * and without any link left, not a memfd.
+   */
+  public static boolean isGhost(String target, FileStat st) {
+    return target.endsWith(DELETED)
         && st.type() == Linux.S_IFREG
         && st.nlink() == 0
-        && !Memfd.isMemfd(fd.target(), st);
+        && !Memfd.isMemfd(target, st);
   }
 
   @Override
@@ -66,29 +78,72 @@ public final class GhostFile implements FileKind {
 
   @Override
   public FileEntry dump(OpenFd fd, int id) throws IOException {
-    // The judge recreates a ghost inside the restored mount namespace through the entry's mount
-    // id, which regular-file entries here do not carry yet: refuse rather than fail the restore.
-    if (!Files.readSymbolicLink(Path.of("/proc/" + fd.pid() + "/ns/mnt"))
-        .equals(Files.readSymbolicLink(Path.of("/proc/self/ns/mnt")))) {
-      throw new DumpException(
-          "fd "
-              + fd.fd()
-              + " is a deleted file ("
-              + fd.target()
-              + ") in another mount namespace: not supported yet");
-    }
-    String t = fd.target();
-    String path = t.substring(0, t.length() - DELETED.length());
-    Ghost g =
-        ghosts.computeIfAbsent(
-            fd.stat().key(), k -> new Ghost(ghosts.size() + 1, fd.link(), fd.stat()));
+    remap(fd.link(), fd.stat(), id);
+    return inMount(
+        fd.pid(),
+        fd.info().mntId(),
+        RegularFile.entry(id, path(fd.target()), fd.openFlags(), fd.info().pos(), fd.stat()));
+  }
+
+  /**
+   * The entry of a ghost reached otherwise than by a descriptor: a mapping's {@code
+   * /proc/PID/map_files/} link or the executable's {@code /proc/PID/exe} (CRIU dumps both through
+   * the same regular-file path, so they are ghosts too). Flags and position 0, as for any mapped
+   * file; the restore opens it with the mapping's own flags.
+   */
+  public FileEntry mapped(int pid, Path link, String target, FileStat st, int id)
+      throws IOException {
+    remap(link, st, id);
+    return inMount(pid, link, RegularFile.entry(id, path(target), 0, 0, st));
+  }
+
+  /** Remaps file {@code id} to the ghost of its inode (one ghost per inode, made on first use). */
+  private void remap(Path link, FileStat st, int id) {
+    Ghost g = ghosts.computeIfAbsent(st.key(), k -> new Ghost(ghosts.size() + 1, link, st));
     remaps.add(
         RemapFilePathEntry.newBuilder()
             .setOrigId(id)
             .setRemapId(g.id())
             .setRemapType(RemapType.GHOST)
             .build());
-    return RegularFile.entry(id, path, fd.openFlags(), fd.info().pos(), fd.stat());
+  }
+
+  /**
+   * The entry as CRIU writes it for a process in a mount namespace other than the dumper's (a
+   * container): with the id of the mount the file is on, which the judge needs to recreate the
+   * ghost inside the restored namespace (the path, as the kernel prints it to us, is already the
+   * one the container sees). In the dumper's own namespace the entry keeps no mount id, as CRIU's.
+   */
+  private static FileEntry inMount(int pid, int mntId, FileEntry e) throws IOException {
+    if (sameMountNamespace(pid)) {
+      return e;
+    }
+    return e.toBuilder().setReg(e.getReg().toBuilder().setMntId(mntId)).build();
+  }
+
+  /** {@link #inMount(int, int, FileEntry)} for a file reached through a /proc link. */
+  private static FileEntry inMount(int pid, Path link, FileEntry e) throws IOException {
+    if (sameMountNamespace(pid)) {
+      return e;
+    }
+    // O_PATH through the magic link: our descriptor is on the file's own mount, whose id our
+    // fdinfo tells (mount ids are global).
+    int self = (int) ProcessHandle.current().pid();
+    int fd = Linux.open(link.toString(), Linux.O_PATH | Linux.O_CLOEXEC);
+    try {
+      return inMount(pid, FdInfo.read(self, fd).mntId(), e);
+    } finally {
+      Linux.close(fd);
+    }
+  }
+
+  private static boolean sameMountNamespace(int pid) throws IOException {
+    return Files.readSymbolicLink(Path.of("/proc/" + pid + "/ns/mnt"))
+        .equals(Files.readSymbolicLink(Path.of("/proc/self/ns/mnt")));
+  }
+
+  private static String path(String target) {
+    return target.substring(0, target.length() - DELETED.length());
   }
 
   @Override
@@ -111,7 +166,7 @@ public final class GhostFile implements FileKind {
             .setUid((Integer) a.get("uid"))
             .setGid((Integer) a.get("gid"))
             .setMode((Integer) a.get("mode"))
-            .setDev((int) g.st().dev())
+            .setDev(g.st().kernelDev())
             .setIno(g.st().ino())
             .setAtim(timeval((FileTime) a.get("lastAccessTime")))
             .setMtim(timeval((FileTime) a.get("lastModifiedTime")))

@@ -6,8 +6,24 @@ import dev.stasis.linux.Linux;
  * The table's fallback: why a descriptor no {@link FileKind} recognises is refused, in one line
  * naming the fd and what it is. A kind added to the table stops being refused here.
  */
-final class Refused {
+public final class Refused {
   private Refused() {}
+
+  /**
+   * A file unlinked under the name it was opened by but still linked under another ({@code nlink}
+   * links left). CRIU 4.2.1 refuses it too unless told {@code --link-remap}, which makes a hard
+   * link "link_remap.N" next to the old path at dump time for the restore to open (and leaves it on
+   * the file system); no such side effect is made here.
+   */
+  public static String stillLinked(String what, String target, int nlink) {
+    return what
+        + " is a deleted file still linked elsewhere ("
+        + target
+        + ", "
+        + nlink
+        + (nlink == 1 ? " link" : " links")
+        + " left): not supported (CRIU's --link-remap case)";
+  }
 
   static String reason(OpenFd fd) {
     String what = "fd " + fd.fd();
@@ -38,7 +54,7 @@ final class Refused {
     }
     if (target.endsWith(" (deleted)")) {
       if (fd.stat().type() == Linux.S_IFREG && fd.stat().nlink() > 0) {
-        return what + " is a deleted file with other links (" + target + "): not supported yet";
+        return stillLinked(what, target, fd.stat().nlink());
       }
       return what + " is a deleted file (" + target + "): not supported yet";
     }

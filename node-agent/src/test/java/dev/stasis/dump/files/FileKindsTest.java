@@ -132,7 +132,8 @@ class FileKindsTest {
         refusal(fd(5, "/dev/ptmx", Linux.S_IFCHR, rdev(5, 2))),
         "a ptmx descriptor without the tty-index fdinfo line (older kernels) is not recognised");
     assertEquals(
-        "fd 6 is a deleted file with other links (/tmp/x (deleted)): not supported yet",
+        "fd 6 is a deleted file still linked elsewhere (/tmp/x (deleted), 1 link left): not"
+            + " supported (CRIU's --link-remap case)",
         refusal(fd(6, "/tmp/x (deleted)", Linux.S_IFREG, 0)),
         "unlinked under this name, linked under another: CRIU's linked remap, not done here");
     assertEquals(
