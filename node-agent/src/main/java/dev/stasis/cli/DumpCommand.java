@@ -47,7 +47,7 @@ public class DumpCommand implements Callable<Integer> {
       description =
           "write a container checkpoint archive (the layout Podman/CRI-O export and checkpointctl"
               + " reads: checkpoint/, config.dump, spec.dump, stats-dump, rootfs-diff.tar,"
-              + " deleted.files); needs --bundle")
+              + " deleted.files, devshm-checkpoint.tar, network.status); needs --bundle")
   Path archive;
 
   @Option(
