@@ -28,12 +28,21 @@ import java.util.stream.Stream;
  *   stats-dump           the dump statistics (also in checkpoint/, where CRIU keeps them)
  *   rootfs-diff.tar      the files the container changed against its image ({@link RootfsDiff})
  *   deleted.files        JSON array of the paths it deleted
+ *   devshm-checkpoint.tar  the files of its /dev/shm, when the spec binds /dev/shm from outside
+ *   network.status       the engine's network result ({@link NetworkStatus}), when given
  * </pre>
  *
- * The last two are written only when the image (a lower directory) is known: a runc bundle's rootfs
- * is one plain directory, and without its origin nothing can say which files the container changed.
- * {@code network.status} (Podman's CNI/netavark result) is not written: a runc container has no
- * network managed by an engine.
+ * rootfs-diff.tar and deleted.files are written only when the image (a lower directory) is known: a
+ * runc bundle's rootfs is one plain directory, and without its origin nothing can say which files
+ * the container changed.
+ *
+ * <p>devshm-checkpoint.tar: Podman binds a tmpfs of its own (the container's shm directory) at
+ * /dev/shm; the mount is the engine's, so the image set declares it external (where the engine's
+ * mount is visible to the agent) and its files are not in the images. Podman writes them, as an
+ * uncompressed tar of the shm directory, and extracts that into the new shm directory before it
+ * runs the restore. Stasis reads the same files through /proc/PID/root/dev/shm, while the tree is
+ * stopped after the commit in kill mode ({@link #captureDevShm}), right after the dump with
+ * --leave-running (as Podman does).
  *
  * <p>Everything that can be refused is refused by {@link #prepare} before the dump freezes
  * anything; {@link #write} runs after it and replaces the archive file atomically.
@@ -49,6 +58,9 @@ public final class CheckpointArchive {
   private final String runtime;
   private final Instant created;
   private final ObjectNode engine;
+  private final boolean devShm;
+  private final byte[] networkStatus;
+  private Path devShmTar;
 
   private CheckpointArchive(
       Path archive,
@@ -58,7 +70,9 @@ public final class CheckpointArchive {
       String id,
       String runtime,
       Instant created,
-      ObjectNode engine) {
+      ObjectNode engine,
+      boolean devShm,
+      byte[] networkStatus) {
     this.archive = archive;
     this.spec = spec;
     this.rootfs = rootfs;
@@ -67,6 +81,8 @@ public final class CheckpointArchive {
     this.runtime = runtime;
     this.created = created;
     this.engine = engine;
+    this.devShm = devShm;
+    this.networkStatus = networkStatus;
   }
 
   /**
@@ -84,6 +100,7 @@ public final class CheckpointArchive {
       String id,
       String runtime,
       Path engineConfig,
+      Path networkStatusFile,
       int pid) {
     if (bundle == null) {
       throw new IllegalArgumentException(
@@ -140,7 +157,65 @@ public final class CheckpointArchive {
         name,
         runtime == null ? "runc" : runtime,
         startTime(pid),
-        engine);
+        engine,
+        bindsDevShm(parsed),
+        networkStatusFile == null ? null : NetworkStatus.read(networkStatusFile));
+  }
+
+  /**
+   * Whether the spec mounts /dev/shm as a bind (Podman's shm directory), not a tmpfs of its own.
+   */
+  static boolean bindsDevShm(JsonNode spec) {
+    for (JsonNode m : spec.path("mounts")) {
+      if (!m.path("destination").asText().replaceAll("/+$", "").equals("/dev/shm")) {
+        continue;
+      }
+      if (m.path("type").asText().equals("bind")) {
+        return true;
+      }
+      for (JsonNode o : m.path("options")) {
+        if (o.asText().equals("bind") || o.asText().equals("rbind")) {
+          return true;
+        }
+      }
+    }
+    return false;
+  }
+
+  /** Whether the archive carries devshm-checkpoint.tar, to be read by {@link #captureDevShm}. */
+  public boolean carriesDevShm() {
+    return devShm;
+  }
+
+  /**
+   * Archives the files of the container's /dev/shm (as its init sees them) into a hidden file next
+   * to the archive, for devshm-checkpoint.tar. Runs while the tree is stopped (kill mode) or right
+   * after the dump (--leave-running).
+   */
+  public void captureDevShm(int pid) throws IOException {
+    Path shm = Path.of("/proc/" + pid + "/root/dev/shm");
+    if (!Files.isDirectory(shm)) {
+      throw new IOException("PID " + pid + " has no /dev/shm directory to archive");
+    }
+    Path tar = archive.resolveSibling("." + archive.getFileName() + ".devshm.tar");
+    try (OutputStream out = new BufferedOutputStream(Files.newOutputStream(tar), 1 << 16)) {
+      dev.stasis.dump.ns.TmpfsArchive.writeUncompressed(shm, out);
+    } catch (IOException e) {
+      Files.deleteIfExists(tar);
+      throw new IOException("cannot archive PID " + pid + "'s /dev/shm: " + e.getMessage(), e);
+    }
+    devShmTar = tar;
+  }
+
+  /** Removes what {@link #captureDevShm} left, when no archive is written after all. */
+  public void discard() {
+    try {
+      if (devShmTar != null) {
+        Files.deleteIfExists(devShmTar);
+      }
+    } catch (IOException e) {
+      // best effort: a hidden file next to the archive
+    }
   }
 
   /** A directory for the images, next to the archive (same file system: no second copy). */
@@ -188,12 +263,22 @@ public final class CheckpointArchive {
           Files.delete(diffTar);
           tar.file("deleted.files", 0600, mtime, JSON.writeValueAsBytes(diff.deleted()));
         }
+        if (devShm) {
+          if (devShmTar == null) {
+            throw new IOException("the container's /dev/shm was not archived");
+          }
+          tar.file("devshm-checkpoint.tar", 0600, mtime, devShmTar);
+        }
+        if (networkStatus != null) {
+          tar.file("network.status", 0600, mtime, networkStatus);
+        }
       }
       try (FileChannel ch = FileChannel.open(partial, StandardOpenOption.WRITE)) {
         ch.force(true);
       }
       Files.move(
           partial, archive, StandardCopyOption.ATOMIC_MOVE, StandardCopyOption.REPLACE_EXISTING);
+      discard();
       return Files.size(archive);
     } finally {
       Files.deleteIfExists(partial);

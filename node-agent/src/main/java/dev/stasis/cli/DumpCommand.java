@@ -47,7 +47,7 @@ public class DumpCommand implements Callable<Integer> {
       description =
           "write a container checkpoint archive (the layout Podman/CRI-O export and checkpointctl"
               + " reads: checkpoint/, config.dump, spec.dump, stats-dump, rootfs-diff.tar,"
-              + " deleted.files); needs --bundle")
+              + " deleted.files, devshm-checkpoint.tar, network.status); needs --bundle")
   Path archive;
 
   @Option(
@@ -79,6 +79,16 @@ public class DumpCommand implements Callable<Integer> {
               + " JSON of its row in db.sql's ContainerConfig table); config.dump is that record"
               + " with the checkpoint's keys added, as `podman container restore --import` needs")
   Path engineConfig;
+
+  @Option(
+      names = "--network-status",
+      paramLabel = "FILE",
+      description =
+          "with --archive: the engine's network result for the container, JSON, written as"
+              + " network.status (Podman restores the addresses and MAC from it): the map of"
+              + " network name to status, or the engine's state record holding it (Podman: the"
+              + " JSON of its row in db.sql's ContainerState table)")
+  Path networkStatus;
 
   /** The archive being written, prepared (checked) before the dump. */
   private dev.stasis.archive.CheckpointArchive pendingArchive;
@@ -136,13 +146,18 @@ public class DumpCommand implements Callable<Integer> {
       }
       pendingArchive =
           dev.stasis.archive.CheckpointArchive.prepare(
-              archive, bundle, rootfsLower, containerId, "runc", engineConfig, pid);
+              archive, bundle, rootfsLower, containerId, "runc", engineConfig, networkStatus, pid);
       imagesDir = pendingArchive.imagesDir();
       return DirectoryImageSink.open(imagesDir);
     }
-    if (bundle != null || rootfsLower != null || containerId != null || engineConfig != null) {
+    if (bundle != null
+        || rootfsLower != null
+        || containerId != null
+        || engineConfig != null
+        || networkStatus != null) {
       throw new IllegalArgumentException(
-          "--bundle, --rootfs-lower, --container-id and --engine-config go with --archive FILE");
+          "--bundle, --rootfs-lower, --container-id, --engine-config and --network-status go with"
+              + " --archive FILE");
     }
     if ((imagesDir == null) == (to == null)) {
       throw new IllegalArgumentException("give exactly one of --images-dir DIR and --to URI");
@@ -176,14 +191,44 @@ public class DumpCommand implements Callable<Integer> {
     Consumer<String> progress = progress();
     try (ImageSink sink = openSink()) {
       try {
+        // An archive with devshm-checkpoint.tar reads /dev/shm while the committed tree is still
+        // stopped, just before the kill (with --leave-running: right after the dump). Should that
+        // fail, the tree is released alive and no archive is written.
+        java.util.concurrent.atomic.AtomicReference<java.io.IOException> shmFailure =
+            new java.util.concurrent.atomic.AtomicReference<>();
+        DumpOptions.KillGate gate = null;
+        if (pendingArchive != null && pendingArchive.carriesDevShm() && !leaveRunning) {
+          gate =
+              () -> {
+                try {
+                  pendingArchive.captureDevShm(pid);
+                  return true;
+                } catch (java.io.IOException e) {
+                  shmFailure.set(e);
+                  return false;
+                }
+              };
+        }
         r =
             Dumper.dump(
-                new DumpOptions(pid, leaveRunning, progress, freezeTimeout * 1000L)
+                new DumpOptions(
+                        pid, leaveRunning, progress, freezeTimeout * 1000L, gate, true, false)
                     .withShellJob(shellJob),
                 sink);
+        if (pendingArchive != null && pendingArchive.carriesDevShm() && leaveRunning) {
+          pendingArchive.captureDevShm(pid);
+        }
+        if (shmFailure.get() != null) {
+          throw new dev.stasis.dump.DumpException(
+              shmFailure.get().getMessage()
+                  + "; PID "
+                  + pid
+                  + " was left running and no archive was written");
+        }
       } catch (Exception e) {
         if (pendingArchive != null) {
           removeQuietly(imagesDir); // an archive's images dir is ours; a failed dump leaves none
+          pendingArchive.discard();
         }
         throw e;
       } finally {

@@ -153,6 +153,19 @@ public enum ImageType {
   ROUTE("route-%d.img"),
   /** IPv6 routes of the main table, raw as {@code ip -6 route save} writes them. */
   ROUTE6("route6-%d.img"),
+  /**
+   * The legacy (x_tables) IPv4 rules of the network namespace with this id: the text {@code
+   * iptables-save} prints, which the restore feeds to {@code iptables-restore -w} (the legacy one
+   * where iptables has the nf_tables backend).
+   */
+  IPTABLES("iptables-%d.img"),
+  /** The legacy IPv6 rules, as {@code ip6tables-save} prints them. */
+  IP6TABLES("ip6tables-%d.img"),
+  /**
+   * The nftables ruleset of the namespace, the text {@code nft list ruleset} prints; the restore
+   * runs it as one libnftables command buffer.
+   */
+  NFTABLES("nftables-%d.img"),
   /** The cgroup sets of the tree's tasks and the hierarchies they are in. */
   CGROUP("cgroup.img", Head.COMMON, 0x59383330, CgroupEntry.parser()),
   /**

@@ -20,6 +20,7 @@ public final class Syscalls {
   public static final int SCHED_GETAFFINITY = 204;
   public static final int GET_ROBUST_LIST = 274;
   public static final int SYNC_FILE_RANGE = 277;
+  public static final int UNSHARE = 272;
   public static final int SETNS = 308;
   public static final int PROCESS_VM_READV = 310;
   public static final int PROCESS_VM_WRITEV = 311;

@@ -47,6 +47,9 @@ class PodmanRestoreIT {
   private static final String IMAGE = "localhost/stasis-podman-it:1";
   private static final ObjectMapper JSON = new ObjectMapper();
 
+  /** The judge's Podman mount namespace, pinned by its wrapper (.ci/install-judge). */
+  private static final Path JUDGE_MNT = Path.of("/run/stasis-judge/podman-mnt");
+
   /** Under /tmp: the judge's Podman runs in a mount namespace that sees the host's /tmp only. */
   private Path work;
 
@@ -163,6 +166,152 @@ class PodmanRestoreIT {
         Exec.ok(BOUND, podman("inspect", "--format", "{{.State.Status}}", name)).strip());
   }
 
+  /**
+   * Podman's /dev/shm as on a real host: its shm tmpfs is mounted in the namespace the agent runs
+   * in (here the agent runs in the judge's mount namespace: {@link #agentInJudge}), so the image
+   * set declares /dev/shm an external mount ({@code ext_key} /dev/shm, mapped by runc to the new
+   * shm directory) and carries no files of it. They come back through devshm-checkpoint.tar alone,
+   * which Podman extracts into the new shm directory: restored from the archive the container has
+   * its /dev/shm file; restored from the same archive without that entry, it has not.
+   * network.status is Podman's state record's (no network here: empty).
+   */
+  @Test
+  void devShmBoundFromTheEngineComesBackThroughDevshmCheckpointTar() throws Exception {
+    String token = "shm-" + UUID.randomUUID().toString().substring(0, 8);
+    String name = "stasis-" + token;
+    String id = run(name, token);
+    awaitCount(name, 5);
+    Path engine = engineRecord(id);
+    Path state = stateRecord(id);
+    Path archive = work.resolve("ckpt-shm.tar");
+    String out =
+        dump(
+            name, id, engine, archive, false, agentInJudge(), "--network-status", state.toString());
+    assertTrue(out.contains("; killed"), out);
+
+    Path x = Files.createDirectories(work.resolve("unpacked-shm"));
+    Exec.ok(BOUND, List.of("tar", "-C", x.toString(), "-xf", archive.toString()));
+    assertEquals("{}", Files.readString(x.resolve("network.status")).strip());
+    String listing =
+        Exec.ok(BOUND, List.of("tar", "-tvf", x.resolve("devshm-checkpoint.tar").toString()));
+    assertTrue(listing.lines().anyMatch(l -> l.endsWith("./" + token)), listing);
+    String mounts =
+        Exec.ok(
+            BOUND,
+            List.of(
+                Crit.JUDGE.resolve("bin/crit").toString(),
+                "show",
+                firstImage(x.resolve("checkpoint"), "mountpoints-")));
+    JsonNode shm = null;
+    for (JsonNode m : JSON.readTree(mounts).path("entries")) {
+      if (m.path("mountpoint").asText().equals("/dev/shm")) {
+        shm = m;
+      }
+    }
+    assertTrue(shm != null, mounts);
+    assertEquals("/dev/shm", shm.path("ext_key").asText(), "external, as runc maps it: " + shm);
+    List<Path> tmpfs;
+    try (var files = Files.list(x.resolve("checkpoint"))) {
+      tmpfs = files.filter(f -> f.getFileName().toString().startsWith("tmpfs-dev-")).toList();
+    }
+    for (Path t : tmpfs) { // the container's /dev is one (runc's); none holds the shm file
+      String entries = Exec.ok(BOUND, List.of("tar", "-tzf", t.toString()));
+      assertFalse(entries.lines().anyMatch(l -> l.endsWith(token)), t + ": " + entries);
+    }
+    String show =
+        Exec.ok(
+            BOUND,
+            List.of(
+                Crit.JUDGE.resolve("bin/checkpointctl").toString(), "show", archive.toString()));
+    assertTrue(show.contains(name), show);
+
+    // Without devshm-checkpoint.tar the file would not come back: the same archive's entries but
+    // that one, packed again by GNU tar, restored under another name.
+    Path without = work.resolve("ckpt-noshm.tar");
+    List<String> pack =
+        new ArrayList<>(List.of("tar", "-C", x.toString(), "-cf", without.toString()));
+    pack.addAll(
+        List.of(
+            "checkpoint",
+            "config.dump",
+            "spec.dump",
+            "stats-dump",
+            "rootfs-diff.tar",
+            "deleted.files",
+            "network.status"));
+    Exec.ok(BOUND, pack);
+    Exec.ok(BOUND, podman("rm", name));
+    Exec.ok(
+        Duration.ofSeconds(120), podman("container", "restore", "--import", archive.toString()));
+    consecutive(awaitCounts(name, 3));
+    assertFiles(name, token);
+    String bare = name + "-noshm";
+    Exec.ok(
+        Duration.ofSeconds(120),
+        podman("container", "restore", "--import", without.toString(), "--name", bare));
+    consecutive(awaitCounts(bare, 3));
+    assertFalse(
+        Exec.ok(BOUND, podman("exec", bare, "/bin/busybox", "ls", "/dev/shm"))
+            .lines()
+            .anyMatch(token::equals),
+        "the file came from devshm-checkpoint.tar");
+  }
+
+  /**
+   * The packaged agent started inside the judge's mount namespace, whose root is the judge's tree
+   * and which shares only /tmp with the host: a copy of this JDK (links resolved: Debian's JDK
+   * links its configuration from /etc) and of the jar with its lib/ under the test's directory.
+   */
+  private List<String> agentInJudge() throws Exception {
+    Path home = Path.of(System.getProperty("java.home")).toRealPath();
+    Path jdk = work.resolve("jdk");
+    Path agent = Files.createDirectories(work.resolve("agent"));
+    // a dangling link (Debian's lib/src.zip without its package) makes cp exit 1: copy the rest
+    Exec.run(BOUND, List.of("cp", "-rL", home + "/.", jdk.toString()));
+    assertTrue(Files.isExecutable(jdk.resolve("bin/java")), "the JDK copy in " + jdk);
+    Path jar = Path.of(System.getProperty("stasis.jar", "target/stasis-node-agent.jar"));
+    Exec.ok(BOUND, List.of("cp", jar.toString(), agent.toString()));
+    Exec.ok(
+        BOUND,
+        List.of(
+            "cp",
+            "-r",
+            jar.toAbsolutePath().getParent().resolve("lib").toString(),
+            agent.toString()));
+    return List.of(
+        "nsenter",
+        "--mount=" + JUDGE_MNT,
+        jdk.resolve("bin/java").toString(),
+        "-XX:+UseSerialGC",
+        "-Xss8m",
+        "-jar",
+        agent.resolve(jar.getFileName()).toString());
+  }
+
+  private static String firstImage(Path dir, String prefix) throws Exception {
+    try (var files = Files.list(dir)) {
+      return files
+          .filter(f -> f.getFileName().toString().startsWith(prefix))
+          .findFirst()
+          .orElseThrow(() -> new AssertionError("no " + prefix + " image in " + dir))
+          .toString();
+    }
+  }
+
+  /** Podman's state record of the container (db.sql's ContainerState row): its networkStatus. */
+  private Path stateRecord(String id) throws Exception {
+    String record =
+        Exec.ok(
+                BOUND,
+                List.of(
+                    SQLITE.toString(),
+                    "file:" + work.resolve("root/db.sql") + "?mode=ro",
+                    "SELECT JSON FROM ContainerState WHERE ID = '" + id + "'"))
+            .strip();
+    assertTrue(JSON.readTree(record).has("startedTime"), record);
+    return Files.writeString(work.resolve("state-" + id.substring(0, 12) + ".json"), record);
+  }
+
   /** Starts the container; returns its id once its init has written and deleted its files. */
   private String run(String name, String token) throws Exception {
     String script =
@@ -202,26 +351,43 @@ class PodmanRestoreIT {
 
   private String dump(String name, String id, Path engine, Path archive, boolean leaveRunning)
       throws Exception {
+    return dump(name, id, engine, archive, leaveRunning, List.of());
+  }
+
+  /** The same, the agent started by {@code launcher} instead of ./stasis, with {@code extra}. */
+  private String dump(
+      String name,
+      String id,
+      Path engine,
+      Path archive,
+      boolean leaveRunning,
+      List<String> launcher,
+      String... extra)
+      throws Exception {
     String pid = Exec.ok(BOUND, podman("inspect", "--format", "{{.State.Pid}}", name)).strip();
     // Podman's bundle: the container's config.json (spec.dump) and, with vfs, its root directory
     String bundle = Exec.ok(BOUND, podman("inspect", "--format", "{{.StaticDir}}", name)).strip();
     List<String> cmd =
         new ArrayList<>(
-            List.of(
-                Path.of("..", "stasis").toAbsolutePath().normalize().toString(),
-                "dump",
-                "--pid",
-                pid,
-                "--archive",
-                archive.toString(),
-                "--bundle",
-                bundle,
-                "--rootfs-lower",
-                lower.toString(),
-                "--container-id",
-                id,
-                "--engine-config",
-                engine.toString()));
+            launcher.isEmpty()
+                ? List.of(Path.of("..", "stasis").toAbsolutePath().normalize().toString())
+                : launcher);
+    cmd.addAll(
+        List.of(
+            "dump",
+            "--pid",
+            pid,
+            "--archive",
+            archive.toString(),
+            "--bundle",
+            bundle,
+            "--rootfs-lower",
+            lower.toString(),
+            "--container-id",
+            id,
+            "--engine-config",
+            engine.toString()));
+    cmd.addAll(List.of(extra));
     if (leaveRunning) {
       cmd.add("--leave-running");
     }
@@ -324,7 +490,13 @@ class PodmanRestoreIT {
     assertEquals(name, c.get("name").asText());
     assertEquals(IMAGE, c.get("rootfsImageName").asText(), "the engine's record: " + c);
     assertTrue(c.has("checkpointedTime"), c.toString());
-    for (String f : List.of("spec.dump", "stats-dump", "rootfs-diff.tar", "deleted.files")) {
+    for (String f :
+        List.of(
+            "spec.dump",
+            "stats-dump",
+            "rootfs-diff.tar",
+            "deleted.files",
+            "devshm-checkpoint.tar")) {
       assertTrue(Files.isRegularFile(x.resolve(f)), f + " in the archive");
     }
     assertTrue(Files.isRegularFile(x.resolve("checkpoint/inventory.img")));

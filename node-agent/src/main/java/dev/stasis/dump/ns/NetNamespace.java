@@ -12,9 +12,6 @@ import java.io.IOException;
 import java.nio.ByteBuffer;
 import java.nio.ByteOrder;
 import java.nio.channels.WritableByteChannel;
-import java.nio.file.Files;
-import java.nio.file.NoSuchFileException;
-import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.List;
 
@@ -30,11 +27,13 @@ import java.util.List;
  *       the kernel's messages as they came); the restore replays them with {@code ip ... restore},
  *       which ignores what already exists (the addresses and routes the kernel gives a loopback
  *       that comes up).
+ *   <li>iptables-ID.img, ip6tables-ID.img, nftables-ID.img: the packet filter rules ({@link
+ *       Netfilter}), where the namespace has any.
  * </ul>
  *
  * Refused before the freeze: any device besides lo (veth, tun... need their peers and the host's
  * side), routes in tables other than main and local (they need policy rules, not dumped), and
- * iptables tables (not dumped).
+ * filter rules {@link Netfilter} cannot carry.
  */
 final class NetNamespace {
   private NetNamespace() {}
@@ -47,7 +46,11 @@ final class NetNamespace {
 
   /** What the namespace holds, read inside it. */
   record State(
-      List<RtNetlink.Link> links, List<byte[]> addresses, List<byte[]> v4, List<byte[]> v6) {}
+      List<RtNetlink.Link> links,
+      List<byte[]> addresses,
+      List<byte[]> v4,
+      List<byte[]> v6,
+      Netfilter.Rules rules) {}
 
   static State read(int pid) throws IOException {
     return InNamespace.call(
@@ -59,7 +62,8 @@ final class NetNamespace {
                 RtNetlink.links(),
                 RtNetlink.addresses(),
                 RtNetlink.routes(Linux.AF_INET),
-                RtNetlink.routes(Linux.AF_INET6)));
+                RtNetlink.routes(Linux.AF_INET6),
+                null));
   }
 
   static State check(int pid) throws IOException {
@@ -91,21 +95,7 @@ final class NetNamespace {
         }
       }
     }
-    for (String t : List.of("ip_tables_names", "ip6_tables_names")) {
-      try {
-        if (!Files.readString(Path.of("/proc/" + pid + "/net/" + t)).isBlank()) {
-          throw new DumpException(
-              "PID "
-                  + pid
-                  + "'s network namespace has iptables tables ("
-                  + t
-                  + "): not supported yet");
-        }
-      } catch (NoSuchFileException e) {
-        // no iptables in this kernel
-      }
-    }
-    return s;
+    return new State(s.links(), s.addresses(), s.v4(), s.v6(), Netfilter.read(pid));
   }
 
   /** Writes netdev-, ifaddr-, route- and route6-{@code id}.img. */
@@ -127,6 +117,9 @@ final class NetNamespace {
     raw(sink, ImageType.IFADDR.fileName(id), IFADDR_MAGIC, s.addresses());
     raw(sink, ImageType.ROUTE.fileName(id), ROUTE_MAGIC, main(s.v4()));
     raw(sink, ImageType.ROUTE6.fileName(id), ROUTE_MAGIC, main(s.v6()));
+    text(sink, ImageType.IPTABLES.fileName(id), s.rules().iptables());
+    text(sink, ImageType.IP6TABLES.fileName(id), s.rules().ip6tables());
+    text(sink, ImageType.NFTABLES.fileName(id), s.rules().nftables());
   }
 
   /** What {@code ip route save} keeps: routes of the main table, no cached clones. */
@@ -139,6 +132,19 @@ final class NetNamespace {
       }
     }
     return out;
+  }
+
+  /** A rules image: the tool's text as it is; none where there is nothing of that kind. */
+  private static void text(ImageSink sink, String name, String text) throws IOException {
+    if (text == null) {
+      return;
+    }
+    ByteBuffer b = ByteBuffer.wrap(text.getBytes(java.nio.charset.StandardCharsets.UTF_8));
+    try (WritableByteChannel ch = sink.create(name)) {
+      while (b.hasRemaining()) {
+        ch.write(b);
+      }
+    }
   }
 
   private static void raw(ImageSink sink, String name, int magic, List<byte[]> messages)

@@ -46,8 +46,20 @@ public final class TmpfsArchive {
    * sink}, gzip-compressed; closes {@code sink}.
    */
   public static Summary write(Path dir, OutputStream sink) throws IOException {
+    return writeTar(dir, new GZIPOutputStream(sink, 64 * 1024));
+  }
+
+  /**
+   * The same archive uncompressed (Podman's devshm-checkpoint.tar, which it extracts with an
+   * uncompressed untar); closes {@code sink}.
+   */
+  public static Summary writeUncompressed(Path dir, OutputStream sink) throws IOException {
+    return writeTar(dir, sink);
+  }
+
+  private static Summary writeTar(Path dir, OutputStream out) throws IOException {
     long dev = ((Number) Files.getAttribute(dir, "unix:dev", NOFOLLOW)).longValue();
-    try (TarWriter tar = new TarWriter(new GZIPOutputStream(sink, 64 * 1024))) {
+    try (TarWriter tar = new TarWriter(out)) {
       TmpfsArchive a = new TmpfsArchive(tar, dev);
       a.add(dir, "./", true);
       return new Summary(a.entries, a.bytes);
