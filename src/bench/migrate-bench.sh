@@ -115,7 +115,7 @@ GROUPS_=()
 cleanup() {
   for id in "${IDS[@]}"; do "$RUNC" --root "$ROOT" delete --force "$id" >/dev/null 2>&1 || true; done
   for g in "${GROUPS_[@]}"; do kill -KILL -- "-$g" 2>/dev/null || true; done
-  [ -n "$S3_PID" ] && kill "$S3_PID" 2>/dev/null || true
+  if [ -n "$S3_PID" ]; then kill "$S3_PID" 2>/dev/null || true; fi
   rm -rf "$DIR/store" "$DIR/spool" "$DIR/s3" "$DIR/restore-work" "$DIR"/run-*
 }
 trap cleanup EXIT
@@ -242,7 +242,9 @@ PY
   local fetch restore
   fetch=$(awk '$1 == "fetch" {print int(($3 - $2) / 1000000)}' "$DIR/timing")
   restore=$(awk '$1 == "restore" {print int(($3 - $2) / 1000000)}' "$DIR/timing")
-  [ -n "$fetch" ] && [ -n "$restore" ] || die "the wrapper did not fetch and restore ($(cat "$DIR/timing"))"
+  if [ -z "$fetch" ] || [ -z "$restore" ]; then
+    die "the wrapper did not fetch and restore ($(cat "$DIR/timing"))"
+  fi
   local ready=$(( (t_ready - t_created) / 1000000 ))
   local down=$(( (t_ready - t_freeze) / 1000000 ))
   local wrapper=$(( (t_created - t_create) / 1000000 - fetch - restore ))
