@@ -28,6 +28,7 @@
 # start-up before the freeze is not downtime and its exit after the store is "other". fetch and
 # restore are timed by thin wrappers around the Stasis command line (STASIS_CLI) and runc
 # (STASIS_RUNC) that stasis-runc is pointed at; the wrapper itself runs unchanged.
+# The dumps' own phase lines (-v) are kept in $BENCH_DIR/dumps.log.
 # Never asserts timings; fails (exit 1, one line) if a step fails or a copy's check is not OK.
 #   src/bench/migrate-bench.sh [MiB ...]        default: 64 512 2048
 # Environment: REPS (default 3), STORE file|s3 (default file), SETTLE seconds before each run
@@ -206,6 +207,7 @@ PY
   local t_stored
   t_stored=$(date +%s%N)
   grep -q '^dumped PID' <<<"$out" || die "dump printed no result: $out"
+  echo "$mib MiB run $n: $out" >>"$DIR/dumps.log"   # every phase of the dump, kept for reading
   timing() { grep -o "[[:space:]]$1=[0-9]*" <<<"$out" | cut -d= -f2 | head -n 1; }
   local frozen assemble commit
   frozen=$(timing frozen_ms); assemble=$(timing live_assemble_ms); commit=$(timing commit_ms)
