@@ -38,6 +38,7 @@ fail() {
 
 step "cluster $CLUSTER"
 if kind get clusters | grep -qx "$CLUSTER"; then
+  kubectl config use-context "kind-$CLUSTER" >/dev/null
   [ "$(kubectl get nodes -l '!node-role.kubernetes.io/control-plane' -o name | wc -l)" -ge 2 ] \
     || { echo "kind-e2e: cluster $CLUSTER has fewer than two workers; delete it (kind delete cluster --name $CLUSTER)" >&2; exit 2; }
 else
