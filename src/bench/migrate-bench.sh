@@ -53,8 +53,9 @@ case "$STORE" in file|s3) ;; *) echo "migrate-bench: STORE must be file or s3, n
 say() { echo "migrate-bench: $*" >&2; }
 die() { say "$*"; exit 1; }
 
-rm -rf "$DIR"
 mkdir -p "$DIR"
+# only what this script makes there: BENCH_DIR may be a directory with other things in it
+rm -rf "${DIR:?}/image" "$DIR/criu" "$DIR/runc-root" "$DIR/runs" "$DIR/timing" "$DIR/dumps.log"
 ROOT="$DIR/runc-root"   # runc's state for both containers: one node's runtime
 mkdir -p "$ROOT"
 "$HERE/stasis" --version >/dev/null   # builds the agent first if needed
