@@ -79,6 +79,11 @@ public enum Reason {
   // ---- Migration ----
   /** spec.targetNode is the node the pod already runs on. */
   TargetIsSourceNode(true),
+  /**
+   * The pod has a controller (a ReplicaSet, StatefulSet, DaemonSet, Job...): the controller would
+   * adopt or replace the copy, so such pods are refused before anything is checkpointed.
+   */
+  PodHasController(true),
   Checkpointing(false),
   CheckpointFailed(false),
   Restoring(false),

@@ -128,6 +128,10 @@ final class MigrationDecider {
     if (node == null || node.isEmpty()) {
       return fail(Reason.PodNotScheduled, "pod " + ref(o) + " has no node");
     }
+    var controller = controllerOf(src);
+    if (controller != null) {
+      return fail(Reason.PodHasController, controlledMessage(o, controller));
+    }
     if (!o.nodeExists().test(spec.getTargetNode())) {
       return fail(Reason.NodeNotFound, "target node " + spec.getTargetNode() + " not found");
     }
@@ -263,6 +267,48 @@ final class MigrationDecider {
           null);
     }
     return new Decision(null, null, null, st.sourcePodUID, false, poll);
+  }
+
+  /** The pod's controlling owner reference ({@code controller: true}), or null. */
+  static io.fabric8.kubernetes.api.model.OwnerReference controllerOf(Pod pod) {
+    List<io.fabric8.kubernetes.api.model.OwnerReference> refs =
+        pod.getMetadata().getOwnerReferences();
+    return refs == null
+        ? null
+        : refs.stream()
+            .filter(r -> Boolean.TRUE.equals(r.getController()))
+            .findFirst()
+            .orElse(null);
+  }
+
+  /**
+   * Why a controlled pod is refused, and what to do instead. The copy carries the source's labels
+   * and no owner: a ReplicaSet (or ReplicationController) whose selector matches adopts it, finds
+   * one replica too many and deletes one of the two (by its own ranking, possibly the copy), and
+   * once the source is deleted starts a fresh replica from scratch; a StatefulSet's, DaemonSet's or
+   * Job's pod is the controller's by name or node and is re-created by it where it wants. Moving
+   * such a pod needs the controller's cooperation (docs/restore.md, "Pods owned by a controller").
+   */
+  private static String controlledMessage(
+      Observed o, io.fabric8.kubernetes.api.model.OwnerReference c) {
+    String owner = c.getKind() + " " + c.getName();
+    String what =
+        switch (c.getKind()) {
+          case "ReplicaSet", "ReplicationController" ->
+              "it would adopt the copy (same labels) and delete one of the two, and replace the"
+                  + " source with a fresh replica once it is deleted";
+          case "StatefulSet", "DaemonSet" ->
+              "it owns the pod by its name or node and would re-create it where it chooses";
+          default -> "it would replace or ignore the copy";
+        };
+    return "pod "
+        + ref(o)
+        + " is controlled by "
+        + owner
+        + ": "
+        + what
+        + "; only pods without a controller are migrated (for a controller's pod, use a Restore"
+        + " with podLabels outside its selector)";
   }
 
   private boolean sourceChanged(Observed o) {

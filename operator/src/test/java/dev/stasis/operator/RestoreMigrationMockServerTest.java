@@ -494,6 +494,50 @@ class RestoreMigrationMockServerTest {
     }
   }
 
+  /**
+   * A pod with a controller is refused before anything is checkpointed, with the controller named:
+   * a ReplicaSet would adopt the copy (it has the source's labels) and delete one of the two, a
+   * StatefulSet owns its pod by name. An owner that is not the controller does not count.
+   */
+  @Test
+  void podsWithAControllerAreRefusedBeforeAnythingIsCheckpointed() {
+    String ns = "mig-owned";
+    Map<String, String> owners =
+        Map.of("rs", "ReplicaSet", "sts", "StatefulSet", "other", "ConfigMap");
+    for (var e : owners.entrySet()) {
+      Pod p = Fixtures.runningPod(ns, "pod-" + e.getKey(), "n1", "app", "containerd://src");
+      p.getMetadata().setLabels(Map.of("app", "web"));
+      p.getMetadata()
+          .setOwnerReferences(
+              List.of(
+                  new io.fabric8.kubernetes.api.model.OwnerReferenceBuilder()
+                      .withApiVersion(e.getValue().equals("ConfigMap") ? "v1" : "apps/v1")
+                      .withKind(e.getValue())
+                      .withName("web-" + e.getKey())
+                      .withUid("uid-" + e.getKey())
+                      .withController(!e.getKey().equals("other"))
+                      .build()));
+      client.resource(p).create();
+      migration(ns, "m-" + e.getKey(), "pod-" + e.getKey(), "n2");
+    }
+    for (String k : List.of("rs", "sts")) {
+      Migration m = awaitMigration(ns, "m-" + k, MigrationPhase.Failed);
+      assertEquals("False/PodHasController", cond(m, "Accepted"), k);
+      assertTrue(
+          m.getStatus().message.contains("controlled by " + owners.get(k) + " web-" + k),
+          m.getStatus().message);
+      assertNull(get(Checkpoint.class, ns, "m-" + k), k + ": nothing checkpointed");
+      assertNull(get(Restore.class, ns, "m-" + k), k + ": nothing restored");
+      assertNotNull(client.pods().inNamespace(ns).withName("pod-" + k).get(), "source untouched");
+    }
+    assertTrue(
+        get(Migration.class, ns, "m-rs").getStatus().message.contains("adopt the copy"),
+        "says why");
+    // an owner reference without controller: true is no controller
+    awaitMigration(ns, "m-other", MigrationPhase.Checkpointing);
+    assertNotNull(get(Checkpoint.class, ns, "m-other"));
+  }
+
   @Test
   void deletingAMigrationMidWayDeletesTheCopyAndLeavesTheSource() {
     String ns = "mig-del";
