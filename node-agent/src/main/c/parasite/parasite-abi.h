@@ -6,7 +6,8 @@
  * The agent maps one region into the target: [ blob, page aligned | area of PARASITE_AREA_SIZE ].
  * It writes a command into the area header, points a stopped thread at the blob's entry with
  * %rdi = area and %rsp = area + PARASITE_AREA_SIZE, and continues it. The blob executes the
- * command with raw system calls, writes the answer after the header and stops with int3.
+ * command with raw system calls, writes the answer after the header, stores the status last and
+ * parks (entry.S); the agent then interrupts it.
  *
  * All fields are little-endian and naturally aligned; structs are padded explicitly so that the
  * layout does not depend on compiler choices.

@@ -196,26 +196,32 @@ static int dump_itimers(struct parasite_header *h, struct parasite_itimers_answe
 void parasite_main(struct parasite_header *h)
 {
 	void *answer = (char *)h + PARASITE_ANSWER_OFFSET;
+	int status;
 
 	if (h->magic != PARASITE_MAGIC)
 		return; /* status stays PENDING: the agent reports a corrupt area */
 	h->step = 0;
 	switch (h->command) {
 	case PARASITE_CMD_DUMP_THREAD:
-		h->status = dump_thread(h, answer);
+		status = dump_thread(h, answer);
 		break;
 	case PARASITE_CMD_DUMP_MISC:
-		h->status = dump_misc(h, answer);
+		status = dump_misc(h, answer);
 		break;
 	case PARASITE_CMD_DUMP_SIGACTS:
-		h->status = dump_sigacts(h, answer);
+		status = dump_sigacts(h, answer);
 		break;
 	case PARASITE_CMD_DUMP_ITIMERS:
-		h->status = dump_itimers(h, answer);
+		status = dump_itimers(h, answer);
 		break;
 	default:
-		h->status = PARASITE_STATUS_BAD_COMMAND;
+		status = PARASITE_STATUS_BAD_COMMAND;
 	}
+	/*
+	 * The agent watches this word while the thread runs (it is not stopped at our system calls)
+	 * and reads the answer once it changes: stored last, after every store of the answer.
+	 */
+	__atomic_store_n(&h->status, status, __ATOMIC_RELEASE);
 }
 
 _Static_assert(PARASITE_ANSWER_OFFSET >= sizeof(struct parasite_header), "header fits");

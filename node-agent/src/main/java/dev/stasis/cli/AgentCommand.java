@@ -48,6 +48,9 @@ public final class AgentCommand implements Callable<Integer> {
     }
     // the agent we replace may have been killed mid-dump (rollout, eviction): repair its targets
     dev.stasis.compel.Leftovers.sweep(System.err, true);
+    // the first dump in a JVM pays for class loading and set-up, much of it while its target is
+    // frozen: paid here, once, before any Checkpoint is taken
+    System.err.println("stasis agent: " + dev.stasis.agent.WarmUp.run());
     try (KubernetesClient client = new KubernetesClientBuilder().build();
         NodeAgent agent =
             new NodeAgent(

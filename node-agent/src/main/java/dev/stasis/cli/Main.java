@@ -27,6 +27,7 @@ public final class Main implements Runnable {
     SUBCOMMANDS.put("agent", AgentCommand.class);
     SUBCOMMANDS.put("cds-train", CdsTrainCommand.class);
     SUBCOMMANDS.put("sweep", SweepCommand.class);
+    SUBCOMMANDS.put("serve", ServeCommand.class);
   }
 
   @Override

@@ -67,14 +67,16 @@ public final class InjectedBlob implements AutoCloseable {
   }
 
   /**
-   * Runs the blob in thread {@code tid} until it parks ({@link TaskControl#runTrap}); its answer is
-   * in {@link #argsArea()}.
+   * Runs the blob in thread {@code tid} until {@code finished} (a word the blob writes last in
+   * {@link #argsArea()}) says it is done, then stops it in its park ({@link TaskControl#runTrap});
+   * its answer is in {@link #argsArea()}.
    */
-  public synchronized void run(int tid, long timeoutMs) throws IOException {
+  public synchronized void run(int tid, java.util.function.BooleanSupplier finished, long timeoutMs)
+      throws IOException {
     if (closed) {
       throw new IllegalStateException("blob in pid " + control.pid() + " is already unmapped");
     }
-    control.runTrap(tid, entry, area + areaSize, area, mapping.remoteAddress(), area, timeoutMs);
+    control.runTrap(tid, entry, area + areaSize, area, finished, timeoutMs);
   }
 
   /** The cure: unmaps blob and area from the target and the agent. Never throws. */

@@ -180,42 +180,132 @@ public final class TaskControl {
 
   /**
    * Runs injected code in thread {@code tid} with every signal but SIGTRAP blocked: the thread's
-   * registers pointed at {@code ip} with stack {@code sp} and {@code arg} as first argument, run
-   * under PTRACE_SYSCALL until it enters the park syscall ({@link
-   * dev.stasis.compel.arch.Arch#parkSyscall()}) at an address inside {@code [codeStart, codeEnd)}.
-   * The code ends in a park loop instead of a trap, so a thread left running it by a dead agent
-   * sleeps there rather than dying. Registers (general and extended) and the signal mask are
-   * restored afterwards on every path.
+   * registers pointed at {@code ip} with stack {@code sp} and {@code arg} as first argument, and
+   * continued (PTRACE_CONT, so its system calls do not stop it) until {@code finished} says the
+   * code is done; the code says so in memory shared with the agent, then parks in a loop of {@link
+   * dev.stasis.compel.arch.Arch#parkSyscall()}. The thread is then interrupted (PTRACE_INTERRUPT)
+   * wherever it is on its way into or inside the park, and its registers (general and extended) and
+   * signal mask are restored, on every path.
    *
-   * @return the general registers at the park
-   * @throws IOException if the thread died, stopped for another reason or did not park in time
-   *     (then it is interrupted and restored)
+   * <p>Why not PTRACE_SYSCALL up to the park: that stops the thread at the entry and the exit of
+   * every system call the code makes, a round trip between tracer and tracee each. A parasite
+   * command makes up to ~100 calls (the capability sets are read bit by bit), so a dump of one
+   * small process spent ~350 such stops, 100-200 ms of its frozen time on a loaded machine, in
+   * scheduling latency. Continued, the code runs its calls natively; one wake-up and one interrupt
+   * remain. A thread whose agent dies meanwhile still ends asleep in the park loop (nothing here
+   * depends on a trap), where {@link Leftovers} finds it.
+   *
+   * @throws IOException if the thread died, stopped for another reason (a fault, a signal) or did
+   *     not finish in time (then it is interrupted and restored)
    */
-  public byte[] runTrap(
-      int tid, long ip, long sp, long arg, long codeStart, long codeEnd, long timeoutMs)
+  public void runTrap(
+      int tid,
+      long ip,
+      long sp,
+      long arg,
+      java.util.function.BooleanSupplier finished,
+      long timeoutMs)
       throws IOException {
-    return task.tracer.call(
+    task.tracer.call(
         () -> {
           SeizedThread t = task.thread(tid);
           byte[] regs = t.state.gpRegs().clone();
           task.arch.setupCall(regs, ip, sp, arg);
-          long park = task.arch.parkSyscall();
           try {
-            return runToStop(
-                t,
-                regs,
-                (after, entering) -> {
-                  long at = task.arch.ip(after);
-                  return entering
-                      && task.arch.syscallNr(after) == park
-                      && at >= codeStart
-                      && at < codeEnd;
-                },
-                timeoutMs);
+            runToFinish(t, regs, finished, timeoutMs);
           } catch (LinuxException e) {
             throw explain(t, e, "injected code");
           }
+          return null;
         });
+  }
+
+  /** {@link #runTrap} on the tracer thread; restores the thread's captured state on every path. */
+  private void runToFinish(
+      SeizedThread t, byte[] regs, java.util.function.BooleanSupplier finished, long timeoutMs)
+      throws IOException {
+    int tid = t.tid;
+    String who = "tid " + tid + " of pid " + task.pid;
+    IOException failure = null;
+    long deadline = System.nanoTime() + timeoutMs * 1_000_000L;
+    try {
+      t.dirty = true;
+      Ptrace.setSigmask(tid, ~(1L << (Linux.SIGTRAP - 1)));
+      Ptrace.setRegset(tid, Ptrace.NT_PRSTATUS, regs);
+      Hold.at("regs-set");
+      Ptrace.cont(tid, 0);
+      int spins = 0;
+      long pause = 5_000;
+      while (!finished.getAsBoolean()) {
+        WaitStatus ws = Linux.waitpid(tid, Linux.WALL | Linux.WNOHANG);
+        if (ws != null) {
+          throw stoppedEarly(t, who, ws);
+        }
+        if (System.nanoTime() > deadline) {
+          Ptrace.interrupt(tid);
+          ws = Stops.waitFor(tid, Seizer.STOP_TIMEOUT_MS);
+          if (ws != null && ws.gone()) {
+            t.gone = true;
+          }
+          throw new IOException(who + ": injected code did not finish within " + timeoutMs + " ms");
+        }
+        // a command takes tens of microseconds once the thread runs: spin briefly, then sleep in
+        // growing steps (on a loaded machine the thread may first wait for a CPU)
+        if (++spins < 200) {
+          Thread.onSpinWait();
+        } else {
+          java.util.concurrent.locks.LockSupport.parkNanos(pause);
+          pause = Math.min(pause * 2, 500_000);
+        }
+      }
+      Ptrace.interrupt(tid);
+      WaitStatus ws = Stops.waitFor(tid, Seizer.STOP_TIMEOUT_MS);
+      if (ws == null) {
+        throw new IOException(who + ": did not stop after its injected code finished");
+      }
+      // The interrupt's stop is PTRACE_EVENT_STOP; its signal is SIGTRAP, or the stop signal
+      // while the process is group-stopped (a stopped process we dump: do_jobctl_trap reports
+      // the group stop's signal then). Any other report is not ours.
+      if (ws.gone() || !ws.stopped() || ws.event() != Ptrace.PTRACE_EVENT_STOP) {
+        throw stoppedEarly(t, who, ws);
+      }
+      Hold.at("parked");
+    } catch (IOException e) {
+      failure = e;
+      throw e;
+    } finally {
+      if (!t.gone) {
+        try {
+          task.restore(t);
+        } catch (LinuxException e) {
+          if (failure != null) {
+            failure.addSuppressed(e);
+          } else {
+            throw e;
+          }
+        }
+      }
+    }
+  }
+
+  /** The thread reported something other than the interrupt that ends a run: say what. */
+  private IOException stoppedEarly(SeizedThread t, String who, WaitStatus ws) throws IOException {
+    if (ws.gone()) {
+      t.gone = true;
+      return new IOException(
+          who
+              + " "
+              + (ws.exited() ? "exited" : "was killed")
+              + " while running injected code ("
+              + ws
+              + ")");
+    }
+    byte[] after = Ptrace.getRegset(t.tid, Ptrace.NT_PRSTATUS, t.state.gpRegs().length);
+    Ptrace.Siginfo si = Ptrace.getSiginfo(t.tid);
+    return new IOException(
+        String.format(
+            "%s: injected code stopped by signal %d (si_code 0x%x) at ip 0x%x instead of finishing",
+            who, ws.stopSig(), si.code(), task.arch.ip(after)));
   }
 
   /**

@@ -16,8 +16,8 @@ import java.util.List;
  * The parasite blob (classpath resource parasite.bin, built from src/main/c/parasite) injected into
  * a seized process through compel, which is given it as a {@link ParasiteBlob}: entry at offset 0,
  * followed by the area with the command header, the answer and the stack at its end ({@link
- * ParasiteAbi}). Commands run in trap mode through {@link InjectedBlob#run}; {@link #close()}
- * unmaps the region from the target and the agent.
+ * ParasiteAbi}). Commands run through {@link InjectedBlob#run}, done when the blob has stored the
+ * status word; {@link #close()} unmaps the region from the target and the agent.
  */
 public final class BlobParasite implements Parasite {
   /** A command is a few dozen system calls; anything slower is stuck. */
@@ -25,6 +25,11 @@ public final class BlobParasite implements Parasite {
 
   /** The blob as compel takes it: entry point at its start, the area of {@link ParasiteAbi}. */
   static final ParasiteBlob BLOB = new ParasiteBlob(loadBlob(), 0, ParasiteAbi.AREA_SIZE);
+
+  /** A volatile view of the area's status word, which the blob writes from the target. */
+  private static final java.lang.invoke.VarHandle STATUS =
+      java.lang.invoke.MethodHandles.byteBufferViewVarHandle(
+          int[].class, java.nio.ByteOrder.LITTLE_ENDIAN);
 
   private final InjectedBlob blob;
   private final ByteBuffer localArea;
@@ -58,7 +63,13 @@ public final class BlobParasite implements Parasite {
   /** Runs {@code cmd} in thread {@code tid}; returns the area holding the answer. */
   private synchronized ByteBuffer run(ParasiteCommand cmd, int tid) throws IOException {
     cmd.encode(localArea);
-    blob.run(tid, COMMAND_TIMEOUT_MS);
+    // the blob stores the status last (a release store), after the whole answer
+    blob.run(
+        tid,
+        () ->
+            (int) STATUS.getVolatile(localArea, ParasiteAbi.HDR_STATUS)
+                != ParasiteAbi.STATUS_PENDING,
+        COMMAND_TIMEOUT_MS);
     int status = localArea.getInt(ParasiteAbi.HDR_STATUS);
     String where = "parasite " + cmd + " in tid " + tid + " of pid " + blob.pid();
     if (status == ParasiteAbi.STATUS_PENDING) {

@@ -1,0 +1,57 @@
+package dev.stasis.agent;
+
+import dev.stasis.images.DirectoryImageSink;
+import java.io.IOException;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.Comparator;
+import java.util.stream.Stream;
+
+/**
+ * The resident agent's start-up warm-up: one training dump of a throwaway {@code sleep}, through
+ * the same engine as every checkpoint, before the agent takes any work. A first dump in a JVM pays
+ * for binding the C library, loading and initialising a few hundred classes, call-site bootstraps
+ * and the interpreter, much of it on the frozen path (infect, core images, files): measured on a 64
+ * MiB process, a cold first dump was frozen several times as long as the ones after it. Paid here
+ * once, while nothing waits.
+ */
+public final class WarmUp {
+  private WarmUp() {}
+
+  /** Runs the training dump; a line saying what happened (never throws: a warm-up only). */
+  public static String run() {
+    long t0 = System.nanoTime();
+    int pid = 0;
+    Path dir = null;
+    try {
+      dev.stasis.linux.Linux.warmUp();
+      dir = Files.createTempDirectory("stasis-warmup-");
+      // Through a shell, so that the sleep is not our child: the JVM's process reaper would
+      // otherwise collect its ptrace stops.
+      Process sh =
+          new ProcessBuilder("sh", "-c", "sleep 60 </dev/null >/dev/null 2>&1 & echo $!")
+              .redirectErrorStream(true)
+              .start();
+      pid = Integer.parseInt(new String(sh.getInputStream().readAllBytes()).strip());
+      sh.waitFor();
+      try (DirectoryImageSink sink = DirectoryImageSink.open(dir)) {
+        ProcessDumper.ENGINE.dump(pid, false, sink, null, null);
+      }
+      return "warm-up dump took " + (System.nanoTime() - t0) / 1_000_000 + " ms";
+    } catch (Exception | LinkageError e) {
+      return "warm-up dump failed (the first checkpoint pays for it): "
+          + (e.getMessage() == null ? e.toString() : e.getMessage());
+    } finally {
+      if (pid > 0) {
+        ProcessHandle.of(pid).ifPresent(ProcessHandle::destroyForcibly);
+      }
+      if (dir != null) {
+        try (Stream<Path> s = Files.walk(dir)) {
+          s.sorted(Comparator.reverseOrder()).forEach(p -> p.toFile().delete());
+        } catch (IOException e) {
+          // a temporary directory of a few KiB
+        }
+      }
+    }
+  }
+}
