@@ -23,6 +23,7 @@ import dev.stasis.images.proto.MemfdInodeEntry;
 import dev.stasis.images.proto.MmEntry;
 import dev.stasis.images.proto.MntEntry;
 import dev.stasis.images.proto.NetDeviceEntry;
+import dev.stasis.images.proto.NetnsEntry;
 import dev.stasis.images.proto.NsFileEntry;
 import dev.stasis.images.proto.PagemapEntry;
 import dev.stasis.images.proto.PagemapHead;
@@ -143,6 +144,10 @@ public enum ImageType {
   IPCNS_MSG("ipcns-msg-%d.img", Head.COMMON, 0x55453737, IpcMsgEntry.parser()),
   /** The network devices of the network namespace with this id. */
   NETDEV("netdev-%d.img", Head.COMMON, 0x57373951, NetDeviceEntry.parser()),
+  /**
+   * The namespace-wide sysctls (ipv4/ipv6 conf of all and default, unix, ping) of that namespace.
+   */
+  NETNS("netns-%d.img", Head.COMMON, 0x55933752, NetnsEntry.parser()),
   /**
    * The addresses of the network namespace with this id, raw as iproute2's {@code ip addr save}
    * writes them (its magic, then the kernel's RTM_NEWADDR messages); the restore feeds them to

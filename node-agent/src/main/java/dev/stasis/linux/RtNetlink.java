@@ -31,8 +31,32 @@ public final class RtNetlink {
   public static final int RT_TABLE_MAIN = 254;
   public static final int RT_TABLE_LOCAL = 255;
 
-  /** One network device: its index, name, flags (IFF_*) and MTU. */
-  public record Link(int index, String name, int flags, int mtu) {}
+  /**
+   * One network device: its index, name, flags (IFF_*), MTU, ARPHRD type, the index of the device
+   * it is linked to (IFLA_LINK: a veth's peer; -1 if none), the namespace id that peer is in as
+   * this namespace numbers it (IFLA_LINK_NETNSID; null = this namespace), its link-layer address
+   * (null if none), master (0 if none) and kind (IFLA_INFO_KIND: "veth", "tun"...; null if none).
+   */
+  public record Link(
+      int index,
+      String name,
+      int flags,
+      int mtu,
+      int type,
+      int link,
+      Integer linkNetnsid,
+      byte[] address,
+      int master,
+      String kind) {}
+
+  private static final int IFLA_ADDRESS = 1;
+  private static final int IFLA_IFNAME = 3;
+  private static final int IFLA_MTU = 4;
+  private static final int IFLA_LINK = 5;
+  private static final int IFLA_MASTER = 10;
+  private static final int IFLA_LINKINFO = 18;
+  private static final int IFLA_INFO_KIND = 1;
+  private static final int IFLA_LINK_NETNSID = 37;
 
   /** Every network device of the namespace. */
   public static List<Link> links() throws LinuxException {
@@ -42,27 +66,70 @@ public final class RtNetlink {
       ByteBuffer b = ByteBuffer.wrap(m).order(ByteOrder.LITTLE_ENDIAN);
       String name = "";
       int mtu = 0;
+      int link = -1;
+      Integer netnsid = null;
+      byte[] address = null;
+      int master = 0;
+      String kind = null;
       int at = 16 + 16;
       while (at + 4 <= m.length) {
         int len = b.getShort(at) & 0xffff;
-        int type = b.getShort(at + 2) & 0xffff;
+        int type = b.getShort(at + 2) & 0x3fff; // without NLA_F_NESTED / NLA_F_NET_BYTEORDER
         if (len < 4 || at + len > m.length) {
           break;
         }
-        if (type == 3) { // IFLA_IFNAME, NUL-terminated
-          int end = at + 4;
-          while (end < at + len && m[end] != 0) {
-            end++;
-          }
-          name = new String(m, at + 4, end - at - 4, java.nio.charset.StandardCharsets.UTF_8);
-        } else if (type == 4 && len >= 8) { // IFLA_MTU
-          mtu = b.getInt(at + 4);
+        switch (type) {
+          case IFLA_IFNAME -> name = string(m, at + 4, at + len);
+          case IFLA_MTU -> mtu = len >= 8 ? b.getInt(at + 4) : mtu;
+          case IFLA_LINK -> link = len >= 8 ? b.getInt(at + 4) : link;
+          case IFLA_LINK_NETNSID -> netnsid = len >= 8 ? b.getInt(at + 4) : netnsid;
+          case IFLA_MASTER -> master = len >= 8 ? b.getInt(at + 4) : master;
+          case IFLA_ADDRESS -> address = java.util.Arrays.copyOfRange(m, at + 4, at + len);
+          case IFLA_LINKINFO -> kind = infoKind(b, m, at + 4, at + len);
+          default -> {}
         }
         at += (len + 3) & ~3;
       }
-      out.add(new Link(b.getInt(16 + 4), name, b.getInt(16 + 8), mtu));
+      out.add(
+          new Link(
+              b.getInt(16 + 4),
+              name,
+              b.getInt(16 + 8),
+              mtu,
+              b.getShort(16 + 2) & 0xffff,
+              link,
+              netnsid,
+              address,
+              master,
+              kind));
     }
     return out;
+  }
+
+  /** IFLA_INFO_KIND inside an IFLA_LINKINFO nest spanning [from, end). */
+  private static String infoKind(ByteBuffer b, byte[] m, int from, int end) {
+    int at = from;
+    while (at + 4 <= end) {
+      int len = b.getShort(at) & 0xffff;
+      int type = b.getShort(at + 2) & 0x3fff;
+      if (len < 4 || at + len > end) {
+        break;
+      }
+      if (type == IFLA_INFO_KIND) {
+        return string(m, at + 4, at + len);
+      }
+      at += (len + 3) & ~3;
+    }
+    return null;
+  }
+
+  /** A NUL-terminated (or attribute-bounded) string. */
+  private static String string(byte[] m, int from, int end) {
+    int stop = from;
+    while (stop < end && m[stop] != 0) {
+      stop++;
+    }
+    return new String(m, from, stop - from, java.nio.charset.StandardCharsets.UTF_8);
   }
 
   /** Every address of the namespace (all families), each a whole message. */

@@ -179,7 +179,7 @@ class ImagesMatchCriuIT {
    * supported yet"). On a shared machine other jobs may stack bind mounts over / for a while; wait
    * for them (bounded) and say so clearly if they stay.
    */
-  private static void awaitRootNotOvermounted() throws Exception {
+  static void awaitRootNotOvermounted() throws Exception {
     Path mountinfo = Path.of("/proc/self/mountinfo");
     long roots = 0;
     for (int i = 0; i < 120; i++) {
