@@ -106,12 +106,15 @@ final class NetNamespace {
       return null;
     }
     if ("veth".equals(l.kind()) && l.linkNetnsid() == null) {
-      return l.name() + " (veth with its peer in the same namespace)";
+      return l.name() + " (kind veth, its peer in the same namespace)";
     }
     if ("veth".equals(l.kind())) {
-      return l.name() + " (veth enslaved to a master device)";
+      return l.name() + " (kind veth, enslaved to device " + l.master() + ")";
     }
-    return l.name() + " (" + (l.kind() == null ? "kind unknown, type " + l.type() : l.kind()) + ")";
+    return l.name()
+        + " (kind "
+        + (l.kind() == null ? "unknown, ARPHRD type " + l.type() : l.kind())
+        + ")";
   }
 
   static State check(int pid) throws IOException {
@@ -127,9 +130,8 @@ final class NetNamespace {
       throw new DumpException(
           "PID "
               + pid
-              + "'s network namespace has devices other than lo and veth: "
-              + String.join(", ", others)
-              + ": not supported yet");
+              + "'s network namespace has network devices not supported yet: "
+              + String.join(", ", others));
     }
     for (List<byte[]> routes : List.of(s.v4(), s.v6())) {
       for (byte[] r : routes) {
