@@ -182,6 +182,29 @@ public final class CheckpointArchive {
     return false;
   }
 
+  /**
+   * Whether the spec puts the container into a network namespace the engine made (a {@code network}
+   * entry of {@code linux.namespaces} with a path: Podman's netavark/CNI namespaces), which runc
+   * declares external on checkpoint and the engine makes anew on restore.
+   */
+  public boolean netnsFromEngine() {
+    try {
+      return namesNetns(JSON.readTree(spec));
+    } catch (IOException e) {
+      return false; // prepare() parsed it already
+    }
+  }
+
+  /** Whether an OCI spec joins a network namespace by path (runc then declares it external). */
+  static boolean namesNetns(JsonNode spec) {
+    for (JsonNode ns : spec.path("linux").path("namespaces")) {
+      if (ns.path("type").asText().equals("network") && !ns.path("path").asText().isEmpty()) {
+        return true;
+      }
+    }
+    return false;
+  }
+
   /** Whether the archive carries devshm-checkpoint.tar, to be read by {@link #captureDevShm}. */
   public boolean carriesDevShm() {
     return devShm;

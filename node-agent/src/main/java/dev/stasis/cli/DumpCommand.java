@@ -212,7 +212,14 @@ public class DumpCommand implements Callable<Integer> {
         r =
             Dumper.dump(
                 new DumpOptions(
-                        pid, leaveRunning, progress, freezeTimeout * 1000L, gate, true, false)
+                        pid,
+                        leaveRunning,
+                        progress,
+                        freezeTimeout * 1000L,
+                        gate,
+                        true,
+                        false,
+                        pendingArchive != null && pendingArchive.netnsFromEngine())
                     .withShellJob(shellJob),
                 sink);
         if (pendingArchive != null && pendingArchive.carriesDevShm() && leaveRunning) {

@@ -19,6 +19,11 @@ import java.util.function.Consumer;
  * @param shellJob accept a pty slave whose master is outside the tree (the terminal of a shell that
  *     started the process, CRIU's {@code --shell-job}); the restore then needs {@code criu restore
  *     --shell-job}, which gives the process the restorer's terminal
+ * @param externalNetns the root's network namespace is the container engine's (its OCI spec names
+ *     it by path, as Podman's and CRI runtimes' do): it is declared external, as {@code runc
+ *     checkpoint} does ({@code netns-ID.img} holds only the key {@code extRootNetNS}, which runc's
+ *     restore maps to the namespace the engine made anew), and its devices, addresses and routes
+ *     are neither checked nor written
  */
 public record DumpOptions(
     int pid,
@@ -27,7 +32,8 @@ public record DumpOptions(
     long freezeTimeoutMillis,
     KillGate killGate,
     boolean liveCopy,
-    boolean shellJob) {
+    boolean shellJob,
+    boolean externalNetns) {
 
   public DumpOptions {
     if (freezeTimeoutMillis < 0) {
@@ -37,13 +43,13 @@ public record DumpOptions(
 
   /** Without a freeze deadline or kill gate. */
   public DumpOptions(int pid, boolean leaveRunning, Consumer<String> progress) {
-    this(pid, leaveRunning, progress, 0, null, true, false);
+    this(pid, leaveRunning, progress, 0, null, true, false, false);
   }
 
   /** With a freeze deadline, without a kill gate (one process, the CLI). */
   public DumpOptions(
       int pid, boolean leaveRunning, Consumer<String> progress, long freezeTimeoutMillis) {
-    this(pid, leaveRunning, progress, freezeTimeoutMillis, null, true, false);
+    this(pid, leaveRunning, progress, freezeTimeoutMillis, null, true, false, false);
   }
 
   /**
@@ -51,13 +57,26 @@ public record DumpOptions(
    * bounds it), without live copy (the pod's cut is its cgroup freeze).
    */
   public DumpOptions(int pid, boolean leaveRunning, Consumer<String> progress, KillGate killGate) {
-    this(pid, leaveRunning, progress, 0, killGate, false, false);
+    this(pid, leaveRunning, progress, 0, killGate, false, false, false);
   }
 
   /** The same options, accepting a shell's terminal or not. */
   public DumpOptions withShellJob(boolean accept) {
     return new DumpOptions(
-        pid, leaveRunning, progress, freezeTimeoutMillis, killGate, liveCopy, accept);
+        pid,
+        leaveRunning,
+        progress,
+        freezeTimeoutMillis,
+        killGate,
+        liveCopy,
+        accept,
+        externalNetns);
+  }
+
+  /** The same options, the root's network namespace the engine's or not. */
+  public DumpOptions withExternalNetns(boolean external) {
+    return new DumpOptions(
+        pid, leaveRunning, progress, freezeTimeoutMillis, killGate, liveCopy, shellJob, external);
   }
 
   /**

@@ -97,7 +97,7 @@ public final class Dumper {
     TargetChecks.checkTarget(pid);
     TargetChecks.refuseUnsupportedFiles(pid, opts.shellJob());
     try {
-      ContainerImages.refuseUnsupported(pid);
+      ContainerImages.refuseUnsupported(pid, opts.externalNetns());
     } catch (DumpException e) {
       sink.abort();
       throw e;
@@ -386,7 +386,8 @@ public final class Dumper {
     long t = System.nanoTime();
     // SysV segments of the tree's IPC namespaces, anonymous shared memory and memfds: once per
     // object, after every process named its VMAs
-    for (dev.stasis.dump.ns.IpcNamespace.Segment s : ContainerImages.write(sink, namespaces, pid)) {
+    for (dev.stasis.dump.ns.IpcNamespace.Segment s :
+        ContainerImages.write(sink, namespaces, pid, opts.externalNetns())) {
       sharedMemory.addSysvSegment(s.shmid(), s.size(), s::open);
     }
     for (dev.stasis.dump.files.Memfd.Content c : files.memfdContents()) {

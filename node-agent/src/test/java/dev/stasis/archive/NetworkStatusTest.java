@@ -96,4 +96,22 @@ class NetworkStatusTest {
                     + "\"options\":[\"nosuid\",\"noexec\",\"nodev\",\"mode=1777\"]}]}")));
     assertFalse(CheckpointArchive.bindsDevShm(JSON.readTree("{\"ociVersion\":\"1.0.2\"}")));
   }
+
+  @Test
+  void theNetworkNamespaceIsTheEnginesWhenTheSpecNamesItByPath() throws Exception {
+    // Podman with a network: netavark's namespace, joined by path
+    assertTrue(
+        CheckpointArchive.namesNetns(
+            JSON.readTree(
+                "{\"linux\":{\"namespaces\":[{\"type\":\"pid\"},{\"type\":\"network\","
+                    + "\"path\":\"/run/netns/netns-1\"}]}}")));
+    // runc's default spec and Podman without a network: a namespace runc makes itself
+    assertFalse(
+        CheckpointArchive.namesNetns(
+            JSON.readTree("{\"linux\":{\"namespaces\":[{\"type\":\"network\"}]}}")));
+    assertFalse(
+        CheckpointArchive.namesNetns(
+            JSON.readTree("{\"linux\":{\"namespaces\":[{\"type\":\"network\",\"path\":\"\"}]}}")));
+    assertFalse(CheckpointArchive.namesNetns(JSON.readTree("{\"ociVersion\":\"1.0.2\"}")));
+  }
 }

@@ -26,7 +26,8 @@ import java.util.List;
  *   <li>pid: nothing beyond the pstree's virtual PIDs (one own PID namespace, the root's).
  *   <li>mnt: {@link MountNamespace} (the root's only).
  *   <li>uts: {@link UtsNamespace}; ipc: {@link IpcNamespace} (limits and SysV objects); net: {@link
- *       NetNamespace} (checked, nothing written).
+ *       NetNamespace} (devices, sysctls, addresses, routes, filter rules; or, the engine's, only
+ *       declared external).
  *   <li>time: timens-ID.img with the namespace's own clock readings.
  *   <li>cgroup (the root's only): its root is the cgns_prefix of the root's cgroup set in
  *       cgroup.img ({@link CgroupSets}), written for every dump whose tasks are outside the agent's
@@ -48,11 +49,16 @@ public final class ContainerImages {
    * restore brings them back (one line naming what).
    */
   public static void refuseUnsupported(int pid) throws IOException {
+    refuseUnsupported(pid, false);
+  }
+
+  /** The same; with {@code externalNetns} the root's network namespace is the engine's. */
+  public static void refuseUnsupported(int pid, boolean externalNetns) throws IOException {
     String p = Integer.toString(pid);
     if (NamespaceIds.differs(p, "user")) {
       throw new DumpException("PID " + pid + " is in another user namespace: not supported yet");
     }
-    if (NamespaceIds.differs(p, "net")) {
+    if (NamespaceIds.differs(p, "net") && !externalNetns) {
       NetNamespace.check(pid);
     }
     if (NamespaceIds.differs(p, "ipc")) {
@@ -70,8 +76,8 @@ public final class ContainerImages {
    * process). Throws a one-line DumpException for what cannot be restored. Returns the SysV
    * segments of the tree's IPC namespaces, whose content the caller writes as shared memory.
    */
-  public static List<IpcNamespace.Segment> write(ImageSink sink, NamespaceIds ids, int rootPid)
-      throws IOException {
+  public static List<IpcNamespace.Segment> write(
+      ImageSink sink, NamespaceIds ids, int rootPid, boolean externalNetns) throws IOException {
     List<IpcNamespace.Segment> segments = new ArrayList<>();
     // cgroup.img: the sets every thread's core named; a cgroup namespace of the root is in them
     ids.cgroups().write(sink);
@@ -97,7 +103,13 @@ public final class ContainerImages {
         }
         case "uts" -> UtsNamespace.write(sink, ns.id(), ns.pid());
         case "ipc" -> segments.addAll(IpcNamespace.write(sink, ns.id(), ns.pid()));
-        case "net" -> NetNamespace.write(sink, ns.id(), ns.pid());
+        case "net" -> {
+          if (externalNetns && ns.pid() == rootPid && !again) {
+            NetNamespace.writeExternal(sink, ns.id());
+          } else {
+            NetNamespace.write(sink, ns.id(), ns.pid());
+          }
+        }
         case "time" ->
             ImageWriter.writeFile(sink, ImageType.TIMENS, ns.id(), List.of(clocks(ns.pid())));
         default ->

@@ -149,6 +149,25 @@ final class NetNamespace {
     return new State(s.links(), s.sysctls(), s.addresses(), s.v4(), s.v6(), Netfilter.read(pid));
   }
 
+  /**
+   * runc's key for the container's network namespace when its engine made it (a path in the spec).
+   */
+  static final String EXTERNAL_KEY = "extRootNetNS";
+
+  /**
+   * The engine's namespace, as {@code runc checkpoint} declares it ({@code --external
+   * net[INODE]:extRootNetNS}): netns-ID.img holds only the key; runc's restore hands CRIU the
+   * namespace the engine made anew ({@code --inherit-fd fd[N]:extRootNetNS}) and CRIU moves the
+   * tree into it, restoring nothing of the old one.
+   */
+  static void writeExternal(ImageSink sink, int id) throws IOException {
+    ImageWriter.writeFile(
+        sink,
+        ImageType.NETNS,
+        id,
+        List.of(NetnsEntry.newBuilder().setExtKey(EXTERNAL_KEY).build()));
+  }
+
   /** Writes netdev-, netns-, ifaddr-, route- and route6-{@code id}.img (and the rules). */
   static void write(ImageSink sink, int id, int pid) throws IOException {
     State s = check(pid);
