@@ -1,6 +1,7 @@
 package dev.stasis.agent;
 
 import dev.stasis.dump.DumpOptions;
+import dev.stasis.dump.LiveCopy;
 import java.io.IOException;
 import java.nio.file.Files;
 import java.nio.file.NoSuchFileException;
@@ -24,6 +25,9 @@ import java.util.function.Consumer;
  * <ol>
  *   <li>kill mode only: ask the engine, before anything is frozen, whether the images could bring
  *       each container back; if not, refuse ({@link NotRestorableException}) and touch nothing;
+ *   <li>leave-running only: live copy ({@link #startLive}): every container's pages are copied,
+ *       write-tracked, while the whole pod runs, so that the engines read only what was written
+ *       after the copies;
  *   <li>freeze every container's cgroup (the cut: from here on no process of the pod runs);
  *   <li>per container, in order: check what is in the cgroup, write its root file system's changes,
  *       spec and config into its sink ({@link ContainerRootfs}, while still frozen: the same cut as
@@ -35,6 +39,12 @@ import java.util.function.Consumer;
  *       only when every container is stored are they all killed. If any container fails, every held
  *       tree is released alive (and the caller deletes what was stored).
  * </ol>
+ *
+ * <p>Why no live copy in kill mode: a live copy's pages image is assembled from its store after the
+ * process is released, and a process to be killed is never released before its images are durable
+ * (rule: stored before killed). Assembling and syncing it while frozen would cost about what the
+ * frozen copy costs; writing the rounds straight into a durable image in its final layout is not
+ * built.
  *
  * <p>Why thaw after seizing: a frozen task cannot enter the ptrace stop the engine waits for; the
  * freeze only guarantees that nothing forks or exits between listing and seizing. Every cgroup is
@@ -144,12 +154,17 @@ public final class PodDump {
         throw new NotRestorableException(warnings);
       }
     }
-    long t0 = System.nanoTime();
     List<CgroupFreezer.Frozen> frozen = new ArrayList<>();
     CompletableFuture<Boolean> killAll = new CompletableFuture<>();
     List<Thread> threads = new ArrayList<>();
     List<AtomicReference<Object>> outcomes = new ArrayList<>();
+    // Live copies not yet handed to an engine: closed in finally (the tracking ends with them).
+    LiveCopy[] lives = new LiveCopy[members.size()];
     try {
+      if (leaveRunning) {
+        startLive(members, dumper, lives);
+      }
+      long t0 = System.nanoTime();
       for (Member m : members) {
         frozen.add(CgroupFreezer.freeze(m.container(), freezeTimeout));
       }
@@ -175,12 +190,14 @@ public final class PodDump {
                 };
         AtomicReference<Object> outcome = new AtomicReference<>();
         outcomes.add(outcome);
+        LiveCopy live = lives[i];
         Thread t =
             new Thread(
                 () -> {
                   try {
                     outcome.set(
-                        dumper.dump(init.hostPid(), leaveRunning, m.sink(), m.progress(), gate));
+                        dumper.dump(
+                            init.hostPid(), leaveRunning, m.sink(), m.progress(), gate, live));
                   } catch (Throwable e) {
                     outcome.set(e);
                   }
@@ -198,6 +215,7 @@ public final class PodDump {
                     + init.nsPid()
                     + " in the pod)");
         long dumpStart = System.nanoTime();
+        lives[i] = null; // the engine owns it now and closes it on every path
         t.start();
         waitUntilTracedOrDone(init.hostPid(), t);
         frozen.get(i).thaw();
@@ -268,6 +286,11 @@ public final class PodDump {
       }
       return done;
     } finally {
+      for (LiveCopy live : lives) {
+        if (live != null) {
+          live.close(); // never handed to an engine: its tracking ends here
+        }
+      }
       killAll.complete(false); // no-op after success; otherwise every held tree is released
       // Thaw before waiting for the engines: a container after the failed one has no engine yet
       // and would otherwise stay frozen through the joins, and an interrupted join must not skip
@@ -285,6 +308,49 @@ public final class PodDump {
       }
       if (thawError != null) {
         throw thawError;
+      }
+    }
+  }
+
+  /**
+   * Leave-running: every container's processes are write-tracked and their pages copied while the
+   * whole pod runs ({@link ProcessDumper#startLive}), before the cut. Containers are set up one
+   * after the other (each with a short freeze of its own tree, not of the pod), so the ones started
+   * first run one more round afterwards for what they wrote meanwhile; the cgroup freeze that
+   * follows is still the one cut of the pod, and each engine then reads only the pages written
+   * since their last copy. A container whose live copy is not possible is dumped frozen as before.
+   */
+  private static void startLive(List<Member> members, ProcessDumper dumper, LiveCopy[] lives)
+      throws Exception {
+    for (int i = 0; i < members.size(); i++) {
+      Member m = members.get(i);
+      lives[i] =
+          dumper.startLive(
+              m.container().init().hostPid(),
+              m.progress(),
+              n -> m.progress().accept("container '" + m.name() + "': " + n));
+    }
+    for (int i = 0; i < members.size() - 1; i++) {
+      if (lives[i] == null) {
+        continue;
+      }
+      try {
+        lives[i].catchUp();
+      } catch (IOException | RuntimeException e) {
+        // a scan that protected pages again but whose copy failed leaves the store behind the
+        // tracking: the live copy cannot be trusted any more. Dropped; this container is copied
+        // frozen (a process that died fails its dump as before)
+        lives[i].close();
+        lives[i] = null;
+        members
+            .get(i)
+            .progress()
+            .accept(
+                "container '"
+                    + members.get(i).name()
+                    + "': live copy dropped ("
+                    + e.getMessage()
+                    + "): its pages are copied frozen");
       }
     }
   }

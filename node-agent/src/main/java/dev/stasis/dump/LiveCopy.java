@@ -64,7 +64,7 @@ import java.util.function.Consumer;
  * store after the process is released ({@link #writePages}): its order and content are exactly what
  * a frozen dump writes, so the image set is unchanged.
  */
-final class LiveCopy implements AutoCloseable {
+public final class LiveCopy implements AutoCloseable {
   static final int MAX_ROUNDS = 10;
 
   /** A round that copies no more than this many pages is the last one (4 MiB). */
@@ -90,7 +90,7 @@ final class LiveCopy implements AutoCloseable {
    * it: the dump then freezes for all the pages as usual. Throws only when the process died
    * meanwhile.
    */
-  static LiveCopy start(int pid, Consumer<String> progress, Consumer<String> notice)
+  public static LiveCopy start(int pid, Consumer<String> progress, Consumer<String> notice)
       throws DumpException {
     LiveCopy live = new LiveCopy();
     long t0 = System.nanoTime();
@@ -113,8 +113,26 @@ final class LiveCopy implements AutoCloseable {
   }
 
   /** Timings of the live phase (ms and counts), for the dump's timings. */
-  Map<String, Long> timings() {
+  public Map<String, Long> timings() {
     return timings;
+  }
+
+  /**
+   * One more round while the process runs: the pages written since the last round. For a pod, whose
+   * containers are tracked one after the other before their common freeze: the ones started first
+   * catch up with what they wrote while the later ones were copied. Returns the pages copied.
+   */
+  public long catchUp() throws IOException {
+    long t0 = System.nanoTime();
+    long n = 0;
+    for (Tracked t : tasks.values()) {
+      n += t.copyRound(false);
+    }
+    timings.merge("live_rounds", 1L, Long::sum);
+    timings.put("live_last_round_pages", n);
+    timings.merge("live_copied_pages", n, Long::sum);
+    timings.merge("live_ms", (System.nanoTime() - t0) / 1_000_000, Long::sum);
+    return n;
   }
 
   /** The tracking of process {@code pid}, or null if it is not tracked (a newer child). */
