@@ -84,7 +84,8 @@ wait_no_overmount() { # see dump-bench.sh
 wait_gone() { for _ in $(seq 3000); do [ -e "/proc/$1" ] || return 0; sleep 0.02; done; }
 
 PHASES=(parasite_ms gather_ms memdump_ms files_ms commit_ms kill_ms)
-[ "$MODE" = live ] && PHASES=(live_setup_frozen_ms parasite_ms gather_ms memdump_ms files_ms \
+[ "$MODE" = live ] && PHASES=(live_setup_frozen_ms live_setup_seize_us live_setup_uffd_us live_setup_release_us \
+  parasite_ms gather_ms memdump_ms files_ms \
   live_frozen_pages live_rounds live_ms)
 
 # one_run TOOL MiB -> prints "frozen_ms phase..." (phases only for stasis)
