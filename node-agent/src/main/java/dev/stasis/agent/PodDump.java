@@ -160,6 +160,8 @@ public final class PodDump {
     List<AtomicReference<Object>> outcomes = new ArrayList<>();
     // Live copies not yet handed to an engine: closed in finally (the tracking ends with them).
     LiveCopy[] lives = new LiveCopy[members.size()];
+    List<Long> started = new ArrayList<>();
+    List<long[]> ended = new ArrayList<>();
     try {
       if (leaveRunning) {
         startLive(members, dumper, lives);
@@ -191,6 +193,8 @@ public final class PodDump {
         AtomicReference<Object> outcome = new AtomicReference<>();
         outcomes.add(outcome);
         LiveCopy live = lives[i];
+        long[] endedAt = new long[1];
+        ended.add(endedAt);
         Thread t =
             new Thread(
                 () -> {
@@ -200,6 +204,8 @@ public final class PodDump {
                             init.hostPid(), leaveRunning, m.sink(), m.progress(), gate, live));
                   } catch (Throwable e) {
                     outcome.set(e);
+                  } finally {
+                    endedAt[0] = System.nanoTime(); // read after join()
                   }
                 },
                 "stasis-dump-" + m.container().id().substring(0, 12));
@@ -215,17 +221,25 @@ public final class PodDump {
                     + init.nsPid()
                     + " in the pod)");
         long dumpStart = System.nanoTime();
+        started.add(dumpStart);
         lives[i] = null; // the engine owns it now and closes it on every path
         t.start();
-        waitUntilTracedOrDone(init.hostPid(), t);
+        boolean traced = waitUntilTracedOrDone(init.hostPid(), t);
         frozen.get(i).thaw();
-        // Until this container's images are committed (kill mode: its engine waits at the gate)
-        // or the engine is done (leave-running: released, committed), the next container stays
-        // frozen.
-        while (t.isAlive() && !atGate.await(10, TimeUnit.MILLISECONDS)) {
-          // polling both: an engine that fails never reaches the gate
+        if (leaveRunning && traced) {
+          // Leave-running: the next container stays frozen until this one's engine has released
+          // its tree (its state is taken); the rest of its work (a live copy's pages image
+          // assembled from its store, the commit) goes on while the next one is dumped. Every
+          // outcome is looked at after the joins below.
+          waitUntilReleasedOrDone(init.hostPid(), t);
+        } else {
+          // Kill mode: until this container's images are committed (its engine waits at the
+          // gate) or the engine is done, the next container stays frozen.
+          while (t.isAlive() && !atGate.await(10, TimeUnit.MILLISECONDS)) {
+            // polling both: an engine that fails never reaches the gate
+          }
         }
-        Object o = outcome.get();
+        Object o = outcome.get(); // null: still running (leave-running, released)
         if (o instanceof Exception e) {
           throw e;
         }
@@ -265,6 +279,22 @@ public final class PodDump {
       for (int i = 0; i < members.size(); i++) {
         threads.get(i).join();
         Result r = results.get(i);
+        if (leaveRunning) {
+          // completed after the next container was started: the whole engine's time and the
+          // sink's final figures
+          Member m = members.get(i);
+          r =
+              new Result(
+                  r.name(),
+                  r.container(),
+                  r.freezeMillis(),
+                  r.frozenMillis(),
+                  (ended.get(i)[0] - started.get(i)) / 1_000_000,
+                  m.sink().commitMillis(),
+                  m.sink().bytes(),
+                  r.engineTimings(),
+                  r.warnings());
+        }
         Object o = outcomes.get(i).get();
         if (o instanceof Exception e) {
           throw e; // e.g. the kill after the commit failed
@@ -433,22 +463,54 @@ public final class PodDump {
     m.sink().recordMetadata(facts);
   }
 
-  /** Polls until the engine attached to the process (TracerPid set) or gave up early. */
-  private static void waitUntilTracedOrDone(int pid, Thread dumpThread)
+  /**
+   * Polls until the engine attached to the process (TracerPid set): true; false if it gave up
+   * early, the process is gone, or 30 s passed.
+   */
+  private static boolean waitUntilTracedOrDone(int pid, Thread dumpThread)
       throws InterruptedException, IOException {
     long deadline = System.nanoTime() + Duration.ofSeconds(30).toNanos();
     while (dumpThread.isAlive() && System.nanoTime() < deadline) {
-      try {
-        for (String line : Files.readAllLines(Path.of("/proc/" + pid + "/status"))) {
-          if (line.startsWith("TracerPid:") && !line.substring(10).trim().equals("0")) {
-            return;
-          }
-        }
-      } catch (NoSuchFileException e) {
+      String tracer = tracerPid(pid);
+      if (tracer == null) {
+        return false;
+      }
+      if (!tracer.equals("0")) {
+        return true;
+      }
+      Thread.sleep(1);
+    }
+    return false;
+  }
+
+  /**
+   * Polls until the engine, which had attached to the process, detached again (TracerPid back to 0:
+   * its tree is released), the process is gone, or the engine ended. The engine seizes a tree once
+   * and releases it once, so a TracerPid of 0 after it was set means released.
+   */
+  private static void waitUntilReleasedOrDone(int pid, Thread dumpThread)
+      throws InterruptedException, IOException {
+    while (dumpThread.isAlive()) {
+      String tracer = tracerPid(pid);
+      if (tracer == null || tracer.equals("0")) {
         return;
       }
       Thread.sleep(1);
     }
+  }
+
+  /** The TracerPid of {@code pid}, or null if it is gone. */
+  private static String tracerPid(int pid) throws IOException {
+    try {
+      for (String line : Files.readAllLines(Path.of("/proc/" + pid + "/status"))) {
+        if (line.startsWith("TracerPid:")) {
+          return line.substring(10).trim();
+        }
+      }
+    } catch (NoSuchFileException e) {
+      return null;
+    }
+    return null;
   }
 
   /** Members of the cgroup that do not descend from {@code root} (by PPid chains in /proc). */
