@@ -109,13 +109,13 @@ class PodLiveCopyIT {
   }
 
   /**
-   * The first container's store refuses the commit after both containers were tracked: the pod's
-   * checkpoint fails, the second container's live copy never reaches an engine, and still both
-   * containers run on with no trace of the tracking (the engine closes the one it took over, the
-   * pod dump the other).
+   * The first container's store refuses what the pod dump records at the cut (before any engine
+   * runs), after both containers were tracked and copied: the pod's checkpoint fails with neither
+   * live copy handed to an engine, and still both containers run on with no trace of the tracking
+   * (the pod dump closes what it did not hand over, on every path).
    */
   @Test
-  void aFailedPodCheckpointLeavesNoTrackingInAnyContainer() throws Exception {
+  void aPodCheckpointFailingAtTheCutLeavesNoTrackingInAnyContainer() throws Exception {
     try (RuncContainer a = RuncContainer.counter(work);
         RuncContainer b = RuncContainer.counter(work)) {
       DirectoryImageSink inner = DirectoryImageSink.open(work.resolve("a"));
@@ -127,8 +127,13 @@ class PodLiveCopyIT {
             }
 
             @Override
+            public void recordMetadata(Map<String, String> facts) {
+              throw new java.io.UncheckedIOException(new IOException("store refused the facts"));
+            }
+
+            @Override
             public void commit() throws IOException {
-              throw new IOException("store refused the manifest");
+              inner.commit();
             }
 
             @Override
@@ -160,7 +165,7 @@ class PodLiveCopyIT {
               () ->
                   PodDump.run(
                       members, true, ProcessDumper.ENGINE, Duration.ofSeconds(5), () -> false));
-      assertTrue(String.valueOf(e.getMessage()).contains("store refused"), e.toString());
+      assertTrue(String.valueOf(e.getMessage()).contains("store refused the facts"), e.toString());
       for (RuncContainer x : List.of(a, b)) {
         assertTrue(x.alive(), "alive");
         assertEquals("0", ContainerDumpIT.tracer(x.hostPid()), "released");

@@ -16,7 +16,9 @@ import java.nio.file.DirectoryStream;
 import java.nio.file.Files;
 import java.nio.file.NoSuchFileException;
 import java.nio.file.Path;
+import java.util.ArrayList;
 import java.util.HashMap;
+import java.util.List;
 import java.util.Map;
 import java.util.UUID;
 import java.util.concurrent.TimeUnit;
@@ -44,20 +46,16 @@ class ServeIT {
     Path socket = work.resolve("sock");
     Path log = work.resolve("serve.log");
     String token = "STASIS_SERVE_IT=" + UUID.randomUUID();
-    String jar = System.getProperty("stasis.jar", "target/stasis-node-agent.jar");
-    ProcessBuilder pb =
-        new ProcessBuilder(
-            "java",
-            "-XX:+UseSerialGC",
-            "-Djava.io.tmpdir=" + tmp,
-            "-jar",
-            jar,
-            "serve",
-            "--socket",
-            socket.toString());
-    pb.environment().put("STASIS_STATE_DIR", journals.toString());
-    pb.environment().put("STASIS_SERVE_IT", token.substring(token.indexOf('=') + 1));
-    Process serve = pb.redirectErrorStream(true).redirectOutput(log.toFile()).start();
+    Process serve =
+        startServe(
+            socket,
+            log,
+            Map.of("java.io.tmpdir", tmp.toString()),
+            Map.of(
+                "STASIS_STATE_DIR",
+                journals.toString(),
+                "STASIS_SERVE_IT",
+                token.substring(token.indexOf('=') + 1)));
     try {
       for (int i = 0; i < 1200 && serve.isAlive() && !listening(log); i++) {
         Thread.sleep(50);
@@ -112,6 +110,84 @@ class ServeIT {
       serve.destroyForcibly();
       serve.waitFor(30, TimeUnit.SECONDS);
     }
+  }
+
+  /**
+   * The resident engine SIGKILLed while a workload runs tracked through it (after the live copy's
+   * setup, before the freeze; the warm-up's own live dump is the first time it passes there): the
+   * kernel drops the tracking with the dead agent's descriptors, and nothing is left to sweep.
+   */
+  @Test
+  void aKilledServeLeavesNoTrackingInItsTarget() throws Exception {
+    org.junit.jupiter.api.Assumptions.assumeTrue(
+        LiveTracking.kernelHasAsyncWp(), "no asynchronous userfaultfd WP on this kernel");
+    Path journals = Files.createDirectories(work.resolve("journals"));
+    Path socket = work.resolve("sock");
+    Path log = work.resolve("serve.log");
+    Path hold = work.resolve("hold");
+    Process serve =
+        startServe(
+            socket,
+            log,
+            Map.of(),
+            Map.of(
+                "STASIS_STATE_DIR",
+                journals.toString(),
+                "STASIS_HOLD_AT",
+                "live-tracking:2",
+                "STASIS_HOLD_FILE",
+                hold.toString()));
+    try (Workloads.Running w = Workloads.start("livewrite", "16", "50")) {
+      for (int i = 0; i < 1200 && serve.isAlive() && !listening(log); i++) {
+        Thread.sleep(50);
+      }
+      assertTrue(listening(log), "serve listens: " + Files.readString(log));
+      String maps = Files.readString(Path.of("/proc/" + w.pid + "/maps"));
+      Thread asking =
+          new Thread(
+              () -> {
+                try {
+                  ask(socket, "dump " + w.pid + " " + w.state.resolve("images") + " live");
+                } catch (Exception e) {
+                  // the server dies under the request: that is the test
+                }
+              });
+      asking.setDaemon(true);
+      asking.start();
+      for (int i = 0; i < 1200 && !Files.exists(hold) && serve.isAlive(); i++) {
+        Thread.sleep(25);
+      }
+      assertTrue(Files.exists(hold), "serve never held: " + Files.readString(log));
+      assertTrue(LiveTracking.registeredVmas(w.pid) > 0, "the target was tracked while held");
+      serve.destroyForcibly(); // SIGKILL
+      assertTrue(serve.waitFor(20, TimeUnit.SECONDS), "serve did not die");
+      // the file's release may run a moment after the death is reported
+      for (int i = 0; i < 200 && LiveTracking.registeredVmas(w.pid) > 0; i++) {
+        Thread.sleep(10);
+      }
+      assertTrue(w.alive(), "process survived");
+      assertEquals(maps, Files.readString(Path.of("/proc/" + w.pid + "/maps")), "maps unchanged");
+      LiveTracking.assertNoUserfaultfd(w.pid);
+      assertEmpty(journals, "no injection journal nor descriptor list left");
+      String verdict = w.check();
+      assertTrue(verdict.startsWith("OK"), verdict);
+    } finally {
+      serve.destroyForcibly();
+      serve.waitFor(30, TimeUnit.SECONDS);
+    }
+  }
+
+  /** The packaged {@code stasis serve --socket}, with system properties and environment added. */
+  private static Process startServe(
+      Path socket, Path log, Map<String, String> props, Map<String, String> env)
+      throws IOException {
+    String jar = System.getProperty("stasis.jar", "target/stasis-node-agent.jar");
+    List<String> cmd = new ArrayList<>(List.of("java", "-XX:+UseSerialGC"));
+    props.forEach((k, v) -> cmd.add("-D" + k + "=" + v));
+    cmd.addAll(List.of("-jar", jar, "serve", "--socket", socket.toString()));
+    ProcessBuilder pb = new ProcessBuilder(cmd);
+    pb.environment().putAll(env);
+    return pb.redirectErrorStream(true).redirectOutput(log.toFile()).start();
   }
 
   private static boolean listening(Path log) throws IOException {
