@@ -8,7 +8,10 @@
 # freeze still read. Prints figures only; never asserts timings.
 #   src/bench/live-bench.sh [MiB ...]        default: 64 512 2048
 # Environment: REPS (default 3), PCT (default 10), SETTLE seconds before each run (default 3),
-# RUN_MS the workload runs before each dump (default 1000), BENCH_DIR (default /var/tmp/stasis-live).
+# RUN_MS the workload runs before each dump (default 1000), BENCH_DIR (default /var/tmp/stasis-live),
+# AGENT=1: our two ways go through the resident agent's path instead of the one-shot CLI (one warm
+# `stasis serve` JVM, as src/bench/agent-bench.sh; live = the engine's live copy as PodDump takes it,
+# frozen = its leave-running dump without live copy), so no JVM start is in the total time.
 set -euo pipefail
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 REPS=${REPS:-3}
@@ -19,11 +22,51 @@ DIR=${BENCH_DIR:-/var/tmp/stasis-live}
 SIZES=("$@")
 [ ${#SIZES[@]} -gt 0 ] || SIZES=(64 512 2048)
 JUDGE=${STASIS_JUDGE:-/opt/stasis-judge}
+AGENT=${AGENT:-0}
 "$HERE/.ci/install-judge" >&2
 
 mkdir -p "$DIR"
 gcc -O2 -pthread -o "$DIR/livewrite" "$HERE/src/workloads/livewrite.c"
 "$HERE/stasis" --version >/dev/null   # builds the agent first if needed
+
+SOCK="$DIR/sock"
+ask() { # one request to `stasis serve`, one answer line (python3: no socat/nc -U needed)
+  python3 - "$SOCK" "$*" <<'EOF'
+import socket, sys
+s = socket.socket(socket.AF_UNIX)
+s.settimeout(600)
+s.connect(sys.argv[1])
+s.sendall((sys.argv[2] + "\n").encode())
+b = b""
+while True:
+    d = s.recv(65536)
+    if not d:
+        break
+    b += d
+print(b.decode().strip())
+EOF
+}
+if [ "$AGENT" = 1 ]; then
+  rm -f "$SOCK"
+  setsid "$HERE/stasis" serve --socket "$SOCK" >"$DIR/serve.log" 2>&1 </dev/null &
+  SERVE=$!
+  trap 'kill "$SERVE" 2>/dev/null || true' EXIT
+  for _ in $(seq 600); do grep -q '^serve: listening' "$DIR/serve.log" 2>/dev/null && break; sleep 0.5; done
+  grep -q '^serve: listening' "$DIR/serve.log" || { cat "$DIR/serve.log" >&2; exit 1; }
+  sed 's/^/  /' "$DIR/serve.log" >&2
+fi
+
+# agent_dump PID DIR live|leave-running: through `stasis serve`; the answer's timings to $DIR/out
+agent_dump() {
+  local ans
+  ans=$(ask dump "$1" "$2" "$3")
+  case "$ans" in ok*) ;; *) echo "live-bench: $ans" >&2; return 1 ;; esac
+  case "$ans" in *" live_copy=0"*)
+    echo "live-bench: live copy not possible here (see $DIR/serve.log)" >&2; return 1 ;;
+  esac
+  tr ' ' '\n' <<<"$ans" >"$DIR/out"
+  echo "(frozen $(sed -n 's/^frozen_ms=//p' "$DIR/out") ms)" >>"$DIR/out"
+}
 
 start_workload() { # $1 = MiB; prints the PID once the memory is filled and being written
   local state="$DIR/state"
@@ -63,13 +106,15 @@ one_run() {
   pid=$(start_workload "$mib") || exit 1
   t0=$(date +%s%N)
   # a failed dump stops the bench, without leaving the workload running
-  case $mode in
-    live) "$HERE/stasis" dump --pid "$pid" --images-dir "$img" --leave-running -v >"$DIR/out" \
-      || { stop_workload "$pid"; exit 1; } ;;
-    frozen) STASIS_LIVE_COPY=off "$HERE/stasis" dump --pid "$pid" --images-dir "$img" \
-      --leave-running -v >"$DIR/out" || { stop_workload "$pid"; exit 1; } ;;
-    criu) "$JUDGE/bin/criu" dump -t "$pid" -D "$img" -o dump.log --leave-running \
+  case $AGENT$mode in
+    1live) agent_dump "$pid" "$img" live || { stop_workload "$pid"; exit 1; } ;;
+    1frozen) agent_dump "$pid" "$img" leave-running || { stop_workload "$pid"; exit 1; } ;;
+    1criu|0criu) "$JUDGE/bin/criu" dump -t "$pid" -D "$img" -o dump.log --leave-running \
       || { grep Error "$img/dump.log" >&2; stop_workload "$pid"; exit 1; } ;;
+    0live) "$HERE/stasis" dump --pid "$pid" --images-dir "$img" --leave-running -v >"$DIR/out" \
+      || { stop_workload "$pid"; exit 1; } ;;
+    0frozen) STASIS_LIVE_COPY=off "$HERE/stasis" dump --pid "$pid" --images-dir "$img" \
+      --leave-running -v >"$DIR/out" || { stop_workload "$pid"; exit 1; } ;;
   esac
   t1=$(date +%s%N)
   stop_workload "$pid"
@@ -89,7 +134,7 @@ median() { sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
 spread() { sort -n | awk '{a[NR]=$1} END {print a[1] "-" a[NR]}'; }
 col() { cut -d' ' -f"$2" "$DIR/$1.runs"; }
 
-echo "live-bench: $REPS runs each, workload writes $PCT % of its memory per second;" \
+echo "live-bench: $REPS runs each, ours through $([ "$AGENT" = 1 ] && echo "the resident agent (stasis serve)" || echo "the one-shot CLI"), workload writes $PCT % of its memory per second;" \
   "medians [min-max]; load average $(cut -d' ' -f1-3 /proc/loadavg)"
 printf '%-6s %-7s %16s %16s %16s %14s\n' MiB mode frozen_ms setup_frozen_ms total_ms frozen_pages
 for mib in "${SIZES[@]}"; do

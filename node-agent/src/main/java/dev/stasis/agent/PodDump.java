@@ -1,6 +1,7 @@
 package dev.stasis.agent;
 
 import dev.stasis.dump.DumpOptions;
+import dev.stasis.dump.LiveCopy;
 import java.io.IOException;
 import java.nio.file.Files;
 import java.nio.file.NoSuchFileException;
@@ -24,6 +25,9 @@ import java.util.function.Consumer;
  * <ol>
  *   <li>kill mode only: ask the engine, before anything is frozen, whether the images could bring
  *       each container back; if not, refuse ({@link NotRestorableException}) and touch nothing;
+ *   <li>leave-running only: live copy ({@link #startLive}): every container's pages are copied,
+ *       write-tracked, while the whole pod runs, so that the engines read only what was written
+ *       after the copies;
  *   <li>freeze every container's cgroup (the cut: from here on no process of the pod runs);
  *   <li>per container, in order: check what is in the cgroup, write its root file system's changes,
  *       spec and config into its sink ({@link ContainerRootfs}, while still frozen: the same cut as
@@ -35,6 +39,12 @@ import java.util.function.Consumer;
  *       only when every container is stored are they all killed. If any container fails, every held
  *       tree is released alive (and the caller deletes what was stored).
  * </ol>
+ *
+ * <p>Why no live copy in kill mode: a live copy's pages image is assembled from its store after the
+ * process is released, and a process to be killed is never released before its images are durable
+ * (rule: stored before killed). Assembling and syncing it while frozen would cost about what the
+ * frozen copy costs; writing the rounds straight into a durable image in its final layout is not
+ * built.
  *
  * <p>Why thaw after seizing: a frozen task cannot enter the ptrace stop the engine waits for; the
  * freeze only guarantees that nothing forks or exits between listing and seizing. Every cgroup is
@@ -144,12 +154,19 @@ public final class PodDump {
         throw new NotRestorableException(warnings);
       }
     }
-    long t0 = System.nanoTime();
     List<CgroupFreezer.Frozen> frozen = new ArrayList<>();
     CompletableFuture<Boolean> killAll = new CompletableFuture<>();
     List<Thread> threads = new ArrayList<>();
     List<AtomicReference<Object>> outcomes = new ArrayList<>();
+    // Live copies not yet handed to an engine: closed in finally (the tracking ends with them).
+    LiveCopy[] lives = new LiveCopy[members.size()];
+    List<Long> started = new ArrayList<>();
+    List<long[]> ended = new ArrayList<>();
     try {
+      if (leaveRunning) {
+        startLive(members, dumper, lives);
+      }
+      long t0 = System.nanoTime();
       for (Member m : members) {
         frozen.add(CgroupFreezer.freeze(m.container(), freezeTimeout));
       }
@@ -175,14 +192,20 @@ public final class PodDump {
                 };
         AtomicReference<Object> outcome = new AtomicReference<>();
         outcomes.add(outcome);
+        LiveCopy live = lives[i];
+        long[] endedAt = new long[1];
+        ended.add(endedAt);
         Thread t =
             new Thread(
                 () -> {
                   try {
                     outcome.set(
-                        dumper.dump(init.hostPid(), leaveRunning, m.sink(), m.progress(), gate));
+                        dumper.dump(
+                            init.hostPid(), leaveRunning, m.sink(), m.progress(), gate, live));
                   } catch (Throwable e) {
                     outcome.set(e);
+                  } finally {
+                    endedAt[0] = System.nanoTime(); // read after join()
                   }
                 },
                 "stasis-dump-" + m.container().id().substring(0, 12));
@@ -198,16 +221,25 @@ public final class PodDump {
                     + init.nsPid()
                     + " in the pod)");
         long dumpStart = System.nanoTime();
+        started.add(dumpStart);
+        lives[i] = null; // the engine owns it now and closes it on every path
         t.start();
-        waitUntilTracedOrDone(init.hostPid(), t);
+        boolean traced = waitUntilTracedOrDone(init.hostPid(), t);
         frozen.get(i).thaw();
-        // Until this container's images are committed (kill mode: its engine waits at the gate)
-        // or the engine is done (leave-running: released, committed), the next container stays
-        // frozen.
-        while (t.isAlive() && !atGate.await(10, TimeUnit.MILLISECONDS)) {
-          // polling both: an engine that fails never reaches the gate
+        if (leaveRunning && traced) {
+          // Leave-running: the next container stays frozen until this one's engine has released
+          // its tree (its state is taken); the rest of its work (a live copy's pages image
+          // assembled from its store, the commit) goes on while the next one is dumped. Every
+          // outcome is looked at after the joins below.
+          waitUntilReleasedOrDone(init.hostPid(), t);
+        } else {
+          // Kill mode: until this container's images are committed (its engine waits at the
+          // gate) or the engine is done, the next container stays frozen.
+          while (t.isAlive() && !atGate.await(10, TimeUnit.MILLISECONDS)) {
+            // polling both: an engine that fails never reaches the gate
+          }
         }
-        Object o = outcome.get();
+        Object o = outcome.get(); // null: still running (leave-running, released)
         if (o instanceof Exception e) {
           throw e;
         }
@@ -247,6 +279,22 @@ public final class PodDump {
       for (int i = 0; i < members.size(); i++) {
         threads.get(i).join();
         Result r = results.get(i);
+        if (leaveRunning) {
+          // completed after the next container was started: the whole engine's time and the
+          // sink's final figures
+          Member m = members.get(i);
+          r =
+              new Result(
+                  r.name(),
+                  r.container(),
+                  r.freezeMillis(),
+                  r.frozenMillis(),
+                  (ended.get(i)[0] - started.get(i)) / 1_000_000,
+                  m.sink().commitMillis(),
+                  m.sink().bytes(),
+                  r.engineTimings(),
+                  r.warnings());
+        }
         Object o = outcomes.get(i).get();
         if (o instanceof Exception e) {
           throw e; // e.g. the kill after the commit failed
@@ -268,6 +316,11 @@ public final class PodDump {
       }
       return done;
     } finally {
+      for (LiveCopy live : lives) {
+        if (live != null) {
+          live.close(); // never handed to an engine: its tracking ends here
+        }
+      }
       killAll.complete(false); // no-op after success; otherwise every held tree is released
       // Thaw before waiting for the engines: a container after the failed one has no engine yet
       // and would otherwise stay frozen through the joins, and an interrupted join must not skip
@@ -285,6 +338,49 @@ public final class PodDump {
       }
       if (thawError != null) {
         throw thawError;
+      }
+    }
+  }
+
+  /**
+   * Leave-running: every container's processes are write-tracked and their pages copied while the
+   * whole pod runs ({@link ProcessDumper#startLive}), before the cut. Containers are set up one
+   * after the other (each with a short freeze of its own tree, not of the pod), so the ones started
+   * first run one more round afterwards for what they wrote meanwhile; the cgroup freeze that
+   * follows is still the one cut of the pod, and each engine then reads only the pages written
+   * since their last copy. A container whose live copy is not possible is dumped frozen as before.
+   */
+  private static void startLive(List<Member> members, ProcessDumper dumper, LiveCopy[] lives)
+      throws Exception {
+    for (int i = 0; i < members.size(); i++) {
+      Member m = members.get(i);
+      lives[i] =
+          dumper.startLive(
+              m.container().init().hostPid(),
+              m.progress(),
+              n -> m.progress().accept("container '" + m.name() + "': " + n));
+    }
+    for (int i = 0; i < members.size() - 1; i++) {
+      if (lives[i] == null) {
+        continue;
+      }
+      try {
+        lives[i].catchUp();
+      } catch (IOException | RuntimeException e) {
+        // a scan that protected pages again but whose copy failed leaves the store behind the
+        // tracking: the live copy cannot be trusted any more. Dropped; this container is copied
+        // frozen (a process that died fails its dump as before)
+        lives[i].close();
+        lives[i] = null;
+        members
+            .get(i)
+            .progress()
+            .accept(
+                "container '"
+                    + members.get(i).name()
+                    + "': live copy dropped ("
+                    + e.getMessage()
+                    + "): its pages are copied frozen");
       }
     }
   }
@@ -367,22 +463,54 @@ public final class PodDump {
     m.sink().recordMetadata(facts);
   }
 
-  /** Polls until the engine attached to the process (TracerPid set) or gave up early. */
-  private static void waitUntilTracedOrDone(int pid, Thread dumpThread)
+  /**
+   * Polls until the engine attached to the process (TracerPid set): true; false if it gave up
+   * early, the process is gone, or 30 s passed.
+   */
+  private static boolean waitUntilTracedOrDone(int pid, Thread dumpThread)
       throws InterruptedException, IOException {
     long deadline = System.nanoTime() + Duration.ofSeconds(30).toNanos();
     while (dumpThread.isAlive() && System.nanoTime() < deadline) {
-      try {
-        for (String line : Files.readAllLines(Path.of("/proc/" + pid + "/status"))) {
-          if (line.startsWith("TracerPid:") && !line.substring(10).trim().equals("0")) {
-            return;
-          }
-        }
-      } catch (NoSuchFileException e) {
+      String tracer = tracerPid(pid);
+      if (tracer == null) {
+        return false;
+      }
+      if (!tracer.equals("0")) {
+        return true;
+      }
+      Thread.sleep(1);
+    }
+    return false;
+  }
+
+  /**
+   * Polls until the engine, which had attached to the process, detached again (TracerPid back to 0:
+   * its tree is released), the process is gone, or the engine ended. The engine seizes a tree once
+   * and releases it once, so a TracerPid of 0 after it was set means released.
+   */
+  private static void waitUntilReleasedOrDone(int pid, Thread dumpThread)
+      throws InterruptedException, IOException {
+    while (dumpThread.isAlive()) {
+      String tracer = tracerPid(pid);
+      if (tracer == null || tracer.equals("0")) {
         return;
       }
       Thread.sleep(1);
     }
+  }
+
+  /** The TracerPid of {@code pid}, or null if it is gone. */
+  private static String tracerPid(int pid) throws IOException {
+    try {
+      for (String line : Files.readAllLines(Path.of("/proc/" + pid + "/status"))) {
+        if (line.startsWith("TracerPid:")) {
+          return line.substring(10).trim();
+        }
+      }
+    } catch (NoSuchFileException e) {
+      return null;
+    }
+    return null;
   }
 
   /** Members of the cgroup that do not descend from {@code root} (by PPid chains in /proc). */

@@ -3,6 +3,7 @@ package dev.stasis.agent;
 import dev.stasis.dump.DumpOptions;
 import dev.stasis.dump.DumpResult;
 import dev.stasis.dump.Dumper;
+import dev.stasis.dump.LiveCopy;
 import dev.stasis.images.ImageSink;
 import java.io.IOException;
 import java.util.List;
@@ -37,6 +38,36 @@ public interface ProcessDumper {
       throws Exception;
 
   /**
+   * Starts a live copy of {@code hostPid}'s tree while it runs (write tracking set up in a short
+   * freeze of its own, then copy rounds), for a later {@link #dump(int, boolean, ImageSink,
+   * Consumer, DumpOptions.KillGate, LiveCopy) dump} that freezes only for what changed. Null when
+   * this dumper has no live copy, or this kernel or process does not allow it ({@code notice} got
+   * one line why): the dump then copies every page frozen.
+   */
+  default LiveCopy startLive(int hostPid, Consumer<String> progress, Consumer<String> notice)
+      throws Exception {
+    return null;
+  }
+
+  /**
+   * A leave-running dump that takes over {@code live} (from {@link #startLive} on the same process,
+   * or null) and closes it on every path.
+   */
+  default Outcome dump(
+      int hostPid,
+      boolean leaveRunning,
+      ImageSink sink,
+      Consumer<String> progress,
+      DumpOptions.KillGate killGate,
+      LiveCopy live)
+      throws Exception {
+    if (live != null) {
+      live.close();
+    }
+    return dump(hostPid, leaveRunning, sink, progress, killGate);
+  }
+
+  /**
    * What would keep a runtime from restoring a dump of {@code hostPid}, found without touching it;
    * the same warnings {@link Outcome#warnings()} would carry. Empty: nothing known.
    */
@@ -44,8 +75,43 @@ public interface ProcessDumper {
     return Dumper.restorabilityWarnings(hostPid);
   }
 
-  /** The real engine ({@link Dumper}). */
+  /**
+   * The real engine ({@link Dumper}), with live copy for leave-running dumps unless {@code
+   * STASIS_LIVE_COPY=off}.
+   */
   ProcessDumper ENGINE =
-      (pid, leaveRunning, sink, progress, gate) ->
-          Outcome.of(Dumper.dump(new DumpOptions(pid, leaveRunning, progress, gate), sink));
+      new ProcessDumper() {
+        @Override
+        public Outcome dump(
+            int pid,
+            boolean leaveRunning,
+            ImageSink sink,
+            Consumer<String> progress,
+            DumpOptions.KillGate gate)
+            throws Exception {
+          return Outcome.of(Dumper.dump(new DumpOptions(pid, leaveRunning, progress, gate), sink));
+        }
+
+        @Override
+        public LiveCopy startLive(int pid, Consumer<String> progress, Consumer<String> notice)
+            throws Exception {
+          if ("off".equals(System.getenv("STASIS_LIVE_COPY"))) {
+            return null;
+          }
+          return LiveCopy.start(pid, progress, notice);
+        }
+
+        @Override
+        public Outcome dump(
+            int pid,
+            boolean leaveRunning,
+            ImageSink sink,
+            Consumer<String> progress,
+            DumpOptions.KillGate gate,
+            LiveCopy live)
+            throws Exception {
+          return Outcome.of(
+              Dumper.dump(new DumpOptions(pid, leaveRunning, progress, gate), sink, live));
+        }
+      };
 }

@@ -1,10 +1,13 @@
 package dev.stasis.agent;
 
+import dev.stasis.dump.LiveCopy;
 import dev.stasis.images.DirectoryImageSink;
 import java.io.IOException;
 import java.nio.file.Files;
 import java.nio.file.Path;
+import java.util.ArrayList;
 import java.util.Comparator;
+import java.util.List;
 import java.util.stream.Stream;
 
 /**
@@ -13,7 +16,8 @@ import java.util.stream.Stream;
  * for binding the C library, loading and initialising a few hundred classes, call-site bootstraps
  * and the interpreter, much of it on the frozen path (infect, core images, files): measured on a 64
  * MiB process, a cold first dump was frozen several times as long as the ones after it. Paid here
- * once, while nothing waits.
+ * once, while nothing waits. Two dumps of the same process: leave-running with live copy (a pod's
+ * leave-running checkpoint), then kill mode, so that both frozen paths are warm.
  */
 public final class WarmUp {
   private WarmUp() {}
@@ -34,10 +38,23 @@ public final class WarmUp {
               .start();
       pid = Integer.parseInt(new String(sh.getInputStream().readAllBytes()).strip());
       sh.waitFor();
-      try (DirectoryImageSink sink = DirectoryImageSink.open(dir)) {
+      // First as a pod's leave-running checkpoint takes it (live copy: tracking, rounds, the
+      // final scan), then in kill mode: both frozen paths are warm before the first checkpoint.
+      String live;
+      try (DirectoryImageSink sink = DirectoryImageSink.open(dir.resolve("live"))) {
+        List<String> notices = new ArrayList<>();
+        LiveCopy copy = ProcessDumper.ENGINE.startLive(pid, null, notices::add);
+        live = copy == null ? "without live copy" : "with live copy";
+        ProcessDumper.ENGINE.dump(pid, true, sink, null, null, copy);
+      }
+      try (DirectoryImageSink sink = DirectoryImageSink.open(dir.resolve("kill"))) {
         ProcessDumper.ENGINE.dump(pid, false, sink, null, null);
       }
-      return "warm-up dump took " + (System.nanoTime() - t0) / 1_000_000 + " ms";
+      return "warm-up dumps (leave-running "
+          + live
+          + ", kill) took "
+          + (System.nanoTime() - t0) / 1_000_000
+          + " ms";
     } catch (Exception | LinkageError e) {
       return "warm-up dump failed (the first checkpoint pays for it): "
           + (e.getMessage() == null ? e.toString() : e.getMessage());

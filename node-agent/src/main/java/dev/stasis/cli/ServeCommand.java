@@ -1,6 +1,7 @@
 package dev.stasis.cli;
 
 import dev.stasis.agent.ProcessDumper;
+import dev.stasis.dump.LiveCopy;
 import dev.stasis.images.DirectoryImageSink;
 import java.io.BufferedReader;
 import java.io.InputStreamReader;
@@ -15,6 +16,8 @@ import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.nio.file.attribute.PosixFilePermissions;
+import java.util.ArrayList;
+import java.util.List;
 import java.util.Map;
 import java.util.TreeMap;
 import java.util.concurrent.Callable;
@@ -25,9 +28,13 @@ import picocli.CommandLine.Option;
  * Hidden, for benchmarks: a long-lived JVM that runs dumps the way the node agent runs them, driven
  * from a local Unix socket instead of the API server, so that the frozen time of a dump in a warm
  * agent can be measured without Kubernetes. Each request is one line, {@code dump PID DIR
- * [leave-running]}; the dump runs through {@link ProcessDumper#ENGINE} (the agent's seam: no live
- * copy, no freeze deadline of the engine's own) on a thread of its own, as {@code PodDump} starts
- * one per container, into a directory sink. The answer is one line: {@code ok} and the engine's
+ * [leave-running|live]}; the dump runs through {@link ProcessDumper#ENGINE} (the agent's seam: no
+ * freeze deadline of the engine's own) on a thread of its own, as {@code PodDump} starts one per
+ * container, into a directory sink. {@code live} is a leave-running dump with live copy, as {@code
+ * PodDump} takes it: {@link ProcessDumper#startLive} while the process runs, then the dump that
+ * freezes for what changed; its timings carry {@code live_setup_frozen_ms} (the tracking's own
+ * short freeze) next to {@code frozen_ms} (the final one), and {@code live_copy=0} with {@code
+ * notice=1} when live copy was not possible. The answer is one line: {@code ok} and the engine's
  * timings as {@code name=ms} pairs, or {@code error} and the one-line reason. One request at a time
  * (the agent's ptrace work per dump is on one thread; a bench wants them serial anyway).
  *
@@ -91,19 +98,32 @@ public final class ServeCommand implements Callable<Integer> {
         || w.length > 4
         || !w[0].equals("dump")
         || !w[1].matches("[0-9]{1,9}")
-        || (w.length == 4 && !w[3].equals("leave-running"))) {
-      return "error bad request (want: dump PID DIR [leave-running]): " + Main.oneLine(line);
+        || (w.length == 4 && !w[3].equals("leave-running") && !w[3].equals("live"))) {
+      return "error bad request (want: dump PID DIR [leave-running|live]): " + Main.oneLine(line);
     }
     int pid = Integer.parseInt(w[1]);
     Path dir = Path.of(w[2]);
     boolean leave = w.length == 4;
+    boolean live = leave && w[3].equals("live");
     String[] result = new String[1];
     Thread t =
         new Thread(
             () -> {
               try (DirectoryImageSink sink = DirectoryImageSink.open(dir)) {
-                ProcessDumper.Outcome o = ProcessDumper.ENGINE.dump(pid, leave, sink, null, null);
+                ProcessDumper.Outcome o;
+                List<String> notices = new ArrayList<>();
+                if (live) {
+                  LiveCopy copy = ProcessDumper.ENGINE.startLive(pid, null, notices::add);
+                  o = ProcessDumper.ENGINE.dump(pid, true, sink, null, null, copy);
+                } else {
+                  o = ProcessDumper.ENGINE.dump(pid, leave, sink, null, null);
+                }
                 StringBuilder b = new StringBuilder("ok");
+                if (live) {
+                  b.append(" live_copy=").append(o.timings().containsKey("live_rounds") ? 1 : 0);
+                  b.append(" notice=").append(notices.size());
+                  notices.forEach(n -> System.err.println("serve: " + pid + ": " + n));
+                }
                 new TreeMap<>(o.timings())
                     .forEach((k, v) -> b.append(' ').append(k).append('=').append(v));
                 result[0] = b.toString();

@@ -25,10 +25,18 @@ final class PtraceTree implements SeizedTree {
         .addShutdownHook(new Thread(PtraceTree::releaseAllOnShutdown, "stasis-release"));
   }
 
-  PtraceTree(Tracer tracer, List<PtraceTask> tasks) {
+  private final long stoppedSince;
+
+  PtraceTree(Tracer tracer, List<PtraceTask> tasks, long stoppedSince) {
     this.tracer = tracer;
     this.tasks = tasks;
+    this.stoppedSince = stoppedSince;
     OPEN.add(this);
+  }
+
+  @Override
+  public long stoppedSinceNanos() {
+    return stoppedSince;
   }
 
   /**

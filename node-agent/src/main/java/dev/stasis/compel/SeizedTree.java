@@ -16,6 +16,12 @@ public interface SeizedTree extends AutoCloseable {
   /** The seized processes, the root first, then descendants in pre-order (parents first). */
   List<SeizedTask> tasks();
 
+  /**
+   * {@link System#nanoTime()} just before the first thread of the tree was interrupted: from then
+   * on some of it is stopped. A freeze measured from here includes the seize's own stopped time.
+   */
+  long stoppedSinceNanos();
+
   /** Kills every process of the tree with SIGKILL while it is still seized (end of a dump). */
   void kill() throws java.io.IOException;
 

@@ -35,6 +35,9 @@ final class Seizer {
   private final Arch arch;
   private final Set<Integer> agentAndAncestors;
 
+  /** {@link System#nanoTime()} before the first PTRACE_INTERRUPT of this seize; 0 before it. */
+  private long firstInterrupt;
+
   /** Whether seized processes get an {@link InjectionJournal} (the leftover sweep has its own). */
   private final boolean journal;
 
@@ -66,7 +69,7 @@ final class Seizer {
       }
       throw e;
     }
-    return new PtraceTree(tracer, seized);
+    return new PtraceTree(tracer, seized, firstInterrupt);
   }
 
   private void seizeRecursively(int pid, boolean withDescendants, List<PtraceTask> seized)
@@ -181,6 +184,9 @@ final class Seizer {
             throw e;
           }
           unwaited.add(tid);
+          if (firstInterrupt == 0) {
+            firstInterrupt = System.nanoTime();
+          }
           try {
             Ptrace.interrupt(tid);
           } catch (LinuxException e) {

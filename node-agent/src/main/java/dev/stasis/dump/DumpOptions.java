@@ -14,8 +14,10 @@ import java.util.function.Consumer;
  * @param killGate in kill mode, asked after the commit (and after the freeze deadline is disarmed)
  *     whether to kill now; null: kill at once
  * @param liveCopy with leaveRunning: copy the pages while the process runs and freeze only for what
- *     changed ({@code LiveCopy}); off for a pod's containers, whose cut is the cgroup freeze of all
- *     of them at once (a container copied live would run on while the others wait frozen)
+ *     changed ({@code LiveCopy}), started by the dump itself; off for a pod's containers, whose cut
+ *     is the cgroup freeze of all of them at once: {@code PodDump} starts their live copies before
+ *     that cut and hands each to its dump ({@link Dumper#dump(DumpOptions,
+ *     dev.stasis.images.ImageSink, LiveCopy)})
  * @param shellJob accept a pty slave whose master is outside the tree (the terminal of a shell that
  *     started the process, CRIU's {@code --shell-job}); the restore then needs {@code criu restore
  *     --shell-job}, which gives the process the restorer's terminal
@@ -54,7 +56,8 @@ public record DumpOptions(
 
   /**
    * A pod's container: with a kill gate, without a freeze deadline of the engine's own (the caller
-   * bounds it), without live copy (the pod's cut is its cgroup freeze).
+   * bounds it), without a live copy of the dump's own (the pod's cut is its cgroup freeze; {@code
+   * PodDump} hands over the one it started before).
    */
   public DumpOptions(int pid, boolean leaveRunning, Consumer<String> progress, KillGate killGate) {
     this(pid, leaveRunning, progress, 0, killGate, false, false, false);

@@ -61,6 +61,7 @@ public final class Dumper {
   private final SharedMemory sharedMemory = new SharedMemory();
   private final SeccompImage seccomp = new SeccompImage();
   private LiveCopy live;
+  private boolean liveGiven;
   private final List<String> notices = new ArrayList<>();
 
   /** The dump's file table while the target's files are held (TCP repair), until released. */
@@ -74,6 +75,25 @@ public final class Dumper {
   /** Runs a whole dump into {@code sink}; commits it only if every image was written. */
   public static DumpResult dump(DumpOptions opts, ImageSink sink) throws DumpException {
     return new Dumper(opts).run(sink);
+  }
+
+  /**
+   * A leave-running dump whose live copy the caller started before ({@link LiveCopy#start}, with
+   * {@code opts.pid()}): a pod's, whose containers are all tracked and copied before the cgroup
+   * freeze that is their common cut. The dump takes {@code live} over and closes it on every path;
+   * null: a dump without live copy. In kill mode {@code live} is closed unused (the pages image of
+   * a live copy is assembled after the release, and a process to be killed is never released).
+   */
+  public static DumpResult dump(DumpOptions opts, ImageSink sink, LiveCopy live)
+      throws DumpException {
+    Dumper d = new Dumper(opts);
+    if (live != null && opts.leaveRunning()) {
+      d.live = live;
+      d.liveGiven = true;
+    } else if (live != null) {
+      live.close();
+    }
+    return d.run(sink);
   }
 
   private DumpResult run(ImageSink sink) throws DumpException {
@@ -108,7 +128,10 @@ public final class Dumper {
     TargetChecks.refuseSeccomp(pid);
     long seizeFrom = start;
     // Leave-running: copy the pages while the process runs, so the freeze reads only the rest.
-    if (opts.leaveRunning()
+    if (liveGiven) {
+      timings.putAll(live.timings());
+      seizeFrom = System.nanoTime();
+    } else if (opts.leaveRunning()
         && opts.liveCopy()
         && !"off".equals(System.getenv("STASIS_LIVE_COPY"))) {
       try {

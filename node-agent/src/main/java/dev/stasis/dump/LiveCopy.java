@@ -64,7 +64,7 @@ import java.util.function.Consumer;
  * store after the process is released ({@link #writePages}): its order and content are exactly what
  * a frozen dump writes, so the image set is unchanged.
  */
-final class LiveCopy implements AutoCloseable {
+public final class LiveCopy implements AutoCloseable {
   static final int MAX_ROUNDS = 10;
 
   /** A round that copies no more than this many pages is the last one (4 MiB). */
@@ -90,7 +90,7 @@ final class LiveCopy implements AutoCloseable {
    * it: the dump then freezes for all the pages as usual. Throws only when the process died
    * meanwhile.
    */
-  static LiveCopy start(int pid, Consumer<String> progress, Consumer<String> notice)
+  public static LiveCopy start(int pid, Consumer<String> progress, Consumer<String> notice)
       throws DumpException {
     LiveCopy live = new LiveCopy();
     long t0 = System.nanoTime();
@@ -113,8 +113,26 @@ final class LiveCopy implements AutoCloseable {
   }
 
   /** Timings of the live phase (ms and counts), for the dump's timings. */
-  Map<String, Long> timings() {
+  public Map<String, Long> timings() {
     return timings;
+  }
+
+  /**
+   * One more round while the process runs: the pages written since the last round. For a pod, whose
+   * containers are tracked one after the other before their common freeze: the ones started first
+   * catch up with what they wrote while the later ones were copied. Returns the pages copied.
+   */
+  public long catchUp() throws IOException {
+    long t0 = System.nanoTime();
+    long n = 0;
+    for (Tracked t : tasks.values()) {
+      n += t.copyRound(false);
+    }
+    timings.merge("live_rounds", 1L, Long::sum);
+    timings.put("live_last_round_pages", n);
+    timings.merge("live_copied_pages", n, Long::sum);
+    timings.merge("live_ms", (System.nanoTime() - t0) / 1_000_000, Long::sum);
+    return n;
   }
 
   /** The tracking of process {@code pid}, or null if it is not tracked (a newer child). */
@@ -124,16 +142,31 @@ final class LiveCopy implements AutoCloseable {
 
   private void track(int pid) throws IOException {
     long f0 = System.nanoTime();
+    long stopped = f0;
+    long f1 = f0;
+    long f2 = f0;
     List<Userfaultfd> fds = new ArrayList<>();
     try (SeizedTree tree = Compel.seize(pid, true)) {
+      f1 = System.nanoTime();
+      stopped = tree.stoppedSinceNanos();
       for (SeizedTask task : tree.tasks()) {
         fds.add(takeUffd(task));
       }
+      f2 = System.nanoTime();
     } catch (IOException | RuntimeException e) {
       fds.forEach(Userfaultfd::close);
       throw e;
     }
-    timings.put("live_setup_frozen_ms", (System.nanoTime() - f0) / 1_000_000);
+    long f3 = System.nanoTime();
+    // From the first thread's interrupt to the last release: all of the time any of it was
+    // stopped, the seize's own stopped part included (stricter than frozen_ms, which like CRIU's
+    // frozen_time starts once every thread is seized). Its parts in µs: the seize from its
+    // interrupt, the remote userfaultfd + take + close, the release.
+    timings.put("live_setup_frozen_ms", (f3 - stopped) / 1_000_000);
+    timings.put("live_setup_seize_us", (f1 - stopped) / 1_000);
+    timings.put("live_setup_uffd_us", (f2 - f1) / 1_000);
+    timings.put("live_setup_release_us", (f3 - f2) / 1_000);
+    timings.put("live_setup_before_stop_us", (stopped - f0) / 1_000);
     for (Userfaultfd u : fds) {
       tasks.put(u.pid(), new Tracked(u)); // closed by close() from here on
     }

@@ -1,19 +1,15 @@
 package dev.stasis.dump;
 
+import static dev.stasis.testing.LiveTracking.assertNoUserfaultfd;
+import static dev.stasis.testing.LiveTracking.kernelHasAsyncWp;
+import static dev.stasis.testing.LiveTracking.registeredVmas;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertNotEquals;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
-import dev.stasis.linux.Linux;
-import dev.stasis.linux.LinuxException;
-import dev.stasis.linux.Userfaultfd;
-import dev.stasis.linux.proc.Maps;
 import dev.stasis.testing.CriuJudge;
 import java.io.IOException;
-import java.nio.ByteBuffer;
-import java.nio.ByteOrder;
-import java.nio.channels.FileChannel;
 import java.nio.file.DirectoryStream;
 import java.nio.file.Files;
 import java.nio.file.Path;
@@ -37,8 +33,6 @@ import org.junit.jupiter.api.Test;
  * just as correct.
  */
 class LiveCopyIT {
-  private static final long PM_UFFD_WP = 1L << 57;
-
   @Test
   void liveDumpHoldsOneInstantAndLeavesNoTrace() throws Exception {
     boolean supported = kernelHasAsyncWp();
@@ -188,61 +182,6 @@ class LiveCopyIT {
       v = w.check();
     }
     return v;
-  }
-
-  private static long registeredVmas(int pid) throws IOException {
-    return Maps.read(pid).stream().filter(v -> v.hasFlag("uw")).count();
-  }
-
-  /** No userfaultfd descriptor, no VMA registered with one, no page write-protected by one. */
-  private static void assertNoUserfaultfd(int pid) throws IOException {
-    try (DirectoryStream<Path> fds = Files.newDirectoryStream(Path.of("/proc/" + pid + "/fd"))) {
-      for (Path fd : fds) {
-        String target = Files.readSymbolicLink(fd).toString();
-        assertFalse(target.contains("userfaultfd"), "fd " + fd.getFileName() + " -> " + target);
-      }
-    }
-    try (FileChannel pm = FileChannel.open(Path.of("/proc/" + pid + "/pagemap"))) {
-      for (Maps.Vma v : Maps.read(pid)) {
-        assertFalse(v.hasFlag("uw"), "VMA " + v.mapFilesName() + " still registered (uw)");
-        if (v.path().equals("[vsyscall]")) {
-          continue;
-        }
-        long pages = v.length() / 4096;
-        ByteBuffer e = ByteBuffer.allocate((int) (pages * 8)).order(ByteOrder.LITTLE_ENDIAN);
-        while (e.hasRemaining() && pm.read(e, v.start() / 4096 * 8 + e.position()) > 0) {
-          // whole VMA
-        }
-        for (int i = 0; i < e.position() / 8; i++) {
-          if ((e.getLong(i * 8) & PM_UFFD_WP) != 0) {
-            throw new AssertionError(
-                "page 0x" + Long.toHexString(v.start() + i * 4096L) + " is still write-protected");
-          }
-        }
-      }
-    }
-  }
-
-  /**
-   * Probes this kernel the way the dump needs it: a userfaultfd of our own that accepts
-   * asynchronous write-protection of unpopulated pages.
-   */
-  private static boolean kernelHasAsyncWp() {
-    int fd;
-    try {
-      fd =
-          (int)
-              Linux.syscall(
-                  "userfaultfd", 0, Userfaultfd.NR, Linux.O_CLOEXEC | Userfaultfd.USER_MODE_ONLY);
-    } catch (LinuxException e) {
-      return false;
-    }
-    try (Userfaultfd u = new Userfaultfd(fd, Linux.getpid())) {
-      long want = Userfaultfd.FEATURE_WP_ASYNC | Userfaultfd.FEATURE_WP_UNPOPULATED;
-      return (u.api(want) & want) == want;
-    } catch (LinuxException e) {
-      return false;
-    }
   }
 
   private static Map<String, Long> phases(String stdout) {

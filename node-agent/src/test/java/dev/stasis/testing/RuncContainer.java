@@ -110,6 +110,13 @@ public final class RuncContainer implements AutoCloseable {
     return start(work, script, null, false, false, binaries, null);
   }
 
+  /** {@link #startWithBinaries(Path, String, List)} with {@code volume} bind-mounted at /data. */
+  public static RuncContainer startWithBinaries(
+      Path work, String script, Path volume, List<Path> binaries)
+      throws IOException, InterruptedException {
+    return start(work, script, volume, false, false, binaries, null);
+  }
+
   /** Adds files to a root file system before the container starts. */
   @FunctionalInterface
   public interface RootfsSetup {

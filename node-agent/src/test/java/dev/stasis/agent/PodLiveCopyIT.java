@@ -1,0 +1,232 @@
+package dev.stasis.agent;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
+import static org.junit.jupiter.api.Assertions.assertNotEquals;
+import static org.junit.jupiter.api.Assertions.assertThrows;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import dev.stasis.images.DirectoryImageSink;
+import dev.stasis.images.ImageSink;
+import dev.stasis.testing.Exec;
+import dev.stasis.testing.LiveTracking;
+import dev.stasis.testing.RuncContainer;
+import java.io.IOException;
+import java.nio.channels.WritableByteChannel;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.time.Duration;
+import java.util.List;
+import java.util.Map;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+
+/**
+ * A leave-running pod checkpoint with live copy, as the node agent takes it ({@link PodDump} with
+ * the real engine): a two-container pod (two runc containers), one of them the livewrite workload
+ * writing half of its memory per second, each page stamped with the sweep that wrote it. Both
+ * containers are write-tracked and copied while the pod runs, then cut by the cgroup freeze; the
+ * freeze reads only what was written since. The running original carries no trace of the tracking
+ * (maps, descriptors, registered VMAs, write-protected pages); restored by runc with upstream CRIU,
+ * the writer finds its memory exactly as its progress counter says, i.e. one instant: the cut.
+ *
+ * <p>Whether live copy happens depends on the kernel (asynchronous userfaultfd write-protection,
+ * 6.7), probed here: without it the pod is copied frozen, and must be just as correct.
+ */
+class PodLiveCopyIT {
+  private static final int MIB = 32;
+
+  @TempDir Path work;
+
+  @Test
+  void aPodDumpedLiveIsOneInstantLeavesNoTrackingAndComesBack() throws Exception {
+    boolean supported = LiveTracking.kernelHasAsyncWp();
+    Path data = Files.createDirectories(work.resolve("data"));
+    String script = "exec /bin/livewrite /data " + MIB + " 50";
+    try (RuncContainer w =
+            RuncContainer.startWithBinaries(work, script, data, List.of(staticLivewrite()));
+        RuncContainer c = RuncContainer.counter(work)) {
+      awaitReady(data);
+      String maps = Files.readString(Path.of("/proc/" + w.hostPid() + "/maps"));
+      String healthy = check(data);
+      assertTrue(healthy.startsWith("OK"), "healthy before the dump: " + healthy);
+
+      Path iw = work.resolve("images-writer");
+      Path ic = work.resolve("images-counter");
+      List<PodDump.Result> r =
+          PodDump.run(
+              List.of(member("writer", w, iw), member("counter", c, ic)),
+              true,
+              ProcessDumper.ENGINE,
+              Duration.ofSeconds(5),
+              () -> false);
+      Map<String, Long> tw = r.get(0).engineTimings();
+      Map<String, Long> tc = r.get(1).engineTimings();
+      if (supported) {
+        // the writer was tracked first: two rounds of its own, one more while the counter was set
+        // up
+        assertTrue(tw.getOrDefault("live_rounds", 0L) >= 3, "writer's live rounds: " + tw);
+        assertTrue(tw.get("live_copied_pages") >= MIB * 256, "round 0 copied the buffer: " + tw);
+        assertTrue(
+            tw.get("live_frozen_pages") < MIB * 256,
+            "the cut read only part of the buffer's " + MIB * 256 + " pages: " + tw);
+        assertTrue(tw.containsKey("live_setup_frozen_ms"), "the setup freeze is reported: " + tw);
+        assertTrue(tc.getOrDefault("live_rounds", 0L) >= 2, "counter's live rounds: " + tc);
+      } else {
+        assertFalse(tw.containsKey("live_rounds"), tw.toString());
+      }
+
+      // the originals go on, untouched by the tracking
+      for (RuncContainer x : List.of(w, c)) {
+        assertTrue(x.alive(), "keeps running");
+        assertEquals("0", ContainerDumpIT.tracer(x.hostPid()), "released");
+        LiveTracking.assertNoUserfaultfd(x.hostPid());
+      }
+      assertEquals(
+          maps,
+          Files.readString(Path.of("/proc/" + w.hostPid() + "/maps")),
+          "the writer's maps are unchanged");
+      String after = check(data);
+      assertTrue(after.startsWith("OK"), "original after the live dump: " + after);
+      String later = checkUntilChanged(data, after);
+      assertTrue(later.startsWith("OK"), "original goes on writing: " + later);
+      assertNotEquals(after, later, "the writer makes progress after the dump");
+      LiveTracking.assertNoUserfaultfd(w.hostPid()); // also after its writes
+      int lines = c.lines();
+      PodDumpIT.await(() -> c.lines() > lines + 2, "the counter keeps running");
+
+      // the judge brings the writer back from the pod's images: its memory is the cut
+      w.delete();
+      Files.deleteIfExists(data.resolve("ready"));
+      w.restore(iw);
+      String restored = check(data);
+      assertTrue(restored.startsWith("OK"), "restored memory is one instant: " + restored);
+      Thread.sleep(1000); // the writer verifies each page it overwrites
+      String goesOn = checkUntilChanged(data, restored);
+      assertTrue(goesOn.startsWith("OK"), "restored writer found no stale page: " + goesOn);
+      assertNotEquals(restored, goesOn, "the restored writer makes progress");
+    }
+  }
+
+  /**
+   * The first container's store refuses what the pod dump records at the cut (before any engine
+   * runs), after both containers were tracked and copied: the pod's checkpoint fails with neither
+   * live copy handed to an engine, and still both containers run on with no trace of the tracking
+   * (the pod dump closes what it did not hand over, on every path).
+   */
+  @Test
+  void aPodCheckpointFailingAtTheCutLeavesNoTrackingInAnyContainer() throws Exception {
+    try (RuncContainer a = RuncContainer.counter(work);
+        RuncContainer b = RuncContainer.counter(work)) {
+      DirectoryImageSink inner = DirectoryImageSink.open(work.resolve("a"));
+      ImageSink failing =
+          new ImageSink() {
+            @Override
+            public WritableByteChannel create(String name) throws IOException {
+              return inner.create(name);
+            }
+
+            @Override
+            public void recordMetadata(Map<String, String> facts) {
+              throw new java.io.UncheckedIOException(new IOException("store refused the facts"));
+            }
+
+            @Override
+            public void commit() throws IOException {
+              inner.commit();
+            }
+
+            @Override
+            public void abort() {
+              inner.abort();
+            }
+
+            @Override
+            public String describe() {
+              return "failing";
+            }
+
+            @Override
+            public void close() {
+              inner.close();
+            }
+          };
+      List<PodDump.Member> members =
+          List.of(
+              new PodDump.Member(
+                  "a",
+                  ContainerProcesses.host().resolve(a.containerId()),
+                  new TrackingSink(failing, () -> false, () -> {}),
+                  m -> {}),
+              member("b", b, work.resolve("b")));
+      Exception e =
+          assertThrows(
+              Exception.class,
+              () ->
+                  PodDump.run(
+                      members, true, ProcessDumper.ENGINE, Duration.ofSeconds(5), () -> false));
+      assertTrue(String.valueOf(e.getMessage()).contains("store refused the facts"), e.toString());
+      for (RuncContainer x : List.of(a, b)) {
+        assertTrue(x.alive(), "alive");
+        assertEquals("0", ContainerDumpIT.tracer(x.hostPid()), "released");
+        LiveTracking.assertNoUserfaultfd(x.hostPid());
+        int lines = x.lines();
+        PodDumpIT.await(() -> x.lines() > lines + 2, "runs again (thawed)");
+      }
+    }
+  }
+
+  private static PodDump.Member member(String name, RuncContainer c, Path images)
+      throws IOException {
+    return new PodDump.Member(
+        name,
+        ContainerProcesses.host().resolve(c.containerId()),
+        new TrackingSink(DirectoryImageSink.open(images), () -> false, () -> {}),
+        m -> {});
+  }
+
+  /** livewrite built static, to run in the busybox container. */
+  private static Path staticLivewrite() throws IOException {
+    Path src =
+        Path.of(System.getProperty("stasis.repo", "..")).resolve("src/workloads/livewrite.c");
+    Path out = Files.createDirectories(Path.of("target/workloads/static")).resolve("livewrite");
+    Exec.ok(
+        Duration.ofSeconds(60),
+        List.of(
+            "gcc",
+            "-static",
+            "-O2",
+            "-pthread",
+            "-o",
+            out.toAbsolutePath().toString(),
+            src.toString()));
+    return out;
+  }
+
+  private static void awaitReady(Path data) throws Exception {
+    PodDumpIT.await(() -> Files.exists(data.resolve("ready")), "livewrite ready");
+  }
+
+  /** The workload's own verdict (workload.h protocol), within 10 s. */
+  private static String check(Path data) throws IOException, InterruptedException {
+    Path result = data.resolve("result");
+    Files.deleteIfExists(result);
+    Files.writeString(data.resolve("check"), "");
+    for (int i = 0; i < 400 && !Files.exists(result); i++) {
+      Thread.sleep(25);
+    }
+    return Files.exists(result) ? Files.readString(result).strip() : "FAIL no answer";
+  }
+
+  /** Checks again until the verdict changes (the writer moved on, or failed), for at most 10 s. */
+  private static String checkUntilChanged(Path data, String before)
+      throws IOException, InterruptedException {
+    long deadline = System.nanoTime() + Duration.ofSeconds(10).toNanos();
+    String v = check(data);
+    while (v.equals(before) && System.nanoTime() < deadline) {
+      Thread.sleep(50);
+      v = check(data);
+    }
+    return v;
+  }
+}
