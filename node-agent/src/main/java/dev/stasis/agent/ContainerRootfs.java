@@ -205,6 +205,17 @@ public final class ContainerRootfs {
     return null;
   }
 
+  /** The container's OCI config.json in its runtime's bundle directory; null if not found. */
+  public Path specPath(ContainerProcesses.Container c) {
+    for (String pattern : bundleConfigs) {
+      Path config = host(pattern.replace("{id}", c.id()), false);
+      if (config != null) {
+        return isSpec(config) ? config : null;
+      }
+    }
+    return null;
+  }
+
   /**
    * Writes the container's root diff, spec and config into {@code sink} (the container must be
    * frozen) and records what was written ({@code rootfs.*} facts). Returns the notices: what could
@@ -275,14 +286,8 @@ public final class ContainerRootfs {
               + " deleted");
     }
 
-    Path config = null;
-    for (String pattern : bundleConfigs) {
-      config = host(pattern.replace("{id}", c.id()), false);
-      if (config != null) {
-        break;
-      }
-    }
-    if (config != null && isSpec(config)) {
+    Path config = specPath(c);
+    if (config != null) {
       write(sink, "spec.dump", Files.readAllBytes(config));
       facts.put("rootfs.spec", config.toString());
     } else {

@@ -160,6 +160,8 @@ public final class PodDump {
     List<AtomicReference<Object>> outcomes = new ArrayList<>();
     // Live copies not yet handed to an engine: closed in finally (the tracking ends with them).
     LiveCopy[] lives = new LiveCopy[members.size()];
+    // Per container: its network namespace is the pod's (PodNetns), declared external.
+    boolean[] externalNetns = new boolean[members.size()];
     List<Long> started = new ArrayList<>();
     List<long[]> ended = new ArrayList<>();
     try {
@@ -176,7 +178,9 @@ public final class PodDump {
       // process tree under the container's init; a process outside that tree would silently be
       // missing from the checkpoint, so it is refused (before any container is seized).
       for (int i = 0; i < members.size(); i++) {
-        checkTree(members.get(i), procs(frozen.get(i).dir()));
+        List<Integer> procs = procs(frozen.get(i).dir());
+        checkTree(members.get(i), procs);
+        externalNetns[i] = PodNetns.external(members.get(i), procs);
       }
       List<Result> results = new ArrayList<>();
       for (int i = 0; i < members.size(); i++) {
@@ -193,6 +197,7 @@ public final class PodDump {
         AtomicReference<Object> outcome = new AtomicReference<>();
         outcomes.add(outcome);
         LiveCopy live = lives[i];
+        boolean podNetns = externalNetns[i];
         long[] endedAt = new long[1];
         ended.add(endedAt);
         Thread t =
@@ -201,7 +206,13 @@ public final class PodDump {
                   try {
                     outcome.set(
                         dumper.dump(
-                            init.hostPid(), leaveRunning, m.sink(), m.progress(), gate, live));
+                            init.hostPid(),
+                            leaveRunning,
+                            m.sink(),
+                            m.progress(),
+                            gate,
+                            live,
+                            podNetns));
                   } catch (Throwable e) {
                     outcome.set(e);
                   } finally {

@@ -68,6 +68,23 @@ public interface ProcessDumper {
   }
 
   /**
+   * The same, for a container whose network namespace is the pod's ({@link PodNetns}): the engine
+   * declares it external instead of writing its devices. A dumper without namespace images (a test
+   * double) has nothing to declare and dumps as above.
+   */
+  default Outcome dump(
+      int hostPid,
+      boolean leaveRunning,
+      ImageSink sink,
+      Consumer<String> progress,
+      DumpOptions.KillGate killGate,
+      LiveCopy live,
+      boolean externalNetns)
+      throws Exception {
+    return dump(hostPid, leaveRunning, sink, progress, killGate, live);
+  }
+
+  /**
    * What would keep a runtime from restoring a dump of {@code hostPid}, found without touching it;
    * the same warnings {@link Outcome#warnings()} would carry. Empty: nothing known.
    */
@@ -110,8 +127,25 @@ public interface ProcessDumper {
             DumpOptions.KillGate gate,
             LiveCopy live)
             throws Exception {
+          return dump(pid, leaveRunning, sink, progress, gate, live, false);
+        }
+
+        @Override
+        public Outcome dump(
+            int pid,
+            boolean leaveRunning,
+            ImageSink sink,
+            Consumer<String> progress,
+            DumpOptions.KillGate gate,
+            LiveCopy live,
+            boolean externalNetns)
+            throws Exception {
           return Outcome.of(
-              Dumper.dump(new DumpOptions(pid, leaveRunning, progress, gate), sink, live));
+              Dumper.dump(
+                  new DumpOptions(pid, leaveRunning, progress, gate)
+                      .withExternalNetns(externalNetns),
+                  sink,
+                  live));
         }
       };
 }

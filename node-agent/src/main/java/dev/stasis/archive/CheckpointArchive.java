@@ -196,7 +196,7 @@ public final class CheckpointArchive {
   }
 
   /** Whether an OCI spec joins a network namespace by path (runc then declares it external). */
-  static boolean namesNetns(JsonNode spec) {
+  public static boolean namesNetns(JsonNode spec) {
     for (JsonNode ns : spec.path("linux").path("namespaces")) {
       if (ns.path("type").asText().equals("network") && !ns.path("path").asText().isEmpty()) {
         return true;

@@ -107,14 +107,43 @@ public final class RuncContainer implements AutoCloseable {
    */
   public static RuncContainer startWithBinaries(Path work, String script, List<Path> binaries)
       throws IOException, InterruptedException {
-    return start(work, script, null, false, false, binaries, null);
+    return start(work, script, null, false, false, binaries, null, null);
   }
 
   /** {@link #startWithBinaries(Path, String, List)} with {@code volume} bind-mounted at /data. */
   public static RuncContainer startWithBinaries(
       Path work, String script, Path volume, List<Path> binaries)
       throws IOException, InterruptedException {
-    return start(work, script, volume, false, false, binaries, null);
+    return start(work, script, volume, false, false, binaries, null, null);
+  }
+
+  /**
+   * {@code script} as the container's init in the network namespace at {@code netns} (joined by
+   * path, as a Kubernetes container joins its pod's), not one of its own.
+   */
+  public static RuncContainer startInNetns(Path work, String script, Path netns)
+      throws IOException, InterruptedException {
+    return start(work, script, null, false, false, List.of(), null, netns);
+  }
+
+  /**
+   * Points the bundle's spec at the network namespace {@code netns} (by path), e.g. the new pod's
+   * namespace before {@link #restore(Path)}.
+   */
+  public void useNetns(Path netns) throws IOException {
+    Path config = dir.resolve("config.json");
+    ObjectMapper json = new ObjectMapper();
+    ObjectNode c = (ObjectNode) json.readTree(config.toFile());
+    joinNetns((ObjectNode) c.get("linux"), netns);
+    json.writerWithDefaultPrettyPrinter().writeValue(config.toFile(), c);
+  }
+
+  private static void joinNetns(ObjectNode linux, Path netns) {
+    for (com.fasterxml.jackson.databind.JsonNode ns : linux.get("namespaces")) {
+      if (ns.path("type").asText().equals("network")) {
+        ((ObjectNode) ns).put("path", netns.toString());
+      }
+    }
   }
 
   /** Adds files to a root file system before the container starts. */
@@ -133,7 +162,7 @@ public final class RuncContainer implements AutoCloseable {
   public static RuncContainer startOnOverlay(
       Path work, String script, Path volume, RootfsSetup lower)
       throws IOException, InterruptedException {
-    return start(work, script, volume, false, false, List.of(), lower);
+    return start(work, script, volume, false, false, List.of(), lower, null);
   }
 
   /** The overlay's lower directory ({@link #startOnOverlay}). */
@@ -154,7 +183,7 @@ public final class RuncContainer implements AutoCloseable {
   private static RuncContainer start(
       Path work, String script, Path volume, boolean cgroupNamespace, boolean userns)
       throws IOException, InterruptedException {
-    return start(work, script, volume, cgroupNamespace, userns, List.of(), null);
+    return start(work, script, volume, cgroupNamespace, userns, List.of(), null, null);
   }
 
   private static RuncContainer start(
@@ -164,7 +193,8 @@ public final class RuncContainer implements AutoCloseable {
       boolean cgroupNamespace,
       boolean userns,
       List<Path> binaries,
-      RootfsSetup overlayLower)
+      RootfsSetup overlayLower,
+      Path netns)
       throws IOException, InterruptedException {
     byte[] r = new byte[32];
     new SecureRandom().nextBytes(r);
@@ -219,6 +249,9 @@ public final class RuncContainer implements AutoCloseable {
       ((com.fasterxml.jackson.databind.node.ArrayNode) linux.get("namespaces"))
           .addObject()
           .put("type", "cgroup");
+    }
+    if (netns != null) {
+      joinNetns(linux, netns);
     }
     ((ObjectNode) c.get("root")).put("readonly", false);
     c.put("hostname", hostname(id));
