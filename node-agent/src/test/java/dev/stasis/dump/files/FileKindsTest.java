@@ -124,11 +124,17 @@ class FileKindsTest {
     assertEquals(
         "fd 5 is [io_uring]: not supported yet", refusal(fd(5, "anon_inode:[io_uring]", 0, 0)));
     assertEquals(
-        "fd 4 is a terminal (/dev/console): only pseudo-terminal pairs are supported",
+        "fd 4 is the system console (/dev/console): consoles, virtual consoles and serial lines"
+            + " are not supported (pseudo-terminals and /dev/tty are)",
         refusal(fd(4, "/dev/console", Linux.S_IFCHR, rdev(5, 1))),
         "consoles are refused (/dev/tty, 5:0, is the Pty kind's: PtyTest, DevTtyIT)");
     assertEquals(
-        "fd 5 is a terminal (/dev/ptmx): only pseudo-terminal pairs are supported",
+        "fd 7 is a virtual console or serial line (/dev/ttyS0): consoles, virtual consoles and"
+            + " serial lines are not supported (pseudo-terminals and /dev/tty are)",
+        refusal(fd(7, "/dev/ttyS0", Linux.S_IFCHR, rdev(4, 64))));
+    assertEquals(
+        "fd 5 is a pseudo-terminal master (/dev/ptmx) whose fdinfo has no tty-index line: the"
+            + " pair cannot be identified on this kernel",
         refusal(fd(5, "/dev/ptmx", Linux.S_IFCHR, rdev(5, 2))),
         "a ptmx descriptor without the tty-index fdinfo line (older kernels) is not recognised");
     assertEquals(
