@@ -83,6 +83,38 @@ class StoreResolverTest {
         "prefixes match whole path segments");
   }
 
+  /**
+   * A Restore by uri: without a Secret only inside the namespace's own prefix of the default store
+   * (not even its root, which the wrapper would read as it is), s3:// only, inside the allow-list.
+   */
+  @Test
+  void aRestoresUriWithoutASecretIsOnlyTheNamespacesOwnPrefix() {
+    String m =
+        assertThrows(
+                StorageException.class,
+                () -> stores.checkRestoreUri("team-a", "s3://platform/ckpt/team-b/c/u", null))
+            .getMessage();
+    assertTrue(m.contains("spec.uri 's3://platform/ckpt/team-b/c/u'"), m);
+    assertTrue(m.contains("default credentials"), m);
+    m =
+        assertThrows(
+                StorageException.class,
+                () -> stores.checkRestoreUri("team-a", "s3://platform/ckpt", null))
+            .getMessage();
+    assertTrue(m.contains("s3://platform/ckpt/team-a/..."), m);
+    assertThrows(
+        StorageException.class,
+        () ->
+            stores.checkRestoreUri(
+                "team-a", "file:///proc/self/root/x", new CheckpointSpec.SecretRef("c", null)));
+    assertDoesNotThrow(
+        () -> stores.checkRestoreUri("team-a", "s3://platform/ckpt/team-a/c/u", null));
+    assertDoesNotThrow(
+        () ->
+            stores.checkRestoreUri(
+                "team-a", "s3://own-bucket/x", new CheckpointSpec.SecretRef("c", null)));
+  }
+
   @Test
   void spoolLimitIsTheChartsEmptyDirSizeLimit() {
     org.junit.jupiter.api.Assertions.assertEquals(8L << 30, StoreResolver.quantity("8Gi"));
