@@ -19,6 +19,9 @@ import java.util.function.Consumer;
  * @param shellJob accept a pty slave whose master is outside the tree (the terminal of a shell that
  *     started the process, CRIU's {@code --shell-job}); the restore then needs {@code criu restore
  *     --shell-job}, which gives the process the restorer's terminal
+ * @param ghostLimit the largest deleted file (a ghost: its whole content goes into the images) that
+ *     is dumped, in bytes; a larger one is refused before the freeze, naming the file, its size and
+ *     the limit (CRIU's {@code --ghost-limit})
  */
 public record DumpOptions(
     int pid,
@@ -27,12 +30,43 @@ public record DumpOptions(
     long freezeTimeoutMillis,
     KillGate killGate,
     boolean liveCopy,
-    boolean shellJob) {
+    boolean shellJob,
+    long ghostLimit) {
+
+  /**
+   * The default ghost limit, 64 MiB. CRIU's 1 MiB refuses common cases (a deleted shared library or
+   * executable after a package upgrade, a temporary file of a few MiB); no limit would carry a
+   * forgotten deleted log of gigabytes in every checkpoint, silently. 64 MiB takes a deleted libjvm
+   * and refuses, with the option named, what is most likely an accident.
+   */
+  public static final long DEFAULT_GHOST_LIMIT = 64L << 20;
 
   public DumpOptions {
     if (freezeTimeoutMillis < 0) {
       throw new IllegalArgumentException("freeze timeout must not be negative");
     }
+    if (ghostLimit < 0) {
+      throw new IllegalArgumentException("ghost limit must not be negative");
+    }
+  }
+
+  public DumpOptions(
+      int pid,
+      boolean leaveRunning,
+      Consumer<String> progress,
+      long freezeTimeoutMillis,
+      KillGate killGate,
+      boolean liveCopy,
+      boolean shellJob) {
+    this(
+        pid,
+        leaveRunning,
+        progress,
+        freezeTimeoutMillis,
+        killGate,
+        liveCopy,
+        shellJob,
+        DEFAULT_GHOST_LIMIT);
   }
 
   /** Without a freeze deadline or kill gate. */
@@ -57,7 +91,13 @@ public record DumpOptions(
   /** The same options, accepting a shell's terminal or not. */
   public DumpOptions withShellJob(boolean accept) {
     return new DumpOptions(
-        pid, leaveRunning, progress, freezeTimeoutMillis, killGate, liveCopy, accept);
+        pid, leaveRunning, progress, freezeTimeoutMillis, killGate, liveCopy, accept, ghostLimit);
+  }
+
+  /** The same options with another ghost limit (bytes). */
+  public DumpOptions withGhostLimit(long bytes) {
+    return new DumpOptions(
+        pid, leaveRunning, progress, freezeTimeoutMillis, killGate, liveCopy, shellJob, bytes);
   }
 
   /**

@@ -52,6 +52,9 @@ public final class Refused {
     if (!target.startsWith("/")) {
       return what + " is " + target + ": not supported yet";
     }
+    if (Memfd.isHugetlbMemfd(target, fd.stat())) {
+      return what + " is a hugetlb memfd (" + target + "): not supported";
+    }
     if (target.endsWith(" (deleted)")) {
       if (fd.stat().type() == Linux.S_IFREG && fd.stat().nlink() > 0) {
         return stillLinked(what, target, fd.stat().nlink());

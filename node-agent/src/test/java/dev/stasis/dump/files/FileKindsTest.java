@@ -118,6 +118,10 @@ class FileKindsTest {
     assertEquals(
         "fd 9 is [fanotify]: not supported yet", refusal(fd(9, "anon_inode:[fanotify]", 0, 0)));
     assertEquals(
+        "fd 16 is a hugetlb memfd (/memfd:huge (deleted)): not supported",
+        refusal(unlinked(16, "/memfd:huge (deleted)")),
+        "a memfd off the shmem device (MFD_HUGETLB) is refused, not taken for a ghost file");
+    assertEquals(
         "fd 11 is [timerfd]: not supported yet",
         refusal(fd(11, "anon_inode:[timerfd]", 0, 0, timerInfo(7, 0, "(1, 0)", "(0, 0)"))),
         "CLOCK_BOOTTIME: the judge restores only realtime and monotonic timerfds");
@@ -273,6 +277,17 @@ class FileKindsTest {
     String info = EVENTFD_INFO.replace("eventfd-semaphore: 0", "eventfd-semaphore: 1");
     assertEquals(
         "fd 8 is [eventfd]: not supported yet", refusal(fd(8, "anon_inode:[eventfd]", 0, 0, info)));
+  }
+
+  @Test
+  void aGhostOverTheLimitIsNamedWithItsSizeTheLimitAndTheOption() {
+    assertEquals(
+        "fd 3 of PID 9 is a deleted file of 2.0 GiB (/var/log/app.log (deleted)), over the ghost"
+            + " file limit of 64.0 MiB: its whole content would go into the images; raise"
+            + " --ghost-limit to dump it",
+        GhostFile.overLimit("fd 3 of PID 9", "/var/log/app.log (deleted)", 2L << 30, 64L << 20));
+    assertEquals("1023 bytes", GhostFile.bytes(1023));
+    assertEquals("1.5 KiB", GhostFile.bytes(1536));
   }
 
   @Test
