@@ -108,6 +108,21 @@ class RefusedFilesIT {
                 + " would go into the images; raise --ghost-limit to dump it");
   }
 
+  /** The same file behind a shared mapping only: refused before the freeze, naming the mapping. */
+  @org.junit.jupiter.api.Test
+  void aMappedGhostOverTheLimitIsRefusedNamingTheMapping() throws Exception {
+    assertRefusedIn(
+        "bigghostmap",
+        state -> "OK a mapping of a deleted file of 100 MiB",
+        (pid, state) -> "the mapping at 0x",
+        (pid, state) ->
+            " of PID "
+                + pid
+                + " is a deleted file of 100.0 MiB ("
+                + state
+                + "/bigghostmap (deleted)), over the ghost file limit of 64.0 MiB");
+  }
+
   /** {@code --ghost-limit} lowers the limit (refused the same way) and raises it (dumped). */
   @org.junit.jupiter.api.Test
   void theGhostLimitOptionLowersAndRaisesTheLimit() throws Exception {
