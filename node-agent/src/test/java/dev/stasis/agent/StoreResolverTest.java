@@ -115,6 +115,28 @@ class StoreResolverTest {
                 "team-a", "s3://own-bucket/x", new CheckpointSpec.SecretRef("c", null)));
   }
 
+  /**
+   * Issue 14: the agent reads a Secret only in the namespace of the Checkpoint naming it, even when
+   * the operator was bypassed (no client here: the refusal comes before any read).
+   */
+  @Test
+  void secretsOfAnotherNamespaceAreNeverRead() {
+    Checkpoint c = cr("team-a", "s3://own-bucket/x", null);
+    c.getSpec().getStorage().setCredentialsSecretRef(new CheckpointSpec.SecretRef("s3", "team-b"));
+    assertTrue(refused(c).contains("storage secret must be in namespace team-a"), refused(c));
+    Checkpoint k = cr("team-a", null, null);
+    CheckpointSpec.EncryptionSpec enc = new CheckpointSpec.EncryptionSpec();
+    enc.setKeySecretRef(new CheckpointSpec.SecretRef("key", "team-b"));
+    k.getSpec().setEncryption(enc);
+    StoreResolver withDefaults =
+        new StoreResolver(
+            null,
+            "s3://platform/ckpt",
+            Map.of("AWS_ACCESS_KEY_ID", "platform", "AWS_SECRET_ACCESS_KEY", "secret"));
+    String m = assertThrows(StorageException.class, () -> withDefaults.open(k, "app")).getMessage();
+    assertTrue(m.contains("encryption key secret must be in namespace team-a"), m);
+  }
+
   @Test
   void spoolLimitIsTheChartsEmptyDirSizeLimit() {
     org.junit.jupiter.api.Assertions.assertEquals(8L << 30, StoreResolver.quantity("8Gi"));
