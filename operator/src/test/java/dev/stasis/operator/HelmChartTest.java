@@ -173,6 +173,20 @@ class HelmChartTest {
     String script = cm.getData().get("install.sh");
     assertTrue(script.contains("/app/runtime/stasis-runc \"$dst/bin/stasis-runc\""), script);
     assertTrue(script.contains("export STASIS_CLI=/opt/stasis/bin/stasis"), script);
+    // the wrapper fetches a pod's checkpoint with the node's credentials only below the default
+    // store's prefix of the pod's namespace (issue 14): it must know the default store
+    String withStore =
+        Chart.render(Map.of("defaultStorage.uri", "s3://ckpt/k8s")).stream()
+            .filter(io.fabric8.kubernetes.api.model.ConfigMap.class::isInstance)
+            .map(io.fabric8.kubernetes.api.model.ConfigMap.class::cast)
+            .filter(c -> c.getMetadata().getName().equals("stasis-runtime-install"))
+            .findFirst()
+            .orElseThrow()
+            .getData()
+            .get("install.sh");
+    assertTrue(
+        withStore.contains("echo \"export STASIS_DEFAULT_STORAGE_URI='s3://ckpt/k8s'\""),
+        withStore);
     Container op =
         one(objs, Deployment.class).getSpec().getTemplate().getSpec().getContainers().get(0);
     assertTrue(
