@@ -122,7 +122,7 @@ final class TargetChecks {
         }
         String maps = java.nio.file.Files.readString(java.nio.file.Path.of("/proc/" + p + "/maps"));
         for (Maps.Vma v : Maps.parse(maps)) {
-          if (!v.path().endsWith(" (deleted)")) {
+          if (!mapsAGhost(v)) {
             continue;
           }
           java.nio.file.Path link =
@@ -169,6 +169,22 @@ final class TargetChecks {
         // gone meanwhile: the seize or the frozen dump says so
       }
     }
+  }
+
+  /**
+   * Whether a mapping reads as a deleted file that {@code MemoryMap} hands to the file table as a
+   * ghost: not the objects of the kernel's internal shmem mount that also print "(deleted)" (shared
+   * anonymous memory as "/dev/zero (deleted)", SysV segments, memfds), nor AIO rings or anonymous
+   * huge pages, each of which MemoryMap dumps or refuses in its own way.
+   */
+  static boolean mapsAGhost(Maps.Vma v) {
+    String path = v.path();
+    return path.endsWith(" (deleted)")
+        && !(v.devMajor() == 0 && v.devMinor() == 1)
+        && !path.startsWith("/SYSV")
+        && !path.startsWith("/memfd:")
+        && !path.startsWith("/[aio]")
+        && !path.startsWith("/anon_hugepage");
   }
 
   /** What each kcmp type from KCMP_VM to KCMP_SIGHAND compares, for the refusal. */
