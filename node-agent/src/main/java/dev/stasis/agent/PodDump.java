@@ -28,16 +28,12 @@ import java.util.function.Consumer;
  *   <li>per container, in order: check what is in the cgroup, write its root file system's changes,
  *       spec and config into its sink ({@link ContainerRootfs}, while still frozen: the same cut as
  *       the memory), let the engine seize the processes while they are frozen, thaw that cgroup
- *       once they are seized (they stay stopped under ptrace), let the engine write the images. The
- *       other containers stay frozen meanwhile, so every container is captured as it was at the
- *       cut;
- *   <li>each engine holds its tree stopped at a {@link DumpOptions.KillGate} until every container
- *       has got that far: in kill mode after its commit, and only when every container is stored
- *       are they all killed; in leave-running mode once its images are written, before the release,
- *       so that no container runs again (and, say, sends a sidecar bytes that the sidecar's still
- *       frozen sockets would take into its images) before every container is dumped. If any
- *       container fails, every held tree is released alive, and in leave-running mode its images
- *       are not committed (the caller deletes what was stored).
+ *       once they are seized (they stay stopped under ptrace), let the engine write and commit the
+ *       images. The other containers stay frozen meanwhile, so every container is captured as it
+ *       was at the cut;
+ *   <li>kill mode: each engine holds its committed tree stopped at a {@link DumpOptions.KillGate};
+ *       only when every container is stored are they all killed. If any container fails, every held
+ *       tree is released alive (and the caller deletes what was stored).
  * </ol>
  *
  * <p>Why thaw after seizing: a frozen task cannot enter the ptrace stop the engine waits for; the
@@ -171,10 +167,12 @@ public final class PodDump {
         ContainerProcesses.Task init = m.container().init();
         CountDownLatch atGate = new CountDownLatch(1);
         DumpOptions.KillGate gate =
-            () -> {
-              atGate.countDown();
-              return awaitDecision(killAll, cancelled);
-            };
+            leaveRunning
+                ? null
+                : () -> {
+                  atGate.countDown();
+                  return awaitDecision(killAll, cancelled);
+                };
         AtomicReference<Object> outcome = new AtomicReference<>();
         outcomes.add(outcome);
         Thread t =
@@ -203,8 +201,9 @@ public final class PodDump {
         t.start();
         waitUntilTracedOrDone(init.hostPid(), t);
         frozen.get(i).thaw();
-        // Until this container's engine waits at the gate (kill mode: committed; leave-running:
-        // images written, not yet released) or is done (failed), the next container stays frozen.
+        // Until this container's images are committed (kill mode: its engine waits at the gate)
+        // or the engine is done (leave-running: released, committed), the next container stays
+        // frozen.
         while (t.isAlive() && !atGate.await(10, TimeUnit.MILLISECONDS)) {
           // polling both: an engine that fails never reaches the gate
         }
@@ -262,9 +261,8 @@ public final class PodDump {
                 r.freezeMillis(),
                 (System.nanoTime() - frozenAt) / 1_000_000,
                 r.dumpMillis(),
-                // read now: a leave-running engine commits only after the gate opened
-                members.get(i).sink().commitMillis(),
-                members.get(i).sink().bytes(),
+                r.uploadMillis(),
+                r.bytes(),
                 out.timings(),
                 out.warnings()));
       }

@@ -12,9 +12,7 @@ import java.util.function.Consumer;
  *     the freeze (in kill mode: if the checkpoint is not committed by then), the checkpoint is
  *     aborted and the process released, alive and unharmed; 0 for none
  * @param killGate in kill mode, asked after the commit (and after the freeze deadline is disarmed)
- *     whether to kill now; null: kill at once. With leaveRunning, asked once the images are
- *     written, before the release: it holds the tree stopped until the group's other dumps got as
- *     far (one cut), and false releases it without committing
+ *     whether to kill now; null: kill at once
  * @param liveCopy with leaveRunning: copy the pages while the process runs and freeze only for what
  *     changed ({@code LiveCopy}); off for a pod's containers, whose cut is the cgroup freeze of all
  *     of them at once (a container copied live would run on while the others wait frozen)
@@ -108,8 +106,6 @@ public record DumpOptions(
    * dump of the group is stored (kill all) or one of them failed (release all, alive). All ptrace
    * calls stay on the dump's own thread, which is the one that waits here. The wait is bounded by
    * the other dumps of the group: each of them either commits or fails within its own deadline.
-   * With leaveRunning the gate is asked before the release instead (images written, not committed)
-   * and only holds the tree: true releases and commits, false releases without committing.
    */
   @FunctionalInterface
   public interface KillGate {
