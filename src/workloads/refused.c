@@ -6,7 +6,11 @@
  * terminal of a session led by a daemonised grandchild, outside the dumped tree; it exits once
  * the workload is gone), "linked" (a file of the state directory opened read-only, then unlinked
  * while a second hard link "other" keeps it: "linked (deleted)" with nlink 1) or "linkedmap" (the
- * same, "linkedmap" mapped MAP_SHARED and its descriptor closed; fd 3 is then /dev/null). It is
+ * same, "linkedmap" mapped MAP_SHARED and its descriptor closed; fd 3 is then /dev/null),
+ * "bigghost" (a file "bigghost" of the state directory, "g" then a hole up to 100 MiB, unlinked:
+ * a ghost over the default ghost limit that costs no disk), "bigghostmap" (the same file mapped
+ * MAP_SHARED and its descriptor closed; fd 3 is then /dev/null) or "hugememfd" (a memfd made with
+ * MFD_HUGETLB and sized to 2 MiB, which reserves no huge page, held as a plain descriptor). It is
  * fd 3.
  * check: the descriptor is still fd 3 and of that kind (its /proc link; a lease is still held),
  * i.e. a refused dump left the process as it was. */
@@ -55,6 +59,21 @@ static int check(char *msg, size_t n) {
       return 0;
     }
     snprintf(msg, n, "a mapping of a deleted file still linked");
+    return 1;
+  }
+  if (strcmp(kind, "bigghostmap") == 0) {
+    char mf[128], target[4200] = "";
+    struct stat st;
+    snprintf(mf, sizeof mf, "/proc/self/map_files/%lx-%lx", (unsigned long)mapped,
+             (unsigned long)mapped + (100UL << 20));
+    ssize_t t = readlink(mf, target, sizeof target - 1);
+    if (t > 0) target[t] = 0;
+    if (stat(mf, &st) < 0 || st.st_nlink != 0 || st.st_size != 100L << 20 ||
+        !strstr(target, "/bigghostmap (deleted)") || mapped[0] != 'g') {
+      snprintf(msg, n, "mapping of '%s' changed", target);
+      return 0;
+    }
+    snprintf(msg, n, "a mapping of a deleted file of 100 MiB");
     return 1;
   }
   if (strcmp(kind, "ctty") == 0) {
@@ -143,6 +162,27 @@ int main(int argc, char **argv) {
       close(f);
       fd = open("/dev/null", O_RDONLY);
     }
+  } else if (strcmp(kind, "bigghost") == 0) {
+    char p[4200];
+    wl_path(p, sizeof p, "bigghost");
+    fd = open(p, O_RDWR | O_CREAT | O_TRUNC, 0600);
+    if (fd >= 0 && (write(fd, "g", 1) != 1 || ftruncate(fd, 100L << 20) < 0 || unlink(p) < 0))
+      fd = -1;
+  } else if (strcmp(kind, "bigghostmap") == 0) {
+    char p[4200];
+    wl_path(p, sizeof p, "bigghostmap");
+    int f = open(p, O_RDWR | O_CREAT | O_TRUNC, 0600);
+    if (f >= 0 && write(f, "g", 1) == 1 && ftruncate(f, 100L << 20) == 0 && unlink(p) == 0) {
+      void *m = mmap(NULL, 100UL << 20, PROT_READ, MAP_SHARED, f, 0);
+      if (m != MAP_FAILED) {
+        mapped = m;
+        close(f);
+        fd = open("/dev/null", O_RDONLY);
+      }
+    }
+  } else if (strcmp(kind, "hugememfd") == 0) {
+    fd = memfd_create("hugememfd", MFD_HUGETLB);
+    if (fd >= 0 && ftruncate(fd, 2L << 20) < 0) fd = -1;
   } else if (strcmp(kind, "lease") == 0) {
     char p[4200];
     wl_path(p, sizeof p, "lease");

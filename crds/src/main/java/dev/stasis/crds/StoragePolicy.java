@@ -71,6 +71,40 @@ public final class StoragePolicy {
     return null;
   }
 
+  /**
+   * Null when a Restore in {@code namespace} may read {@code uri} (its {@code spec.uri}), else a
+   * one-line reason. The Checkpoints' rules, and one more: without a Secret the runtime wrapper
+   * reads exactly {@code uri} with the node's default credentials, so it must lie inside the
+   * namespace's own prefix ({@code <default>/<namespace>/...}); the default store's root, which a
+   * Checkpoint may name because the agent then writes below the namespace's prefix, is refused.
+   */
+  public static String restoreViolation(
+      String namespace,
+      String uri,
+      CheckpointSpec.SecretRef credentials,
+      Optional<String> defaultUri,
+      List<String> allowed) {
+    CheckpointSpec.StorageSpec st = new CheckpointSpec.StorageSpec();
+    st.setUri(uri);
+    st.setCredentialsSecretRef(credentials);
+    String v = violation(namespace, st, defaultUri, allowed);
+    if (v != null) {
+      return v.replace("spec.storage.uri", "spec.uri");
+    }
+    String def = defaultUri.map(StoragePolicy::trim).orElse("");
+    if (credentials == null && !under(trim(uri), def + "/" + namespace)) {
+      return "spec.uri '"
+          + uri
+          + "' names no credentialsSecretRef: the platform's default credentials read only the"
+          + " namespace's prefix of the default store ("
+          + def
+          + "/"
+          + namespace
+          + "/...); name a Secret with this store's credentials";
+    }
+    return null;
+  }
+
   /** {@code uri} equals {@code base} or lies below it (whole path segments). */
   static boolean under(String uri, String base) {
     return uri.equals(base) || uri.startsWith(base + "/");

@@ -69,7 +69,10 @@ final class CheckpointJob implements Runnable {
     deleted = true;
   }
 
-  private boolean cancelled() {
+  /**
+   * Deleted, abandoned, or past its timeoutSeconds from dispatch: the freeze deadline in the agent.
+   */
+  boolean cancelled() {
     return deleted || abandoned || Instant.now().isAfter(deadline);
   }
 

@@ -271,6 +271,7 @@ final class RestoreStager implements AutoCloseable {
       return new Source(
           c.getStatus().location, c.getSpec().getStorage(), c.getSpec().getEncryption());
     }
+    stores.checkRestoreUri(ns, spec.getUri(), spec.getCredentialsSecretRef());
     CheckpointSpec.StorageSpec st = new CheckpointSpec.StorageSpec();
     st.setUri(spec.getUri());
     st.setCredentialsSecretRef(spec.getCredentialsSecretRef());
@@ -341,13 +342,39 @@ final class RestoreStager implements AutoCloseable {
     }
   }
 
-  /** The Staged condition through the aggregator, under optimistic locking; an Event per change. */
+  /** How long a report waits for the operator to record the Restore's node (see status()). */
+  static final Duration NODE_RECORDED_WAIT = Duration.ofSeconds(60);
+
+  /**
+   * The Staged condition through the aggregator, under optimistic locking; an Event per change.
+   * Written only once the operator recorded in the status that the Restore's pod runs on this node
+   * (status.nodeName): the chart's admission policy admits an agent's status write only then, and
+   * only a change of the Staged condition (issue 14). Until it is recorded the report waits
+   * (bounded); a Restore recorded on another node is not this agent's to report on.
+   */
   private void status(Restore r, Reason reason, String message) {
     String ns = r.getMetadata().getNamespace();
     String name = r.getMetadata().getName();
+    long waitUntil = System.nanoTime() + NODE_RECORDED_WAIT.toNanos();
     for (int attempt = 0; attempt < 10; attempt++) {
       Restore cur = client.resources(Restore.class).inNamespace(ns).withName(name).get();
       if (cur == null || !r.getMetadata().getUid().equals(cur.getMetadata().getUid())) {
+        return;
+      }
+      String recorded = cur.getStatus() == null ? null : cur.getStatus().nodeName;
+      if (recorded == null || recorded.isEmpty()) {
+        if (System.nanoTime() > waitUntil) {
+          LOG.warning(
+              ns + "/" + name + ": its node is not recorded yet; " + reason + " not reported");
+          return;
+        }
+        attempt--;
+        sleep(Duration.ofMillis(500));
+        continue;
+      }
+      if (!node.equals(recorded)) {
+        LOG.warning(
+            ns + "/" + name + ": its pod is recorded on node " + recorded + "; not reporting");
         return;
       }
       RestoreStatus next =
@@ -453,6 +480,15 @@ final class RestoreStager implements AutoCloseable {
     }
     deleteTree(udir);
     LOG.info("removed staged images " + udir + ": " + why);
+  }
+
+  private static void sleep(Duration d) {
+    try {
+      Thread.sleep(d.toMillis());
+    } catch (InterruptedException e) {
+      Thread.currentThread().interrupt();
+      throw new IllegalStateException("interrupted", e);
+    }
   }
 
   static void writeAtomically(Path f, String text) throws IOException {

@@ -75,6 +75,25 @@ final class StoreResolver {
     }
   }
 
+  /**
+   * A Restore's {@code spec.uri} (issue 14): the rules of {@link #checkAllowed} and, without a
+   * Secret, only the namespace's own prefix of the default store, checked here again before the
+   * agent stages it (the operator refuses such a Restore first).
+   */
+  void checkRestoreUri(String namespace, String uri, CheckpointSpec.SecretRef credentials)
+      throws StorageException {
+    String v =
+        StoragePolicy.restoreViolation(
+            namespace,
+            uri,
+            credentials,
+            Optional.ofNullable(defaultUri).filter(d -> !d.isBlank()),
+            allowed());
+    if (v != null) {
+      throw new StorageException(v);
+    }
+  }
+
   CheckpointStore open(Checkpoint cr, String container) throws StorageException {
     checkAllowed(cr);
     String uri = location(cr) + "/" + container;

@@ -129,6 +129,39 @@ public class DumpCommand implements Callable<Integer> {
   int freezeTimeout = DEFAULT_FREEZE_TIMEOUT;
 
   @Option(
+      names = "--ghost-limit",
+      paramLabel = "SIZE",
+      description =
+          "the largest deleted-but-open or mapped file whose whole content is put into the images"
+              + " (a ghost file), e.g. 1M, 512M, 2G; a larger one is refused before the freeze,"
+              + " naming it (default: 64M)")
+  String ghostLimit;
+
+  private long ghostLimitBytes = DumpOptions.DEFAULT_GHOST_LIMIT;
+
+  /**
+   * {@code --ghost-limit}'s value in bytes: N, or N with K, M, G or T (binary, "i"/"iB" allowed).
+   */
+  static long size(String option, String value) {
+    java.util.regex.Matcher m =
+        java.util.regex.Pattern.compile("(\\d{1,15})\\s*(?:([KMGTkmgt])(?:i?[Bb])?|[Bb])?")
+            .matcher(value.trim());
+    if (!m.matches()) {
+      throw new IllegalArgumentException(
+          option + " '" + value + "' is not a size: give bytes, or a number with K, M, G or T");
+    }
+    long n = Long.parseLong(m.group(1));
+    int shift =
+        m.group(2) == null
+            ? 0
+            : 10 * ("KMGT".indexOf(Character.toUpperCase(m.group(2).charAt(0))) + 1);
+    if (shift > 0 && n > (Long.MAX_VALUE >> shift)) {
+      throw new IllegalArgumentException(option + " '" + value + "' is too large");
+    }
+    return n << shift;
+  }
+
+  @Option(
       names = {"--verbose", "-v"},
       description = "also print the time of every phase")
   boolean verbose;
@@ -186,6 +219,8 @@ public class DumpCommand implements Callable<Integer> {
       throw new IllegalArgumentException(
           "--freeze-timeout " + freezeTimeout + " is out of range: 0 (none) to 86400 seconds");
     }
+    ghostLimitBytes =
+        ghostLimit == null ? DumpOptions.DEFAULT_GHOST_LIMIT : size("--ghost-limit", ghostLimit);
     // a dumper killed earlier may have left changes in processes (this one included): undo them
     dev.stasis.compel.Leftovers.sweep(System.err, false);
     Consumer<String> progress = progress();
@@ -212,15 +247,10 @@ public class DumpCommand implements Callable<Integer> {
         r =
             Dumper.dump(
                 new DumpOptions(
-                        pid,
-                        leaveRunning,
-                        progress,
-                        freezeTimeout * 1000L,
-                        gate,
-                        true,
-                        false,
-                        pendingArchive != null && pendingArchive.netnsFromEngine())
-                    .withShellJob(shellJob),
+                        pid, leaveRunning, progress, freezeTimeout * 1000L, gate, true, false)
+                    .withShellJob(shellJob)
+                    .withExternalNetns(pendingArchive != null && pendingArchive.netnsFromEngine())
+                    .withGhostLimit(ghostLimitBytes),
                 sink);
         if (pendingArchive != null && pendingArchive.carriesDevShm() && leaveRunning) {
           pendingArchive.captureDevShm(pid);

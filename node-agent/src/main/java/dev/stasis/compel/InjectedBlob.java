@@ -8,9 +8,10 @@ import java.util.List;
 
 /**
  * A {@link ParasiteBlob} mapped into one seized process: one shared memfd mapping holding {@code
- * [blob, page aligned | args area]}. {@link #run} executes the blob's entry point in trap mode with
- * the args area's address as argument and the stack at the area's end. {@link #close()} (the cure)
- * unmaps it from the target and the agent and never throws.
+ * [blob, page aligned | args area]}. {@link #run} executes the blob's entry point (continued until
+ * it reports done, then interrupted in its park loop) with the args area's address as argument and
+ * the stack at the area's end. {@link #close()} (the cure) unmaps it from the target and the agent
+ * and never throws.
  */
 public final class InjectedBlob implements AutoCloseable {
   private static final long PAGE = 4096;

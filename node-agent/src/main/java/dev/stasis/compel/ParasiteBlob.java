@@ -4,8 +4,9 @@ package dev.stasis.compel;
  * What compel needs to know about injected code, given by its caller (compel's parasite_blob_desc
  * idea): the position-independent code, where execution starts in it, and how large the argument
  * area after it is. Compel maps {@code [code, padded to a page | args area]} into the target and
- * runs the code in trap mode with the area's address as the only argument and the stack at the
- * area's end; what the code and the area mean is the caller's business.
+ * runs the code (continued until it reports done in the area, then interrupted in its park loop)
+ * with the area's address as the only argument and the stack at the area's end; what the code and
+ * the area mean is the caller's business.
  *
  * @param code the blob's bytes (copied into the target as they are)
  * @param entryOffset offset of the entry point within {@code code}

@@ -20,7 +20,7 @@ final class PtraceTask implements SeizedTask {
   /** The stop signal of a process that was group-stopped before the seize (0 if running). */
   final int groupStopSig;
 
-  /** Where the syscall-and-trap bytes are poked: the start of the main executable's text. */
+  /** Where the syscall-and-park bytes are poked: the start of the main executable's text. */
   final long syscallSite;
 
   /**

@@ -313,13 +313,15 @@ final class Seizer {
     boolean seccomp = st.seccomp() != 0;
     Ptrace.setOptions(
         tid, Ptrace.PTRACE_O_TRACESYSGOOD | (seccomp ? Ptrace.PTRACE_O_SUSPEND_SECCOMP : 0));
-    // int3 raises a forced SIGTRAP; one already pending would be indistinguishable from ours
+    // SIGTRAP is the one signal left unblocked while injected code runs (the kernel would force a
+    // blocked one through by resetting the target's handler): one already pending would be
+    // delivered into our code and stop it half way
     if (((sigPnd | shdPnd) & sigBit(Linux.SIGTRAP)) != 0) {
       Ptrace.detach(tid, 0);
       throw new SeizeException("tid " + tid + " of pid " + pid + " has a pending SIGTRAP");
     }
-    // Stops in the way of a clean trap: the group stop we were reported and pending stop signals.
-    // Each one is let through (PTRACE_CONT) until the thread sits in our interrupt trap; the
+    // Stops in the way of a clean interrupt stop: the group stop we were reported and pending stop
+    // signals. Each one is let through (PTRACE_CONT) until the thread sits in our interrupt; the
     // process is stopped again on release so it ends up as it was.
     int sig = ws.stopSig();
     boolean stopSignal = sig == Linux.SIGSTOP || sig == Linux.SIGTSTP;

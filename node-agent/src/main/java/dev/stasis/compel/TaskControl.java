@@ -13,9 +13,10 @@ import java.util.List;
 
 /**
  * Running code inside one seized process: remote system calls, a memory area shared between the
- * agent and the target, and "trap mode" execution of injected code. Generic (no knowledge of what
- * the code does); the parasite is built on it. Every method runs its ptrace work on the tree's
- * tracer thread and leaves each thread with the registers and signal mask captured at seize.
+ * agent and the target, and execution of injected code (continued until it reports done in the
+ * shared area, then interrupted in its {@code pause()} park). Generic (no knowledge of what the
+ * code does); the parasite is built on it. Every method runs its ptrace work on the tree's tracer
+ * thread and leaves each thread with the registers and signal mask captured at seize.
  */
 public final class TaskControl {
   /** The name of the shared memfd, visible as /memfd:stasis in the target's maps while mapped. */

@@ -26,6 +26,9 @@ import java.util.function.Consumer;
  *     checkpoint} does ({@code netns-ID.img} holds only the key {@code extRootNetNS}, which runc's
  *     restore maps to the namespace the engine made anew), and its devices, addresses and routes
  *     are neither checked nor written
+ * @param ghostLimit the largest deleted file (a ghost: its whole content goes into the images) that
+ *     is dumped, in bytes; a larger one is refused before the freeze, naming the file, its size and
+ *     the limit (CRIU's {@code --ghost-limit})
  */
 public record DumpOptions(
     int pid,
@@ -35,23 +38,55 @@ public record DumpOptions(
     KillGate killGate,
     boolean liveCopy,
     boolean shellJob,
-    boolean externalNetns) {
+    boolean externalNetns,
+    long ghostLimit) {
+
+  /**
+   * The default ghost limit, 64 MiB. CRIU's 1 MiB refuses common cases (a deleted shared library or
+   * executable after a package upgrade, a temporary file of a few MiB); no limit would carry a
+   * forgotten deleted log of gigabytes in every checkpoint, silently. 64 MiB takes a deleted libjvm
+   * and refuses, with the option named, what is most likely an accident.
+   */
+  public static final long DEFAULT_GHOST_LIMIT = 64L << 20;
 
   public DumpOptions {
     if (freezeTimeoutMillis < 0) {
       throw new IllegalArgumentException("freeze timeout must not be negative");
     }
+    if (ghostLimit < 0) {
+      throw new IllegalArgumentException("ghost limit must not be negative");
+    }
+  }
+
+  public DumpOptions(
+      int pid,
+      boolean leaveRunning,
+      Consumer<String> progress,
+      long freezeTimeoutMillis,
+      KillGate killGate,
+      boolean liveCopy,
+      boolean shellJob) {
+    this(
+        pid,
+        leaveRunning,
+        progress,
+        freezeTimeoutMillis,
+        killGate,
+        liveCopy,
+        shellJob,
+        false,
+        DEFAULT_GHOST_LIMIT);
   }
 
   /** Without a freeze deadline or kill gate. */
   public DumpOptions(int pid, boolean leaveRunning, Consumer<String> progress) {
-    this(pid, leaveRunning, progress, 0, null, true, false, false);
+    this(pid, leaveRunning, progress, 0, null, true, false);
   }
 
   /** With a freeze deadline, without a kill gate (one process, the CLI). */
   public DumpOptions(
       int pid, boolean leaveRunning, Consumer<String> progress, long freezeTimeoutMillis) {
-    this(pid, leaveRunning, progress, freezeTimeoutMillis, null, true, false, false);
+    this(pid, leaveRunning, progress, freezeTimeoutMillis, null, true, false);
   }
 
   /**
@@ -60,7 +95,7 @@ public record DumpOptions(
    * PodDump} hands over the one it started before).
    */
   public DumpOptions(int pid, boolean leaveRunning, Consumer<String> progress, KillGate killGate) {
-    this(pid, leaveRunning, progress, 0, killGate, false, false, false);
+    this(pid, leaveRunning, progress, 0, killGate, false, false);
   }
 
   /** The same options, accepting a shell's terminal or not. */
@@ -73,13 +108,36 @@ public record DumpOptions(
         killGate,
         liveCopy,
         accept,
-        externalNetns);
+        externalNetns,
+        ghostLimit);
   }
 
   /** The same options, the root's network namespace the engine's or not. */
   public DumpOptions withExternalNetns(boolean external) {
     return new DumpOptions(
-        pid, leaveRunning, progress, freezeTimeoutMillis, killGate, liveCopy, shellJob, external);
+        pid,
+        leaveRunning,
+        progress,
+        freezeTimeoutMillis,
+        killGate,
+        liveCopy,
+        shellJob,
+        external,
+        ghostLimit);
+  }
+
+  /** The same options with another ghost limit (bytes). */
+  public DumpOptions withGhostLimit(long bytes) {
+    return new DumpOptions(
+        pid,
+        leaveRunning,
+        progress,
+        freezeTimeoutMillis,
+        killGate,
+        liveCopy,
+        shellJob,
+        externalNetns,
+        bytes);
   }
 
   /**

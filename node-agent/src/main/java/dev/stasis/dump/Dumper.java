@@ -115,7 +115,7 @@ public final class Dumper {
             !opts.leaveRunning() && sink instanceof dev.stasis.images.DirectoryImageSink);
     warmUpGather();
     TargetChecks.checkTarget(pid);
-    TargetChecks.refuseUnsupportedFiles(pid, opts.shellJob());
+    TargetChecks.refuseUnsupportedFiles(pid, opts.shellJob(), opts.ghostLimit());
     try {
       ContainerImages.refuseUnsupported(pid, opts.externalNetns());
     } catch (DumpException e) {
@@ -389,7 +389,7 @@ public final class Dumper {
    */
   private DumpResult dumpFrozen(SeizedTree tree, ImageSink sink, long start, long frozenAt)
       throws IOException {
-    FileTable files = new FileTable(opts.shellJob());
+    FileTable files = new FileTable(opts.shellJob(), opts.ghostLimit());
     heldFiles = files;
     NamespaceIds namespaces = new NamespaceIds();
     Totals totals = new Totals();

@@ -47,15 +47,20 @@ final class FileTable {
   private final List<FileEntry> files = new ArrayList<>();
   private final Map<String, Integer> mapped = new HashMap<>();
   private final Map<String, List<Seen>> byInode = new HashMap<>();
+  private final long ghostLimit;
   private int nextId = 1;
 
   FileTable() {
-    this(false);
+    this(false, DumpOptions.DEFAULT_GHOST_LIMIT);
   }
 
-  /** {@code shellJob}: accept a shell's terminal ({@link DumpOptions#shellJob}). */
-  FileTable(boolean shellJob) {
+  /**
+   * {@code shellJob}: accept a shell's terminal ({@link DumpOptions#shellJob}); {@code ghostLimit}:
+   * the largest ghost dumped, in bytes ({@link DumpOptions#ghostLimit}).
+   */
+  FileTable(boolean shellJob, long ghostLimit) {
     kinds = FileKinds.standard(shellJob);
+    this.ghostLimit = ghostLimit;
   }
 
   /**
@@ -171,6 +176,10 @@ final class FileTable {
       throw new DumpException(
           what + " is a deleted non-regular file (" + path + "): not supported");
     }
+    if (st.size() > ghostLimit) {
+      throw new DumpException(
+          GhostFile.overLimit(what + " of PID " + pid, path, st.size(), ghostLimit));
+    }
     int id = nextId++;
     files.add(kind(GhostFile.class).mapped(pid, link, path, st, id));
     return id;
@@ -193,6 +202,11 @@ final class FileTable {
     for (int fd : fds(pid)) {
       OpenFd open = OpenFd.read(pid, fd);
       FileKind kind = kinds.pick(open);
+      if (kind instanceof GhostFile && open.stat().size() > ghostLimit) {
+        throw new DumpException(
+            GhostFile.overLimit(
+                "fd " + fd + " of PID " + pid, open.target(), open.stat().size(), ghostLimit));
+      }
       String key = open.stat().key();
       Integer id = null;
       for (Seen seen : byInode.getOrDefault(key, List.of())) {

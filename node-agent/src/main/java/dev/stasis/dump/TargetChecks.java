@@ -1,10 +1,13 @@
 package dev.stasis.dump;
 
+import dev.stasis.dump.files.FileStat;
+import dev.stasis.dump.files.GhostFile;
 import dev.stasis.dump.files.OpenFd;
 import dev.stasis.dump.files.Pty;
 import dev.stasis.dump.files.Sockets;
 import dev.stasis.dump.files.UnixSocket;
 import dev.stasis.linux.Linux;
+import dev.stasis.linux.proc.Maps;
 import dev.stasis.linux.proc.TaskStat;
 import dev.stasis.linux.proc.Tasks;
 import java.io.IOException;
@@ -56,11 +59,16 @@ final class TargetChecks {
    * naming the fd). A process that vanishes meanwhile is left to the seize to report.
    */
   static void refuseUnsupportedFiles(int pid) throws DumpException {
-    refuseUnsupportedFiles(pid, false);
+    refuseUnsupportedFiles(pid, false, DumpOptions.DEFAULT_GHOST_LIMIT);
   }
 
-  /** The same, accepting a shell's terminal if {@code shellJob} ({@link DumpOptions#shellJob}). */
-  static void refuseUnsupportedFiles(int pid, boolean shellJob) throws DumpException {
+  /**
+   * The same, accepting a shell's terminal if {@code shellJob} ({@link DumpOptions#shellJob}), and
+   * refusing a ghost (deleted file: descriptor, mapping or executable) larger than {@code
+   * ghostLimit} bytes.
+   */
+  static void refuseUnsupportedFiles(int pid, boolean shellJob, long ghostLimit)
+      throws DumpException {
     ArrayDeque<Integer> todo = new ArrayDeque<>(List.of(pid));
     List<Integer> tree = new ArrayList<>();
     List<OpenFd> open = new ArrayList<>(); // read once, for every check across the tree
@@ -86,6 +94,55 @@ final class TargetChecks {
       // a process gone meanwhile: the seize or the frozen dump says so
     }
     dev.stasis.dump.files.InetSocket.refuseUnsupportedConnections(sockets);
+    refuseOversizedGhosts(tree, open, ghostLimit);
+  }
+
+  /**
+   * Refuses, before the freeze, a ghost over {@code limit} bytes: a descriptor's, a mapping's (the
+   * mapped files are read from /proc/PID/maps, not smaps: no page walks) or the executable's. The
+   * frozen dump checks again ({@link FileTable}), as a file may grow meanwhile.
+   */
+  static void refuseOversizedGhosts(List<Integer> tree, List<OpenFd> open, long limit)
+      throws DumpException {
+    for (OpenFd fd : open) {
+      if (GhostFile.isGhost(fd.target(), fd.stat()) && fd.stat().size() > limit) {
+        throw new DumpException(
+            GhostFile.overLimit(
+                "fd " + fd.fd() + " of PID " + fd.pid(), fd.target(), fd.stat().size(), limit));
+      }
+    }
+    for (int p : tree) {
+      try {
+        java.nio.file.Path exe = java.nio.file.Path.of("/proc/" + p + "/exe");
+        String target = java.nio.file.Files.readSymbolicLink(exe).toString();
+        FileStat st = FileStat.of(exe);
+        if (GhostFile.isGhost(target, st) && st.size() > limit) {
+          throw new DumpException(
+              GhostFile.overLimit("the executable of PID " + p, target, st.size(), limit));
+        }
+        String maps = java.nio.file.Files.readString(java.nio.file.Path.of("/proc/" + p + "/maps"));
+        for (Maps.Vma v : Maps.parse(maps)) {
+          if (!mapsAGhost(v)) {
+            continue;
+          }
+          java.nio.file.Path link =
+              java.nio.file.Path.of("/proc/" + p + "/map_files/" + v.mapFilesName());
+          FileStat ms = FileStat.of(link);
+          if (GhostFile.isGhost(v.path(), ms) && ms.size() > limit) {
+            throw new DumpException(
+                GhostFile.overLimit(
+                    "the mapping at 0x" + Long.toHexString(v.start()) + " of PID " + p,
+                    v.path(),
+                    ms.size(),
+                    limit));
+          }
+        }
+      } catch (DumpException e) {
+        throw e;
+      } catch (IOException | RuntimeException e) {
+        // gone, or a mapping unmapped meanwhile: the frozen dump checks again
+      }
+    }
   }
 
   /**
@@ -112,6 +169,22 @@ final class TargetChecks {
         // gone meanwhile: the seize or the frozen dump says so
       }
     }
+  }
+
+  /**
+   * Whether a mapping reads as a deleted file that {@code MemoryMap} hands to the file table as a
+   * ghost: not the objects of the kernel's internal shmem mount that also print "(deleted)" (shared
+   * anonymous memory as "/dev/zero (deleted)", SysV segments, memfds), nor AIO rings or anonymous
+   * huge pages, each of which MemoryMap dumps or refuses in its own way.
+   */
+  static boolean mapsAGhost(Maps.Vma v) {
+    String path = v.path();
+    return path.endsWith(" (deleted)")
+        && !(v.devMajor() == 0 && v.devMinor() == 1)
+        && !path.startsWith("/SYSV")
+        && !path.startsWith("/memfd:")
+        && !path.startsWith("/[aio]")
+        && !path.startsWith("/anon_hugepage");
   }
 
   /** What each kcmp type from KCMP_VM to KCMP_SIGHAND compares, for the refusal. */

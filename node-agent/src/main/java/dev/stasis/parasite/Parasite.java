@@ -4,9 +4,10 @@ import java.io.IOException;
 import java.util.List;
 
 /**
- * The parasite running inside one seized process. Each command is executed by the target itself, in
- * "trap" mode: all signals blocked, registers pointed at the blob, continue, wait for the trap,
- * read the answer from the shared area, put registers and mask back.
+ * The parasite running inside one seized process. Each command is executed by the target itself:
+ * all signals but SIGTRAP blocked, registers pointed at the blob, continue until the blob stores
+ * its status in the shared area and parks in {@code pause()}, interrupt it there, read the answer,
+ * put registers and mask back. No trap instruction: a thread whose agent dies stays parked.
  *
  * <p>{@link #close()} is the cure: blob and shared area unmapped from the target, registers and
  * signal masks restored. It runs on every path, errors included, and never throws.

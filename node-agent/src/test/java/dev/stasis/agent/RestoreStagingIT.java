@@ -237,7 +237,8 @@ class RestoreStagingIT {
             1,
             RestoreStatusAggregator.Step.to(
                     RestorePhase.Restoring, Reason.PodCreated, "pod " + name + " created")
-                .pod(name, null),
+                .pod(name, null)
+                .node(node),
             Instant.now()));
     r = test.resource(r).updateStatus();
     String uid = r.getMetadata().getUid();

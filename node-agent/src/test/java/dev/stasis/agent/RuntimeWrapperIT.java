@@ -270,21 +270,72 @@ class RuntimeWrapperIT {
   }
 
   /**
+   * Issue 14: in a Kubernetes pod (the CRI annotations name its namespace) the wrapper fetches with
+   * the node's default credentials only a checkpoint of that namespace in the default store; any
+   * other source named by a pod annotation (another namespace's prefix, another bucket, a directory
+   * of the node, a '..' way out) fails create with one line before anything is fetched.
+   */
+  @Test
+  void aPodIsRestoredWithTheNodesCredentialsOnlyFromItsNamespacesPrefix() throws Exception {
+    Map<String, String> cases = new TreeMap<>();
+    String only = "a pod of namespace team-a is restored with the node's credentials only from";
+    cases.put("s3://ckpt/k8s/team-b/c1/uid/app", only + " s3://ckpt/k8s/team-a/...");
+    cases.put("s3://ckpt/k8s/team-ab/c1/uid/app", only);
+    cases.put("s3://elsewhere/team-a/c1/uid/app", only);
+    cases.put("file:///var/lib/stasis/restore", only);
+    cases.put("s3://ckpt/k8s/team-a/../team-b/c1/app", "has a '.' or '..' segment");
+    int n = 0;
+    for (Map.Entry<String, String> c : cases.entrySet()) {
+      String id = "wrapper-pod-" + n++;
+      ids.add(id);
+      Path b =
+          bundle(
+              "pod" + n,
+              Map.of(
+                  "io.kubernetes.cri.container-name", "app",
+                  "io.kubernetes.cri.sandbox-namespace", "team-a",
+                  "restore-from.stasis.dev/app", c.getKey()));
+      Path log = work.resolve("pod" + n + ".json");
+      Exec.Result r =
+          wrapper(
+              Map.of("STASIS_DEFAULT_STORAGE_URI", "s3://ckpt/k8s"),
+              log,
+              "create",
+              "--bundle",
+              b.toString(),
+              "--pid-file",
+              b + "/pid",
+              id);
+      assertEquals(1, r.exit(), r.output());
+      List<String> lines = r.output().strip().lines().toList();
+      assertEquals(1, lines.size(), "one line: " + r.output());
+      assertTrue(lines.get(0).contains(c.getValue()), lines.get(0));
+      assertFalse(Files.exists(root.resolve(id)), "no runc state for " + id);
+      if (Files.exists(restoreWork)) {
+        try (Stream<Path> left = Files.list(restoreWork)) {
+          assertEquals(List.of(), left.toList(), "nothing fetched");
+        }
+      }
+    }
+  }
+
+  /**
    * A runc container (its own namespaces, a counter in shell memory, a token in its /dev/shm tmpfs,
    * stdio on pipes) is checkpointed by the packaged {@code stasis dump --to URI} (kill mode) into a
    * local store or, zstd-compressed and encrypted, into S3Proxy; then a new container with a copy
    * of its bundle and the annotation naming that URI is created through the wrapper exactly as the
    * shim does, started, inspected, killed and deleted. It goes on counting from where it was, still
-   * reads its token from the tmpfs, and state/kill/delete behave as for any container. "pod": the
-   * local store, annotated as the operator annotates a restored pod's containers (one key per
-   * container name, every key in every container's spec, the name from the CRI annotation).
+   * reads its token from the tmpfs, and state/kill/delete behave as for any container. "pod": S3,
+   * under the default store's prefix of the pod's namespace, annotated as the operator annotates a
+   * restored pod's containers (one key per container name, every key in every container's spec, the
+   * name and the namespace from the CRI annotations).
    */
   @ParameterizedTest(name = "{0}")
   @ValueSource(strings = {"file", "s3", "pod"})
   void aStasisCheckpointComesBackThroughTheWrapper(String store) throws Exception {
     String token = "wrap-" + UUID.randomUUID().toString().substring(0, 8);
     String script = RuncContainer.tokenCounter(token);
-    try (S3Server s3 = store.equals("s3") ? S3Server.start().bucket("ckpt") : null;
+    try (S3Server s3 = store.equals("file") ? null : S3Server.start().bucket("ckpt");
         RuncContainer ctr = RuncContainer.start(work, script)) {
       awaitLines(ctr.log(), 5);
       Map<String, String> env = new TreeMap<>();
@@ -297,7 +348,11 @@ class RuntimeWrapperIT {
         Files.writeString(key, HexFormat.of().formatHex(new byte[32]).replace('0', '5'));
         env.putAll(s3.env());
         env.put("STASIS_ENCRYPTION_KEY_FILE", key.toString());
-        uri = "s3://ckpt/nodes/n1/" + ctr.id().substring(0, 12);
+        uri =
+            store.equals("pod")
+                ? "s3://ckpt/k8s/team-a/c1/" + ctr.id().substring(0, 12) + "/app"
+                : "s3://ckpt/nodes/n1/" + ctr.id().substring(0, 12);
+        env.put("STASIS_DEFAULT_STORAGE_URI", "s3://ckpt/k8s/");
         dump.addAll(
             List.of("--to", uri, "--compress", "zstd", "--encryption-key-file", key.toString()));
       } else {
@@ -325,6 +380,7 @@ class RuntimeWrapperIT {
           (ObjectNode) JSON.readTree(ctr.log().getParent().resolve("config.json").toFile());
       if (store.equals("pod")) {
         c.with("annotations").put("io.kubernetes.cri.container-name", "app");
+        c.with("annotations").put("io.kubernetes.cri.sandbox-namespace", "team-a");
         c.with("annotations").put("restore-from.stasis.dev/sidecar", "file:///nonexistent/side");
         c.with("annotations").put("restore-from.stasis.dev/app", uri);
       } else {

@@ -83,6 +83,60 @@ class StoreResolverTest {
         "prefixes match whole path segments");
   }
 
+  /**
+   * A Restore by uri: without a Secret only inside the namespace's own prefix of the default store
+   * (not even its root, which the wrapper would read as it is), s3:// only, inside the allow-list.
+   */
+  @Test
+  void aRestoresUriWithoutASecretIsOnlyTheNamespacesOwnPrefix() {
+    String m =
+        assertThrows(
+                StorageException.class,
+                () -> stores.checkRestoreUri("team-a", "s3://platform/ckpt/team-b/c/u", null))
+            .getMessage();
+    assertTrue(m.contains("spec.uri 's3://platform/ckpt/team-b/c/u'"), m);
+    assertTrue(m.contains("default credentials"), m);
+    m =
+        assertThrows(
+                StorageException.class,
+                () -> stores.checkRestoreUri("team-a", "s3://platform/ckpt", null))
+            .getMessage();
+    assertTrue(m.contains("s3://platform/ckpt/team-a/..."), m);
+    assertThrows(
+        StorageException.class,
+        () ->
+            stores.checkRestoreUri(
+                "team-a", "file:///proc/self/root/x", new CheckpointSpec.SecretRef("c", null)));
+    assertDoesNotThrow(
+        () -> stores.checkRestoreUri("team-a", "s3://platform/ckpt/team-a/c/u", null));
+    assertDoesNotThrow(
+        () ->
+            stores.checkRestoreUri(
+                "team-a", "s3://own-bucket/x", new CheckpointSpec.SecretRef("c", null)));
+  }
+
+  /**
+   * Issue 14: the agent reads a Secret only in the namespace of the Checkpoint naming it, even when
+   * the operator was bypassed (no client here: the refusal comes before any read).
+   */
+  @Test
+  void secretsOfAnotherNamespaceAreNeverRead() {
+    Checkpoint c = cr("team-a", "s3://own-bucket/x", null);
+    c.getSpec().getStorage().setCredentialsSecretRef(new CheckpointSpec.SecretRef("s3", "team-b"));
+    assertTrue(refused(c).contains("storage secret must be in namespace team-a"), refused(c));
+    Checkpoint k = cr("team-a", null, null);
+    CheckpointSpec.EncryptionSpec enc = new CheckpointSpec.EncryptionSpec();
+    enc.setKeySecretRef(new CheckpointSpec.SecretRef("key", "team-b"));
+    k.getSpec().setEncryption(enc);
+    StoreResolver withDefaults =
+        new StoreResolver(
+            null,
+            "s3://platform/ckpt",
+            Map.of("AWS_ACCESS_KEY_ID", "platform", "AWS_SECRET_ACCESS_KEY", "secret"));
+    String m = assertThrows(StorageException.class, () -> withDefaults.open(k, "app")).getMessage();
+    assertTrue(m.contains("encryption key secret must be in namespace team-a"), m);
+  }
+
   @Test
   void spoolLimitIsTheChartsEmptyDirSizeLimit() {
     org.junit.jupiter.api.Assertions.assertEquals(8L << 30, StoreResolver.quantity("8Gi"));

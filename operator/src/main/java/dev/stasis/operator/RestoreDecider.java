@@ -12,12 +12,14 @@ import dev.stasis.crds.RestoreStatus;
 import dev.stasis.crds.RestoreStatusAggregator;
 import dev.stasis.crds.RestoreStatusAggregator.Step;
 import dev.stasis.crds.StatusAggregator;
+import dev.stasis.crds.StoragePolicy;
 import io.fabric8.kubernetes.api.model.Container;
 import io.fabric8.kubernetes.api.model.Pod;
 import io.fabric8.kubernetes.api.model.PodTemplateSpec;
 import java.time.Duration;
 import java.time.Instant;
 import java.util.List;
+import java.util.Optional;
 import java.util.function.Predicate;
 
 /**
@@ -40,10 +42,23 @@ final class RestoreDecider {
 
   private final Duration poll;
   private final String runtimeClass;
+  private final Optional<String> defaultStorageUri;
+  private final List<String> allowedStorage;
 
-  RestoreDecider(Duration poll, String runtimeClass) {
+  /**
+   * {@code defaultStorageUri} and {@code allowedStorage} are the Checkpoints' store rules ({@link
+   * StoragePolicy}); a Restore by {@code spec.uri} obeys them too, because without a Secret the
+   * runtime wrapper fetches it with the node's default credentials.
+   */
+  RestoreDecider(
+      Duration poll,
+      String runtimeClass,
+      Optional<String> defaultStorageUri,
+      List<String> allowedStorage) {
     this.poll = poll;
     this.runtimeClass = runtimeClass;
+    this.defaultStorageUri = defaultStorageUri;
+    this.allowedStorage = List.copyOf(allowedStorage);
   }
 
   Decision decide(Observed o) {
@@ -103,6 +118,15 @@ final class RestoreDecider {
         return fail(Reason.SourceInvalid, "spec.uri needs spec.template with its containers");
       }
       CheckpointSpec.SecretRef secret = spec.getCredentialsSecretRef();
+      // The same rules as a Checkpoint's store: s3:// only, under the admin's allow-list, and
+      // without a Secret only the default store's prefix of this namespace (the wrapper would
+      // otherwise read another namespace's checkpoint, or any bucket, with the node's defaults).
+      String notAllowed =
+          StoragePolicy.restoreViolation(
+              ns, spec.getUri(), secret, defaultStorageUri, allowedStorage);
+      if (notAllowed != null) {
+        return fail(Reason.StorageNotAllowed, notAllowed);
+      }
       if (secret != null) {
         if (secret.getNamespace() != null
             && !secret.getNamespace().isEmpty()

@@ -41,7 +41,12 @@ public class RestoreReconciler implements Reconciler<Restore>, Cleaner<Restore> 
     this.client = client;
     this.config = config;
     this.metrics = metrics;
-    this.decider = new RestoreDecider(config.pollInterval(), config.runtimeClassName());
+    this.decider =
+        new RestoreDecider(
+            config.pollInterval(),
+            config.runtimeClassName(),
+            config.defaultStorageUri(),
+            config.allowedStorageUris().orElse(java.util.List.of()));
   }
 
   @Override

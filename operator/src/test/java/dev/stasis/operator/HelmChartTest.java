@@ -2,9 +2,17 @@ package dev.stasis.operator;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertFalse;
+import static org.junit.jupiter.api.Assertions.assertNull;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import com.marcnuri.helm.Helm;
+import dev.stasis.crds.Checkpoint;
+import dev.stasis.crds.Reason;
+import dev.stasis.crds.Restore;
+import dev.stasis.crds.RestorePhase;
+import dev.stasis.crds.RestoreSpec;
+import dev.stasis.crds.RestoreStatus;
+import dev.stasis.crds.RestoreStatusAggregator;
 import io.fabric8.kubernetes.api.model.Container;
 import io.fabric8.kubernetes.api.model.HasMetadata;
 import io.fabric8.kubernetes.api.model.admissionregistration.v1.ValidatingAdmissionPolicy;
@@ -13,6 +21,7 @@ import io.fabric8.kubernetes.api.model.apps.DaemonSet;
 import io.fabric8.kubernetes.api.model.apps.Deployment;
 import io.fabric8.kubernetes.api.model.rbac.ClusterRole;
 import java.nio.file.Files;
+import java.time.Instant;
 import java.util.List;
 import java.util.Map;
 import org.junit.jupiter.api.Test;
@@ -164,6 +173,20 @@ class HelmChartTest {
     String script = cm.getData().get("install.sh");
     assertTrue(script.contains("/app/runtime/stasis-runc \"$dst/bin/stasis-runc\""), script);
     assertTrue(script.contains("export STASIS_CLI=/opt/stasis/bin/stasis"), script);
+    // the wrapper fetches a pod's checkpoint with the node's credentials only below the default
+    // store's prefix of the pod's namespace (issue 14): it must know the default store
+    String withStore =
+        Chart.render(Map.of("defaultStorage.uri", "s3://ckpt/k8s")).stream()
+            .filter(io.fabric8.kubernetes.api.model.ConfigMap.class::isInstance)
+            .map(io.fabric8.kubernetes.api.model.ConfigMap.class::cast)
+            .filter(c -> c.getMetadata().getName().equals("stasis-runtime-install"))
+            .findFirst()
+            .orElseThrow()
+            .getData()
+            .get("install.sh");
+    assertTrue(
+        withStore.contains("echo \"export STASIS_DEFAULT_STORAGE_URI='s3://ckpt/k8s'\""),
+        withStore);
     Container op =
         one(objs, Deployment.class).getSpec().getTemplate().getSpec().getContainers().get(0);
     assertTrue(
@@ -312,11 +335,32 @@ class HelmChartTest {
    * Issue 14: every node's agent shares one ServiceAccount, so RBAC cannot tell node A's agent from
    * node B's; the chart's ValidatingAdmissionPolicy does, by the node claim of the token.
    */
+  static ValidatingAdmissionPolicy policy(List<HasMetadata> objs, String name) {
+    return objs.stream()
+        .filter(o -> o instanceof ValidatingAdmissionPolicy)
+        .map(o -> (ValidatingAdmissionPolicy) o)
+        .filter(o -> o.getMetadata().getName().equals(name))
+        .findFirst()
+        .orElseThrow(() -> new AssertionError("no ValidatingAdmissionPolicy " + name));
+  }
+
+  static ValidatingAdmissionPolicyBinding binding(List<HasMetadata> objs, String policy) {
+    return objs.stream()
+        .filter(o -> o instanceof ValidatingAdmissionPolicyBinding)
+        .map(o -> (ValidatingAdmissionPolicyBinding) o)
+        .filter(o -> o.getSpec().getPolicyName().equals(policy))
+        .findFirst()
+        .orElseThrow(() -> new AssertionError("no binding of " + policy));
+  }
+
+  static final String AGENT_SA = "system:serviceaccount:stasis-system:stasis-node-agent";
+  static final String OPERATOR_SA = "system:serviceaccount:stasis-system:stasis-operator";
+
   @Test
   void admissionPolicyLetsAnAgentUpdateOnlyCheckpointsOfItsOwnNode() {
     List<HasMetadata> objs = Chart.render(Map.of());
-    var vap = one(objs, ValidatingAdmissionPolicy.class);
-    var binding = one(objs, ValidatingAdmissionPolicyBinding.class);
+    var vap = policy(objs, "stasis-node-agent-own-node");
+    var binding = binding(objs, vap.getMetadata().getName());
     assertEquals(vap.getMetadata().getName(), binding.getSpec().getPolicyName());
     assertEquals(List.of("Deny"), binding.getSpec().getValidationActions());
     assertEquals("Fail", vap.getSpec().getFailurePolicy());
@@ -347,6 +391,180 @@ class HelmChartTest {
         Chart.render(Map.of("agent.admissionPolicy.enabled", "false")).stream()
             .noneMatch(o -> o instanceof ValidatingAdmissionPolicy),
         "can be turned off for clusters before 1.30");
+
+    // what the policy decides, evaluated (CEL) on real Checkpoints
+    Checkpoint old = Fixtures.checkpoint("team", "c1", "web");
+    old.getMetadata().setLabels(Map.of(dev.stasis.crds.Labels.NODE, "n1"));
+    Checkpoint claimed = Fixtures.checkpoint("team", "c1", "web");
+    claimed.getMetadata().setLabels(Map.of(dev.stasis.crds.Labels.NODE, "n1"));
+    claimed.getMetadata().setAnnotations(Map.of("stasis.dev/claimed-by", "n1"));
+    Object o = AdmissionPolicyEval.json(old);
+    Object n = AdmissionPolicyEval.json(claimed);
+    assertNull(AdmissionPolicyEval.decide(vap, AdmissionPolicyEval.request(AGENT_SA, "n1"), o, n));
+    assertEquals(
+        "node agent of node n2 may not update a Checkpoint assigned to n1",
+        AdmissionPolicyEval.decide(vap, AdmissionPolicyEval.request(AGENT_SA, "n2"), o, n));
+    assertTrue(
+        AdmissionPolicyEval.decide(vap, AdmissionPolicyEval.request(AGENT_SA, null), o, n)
+            .startsWith("node agent of node  may not"),
+        "a token without the node claim is refused");
+    Checkpoint moved = Fixtures.checkpoint("team", "c1", "web");
+    moved.getMetadata().setLabels(Map.of(dev.stasis.crds.Labels.NODE, "n2"));
+    assertEquals(
+        "a node agent may not change a Checkpoint's node assignment",
+        AdmissionPolicyEval.decide(
+            vap, AdmissionPolicyEval.request(AGENT_SA, "n1"), o, AdmissionPolicyEval.json(moved)));
+    Checkpoint unassigned = Fixtures.checkpoint("team", "c1", "web");
+    assertEquals(
+        "node agent of node n1 may not update a Checkpoint assigned to no node",
+        AdmissionPolicyEval.decide(
+            vap,
+            AdmissionPolicyEval.request(AGENT_SA, "n1"),
+            AdmissionPolicyEval.json(unassigned),
+            n));
+    assertEquals(
+        AdmissionPolicyEval.NOT_MATCHED,
+        AdmissionPolicyEval.decide(vap, AdmissionPolicyEval.request(OPERATOR_SA, null), o, n),
+        "the operator assigns nodes: not its business");
+  }
+
+  /**
+   * Issue 14: with restore staging the agents may update restores/status; the chart's second policy
+   * lets an agent write only the Staged condition, and only of a Restore whose pod the operator
+   * recorded on the agent's own node. Evaluated (CEL) on statuses made by the real aggregators.
+   */
+  @Test
+  void admissionPolicyLetsAnAgentWriteOnlyTheStagedConditionOfRestoresOnItsOwnNode() {
+    List<HasMetadata> objs = Chart.render(Map.of());
+    var vap = policy(objs, "stasis-node-agent-restore-staging");
+    assertEquals(
+        List.of("Deny"),
+        binding(objs, vap.getMetadata().getName()).getSpec().getValidationActions());
+    assertEquals("Fail", vap.getSpec().getFailurePolicy());
+    var rule = vap.getSpec().getMatchConstraints().getResourceRules().get(0);
+    assertEquals(List.of("UPDATE"), rule.getOperations());
+    assertTrue(rule.getResources().contains("restores/status"), rule.getResources().toString());
+    assertTrue(
+        Chart.grants("node-agent", Map.of()).stream()
+            .filter(g -> g.rule().getResources().contains("restores/status"))
+            .allMatch(g -> g.rule().getVerbs().equals(List.of("update"))),
+        "the policy covers every write the agent may make to a Restore");
+
+    Instant t0 = Instant.parse("2026-12-04T10:00:00Z");
+    Restore old = new Restore();
+    old.setMetadata(
+        new io.fabric8.kubernetes.api.model.ObjectMetaBuilder()
+            .withNamespace("team")
+            .withName("back")
+            .withUid("u1")
+            .withGeneration(1L)
+            .build());
+    old.setSpec(new RestoreSpec());
+    old.getSpec().setCheckpointName("c1");
+    old.setStatus(
+        RestoreStatusAggregator.next(
+            null,
+            1,
+            RestoreStatusAggregator.Step.to(RestorePhase.Restoring, Reason.PodCreated, "created")
+                .pod("back", "pod-uid")
+                .node("n1")
+                .location("s3://b/team/c1/u"),
+            t0));
+    Restore staged = copy(old);
+    staged.setStatus(
+        RestoreStatusAggregator.staged(
+            old.getStatus(), 1, Reason.Staged, "app staged on node n1", t0.plusSeconds(3)));
+    Object o = AdmissionPolicyEval.json(old);
+    Object n = AdmissionPolicyEval.json(staged);
+    var agentN1 = AdmissionPolicyEval.request(AGENT_SA, "n1");
+    assertNull(AdmissionPolicyEval.decide(vap, agentN1, o, n), "its own node's Restore");
+    assertEquals(
+        "node agent of node n2 may not update a Restore whose pod is on n1",
+        AdmissionPolicyEval.decide(vap, AdmissionPolicyEval.request(AGENT_SA, "n2"), o, n));
+    assertTrue(
+        AdmissionPolicyEval.decide(vap, AdmissionPolicyEval.request(AGENT_SA, null), o, n)
+            .contains("may not update"),
+        "no node claim");
+
+    Restore unscheduled = copy(old);
+    unscheduled.getStatus().nodeName = null;
+    Restore unscheduledStaged = copy(unscheduled);
+    unscheduledStaged.setStatus(
+        RestoreStatusAggregator.staged(
+            unscheduled.getStatus(), 1, Reason.Staging, "fetching", t0.plusSeconds(1)));
+    assertEquals(
+        "node agent of node n1 may not update a Restore whose pod is not scheduled yet",
+        AdmissionPolicyEval.decide(
+            vap,
+            agentN1,
+            AdmissionPolicyEval.json(unscheduled),
+            AdmissionPolicyEval.json(unscheduledStaged)));
+
+    // anything but the Staged condition: the operator's
+    Restore failed = copy(old);
+    failed.setStatus(
+        RestoreStatusAggregator.next(
+            old.getStatus(),
+            1,
+            RestoreStatusAggregator.Step.failed(Reason.RestoredPodFailed, "forged"),
+            t0.plusSeconds(3)));
+    String only = "a node agent may change only a Restore's Staged condition";
+    assertEquals(
+        only, AdmissionPolicyEval.decide(vap, agentN1, o, AdmissionPolicyEval.json(failed)));
+    for (java.util.function.Consumer<RestoreStatus> forge :
+        List.<java.util.function.Consumer<RestoreStatus>>of(
+            s -> s.message = "forged",
+            s -> s.location = "s3://elsewhere/x",
+            s -> s.nodeName = "n2",
+            s -> s.podName = "other",
+            s -> s.readyAt = "2026-12-04T10:00:05.000Z",
+            s ->
+                s.conditions.stream()
+                    .filter(c -> !c.getType().equals(RestoreStatusAggregator.STAGED))
+                    .findFirst()
+                    .orElseThrow()
+                    .setMessage("forged"))) {
+      Restore forged = copy(staged);
+      forge.accept(forged.getStatus());
+      assertEquals(
+          only, AdmissionPolicyEval.decide(vap, agentN1, o, AdmissionPolicyEval.json(forged)));
+    }
+    assertEquals(
+        AdmissionPolicyEval.NOT_MATCHED,
+        AdmissionPolicyEval.decide(
+            vap,
+            AdmissionPolicyEval.request(OPERATOR_SA, null),
+            o,
+            AdmissionPolicyEval.json(failed)),
+        "the operator writes the rest");
+
+    // the policy names every field of the status besides the conditions
+    String fields =
+        vap.getSpec().getValidations().stream()
+            .map(v -> v.getExpression())
+            .reduce("", String::concat);
+    for (var f : RestoreStatus.class.getFields()) {
+      if (java.lang.reflect.Modifier.isStatic(f.getModifiers())
+          || f.getName().equals("conditions")) {
+        continue;
+      }
+      assertTrue(
+          fields.contains("object.status." + f.getName() + " == oldObject.status." + f.getName()),
+          "the policy keeps status." + f.getName() + " as the operator wrote it");
+    }
+    assertTrue(
+        Chart.render(Map.of("runtime.staging.enabled", "false")).stream()
+            .filter(x -> x instanceof ValidatingAdmissionPolicy)
+            .noneMatch(x -> x.getMetadata().getName().endsWith("restore-staging")),
+        "no staging, no Restore rights, no policy");
+  }
+
+  static Restore copy(Restore r) {
+    Restore c = new Restore();
+    c.setMetadata(r.getMetadata());
+    c.setSpec(r.getSpec());
+    c.setStatus(r.getStatus() == null ? null : r.getStatus().copy());
+    return c;
   }
 
   @Test

@@ -24,13 +24,15 @@ import io.fabric8.kubernetes.api.model.PodStatusBuilder;
 import java.time.Duration;
 import java.time.Instant;
 import java.util.List;
+import java.util.Optional;
 import org.junit.jupiter.api.Test;
 
 /** Which restored pods name staged images, and how the Restore follows staging. No server. */
 class RestoreStagingDeciderTest {
   static final Instant NOW = Instant.parse("2026-12-04T05:00:00Z");
   static final String UID = "7d1e2f30-aaaa-4bbb-8ccc-0123456789ab";
-  final RestoreDecider decider = new RestoreDecider(Duration.ofSeconds(2), "stasis");
+  final RestoreDecider decider =
+      new RestoreDecider(Duration.ofSeconds(2), "stasis", Optional.of("s3://team"), List.of());
 
   Checkpoint checkpoint(CheckpointSpec.StorageSpec storage, CheckpointSpec.EncryptionSpec enc) {
     Pod of = Fixtures.runningPod("ns", "web", "n1", "app", "containerd://x");
@@ -126,6 +128,57 @@ class RestoreStagingDeciderTest {
     d = decide(r, null, null);
     assertEquals(Reason.EncryptionSecretInOtherNamespace, d.step().reason());
     assertTrue(d.step().message().contains("other/k"), d.step().message());
+  }
+
+  /**
+   * Issue 14: without a Secret the runtime wrapper fetches a Restore's {@code spec.uri} with the
+   * node's default credentials, so the uri obeys the Checkpoints' store rules: the default store's
+   * prefix of the Restore's own namespace only, s3:// only, inside the admin's allow-list.
+   */
+  @Test
+  void aRestoreByUriGetsTheDefaultCredentialsOnlyForItsNamespacesPrefix() {
+    Restore r = restore();
+    r.getSpec().setCheckpointName(null);
+    r.getSpec()
+        .setTemplate(PodTemplates.sanitize(Fixtures.runningPod("ns", "w", "n1", "app", "x")));
+    r.getSpec().setUri("s3://team/ns/c1/uid");
+    RestoreDecider.Decision d = decide(r, null, null);
+    assertEquals(
+        "s3://team/ns/c1/uid/app",
+        d.create().getMetadata().getAnnotations().get("restore-from.stasis.dev/app"),
+        "its own namespace's prefix of the default store: the wrapper fetches it");
+    for (String other :
+        List.of(
+            "s3://team/other-ns/c1/uid",
+            "s3://team/nsx/c1/uid",
+            "s3://team",
+            "s3://elsewhere/ns/c1/uid",
+            "file:///proc/self/root/var/lib/x")) {
+      r.getSpec().setUri(other);
+      d = decide(r, null, null);
+      assertEquals(Reason.StorageNotAllowed, d.step().reason(), other);
+      assertEquals(RestorePhase.Failed, d.step().phase(), other);
+      assertNull(d.create(), "no pod for " + other);
+      assertTrue(d.step().message().contains("spec.uri '" + other + "'"), d.step().message());
+    }
+    // its own credentials: any bucket, fetched by the node agent with that Secret
+    r.getSpec().setUri("s3://elsewhere/ns/c1/uid");
+    r.getSpec().setCredentialsSecretRef(ref("creds"));
+    d = decide(r, null, null);
+    assertEquals(
+        "staged:" + UID + "/app",
+        d.create().getMetadata().getAnnotations().get("restore-from.stasis.dev/app"));
+    // but never outside the admin's allow-list, Secret or not
+    RestoreDecider narrowed =
+        new RestoreDecider(
+            Duration.ofSeconds(2), "stasis", Optional.of("s3://team"), List.of("s3://team"));
+    d = narrowed.decide(new RestoreDecider.Observed(r, null, s -> true, n -> true, null, NOW));
+    assertEquals(Reason.StorageNotAllowed, d.step().reason());
+    assertTrue(d.step().message().contains("not under a store the cluster allows"));
+    // and file:// not even with a Secret
+    r.getSpec().setUri("file:///var/lib/x");
+    d = decide(r, null, null);
+    assertEquals(Reason.StorageNotAllowed, d.step().reason());
   }
 
   /** A restore the operator created and is tracking, with its pod waiting in {@code reason}. */

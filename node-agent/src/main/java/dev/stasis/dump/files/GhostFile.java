@@ -62,13 +62,45 @@ public final class GhostFile implements FileKind {
 
   /**
    * Whether a file reached by a link reading {@code target} is a ghost: a regular file, "(deleted)"
-   * and without any link left, not a memfd.
+   * and without any link left, not a memfd (neither a shmem one nor a hugetlb one, which is
+   * refused).
    */
   public static boolean isGhost(String target, FileStat st) {
     return target.endsWith(DELETED)
         && st.type() == Linux.S_IFREG
         && st.nlink() == 0
-        && !Memfd.isMemfd(target, st);
+        && !Memfd.isMemfd(target, st)
+        && !Memfd.isHugetlbMemfd(target, st);
+  }
+
+  /**
+   * The refusal of a ghost larger than the limit ({@link dev.stasis.dump.DumpOptions#ghostLimit}):
+   * one line naming it, its size, the limit and the option that raises it.
+   */
+  public static String overLimit(String what, String target, long size, long limit) {
+    return what
+        + " is a deleted file of "
+        + bytes(size)
+        + " ("
+        + target
+        + "), over the ghost file limit of "
+        + bytes(limit)
+        + ": its whole content would go into the images; raise --ghost-limit to dump it";
+  }
+
+  /** A size for people: bytes below 1 KiB, else KiB/MiB/GiB with one decimal. */
+  static String bytes(long n) {
+    if (n < 1024) {
+      return n + " bytes";
+    }
+    String[] units = {"KiB", "MiB", "GiB", "TiB"};
+    double v = n / 1024.0;
+    int u = 0;
+    while (v >= 1024 && u < units.length - 1) {
+      v /= 1024;
+      u++;
+    }
+    return String.format(java.util.Locale.ROOT, "%.1f %s", v, units[u]);
   }
 
   @Override

@@ -28,7 +28,9 @@ import java.util.Map;
  *
  * <p>Recognised by the link text "/memfd:NAME (deleted)" on the kernel's internal shmem device
  * (probed once from a memfd of our own), so a tmpfs file that happens to be called so is not taken
- * for one. Hugetlb memfds live on a hugetlbfs device and are not recognised (refused).
+ * for one. Hugetlb memfds ({@code MFD_HUGETLB}) have the same link text on a hugetlbfs device: not
+ * recognised, and refused by name ({@link #isHugetlbMemfd}) rather than taken for a ghost file (a
+ * regular file with no link left), which the restore would recreate as a plain file.
  */
 public final class Memfd implements FileKind {
   static final String PREFIX = "/memfd:";
@@ -57,6 +59,20 @@ public final class Memfd implements FileKind {
     } catch (IOException e) {
       return false;
     }
+  }
+
+  /**
+   * Whether a descriptor's target and stat are a memfd that is not on the shmem device: a hugetlb
+   * memfd (memfds live on shmem or, with MFD_HUGETLB, on hugetlbfs; the kernel names both
+   * "/memfd:NAME (deleted)" and gives them no link). Refused: its pages are huge pages, which
+   * neither the memfd image nor a ghost file restores.
+   */
+  public static boolean isHugetlbMemfd(String target, FileStat st) {
+    return target.startsWith(PREFIX)
+        && target.endsWith(DELETED)
+        && st.type() == Linux.S_IFREG
+        && st.nlink() == 0
+        && !isMemfd(target, st);
   }
 
   @Override

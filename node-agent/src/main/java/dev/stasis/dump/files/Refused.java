@@ -52,6 +52,9 @@ public final class Refused {
     if (!target.startsWith("/")) {
       return what + " is " + target + ": not supported yet";
     }
+    if (Memfd.isHugetlbMemfd(target, fd.stat())) {
+      return what + " is a hugetlb memfd (" + target + "): not supported";
+    }
     if (target.endsWith(" (deleted)")) {
       if (fd.stat().type() == Linux.S_IFREG && fd.stat().nlink() > 0) {
         return stillLinked(what, target, fd.stat().nlink());
@@ -60,11 +63,36 @@ public final class Refused {
     }
     if (fd.stat().type() == Linux.S_IFCHR) {
       if (isTerminal(fd.stat())) {
-        return what + " is a terminal (" + target + "): only pseudo-terminal pairs are supported";
+        return what + terminalRefusal(fd.stat(), target);
       }
       return what + " is the device " + target + ": not supported";
     }
     return what + " is " + target + " (neither a regular file nor a directory)";
+  }
+
+  /**
+   * The terminals that reach the fallback: pseudo-terminals (pairs, a slave alone, /dev/tty) are
+   * the Pty kind's, so what is left is a console, a virtual console or serial line, or a ptmx
+   * descriptor without the tty-index fdinfo line that says which pair it is.
+   */
+  private static String terminalRefusal(FileStat st, String target) {
+    int maj = st.rdevMajor();
+    int min = st.rdevMinor();
+    if (maj == 5 && min == 2) {
+      return " is a pseudo-terminal master ("
+          + target
+          + ") whose fdinfo has no tty-index line: the pair cannot be identified on this kernel";
+    }
+    String kind =
+        maj == 5 && min == 1
+            ? "the system console"
+            : maj == 4 ? "a virtual console or serial line" : "a terminal device";
+    return " is "
+        + kind
+        + " ("
+        + target
+        + "): consoles, virtual consoles and serial lines are not supported (pseudo-terminals"
+        + " and /dev/tty are)";
   }
 
   // tty (4), tty aux (5: /dev/tty, console, ptmx) and the Unix98 pty slaves (136-143).

@@ -118,17 +118,27 @@ class FileKindsTest {
     assertEquals(
         "fd 9 is [fanotify]: not supported yet", refusal(fd(9, "anon_inode:[fanotify]", 0, 0)));
     assertEquals(
+        "fd 16 is a hugetlb memfd (/memfd:huge (deleted)): not supported",
+        refusal(unlinked(16, "/memfd:huge (deleted)")),
+        "a memfd off the shmem device (MFD_HUGETLB) is refused, not taken for a ghost file");
+    assertEquals(
         "fd 11 is [timerfd]: not supported yet",
         refusal(fd(11, "anon_inode:[timerfd]", 0, 0, timerInfo(7, 0, "(1, 0)", "(0, 0)"))),
         "CLOCK_BOOTTIME: the judge restores only realtime and monotonic timerfds");
     assertEquals(
         "fd 5 is [io_uring]: not supported yet", refusal(fd(5, "anon_inode:[io_uring]", 0, 0)));
     assertEquals(
-        "fd 4 is a terminal (/dev/console): only pseudo-terminal pairs are supported",
+        "fd 4 is the system console (/dev/console): consoles, virtual consoles and serial lines"
+            + " are not supported (pseudo-terminals and /dev/tty are)",
         refusal(fd(4, "/dev/console", Linux.S_IFCHR, rdev(5, 1))),
         "consoles are refused (/dev/tty, 5:0, is the Pty kind's: PtyTest, DevTtyIT)");
     assertEquals(
-        "fd 5 is a terminal (/dev/ptmx): only pseudo-terminal pairs are supported",
+        "fd 7 is a virtual console or serial line (/dev/ttyS0): consoles, virtual consoles and"
+            + " serial lines are not supported (pseudo-terminals and /dev/tty are)",
+        refusal(fd(7, "/dev/ttyS0", Linux.S_IFCHR, rdev(4, 64))));
+    assertEquals(
+        "fd 5 is a pseudo-terminal master (/dev/ptmx) whose fdinfo has no tty-index line: the"
+            + " pair cannot be identified on this kernel",
         refusal(fd(5, "/dev/ptmx", Linux.S_IFCHR, rdev(5, 2))),
         "a ptmx descriptor without the tty-index fdinfo line (older kernels) is not recognised");
     assertEquals(
@@ -267,6 +277,17 @@ class FileKindsTest {
     String info = EVENTFD_INFO.replace("eventfd-semaphore: 0", "eventfd-semaphore: 1");
     assertEquals(
         "fd 8 is [eventfd]: not supported yet", refusal(fd(8, "anon_inode:[eventfd]", 0, 0, info)));
+  }
+
+  @Test
+  void aGhostOverTheLimitIsNamedWithItsSizeTheLimitAndTheOption() {
+    assertEquals(
+        "fd 3 of PID 9 is a deleted file of 2.0 GiB (/var/log/app.log (deleted)), over the ghost"
+            + " file limit of 64.0 MiB: its whole content would go into the images; raise"
+            + " --ghost-limit to dump it",
+        GhostFile.overLimit("fd 3 of PID 9", "/var/log/app.log (deleted)", 2L << 30, 64L << 20));
+    assertEquals("1023 bytes", GhostFile.bytes(1023));
+    assertEquals("1.5 KiB", GhostFile.bytes(1536));
   }
 
   @Test
