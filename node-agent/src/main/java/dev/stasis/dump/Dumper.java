@@ -106,7 +106,9 @@ public final class Dumper {
     // the buffers are faulted in during that wait instead of in the frozen time.
     pageBuffers =
         PageWriter.Buffers.forDirect(
-            !opts.leaveRunning() && sink instanceof dev.stasis.images.DirectoryImageSink);
+            !opts.leaveRunning()
+                && sink instanceof dev.stasis.images.DirectoryImageSink
+                && dev.stasis.images.DirectoryImageSink.pagesDirect(PageHold.rssAnonOrZero(pid)));
     warmUpGather();
     TargetChecks.checkTarget(pid);
     TargetChecks.refuseUnsupportedFiles(pid, opts.shellJob());
@@ -599,8 +601,16 @@ public final class Dumper {
             pages.pagesWritten() * PageWriter.PAGE);
     boolean open = false;
     try {
-      pageBuffers =
+      PageWriter.Buffers used =
           pages.copyPages(ch, opts.progress(), pageBuffers, opts.leaveRunning() ? pageHold : null);
+      if (used != pageBuffers) {
+        // the sink wanted the other size (a small kill-mode pages file is not O_DIRECT): the set
+        // it used goes on to the next process, the other one back for the next dump
+        if (pageBuffers != null) {
+          pageBuffers.giveBack();
+        }
+        pageBuffers = used;
+      }
       if (pages.heldBytes() > 0) {
         heldPages.add(new HeldPages(pages, ch)); // its end is written after the release
         open = true;

@@ -193,6 +193,15 @@ public final class PageHold {
     }
   }
 
+  /** RssAnon of {@code pid}, or 0 if it cannot be read (for a guess only). */
+  static long rssAnonOrZero(int pid) {
+    try {
+      return rssAnon(pid);
+    } catch (IOException | RuntimeException e) {
+      return 0;
+    }
+  }
+
   private static long rssAnon(int pid) throws IOException {
     for (String line : Files.readAllLines(Path.of("/proc/" + pid + "/status"))) {
       if (line.startsWith("RssAnon:")) {

@@ -311,13 +311,10 @@ final class PageWriter {
       throws IOException {
     DirectChannel direct = out instanceof DirectChannel d && PAGE % d.alignment() == 0 ? d : null;
     final int batch = direct != null ? DIRECT_BATCH : BATCH;
-    Buffers buffers = have;
-    if (buffers == null || buffers.batch != batch) {
-      if (buffers != null) {
-        buffers.giveBack();
-      }
-      buffers = Buffers.take(batch);
-    }
+    // A set of the wrong size is left to the caller, who still owns it (it is not given back here:
+    // if this copy failed, the caller would give it back a second time, maybe while another dump
+    // had taken it).
+    Buffers buffers = have != null && have.batch == batch ? have : Buffers.take(batch);
     ByteBuffer[] bufs = buffers.bufs;
     int nbufs = bufs.length;
     @SuppressWarnings("unchecked")

@@ -174,6 +174,13 @@ public final class DirectoryImageSink implements ImageSink {
    * page cache needs memory the host had taken back. {@code STASIS_PAGES_WRITE} = {@code direct} or
    * {@code buffered} forces one way.
    */
+  /**
+   * Whether a kill-mode pages image of {@code bytes} goes O_DIRECT (where the file system allows).
+   */
+  public static boolean pagesDirect(long bytes) {
+    return !earlySyncFor(bytes, System.getenv("STASIS_PAGES_WRITE"));
+  }
+
   static boolean earlySyncFor(long bytes, String env) {
     if ("direct".equals(env)) {
       return false;
