@@ -29,6 +29,7 @@ public final class WarmUp {
     Path dir = null;
     try {
       dev.stasis.linux.Linux.warmUp();
+      dev.stasis.dump.PageHold.resident();
       dir = Files.createTempDirectory("stasis-warmup-");
       // Through a shell, so that the sleep is not our child: the JVM's process reaper would
       // otherwise collect its ptrace stops.

@@ -58,6 +58,15 @@ public final class Dumper {
   private final int pid;
   private final Map<String, Long> timings = new LinkedHashMap<>();
   private PageWriter.Buffers pageBuffers;
+
+  /** Leave-running without live copy: memory the freeze reads pages into (see PageHold). */
+  private PageHold pageHold;
+
+  /** Pages images whose last pages wait in {@link #pageHold}, in dump order. */
+  private final List<HeldPages> heldPages = new ArrayList<>();
+
+  private record HeldPages(PageWriter pages, WritableByteChannel channel) {}
+
   private final SharedMemory sharedMemory = new SharedMemory();
   private final SeccompImage seccomp = new SeccompImage();
   private LiveCopy live;
@@ -103,6 +112,11 @@ public final class Dumper {
       if (live != null) {
         live.close();
       }
+      dropHeldPages();
+      if (pageBuffers != null) {
+        pageBuffers.giveBack(); // no write of this dump uses them any more
+        pageBuffers = null;
+      }
     }
   }
 
@@ -112,7 +126,9 @@ public final class Dumper {
     // the buffers are faulted in during that wait instead of in the frozen time.
     pageBuffers =
         PageWriter.Buffers.forDirect(
-            !opts.leaveRunning() && sink instanceof dev.stasis.images.DirectoryImageSink);
+            !opts.leaveRunning()
+                && sink instanceof dev.stasis.images.DirectoryImageSink
+                && dev.stasis.images.DirectoryImageSink.pagesDirect(PageHold.rssAnonOrZero(pid)));
     warmUpGather();
     TargetChecks.checkTarget(pid);
     TargetChecks.refuseUnsupportedFiles(pid, opts.shellJob(), opts.ghostLimit());
@@ -126,6 +142,13 @@ public final class Dumper {
       throw new DumpException("cannot read PID " + pid + "'s namespaces: " + reason(e), e);
     }
     TargetChecks.refuseSeccomp(pid);
+    long holdBudget;
+    try {
+      holdBudget = opts.leaveRunning() ? PageHold.budgetBytes() : 0;
+    } catch (DumpException e) {
+      sink.abort();
+      throw e;
+    }
     long seizeFrom = start;
     // Leave-running: copy the pages while the process runs, so the freeze reads only the rest.
     if (liveGiven) {
@@ -144,6 +167,16 @@ public final class Dumper {
         timings.putAll(live.timings());
       }
       seizeFrom = System.nanoTime(); // freezing_ms: the freeze's own, not the live phase's
+    }
+    if (live == null && holdBudget > 0) {
+      // Faulted in now, before the freeze (PageHold): its cost is the agent's, not the process's.
+      long h = System.nanoTime();
+      try {
+        pageHold = PageHold.take(pid, holdBudget);
+      } catch (IOException | RuntimeException e) {
+        pageHold = null; // (the process is likely gone; the seize says so) copy as without a hold
+      }
+      timings.put("hold_ms", ms(System.nanoTime() - h));
     }
     SeizedTree tree;
     try {
@@ -175,6 +208,7 @@ public final class Dumper {
         releaseFiles(false); // still frozen: it never runs with a connection in repair mode
         tree.close();
         released = true;
+        writeHeldPages();
         if (live != null) {
           live.stopTracking();
           live.writePages(sink);
@@ -584,15 +618,70 @@ public final class Dumper {
     }
     // In kill mode the set is made durable while the process waits frozen: the sink may then
     // write the pages straight to disk rather than to the page cache and again in the fsync.
-    try (WritableByteChannel ch =
+    WritableByteChannel ch =
         sink.createPages(
             ImageType.PAGES.fileName(pagesId),
             !opts.leaveRunning(),
-            pages.pagesWritten() * PageWriter.PAGE)) {
-      pageBuffers = pages.copyPages(ch, opts.progress(), pageBuffers);
+            pages.pagesWritten() * PageWriter.PAGE);
+    boolean open = false;
+    try {
+      PageWriter.Buffers used =
+          pages.copyPages(ch, opts.progress(), pageBuffers, opts.leaveRunning() ? pageHold : null);
+      if (used != pageBuffers) {
+        // the sink wanted the other size (a small kill-mode pages file is not O_DIRECT): the set
+        // it used goes on to the next process, the other one back for the next dump
+        if (pageBuffers != null) {
+          pageBuffers.giveBack();
+        }
+        pageBuffers = used;
+      }
+      if (pages.heldBytes() > 0) {
+        heldPages.add(new HeldPages(pages, ch)); // its end is written after the release
+        open = true;
+      }
+    } finally {
+      if (!open) {
+        ch.close();
+      }
     }
     totals.add(pages);
     add("memdump_ms", System.nanoTime() - t);
+  }
+
+  /**
+   * After the release: the held end of every pages image, then the image closed. A failure fails
+   * the dump like any other write (the process, already released, is not affected).
+   */
+  private void writeHeldPages() throws IOException {
+    long t = System.nanoTime();
+    long bytes = 0;
+    while (!heldPages.isEmpty()) {
+      HeldPages h = heldPages.get(0);
+      bytes += h.pages().heldBytes();
+      h.pages().writeHeld(h.channel());
+      heldPages.remove(0);
+      h.channel().close();
+    }
+    if (pageHold != null) {
+      timings.put("held_mib", bytes >> 20);
+      timings.put("held_write_ms", ms(System.nanoTime() - t));
+    }
+  }
+
+  /** Channels of held pages not written (a failed dump) closed, and the hold unmapped. */
+  private void dropHeldPages() {
+    for (HeldPages h : heldPages) {
+      try {
+        h.channel().close();
+      } catch (IOException | RuntimeException e) {
+        // the set is aborted anyway
+      }
+    }
+    heldPages.clear();
+    if (pageHold != null) {
+      pageHold.giveBack();
+      pageHold = null;
+    }
   }
 
   private void add(String phase, long nanos) {

@@ -68,19 +68,47 @@ final class PageWriter {
     final int batch;
     final ByteBuffer[] bufs = new ByteBuffer[COUNT];
 
+    // One free set per batch size, kept for the next dump of this JVM (a resident agent's): new
+    // memory is slow to receive its first process_vm_readv (PageHold's class comment), so a set
+    // is primed when made and reused. At most COUNT * (DIRECT_BATCH + BATCH) + pages kept.
+    private static final java.util.Map<Integer, Buffers> FREE = new java.util.HashMap<>();
+
     Buffers(int batch) {
       this.batch = batch;
       for (int i = 0; i < COUNT; i++) {
         bufs[i] = ByteBuffer.allocateDirect(batch + PAGE).alignedSlice(PAGE);
+        try {
+          PageHold.prime(bufs[i]);
+        } catch (LinuxException | RuntimeException e) {
+          // a preparation only: the copy works the same, more slowly
+        }
+      }
+    }
+
+    /** A free set of {@code batch}, or a new one. Give it back with {@link #giveBack}. */
+    static Buffers take(int batch) {
+      synchronized (FREE) {
+        Buffers b = FREE.remove(batch);
+        if (b != null) {
+          return b;
+        }
+      }
+      return new Buffers(batch);
+    }
+
+    /** For the next dump; this dump must not use the buffers any more. */
+    void giveBack() {
+      synchronized (FREE) {
+        FREE.putIfAbsent(batch, this);
       }
     }
 
     /**
      * Buffers of the size {@link #copyPages} will want when the pages go straight to the disk
-     * ({@code direct}) or not; a wrong guess costs only an allocation in copyPages.
+     * ({@code direct}) or not; a wrong guess costs only a take in copyPages.
      */
     static Buffers forDirect(boolean direct) {
-      return new Buffers(direct ? DIRECT_BATCH : BATCH);
+      return take(direct ? DIRECT_BATCH : BATCH);
     }
   }
 
@@ -91,6 +119,7 @@ final class PageWriter {
 
   private final int pid;
   private final List<Run> runs = new ArrayList<>();
+  private final List<ByteBuffer> held = new ArrayList<>();
   private long pagesScanned;
   private long pagesSelected;
   private long readNanos;
@@ -269,9 +298,23 @@ final class PageWriter {
    */
   Buffers copyPages(WritableByteChannel out, Consumer<String> progress, Buffers have)
       throws IOException {
+    return copyPages(out, progress, have, null);
+  }
+
+  /**
+   * As {@link #copyPages(WritableByteChannel, Consumer, Buffers)}, but the last pages of the image,
+   * as many as {@code hold} has room for, are only read into it; {@link #writeHeld} writes them to
+   * {@code out} later (after the process is released). The pages before them are written to {@code
+   * out} now, so the image's byte order is the same as without a hold.
+   */
+  Buffers copyPages(WritableByteChannel out, Consumer<String> progress, Buffers have, PageHold hold)
+      throws IOException {
     DirectChannel direct = out instanceof DirectChannel d && PAGE % d.alignment() == 0 ? d : null;
     final int batch = direct != null ? DIRECT_BATCH : BATCH;
-    Buffers buffers = have != null && have.batch == batch ? have : new Buffers(batch);
+    // A set of the wrong size is left to the caller, who still owns it (it is not given back here:
+    // if this copy failed, the caller would give it back a second time, maybe while another dump
+    // had taken it).
+    Buffers buffers = have != null && have.batch == batch ? have : Buffers.take(batch);
     ByteBuffer[] bufs = buffers.bufs;
     int nbufs = bufs.length;
     @SuppressWarnings("unchecked")
@@ -280,6 +323,9 @@ final class PageWriter {
     long[] addrs = new long[maxIov];
     long[] lens = new long[maxIov];
     long done = 0;
+    long total = pagesSelected * PAGE;
+    long holdBytes = hold == null || direct != null ? 0 : Math.min(total, hold.free());
+    long streamBytes = total - holdBytes; // page multiple: both are
     long started = System.nanoTime();
     long lastReport = started;
     ExecutorService writer =
@@ -294,13 +340,14 @@ final class PageWriter {
       int ri = 0;
       long inRun = 0; // pages of runs.get(ri) already copied
       int k = 0;
-      while (ri < runs.size()) {
+      while (done < streamBytes) {
         // Fill one buffer with up to IOV_MAX pieces of runs.
         int n = 0;
         long bytes = 0;
-        while (ri < runs.size() && n < maxIov && bytes < batch) {
+        long want = Math.min(batch, streamBytes - done);
+        while (ri < runs.size() && n < maxIov && bytes < want) {
           Run r = runs.get(ri);
-          long pages = Math.min(r.pages() - inRun, (batch - bytes) / PAGE);
+          long pages = Math.min(r.pages() - inRun, (want - bytes) / PAGE);
           addrs[n] = r.vaddr() + inRun * PAGE;
           lens[n] = pages * PAGE;
           bytes += lens[n];
@@ -347,6 +394,33 @@ final class PageWriter {
                   done / PAGE, pagesSelected, done / 1048576.0 / Math.max(secs, 1e-3)));
         }
       }
+      // The rest into the hold: read now, written by writeHeld. Each piece of the hold is taken
+      // to the byte, so the hold's room (checked above) is always enough.
+      while (done < total) {
+        long room = Math.min(hold.contiguousFree(), total - done);
+        int n = 0;
+        long bytes = 0;
+        while (ri < runs.size() && n < maxIov && bytes < room) {
+          Run r = runs.get(ri);
+          long pages = Math.min(r.pages() - inRun, (room - bytes) / PAGE);
+          addrs[n] = r.vaddr() + inRun * PAGE;
+          lens[n] = pages * PAGE;
+          bytes += lens[n];
+          n++;
+          inRun += pages;
+          if (inRun == r.pages()) {
+            ri++;
+            inRun = 0;
+          }
+        }
+        ByteBuffer slice = hold.take(bytes);
+        long t0 = System.nanoTime();
+        fill(mem, addrs, lens, n, slice);
+        slice.flip();
+        readNanos += System.nanoTime() - t0;
+        held.add(slice);
+        done += bytes;
+      }
       // Await in submission order, so that the reported failure is the earliest write's.
       for (int i = 0; i < nbufs; i++) {
         int slot = (k + i) % nbufs;
@@ -370,6 +444,28 @@ final class PageWriter {
       writer.shutdown();
     }
     return buffers;
+  }
+
+  /** Bytes read into a hold by {@link #copyPages} and not written yet. */
+  long heldBytes() {
+    long n = 0;
+    for (ByteBuffer b : held) {
+      n += b.remaining();
+    }
+    return n;
+  }
+
+  /**
+   * Writes the pages {@link #copyPages} read into its hold to {@code out}, after the pages it wrote
+   * itself: the end of the pages image. Must run before the hold is closed.
+   */
+  void writeHeld(WritableByteChannel out) throws IOException {
+    long t0 = System.nanoTime();
+    for (ByteBuffer b : held) {
+      writeInSlices(out, b);
+    }
+    held.clear();
+    writeNanos += System.nanoTime() - t0;
   }
 
   private static long await(Future<Long> write) throws IOException {

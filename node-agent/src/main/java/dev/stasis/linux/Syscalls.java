@@ -7,6 +7,7 @@ public final class Syscalls {
   public static final int POLL = 7;
   public static final int MMAP = 9;
   public static final int MUNMAP = 11;
+  public static final int MADVISE = 28;
   public static final int IOCTL = 16;
   public static final int SHMAT = 30;
   public static final int SHMCTL = 31;

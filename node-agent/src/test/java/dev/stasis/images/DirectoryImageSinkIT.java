@@ -33,7 +33,8 @@ class DirectoryImageSinkIT {
       byte[] expected = new byte[3 * 4096];
       new java.util.Random(5).nextBytes(expected);
       try (DirectoryImageSink sink = DirectoryImageSink.open(mnt.resolve("images"))) {
-        WritableByteChannel ch = sink.createPages("pages-1.img", true, 0);
+        WritableByteChannel ch =
+            sink.createPages("pages-1.img", true, DirectoryImageSink.EARLY_SYNC_MAX + 1);
         assertFalse(ch instanceof DirectChannel, "ramfs has no O_DIRECT");
         ByteBuffer b = ByteBuffer.wrap(expected);
         while (b.hasRemaining()) {

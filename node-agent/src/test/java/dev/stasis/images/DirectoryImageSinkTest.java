@@ -66,7 +66,8 @@ class DirectoryImageSinkTest {
     System.arraycopy(bytes(b), 0, expected, 8 * PAGE, 8 * PAGE);
     System.arraycopy(bytes(c), 0, expected, 16 * PAGE, 3 * PAGE);
     try (DirectoryImageSink sink = DirectoryImageSink.open(dir)) {
-      WritableByteChannel ch = sink.createPages("pages-1.img", true, 0);
+      WritableByteChannel ch =
+          sink.createPages("pages-1.img", true, DirectoryImageSink.EARLY_SYNC_MAX + 1);
       // ext4 and xfs (the image directories of this project's machines) take O_DIRECT.
       DirectChannel d = assertInstanceOf(DirectChannel.class, ch);
       assertEquals(PAGE, d.alignment());
@@ -98,6 +99,41 @@ class DirectoryImageSinkTest {
   private static Void write(DirectChannel d, ByteBuffer b, long pos) throws IOException {
     d.writeFully(b.duplicate(), pos);
     return null;
+  }
+
+  @Test
+  void smallWriteThroughPagesAreFlushedWhileWrittenAndLandInOrder() throws Exception {
+    Path dir = newDir("early");
+    int pagesPerWrite = 1024; // 4 MiB writes: the flushes start after 16 MiB
+    int writes = 9;
+    java.security.MessageDigest want = java.security.MessageDigest.getInstance("SHA-256");
+    try (DirectoryImageSink sink = DirectoryImageSink.open(dir)) {
+      WritableByteChannel ch =
+          sink.createPages("pages-1.img", true, (long) writes * pagesPerWrite * 4096);
+      assertFalse(ch instanceof DirectChannel, "a small kill-mode pages file is not O_DIRECT");
+      for (int i = 0; i < writes; i++) {
+        ByteBuffer b = pages(i * pagesPerWrite, pagesPerWrite);
+        want.update(b.duplicate());
+        while (b.hasRemaining()) {
+          ch.write(b);
+        }
+      }
+      ch.close();
+      sink.commit();
+    }
+    byte[] got = Files.readAllBytes(dir.resolve("pages-1.img"));
+    assertEquals((long) writes * pagesPerWrite * 4096, got.length);
+    assertArrayEquals(
+        want.digest(), java.security.MessageDigest.getInstance("SHA-256").digest(got));
+  }
+
+  @Test
+  void killModePagesGoThroughThePageCacheUpToTheLimitAndDirectBeyondUnlessForced() {
+    assertTrue(DirectoryImageSink.earlySyncFor(64L << 20, null));
+    assertTrue(DirectoryImageSink.earlySyncFor(DirectoryImageSink.EARLY_SYNC_MAX, null));
+    assertFalse(DirectoryImageSink.earlySyncFor(DirectoryImageSink.EARLY_SYNC_MAX + 1, null));
+    assertFalse(DirectoryImageSink.earlySyncFor(64L << 20, "direct"));
+    assertTrue(DirectoryImageSink.earlySyncFor(4L << 30, "buffered"));
   }
 
   @Test
@@ -142,7 +178,9 @@ class DirectoryImageSinkTest {
     Path dir = newDir("abort");
     try (DirectoryImageSink sink = DirectoryImageSink.open(dir)) {
       DirectChannel d =
-          assertInstanceOf(DirectChannel.class, sink.createPages("pages-1.img", true, 0));
+          assertInstanceOf(
+              DirectChannel.class,
+              sink.createPages("pages-1.img", true, DirectoryImageSink.EARLY_SYNC_MAX + 1));
       d.writeFully(pages(0, 4), 0);
       // no commit: close aborts
     }
