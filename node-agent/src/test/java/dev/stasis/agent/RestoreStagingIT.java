@@ -376,8 +376,10 @@ class RestoreStagingIT {
             new TreeSet<>(l.map(x -> x.getFileName().toString()).toList()),
             "no temporary directory left");
       }
-      assertTrue(
-          events("back").stream().anyMatch(e -> e.getReason().equals("Staged")), "Staged event");
+      await(
+          () -> events("back").stream().anyMatch(e -> e.getReason().equals("Staged")),
+          Duration.ofSeconds(10),
+          "Staged event");
 
       // The wrapper: no credentials, no key, no command line; only the staged images.
       Map<String, String> env = new TreeMap<>();
@@ -461,9 +463,13 @@ class RestoreStagingIT {
       assertEquals("False", failed.getStatus());
       assertEquals(1, failed.getMessage().lines().count(), failed.getMessage());
       assertTrue(failed.getMessage().contains("key"), failed.getMessage());
-      assertTrue(
-          events("bad").stream()
-              .anyMatch(e -> e.getReason().equals("StageFailed") && e.getType().equals("Warning")),
+      // the agent posts the Event right after the status update: wait for it, bounded
+      await(
+          () ->
+              events("bad").stream()
+                  .anyMatch(
+                      e -> e.getReason().equals("StageFailed") && e.getType().equals("Warning")),
+          Duration.ofSeconds(10),
           "StageFailed event");
       assertFalse(Files.exists(staged.resolve(badUid + "/app")), "nothing staged");
       assertFalse(Files.exists(staged.resolve(elsewhere)), "another node's pod");
