@@ -40,7 +40,7 @@ class ShellJobIT {
                 state.resolve("screen-1"), exe + " " + state + " " + mode + "; sleep 600");
         Workloads.Running w = new Workloads.Running(awaitReady(state), state)) {
       first.type("typed before\n");
-      String before = w.check();
+      String before = checkUntilTyped(w, "typed before");
       assertTrue(before.startsWith("OK on /dev/pts/"), "under the first terminal: " + before);
       assertTrue(before.endsWith("typed 'typed before'"), "input arrives: " + before);
       String firstTty = before.split(" ")[2];
@@ -102,7 +102,7 @@ class ShellJobIT {
         assertTrue(
             second.screen().contains("restored=0"), CriuJudge.tail(images.resolve("restore.log")));
         second.type("typed after\n");
-        String after = w.check();
+        String after = checkUntilTyped(w, "typed after");
         assertTrue(after.startsWith("OK on /dev/pts/"), "after the restore: " + after);
         String secondTty = after.split(" ")[2];
         assertNotEquals(firstTty, secondTty, "the restorer's terminal, not the old one");
@@ -112,6 +112,24 @@ class ShellJobIT {
             "output on the new terminal: " + second.screen());
       }
     }
+  }
+
+  /**
+   * The workload's check, repeated (10 s at most) until it reports {@code text} as typed: the bytes
+   * pass through script(1)'s pty on their own time, and the workload reads without blocking, so a
+   * check right after typing may come before them (it leaves them for the next check).
+   */
+  private static String checkUntilTyped(Workloads.Running w, String text) throws Exception {
+    long deadline = System.nanoTime() + java.util.concurrent.TimeUnit.SECONDS.toNanos(10);
+    String r = w.check();
+    while (r.startsWith("OK") && !r.endsWith("typed '" + text + "'")) {
+      if (System.nanoTime() > deadline) {
+        return r;
+      }
+      Thread.sleep(50);
+      r = w.check();
+    }
+    return r;
   }
 
   private static int awaitReady(Path state) throws Exception {
