@@ -160,8 +160,16 @@ public final class PodDump {
     List<AtomicReference<Object>> outcomes = new ArrayList<>();
     // Live copies not yet handed to an engine: closed in finally (the tracking ends with them).
     LiveCopy[] lives = new LiveCopy[members.size()];
-    // Per container: its network namespace is the pod's (PodNetns), declared external.
+    // Per container: its network namespace is the pod's (PodNetns), declared external. Decided
+    // before the freeze (a spec read or a /proc scan): the namespace a container's init is in does
+    // not change, and nothing of it belongs in the frozen window.
     boolean[] externalNetns = new boolean[members.size()];
+    for (int i = 0; i < members.size(); i++) {
+      Member m = members.get(i);
+      externalNetns[i] =
+          PodNetns.external(
+              m, m.container().tasks().stream().map(ContainerProcesses.Task::hostPid).toList());
+    }
     List<Long> started = new ArrayList<>();
     List<long[]> ended = new ArrayList<>();
     try {
@@ -178,9 +186,7 @@ public final class PodDump {
       // process tree under the container's init; a process outside that tree would silently be
       // missing from the checkpoint, so it is refused (before any container is seized).
       for (int i = 0; i < members.size(); i++) {
-        List<Integer> procs = procs(frozen.get(i).dir());
-        checkTree(members.get(i), procs);
-        externalNetns[i] = PodNetns.external(members.get(i), procs);
+        checkTree(members.get(i), procs(frozen.get(i).dir()));
       }
       List<Result> results = new ArrayList<>();
       for (int i = 0; i < members.size(); i++) {
