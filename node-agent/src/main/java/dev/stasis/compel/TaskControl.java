@@ -275,17 +275,7 @@ public final class TaskControl {
       failure = e;
       throw e;
     } finally {
-      if (!t.gone) {
-        try {
-          task.restore(t);
-        } catch (LinuxException e) {
-          if (failure != null) {
-            failure.addSuppressed(e);
-          } else {
-            throw e;
-          }
-        }
-      }
+      restoreAfterRun(t, failure);
     }
   }
 
@@ -403,17 +393,25 @@ public final class TaskControl {
       failure = e;
       throw e;
     } finally {
-      if (!t.gone) {
-        try {
-          task.restore(t);
-        } catch (LinuxException e) {
-          if (failure != null) {
-            failure.addSuppressed(e);
-          } else {
-            throw e;
-          }
-        }
+      restoreAfterRun(t, failure);
+    }
+  }
+
+  /**
+   * Puts back the captured state of a thread that ran injected code, unless it is gone; a restore
+   * error is suppressed into the run's own {@code failure}, or thrown when the run succeeded.
+   */
+  private void restoreAfterRun(SeizedThread t, IOException failure) throws LinuxException {
+    if (t.gone) {
+      return;
+    }
+    try {
+      task.restore(t);
+    } catch (LinuxException e) {
+      if (failure == null) {
+        throw e;
       }
+      failure.addSuppressed(e);
     }
   }
 }

@@ -56,6 +56,44 @@ final class PageWriter {
 
   record Run(long vaddr, long pages) {}
 
+  /** Walks {@code runs} in order, handing out up to IOV_MAX pieces of them at a time. */
+  private static final class RunCursor {
+    private final List<Run> runs;
+    private int ri;
+    private long inRun; // pages of runs.get(ri) already handed out
+
+    /** Bytes of the last {@link #gather}. */
+    long gathered;
+
+    RunCursor(List<Run> runs) {
+      this.runs = runs;
+    }
+
+    /**
+     * Fills {@code addrs}/{@code lens} with the next pieces, up to {@code want} bytes (a page
+     * multiple) or as many pieces as the arrays hold; returns how many pieces.
+     */
+    int gather(long[] addrs, long[] lens, long want) {
+      int n = 0;
+      long bytes = 0;
+      while (ri < runs.size() && n < addrs.length && bytes < want) {
+        Run r = runs.get(ri);
+        long pages = Math.min(r.pages() - inRun, (want - bytes) / PAGE);
+        addrs[n] = r.vaddr() + inRun * PAGE;
+        lens[n] = pages * PAGE;
+        bytes += lens[n];
+        n++;
+        inRun += pages;
+        if (inRun == r.pages()) {
+          ri++;
+          inRun = 0;
+        }
+      }
+      gathered = bytes;
+      return n;
+    }
+  }
+
   /**
    * The two read buffers of {@link #copyPages}, page-aligned (O_DIRECT needs it). allocateDirect
    * zeroes them, i.e. faults in every page: 32 MiB for a direct dump, measured 10-20 ms on the
@@ -337,27 +375,13 @@ final class PageWriter {
             });
     try (FileChannel mem =
         FileChannel.open(Path.of("/proc/" + pid + "/mem"), StandardOpenOption.READ)) {
-      int ri = 0;
-      long inRun = 0; // pages of runs.get(ri) already copied
+      RunCursor cursor = new RunCursor(runs);
       int k = 0;
       while (done < streamBytes) {
         // Fill one buffer with up to IOV_MAX pieces of runs.
-        int n = 0;
-        long bytes = 0;
         long want = Math.min(batch, streamBytes - done);
-        while (ri < runs.size() && n < maxIov && bytes < want) {
-          Run r = runs.get(ri);
-          long pages = Math.min(r.pages() - inRun, (want - bytes) / PAGE);
-          addrs[n] = r.vaddr() + inRun * PAGE;
-          lens[n] = pages * PAGE;
-          bytes += lens[n];
-          n++;
-          inRun += pages;
-          if (inRun == r.pages()) {
-            ri++;
-            inRun = 0;
-          }
-        }
+        int n = cursor.gather(addrs, lens, want);
+        long bytes = cursor.gathered;
         // bufs[k] is free once the write submitted with it nbufs rounds ago has ended.
         int slot = k;
         k = (k + 1) % nbufs;
@@ -398,21 +422,8 @@ final class PageWriter {
       // to the byte, so the hold's room (checked above) is always enough.
       while (done < total) {
         long room = Math.min(hold.contiguousFree(), total - done);
-        int n = 0;
-        long bytes = 0;
-        while (ri < runs.size() && n < maxIov && bytes < room) {
-          Run r = runs.get(ri);
-          long pages = Math.min(r.pages() - inRun, (room - bytes) / PAGE);
-          addrs[n] = r.vaddr() + inRun * PAGE;
-          lens[n] = pages * PAGE;
-          bytes += lens[n];
-          n++;
-          inRun += pages;
-          if (inRun == r.pages()) {
-            ri++;
-            inRun = 0;
-          }
-        }
+        int n = cursor.gather(addrs, lens, room);
+        long bytes = cursor.gathered;
         ByteBuffer slice = hold.take(bytes);
         long t0 = System.nanoTime();
         fill(mem, addrs, lens, n, slice);
