@@ -16,23 +16,27 @@
 
 static int legacy, open_listener;
 
-static int listen_on(int family, const char *ip, int port) {
-  int s = socket(family, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  struct sockaddr_storage a = {0};
-  socklen_t n;
+/* ip:port of the family in *a; returns its length. */
+static socklen_t address(int family, const char *ip, int port, struct sockaddr_storage *a) {
+  memset(a, 0, sizeof *a);
   if (family == AF_INET) {
-    struct sockaddr_in *v4 = (struct sockaddr_in *)&a;
+    struct sockaddr_in *v4 = (struct sockaddr_in *)a;
     v4->sin_family = AF_INET;
     v4->sin_port = htons(port);
     inet_pton(AF_INET, ip, &v4->sin_addr);
-    n = sizeof *v4;
-  } else {
-    struct sockaddr_in6 *v6 = (struct sockaddr_in6 *)&a;
-    v6->sin6_family = AF_INET6;
-    v6->sin6_port = htons(port);
-    inet_pton(AF_INET6, ip, &v6->sin6_addr);
-    n = sizeof *v6;
+    return sizeof *v4;
   }
+  struct sockaddr_in6 *v6 = (struct sockaddr_in6 *)a;
+  v6->sin6_family = AF_INET6;
+  v6->sin6_port = htons(port);
+  inet_pton(AF_INET6, ip, &v6->sin6_addr);
+  return sizeof *v6;
+}
+
+static int listen_on(int family, const char *ip, int port) {
+  int s = socket(family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  struct sockaddr_storage a;
+  socklen_t n = address(family, ip, port, &a);
   if (s < 0 || bind(s, (struct sockaddr *)&a, n) < 0 || listen(s, 8) < 0) {
     perror("listen");
     exit(1);
@@ -43,21 +47,8 @@ static int listen_on(int family, const char *ip, int port) {
 /* 1 if a TCP connection to ip:port is established within 300 ms, 0 if not, -1 on error. */
 static int connects(int family, const char *ip, int port) {
   int s = socket(family, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
-  struct sockaddr_storage a = {0};
-  socklen_t n;
-  if (family == AF_INET) {
-    struct sockaddr_in *v4 = (struct sockaddr_in *)&a;
-    v4->sin_family = AF_INET;
-    v4->sin_port = htons(port);
-    inet_pton(AF_INET, ip, &v4->sin_addr);
-    n = sizeof *v4;
-  } else {
-    struct sockaddr_in6 *v6 = (struct sockaddr_in6 *)&a;
-    v6->sin6_family = AF_INET6;
-    v6->sin6_port = htons(port);
-    inet_pton(AF_INET6, ip, &v6->sin6_addr);
-    n = sizeof *v6;
-  }
+  struct sockaddr_storage a;
+  socklen_t n = address(family, ip, port, &a);
   if (s < 0) return -1;
   int r = connect(s, (struct sockaddr *)&a, n);
   if (r < 0 && errno != EINPROGRESS) {

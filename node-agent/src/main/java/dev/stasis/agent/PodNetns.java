@@ -2,6 +2,7 @@ package dev.stasis.agent;
 
 import com.fasterxml.jackson.databind.ObjectMapper;
 import dev.stasis.archive.CheckpointArchive;
+import dev.stasis.linux.proc.NsLinks;
 import java.io.IOException;
 import java.nio.file.DirectoryStream;
 import java.nio.file.Files;
@@ -34,31 +35,30 @@ final class PodNetns {
         return CheckpointArchive.namesNetns(JSON.readTree(spec.toFile()));
       }
     }
-    return sharedOutside(m.container().init().hostPid(), containerPids, Path.of("/proc"));
+    return sharedOutside(m.container().init().hostPid(), containerPids);
   }
 
   /**
-   * Whether a process under {@code proc} that is not one of {@code containerPids} is in {@code
-   * pid}'s network namespace, which is not the agent's own (a container in the host's namespace has
-   * nothing to declare).
+   * Whether a process that is not one of {@code containerPids} is in {@code pid}'s network
+   * namespace, which is not the agent's own (a container in the host's namespace has nothing to
+   * declare).
    */
-  static boolean sharedOutside(int pid, Collection<Integer> containerPids, Path proc)
-      throws IOException {
-    String ns = netns(proc.resolve(Integer.toString(pid)));
-    if (ns == null || ns.equals(netns(proc.resolve("self")))) {
+  static boolean sharedOutside(int pid, Collection<Integer> containerPids) throws IOException {
+    String ns = netns(Integer.toString(pid));
+    if (ns == null || ns.equals(netns("self"))) {
       return false;
     }
     Set<String> inside = new HashSet<>();
     for (int p : containerPids) {
       inside.add(Integer.toString(p));
     }
-    try (DirectoryStream<Path> all = Files.newDirectoryStream(proc)) {
+    try (DirectoryStream<Path> all = Files.newDirectoryStream(Path.of("/proc"))) {
       for (Path d : all) {
         String name = d.getFileName().toString();
         if (!name.chars().allMatch(Character::isDigit) || inside.contains(name)) {
           continue;
         }
-        if (ns.equals(netns(d))) {
+        if (ns.equals(netns(name))) {
           return true;
         }
       }
@@ -67,9 +67,9 @@ final class PodNetns {
   }
 
   /** The {@code net:[INODE]} link of a /proc entry; null if it is gone or unreadable. */
-  private static String netns(Path procEntry) {
+  private static String netns(String procEntry) {
     try {
-      return Files.readSymbolicLink(procEntry.resolve("ns/net")).toString();
+      return NsLinks.link(procEntry, "net");
     } catch (IOException | SecurityException e) {
       return null;
     }

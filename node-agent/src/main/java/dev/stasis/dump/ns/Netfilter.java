@@ -5,9 +5,7 @@ import com.fasterxml.jackson.databind.ObjectMapper;
 import com.fasterxml.jackson.databind.node.ArrayNode;
 import com.fasterxml.jackson.databind.node.ObjectNode;
 import dev.stasis.dump.DumpException;
-import dev.stasis.linux.Linux;
 import dev.stasis.linux.NfTables;
-import dev.stasis.linux.Syscalls;
 import java.io.IOException;
 import java.io.InputStream;
 import java.io.OutputStream;
@@ -22,7 +20,6 @@ import java.util.List;
 import java.util.Set;
 import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.TimeUnit;
-import java.util.concurrent.atomic.AtomicReference;
 
 /**
  * The packet filter rules of a network namespace, in the form CRIU 4.2.1 writes and its restore
@@ -53,7 +50,6 @@ import java.util.concurrent.atomic.AtomicReference;
 final class Netfilter {
   private Netfilter() {}
 
-  private static final int CLONE_NEWNET = 0x40000000;
   private static final long TOOL_TIMEOUT_MS = 8_000;
   private static final ObjectMapper JSON = new ObjectMapper();
 
@@ -150,7 +146,10 @@ final class Netfilter {
     }
     JsonNode replayed =
         JSON.readTree(
-            inScratchNamespace(
+            InNamespace.inScratch(
+                InNamespace.CLONE_NEWNET,
+                "replaying a ruleset",
+                2 * TOOL_TIMEOUT_MS + 1_000,
                 () -> {
                   run(
                       List.of(nft, "-f", "-"),
@@ -300,48 +299,5 @@ final class Netfilter {
     t.setDaemon(true);
     t.start();
     return f;
-  }
-
-  interface Body {
-    String call() throws IOException;
-  }
-
-  /**
-   * Runs {@code body} on a fresh thread that has unshared a new, empty network namespace; the
-   * namespace goes away with the thread and what ran in it.
-   */
-  private static String inScratchNamespace(Body body) throws IOException {
-    AtomicReference<String> result = new AtomicReference<>();
-    AtomicReference<Throwable> failure = new AtomicReference<>();
-    Thread t =
-        new Thread(
-            () -> {
-              try {
-                Linux.syscall("unshare", 0, Syscalls.UNSHARE, CLONE_NEWNET);
-                result.set(body.call());
-              } catch (Throwable e) {
-                failure.set(e);
-              }
-            },
-            "stasis-scratch-netns");
-    t.setDaemon(true);
-    t.start();
-    try {
-      t.join(2 * TOOL_TIMEOUT_MS + 1_000);
-    } catch (InterruptedException e) {
-      Thread.currentThread().interrupt();
-      throw new DumpException("interrupted while replaying a ruleset");
-    }
-    if (t.isAlive()) {
-      throw new DumpException("replaying a ruleset in a scratch network namespace hung");
-    }
-    Throwable e = failure.get();
-    if (e instanceof IOException io) {
-      throw io;
-    }
-    if (e != null) {
-      throw new DumpException("cannot replay a ruleset: " + e.getMessage(), e);
-    }
-    return result.get();
   }
 }
