@@ -6,9 +6,8 @@ import java.io.IOException;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.ArrayList;
-import java.util.Comparator;
 import java.util.List;
-import java.util.stream.Stream;
+import java.util.concurrent.TimeUnit;
 
 /**
  * The resident agent's start-up warm-up: one training dump of a throwaway {@code sleep}, through
@@ -31,14 +30,7 @@ public final class WarmUp {
       dev.stasis.linux.Linux.warmUp();
       dev.stasis.dump.PageHold.resident();
       dir = Files.createTempDirectory("stasis-warmup-");
-      // Through a shell, so that the sleep is not our child: the JVM's process reaper would
-      // otherwise collect its ptrace stops.
-      Process sh =
-          new ProcessBuilder("sh", "-c", "sleep 60 </dev/null >/dev/null 2>&1 & echo $!")
-              .redirectErrorStream(true)
-              .start();
-      pid = Integer.parseInt(new String(sh.getInputStream().readAllBytes()).strip());
-      sh.waitFor();
+      pid = startTrainee();
       // First as a pod's leave-running checkpoint takes it (live copy: tracking, rounds, the
       // final scan), then in kill mode: both frozen paths are warm before the first checkpoint.
       String live;
@@ -64,12 +56,26 @@ public final class WarmUp {
         ProcessHandle.of(pid).ifPresent(ProcessHandle::destroyForcibly);
       }
       if (dir != null) {
-        try (Stream<Path> s = Files.walk(dir)) {
-          s.sorted(Comparator.reverseOrder()).forEach(p -> p.toFile().delete());
-        } catch (IOException e) {
-          // a temporary directory of a few KiB
-        }
+        RestoreStager.deleteTree(dir);
       }
     }
+  }
+
+  /**
+   * Starts a throwaway {@code sleep 60} for a training dump (this warm-up, the launcher's class
+   * archive run) and returns its pid. Through a shell, so that the sleep is not our child: the
+   * JVM's process reaper would otherwise collect its ptrace stops. The caller kills it.
+   */
+  public static int startTrainee() throws IOException, InterruptedException {
+    Process sh =
+        new ProcessBuilder("sh", "-c", "sleep 60 </dev/null >/dev/null 2>&1 & echo $!")
+            .redirectErrorStream(true)
+            .start();
+    // sh prints the pid and exits at once; its output ends with it (the sleep's goes to /dev/null)
+    int pid = Integer.parseInt(new String(sh.getInputStream().readAllBytes()).strip());
+    if (!sh.waitFor(10, TimeUnit.SECONDS)) {
+      sh.destroyForcibly();
+    }
+    return pid;
   }
 }

@@ -14,11 +14,10 @@ import picocli.CommandLine.Command;
 
 /**
  * Hidden: the training run behind the launcher's class-data-sharing archive. It dumps a {@code
- * sleep} started through a shell (so that it is not our child: the JVM's process reaper would
- * collect its ptrace stops) into a temporary directory and verifies the set, so that the JVM,
- * started with {@code -XX:ArchiveClassesAtExit}, records every class a real dump loads (which the
- * first real dump after a build might not: it may fail early on bad input). Exit 0 either way: a
- * machine where it cannot ptrace just gets a smaller archive.
+ * sleep} ({@link dev.stasis.agent.WarmUp#startTrainee}) into a temporary directory and verifies the
+ * set, so that the JVM, started with {@code -XX:ArchiveClassesAtExit}, records every class a real
+ * dump loads (which the first real dump after a build might not: it may fail early on bad input).
+ * Exit 0 either way: a machine where it cannot ptrace just gets a smaller archive.
  */
 @Command(name = "cds-train", hidden = true, description = "record the start-up class archive")
 public final class CdsTrainCommand implements Callable<Integer> {
@@ -28,12 +27,7 @@ public final class CdsTrainCommand implements Callable<Integer> {
     Path dir = Files.createTempDirectory("stasis-cds-");
     int pid = 0;
     try {
-      Process sh =
-          new ProcessBuilder("sh", "-c", "sleep 60 </dev/null >/dev/null 2>&1 & echo $!")
-              .redirectErrorStream(true)
-              .start();
-      pid = Integer.parseInt(new String(sh.getInputStream().readAllBytes()).strip());
-      sh.waitFor();
+      pid = dev.stasis.agent.WarmUp.startTrainee();
       DumpResult r;
       try (DirectoryImageSink sink = DirectoryImageSink.open(dir)) {
         r = Dumper.dump(new DumpOptions(pid, false, null), sink);

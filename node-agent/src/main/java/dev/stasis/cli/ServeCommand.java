@@ -129,6 +129,10 @@ public final class ServeCommand implements Callable<Integer> {
                 result[0] = b.toString();
               } catch (Exception e) {
                 result[0] = "error " + Main.oneLine(e.getMessage());
+              } catch (Throwable e) {
+                // an Error (a missing native symbol, out of memory) must still answer one line,
+                // not "null"
+                result[0] = "error dump engine crashed: " + Main.oneLine(e.toString());
               }
             },
             "stasis-dump-" + pid);

@@ -163,27 +163,12 @@ class HelmChartTest {
                 m ->
                     m.getName().equals("runtime-dir")
                         && m.getMountPath().equals("/host/opt/stasis")));
-    var cm =
-        objs.stream()
-            .filter(io.fabric8.kubernetes.api.model.ConfigMap.class::isInstance)
-            .map(io.fabric8.kubernetes.api.model.ConfigMap.class::cast)
-            .filter(c -> c.getMetadata().getName().equals("stasis-runtime-install"))
-            .findFirst()
-            .orElseThrow();
-    String script = cm.getData().get("install.sh");
+    String script = installScript(objs);
     assertTrue(script.contains("/app/runtime/stasis-runc \"$dst/bin/stasis-runc\""), script);
     assertTrue(script.contains("export STASIS_CLI=/opt/stasis/bin/stasis"), script);
     // the wrapper fetches a pod's checkpoint with the node's credentials only below the default
     // store's prefix of the pod's namespace (issue 14): it must know the default store
-    String withStore =
-        Chart.render(Map.of("defaultStorage.uri", "s3://ckpt/k8s")).stream()
-            .filter(io.fabric8.kubernetes.api.model.ConfigMap.class::isInstance)
-            .map(io.fabric8.kubernetes.api.model.ConfigMap.class::cast)
-            .filter(c -> c.getMetadata().getName().equals("stasis-runtime-install"))
-            .findFirst()
-            .orElseThrow()
-            .getData()
-            .get("install.sh");
+    String withStore = installScript(Chart.render(Map.of("defaultStorage.uri", "s3://ckpt/k8s")));
     assertTrue(
         withStore.contains("echo \"export STASIS_DEFAULT_STORAGE_URI='s3://ckpt/k8s'\""),
         withStore);
@@ -258,15 +243,7 @@ class HelmChartTest {
                     v.getName().equals("staged")
                         && v.getHostPath() != null
                         && v.getHostPath().getPath().equals(dir)));
-    String script =
-        objs.stream()
-            .filter(io.fabric8.kubernetes.api.model.ConfigMap.class::isInstance)
-            .map(io.fabric8.kubernetes.api.model.ConfigMap.class::cast)
-            .filter(c -> c.getMetadata().getName().equals("stasis-runtime-install"))
-            .findFirst()
-            .orElseThrow()
-            .getData()
-            .get("install.sh");
+    String script = installScript(objs);
     assertTrue(script.contains("echo \"export STASIS_STAGED_DIR=" + dir + "\""), script);
     assertTrue(script.contains("echo \"export STASIS_STAGE_WAIT_SECONDS=90\""), script);
 
@@ -335,6 +312,18 @@ class HelmChartTest {
    * Issue 14: every node's agent shares one ServiceAccount, so RBAC cannot tell node A's agent from
    * node B's; the chart's ValidatingAdmissionPolicy does, by the node claim of the token.
    */
+  /** The runtime wrapper's install script, from the chart's stasis-runtime-install ConfigMap. */
+  static String installScript(List<HasMetadata> objs) {
+    return objs.stream()
+        .filter(io.fabric8.kubernetes.api.model.ConfigMap.class::isInstance)
+        .map(io.fabric8.kubernetes.api.model.ConfigMap.class::cast)
+        .filter(c -> c.getMetadata().getName().equals("stasis-runtime-install"))
+        .findFirst()
+        .orElseThrow(() -> new AssertionError("no ConfigMap stasis-runtime-install"))
+        .getData()
+        .get("install.sh");
+  }
+
   static ValidatingAdmissionPolicy policy(List<HasMetadata> objs, String name) {
     return objs.stream()
         .filter(o -> o instanceof ValidatingAdmissionPolicy)
