@@ -179,6 +179,7 @@ public final class PodDump {
           throw new TrackingSink.CancelledException(); // after the last round: no cut for nothing
         }
       }
+      dev.stasis.dump.Dumper.makeGcRoom(); // no collection inside the pod's cut
       long t0 = System.nanoTime();
       for (Member m : members) {
         frozen.add(CgroupFreezer.freeze(m.container(), freezeTimeout));
