@@ -8,6 +8,7 @@ import dev.stasis.crds.PodTemplates;
 import dev.stasis.crds.Reason;
 import dev.stasis.crds.Transition;
 import dev.stasis.dump.DumpException;
+import dev.stasis.dump.LiveCopy;
 import dev.stasis.storage.CheckpointStore;
 import dev.stasis.storage.StorageException;
 import java.time.Duration;
@@ -267,7 +268,7 @@ final class CheckpointJob implements Runnable {
                   + location);
         }
       }
-    } catch (TrackingSink.CancelledException e) {
+    } catch (TrackingSink.CancelledException | LiveCopy.Cancelled e) {
       fail(
           deleted ? Reason.Cancelled : Reason.TimedOut,
           deleted

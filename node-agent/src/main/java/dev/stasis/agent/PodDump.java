@@ -174,8 +174,12 @@ public final class PodDump {
     List<long[]> ended = new ArrayList<>();
     try {
       if (leaveRunning) {
-        startLive(members, dumper, lives);
+        startLive(members, dumper, lives, cancelled);
+        if (cancelled.getAsBoolean()) {
+          throw new TrackingSink.CancelledException(); // after the last round: no cut for nothing
+        }
       }
+      dev.stasis.dump.Dumper.makeGcRoom(); // no collection inside the pod's cut
       long t0 = System.nanoTime();
       for (Member m : members) {
         frozen.add(CgroupFreezer.freeze(m.container(), freezeTimeout));
@@ -366,8 +370,14 @@ public final class PodDump {
    * first run one more round afterwards for what they wrote meanwhile; the cgroup freeze that
    * follows is still the one cut of the pod, and each engine then reads only the pages written
    * since their last copy. A container whose live copy is not possible is dumped frozen as before.
+   *
+   * <p>The checkpoint cancelled meanwhile (deleted, past its timeoutSeconds, the agent stopping):
+   * every round asks {@code cancelled} ({@link LiveCopy.Cancelled}), so the pod dump ends within a
+   * batch of the copy instead of after every round of every container; the caller closes the copies
+   * already made (their tracking ends with them) and nothing is frozen.
    */
-  private static void startLive(List<Member> members, ProcessDumper dumper, LiveCopy[] lives)
+  private static void startLive(
+      List<Member> members, ProcessDumper dumper, LiveCopy[] lives, BooleanSupplier cancelled)
       throws Exception {
     for (int i = 0; i < members.size(); i++) {
       Member m = members.get(i);
@@ -375,7 +385,8 @@ public final class PodDump {
           dumper.startLive(
               m.container().init().hostPid(),
               m.progress(),
-              n -> m.progress().accept("container '" + m.name() + "': " + n));
+              n -> m.progress().accept("container '" + m.name() + "': " + n),
+              cancelled);
     }
     for (int i = 0; i < members.size() - 1; i++) {
       if (lives[i] == null) {
@@ -383,6 +394,8 @@ public final class PodDump {
       }
       try {
         lives[i].catchUp();
+      } catch (LiveCopy.Cancelled e) {
+        throw e; // not a reason to copy frozen: the checkpoint is given up
       } catch (IOException | RuntimeException e) {
         // a scan that protected pages again but whose copy failed leaves the store behind the
         // tracking: the live copy cannot be trusted any more. Dropped; this container is copied

@@ -8,6 +8,7 @@ import dev.stasis.images.ImageSink;
 import java.io.IOException;
 import java.util.List;
 import java.util.Map;
+import java.util.function.BooleanSupplier;
 import java.util.function.Consumer;
 
 /**
@@ -42,9 +43,12 @@ public interface ProcessDumper {
    * freeze of its own, then copy rounds), for a later {@link #dump(int, boolean, ImageSink,
    * Consumer, DumpOptions.KillGate, LiveCopy) dump} that freezes only for what changed. Null when
    * this dumper has no live copy, or this kernel or process does not allow it ({@code notice} got
-   * one line why): the dump then copies every page frozen.
+   * one line why): the dump then copies every page frozen. Every round, and every batch of one,
+   * asks {@code cancelled} first: once it answers true the tracking is removed and {@link
+   * LiveCopy.Cancelled} thrown, the process left running untouched.
    */
-  default LiveCopy startLive(int hostPid, Consumer<String> progress, Consumer<String> notice)
+  default LiveCopy startLive(
+      int hostPid, Consumer<String> progress, Consumer<String> notice, BooleanSupplier cancelled)
       throws Exception {
     return null;
   }
@@ -110,12 +114,13 @@ public interface ProcessDumper {
         }
 
         @Override
-        public LiveCopy startLive(int pid, Consumer<String> progress, Consumer<String> notice)
+        public LiveCopy startLive(
+            int pid, Consumer<String> progress, Consumer<String> notice, BooleanSupplier cancelled)
             throws Exception {
           if ("off".equals(System.getenv("STASIS_LIVE_COPY"))) {
             return null;
           }
-          return LiveCopy.start(pid, progress, notice);
+          return LiveCopy.start(pid, progress, notice, cancelled);
         }
 
         @Override

@@ -36,7 +36,7 @@ public final class WarmUp {
       String live;
       try (DirectoryImageSink sink = DirectoryImageSink.open(dir.resolve("live"))) {
         List<String> notices = new ArrayList<>();
-        LiveCopy copy = ProcessDumper.ENGINE.startLive(pid, null, notices::add);
+        LiveCopy copy = ProcessDumper.ENGINE.startLive(pid, null, notices::add, () -> false);
         live = copy == null ? "without live copy" : "with live copy";
         ProcessDumper.ENGINE.dump(pid, true, sink, null, null, copy);
       }

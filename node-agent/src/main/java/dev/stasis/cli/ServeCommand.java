@@ -113,7 +113,8 @@ public final class ServeCommand implements Callable<Integer> {
                 ProcessDumper.Outcome o;
                 List<String> notices = new ArrayList<>();
                 if (live) {
-                  LiveCopy copy = ProcessDumper.ENGINE.startLive(pid, null, notices::add);
+                  LiveCopy copy =
+                      ProcessDumper.ENGINE.startLive(pid, null, notices::add, () -> false);
                   o = ProcessDumper.ENGINE.dump(pid, true, sink, null, null, copy);
                 } else {
                   o = ProcessDumper.ENGINE.dump(pid, leave, sink, null, null);

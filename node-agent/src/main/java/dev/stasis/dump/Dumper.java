@@ -178,6 +178,9 @@ public final class Dumper {
       }
       timings.put("hold_ms", ms(System.nanoTime() - h));
     }
+    if (PageHold.isResident()) {
+      makeGcRoom();
+    }
     SeizedTree tree;
     try {
       tree = Compel.seize(pid, true);
@@ -686,6 +689,40 @@ public final class Dumper {
 
   private void add(String phase, long nanos) {
     timings.merge(phase, ms(nanos), Long::sum);
+  }
+
+  /** Eden a frozen dump may use without a collection: a small process's takes a few MiB. */
+  static final long GC_ROOM = 32L << 20;
+
+  private static volatile java.lang.management.MemoryPoolMXBean eden;
+
+  /**
+   * In a resident agent, collects the heap now if less than {@link #GC_ROOM} of the young
+   * generation is left, before anything is frozen. A collection stops every thread of the agent,
+   * the dump's too, and comes whenever eden fills: inside a freeze its pause is the target's frozen
+   * time (the serve JVM's young collections took 80-98 ms each on the loaded bench VM, one every
+   * ~12 dumps of a 64 MiB process). Taken here, while the target runs, it is the agent's time only.
+   * A pod checkpoint calls it before the cgroup freeze, which is its cut. Without an eden pool to
+   * look at (another collector) it does nothing.
+   */
+  public static void makeGcRoom() {
+    java.lang.management.MemoryPoolMXBean e = eden;
+    if (e == null) {
+      for (java.lang.management.MemoryPoolMXBean p :
+          java.lang.management.ManagementFactory.getMemoryPoolMXBeans()) {
+        if (p.getType() == java.lang.management.MemoryType.HEAP && p.getName().contains("Eden")) {
+          e = p;
+        }
+      }
+      if (e == null) {
+        return;
+      }
+      eden = e;
+    }
+    java.lang.management.MemoryUsage u = e.getUsage();
+    if (u.getCommitted() - u.getUsed() < GC_ROOM) {
+      System.gc();
+    }
   }
 
   private static final java.util.concurrent.atomic.AtomicBoolean GATHER_WARM =

@@ -24,6 +24,7 @@ import java.util.BitSet;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
+import java.util.function.BooleanSupplier;
 import java.util.function.Consumer;
 
 /**
@@ -80,27 +81,46 @@ public final class LiveCopy implements AutoCloseable {
   private final Map<Integer, Tracked> tasks = new LinkedHashMap<>();
   private final List<Pending> pending = new ArrayList<>();
   private final Map<String, Long> timings = new LinkedHashMap<>();
+  private final int pid;
+  private final BooleanSupplier cancelled;
+  private int round;
+  private long copiedPages;
   private ByteBuffer buf;
 
-  private LiveCopy() {}
+  private LiveCopy(int pid, BooleanSupplier cancelled) {
+    this.pid = pid;
+    this.cancelled = cancelled;
+  }
+
+  /** As {@link #start(int, Consumer, Consumer, BooleanSupplier)}, never cancelled. */
+  public static LiveCopy start(int pid, Consumer<String> progress, Consumer<String> notice)
+      throws DumpException {
+    return start(pid, progress, notice, () -> false);
+  }
 
   /**
    * Sets up the tracking in {@code pid}'s tree and copies the pages in rounds while it runs.
    * Returns null, after one line to {@code notice}, when this kernel or this process does not allow
-   * it: the dump then freezes for all the pages as usual. Throws only when the process died
-   * meanwhile.
+   * it: the dump then freezes for all the pages as usual. Throws when the process died meanwhile,
+   * and {@link Cancelled} as soon as {@code cancelled} answers true: it is asked before every round
+   * and every batch of a round (at most 4 MiB apart), and the tracking is removed before it throws.
    */
-  public static LiveCopy start(int pid, Consumer<String> progress, Consumer<String> notice)
+  public static LiveCopy start(
+      int pid, Consumer<String> progress, Consumer<String> notice, BooleanSupplier cancelled)
       throws DumpException {
-    LiveCopy live = new LiveCopy();
+    LiveCopy live = new LiveCopy(pid, cancelled);
     long t0 = System.nanoTime();
     try {
+      live.checkCancelled();
       live.track(pid);
       dev.stasis.compel.Hold.at("live-tracking"); // the target runs, tracked by our userfaultfd
       live.timings.put("live_setup_ms", (System.nanoTime() - t0) / 1_000_000);
       live.rounds(progress);
       live.timings.put("live_ms", (System.nanoTime() - t0) / 1_000_000);
       return live;
+    } catch (Cancelled e) {
+      live.close(); // the kernel drops the registrations and protections with the descriptor
+      throw e;
     } catch (IOException | RuntimeException e) {
       live.close();
       if (Dumper.targetGone(pid, e)) {
@@ -109,6 +129,29 @@ public final class LiveCopy implements AutoCloseable {
       notice.accept(
           "live copy unavailable (" + Dumper.reason(e) + "): the pages are copied frozen");
       return null;
+    }
+  }
+
+  /**
+   * The live copy was given up because its checkpoint was (cancelled, past its deadline, its agent
+   * stopping): the tracking is already removed, the process runs on untouched, nothing was stored.
+   */
+  public static final class Cancelled extends DumpException {
+    Cancelled(String message) {
+      super(message);
+    }
+  }
+
+  private void checkCancelled() throws Cancelled {
+    if (cancelled.getAsBoolean()) {
+      throw new Cancelled(
+          "live copy of PID "
+              + pid
+              + " cancelled in round "
+              + round
+              + " after "
+              + copiedPages
+              + " pages: its write tracking is removed and it runs on");
     }
   }
 
@@ -125,6 +168,7 @@ public final class LiveCopy implements AutoCloseable {
   public long catchUp() throws IOException {
     long t0 = System.nanoTime();
     long n = 0;
+    checkCancelled();
     for (Tracked t : tasks.values()) {
       n += t.copyRound(false);
     }
@@ -222,15 +266,14 @@ public final class LiveCopy implements AutoCloseable {
 
   private void rounds(Consumer<String> progress) throws IOException {
     long previous = Long.MAX_VALUE;
-    long copied = 0;
     long n;
-    int round = 0;
+    round = 0;
     while (true) {
+      checkCancelled();
       n = 0;
       for (Tracked t : tasks.values()) {
         n += t.copyRound(round == 0);
       }
-      copied += n;
       if (progress != null) {
         progress.accept("live copy round " + round + ": " + n + " pages");
       }
@@ -243,7 +286,7 @@ public final class LiveCopy implements AutoCloseable {
     }
     timings.put("live_rounds", (long) round);
     timings.put("live_last_round_pages", n);
-    timings.put("live_copied_pages", copied);
+    timings.put("live_copied_pages", copiedPages);
   }
 
   /**
@@ -508,6 +551,9 @@ public final class LiveCopy implements AutoCloseable {
               inRegion = 0;
             }
           }
+          if (!frozen) {
+            checkCancelled(); // a round of a large process takes seconds: asked every batch
+          }
           b.clear();
           int readPieces = n;
           if (frozen) {
@@ -529,6 +575,9 @@ public final class LiveCopy implements AutoCloseable {
             }
             pos += (int) lens[i];
             pages += lens[i] / PAGE;
+            if (!frozen) {
+              copiedPages += lens[i] / PAGE;
+            }
             Range r = rangeOf(addrs[i]);
             if (r != null) {
               stored.set((int) r.index(addrs[i]), (int) r.index(addrs[i] + lens[i]));

@@ -59,6 +59,11 @@ public final class PageHold {
     PageWriter.Buffers.forDirect(false).giveBack();
   }
 
+  /** Whether {@link #resident()} was called: this JVM is a long-lived agent. */
+  static boolean isResident() {
+    return resident;
+  }
+
   /** The budget from {@code STASIS_PAGE_HOLD_MIB}, or the default. */
   static long budgetBytes() throws DumpException {
     return budgetBytes(System.getenv(BUDGET_ENV), resident);

@@ -176,6 +176,95 @@ class PodLiveCopyIT {
     }
   }
 
+  /**
+   * Issue 15: the Checkpoint deleted or past its timeoutSeconds while the pod is being copied live
+   * (the job's cancelled() turns true, here once the writer's tracking is in place): the pod dump
+   * stops within a batch of the copy, before any cut, instead of copying every round of every
+   * container and freezing the pod first. The container runs on, unfrozen, untraced, with its maps
+   * and no trace of the tracking; nothing is stored.
+   */
+  @Test
+  void aPodCheckpointCancelledDuringItsLiveCopyStopsAtOnceAndLeavesNoTracking() throws Exception {
+    org.junit.jupiter.api.Assumptions.assumeTrue(
+        LiveTracking.kernelHasAsyncWp(), "no asynchronous userfaultfd WP on this kernel");
+    Path data = Files.createDirectories(work.resolve("data-cancel"));
+    String script = "exec /bin/livewrite /data 256 50";
+    try (RuncContainer w =
+        RuncContainer.startWithBinaries(work, script, data, List.of(staticLivewrite()))) {
+      awaitReady(data);
+      int pid = w.hostPid();
+      String maps = Files.readString(Path.of("/proc/" + pid + "/maps"));
+      java.util.concurrent.atomic.AtomicLong cancelledAt =
+          new java.util.concurrent.atomic.AtomicLong();
+      // as CheckpointJob's cancelled(): true from the moment the Checkpoint was deleted
+      Thread deleter =
+          new Thread(
+              () -> {
+                try {
+                  while (LiveTracking.registeredVmas(pid) == 0) {
+                    Thread.sleep(1);
+                  }
+                } catch (IOException | InterruptedException e) {
+                  // cancel at once then
+                }
+                cancelledAt.set(System.nanoTime());
+              });
+      deleter.start();
+      Path images = work.resolve("images-cancel");
+      PodDump.Member m =
+          new PodDump.Member(
+              "writer",
+              ContainerProcesses.host().resolve(w.containerId()),
+              new TrackingSink(
+                  DirectoryImageSink.open(images), () -> cancelledAt.get() != 0, () -> {}),
+              x -> {});
+      Exception e;
+      try {
+        e =
+            assertThrows(
+                Exception.class,
+                () ->
+                    PodDump.run(
+                        List.of(m),
+                        true,
+                        ProcessDumper.ENGINE,
+                        Duration.ofSeconds(5),
+                        () -> cancelledAt.get() != 0));
+      } finally {
+        m.sink().close();
+      }
+      long stopNanos = System.nanoTime() - cancelledAt.get();
+      deleter.join();
+      assertTrue(e instanceof dev.stasis.dump.LiveCopy.Cancelled, "stopped in the rounds: " + e);
+
+      assertTrue(w.alive(), "keeps running");
+      assertEquals("0", ContainerDumpIT.tracer(pid), "untraced");
+      LiveTracking.assertNoUserfaultfd(pid);
+      assertEquals(maps, Files.readString(Path.of("/proc/" + pid + "/maps")), "maps unchanged");
+      String after = check(data);
+      assertTrue(after.startsWith("OK"), "the writer after the cancelled checkpoint: " + after);
+      assertNotEquals(after, checkUntilChanged(data, after), "it goes on (not frozen)");
+      try (var left = Files.list(images)) {
+        assertEquals(List.of(), left.toList(), "nothing stored");
+      }
+
+      // the bound: far below the live copy the checkpoint would have gone on with
+      long t0 = System.nanoTime();
+      try (dev.stasis.dump.LiveCopy whole =
+          ProcessDumper.ENGINE.startLive(pid, null, n -> {}, () -> false)) {
+        assertTrue(whole != null, "tracked");
+      }
+      long wholeNanos = System.nanoTime() - t0;
+      assertTrue(
+          stopNanos * 4 < wholeNanos,
+          "stopped "
+              + stopNanos / 1_000_000
+              + " ms after the cancellation; the live copy takes "
+              + wholeNanos / 1_000_000
+              + " ms");
+    }
+  }
+
   private static PodDump.Member member(String name, RuncContainer c, Path images)
       throws IOException {
     return new PodDump.Member(

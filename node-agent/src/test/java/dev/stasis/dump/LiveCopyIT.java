@@ -110,6 +110,100 @@ class LiveCopyIT {
     }
   }
 
+  /**
+   * Issue 15: a live copy whose checkpoint is cancelled (deleted, past its deadline, the agent
+   * stopping) while its rounds run stops within a batch of the copy, not after every round: the
+   * tracking is removed and the target runs on with the same maps, nothing of ours left in it. The
+   * cancellation comes in round 0 of 256 MiB (at the fourth look: before the setup, before round 0,
+   * then after one batch); the same copy uncancelled is timed right after, as the bound.
+   */
+  @Test
+  void aLiveCopyCancelledInItsRoundsStopsAtOnceAndLeavesNoTrace() throws Exception {
+    Assumptions.assumeTrue(kernelHasAsyncWp(), "no asynchronous userfaultfd WP on this kernel");
+    try (Workloads.Running w = Workloads.start("livewrite", "256", "50")) {
+      String maps = Files.readString(Path.of("/proc/" + w.pid + "/maps"));
+      long ownUffds = ownUserfaultfds();
+      java.util.concurrent.atomic.AtomicInteger looks =
+          new java.util.concurrent.atomic.AtomicInteger();
+      long[] cancelledAt = new long[1];
+      java.util.List<String> rounds = new java.util.ArrayList<>();
+      LiveCopy.Cancelled e =
+          org.junit.jupiter.api.Assertions.assertThrows(
+              LiveCopy.Cancelled.class,
+              () ->
+                  LiveCopy.start(
+                      w.pid,
+                      rounds::add,
+                      n -> {
+                        throw new AssertionError("no fallback expected: " + n);
+                      },
+                      () -> {
+                        if (looks.incrementAndGet() < 4) {
+                          return false;
+                        }
+                        if (cancelledAt[0] == 0) {
+                          cancelledAt[0] = System.nanoTime();
+                        }
+                        return true;
+                      }));
+      long stopNanos = System.nanoTime() - cancelledAt[0];
+      assertEquals(java.util.List.of(), rounds, "round 0 did not run to its end");
+      Matcher m =
+          Pattern.compile("cancelled in round 0 after (\\d+) pages").matcher(e.getMessage());
+      assertTrue(m.find(), e.getMessage());
+      assertTrue(
+          Long.parseLong(m.group(1)) <= 2 * 1024,
+          "at most a batch or two copied: " + e.getMessage());
+
+      assertTrue(w.alive(), "process survived");
+      assertEquals(maps, Files.readString(Path.of("/proc/" + w.pid + "/maps")), "maps unchanged");
+      assertNoUserfaultfd(w.pid);
+      assertEquals(ownUffds, ownUserfaultfds(), "the agent's userfaultfd is closed");
+      assertEquals("0", tracerPid(w.pid), "nobody traces the target");
+      String after = w.check();
+      assertTrue(after.startsWith("OK"), "the target after the cancelled copy: " + after);
+      assertNotEquals(after, checkUntilChanged(w, after), "the writer goes on");
+
+      // the bound: far below what the whole live copy takes on this machine now
+      long t0 = System.nanoTime();
+      try (LiveCopy whole = LiveCopy.start(w.pid, null, n -> {}, () -> false)) {
+        assertTrue(whole != null && whole.timings().get("live_copied_pages") >= 256 * 256);
+      }
+      long wholeNanos = System.nanoTime() - t0;
+      assertTrue(
+          stopNanos * 4 < wholeNanos,
+          "stopped "
+              + stopNanos / 1_000_000
+              + " ms after the cancellation; the whole copy takes "
+              + wholeNanos / 1_000_000
+              + " ms");
+      assertNoUserfaultfd(w.pid);
+    }
+  }
+
+  private static long ownUserfaultfds() throws IOException {
+    long n = 0;
+    try (DirectoryStream<Path> fds = Files.newDirectoryStream(Path.of("/proc/self/fd"))) {
+      for (Path fd : fds) {
+        try {
+          n += Files.readSymbolicLink(fd).toString().contains("userfaultfd") ? 1 : 0;
+        } catch (IOException gone) {
+          // the directory stream's own descriptor, or one closed meanwhile
+        }
+      }
+    }
+    return n;
+  }
+
+  private static String tracerPid(int pid) throws IOException {
+    for (String l : Files.readAllLines(Path.of("/proc/" + pid + "/status"))) {
+      if (l.startsWith("TracerPid:")) {
+        return l.substring(10).trim();
+      }
+    }
+    return "?";
+  }
+
   /** Set by {@link #killDumperAt}: the target had VMAs registered while the dumper held. */
   private boolean registeredVmasSeen;
 
