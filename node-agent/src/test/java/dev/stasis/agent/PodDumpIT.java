@@ -347,6 +347,43 @@ class PodDumpIT {
   }
 
   /**
+   * Leave-running, the checkpoint is cancelled (deleted, or past timeoutSeconds: the agent's freeze
+   * deadline) while the first container is held at the gate and the second is still frozen: the pod
+   * dump ends as cancelled, every container is released and thawed, nothing is committed.
+   */
+  @Test
+  void leaveRunningCancelledWhileAContainerIsHeldReleasesAllUncommitted() throws Exception {
+    List<String> commits = new CopyOnWriteArrayList<>();
+    java.util.concurrent.atomic.AtomicBoolean cancelled =
+        new java.util.concurrent.atomic.AtomicBoolean();
+    List<PodDump.Member> members =
+        List.of(
+            member("a", a, DirectoryImageSink.open(work.resolve("a")), () -> commits.add("a")),
+            member("b", b, DirectoryImageSink.open(work.resolve("b")), () -> commits.add("b")));
+    ProcessDumper cancelAtTheGate =
+        (pid, leaveRunning, sink, progress, gate) ->
+            ProcessDumper.ENGINE.dump(
+                pid,
+                leaveRunning,
+                sink,
+                progress,
+                () -> {
+                  cancelled.set(true);
+                  return gate.killAfterCommit();
+                });
+    assertThrows(
+        TrackingSink.CancelledException.class,
+        () -> PodDump.run(members, true, cancelAtTheGate, Duration.ofSeconds(5), cancelled::get));
+    assertEquals(List.of(), commits, "nothing committed");
+    for (RuncContainer c : List.of(a, b)) {
+      assertTrue(c.alive(), "alive");
+      assertEquals("0", ContainerDumpIT.tracer(c.hostPid()), "released");
+      int lines = c.lines();
+      await(() -> c.lines() > lines + 2, "runs again (thawed)");
+    }
+  }
+
+  /**
    * One cut as the state shows it: a pod whose container "a" keeps sending numbered lines over a
    * loopback TCP connection to its container "b" (busybox nc on both ends, a line every 10 ms), in
    * the network namespace they share: the node's (the test's), as a hostNetwork pod's containers
