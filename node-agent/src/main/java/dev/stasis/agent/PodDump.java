@@ -32,12 +32,18 @@ import java.util.function.Consumer;
  *   <li>per container, in order: check what is in the cgroup, write its root file system's changes,
  *       spec and config into its sink ({@link ContainerRootfs}, while still frozen: the same cut as
  *       the memory), let the engine seize the processes while they are frozen, thaw that cgroup
- *       once they are seized (they stay stopped under ptrace), let the engine write and commit the
- *       images. The other containers stay frozen meanwhile, so every container is captured as it
- *       was at the cut;
- *   <li>kill mode: each engine holds its committed tree stopped at a {@link DumpOptions.KillGate};
- *       only when every container is stored are they all killed. If any container fails, every held
- *       tree is released alive (and the caller deletes what was stored).
+ *       once they are seized (they stay stopped under ptrace), let the engine write the images. The
+ *       other containers stay frozen meanwhile, so every container is captured as it was at the
+ *       cut;
+ *   <li>each engine holds its tree stopped at a {@link DumpOptions.KillGate} until every container
+ *       has got that far: in kill mode after its commit, and only when every container is stored
+ *       are they all killed; in leave-running mode once its images are written, before the release,
+ *       and only when every container is dumped are they all released (each engine then commits).
+ *       So no container runs again, and sends another one bytes that the other's still frozen
+ *       sockets would take into its images, before the last one is dumped: from the freeze to the
+ *       gate every container is frozen or held. If any container fails or the checkpoint is
+ *       cancelled, every held tree is released alive, in leave-running mode without its images
+ *       being committed (and the caller deletes what was stored).
  * </ol>
  *
  * <p>Why no live copy in kill mode: a live copy's pages image is assembled from its store after the
@@ -170,8 +176,9 @@ public final class PodDump {
           PodNetns.external(
               m, m.container().tasks().stream().map(ContainerProcesses.Task::hostPid).toList());
     }
-    List<Long> started = new ArrayList<>();
-    List<long[]> ended = new ArrayList<>();
+    // Per container, System.nanoTime() at: dump start, gate reached, gate opened, engine done
+    // (the last three written by its dump thread, read after the join).
+    List<long[]> times = new ArrayList<>();
     try {
       if (leaveRunning) {
         startLive(members, dumper, lives, cancelled);
@@ -192,24 +199,28 @@ public final class PodDump {
       for (int i = 0; i < members.size(); i++) {
         checkTree(members.get(i), procs(frozen.get(i).dir()));
       }
-      List<Result> results = new ArrayList<>();
       for (int i = 0; i < members.size(); i++) {
         Member m = members.get(i);
         ContainerProcesses.Task init = m.container().init();
         CountDownLatch atGate = new CountDownLatch(1);
+        long[] at = new long[4];
+        times.add(at);
+        // Both modes: the engine holds its tree stopped here (kill mode: committed; leave-running:
+        // images written, not yet released) until this thread decides for the whole pod.
         DumpOptions.KillGate gate =
-            leaveRunning
-                ? null
-                : () -> {
-                  atGate.countDown();
-                  return awaitDecision(killAll, cancelled);
-                };
+            () -> {
+              at[1] = System.nanoTime();
+              atGate.countDown();
+              try {
+                return awaitDecision(killAll);
+              } finally {
+                at[2] = System.nanoTime();
+              }
+            };
         AtomicReference<Object> outcome = new AtomicReference<>();
         outcomes.add(outcome);
         LiveCopy live = lives[i];
         boolean podNetns = externalNetns[i];
-        long[] endedAt = new long[1];
-        ended.add(endedAt);
         Thread t =
             new Thread(
                 () -> {
@@ -226,7 +237,7 @@ public final class PodDump {
                   } catch (Throwable e) {
                     outcome.set(e);
                   } finally {
-                    endedAt[0] = System.nanoTime(); // read after join()
+                    at[3] = System.nanoTime();
                   }
                 },
                 "stasis-dump-" + m.container().id().substring(0, 12));
@@ -241,44 +252,27 @@ public final class PodDump {
                     + " (PID "
                     + init.nsPid()
                     + " in the pod)");
-        long dumpStart = System.nanoTime();
-        started.add(dumpStart);
+        at[0] = System.nanoTime();
         lives[i] = null; // the engine owns it now and closes it on every path
         t.start();
-        boolean traced = waitUntilTracedOrDone(init.hostPid(), t);
+        waitUntilTracedOrDone(init.hostPid(), t);
         frozen.get(i).thaw();
-        if (leaveRunning && traced) {
-          // Leave-running: the next container stays frozen until this one's engine has released
-          // its tree (its state is taken); the rest of its work (a live copy's pages image
-          // assembled from its store, the commit) goes on while the next one is dumped. Every
-          // outcome is looked at after the joins below.
-          waitUntilReleasedOrDone(init.hostPid(), t);
-        } else {
-          // Kill mode: until this container's images are committed (its engine waits at the
-          // gate) or the engine is done, the next container stays frozen.
-          while (t.isAlive() && !atGate.await(10, TimeUnit.MILLISECONDS)) {
-            // polling both: an engine that fails never reaches the gate
+        // Until this container's engine waits at the gate or is done (failed), the next container
+        // stays frozen: every container is frozen or held from the cut until the last one is
+        // dumped, in both modes.
+        while (t.isAlive() && !atGate.await(10, TimeUnit.MILLISECONDS)) {
+          // polling both: an engine that fails never reaches the gate
+          if (cancelled.getAsBoolean()) {
+            throw new TrackingSink.CancelledException();
           }
         }
-        Object o = outcome.get(); // null: still running (leave-running, released)
+        Object o = outcome.get(); // null: waiting at the gate
         if (o instanceof Exception e) {
           throw e;
         }
         if (o instanceof Throwable e) {
           throw new IOException("dump engine crashed: " + e, e);
         }
-        long dumpMillis = (System.nanoTime() - dumpStart) / 1_000_000;
-        results.add(
-            new Result(
-                m.name(),
-                m.container(),
-                freezeMillis,
-                0,
-                dumpMillis,
-                m.sink().commitMillis(),
-                m.sink().bytes(),
-                Map.of(),
-                List.of()));
       }
       // The pre-freeze answer looked at each container's init only; the engine has now seen every
       // process. If it says a container could not be brought back, kill mode kills nobody (the
@@ -294,44 +288,39 @@ public final class PodDump {
           throw new NotRestorableException(late, false);
         }
       }
-      // Every container is stored: kill mode kills them all now, then the results are final.
+      // Only this thread decides, once, for every held tree: a cancellation seen by one engine
+      // but not another would leave the pod half killed or half committed.
+      if (cancelled.getAsBoolean()) {
+        throw new TrackingSink.CancelledException();
+      }
+      // Every container is dumped (kill mode: stored): kill mode kills them all now;
+      // leave-running releases them all, and each engine then commits its images.
       killAll.complete(true);
       List<Result> done = new ArrayList<>();
       for (int i = 0; i < members.size(); i++) {
         threads.get(i).join();
-        Result r = results.get(i);
-        if (leaveRunning) {
-          // completed after the next container was started: the whole engine's time and the
-          // sink's final figures
-          Member m = members.get(i);
-          r =
-              new Result(
-                  r.name(),
-                  r.container(),
-                  r.freezeMillis(),
-                  r.frozenMillis(),
-                  (ended.get(i)[0] - started.get(i)) / 1_000_000,
-                  m.sink().commitMillis(),
-                  m.sink().bytes(),
-                  r.engineTimings(),
-                  r.warnings());
-        }
         Object o = outcomes.get(i).get();
         if (o instanceof Exception e) {
-          throw e; // e.g. the kill after the commit failed
+          throw e; // e.g. the kill after the commit failed, or a leave-running commit failed
         }
         if (!(o instanceof ProcessDumper.Outcome out)) {
           throw new IOException("dump engine crashed: " + o);
         }
+        long[] at = times.get(i);
+        long held = at[1] == 0 ? 0 : at[2] - at[1];
+        long letGo = at[1] == 0 ? System.nanoTime() : at[2];
+        Member m = members.get(i);
         done.add(
             new Result(
-                r.name(),
-                r.container(),
-                r.freezeMillis(),
-                (System.nanoTime() - frozenAt) / 1_000_000,
-                r.dumpMillis(),
-                r.uploadMillis(),
-                r.bytes(),
+                m.name(),
+                m.container(),
+                freezeMillis,
+                // frozen or held until the gate opened for the whole pod
+                (letGo - frozenAt) / 1_000_000,
+                // the engine's own time, without the wait for the other containers at the gate
+                (at[3] - at[0] - held) / 1_000_000,
+                m.sink().commitMillis(),
+                m.sink().bytes(),
                 out.timings(),
                 out.warnings()));
       }
@@ -435,22 +424,17 @@ public final class PodDump {
     }
   }
 
-  private static boolean awaitDecision(
-      CompletableFuture<Boolean> decision, BooleanSupplier cancelled) throws InterruptedException {
-    long deadline = System.nanoTime() + Duration.ofMinutes(30).toNanos();
-    while (System.nanoTime() < deadline) {
-      if (cancelled.getAsBoolean()) {
-        return false;
-      }
-      try {
-        return decision.get(50, TimeUnit.MILLISECONDS);
-      } catch (TimeoutException e) {
-        // look at cancellation again
-      } catch (java.util.concurrent.ExecutionException e) {
-        return false;
-      }
+  /**
+   * An engine's wait at the gate for the pod's one decision ({@link #run} makes it, also on
+   * cancellation: complete(false) in its finally). Bounded in case that thread is lost.
+   */
+  private static boolean awaitDecision(CompletableFuture<Boolean> decision)
+      throws InterruptedException {
+    try {
+      return decision.get(30, TimeUnit.MINUTES);
+    } catch (TimeoutException | java.util.concurrent.ExecutionException e) {
+      return false;
     }
-    return false;
   }
 
   /**
@@ -494,35 +478,15 @@ public final class PodDump {
   }
 
   /**
-   * Polls until the engine attached to the process (TracerPid set): true; false if it gave up
-   * early, the process is gone, or 30 s passed.
+   * Polls until the engine attached to the process (TracerPid set), gave up early, the process is
+   * gone, or 30 s passed.
    */
-  private static boolean waitUntilTracedOrDone(int pid, Thread dumpThread)
+  private static void waitUntilTracedOrDone(int pid, Thread dumpThread)
       throws InterruptedException, IOException {
     long deadline = System.nanoTime() + Duration.ofSeconds(30).toNanos();
     while (dumpThread.isAlive() && System.nanoTime() < deadline) {
       String tracer = tracerPid(pid);
-      if (tracer == null) {
-        return false;
-      }
-      if (!tracer.equals("0")) {
-        return true;
-      }
-      Thread.sleep(1);
-    }
-    return false;
-  }
-
-  /**
-   * Polls until the engine, which had attached to the process, detached again (TracerPid back to 0:
-   * its tree is released), the process is gone, or the engine ended. The engine seizes a tree once
-   * and releases it once, so a TracerPid of 0 after it was set means released.
-   */
-  private static void waitUntilReleasedOrDone(int pid, Thread dumpThread)
-      throws InterruptedException, IOException {
-    while (dumpThread.isAlive()) {
-      String tracer = tracerPid(pid);
-      if (tracer == null || tracer.equals("0")) {
+      if (tracer == null || !tracer.equals("0")) {
         return;
       }
       Thread.sleep(1);

@@ -27,8 +27,9 @@ public interface ProcessDumper {
   }
 
   /**
-   * Dumps {@code hostPid}. In kill mode ({@code leaveRunning} false) a non-null {@code killGate} is
-   * asked after the commit whether to kill the tree or release it.
+   * Dumps {@code hostPid}. A non-null {@code killGate} holds the tree stopped: in kill mode ({@code
+   * leaveRunning} false) asked after the commit whether to kill the tree or release it; with
+   * leaveRunning asked before the release whether to commit ({@link DumpOptions.KillGate}).
    */
   Outcome dump(
       int hostPid,

@@ -11,8 +11,11 @@ import java.util.function.Consumer;
  * @param freezeTimeoutMillis the freeze deadline: if the process is still frozen this long after
  *     the freeze (in kill mode: if the checkpoint is not committed by then), the checkpoint is
  *     aborted and the process released, alive and unharmed; 0 for none
- * @param killGate in kill mode, asked after the commit (and after the freeze deadline is disarmed)
- *     whether to kill now; null: kill at once
+ * @param killGate the gate of a group of dumps (a pod's containers), or null for a dump on its own.
+ *     In kill mode asked after the commit (and after the freeze deadline is disarmed) whether to
+ *     kill now; null: kill at once. With leaveRunning asked once the images are written, before the
+ *     release (the freeze deadline still armed): it holds the tree stopped until every dump of the
+ *     group got as far, and false releases it without committing
  * @param liveCopy with leaveRunning: copy the pages while the process runs and freeze only for what
  *     changed ({@code LiveCopy}), started by the dump itself; off for a pod's containers, whose cut
  *     is the cgroup freeze of all of them at once: {@code PodDump} starts their live copies before
@@ -141,15 +144,22 @@ public record DumpOptions(
   }
 
   /**
-   * Kill mode across several dumps (the containers of one pod): each dump, once its images are
-   * committed, holds its process tree stopped and asks the gate; the caller answers only when every
-   * dump of the group is stored (kill all) or one of them failed (release all, alive). All ptrace
-   * calls stay on the dump's own thread, which is the one that waits here. The wait is bounded by
-   * the other dumps of the group: each of them either commits or fails within its own deadline.
+   * One cut across several dumps (the containers of one pod). In kill mode each dump, once its
+   * images are committed, holds its process tree stopped and asks the gate; the caller answers only
+   * when every dump of the group is stored (kill all) or one of them failed (release all, alive).
+   * With leaveRunning each dump asks once its images are written, before it releases its tree: the
+   * caller answers when every dump of the group got as far (release all, then commit each) or one
+   * of them failed or the group was cancelled (release all, commit none), so that no member runs
+   * again while another is still being dumped. All ptrace calls stay on the dump's own thread,
+   * which is the one that waits here. The wait is bounded by the other dumps of the group: each of
+   * them either reaches the gate or fails within its own deadline.
    */
   @FunctionalInterface
   public interface KillGate {
-    /** True: kill the committed tree; false: release it unharmed. */
+    /**
+     * Kill mode: true kills the committed tree, false releases it unharmed. Leave-running: true
+     * releases the tree and commits, false releases it and aborts the set.
+     */
     boolean killAfterCommit() throws InterruptedException;
   }
 }

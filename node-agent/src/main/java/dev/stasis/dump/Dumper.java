@@ -205,12 +205,25 @@ public final class Dumper {
       // the set durable; a process to be killed stays frozen until the set is committed, so that
       // a failed fsync or commit leaves it alive.
       if (opts.leaveRunning()) {
+        // A group (a pod's containers) holds each tree here, stopped, until every member is
+        // dumped: none runs again (and, say, sends bytes a member still to be dumped would take
+        // into its socket queues) before the last one's state is taken. The freeze deadline
+        // stays armed through the hold; the gate answers false when the group failed or was
+        // cancelled, and the tree is then released without the set being committed.
+        boolean go = opts.killGate() == null || askGate();
         if (!deadline.disarm()) {
           throw new IOException("freeze deadline of " + deadline.describe() + " passed");
         }
         releaseFiles(false); // still frozen: it never runs with a connection in repair mode
         tree.close();
         released = true;
+        if (!go) {
+          throw new DumpException(
+              "PID "
+                  + pid
+                  + " released running, its checkpoint not committed: the checkpoint of its"
+                  + " group did not complete");
+        }
         writeHeldPages();
         if (live != null) {
           live.stopTracking();
@@ -240,12 +253,7 @@ public final class Dumper {
         // their own deadlines, so the wait is bounded and no member is killed after its
         // deadline while another is released.
         if (opts.killGate() != null) {
-          try {
-            kill = opts.killGate().killAfterCommit();
-          } catch (InterruptedException e) {
-            Thread.currentThread().interrupt();
-            kill = false; // nobody confirmed the whole group is stored: the process lives
-          }
+          kill = askGate(); // interrupted: nobody confirmed the group is stored, the process lives
         }
       }
       if (kill) {
@@ -301,6 +309,16 @@ public final class Dumper {
       if (!committed) {
         sink.abort();
       }
+    }
+  }
+
+  /** The group's answer at the gate ({@link DumpOptions.KillGate}); false if interrupted. */
+  private boolean askGate() {
+    try {
+      return opts.killGate().killAfterCommit();
+    } catch (InterruptedException e) {
+      Thread.currentThread().interrupt();
+      return false;
     }
   }
 

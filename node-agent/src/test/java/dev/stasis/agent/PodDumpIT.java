@@ -5,6 +5,7 @@ import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
+import dev.stasis.dump.DumpOptions;
 import dev.stasis.images.DirectoryImageSink;
 import dev.stasis.images.ImageSink;
 import dev.stasis.testing.RuncContainer;
@@ -207,6 +208,63 @@ class PodDumpIT {
     }
   }
 
+  /** Frozen in its cgroup, or stopped and traced (held by an engine): not running either way. */
+  static boolean held(ContainerProcesses.Container c) throws IOException {
+    if (CgroupFreezer.isFrozen(c.version(), c.cgroupDir())) {
+      return true;
+    }
+    String status = Files.readString(Path.of("/proc/" + c.init().hostPid() + "/status"));
+    return !status.contains("TracerPid:\t0\n") && status.contains("State:\tt");
+  }
+
+  /**
+   * The real engine, noting in {@code seen} whether each of the pod's containers is held ({@link
+   * #held}) at two moments of every container's dump: when it starts, and when its engine asks the
+   * gate (its images are written; in leave-running mode it has not released its tree yet). An
+   * engine that never asks the gate (leave-running before the fix released at once) notes nothing
+   * at that moment.
+   */
+  static ProcessDumper observing(List<PodDump.Member> members, List<String> seen) {
+    return (pid, leaveRunning, sink, progress, gate) -> {
+      seen.add("start " + nameOf(members, pid) + ": " + states(members));
+      DumpOptions.KillGate observed =
+          () -> {
+            try {
+              seen.add("gate " + nameOf(members, pid) + ": " + states(members));
+            } catch (IOException e) {
+              throw new java.io.UncheckedIOException(e);
+            }
+            return gate == null || gate.killAfterCommit();
+          };
+      return ProcessDumper.ENGINE.dump(pid, leaveRunning, sink, progress, observed);
+    };
+  }
+
+  static String nameOf(List<PodDump.Member> members, int pid) {
+    return members.stream()
+        .filter(m -> m.container().init().hostPid() == pid)
+        .findFirst()
+        .orElseThrow()
+        .name();
+  }
+
+  static String states(List<PodDump.Member> members) throws IOException {
+    StringBuilder out = new StringBuilder();
+    for (PodDump.Member m : members) {
+      out.append(out.isEmpty() ? "" : " ")
+          .append(m.name())
+          .append(held(m.container()) ? " held" : " RUNNING");
+    }
+    return out.toString();
+  }
+
+  /**
+   * One cut in leave-running mode too (issue 14): every container of the pod is frozen before the
+   * first one is dumped, and none runs again before the last one is dumped: when each container's
+   * dump starts and when it ends (its engine at the gate), every container is either still frozen
+   * or held stopped under ptrace by its engine (its cgroup is thawed once seized). Before the fix,
+   * leave-running released the first container, running, before the second was dumped.
+   */
   @Test
   void leaveRunningDumpsBothAtOneCutAndBothKeepRunning() throws Exception {
     Path ia = work.resolve("a");
@@ -215,8 +273,17 @@ class PodDumpIT {
         List.of(
             member("a", a, DirectoryImageSink.open(ia), () -> {}),
             member("b", b, DirectoryImageSink.open(ib), () -> {}));
+    List<String> seen = new CopyOnWriteArrayList<>();
     List<PodDump.Result> r =
-        PodDump.run(members, true, ProcessDumper.ENGINE, Duration.ofSeconds(5), () -> false);
+        PodDump.run(members, true, observing(members, seen), Duration.ofSeconds(5), () -> false);
+    assertEquals(
+        List.of(
+            "start a: a held b held",
+            "gate a: a held b held",
+            "start b: a held b held",
+            "gate b: a held b held"),
+        seen,
+        "both frozen or held from the cut until the last dump ended: one cut");
     assertEquals(List.of("a", "b"), r.stream().map(PodDump.Result::name).toList());
     for (PodDump.Result x : r) {
       assertEquals(List.of(), x.warnings(), "own namespaces are written: nothing in the way");
@@ -226,6 +293,192 @@ class PodDumpIT {
       int lines = c.lines();
       await(() -> c.lines() > lines + 2, "keeps running");
     }
+  }
+
+  /**
+   * Leave-running, the second container's store refuses its images: the first container, already
+   * dumped and held at the gate, is released without its images being committed (nothing of the pod
+   * is reported stored), and both run on unharmed.
+   */
+  @Test
+  void leaveRunningReleasesTheHeldContainerUncommittedWhenTheSecondFails() throws Exception {
+    List<String> commits = new CopyOnWriteArrayList<>();
+    ImageSink refusing =
+        new ImageSink() {
+          @Override
+          public WritableByteChannel create(String name) throws IOException {
+            throw new IOException("store refused " + name);
+          }
+
+          @Override
+          public void commit() {
+            commits.add("b");
+          }
+
+          @Override
+          public void abort() {}
+
+          @Override
+          public String describe() {
+            return "refusing";
+          }
+
+          @Override
+          public void close() {}
+        };
+    List<PodDump.Member> members =
+        List.of(
+            member("a", a, DirectoryImageSink.open(work.resolve("a")), () -> commits.add("a")),
+            member("b", b, refusing, () -> commits.add("b")));
+    Exception e =
+        assertThrows(
+            Exception.class,
+            () ->
+                PodDump.run(
+                    members, true, ProcessDumper.ENGINE, Duration.ofSeconds(5), () -> false));
+    assertTrue(String.valueOf(e.getMessage()).contains("store refused"), e.toString());
+    assertEquals(List.of(), commits, "nothing committed");
+    for (RuncContainer c : List.of(a, b)) {
+      assertTrue(c.alive(), "alive");
+      assertEquals("0", ContainerDumpIT.tracer(c.hostPid()), "released");
+      int lines = c.lines();
+      await(() -> c.lines() > lines + 2, "runs again");
+    }
+  }
+
+  /**
+   * Leave-running, the checkpoint is cancelled (deleted, or past timeoutSeconds: the agent's freeze
+   * deadline) while the first container is held at the gate and the second is still frozen: the pod
+   * dump ends as cancelled, every container is released and thawed, nothing is committed.
+   */
+  @Test
+  void leaveRunningCancelledWhileAContainerIsHeldReleasesAllUncommitted() throws Exception {
+    List<String> commits = new CopyOnWriteArrayList<>();
+    java.util.concurrent.atomic.AtomicBoolean cancelled =
+        new java.util.concurrent.atomic.AtomicBoolean();
+    List<PodDump.Member> members =
+        List.of(
+            member("a", a, DirectoryImageSink.open(work.resolve("a")), () -> commits.add("a")),
+            member("b", b, DirectoryImageSink.open(work.resolve("b")), () -> commits.add("b")));
+    ProcessDumper cancelAtTheGate =
+        (pid, leaveRunning, sink, progress, gate) ->
+            ProcessDumper.ENGINE.dump(
+                pid,
+                leaveRunning,
+                sink,
+                progress,
+                () -> {
+                  cancelled.set(true);
+                  return gate.killAfterCommit();
+                });
+    assertThrows(
+        TrackingSink.CancelledException.class,
+        () -> PodDump.run(members, true, cancelAtTheGate, Duration.ofSeconds(5), cancelled::get));
+    assertEquals(List.of(), commits, "nothing committed");
+    for (RuncContainer c : List.of(a, b)) {
+      assertTrue(c.alive(), "alive");
+      assertEquals("0", ContainerDumpIT.tracer(c.hostPid()), "released");
+      int lines = c.lines();
+      await(() -> c.lines() > lines + 2, "runs again (thawed)");
+    }
+  }
+
+  /**
+   * One cut as the state shows it: a pod whose container "a" keeps sending numbered lines over a
+   * loopback TCP connection to its container "b" (busybox nc on both ends, a line every 10 ms), in
+   * the network namespace they share: the node's (the test's), as a hostNetwork pod's containers
+   * share it (the engine does not take established connections in another namespace than its own
+   * yet). After a leave-running pod checkpoint, b's end in b's images must not have received more
+   * than a's end in a's images says a had written: b's rcv_nxt at most a's write_seq, as upstream
+   * crit decodes them. Before the fix a ran again while b was still to be dumped, and what a sent
+   * meanwhile reached b's frozen socket and b's images: a restored pod would hold bytes its sender
+   * never sent.
+   */
+  @Test
+  void leaveRunningPodTcpBetweenItsContainersIsOneCut() throws Exception {
+    Path shared = Path.of("/proc/" + ProcessHandle.current().pid() + "/ns/net");
+    int port;
+    try (var free = new java.net.ServerSocket(0)) {
+      port = free.getLocalPort();
+    }
+    try (RuncContainer rb =
+            RuncContainer.startInNetns(work, "busybox nc -l -p " + port + " > /dev/null", shared);
+        RuncContainer ra = startWhenListening(rb, port, shared)) {
+      await(() -> tcpLine(ra.hostPid(), port, "01") != null, "a connected to b");
+      Thread.sleep(300); // lines flowing
+      Path ia = work.resolve("tcp-a");
+      Path ib = work.resolve("tcp-b");
+      List<PodDump.Member> members =
+          List.of(
+              member("a", ra, DirectoryImageSink.open(ia), () -> {}),
+              member("b", rb, DirectoryImageSink.open(ib), () -> {}));
+      PodDump.run(members, true, ProcessDumper.ENGINE, Duration.ofSeconds(5), () -> false);
+      long[] sender = tcpEnd(ia, port, false);
+      long[] receiver = tcpEnd(ib, port, true);
+      int ahead = (int) (receiver[1] - sender[0]); // sequence numbers wrap at 2^32
+      assertTrue(
+          ahead <= 0,
+          "b received "
+              + ahead
+              + " bytes that a had not written at the cut (b's rcv_nxt "
+              + receiver[1]
+              + ", a's write_seq "
+              + sender[0]
+              + ")");
+      for (RuncContainer c : List.of(ra, rb)) {
+        assertTrue(c.alive(), "keeps running");
+        assertEquals("0", ContainerDumpIT.tracer(c.hostPid()), "released");
+      }
+      await(() -> tcpLine(ra.hostPid(), port, "01") != null, "the connection goes on");
+    }
+  }
+
+  /** Container "a": numbered lines to b's {@code port}, started once b listens there. */
+  RuncContainer startWhenListening(RuncContainer b, int port, Path netns) throws Exception {
+    await(() -> tcpLine(b.hostPid(), port, "0A") != null, "b listens");
+    return RuncContainer.startInNetns(
+        work,
+        "i=0; while :; do i=$((i+1)); echo $i; read -t 0.01 x; done | busybox nc 127.0.0.1 " + port,
+        netns);
+  }
+
+  /**
+   * The line of /proc/PID/net/tcp or tcp6 (PID's network namespace) with {@code port} at either end
+   * in state {@code st} (nc listens on IPv6's any address, and takes IPv4 there too).
+   */
+  static String tcpLine(int pid, int port, String st) throws IOException {
+    List<String> lines = new java.util.ArrayList<>();
+    for (String table : List.of("tcp", "tcp6")) {
+      lines.addAll(Files.readAllLines(Path.of("/proc/" + pid + "/net/" + table)));
+    }
+    String p = String.format(":%04X", port);
+    for (String l : lines) {
+      String[] f = l.trim().split("\\s+");
+      if (f.length > 3 && f[3].equals(st) && (f[1].endsWith(p) || f[2].endsWith(p))) {
+        return l;
+      }
+    }
+    return null;
+  }
+
+  /**
+   * {write_seq, rcv_nxt} of the established TCP end in the image set whose local ({@code local}
+   * true) or remote port is {@code port}: the tcp-stream image's outq_seq and inq_seq.
+   */
+  static long[] tcpEnd(Path images, int port, boolean local) {
+    var decoded =
+        dev.stasis.testing.Crit.decodeDir(dev.stasis.testing.Crit.Version.BOOKWORM, images);
+    for (var f : dev.stasis.testing.Crit.entries(decoded.get("files.img"))) {
+      var isk = f.path("isk");
+      if (f.path("type").asText().equals("INETSK")
+          && isk.path("state").asText().matches("ESTABLISHED|1")
+          && isk.path(local ? "src_port" : "dst_port").asInt() == port) {
+        String name = "tcp-stream-" + Long.toHexString(isk.path("ino").asLong()) + ".img";
+        var t = dev.stasis.testing.Crit.entries(decoded.get(name)).get(0);
+        return new long[] {t.path("outq_seq").asLong(), t.path("inq_seq").asLong()};
+      }
+    }
+    throw new AssertionError("no established TCP end with port " + port + " in " + images);
   }
 
   /**

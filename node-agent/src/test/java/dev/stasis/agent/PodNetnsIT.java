@@ -36,6 +36,11 @@ class PodNetnsIT {
 
   @AfterEach
   void cleanUp() throws Exception {
+    delete(netnses, links);
+  }
+
+  /** Deletes what {@link #sandbox(boolean, List, List)} made. */
+  static void delete(List<String> netnses, List<String> links) {
     for (String l : links) {
       Exec.run(Duration.ofSeconds(10), List.of("ip", "link", "del", l));
     }
@@ -119,6 +124,14 @@ class PodNetnsIT {
    * with an address, as a CNI plugin leaves it.
    */
   private Path sandbox(boolean veth) throws Exception {
+    return sandbox(veth, netnses, links);
+  }
+
+  /**
+   * {@link #sandbox(boolean)} for other tests: the namespace's name is added to {@code netnses}, a
+   * veth's host end to {@code links}, for the caller to delete ({@link #delete}).
+   */
+  static Path sandbox(boolean veth, List<String> netnses, List<String> links) throws Exception {
     byte[] r = new byte[4];
     new SecureRandom().nextBytes(r);
     String id = HexFormat.of().formatHex(r);
