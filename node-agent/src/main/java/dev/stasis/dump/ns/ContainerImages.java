@@ -46,13 +46,9 @@ public final class ContainerImages {
 
   /**
    * Refuses, before anything is frozen, a root process whose namespaces cannot be dumped so that a
-   * restore brings them back (one line naming what).
+   * restore brings them back (one line naming what). With {@code externalNetns} the root's network
+   * namespace is the engine's: declared, not read, so nothing in it is refused.
    */
-  public static void refuseUnsupported(int pid) throws IOException {
-    refuseUnsupported(pid, false);
-  }
-
-  /** The same; with {@code externalNetns} the root's network namespace is the engine's. */
   public static void refuseUnsupported(int pid, boolean externalNetns) throws IOException {
     String p = Integer.toString(pid);
     if (NamespaceIds.differs(p, "user")) {
