@@ -428,6 +428,8 @@ public final class Dumper {
     FileTable files = new FileTable(opts.shellJob(), opts.ghostLimit());
     heldFiles = files;
     NamespaceIds namespaces = new NamespaceIds();
+    // ids() is idempotent and numbers every kind of a process at once, in CRIU's order
+    files.netns(p -> namespaces.ids(0, p).getNetNsId());
     Totals totals = new Totals();
     List<PstreeEntry> pstree = new ArrayList<>();
     // Kernel objects (mm, files, fs, sighand) of the dumped processes get 2, 3, ... in tree order;
