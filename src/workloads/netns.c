@@ -1,7 +1,8 @@
 /* Workload: a process in a network namespace of its own, configured: loopback up, the address
  * 10.77.0.1/32 added on it, a route to 10.78.0.0/16 through it, and a TCP listener on
  * 10.77.0.1:7070. args: [rule]: also policy routing: 10.9.0.1/32 on lo, a route to 10.66.0.0/16 in
- * table 100 only, and the rule "from 10.9.0.0/24 table 100 pref 1000".
+ * table 100 only, and the rule "from 10.9.0.0/24 table 100 pref 1000"; [rule6]: an IPv6 rule
+ * "from 2001:db8::/64 table 100 pref 1000" (which the dump refuses).
  * check: the loopback is up, a connection to the listener is accepted and carries a byte (the
  * address is there), and a UDP socket can connect to 10.78.1.1 (the route is there); with rule, a
  * UDP socket bound to 10.9.0.1 can connect to 10.66.1.1 (routed only through the rule's table). */
@@ -84,6 +85,11 @@ int main(int argc, char **argv) {
   if (rule && system("ip addr add 10.9.0.1/32 dev lo && ip route add 10.66.0.0/16 dev lo table 100"
                      " && ip rule add from 10.9.0.0/24 table 100 pref 1000") != 0) {
     fprintf(stderr, "adding the rule failed\n");
+    return 1;
+  }
+  if (argc > 2 && strcmp(argv[2], "rule6") == 0 &&
+      system("ip -6 rule add from 2001:db8::/64 table 100 pref 1000") != 0) {
+    fprintf(stderr, "adding the IPv6 rule failed\n");
     return 1;
   }
   listener = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);

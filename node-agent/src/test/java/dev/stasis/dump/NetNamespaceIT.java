@@ -1,6 +1,7 @@
 package dev.stasis.dump;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertNotEquals;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import com.fasterxml.jackson.databind.JsonNode;
@@ -29,7 +30,8 @@ import org.junit.jupiter.api.Test;
  * rule-ID.img holds the same messages as criu dump's ({@code ip rule save}: the IPv4 rules, the
  * kernel's defaults included), the route image criu's main-table routes and then the table-100
  * route criu drops; criu restore of ours brings the rule and the route back, and the workload's
- * traffic from 10.9.0.1 is routed through them again.
+ * traffic from 10.9.0.1 is routed through them again. An IPv6 rule, which no image carries, is
+ * refused before the freeze.
  */
 class NetNamespaceIT {
   @Test
@@ -95,6 +97,28 @@ class NetNamespaceIT {
       assertEquals(4, rules.strip().split("\n").length, "no default rule twice: " + rules);
       String table = Exec.ok(t, List.of("nsenter", ns, "ip", "route", "show", "table", "100"));
       assertTrue(table.contains("10.66.0.0/16 dev lo"), table);
+    }
+  }
+
+  /**
+   * An IPv6 rule has no image (ip rule save writes IPv4): refused before the freeze, in one line.
+   */
+  @Test
+  void anIpv6RuleIsRefusedBeforeTheFreeze() throws Exception {
+    try (Workloads.Running w = Workloads.start("netns", "rule6")) {
+      Path images = w.state.resolve("images");
+      Workloads.Cli r =
+          Workloads.stasis(
+              "dump", "--pid", Integer.toString(w.pid), "--images-dir", images.toString());
+      assertNotEquals(0, r.exit(), "an IPv6 rule must refuse the dump");
+      DumpFaultsIT.assertOneLine(r.stderr());
+      assertTrue(r.stderr().contains("PID " + w.pid + "'s network namespace"), r.stderr());
+      assertTrue(r.stderr().contains("IPv6 policy routing rules"), r.stderr());
+      assertTrue(!Files.exists(images.resolve("pstree.img")), "no images written");
+      String status = Files.readString(Path.of("/proc/" + w.pid + "/status"));
+      assertTrue(status.contains("TracerPid:\t0\n"), "untraced: " + status);
+      String after = w.check();
+      assertTrue(after.startsWith("OK"), after);
     }
   }
 
