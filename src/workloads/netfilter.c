@@ -1,9 +1,10 @@
 /* Workload: a process in a network namespace of its own whose packet filter drops some ports:
- *   - iptables (the node's default, nf_tables backend here): DROP of TCP to port 7071;
- *   - ip6tables: DROP of TCP to [::1]:7073;
+ *   - iptables-nft (iptables with its nf_tables backend, named so whatever the node's default
+ *     iptables is): DROP of TCP to port 7071;
+ *   - ip6tables-nft: DROP of TCP to [::1]:7073;
  *   - iptables-legacy (x_tables), where installed: DROP of TCP to port 7072;
  * with listeners on 127.0.0.1:7070 (open), :7071, :7072 and [::1]:7073.
- * argv[2] == "comment": one more iptables rule with "-m comment", an x_tables extension that
+ * argv[2] == "comment": one more iptables-nft rule with "-m comment", an x_tables extension that
  * "nft list ruleset" cannot write back (the dump must refuse it).
  * check: 7070 accepts a connection; 7071, 7073 (and 7072 with legacy) do not connect within
  * 300 ms (their SYNs are dropped although something listens). */
@@ -98,15 +99,15 @@ int main(int argc, char **argv) {
     return 1;
   }
   if (system("ip link set lo up"
-             " && iptables -w -A INPUT -p tcp --dport 7071 -j DROP"
-             " && ip6tables -w -A INPUT -p tcp --dport 7073 -j DROP") != 0) {
+             " && iptables-nft -w -A INPUT -p tcp --dport 7071 -j DROP"
+             " && ip6tables-nft -w -A INPUT -p tcp --dport 7073 -j DROP") != 0) {
     fprintf(stderr, "configuring the namespace failed\n");
     return 1;
   }
   legacy = system("command -v iptables-legacy >/dev/null"
                   " && iptables-legacy -w -A INPUT -p tcp --dport 7072 -j DROP") == 0;
   if (argc > 2 && strcmp(argv[2], "comment") == 0 &&
-      system("iptables -w -A INPUT -p tcp --dport 7074 -m comment --comment keep -j DROP") != 0) {
+      system("iptables-nft -w -A INPUT -p tcp --dport 7074 -m comment --comment keep -j DROP") != 0) {
     fprintf(stderr, "adding the comment rule failed\n");
     return 1;
   }

@@ -105,6 +105,13 @@ public final class ContainerProcesses {
           status = Files.readString(p.resolve("status"));
         } catch (NoSuchFileException e) {
           continue; // exited while we looked
+        } catch (IOException e) {
+          // ESRCH: reaped between the open and the read (the kernel's /proc read fails so, the JDK
+          // says it as strerror); any other failure is real
+          if ("No such process".equals(e.getMessage())) {
+            continue;
+          }
+          throw e;
         }
         Membership m = membership(cgroup);
         String dir = m == null ? null : containerCgroup(m.path, id);

@@ -149,10 +149,23 @@ public final class PodDump {
       Duration freezeTimeout,
       BooleanSupplier cancelled)
       throws Exception {
+    // Per container: its network namespace is the pod's (PodNetns), declared external. Decided
+    // before the freeze (a spec read or a /proc scan): the namespace a container's init is in does
+    // not change, and nothing of it belongs in the frozen window. Kill mode's pre-check takes the
+    // same decision: a sandbox namespace with devices the dump would refuse (macvlan, ipvlan) is
+    // not the container's and is not written.
+    boolean[] externalNetns = new boolean[members.size()];
+    for (int i = 0; i < members.size(); i++) {
+      Member m = members.get(i);
+      externalNetns[i] =
+          PodNetns.external(
+              m, m.container().tasks().stream().map(ContainerProcesses.Task::hostPid).toList());
+    }
     if (!leaveRunning) {
       List<String> warnings = new ArrayList<>();
-      for (Member m : members) {
-        for (String w : dumper.restorability(m.container().init().hostPid())) {
+      for (int i = 0; i < members.size(); i++) {
+        Member m = members.get(i);
+        for (String w : dumper.restorability(m.container().init().hostPid(), externalNetns[i])) {
           warnings.add("container '" + m.name() + "': " + w);
         }
       }
@@ -166,16 +179,6 @@ public final class PodDump {
     List<AtomicReference<Object>> outcomes = new ArrayList<>();
     // Live copies not yet handed to an engine: closed in finally (the tracking ends with them).
     LiveCopy[] lives = new LiveCopy[members.size()];
-    // Per container: its network namespace is the pod's (PodNetns), declared external. Decided
-    // before the freeze (a spec read or a /proc scan): the namespace a container's init is in does
-    // not change, and nothing of it belongs in the frozen window.
-    boolean[] externalNetns = new boolean[members.size()];
-    for (int i = 0; i < members.size(); i++) {
-      Member m = members.get(i);
-      externalNetns[i] =
-          PodNetns.external(
-              m, m.container().tasks().stream().map(ContainerProcesses.Task::hostPid).toList());
-    }
     // Per container, System.nanoTime() at: dump start, gate reached, gate opened, engine done
     // (the last three written by its dump thread, read after the join).
     List<long[]> times = new ArrayList<>();

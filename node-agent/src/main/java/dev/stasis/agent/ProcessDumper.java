@@ -91,10 +91,12 @@ public interface ProcessDumper {
 
   /**
    * What would keep a runtime from restoring a dump of {@code hostPid}, found without touching it;
-   * the same warnings {@link Outcome#warnings()} would carry. Empty: nothing known.
+   * the same warnings {@link Outcome#warnings()} would carry. Empty: nothing known. {@code
+   * externalNetns}: the same decision the dump is given ({@link PodNetns}), so that a pod's sandbox
+   * namespace is not checked as if the container owned it.
    */
-  default List<String> restorability(int hostPid) throws IOException {
-    return Dumper.restorabilityWarnings(hostPid);
+  default List<String> restorability(int hostPid, boolean externalNetns) throws IOException {
+    return Dumper.restorabilityWarnings(hostPid, externalNetns);
   }
 
   /**

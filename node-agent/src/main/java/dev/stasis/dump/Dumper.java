@@ -400,12 +400,14 @@ public final class Dumper {
    * touching the process (no seize, no freeze): the refusals the dump itself makes before freezing
    * (unsupported descriptors, namespaces, seccomp), each as one line. Empty when nothing is known
    * to stand in the way. Used before a kill-mode pod dump, so that no container of a pod is frozen,
-   * let alone killed, when one of them could not be brought back.
+   * let alone killed, when one of them could not be brought back. {@code externalNetns}: as {@link
+   * DumpOptions#externalNetns} of the dump it precedes (the engine's namespace is not checked).
    */
-  public static List<String> restorabilityWarnings(int pid) throws IOException {
+  public static List<String> restorabilityWarnings(int pid, boolean externalNetns)
+      throws IOException {
     try {
       TargetChecks.refuseUnsupportedFiles(pid);
-      ContainerImages.refuseUnsupported(pid);
+      ContainerImages.refuseUnsupported(pid, externalNetns);
       TargetChecks.refuseSeccomp(pid);
       return List.of();
     } catch (DumpException e) {
@@ -447,6 +449,8 @@ public final class Dumper {
     FileTable files = new FileTable(opts.shellJob(), opts.ghostLimit());
     heldFiles = files;
     NamespaceIds namespaces = new NamespaceIds();
+    // ids() is idempotent and numbers every kind of a process at once, in CRIU's order
+    files.netns(p -> namespaces.ids(0, p).getNetNsId());
     Totals totals = new Totals();
     List<PstreeEntry> pstree = new ArrayList<>();
     // Kernel objects (mm, files, fs, sighand) of the dumped processes get 2, 3, ... in tree order;

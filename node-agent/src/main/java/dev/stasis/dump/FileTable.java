@@ -49,6 +49,22 @@ final class FileTable {
   private final Map<String, List<Seen>> byInode = new HashMap<>();
   private final long ghostLimit;
   private int nextId = 1;
+  private NetnsOf netns;
+
+  /** The image id of a process's network namespace ({@code NamespaceIds}). */
+  interface NetnsOf {
+    int of(int pid) throws IOException;
+  }
+
+  /**
+   * Names each socket's network namespace ({@code ns_id}) by its holder's, where the socket was
+   * found (each kind reads the kernel's socket tables in the holder's namespace): CRIU's restore
+   * makes a socket in the namespace ns_id names, the root's where it has none, so a socket of a
+   * process in another namespace of the tree would come back in the wrong one.
+   */
+  void netns(NetnsOf netns) {
+    this.netns = netns;
+  }
 
   FileTable() {
     this(false, DumpOptions.DEFAULT_GHOST_LIMIT);
@@ -217,7 +233,9 @@ final class FileTable {
       }
       if (id == null) {
         id = nextId++;
-        files.addAll(kind.entries(open, id));
+        for (FileEntry e : kind.entries(open, id)) {
+          files.add(netns == null ? e : withNetns(e, netns.of(pid)));
+        }
         byInode.computeIfAbsent(key, k -> new ArrayList<>()).add(new Seen(pid, fd, id));
       }
       locks.note(vpid, open, id);
@@ -230,6 +248,19 @@ final class FileTable {
               .build());
     }
     return out;
+  }
+
+  private static FileEntry withNetns(FileEntry e, int ns) {
+    if (e.hasIsk()) {
+      return e.toBuilder().setIsk(e.getIsk().toBuilder().setNsId(ns)).build();
+    }
+    if (e.hasUsk()) {
+      return e.toBuilder().setUsk(e.getUsk().toBuilder().setNsId(ns)).build();
+    }
+    if (e.hasNlsk()) {
+      return e.toBuilder().setNlsk(e.getNlsk().toBuilder().setNsId(ns)).build();
+    }
+    return e;
   }
 
   /** files.img, filelocks.img, then what each kind gathered beyond them (pipes-data.img, ...). */

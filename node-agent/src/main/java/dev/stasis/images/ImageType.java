@@ -154,10 +154,19 @@ public enum ImageType {
    * {@code ip addr restore}.
    */
   IFADDR("ifaddr-%d.img"),
-  /** IPv4 routes of the main table, raw as {@code ip route save} writes them. */
+  /**
+   * IPv4 routes of the main table, raw as {@code ip route save} writes them, then those of the
+   * other tables but local (replayed the same way).
+   */
   ROUTE("route-%d.img"),
-  /** IPv6 routes of the main table, raw as {@code ip -6 route save} writes them. */
+  /** IPv6 routes, as above for {@code ip -6 route save}. */
   ROUTE6("route6-%d.img"),
+  /**
+   * IPv4 policy routing rules, raw as {@code ip rule save} writes them (its magic 0x71706986, then
+   * the kernel's RTM_NEWRULE messages); the restore flushes the kernel's default rules and feeds
+   * them to {@code ip rule restore}.
+   */
+  RULE("rule-%d.img"),
   /**
    * The legacy (x_tables) IPv4 rules of the network namespace with this id: the text {@code
    * iptables-save} prints, which the restore feeds to {@code iptables-restore -w} (the legacy one

@@ -26,6 +26,10 @@ public final class RtNetlink {
   public static final int RTM_GETADDR = 22;
   public static final int RTM_NEWROUTE = 24;
   public static final int RTM_GETROUTE = 26;
+  public static final int RTM_NEWRULE = 32;
+  public static final int RTM_GETRULE = 34;
+  static final int RTM_NEWNSID = 88;
+  static final int RTM_GETNSID = 90;
   public static final int RTA_TABLE = 15;
   public static final int RTM_F_CLONED = 0x200;
   public static final int RT_TABLE_MAIN = 254;
@@ -140,6 +144,69 @@ public final class RtNetlink {
   /** Every route of one family (AF_INET, AF_INET6) in every table, each a whole message. */
   public static List<byte[]> routes(int family) throws LinuxException {
     return dump(RTM_GETROUTE, family, 12, RTM_NEWROUTE);
+  }
+
+  /**
+   * Every policy routing rule of one family (AF_INET, AF_INET6), each a whole message: {@code
+   * fib_rule_hdr} {u8 family, dst_len, src_len, tos, table, res1, res2, action; u32 flags}, then
+   * FRA_* attributes.
+   */
+  public static List<byte[]> rules(int family) throws LinuxException {
+    return dump(RTM_GETRULE, family, 12, RTM_NEWRULE);
+  }
+
+  private static final int FRA_PRIORITY = 6;
+
+  /** A rule message's FRA_PRIORITY (the kernel always sends it); 0 if absent. */
+  public static int rulePriority(byte[] msg) {
+    ByteBuffer b = ByteBuffer.wrap(msg).order(ByteOrder.LITTLE_ENDIAN);
+    int at = 16 + 12;
+    while (at + 4 <= msg.length) {
+      int len = b.getShort(at) & 0xffff;
+      if (len < 4) {
+        break;
+      }
+      if ((b.getShort(at + 2) & 0x3fff) == FRA_PRIORITY && len >= 8) {
+        return b.getInt(at + 4);
+      }
+      at += (len + 3) & ~3;
+    }
+    return 0;
+  }
+
+  private static final int NETNSA_NSID = 1;
+  private static final int NETNSA_PID = 2;
+
+  /**
+   * The id this namespace has given to {@code pid}'s network namespace (RTM_GETNSID: what {@code
+   * IFLA_LINK_NETNSID} of a device whose peer is there says), or -1 if it has given none. Only
+   * looked up, never assigned: the kernel assigns one when a device's peer there is listed.
+   */
+  public static int nsid(int pid) throws LinuxException {
+    // rtgenmsg {u8 family; 3 bytes pad}, then NETNSA_PID {u16 len 8; u16 type; u32 pid}
+    ByteBuffer req = SockDiag.request(RTM_GETNSID, SockDiag.NLM_F_ACK, 4 + 8);
+    req.putInt(0).putShort((short) 8).putShort((short) NETNSA_PID).putInt(pid);
+    req.position(0);
+    int[] id = {-1};
+    SockDiag.exchange(
+        NETLINK_ROUTE,
+        RTM_NEWNSID,
+        req,
+        "rtnetlink RTM_GETNSID",
+        (b, from, end) -> {
+          int at = from + 4;
+          while (at + 8 <= end) {
+            int len = b.getShort(at) & 0xffff;
+            if (len < 4) {
+              break;
+            }
+            if ((b.getShort(at + 2) & 0x3fff) == NETNSA_NSID) {
+              id[0] = b.getInt(at + 4);
+            }
+            at += (len + 3) & ~3;
+          }
+        });
+    return id[0];
   }
 
   /** The table of a route message: RTA_TABLE if present, else rtmsg.rtm_table. */

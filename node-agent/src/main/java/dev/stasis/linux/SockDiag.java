@@ -24,6 +24,7 @@ public final class SockDiag {
   static final int NLMSG_DONE = 3;
   static final int NLM_F_REQUEST = 1;
   static final int NLM_F_DUMP = 0x300;
+  static final int NLM_F_ACK = 4;
 
   // unix_diag_req.udiag_show bits and the attribute types of the answer (linux/unix_diag.h)
   static final int UDIAG_SHOW_NAME = 0x01;
@@ -249,9 +250,17 @@ public final class SockDiag {
 
   /** A netlink dump request of {@code type}, positioned for the {@code body} bytes that follow. */
   static ByteBuffer request(int type, int body) {
+    return request(type, NLM_F_DUMP, body);
+  }
+
+  /**
+   * A netlink request of {@code type} with {@code flags} besides NLM_F_REQUEST (NLM_F_DUMP, or
+   * NLM_F_ACK for a single answer, which {@link #exchange} then ends at the acknowledgement).
+   */
+  static ByteBuffer request(int type, int flags, int body) {
     ByteBuffer req = ByteBuffer.allocateDirect(16 + body).order(ByteOrder.LITTLE_ENDIAN);
     req.putInt(16 + body).putShort((short) type);
-    req.putShort((short) (NLM_F_REQUEST | NLM_F_DUMP)).putInt(1).putInt(0);
+    req.putShort((short) (NLM_F_REQUEST | flags)).putInt(1).putInt(0);
     return req;
   }
 
@@ -286,7 +295,11 @@ public final class SockDiag {
             return;
           }
           if (type == NLMSG_ERROR) {
-            throw new LinuxException(what + " dump", -buf.getInt(at + 16), 0);
+            int error = -buf.getInt(at + 16);
+            if (error == 0) {
+              return; // the acknowledgement of a request with NLM_F_ACK: its answers came before
+            }
+            throw new LinuxException(what + " dump", error, 0);
           }
           if (type == answerType) {
             answer.accept(buf, at + 16, at + len);

@@ -1,6 +1,7 @@
 package dev.stasis.agent;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import com.fasterxml.jackson.databind.JsonNode;
@@ -25,7 +26,9 @@ import org.junit.jupiter.api.io.TempDir;
  * as containerd's sandbox holds it), with a veth end to the host and an address on it, and the
  * container joins it by path. The agent's pod checkpoint declares it external, as {@code runc
  * checkpoint} does, instead of carrying the old pod's devices; runc restore, given the new pod's
- * namespace by path, puts the restored container there, and it goes on.
+ * namespace by path, puts the restored container there, and it goes on. Kill mode's pre-freeze
+ * check takes the same decision: a device of the pod's namespace that the dump could not carry (a
+ * macvlan) does not refuse the container, while the same namespace as a container's own does.
  */
 class PodNetnsIT {
   private static final String COUNTER = "i=0; while :; do read -t 0.1 x; i=$((i+1)); echo $i; done";
@@ -99,6 +102,80 @@ class PodNetnsIT {
     }
   }
 
+  /**
+   * Kill mode: the pre-freeze restorability check takes the dump's decision that the sandbox
+   * namespace is the pod's, so a CNI device the dump could not carry (a macvlan here) does not
+   * refuse the checkpoint; the dump declares the namespace external and the killed container
+   * restores into a new pod's namespace.
+   */
+  @Test
+  void killModeIsNotRefusedForADeviceInThePodsNamespace() throws Exception {
+    Path sandbox = sandbox(false);
+    String mv = macvlan(sandbox);
+    try (RuncContainer c = RuncContainer.startInNetns(work, COUNTER, sandbox)) {
+      Path images = work.resolve("images");
+      ContainerRootfs rootfs =
+          new ContainerRootfs(
+              Path.of("/proc/1/root"), List.of(c.bundle().resolve("config.json").toString()), null);
+      PodDump.Member m =
+          new PodDump.Member(
+              "app",
+              ContainerProcesses.host().resolve(c.containerId()),
+              new TrackingSink(DirectoryImageSink.open(images), () -> false, () -> {}),
+              x -> {},
+              rootfs);
+      PodDump.run(List.of(m), false, ProcessDumper.ENGINE, Duration.ofSeconds(10), () -> false);
+      assertExternalOnly(images);
+      assertTrue(
+          Exec.ok(Duration.ofSeconds(10), List.of("ip", "-n", name(sandbox), "link")).contains(mv),
+          "the pod's macvlan stays with its namespace");
+      PodDumpIT.await(() -> !c.alive(), "kill mode killed the container");
+      int before = c.lines();
+
+      c.delete();
+      Path next = sandbox(false);
+      c.useNetns(next);
+      int pid = c.restore(images);
+      assertEquals(inode(next), netnsOf(pid), "the copy is in the new pod's netns");
+      PodDumpIT.await(
+          () -> restoredCount(c) > before, "the restored counter goes on past " + before);
+    }
+  }
+
+  /**
+   * The same namespace without a spec naming it and without a process outside the container in it
+   * is the container's own: its macvlan is refused before the freeze, by name and kind, and the
+   * container runs on.
+   */
+  @Test
+  void withoutAPodTheDeviceIsStillRefusedByName() throws Exception {
+    Path sandbox = sandbox(false);
+    String mv = macvlan(sandbox);
+    try (RuncContainer c = RuncContainer.startInNetns(work, COUNTER, sandbox)) {
+      PodDump.Member m =
+          new PodDump.Member(
+              "app",
+              ContainerProcesses.host().resolve(c.containerId()),
+              new TrackingSink(
+                  DirectoryImageSink.open(work.resolve("images")), () -> false, () -> {}),
+              x -> {});
+      PodDump.NotRestorableException e =
+          assertThrows(
+              PodDump.NotRestorableException.class,
+              () ->
+                  PodDump.run(
+                      List.of(m),
+                      false,
+                      ProcessDumper.ENGINE,
+                      Duration.ofSeconds(10),
+                      () -> false));
+      assertTrue(e.getMessage().contains(mv + " (kind macvlan)"), e.getMessage());
+      assertTrue(c.alive(), "nobody killed");
+      int lines = c.lines();
+      PodDumpIT.await(() -> c.lines() > lines + 2, "the container runs on");
+    }
+  }
+
   /** netns-ID.img holds only the external key; no device, address or route of the old pod. */
   private static void assertExternalOnly(Path images) throws Exception {
     List<Path> netns;
@@ -154,6 +231,26 @@ class PodNetnsIT {
       Exec.ok(Duration.ofSeconds(10), List.of("ip", "link", "set", host, "up"));
     }
     return Path.of("/run/netns", name);
+  }
+
+  /**
+   * A macvlan device in {@code netns}, as a macvlan CNI plugin leaves it: made on a host device
+   * (here one end of a host-only veth pair, removed after the test) and moved in.
+   */
+  private String macvlan(Path netns) throws Exception {
+    String id = name(netns).substring("stasis-sbx-".length());
+    String parent = "smp" + id;
+    String mv = "smv" + id;
+    Duration t = Duration.ofSeconds(10);
+    Exec.ok(t, List.of("ip", "link", "add", parent, "type", "veth", "peer", "name", "smq" + id));
+    links.add(parent);
+    Exec.ok(t, List.of("ip", "link", "add", "link", parent, "name", mv, "type", "macvlan"));
+    Exec.ok(t, List.of("ip", "link", "set", mv, "netns", name(netns)));
+    return mv;
+  }
+
+  private static String name(Path netns) {
+    return netns.getFileName().toString();
   }
 
   /** A pause process holding {@code netns}, as a containerd sandbox does. */

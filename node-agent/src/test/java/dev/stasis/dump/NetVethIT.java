@@ -31,6 +31,12 @@ import org.junit.jupiter.api.Test;
  * --veth-pair vin0=stvK} makes a new pair, the test gives its end the address again (what a
  * runtime's network setup does) and the restored process talks over it again, with its address,
  * route, MTU, MAC and link state as before. Other device kinds are refused before the freeze.
+ *
+ * <p>A pair between two namespaces of the dumped tree (the {@code netpair} workload) is dumped as
+ * criu dump writes it: each end names the other's namespace ({@code peer_nsid}), each netns image
+ * the id its namespace gave the other ({@code nsids}); criu restore makes the pair again between
+ * the two new namespaces and the leader talks to its child over it (the child's listener back in
+ * the child's namespace: sockets name theirs in {@code ns_id}).
  */
 class NetVethIT {
   private static final Duration BOUND = Duration.ofSeconds(30);
@@ -89,6 +95,51 @@ class NetVethIT {
         Exec.run(
             BOUND, List.of("ip", "link", "del", host)); // gone with the namespace if all went well
       }
+    }
+  }
+
+  @Test
+  void aPairBetweenTwoNamespacesOfTheTreeIsWrittenAsCriuWritesItAndComesBack() throws Exception {
+    try (Workloads.Running w = Workloads.start("netpair")) {
+      Path theirs = NetSysctlsIT.criuDump(w);
+      Path ours = w.dumpHealthyAndKill();
+      Map<String, JsonNode> a = Crit.decodeDir(Crit.Version.UPSTREAM, theirs);
+      Map<String, JsonNode> b = Crit.decodeDir(Crit.Version.UPSTREAM, ours);
+      List<String> net =
+          b.keySet().stream().filter(n -> n.matches("net(dev|ns)-[0-9]+\\.img")).toList();
+      assertEquals(
+          a.keySet().stream().filter(n -> n.matches("net(dev|ns)-[0-9]+\\.img")).toList(),
+          net,
+          "the same namespaces");
+      assertEquals(4, net.size(), "two namespaces: " + net);
+      for (String n : net) {
+        assertEquals(Crit.entries(a.get(n)), Crit.entries(b.get(n)), n);
+      }
+      // each end names the other namespace, each namespace has an id for the other
+      Map<String, Integer> nsOf = new java.util.HashMap<>();
+      Map<String, Integer> peerNs = new java.util.HashMap<>();
+      for (String n : net) {
+        int id = Integer.parseInt(n.replaceAll("[^0-9]", ""));
+        if (n.startsWith("netns-")) {
+          JsonNode ids = Crit.entries(b.get(n)).get(0).path("nsids");
+          assertEquals(1, ids.size(), n + ": " + ids);
+          assertNotEquals(id, ids.get(0).path("target_ns_id").asInt(), n + ": " + ids);
+          continue;
+        }
+        for (JsonNode d : Crit.entries(b.get(n))) {
+          String name = d.path("name").asText();
+          if (name.startsWith("np")) {
+            nsOf.put(name, id);
+            peerNs.put(name, d.path("peer_nsid").asInt(-1));
+          }
+        }
+      }
+      assertEquals(nsOf.get("npb"), peerNs.get("npa"), "npa's peer namespace: " + peerNs);
+      assertEquals(nsOf.get("npa"), peerNs.get("npb"), "npb's peer namespace: " + peerNs);
+
+      CriuJudge.restore(ours);
+      String after = w.check();
+      assertTrue(after.startsWith("OK"), after);
     }
   }
 

@@ -13,12 +13,13 @@ import java.util.List;
 import org.junit.jupiter.api.Test;
 
 /**
- * Packet filter rules of a process's own network namespace: {@code iptables} (nf_tables backend on
- * these nodes) and {@code ip6tables} DROP rules, and one {@code iptables-legacy} (x_tables) rule
- * where the node has it. Dumped by the packaged agent (nftables-ID.img as {@code nft list ruleset}
- * prints it, iptables-ID.img as {@code iptables-legacy-save} does), killed, restored by plain
- * {@code criu restore}: the rules are in the new namespace ({@code iptables -S} through nsenter)
- * and the workload finds its ports dropped again. A rule nft cannot write back is refused.
+ * Packet filter rules of a process's own network namespace: {@code iptables-nft} and {@code
+ * ip6tables-nft} DROP rules (the nf_tables backend named, whichever backend the node's plain {@code
+ * iptables} has), and one {@code iptables-legacy} (x_tables) rule where the node has it. Dumped by
+ * the packaged agent (nftables-ID.img as {@code nft list ruleset} prints it, iptables-ID.img as
+ * {@code iptables-legacy-save} does), killed, restored by plain {@code criu restore}: the rules are
+ * in the new namespace ({@code iptables -S} through nsenter) and the workload finds its ports
+ * dropped again. A rule nft cannot write back is refused.
  */
 class NetfilterIT {
   private static final Duration BOUND = Duration.ofSeconds(20);
@@ -43,9 +44,9 @@ class NetfilterIT {
       assertTrue(after.startsWith("OK"), after);
       assertEquals(before, after, "the same ports are dropped");
       String ns = "--net=/proc/" + w.pid + "/ns/net";
-      String v4 = Exec.ok(BOUND, List.of("nsenter", ns, "iptables", "-w", "-S", "INPUT"));
+      String v4 = Exec.ok(BOUND, List.of("nsenter", ns, "iptables-nft", "-w", "-S", "INPUT"));
       assertTrue(v4.contains("-A INPUT -p tcp -m tcp --dport 7071 -j DROP"), v4);
-      String v6 = Exec.ok(BOUND, List.of("nsenter", ns, "ip6tables", "-w", "-S", "INPUT"));
+      String v6 = Exec.ok(BOUND, List.of("nsenter", ns, "ip6tables-nft", "-w", "-S", "INPUT"));
       assertTrue(v6.contains("-A INPUT -p tcp -m tcp --dport 7073 -j DROP"), v6);
       if (legacy) {
         String old = Exec.ok(BOUND, List.of("nsenter", ns, "iptables-legacy", "-w", "-S", "INPUT"));

@@ -15,7 +15,9 @@ import java.nio.file.Files;
 import java.nio.file.NoSuchFileException;
 import java.nio.file.Path;
 import java.util.ArrayList;
+import java.util.HashMap;
 import java.util.List;
+import java.util.Map;
 
 /**
  * The images of a tree's own namespaces — what a container runtime's restore needs besides the
@@ -46,20 +48,16 @@ public final class ContainerImages {
 
   /**
    * Refuses, before anything is frozen, a root process whose namespaces cannot be dumped so that a
-   * restore brings them back (one line naming what).
+   * restore brings them back (one line naming what). With {@code externalNetns} the root's network
+   * namespace is the engine's: declared, not read, so nothing in it is refused.
    */
-  public static void refuseUnsupported(int pid) throws IOException {
-    refuseUnsupported(pid, false);
-  }
-
-  /** The same; with {@code externalNetns} the root's network namespace is the engine's. */
   public static void refuseUnsupported(int pid, boolean externalNetns) throws IOException {
     String p = Integer.toString(pid);
     if (NamespaceIds.differs(p, "user")) {
       throw new DumpException("PID " + pid + " is in another user namespace: not supported yet");
     }
     if (NamespaceIds.differs(p, "net") && !externalNetns) {
-      NetNamespace.check(pid);
+      NetNamespace.check(pid, Map.of());
     }
     if (NamespaceIds.differs(p, "ipc")) {
       IpcNamespace.check(pid);
@@ -107,7 +105,7 @@ public final class ContainerImages {
           if (externalNetns && ns.pid() == rootPid && !again) {
             NetNamespace.writeExternal(sink, ns.id());
           } else {
-            NetNamespace.write(sink, ns.id(), ns.pid());
+            NetNamespace.write(sink, ns.id(), ns.pid(), otherNets(ids, ns.id()));
           }
         }
         case "time" ->
@@ -118,6 +116,17 @@ public final class ContainerImages {
       }
     }
     return segments;
+  }
+
+  /** The tree's network namespaces but {@code id}: image id to a process in it. */
+  private static Map<Integer, Integer> otherNets(NamespaceIds ids, int id) {
+    Map<Integer, Integer> out = new HashMap<>();
+    for (NamespaceIds.Own o : ids.own()) {
+      if (o.kind().equals("net") && o.id() != id) {
+        out.put(o.id(), o.pid());
+      }
+    }
+    return out;
   }
 
   private static void descriptors(ImageSink sink, int pid) throws IOException {

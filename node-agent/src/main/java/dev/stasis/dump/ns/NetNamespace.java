@@ -7,6 +7,7 @@ import dev.stasis.images.ImageWriter;
 import dev.stasis.images.proto.NetDeviceEntry;
 import dev.stasis.images.proto.NetDeviceType;
 import dev.stasis.images.proto.NetnsEntry;
+import dev.stasis.images.proto.NetnsIdEntry;
 import dev.stasis.images.proto.SysctlValue;
 import dev.stasis.linux.Linux;
 import dev.stasis.linux.RtNetlink;
@@ -16,6 +17,8 @@ import java.nio.ByteOrder;
 import java.nio.channels.WritableByteChannel;
 import java.util.ArrayList;
 import java.util.List;
+import java.util.Map;
+import java.util.TreeMap;
 
 /**
  * A network namespace of the tree: its loopback, addresses and routes, read through rtnetlink by a
@@ -27,20 +30,28 @@ import java.util.List;
  *       this. A veth end (kind "veth") whose peer is in another namespace, with its link-layer
  *       address, MTU, flags, conf, and the peer's index as its namespace numbers it: CRIU's restore
  *       makes a new pair, this end inside and the other end in the restorer's namespace under the
- *       name given by {@code --veth-pair IN=OUT} (or {@code --external veth[IN]:OUT}).
- *   <li>netns-ID.img: the namespace-wide sysctls ({@link NetSysctls}).
- *   <li>ifaddr-ID.img, route-ID.img, route6-ID.img: raw, as iproute2's {@code ip addr save}, {@code
- *       ip route save} and {@code ip -6 route save} write them (a little-endian magic word, then
- *       the kernel's messages as they came); the restore replays them with {@code ip ... restore},
- *       which ignores what already exists (the addresses and routes the kernel gives a loopback
- *       that comes up).
+ *       name given by {@code --veth-pair IN=OUT} (or {@code --external veth[IN]:OUT}). A veth end
+ *       whose peer is in another namespace of the dump names that namespace ({@code peer_nsid}):
+ *       CRIU's restore makes the pair once, between the two new namespaces.
+ *   <li>netns-ID.img: the namespace-wide sysctls ({@link NetSysctls}) and {@code nsids}: the ids
+ *       this namespace has given to the other namespaces of the dump (RTM_GETNSID; the kernel gives
+ *       one when a device's peer is there), which the restore sets again (RTM_NEWNSID) so that the
+ *       recreated pair's {@code link-netnsid} is what it was.
+ *   <li>ifaddr-ID.img, route-ID.img, route6-ID.img, rule-ID.img: raw, as iproute2's {@code ip addr
+ *       save}, {@code ip route save}, {@code ip -6 route save} and {@code ip rule save} write them
+ *       (a little-endian magic word, then the kernel's messages as they came); the restore replays
+ *       them with {@code ip ... restore}, which ignores what already exists (the addresses and
+ *       routes the kernel gives a loopback that comes up; for rules, CRIU first flushes the
+ *       kernel's default ones). Routes: the main table's, as {@code ip route save} keeps them, then
+ *       those of the other tables but local (policy routing), which criu dump drops and the same
+ *       replay restores. Rules: IPv4 only, as {@code ip rule save} without a family writes them.
  *   <li>iptables-ID.img, ip6tables-ID.img, nftables-ID.img: the packet filter rules ({@link
  *       Netfilter}), where the namespace has any.
  * </ul>
  *
- * Refused before the freeze: any device besides lo and veth ends with the peer outside (tun,
- * macvlan, bridges, a veth pair with both ends inside...: one line naming device and kind), routes
- * in tables other than main and local (they need policy rules, not dumped), and filter rules {@link
+ * Refused before the freeze: any device besides lo and veth ends with the peer in another namespace
+ * (tun, macvlan, bridges, a veth pair with both ends inside...: one line naming device and kind),
+ * IPv6 policy rules besides the kernel's two (no image carries them), and filter rules {@link
  * Netfilter} cannot carry.
  */
 final class NetNamespace {
@@ -49,6 +60,7 @@ final class NetNamespace {
   // iproute2's magic words heading its save files (written in the machine's byte order).
   static final int IFADDR_MAGIC = 0x47361222;
   static final int ROUTE_MAGIC = 0x45311224;
+  static final int RULE_MAGIC = 0x71706986;
 
   private static final int IFF_LOOPBACK = 0x8;
   private static final int ARPHRD_LOOPBACK = 772;
@@ -63,15 +75,23 @@ final class NetNamespace {
       List<byte[]> addresses,
       List<byte[]> v4,
       List<byte[]> v6,
+      List<byte[]> rules4,
+      List<byte[]> rules6,
       Netfilter.Rules rules) {}
 
-  static State read(int pid) throws IOException {
+  /**
+   * Reads the namespace {@code pid} is in; {@code others}: the other network namespaces of the dump
+   * (image id to a process in it), whose ids as this namespace numbers them go into {@code nsids}.
+   */
+  static State read(int pid, Map<Integer, Integer> others) throws IOException {
     return InNamespace.call(
         pid,
         "net",
         InNamespace.CLONE_NEWNET,
         () -> {
           List<Device> devices = new ArrayList<>();
+          // listed first: listing a veth whose peer is elsewhere makes the kernel give the peer's
+          // namespace an id here, which the nsids below then find
           for (RtNetlink.Link l : RtNetlink.links()) {
             // a device's conf is read only for kinds that are written; others refuse below
             boolean kept = isLoopback(l) || isVeth(l);
@@ -81,14 +101,39 @@ final class NetNamespace {
                     kept ? NetSysctls.ipv4(l.name()) : List.of(),
                     kept ? NetSysctls.ipv6(l.name()) : List.of()));
           }
+          List<NetnsIdEntry> nsids = new ArrayList<>();
+          for (Map.Entry<Integer, Integer> o : new TreeMap<>(others).entrySet()) {
+            int value = RtNetlink.nsid(o.getValue());
+            if (value >= 0) {
+              nsids.add(
+                  NetnsIdEntry.newBuilder()
+                      .setTargetNsId(o.getKey())
+                      .setNetnsidValue(value)
+                      .build());
+            }
+          }
           return new State(
               devices,
-              NetSysctls.namespace(List.of()),
+              NetSysctls.namespace(nsids),
               RtNetlink.addresses(),
               RtNetlink.routes(Linux.AF_INET),
               RtNetlink.routes(Linux.AF_INET6),
+              RtNetlink.rules(Linux.AF_INET),
+              rules6(),
               null);
         });
+  }
+
+  /** The IPv6 rules; none where the kernel has no IPv6 (no rules of that family to ask for). */
+  private static List<byte[]> rules6() throws IOException {
+    try {
+      return RtNetlink.rules(Linux.AF_INET6);
+    } catch (dev.stasis.linux.LinuxException e) {
+      if (e.errno() == 97 /* EAFNOSUPPORT */) {
+        return List.of();
+      }
+      throw e;
+    }
   }
 
   static boolean isLoopback(RtNetlink.Link l) {
@@ -117,36 +162,44 @@ final class NetNamespace {
         + ")";
   }
 
-  static State check(int pid) throws IOException {
-    State s = read(pid);
-    List<String> others = new ArrayList<>();
+  /** Reads the namespace and refuses what cannot be dumped (before the freeze, and again in it). */
+  static State check(int pid, Map<Integer, Integer> others) throws IOException {
+    State s = read(pid, others);
+    List<String> refused = new ArrayList<>();
     for (Device d : s.links()) {
       String why = refusal(d.link());
       if (why != null) {
-        others.add(why);
+        refused.add(why);
       }
     }
-    if (!others.isEmpty()) {
+    if (!refused.isEmpty()) {
       throw new DumpException(
           "PID "
               + pid
               + "'s network namespace has network devices not supported yet: "
-              + String.join(", ", others));
+              + String.join(", ", refused));
     }
-    for (List<byte[]> routes : List.of(s.v4(), s.v6())) {
-      for (byte[] r : routes) {
-        int table = RtNetlink.table(r);
-        if (table != RtNetlink.RT_TABLE_MAIN && table != RtNetlink.RT_TABLE_LOCAL) {
-          throw new DumpException(
-              "PID "
-                  + pid
-                  + "'s network namespace has routes in table "
-                  + table
-                  + " (policy routing): not supported yet");
-        }
+    // A new namespace has two IPv6 rules (local at 0, main at 32766); CRIU writes none of the
+    // family, so any other would be lost.
+    for (byte[] r : s.rules6()) {
+      int pref = RtNetlink.rulePriority(r);
+      if (s.rules6().size() != 2 || (pref != 0 && pref != 32766)) {
+        throw new DumpException(
+            "PID "
+                + pid
+                + "'s network namespace has IPv6 policy routing rules (ip -6 rule): not supported"
+                + " yet");
       }
     }
-    return new State(s.links(), s.sysctls(), s.addresses(), s.v4(), s.v6(), Netfilter.read(pid));
+    return new State(
+        s.links(),
+        s.sysctls(),
+        s.addresses(),
+        s.v4(),
+        s.v6(),
+        s.rules4(),
+        s.rules6(),
+        Netfilter.read(pid));
   }
 
   /**
@@ -168,18 +221,23 @@ final class NetNamespace {
         List.of(NetnsEntry.newBuilder().setExtKey(EXTERNAL_KEY).build()));
   }
 
-  /** Writes netdev-, netns-, ifaddr-, route- and route6-{@code id}.img (and the rules). */
-  static void write(ImageSink sink, int id, int pid) throws IOException {
-    State s = check(pid);
+  /**
+   * Writes netdev-, netns-, ifaddr-, route-, route6- and rule-{@code id}.img (and the filter
+   * rules); {@code others} as for {@link #read}.
+   */
+  static void write(ImageSink sink, int id, int pid, Map<Integer, Integer> others)
+      throws IOException {
+    State s = check(pid, others);
     List<NetDeviceEntry> devices = new ArrayList<>();
     for (Device d : s.links()) {
-      devices.add(entry(d, id));
+      devices.add(entry(d, id, s.sysctls().getNsidsList()));
     }
     ImageWriter.writeFile(sink, ImageType.NETDEV, id, devices);
     ImageWriter.writeFile(sink, ImageType.NETNS, id, List.of(s.sysctls()));
     raw(sink, ImageType.IFADDR.fileName(id), IFADDR_MAGIC, s.addresses());
-    raw(sink, ImageType.ROUTE.fileName(id), ROUTE_MAGIC, main(s.v4()));
-    raw(sink, ImageType.ROUTE6.fileName(id), ROUTE_MAGIC, main(s.v6()));
+    raw(sink, ImageType.ROUTE.fileName(id), ROUTE_MAGIC, saved(s.v4()));
+    raw(sink, ImageType.ROUTE6.fileName(id), ROUTE_MAGIC, saved(s.v6()));
+    raw(sink, ImageType.RULE.fileName(id), RULE_MAGIC, s.rules4());
     text(sink, ImageType.IPTABLES.fileName(id), s.rules().iptables());
     text(sink, ImageType.IP6TABLES.fileName(id), s.rules().ip6tables());
     text(sink, ImageType.NFTABLES.fileName(id), s.rules().nftables());
@@ -187,11 +245,11 @@ final class NetNamespace {
 
   /**
    * A device's entry as CRIU writes it: the peer's index is IFLA_LINK (the device's own index where
-   * it has none, as for lo); the peer's namespace is named only when it is this one (a peer in a
-   * namespace outside the dump has no id, and CRIU leaves it out). No link-layer address for the
-   * loopback.
+   * it has none, as for lo); the peer's namespace is named when it is this one or another of the
+   * dump (its IFLA_LINK_NETNSID among {@code nsids}); a peer in a namespace outside the dump has no
+   * id, and CRIU leaves it out. No link-layer address for the loopback.
    */
-  static NetDeviceEntry entry(Device d, int id) {
+  static NetDeviceEntry entry(Device d, int id, List<NetnsIdEntry> nsids) {
     RtNetlink.Link l = d.link();
     NetDeviceEntry.Builder b =
         NetDeviceEntry.newBuilder()
@@ -205,6 +263,12 @@ final class NetNamespace {
             .setPeerIfindex(l.link() >= 0 ? l.link() : l.index());
     if (l.linkNetnsid() == null) {
       b.setPeerNsid(id);
+    } else {
+      for (NetnsIdEntry n : nsids) {
+        if (n.getNetnsidValue() == l.linkNetnsid()) {
+          b.setPeerNsid(n.getTargetNsId());
+        }
+      }
     }
     if (l.address() != null && !isLoopback(l)) {
       b.setAddress(com.google.protobuf.ByteString.copyFrom(l.address()));
@@ -215,16 +279,24 @@ final class NetNamespace {
     return b.build();
   }
 
-  /** What {@code ip route save} keeps: routes of the main table, no cached clones. */
-  static List<byte[]> main(List<byte[]> routes) {
-    List<byte[]> out = new ArrayList<>();
+  /**
+   * What {@code ip route save} keeps, routes of the main table (no cached clones), then those of
+   * the other tables but local (whose routes the kernel makes for the addresses): the same replay
+   * restores them, and the rules in rule-ID.img send traffic there.
+   */
+  static List<byte[]> saved(List<byte[]> routes) {
+    List<byte[]> main = new ArrayList<>();
+    List<byte[]> others = new ArrayList<>();
     for (byte[] r : routes) {
-      if (RtNetlink.table(r) == RtNetlink.RT_TABLE_MAIN
-          && (RtNetlink.routeFlags(r) & RtNetlink.RTM_F_CLONED) == 0) {
-        out.add(r);
+      int table = RtNetlink.table(r);
+      if ((RtNetlink.routeFlags(r) & RtNetlink.RTM_F_CLONED) != 0
+          || table == RtNetlink.RT_TABLE_LOCAL) {
+        continue;
       }
+      (table == RtNetlink.RT_TABLE_MAIN ? main : others).add(r);
     }
-    return out;
+    main.addAll(others);
+    return main;
   }
 
   /** A rules image: the tool's text as it is; none where there is nothing of that kind. */
