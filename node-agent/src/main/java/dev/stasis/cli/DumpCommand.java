@@ -104,7 +104,7 @@ public class DumpCommand implements Callable<Integer> {
           "copy the memory while the process runs into DIR/parent (a CRIU parent image set, made"
               + " durable before the freeze), then freeze only for the pages written since: the"
               + " final pagemap marks the others as in the parent; with or without"
-              + " --leave-running (needs --images-dir)")
+              + " --leave-running (with --to: stored as checkpoint/parent/)")
   boolean preCopy;
 
   @Option(
@@ -177,9 +177,9 @@ public class DumpCommand implements Callable<Integer> {
 
   /** Where the images go; a subclass or a later option may choose another sink. */
   protected ImageSink openSink() throws java.io.IOException {
-    if (preCopy && (archive != null || to != null)) {
+    if (preCopy && archive != null) {
       throw new IllegalArgumentException(
-          "--pre-copy needs --images-dir DIR (an archive or a store takes no parent image set)");
+          "--pre-copy goes with --images-dir DIR or --to URI (an archive takes no parent image set)");
     }
     if (archive != null) {
       if (imagesDir != null || to != null || spoolDir != null) {

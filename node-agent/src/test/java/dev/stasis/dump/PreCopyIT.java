@@ -173,6 +173,123 @@ class PreCopyIT {
     }
   }
 
+  /**
+   * The store carries the parent: a pre-copy dumped to S3 (compressed, encrypted) lists the
+   * parent's files as objects below {@code checkpoint/parent/} in its manifest, encrypted like the
+   * others; {@code fetch} verifies them and lays out {@code parent/}, from which the judge restores
+   * the final freeze's memory; {@code push} of that directory stores the parent again, and a parent
+   * object altered in the bucket fails the fetch; {@code rm} removes the parent's objects too.
+   */
+  @Test
+  void aPreCopyToS3CarriesItsParentThroughFetchPushAndRm() throws Exception {
+    Assumptions.assumeTrue(kernelHasAsyncWp(), "no asynchronous userfaultfd WP on this kernel");
+    try (dev.stasis.testing.S3Server s3 = dev.stasis.testing.S3Server.start().bucket("ckpt");
+        Workloads.Running w = Workloads.start("livewrite", "32", "10")) {
+      Path key = w.state.resolve("key");
+      Files.writeString(key, java.util.HexFormat.of().formatHex(new byte[32]).replace('0', '5'));
+      String uri = "s3://ckpt/pre/" + w.pid;
+      Workloads.Cli d =
+          Workloads.stasis(
+              s3.env(),
+              "dump",
+              "--pid",
+              Integer.toString(w.pid),
+              "--to",
+              uri,
+              "--pre-copy",
+              "--compress",
+              "zstd",
+              "--encryption-key-file",
+              key.toString());
+      assertEquals(0, d.exit(), d.stdout() + d.stderr());
+      assertFalse(d.stderr().contains("unavailable"), d.stderr());
+      w.awaitGone();
+
+      Path bucketDir = s3.dataDir().resolve("ckpt/pre/" + w.pid);
+      JsonNode m =
+          new com.fasterxml.jackson.databind.ObjectMapper()
+              .readTree(bucketDir.resolve("manifest.json").toFile());
+      java.util.Set<String> parentObjects = new java.util.TreeSet<>();
+      for (JsonNode o : m.get("objects")) {
+        String n = o.get("name").asText();
+        if (n.startsWith("checkpoint/parent/")) {
+          parentObjects.add(n);
+          assertTrue(o.get("encrypted").asBoolean(), "encrypted like the rest: " + o);
+        }
+      }
+      assertEquals(
+          java.util.Set.of(
+              "checkpoint/parent/pagemap-" + w.pid + ".img", "checkpoint/parent/pages-1.img"),
+          parentObjects);
+      assertEquals("true", m.get("source").get("dump.parent").asText());
+      Workloads.Cli ls = Workloads.stasis(s3.env(), "ls", "--from", "s3://ckpt/pre");
+      assertEquals(0, ls.exit(), ls.stderr());
+      assertTrue(ls.stdout().startsWith(w.pid + "\tcomplete\t"), ls.stdout());
+
+      Path images = w.state.resolve("fetched");
+      Workloads.Cli f =
+          Workloads.stasis(
+              s3.env(),
+              "fetch",
+              "--from",
+              uri,
+              "--images-dir",
+              images.toString(),
+              "--encryption-key-file",
+              key.toString());
+      assertEquals(0, f.exit(), f.stderr());
+      assertTrue(Files.size(images.resolve("parent/pages-1.img")) >= 8192L * 4096, "parent pages");
+      assertTrue(Files.isRegularFile(images.resolve("parent/pagemap-" + w.pid + ".img")));
+
+      // push the fetched directory as a new checkpoint: the parent goes with it, byte for byte
+      Workloads.Cli push =
+          Workloads.stasis(
+              s3.env(), "push", "--images-dir", images.toString(), "--to", uri + "-pushed");
+      assertEquals(0, push.exit(), push.stderr());
+      Path again = w.state.resolve("again");
+      Workloads.Cli f2 =
+          Workloads.stasis(
+              s3.env(), "fetch", "--from", uri + "-pushed", "--images-dir", again.toString());
+      assertEquals(0, f2.exit(), f2.stderr());
+      assertEquals(
+          -1L,
+          Files.mismatch(
+              images.resolve("parent/pages-1.img"), again.resolve("parent/pages-1.img")));
+
+      CriuJudge.restore(images);
+      String restored = w.check();
+      assertTrue(restored.startsWith("OK"), "restored from the store with its parent: " + restored);
+
+      // an altered parent object is caught by the fetch's verification
+      Path stored = bucketDir.resolve("checkpoint/parent/pages-1.img.zst.aes");
+      assertTrue(Files.exists(stored), "the parent's pages object: " + stored);
+      byte[] b = Files.readAllBytes(stored);
+      b[b.length / 2] ^= 1;
+      Files.write(stored, b);
+      Workloads.Cli bad =
+          Workloads.stasis(
+              s3.env(),
+              "fetch",
+              "--from",
+              uri,
+              "--images-dir",
+              w.state.resolve("bad").toString(),
+              "--encryption-key-file",
+              key.toString());
+      assertNotEquals(0, bad.exit(), "an altered parent object must not fetch");
+      assertTrue(bad.stderr().contains("parent/pages-1.img"), bad.stderr());
+
+      Workloads.Cli rm = Workloads.stasis(s3.env(), "rm", "--from", uri);
+      assertEquals(0, rm.exit(), rm.stderr());
+      if (Files.exists(bucketDir)) {
+        try (var left = Files.walk(bucketDir)) {
+          assertEquals(
+              0, left.filter(Files::isRegularFile).count(), "rm leaves no object of the parent");
+        }
+      }
+    }
+  }
+
   /** {pages in the pages file (PE_PRESENT), pages in the parent (PE_PARENT)} of a pagemap. */
   private static long[] count(JsonNode pagemap) {
     long[] n = new long[2];
