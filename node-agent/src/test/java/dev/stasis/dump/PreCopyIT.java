@@ -96,6 +96,34 @@ class PreCopyIT {
   }
 
   /**
+   * Pre-copy with {@code --leave-running}: the same incremental set, and the original goes on with
+   * its maps as before and no trace of the tracking; killed, it comes back from DIR and its parent.
+   */
+  @Test
+  void leaveRunningPreCopyLeavesNoTraceAndRestoresFromItsParent() throws Exception {
+    Assumptions.assumeTrue(kernelHasAsyncWp(), "no asynchronous userfaultfd WP on this kernel");
+    try (Workloads.Running w = Workloads.start("livewrite", "32", "10")) {
+      String maps = Files.readString(Path.of("/proc/" + w.pid + "/maps"));
+      Path images = w.state.resolve("images");
+      Workloads.Cli r = w.dumpLeavingRunning(images, "--pre-copy", "-v");
+      assertFalse(r.stderr().contains("unavailable"), r.stderr());
+      assertTrue(phases(r.stdout()).get("pages_in_parent") >= 4096, r.stdout());
+      assertTrue(Files.isRegularFile(images.resolve("parent/pagemap-" + w.pid + ".img")));
+      assertEquals(maps, Files.readString(Path.of("/proc/" + w.pid + "/maps")), "maps unchanged");
+      assertNoUserfaultfd(w.pid);
+      assertEquals(0, registeredVmas(w.pid), "no VMA left registered");
+      String after = w.check();
+      assertTrue(after.startsWith("OK"), "the original after the dump: " + after);
+
+      ProcessHandle.of(w.pid).ifPresent(ProcessHandle::destroyForcibly);
+      w.awaitGone();
+      CriuJudge.restore(images);
+      String restored = w.check();
+      assertTrue(restored.startsWith("OK"), "restored from DIR and its parent: " + restored);
+    }
+  }
+
+  /**
    * The final freeze fails (the commit of the set, here: the disk refuses it) after the parent set
    * was written while the process ran tracked: the dump fails, nothing is left in the directory,
    * and the process runs on with its maps as before, no userfaultfd, no registered VMA.
