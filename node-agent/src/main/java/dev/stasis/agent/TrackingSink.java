@@ -57,6 +57,17 @@ final class TrackingSink implements ImageSink {
   }
 
   @Override
+  public boolean holdsParent() {
+    return inner.holdsParent();
+  }
+
+  @Override
+  public void syncParent() throws IOException {
+    checkCancelled();
+    inner.syncParent();
+  }
+
+  @Override
   public String checkpointId() {
     return inner.checkpointId();
   }

@@ -99,6 +99,15 @@ public class DumpCommand implements Callable<Integer> {
   boolean leaveRunning;
 
   @Option(
+      names = "--pre-copy",
+      description =
+          "copy the memory while the process runs into DIR/parent (a CRIU parent image set, made"
+              + " durable before the freeze), then freeze only for the pages written since: the"
+              + " final pagemap marks the others as in the parent; with or without"
+              + " --leave-running (with --to: stored as checkpoint/parent/)")
+  boolean preCopy;
+
+  @Option(
       names = "--shell-job",
       description =
           "accept the terminal of the shell that started the process (a pty slave whose master is"
@@ -168,6 +177,10 @@ public class DumpCommand implements Callable<Integer> {
 
   /** Where the images go; a subclass or a later option may choose another sink. */
   protected ImageSink openSink() throws java.io.IOException {
+    if (preCopy && archive != null) {
+      throw new IllegalArgumentException(
+          "--pre-copy goes with --images-dir DIR or --to URI (an archive takes no parent image set)");
+    }
     if (archive != null) {
       if (imagesDir != null || to != null || spoolDir != null) {
         throw new IllegalArgumentException(
@@ -250,7 +263,8 @@ public class DumpCommand implements Callable<Integer> {
                         pid, leaveRunning, progress, freezeTimeout * 1000L, gate, true, false)
                     .withShellJob(shellJob)
                     .withExternalNetns(pendingArchive != null && pendingArchive.netnsFromEngine())
-                    .withGhostLimit(ghostLimitBytes),
+                    .withGhostLimit(ghostLimitBytes)
+                    .withPreCopy(preCopy),
                 sink);
         if (pendingArchive != null && pendingArchive.carriesDevShm() && leaveRunning) {
           pendingArchive.captureDevShm(pid);

@@ -32,6 +32,12 @@ import java.util.function.Consumer;
  * @param ghostLimit the largest deleted file (a ghost: its whole content goes into the images) that
  *     is dumped, in bytes; a larger one is refused before the freeze, naming the file, its size and
  *     the limit (CRIU's {@code --ghost-limit})
+ * @param preCopy live copy, in kill mode as well, written as a parent image set: the rounds copy
+ *     the pages while the process runs and end by writing them as {@code parent/} of the set,
+ *     durable, while it still runs (tracked); the freeze then writes a pagemap that marks every
+ *     page unchanged since as in the parent and copies only the rest. Needs a sink that {@link
+ *     dev.stasis.images.ImageSink#holdsParent holds a parent}; without live copy on this kernel,
+ *     the dump is a full frozen one
  */
 public record DumpOptions(
     int pid,
@@ -42,7 +48,8 @@ public record DumpOptions(
     boolean liveCopy,
     boolean shellJob,
     boolean externalNetns,
-    long ghostLimit) {
+    long ghostLimit,
+    boolean preCopy) {
 
   /**
    * The default ghost limit, 64 MiB. CRIU's 1 MiB refuses common cases (a deleted shared library or
@@ -78,7 +85,8 @@ public record DumpOptions(
         liveCopy,
         shellJob,
         false,
-        DEFAULT_GHOST_LIMIT);
+        DEFAULT_GHOST_LIMIT,
+        false);
   }
 
   /** Without a freeze deadline or kill gate. */
@@ -112,7 +120,8 @@ public record DumpOptions(
         liveCopy,
         accept,
         externalNetns,
-        ghostLimit);
+        ghostLimit,
+        preCopy);
   }
 
   /** The same options, the root's network namespace the engine's or not. */
@@ -126,7 +135,8 @@ public record DumpOptions(
         liveCopy,
         shellJob,
         external,
-        ghostLimit);
+        ghostLimit,
+        preCopy);
   }
 
   /** The same options with another ghost limit (bytes). */
@@ -140,7 +150,23 @@ public record DumpOptions(
         liveCopy,
         shellJob,
         externalNetns,
-        bytes);
+        bytes,
+        preCopy);
+  }
+
+  /** The same options, with a pre-copy into a parent image set or not. */
+  public DumpOptions withPreCopy(boolean on) {
+    return new DumpOptions(
+        pid,
+        leaveRunning,
+        progress,
+        freezeTimeoutMillis,
+        killGate,
+        liveCopy,
+        shellJob,
+        externalNetns,
+        ghostLimit,
+        on);
   }
 
   /**

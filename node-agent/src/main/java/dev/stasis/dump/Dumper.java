@@ -91,7 +91,8 @@ public final class Dumper {
    * {@code opts.pid()}): a pod's, whose containers are all tracked and copied before the cgroup
    * freeze that is their common cut. The dump takes {@code live} over and closes it on every path;
    * null: a dump without live copy. In kill mode {@code live} is closed unused (the pages image of
-   * a live copy is assembled after the release, and a process to be killed is never released).
+   * such a live copy is assembled after the release, and a process to be killed is never released;
+   * a kill-mode dump copies live only as a pre-copy of its own, {@link DumpOptions#preCopy}).
    */
   public static DumpResult dump(DumpOptions opts, ImageSink sink, LiveCopy live)
       throws DumpException {
@@ -150,18 +151,39 @@ public final class Dumper {
       throw e;
     }
     long seizeFrom = start;
-    // Leave-running: copy the pages while the process runs, so the freeze reads only the rest.
+    boolean preCopy = opts.preCopy() && !liveGiven;
+    if (preCopy && !sink.holdsParent()) {
+      notices.add(
+          "pre-copy unavailable ("
+              + sink.describe()
+              + " takes no parent image set): the pages are copied frozen");
+      preCopy = false;
+    }
+    // Leave-running (or pre-copy): copy the pages while the process runs, so the freeze reads
+    // only the rest.
     if (liveGiven) {
       timings.putAll(live.timings());
       seizeFrom = System.nanoTime();
-    } else if (opts.leaveRunning()
-        && opts.liveCopy()
+    } else if ((preCopy || opts.leaveRunning() && opts.liveCopy())
         && !"off".equals(System.getenv("STASIS_LIVE_COPY"))) {
       try {
         live = LiveCopy.start(pid, opts.progress(), notices::add);
+        if (live != null && preCopy) {
+          live.writeParent(sink); // durable while the process runs on, tracked
+        }
       } catch (DumpException e) {
         sink.abort();
         throw e;
+      } catch (IOException | RuntimeException e) {
+        if (live != null) {
+          live.close(); // the tracking ends with it: the process runs on as before
+        }
+        sink.abort();
+        if (targetGone(pid, e)) {
+          throw new DumpException("PID " + pid + " exited during the live copy", e);
+        }
+        throw new DumpException(
+            "cannot write the parent image set to " + sink.describe() + ": " + reason(e), e);
       }
       if (live != null) {
         timings.putAll(live.timings());
@@ -428,6 +450,7 @@ public final class Dumper {
   private static final class Totals {
     long pagesScanned;
     long pagesWritten;
+    long pagesInParent;
     long readMs;
     long writeMs;
     int threads;
@@ -435,6 +458,7 @@ public final class Dumper {
     void add(PageWriter p) {
       pagesScanned += p.pagesScanned();
       pagesWritten += p.pagesWritten();
+      pagesInParent += p.pagesInParent();
       readMs += p.readMillis();
       writeMs += p.writeMillis();
     }
@@ -512,7 +536,7 @@ public final class Dumper {
                       .setMemdumpTime((int) (totals.readMs * 1000))
                       .setMemwriteTime((int) (totals.writeMs * 1000))
                       .setPagesScanned(totals.pagesScanned)
-                      .setPagesSkippedParent(0)
+                      .setPagesSkippedParent(totals.pagesInParent)
                       .setPagesWritten(totals.pagesWritten)
                       .setPagesLazy(0))
               .build());
@@ -533,6 +557,11 @@ public final class Dumper {
     meta.put("dump.pages_written", Long.toString(totals.pagesWritten));
     meta.put("dump.leave_running", Boolean.toString(opts.leaveRunning()));
     meta.put("dump.live_copy", Boolean.toString(live != null));
+    if (live != null && live.hasParent()) {
+      // an incremental set: its pagemaps point into parent/, which belongs to the checkpoint
+      meta.put("dump.parent", "true");
+      meta.put("dump.pages_in_parent", Long.toString(totals.pagesInParent));
+    }
     List<String> warnings = new ArrayList<>(notices);
     if (!namespaces.own().isEmpty()) {
       // Every own namespace is either written so that a restore brings it back or refused.
@@ -628,11 +657,19 @@ public final class Dumper {
     long t = System.nanoTime();
     PageWriter pages = new PageWriter(p);
     pages.select(vmas);
+    LiveCopy.Tracked tracked = live == null ? null : live.task(p);
+    if (tracked != null && live.hasParent()) {
+      // pre-copy: the pages unchanged since their copy are in the parent set; the rest is
+      // copied below like any frozen dump's pages (and is all the freeze copies)
+      tracked.splitParent(pages);
+      timings.merge("live_frozen_pages", pages.pagesWritten(), Long::sum);
+      timings.merge("pages_in_parent", pages.pagesInParent(), Long::sum);
+      tracked = null;
+    }
     add("pagemap_ms", System.nanoTime() - t);
     try (ImageWriter w = ImageWriter.create(sink, ImageType.PAGEMAP, vp)) {
       pages.writePagemap(w, pagesId);
     }
-    LiveCopy.Tracked tracked = live == null ? null : live.task(p);
     if (tracked != null) {
       // only what changed since the live copy is read now; the image is written after release
       long read = tracked.freeze(pages.runs(), ImageType.PAGES.fileName(pagesId));

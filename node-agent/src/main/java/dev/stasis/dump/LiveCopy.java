@@ -4,6 +4,11 @@ import dev.stasis.compel.Compel;
 import dev.stasis.compel.SeizedTask;
 import dev.stasis.compel.SeizedTree;
 import dev.stasis.images.ImageSink;
+import dev.stasis.images.ImageType;
+import dev.stasis.images.ImageWriter;
+import dev.stasis.images.PagemapFlags;
+import dev.stasis.images.proto.PagemapEntry;
+import dev.stasis.images.proto.PagemapHead;
 import dev.stasis.linux.Errno;
 import dev.stasis.linux.Linux;
 import dev.stasis.linux.LinuxException;
@@ -86,6 +91,7 @@ public final class LiveCopy implements AutoCloseable {
   private int round;
   private long copiedPages;
   private ByteBuffer buf;
+  private boolean parentWritten;
 
   private LiveCopy(int pid, BooleanSupplier cancelled) {
     this.pid = pid;
@@ -166,6 +172,10 @@ public final class LiveCopy implements AutoCloseable {
    * catch up with what they wrote while the later ones were copied. Returns the pages copied.
    */
   public long catchUp() throws IOException {
+    if (parentWritten) {
+      // a round would change the store under the parent set the final pagemap points into
+      throw new IllegalStateException("no live round after the parent image set is written");
+    }
     long t0 = System.nanoTime();
     long n = 0;
     checkCancelled();
@@ -182,6 +192,32 @@ public final class LiveCopy implements AutoCloseable {
   /** The tracking of process {@code pid}, or null if it is not tracked (a newer child). */
   Tracked task(int pid) {
     return tasks.get(pid);
+  }
+
+  /** Whether {@link #writeParent} wrote the copies as a parent image set. */
+  boolean hasParent() {
+    return parentWritten;
+  }
+
+  /**
+   * Pre-copy: writes every page copied so far as a parent image set ({@code
+   * parent/pagemap-VPID.img} and {@code parent/pages-N.img} per tracked process, {@link
+   * ImageSink#PARENT}) and makes it durable, while the processes run on, tracked. The store is not
+   * written again after this (no more rounds; the freeze reads the written pages from the frozen
+   * process, {@link Tracked#splitParent}), so each page of the parent set is exactly its copy in
+   * the store, and a page still clean at the freeze is exactly its content then.
+   */
+  void writeParent(ImageSink sink) throws IOException {
+    long t = System.nanoTime();
+    long pages = 0;
+    int pagesId = 1; // the parent's own numbering: its pagemaps name them, nothing else does
+    for (Tracked task : tasks.values()) {
+      pages += task.writeParent(sink, pagesId++);
+    }
+    sink.syncParent();
+    parentWritten = true;
+    timings.put("live_parent_pages", pages);
+    timings.put("live_parent_ms", (System.nanoTime() - t) / 1_000_000);
   }
 
   private void track(int pid) throws IOException {
@@ -304,21 +340,27 @@ public final class LiveCopy implements AutoCloseable {
     long t = System.nanoTime();
     for (Pending p : pending) {
       try (WritableByteChannel ch = sink.createPages(p.name, false, p.bytes)) {
-        for (long[] s : p.segments) {
-          long off = s[0];
-          long left = s[1];
-          while (left > 0) {
-            long n = p.store.transferTo(off, left, ch);
-            if (n <= 0) {
-              throw new IOException("short copy from the live-copy store");
-            }
-            off += n;
-            left -= n;
-          }
-        }
+        transfer(p.store, p.segments, ch);
       }
     }
     timings.put("live_assemble_ms", (System.nanoTime() - t) / 1_000_000);
+  }
+
+  /** Copies {store offset, bytes} pieces of {@code store} to {@code ch}, in order. */
+  private static void transfer(FileChannel store, List<long[]> segments, WritableByteChannel ch)
+      throws IOException {
+    for (long[] s : segments) {
+      long off = s[0];
+      long left = s[1];
+      while (left > 0) {
+        long n = store.transferTo(off, left, ch);
+        if (n <= 0) {
+          throw new IOException("short copy from the live-copy store");
+        }
+        off += n;
+        left -= n;
+      }
+    }
   }
 
   /** Closes every userfaultfd and store. Idempotent, never throws. */
@@ -439,20 +481,7 @@ public final class LiveCopy implements AutoCloseable {
      */
     long freeze(List<PageWriter.Run> runs, String name) throws IOException {
       long t0 = System.nanoTime();
-      BitSet clean = new BitSet();
-      try (PagemapScan scan = PagemapScan.open(pid)) {
-        for (Range r : ranges) {
-          scan.scan(
-              r.start(),
-              r.end(),
-              PagemapScan.PAGE_IS_WRITTEN,
-              PagemapScan.PAGE_IS_WPALLOWED | PagemapScan.PAGE_IS_WRITTEN,
-              0,
-              PagemapScan.PAGE_IS_WPALLOWED,
-              (start, end, categories) -> clean.set((int) r.index(start), (int) r.index(end)));
-        }
-      }
-      clean.and(stored);
+      BitSet clean = clean();
       List<long[]> segments = new ArrayList<>();
       List<long[]> reads = new ArrayList<>();
       long bytes = 0;
@@ -496,6 +525,114 @@ public final class LiveCopy implements AutoCloseable {
       timings.merge("live_final_scan_ms", (t1 - t0) / 1_000_000, Long::sum);
       timings.merge("live_final_read_ms", (System.nanoTime() - t1) / 1_000_000, Long::sum);
       return n;
+    }
+
+    /**
+     * The pages whose copy in the store is their content now (frozen): copied, in a range still
+     * registered ({@code PAGE_IS_WPALLOWED}) and not written since their copy was protected.
+     */
+    private BitSet clean() throws IOException {
+      BitSet clean = new BitSet();
+      try (PagemapScan scan = PagemapScan.open(pid)) {
+        for (Range r : ranges) {
+          scan.scan(
+              r.start(),
+              r.end(),
+              PagemapScan.PAGE_IS_WRITTEN,
+              PagemapScan.PAGE_IS_WPALLOWED | PagemapScan.PAGE_IS_WRITTEN,
+              0,
+              PagemapScan.PAGE_IS_WPALLOWED,
+              (start, end, categories) -> clean.set((int) r.index(start), (int) r.index(end)));
+        }
+      }
+      clean.and(stored);
+      return clean;
+    }
+
+    /**
+     * The frozen step of a pre-copy ({@link #writeParent} done): splits the pages {@code pages}
+     * selected into the clean ones, which the parent set holds as they are now, and the rest
+     * (written since their copy, never copied, or outside the tracked ranges), which the dump
+     * copies from the frozen process as usual. Returns the pages in the parent.
+     */
+    long splitParent(PageWriter pages) throws IOException {
+      long t0 = System.nanoTime();
+      BitSet clean = clean();
+      List<PageWriter.Run> parent = new ArrayList<>();
+      List<PageWriter.Run> rest = new ArrayList<>();
+      long inParent = 0;
+      int ri = 0;
+      for (PageWriter.Run run : pages.runs()) {
+        for (long addr = run.vaddr(), end = run.vaddr() + run.pages() * PAGE; addr < end; ) {
+          while (ri < ranges.size() && ranges.get(ri).end() <= addr) {
+            ri++;
+          }
+          Range r = ri < ranges.size() && ranges.get(ri).start() <= addr ? ranges.get(ri) : null;
+          long stop;
+          boolean isClean;
+          if (r == null) {
+            stop = Math.min(end, ri < ranges.size() ? ranges.get(ri).start() : Long.MAX_VALUE);
+            isClean = false;
+          } else {
+            int i = (int) r.index(addr);
+            isClean = clean.get(i);
+            int j = isClean ? clean.nextClearBit(i) : clean.nextSetBit(i);
+            long change = j < 0 ? Long.MAX_VALUE : addr + (long) (j - i) * PAGE;
+            stop = Math.min(Math.min(end, r.end()), change);
+          }
+          addRun(isClean ? parent : rest, addr, (stop - addr) / PAGE);
+          if (isClean) {
+            inParent += (stop - addr) / PAGE;
+          }
+          addr = stop;
+        }
+      }
+      pages.splitParent(parent, rest);
+      timings.merge("live_final_scan_ms", (System.nanoTime() - t0) / 1_000_000, Long::sum);
+      return inParent;
+    }
+
+    private static void addRun(List<PageWriter.Run> runs, long addr, long pages) {
+      PageWriter.Run last = runs.isEmpty() ? null : runs.get(runs.size() - 1);
+      if (last != null && last.vaddr() + last.pages() * PAGE == addr) {
+        runs.set(runs.size() - 1, new PageWriter.Run(last.vaddr(), last.pages() + pages));
+      } else {
+        runs.add(new PageWriter.Run(addr, pages));
+      }
+    }
+
+    /**
+     * This process's part of the parent set: a pagemap of every copied page, in address order (a
+     * run never spans two ranges), and the pages from the store in that order. Returns the pages.
+     */
+    long writeParent(ImageSink sink, int pagesId) throws IOException {
+      int vp = dev.stasis.linux.proc.Status.read(pid).innermostPid();
+      List<long[]> segments = new ArrayList<>(); // {store offset, bytes}
+      long bytes = 0;
+      String pagemap = ImageSink.PARENT + ImageType.PAGEMAP.fileName(vp);
+      try (ImageWriter w = ImageWriter.create(sink.create(pagemap), ImageType.PAGEMAP, pagemap)) {
+        w.write(PagemapHead.newBuilder().setPagesId(pagesId).build());
+        for (Range r : ranges) {
+          int first = (int) (r.base() / PAGE);
+          int last = (int) ((r.base() + r.end() - r.start()) / PAGE);
+          for (int i = stored.nextSetBit(first); i >= 0 && i < last; ) {
+            int j = Math.min(stored.nextClearBit(i), last);
+            w.write(
+                PagemapFlags.withPages(PagemapEntry.newBuilder(), j - i)
+                    .setVaddr(r.start() + ((long) i * PAGE - r.base()))
+                    .setFlags(PagemapFlags.PRESENT)
+                    .build());
+            segments.add(new long[] {(long) i * PAGE, (long) (j - i) * PAGE});
+            bytes += (long) (j - i) * PAGE;
+            i = stored.nextSetBit(j);
+          }
+        }
+      }
+      String name = ImageSink.PARENT + ImageType.PAGES.fileName(pagesId);
+      try (WritableByteChannel ch = sink.createPages(name, false, bytes)) {
+        transfer(store, segments, ch);
+      }
+      return bytes / PAGE;
     }
 
     // Appends a piece, joining it to the last one when both continue each other.
@@ -566,6 +703,11 @@ public final class LiveCopy implements AutoCloseable {
           for (int i = 0; i < readPieces; i++) {
             if (lens[i] < 0) { // skipped
               pos += (int) -lens[i];
+              // an older copy of these pages is stale now (their scan protected them again)
+              Range r = rangeOf(addrs[i]);
+              if (r != null) {
+                stored.clear((int) r.index(addrs[i]), (int) r.index(addrs[i] - lens[i]));
+              }
               continue;
             }
             ByteBuffer piece = b.duplicate().position(pos).limit(pos + (int) lens[i]);

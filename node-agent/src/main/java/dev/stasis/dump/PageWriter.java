@@ -157,6 +157,10 @@ final class PageWriter {
 
   private final int pid;
   private final List<Run> runs = new ArrayList<>();
+
+  /** Incremental dump: selected runs whose pages are in the parent set (not copied), in order. */
+  private List<Run> inParent = List.of();
+
   private final List<ByteBuffer> held = new ArrayList<>();
   private long pagesScanned;
   private long pagesSelected;
@@ -309,14 +313,48 @@ final class PageWriter {
     }
   }
 
-  /** pagemap-PID.img: the head naming the pages file, then one entry per run. */
+  /**
+   * Makes this an incremental dump's memory: of the selected pages, those of {@code parent} (runs
+   * within the selection, in address order) are in the parent set and {@code rest} (the other
+   * selected pages, in address order) are copied. The pagemap then lists both, in address order;
+   * only {@code rest} counts as written.
+   */
+  void splitParent(List<Run> parent, List<Run> rest) {
+    runs.clear();
+    runs.addAll(rest);
+    inParent = List.copyOf(parent);
+    pagesSelected = 0;
+    for (Run r : rest) {
+      pagesSelected += r.pages();
+    }
+  }
+
+  /** Selected pages that are in the parent set ({@link #splitParent}), not copied. */
+  long pagesInParent() {
+    long n = 0;
+    for (Run r : inParent) {
+      n += r.pages();
+    }
+    return n;
+  }
+
+  /**
+   * pagemap-PID.img: the head naming the pages file, then one entry per run in address order (CRIU
+   * walks a pagemap, and its parent's, forward only): {@code PE_PRESENT} for the runs in the pages
+   * file, {@code PE_PARENT} for those in the parent set.
+   */
   void writePagemap(ImageWriter w, int pagesId) throws IOException {
     w.write(PagemapHead.newBuilder().setPagesId(pagesId).build());
-    for (Run r : runs) {
+    int i = 0;
+    int j = 0;
+    while (i < runs.size() || j < inParent.size()) {
+      boolean parent =
+          i == runs.size() || j < inParent.size() && inParent.get(j).vaddr() < runs.get(i).vaddr();
+      Run r = parent ? inParent.get(j++) : runs.get(i++);
       w.write(
           PagemapFlags.withPages(PagemapEntry.newBuilder(), r.pages())
               .setVaddr(r.vaddr())
-              .setFlags(PagemapFlags.PRESENT)
+              .setFlags(parent ? PagemapFlags.PARENT : PagemapFlags.PRESENT)
               .build());
     }
   }

@@ -196,7 +196,8 @@ public final class DirectoryImageSink implements ImageSink {
     if (committed || aborted) {
       throw new IllegalStateException("image set in " + dir + " is already closed");
     }
-    if (name.isEmpty() || name.contains("/") || name.startsWith(".")) {
+    String plain = name.startsWith(PARENT) ? name.substring(PARENT.length()) : name;
+    if (plain.isEmpty() || plain.contains("/") || plain.startsWith(".")) {
       throw new IllegalArgumentException("bad image file name '" + name + "'");
     }
     for (StagedFile f : files) {
@@ -204,7 +205,33 @@ public final class DirectoryImageSink implements ImageSink {
         throw new IllegalArgumentException("image file '" + name + "' was already created");
       }
     }
+    if (plain != name) {
+      try {
+        dev.stasis.storage.Private.createDirectories(staging.resolve(PARENT));
+      } catch (IOException e) {
+        throw new UncheckedIOException(e);
+      }
+    }
     return staging.resolve(name);
+  }
+
+  @Override
+  public boolean holdsParent() {
+    return true;
+  }
+
+  /**
+   * Forces every closed file of the parent set now: the pre-copy's set is durable while the process
+   * still runs, and the commit's fsync of it finds nothing left to write.
+   */
+  @Override
+  public synchronized void syncParent() throws IOException {
+    checkCancel();
+    for (StagedFile f : files) {
+      if (f.name.startsWith(PARENT) && !f.open) {
+        f.ch.force(false);
+      }
+    }
   }
 
   @Override
@@ -222,6 +249,17 @@ public final class DirectoryImageSink implements ImageSink {
       f.ch.force(false);
       f.release();
     }
+    boolean parent = files.stream().anyMatch(f -> f.name.startsWith(PARENT));
+    Path parentDir = dir.resolve(PARENT);
+    if (parent) {
+      // Replaces a parent left by an earlier dump into this directory that is no directory (a
+      // symlink to a pre-dump's set: moving into it would write into that other set).
+      if (Files.isSymbolicLink(parentDir)
+          || Files.exists(parentDir) && !Files.isDirectory(parentDir)) {
+        Files.delete(parentDir);
+      }
+      dev.stasis.storage.Private.createDirectories(parentDir);
+    }
     for (StagedFile f : files) {
       Path target = dir.resolve(f.name);
       try {
@@ -229,6 +267,10 @@ public final class DirectoryImageSink implements ImageSink {
       } catch (AtomicMoveNotSupportedException e) {
         Files.move(staging.resolve(f.name), target, StandardCopyOption.REPLACE_EXISTING);
       }
+    }
+    if (parent) {
+      Files.deleteIfExists(staging.resolve(PARENT));
+      dev.stasis.storage.Private.syncDirectory(parentDir);
     }
     Files.deleteIfExists(staging);
     // The renames are durable only once the directory is: without this fsync a crash after a
@@ -246,11 +288,18 @@ public final class DirectoryImageSink implements ImageSink {
     for (StagedFile f : files) {
       f.release();
     }
-    try (DirectoryStream<Path> ds = Files.newDirectoryStream(staging)) {
-      for (Path p : ds) {
-        Files.deleteIfExists(p);
+    try {
+      for (Path d : List.of(staging.resolve(PARENT), staging)) {
+        if (!Files.isDirectory(d)) {
+          continue;
+        }
+        try (DirectoryStream<Path> ds = Files.newDirectoryStream(d)) {
+          for (Path p : ds) {
+            Files.deleteIfExists(p);
+          }
+        }
+        Files.deleteIfExists(d);
       }
-      Files.deleteIfExists(staging);
     } catch (IOException | UncheckedIOException e) {
       // Best effort: the staging directory is hidden and never taken for an image set.
     }

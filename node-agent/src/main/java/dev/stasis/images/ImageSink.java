@@ -22,8 +22,30 @@ import java.nio.channels.WritableByteChannel;
  */
 public interface ImageSink extends AutoCloseable {
 
-  /** Opens a new image file, named as CRIU names it (for example {@code core-42.img}). */
+  /**
+   * Where the files of an incremental dump's parent image set go: CRIU's restore opens the entry
+   * {@code parent} of the images directory (a directory or a symlink to one) for the pages that a
+   * pagemap entry marks as in the parent, and reads {@code pagemap-ID.img} and its pages file
+   * there. A sink that {@link #holdsParent} accepts names {@code parent/NAME} in {@link #create}.
+   */
+  String PARENT = "parent/";
+
+  /**
+   * Opens a new image file, named as CRIU names it (for example {@code core-42.img}), or {@code
+   * parent/} and such a name for a file of the parent set.
+   */
   WritableByteChannel create(String name) throws IOException;
+
+  /** Whether this sink takes a parent image set ({@link #PARENT}). */
+  default boolean holdsParent() {
+    return false;
+  }
+
+  /**
+   * Makes the parent set's files written so far durable (a pre-copy's, while its process runs), so
+   * the commit has only the rest to force. Visible as complete only with the commit all the same.
+   */
+  default void syncParent() throws IOException {}
 
   /**
    * Opens the raw pages image, of {@code bytes} bytes. {@code writeThrough} tells the sink that the

@@ -136,12 +136,12 @@ public final class CheckpointStore implements AutoCloseable {
   public long push(Path dir) throws IOException {
     Path src = dir.toAbsolutePath().normalize();
     List<Path> files = new ArrayList<>();
-    try (DirectoryStream<Path> ds = Files.newDirectoryStream(src)) {
-      for (Path p : ds) {
-        String n = p.getFileName().toString();
-        if (Files.isRegularFile(p, LinkOption.NOFOLLOW_LINKS) && Manifest.isImageName(n)) {
-          files.add(p);
-        }
+    try {
+      addImageFiles(src, files);
+      // an incremental set's parent (a directory, or CRIU's symlink to a pre-dump's set)
+      Path parent = src.resolve(ImageSink.PARENT);
+      if (Files.isDirectory(parent)) {
+        addImageFiles(parent, files);
       }
     } catch (IOException e) {
       throw new StorageException(
@@ -154,15 +154,28 @@ public final class CheckpointStore implements AutoCloseable {
     long total = 0;
     try (ImageSink sink = newCheckpoint()) {
       for (Path p : files) {
+        String name = src.relativize(p).toString(); // FILE or parent/FILE
         try (FileChannel in =
             FileChannel.open(p, StandardOpenOption.READ, LinkOption.NOFOLLOW_LINKS)) {
-          total += copyInto(sink, p.getFileName().toString(), in, () -> {});
+          total += copyInto(sink, name, in, () -> {});
         }
       }
       sink.recordMetadata(Map.of("source.images_dir", src.toString()));
       sink.commit();
     }
     return total;
+  }
+
+  /** The image files directly in {@code dir} (regular files, not followed through symlinks). */
+  private static void addImageFiles(Path dir, List<Path> files) throws IOException {
+    try (DirectoryStream<Path> ds = Files.newDirectoryStream(dir)) {
+      for (Path p : ds) {
+        String n = p.getFileName().toString();
+        if (Files.isRegularFile(p, LinkOption.NOFOLLOW_LINKS) && Manifest.isImageName(n)) {
+          files.add(p);
+        }
+      }
+    }
   }
 
   /** A check between two chunks of a copy; throws to stop it. */
@@ -231,6 +244,17 @@ public final class CheckpointStore implements AutoCloseable {
     if (dir.endsWith("/" + Manifest.IMAGES)) {
       return new String[] {dir.substring(0, dir.length() - Manifest.IMAGES.length()), file};
     }
+    // a file of the checkpoint's parent image set: checkpoint/parent/FILE (a checkpoint named
+    // "parent" nested in checkpoint/ keeps its images one level deeper, in its own checkpoint/)
+    String parentDir = Manifest.IMAGES + ImageSink.PARENT;
+    if (dir.equals(parentDir)) {
+      return new String[] {"", ImageSink.PARENT + file};
+    }
+    if (dir.endsWith("/" + parentDir)) {
+      return new String[] {
+        dir.substring(0, dir.length() - parentDir.length()), ImageSink.PARENT + file
+      };
+    }
     return null;
   }
 
@@ -251,10 +275,14 @@ public final class CheckpointStore implements AutoCloseable {
    * not the manifest of (or an image in) a checkpoint named "checkpoint" nested inside it.
    */
   private static boolean isOwnImage(String key, String imagesPrefix) {
-    return key.startsWith(imagesPrefix)
-        && key.length() > imagesPrefix.length()
-        && key.indexOf('/', imagesPrefix.length()) < 0
-        && !key.substring(imagesPrefix.length()).equals(Manifest.FILE);
+    if (!key.startsWith(imagesPrefix)) {
+      return false;
+    }
+    String rest = key.substring(imagesPrefix.length());
+    if (rest.startsWith(ImageSink.PARENT)) {
+      rest = rest.substring(ImageSink.PARENT.length()); // its parent image set's
+    }
+    return !rest.isEmpty() && rest.indexOf('/') < 0 && !rest.equals(Manifest.FILE);
   }
 
   /** Pending uploads of this checkpoint's images (not of one nested below its checkpoint/). */
@@ -483,14 +511,26 @@ public final class CheckpointStore implements AutoCloseable {
     }
     List<String> files = new ArrayList<>();
     long bytes = 0;
+    boolean madeParent = false;
     try {
       // refuse before downloading anything: a restore directory is never overwritten or written
       // through a symlink planted in it
+      boolean parent = false;
       for (Manifest.Entry e : m.objects()) {
         String file = e.name().substring(Manifest.IMAGES.length());
+        parent |= file.startsWith(ImageSink.PARENT);
         if (Files.exists(target.resolve(file), LinkOption.NOFOLLOW_LINKS)) {
           throw new StorageException("images directory " + target + " already contains " + file);
         }
+      }
+      Path parentDir = target.resolve(ImageSink.PARENT);
+      if (parent && Files.exists(parentDir, LinkOption.NOFOLLOW_LINKS)) {
+        // an incremental set's parent is laid out whole, by this fetch, never merged into one
+        throw new StorageException(
+            "images directory " + target + " already contains " + ImageSink.PARENT);
+      }
+      if (parent) {
+        Private.createDirectories(staging.resolve(ImageSink.PARENT));
       }
       for (Manifest.Entry e : m.objects()) {
         String file = e.name().substring(Manifest.IMAGES.length());
@@ -498,12 +538,18 @@ public final class CheckpointStore implements AutoCloseable {
         files.add(file);
         bytes += e.size();
       }
+      if (parent) {
+        madeParent = !Private.createDirectories(parentDir).isEmpty();
+      }
       for (String f : files) {
         try {
           Files.move(staging.resolve(f), target.resolve(f), StandardCopyOption.ATOMIC_MOVE);
         } catch (AtomicMoveNotSupportedException x) {
           Files.move(staging.resolve(f), target.resolve(f));
         }
+      }
+      if (parent) {
+        Private.syncDirectory(parentDir);
       }
       Private.syncDirectory(target);
     } catch (IOException e) {
@@ -516,6 +562,13 @@ public final class CheckpointStore implements AutoCloseable {
           }
         } catch (IOException ignored) {
           // best effort
+        }
+      }
+      if (madeParent) {
+        try {
+          Files.deleteIfExists(target.resolve(ImageSink.PARENT)); // empty again, unless...
+        } catch (IOException ignored) {
+          // ...it holds a file that could not be removed
         }
       }
       throw e instanceof StorageException se
@@ -605,11 +658,18 @@ public final class CheckpointStore implements AutoCloseable {
   }
 
   private static void cleanup(Path staging) {
-    try (DirectoryStream<Path> ds = Files.newDirectoryStream(staging)) {
-      for (Path p : ds) {
-        Files.deleteIfExists(p);
+    try {
+      for (Path d : List.of(staging.resolve(ImageSink.PARENT), staging)) {
+        if (!Files.isDirectory(d, LinkOption.NOFOLLOW_LINKS)) {
+          continue;
+        }
+        try (DirectoryStream<Path> ds = Files.newDirectoryStream(d)) {
+          for (Path p : ds) {
+            Files.deleteIfExists(p);
+          }
+        }
+        Files.deleteIfExists(d);
       }
-      Files.deleteIfExists(staging);
     } catch (IOException e) {
       // best effort: the staging directory is hidden and never read as images
     }

@@ -73,6 +73,16 @@ final class CheckpointWriter implements ImageSink {
     this.dataKey = o.encryptionKey() == null ? null : EncryptionKey.newDataKey();
   }
 
+  /**
+   * The parent set's files are objects like the others, below {@code checkpoint/parent/}, listed,
+   * encrypted and verified as they are; each is stored once its channel is closed, so the parent is
+   * durable before the freeze without a {@link #syncParent} of its own.
+   */
+  @Override
+  public boolean holdsParent() {
+    return true;
+  }
+
   @Override
   public synchronized WritableByteChannel create(String name) throws IOException {
     checkCancel();
@@ -123,7 +133,8 @@ final class CheckpointWriter implements ImageSink {
   public synchronized WritableByteChannel createPages(String name, boolean writeThrough, long bytes)
       throws IOException {
     Path dir = store.options().spoolDir();
-    if (writeThrough || dir == null) {
+    // a parent set's pages (a pre-copy's) are written while the process runs: nothing to gain
+    if (writeThrough || dir == null || name.startsWith(PARENT)) {
       return create(name);
     }
     checkCancel();

@@ -100,9 +100,14 @@ public record Manifest(
 
   /** True for a file name CRIU (or we) would give an image: no separators, no leading dot. */
   static boolean isImageName(String name) {
+    // a file of the parent image set (an incremental dump's) is "parent/FILE", one level only
+    String plain =
+        name.startsWith(dev.stasis.images.ImageSink.PARENT)
+            ? name.substring(dev.stasis.images.ImageSink.PARENT.length())
+            : name;
     // never "manifest.json": a key ending in it is always a manifest, never an image, so a
     // checkpoint nested under another one's checkpoint/ directory stays unambiguous
-    return IMAGE_NAME.matcher(name).matches() && !name.contains("..") && !name.equals(FILE);
+    return IMAGE_NAME.matcher(plain).matches() && !plain.contains("..") && !plain.equals(FILE);
   }
 
   /** The stored key of an image below the checkpoint root, with suffixes for its encodings. */
@@ -168,7 +173,8 @@ public record Manifest(
                 + where
                 + " names a hostile or invalid object '"
                 + n
-                + "' (only checkpoint/<file> without '/', '..' or a leading dot is allowed)");
+                + "' (only checkpoint/<file> and checkpoint/parent/<file>, <file> without '/', '..'"
+                + " or a leading dot, are allowed)");
       }
       if (!seen.add(n)) {
         throw new VerificationException("manifest of " + where + " lists object '" + n + "' twice");

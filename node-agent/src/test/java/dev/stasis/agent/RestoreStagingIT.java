@@ -55,7 +55,6 @@ import java.util.concurrent.TimeUnit;
 import java.util.function.BooleanSupplier;
 import org.junit.jupiter.api.AfterEach;
 import org.junit.jupiter.api.BeforeEach;
-import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
 
 /**
@@ -301,9 +300,15 @@ class RestoreStagingIT {
         .toList();
   }
 
-  @Test
-  void aCheckpointWithItsOwnSecretsIsStagedOnTheNodeAndRestoredByTheWrapperWithStateIntact()
-      throws Exception {
+  /**
+   * Also with {@code --pre-copy}: the checkpoint then carries a parent image set
+   * (checkpoint/parent/), which the agent stages as {@code parent/} of the container's images and
+   * from which runc's CRIU reads the pages the final set marks as in the parent.
+   */
+  @org.junit.jupiter.params.ParameterizedTest(name = "preCopy={0}")
+  @org.junit.jupiter.params.provider.ValueSource(booleans = {false, true})
+  void aCheckpointWithItsOwnSecretsIsStagedOnTheNodeAndRestoredByTheWrapperWithStateIntact(
+      boolean preCopy) throws Exception {
     String key = HexFormat.of().formatHex(new byte[32]).replace('0', '7');
     String token = "stage-" + UUID.randomUUID().toString().substring(0, 8);
     String script =
@@ -335,7 +340,8 @@ class RestoreStagingIT {
               Duration.ofSeconds(180),
               ShimDriver.withEnv(
                   s3.env(),
-                  List.of(
+                  withPreCopy(
+                      preCopy,
                       shim.cli().toString(),
                       "dump",
                       "--pid",
@@ -369,6 +375,10 @@ class RestoreStagingIT {
       Path dir = staged.resolve(uid);
       assertTrue(Files.isDirectory(dir.resolve("app")), "staged images in place");
       assertTrue(Files.exists(dir.resolve("app/inventory.img")), "verified images");
+      assertEquals(
+          preCopy,
+          Files.isRegularFile(dir.resolve("app/parent/pagemap-1.img")),
+          "the parent image set staged with the images");
       assertEquals(NS + "/back", Files.readString(dir.resolve("pod")).strip());
       try (var l = Files.list(dir)) {
         assertEquals(
@@ -535,6 +545,14 @@ class RestoreStagingIT {
    * What the agent asked the API server, by (verb, resource): the chart grants exactly these
    * (HelmChartTest checks the chart's side of this list).
    */
+  private static List<String> withPreCopy(boolean preCopy, String... cmd) {
+    List<String> out = new ArrayList<>(List.of(cmd));
+    if (preCopy) {
+      out.add("--pre-copy");
+    }
+    return out;
+  }
+
   void assertAgentCallsAreTheStagingOnes() throws InterruptedException {
     Set<String> seen = new TreeSet<>();
     RecordedRequest q;

@@ -18,6 +18,7 @@ import java.util.ArrayList;
 import java.util.List;
 import java.util.Map;
 import java.util.UUID;
+import org.junit.jupiter.api.Assumptions;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
 import org.junit.jupiter.params.ParameterizedTest;
@@ -41,6 +42,37 @@ class RuncRestoreIT {
     String script = RuncContainer.tokenCounter(token);
     try (RuncContainer ctr = RuncContainer.start(work, script)) {
       dumpAndRestore(ctr, leaveRunning, token, ctr.log(), ctr.restoredLog(), "images");
+      assertEquals(token, ctr.exec("/bin/busybox", "cat", "/dev/shm/f").strip());
+    }
+  }
+
+  /**
+   * Pre-copy ({@code --pre-copy}, kill mode): the container's memory is copied live into {@code
+   * images/parent}, the final set points into it for the pages unchanged since, and runc restores
+   * the container from the images directory alone (CRIU follows its {@code parent} entry).
+   */
+  @Test
+  void aPreCopiedContainerComesBackFromItsParentSet() throws Exception {
+    Assumptions.assumeTrue(
+        dev.stasis.testing.LiveTracking.kernelHasAsyncWp(),
+        "no asynchronous userfaultfd WP on this kernel");
+    String token = "pre-" + UUID.randomUUID().toString().substring(0, 8);
+    try (RuncContainer ctr = RuncContainer.start(work, RuncContainer.tokenCounter(token))) {
+      Path images =
+          dumpAndRestore(ctr, false, token, ctr.log(), ctr.restoredLog(), "images", "--pre-copy");
+      Path pagemap = images.resolve("pagemap-1.img");
+      long inParent = 0;
+      for (JsonNode e : Crit.entries(Crit.decode(Crit.Version.UPSTREAM, pagemap))) {
+        JsonNode f = e.get("flags");
+        if (f != null
+            && (f.isNumber() ? (f.asLong() & 1) != 0 : f.asText().contains("PE_PARENT"))) {
+          inParent += e.get("nr_pages").asLong();
+        }
+      }
+      assertTrue(inParent > 0, "the final pagemap points into the parent set");
+      assertTrue(
+          Files.isRegularFile(images.resolve("parent").resolve("pagemap-1.img")),
+          "the container's init's pagemap in the parent set, under its own PID");
       assertEquals(token, ctr.exec("/bin/busybox", "cat", "/dev/shm/f").strip());
     }
   }
@@ -273,7 +305,13 @@ class RuncRestoreIT {
    * with runc and checks that its counter goes on, printing {@code token} with every number.
    */
   private Path dumpAndRestore(
-      RuncContainer ctr, boolean leaveRunning, String token, Path log, Path restoredLog, String dir)
+      RuncContainer ctr,
+      boolean leaveRunning,
+      String token,
+      Path log,
+      Path restoredLog,
+      String dir,
+      String... extra)
       throws Exception {
     awaitLines(log, 5);
     int before = lastNumber(log);
@@ -284,6 +322,7 @@ class RuncRestoreIT {
     if (leaveRunning) {
       cmd.add("--leave-running");
     }
+    cmd.addAll(List.of(extra));
     String out = Exec.ok(Duration.ofSeconds(120), cmd);
     assertTrue(out.startsWith("dumped PID " + ctr.hostPid() + " "), out);
     assertFalse(out.contains("warning"), "a container's set is restorable: " + out);

@@ -188,4 +188,55 @@ class DirectoryImageSinkTest {
       assertTrue(s.findAny().isEmpty(), "an aborted set leaves the directory empty");
     }
   }
+
+  /**
+   * An incremental set's parent files ({@code parent/NAME}) are staged with the rest and land in
+   * DIR/parent at the commit, replacing a {@code parent} symlink (a pre-dump's) rather than writing
+   * through it; an aborted set leaves neither.
+   */
+  @Test
+  void parentFilesLandInTheParentDirectoryOnlyAtTheCommit() throws Exception {
+    Path dir = newDir("parent");
+    Path elsewhere = newDir("elsewhere");
+    Files.createSymbolicLink(dir.resolve("parent"), elsewhere);
+    try (DirectoryImageSink sink = DirectoryImageSink.open(dir)) {
+      assertTrue(sink.holdsParent());
+      try (WritableByteChannel ch = sink.create("parent/pagemap-7.img")) {
+        ch.write(ByteBuffer.wrap(new byte[] {1, 2, 3}));
+      }
+      try (WritableByteChannel ch = sink.createPages("parent/pages-1.img", false, PAGE)) {
+        ch.write(pages(0, 1));
+      }
+      sink.syncParent();
+      try (WritableByteChannel ch = sink.create("pagemap-7.img")) {
+        ch.write(ByteBuffer.wrap(new byte[] {4}));
+      }
+      assertThrows(IllegalArgumentException.class, () -> sink.create("parent/../x.img"));
+      assertThrows(IllegalArgumentException.class, () -> sink.create("parent/pagemap-7.img"));
+      assertFalse(Files.exists(dir.resolve("pagemap-7.img")), "nothing visible before the commit");
+      sink.commit();
+    }
+    assertFalse(Files.isSymbolicLink(dir.resolve("parent")), "the symlink was replaced");
+    assertArrayEquals(
+        new byte[] {1, 2, 3}, Files.readAllBytes(dir.resolve("parent/pagemap-7.img")));
+    assertEquals(PAGE, Files.size(dir.resolve("parent/pages-1.img")));
+    assertArrayEquals(new byte[] {4}, Files.readAllBytes(dir.resolve("pagemap-7.img")));
+    try (Stream<Path> s = Files.list(elsewhere)) {
+      assertEquals(0, s.count(), "nothing written through the old link");
+    }
+    try (Stream<Path> s = Files.list(dir)) {
+      assertFalse(s.anyMatch(p -> p.getFileName().toString().startsWith(".")), "no staging left");
+    }
+
+    Path other = newDir("aborted");
+    try (DirectoryImageSink sink = DirectoryImageSink.open(other)) {
+      try (WritableByteChannel ch = sink.create("parent/pagemap-7.img")) {
+        ch.write(ByteBuffer.wrap(new byte[] {1}));
+      }
+      sink.abort();
+    }
+    try (Stream<Path> s = Files.list(other)) {
+      assertEquals(0, s.count(), "an aborted set leaves nothing, parent included");
+    }
+  }
 }

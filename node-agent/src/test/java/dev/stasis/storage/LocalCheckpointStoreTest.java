@@ -258,4 +258,56 @@ class LocalCheckpointStoreTest {
             CheckpointStore.open(
                 "file:///tmp/x", StoreOptions.defaults().withCompression("lzma", 1)));
   }
+
+  /**
+   * A parent image set's files (parent/NAME) are objects below checkpoint/parent/, owned by their
+   * checkpoint (not by one nested in it named "parent"), fetched into parent/ of the images
+   * directory, and refused on fetch into a directory that already has a parent.
+   */
+  @Test
+  void aParentSetIsStoredOwnedAndFetchedIntoParent() throws IOException {
+    assertArrayEquals(
+        new String[] {"", "parent/pages-1.img"},
+        CheckpointStore.owner("checkpoint/parent/pages-1.img"));
+    assertArrayEquals(
+        new String[] {"a/", "parent/pagemap-7.img"},
+        CheckpointStore.owner("a/checkpoint/parent/pagemap-7.img"));
+    // a checkpoint named "parent" nested in a's checkpoint/ keeps its own images and manifest
+    assertArrayEquals(
+        new String[] {"a/checkpoint/parent/", "pages-1.img"},
+        CheckpointStore.owner("a/checkpoint/parent/checkpoint/pages-1.img"));
+    assertArrayEquals(
+        new String[] {"a/checkpoint/parent/", null},
+        CheckpointStore.owner("a/checkpoint/parent/manifest.json"));
+    assertEquals(null, CheckpointStore.owner("a/checkpoint/parent/x/pages-1.img"));
+
+    String uri = "file://" + tmp.resolve("store/inc");
+    byte[] pages = new byte[3 * 4096];
+    pages[5000] = 9;
+    try (CheckpointStore s = CheckpointStore.open(uri, small().withEncryption(KEY));
+        ImageSink sink = s.newCheckpoint()) {
+      SyntheticImages.write(sink, 8192);
+      assertTrue(sink.holdsParent());
+      try (var ch = sink.createPages("parent/pages-1.img", false, pages.length)) {
+        ch.write(java.nio.ByteBuffer.wrap(pages));
+      }
+      assertThrows(IllegalArgumentException.class, () -> sink.create("parent/x/y.img"));
+      assertThrows(IllegalArgumentException.class, () -> sink.create("parent/../y.img"));
+      sink.commit();
+    }
+    assertTrue(Files.isRegularFile(tmp.resolve("store/inc/checkpoint/parent/pages-1.img.aes")));
+    Path out = tmp.resolve("fetched");
+    try (CheckpointStore s = CheckpointStore.open(uri, small().withEncryption(KEY))) {
+      s.fetch(out);
+    }
+    assertArrayEquals(pages, Files.readAllBytes(out.resolve("parent/pages-1.img")));
+    Path other = Files.createDirectories(tmp.resolve("other/parent"));
+    try (CheckpointStore s = CheckpointStore.open(uri, small().withEncryption(KEY))) {
+      StorageException e = assertThrows(StorageException.class, () -> s.fetch(other.getParent()));
+      assertTrue(e.getMessage().contains("already contains parent/"), e.getMessage());
+    }
+    try (Stream<Path> l = Files.list(other.getParent())) {
+      assertEquals(List.of("parent"), l.map(p -> p.getFileName().toString()).toList());
+    }
+  }
 }
