@@ -441,8 +441,13 @@ public final class PodDump {
       } catch (TrackingSink.CancelledException e) {
         throw e;
       } catch (IOException | RuntimeException e) {
-        throw new IOException(
-            "container '" + m.name() + "': cannot store the pre-copy's parent image set: " + e, e);
+        // a DumpException: reported as DumpFailed with this one line, the stored part deleted
+        throw new dev.stasis.dump.DumpException(
+            "container '"
+                + m.name()
+                + "': cannot store the pre-copy's parent image set: "
+                + (e.getMessage() == null ? e.getClass().getSimpleName() : e.getMessage()),
+            e);
       }
       m.progress()
           .accept(
