@@ -285,10 +285,13 @@ class PodLiveCopyIT {
    * (the job's cancelled() turns true, here once the writer's tracking is in place): the pod dump
    * stops within a batch of the copy, before any cut, instead of copying every round of every
    * container and freezing the pod first. The container runs on, unfrozen, untraced, with its maps
-   * and no trace of the tracking; nothing is stored.
+   * and no trace of the tracking; nothing is stored. The same in kill mode, whose pre-copy runs the
+   * same rounds before it stores any parent set.
    */
-  @Test
-  void aPodCheckpointCancelledDuringItsLiveCopyStopsAtOnceAndLeavesNoTracking() throws Exception {
+  @ParameterizedTest(name = "leaveRunning={0}")
+  @ValueSource(booleans = {true, false})
+  void aPodCheckpointCancelledDuringItsLiveCopyStopsAtOnceAndLeavesNoTracking(boolean leaveRunning)
+      throws Exception {
     org.junit.jupiter.api.Assumptions.assumeTrue(
         LiveTracking.kernelHasAsyncWp(), "no asynchronous userfaultfd WP on this kernel");
     Path data = Files.createDirectories(work.resolve("data-cancel"));
@@ -330,7 +333,7 @@ class PodLiveCopyIT {
                 () ->
                     PodDump.run(
                         List.of(m),
-                        true,
+                        leaveRunning,
                         ProcessDumper.ENGINE,
                         Duration.ofSeconds(5),
                         () -> cancelledAt.get() != 0));
