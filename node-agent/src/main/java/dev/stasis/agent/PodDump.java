@@ -25,9 +25,11 @@ import java.util.function.Consumer;
  * <ol>
  *   <li>kill mode only: ask the engine, before anything is frozen, whether the images could bring
  *       each container back; if not, refuse ({@link NotRestorableException}) and touch nothing;
- *   <li>leave-running only: live copy ({@link #startLive}): every container's pages are copied,
- *       write-tracked, while the whole pod runs, so that the engines read only what was written
- *       after the copies;
+ *   <li>live copy ({@link #startLive}): every container's pages are copied, write-tracked, while
+ *       the whole pod runs, so that the engines read only what was written after the copies. In
+ *       kill mode (pre-copy, unless {@code STASIS_PRE_COPY=off}) each copy is then stored as its
+ *       container's parent image set ({@code parent/}), durable before the cut, and each engine
+ *       writes only the delta, its pagemap pointing into the parent for the rest;
  *   <li>freeze every container's cgroup (the cut: from here on no process of the pod runs);
  *   <li>per container, in order: check what is in the cgroup, write its root file system's changes,
  *       spec and config into its sink ({@link ContainerRootfs}, while still frozen: the same cut as
@@ -46,11 +48,12 @@ import java.util.function.Consumer;
  *       being committed (and the caller deletes what was stored).
  * </ol>
  *
- * <p>Why no live copy in kill mode: a live copy's pages image is assembled from its store after the
- * process is released, and a process to be killed is never released before its images are durable
- * (rule: stored before killed). Assembling and syncing it while frozen would cost about what the
- * frozen copy costs; writing the rounds straight into a durable image in its final layout is not
- * built.
+ * <p>Why a parent set in kill mode: a leave-running live copy's pages image is assembled from its
+ * store after the process is released, and a process to be killed is never released before its
+ * images are durable (rule: stored before killed). The pre-copy's parent set is stored while the
+ * pod runs instead, so what the kill waits for is only the delta. A failed pre-copy (a parent not
+ * stored, a cancellation in the rounds) ends the checkpoint before the cut: nothing was frozen,
+ * every tracking is removed with its copy, and the caller deletes what was stored.
  *
  * <p>Why thaw after seizing: a frozen task cannot enter the ptrace stop the engine waits for; the
  * freeze only guarantees that nothing forks or exits between listing and seizing. Every cgroup is
@@ -183,8 +186,8 @@ public final class PodDump {
     // (the last three written by its dump thread, read after the join).
     List<long[]> times = new ArrayList<>();
     try {
-      if (leaveRunning) {
-        startLive(members, dumper, lives, cancelled);
+      if (leaveRunning || preCopy()) {
+        startLive(members, dumper, lives, cancelled, !leaveRunning);
         if (cancelled.getAsBoolean()) {
           throw new TrackingSink.CancelledException(); // after the last round: no cut for nothing
         }
@@ -356,12 +359,14 @@ public final class PodDump {
   }
 
   /**
-   * Leave-running: every container's processes are write-tracked and their pages copied while the
-   * whole pod runs ({@link ProcessDumper#startLive}), before the cut. Containers are set up one
-   * after the other (each with a short freeze of its own tree, not of the pod), so the ones started
-   * first run one more round afterwards for what they wrote meanwhile; the cgroup freeze that
-   * follows is still the one cut of the pod, and each engine then reads only the pages written
-   * since their last copy. A container whose live copy is not possible is dumped frozen as before.
+   * Every container's processes are write-tracked and their pages copied while the whole pod runs
+   * ({@link ProcessDumper#startLive}), before the cut; with {@code parent} (kill mode) each copy is
+   * then stored as its container's parent image set ({@link LiveCopy#writeParent}), a member whose
+   * sink takes none being copied frozen. Containers are set up one after the other (each with a
+   * short freeze of its own tree, not of the pod), so the ones started first run one more round
+   * afterwards for what they wrote meanwhile; the cgroup freeze that follows is still the one cut
+   * of the pod, and each engine then reads only the pages written since their last copy. A
+   * container whose live copy is not possible is dumped frozen as before.
    *
    * <p>The checkpoint cancelled meanwhile (deleted, past its timeoutSeconds, the agent stopping):
    * every round asks {@code cancelled} ({@link LiveCopy.Cancelled}), so the pod dump ends within a
@@ -369,10 +374,24 @@ public final class PodDump {
    * already made (their tracking ends with them) and nothing is frozen.
    */
   private static void startLive(
-      List<Member> members, ProcessDumper dumper, LiveCopy[] lives, BooleanSupplier cancelled)
+      List<Member> members,
+      ProcessDumper dumper,
+      LiveCopy[] lives,
+      BooleanSupplier cancelled,
+      boolean parent)
       throws Exception {
     for (int i = 0; i < members.size(); i++) {
       Member m = members.get(i);
+      if (parent && !m.sink().holdsParent()) {
+        m.progress()
+            .accept(
+                "container '"
+                    + m.name()
+                    + "': pre-copy unavailable ("
+                    + m.sink().describe()
+                    + " takes no parent image set): its pages are copied frozen");
+        continue;
+      }
       lives[i] =
           dumper.startLive(
               m.container().init().hostPid(),
@@ -405,6 +424,45 @@ public final class PodDump {
                     + "): its pages are copied frozen");
       }
     }
+    if (!parent) {
+      return;
+    }
+    // Kill mode: each copy becomes its container's parent image set, stored (durable) while the
+    // pod still runs; from here on its store is not written again, and the cut copies only what
+    // was written since. A parent that cannot be written fails the checkpoint before any cut: its
+    // sink may hold part of it, so the container is not quietly copied frozen into it instead.
+    for (int i = 0; i < members.size(); i++) {
+      if (lives[i] == null) {
+        continue;
+      }
+      Member m = members.get(i);
+      try {
+        lives[i].writeParent(m.sink());
+      } catch (TrackingSink.CancelledException e) {
+        throw e;
+      } catch (IOException | RuntimeException e) {
+        // a DumpException: reported as DumpFailed with this one line, the stored part deleted
+        throw new dev.stasis.dump.DumpException(
+            "container '"
+                + m.name()
+                + "': cannot store the pre-copy's parent image set: "
+                + (e.getMessage() == null ? e.getClass().getSimpleName() : e.getMessage()),
+            e);
+      }
+      m.progress()
+          .accept(
+              "parent image set stored ("
+                  + lives[i].timings().get("live_parent_pages")
+                  + " pages) while the pod runs");
+    }
+  }
+
+  /**
+   * Whether a kill-mode pod checkpoint pre-copies (on unless {@code STASIS_PRE_COPY=off} in the
+   * agent's environment; {@code STASIS_LIVE_COPY=off} turns every live copy off, this one too).
+   */
+  static boolean preCopy() {
+    return !"off".equals(System.getenv("STASIS_PRE_COPY"));
   }
 
   /**

@@ -90,14 +90,16 @@ public final class Dumper {
    * A leave-running dump whose live copy the caller started before ({@link LiveCopy#start}, with
    * {@code opts.pid()}): a pod's, whose containers are all tracked and copied before the cgroup
    * freeze that is their common cut. The dump takes {@code live} over and closes it on every path;
-   * null: a dump without live copy. In kill mode {@code live} is closed unused (the pages image of
-   * such a live copy is assembled after the release, and a process to be killed is never released;
-   * a kill-mode dump copies live only as a pre-copy of its own, {@link DumpOptions#preCopy}).
+   * null: a dump without live copy. In kill mode {@code live} is used only as a pre-copy whose
+   * parent image set the caller already wrote into {@code sink} ({@link LiveCopy#writeParent}: a
+   * pod's, all written before the cut): the freeze then writes only the delta. Any other live copy
+   * is closed unused in kill mode (its pages image would be assembled after the release, and a
+   * process to be killed is never released).
    */
   public static DumpResult dump(DumpOptions opts, ImageSink sink, LiveCopy live)
       throws DumpException {
     Dumper d = new Dumper(opts);
-    if (live != null && opts.leaveRunning()) {
+    if (live != null && (opts.leaveRunning() || live.hasParent())) {
       d.live = live;
       d.liveGiven = true;
     } else if (live != null) {

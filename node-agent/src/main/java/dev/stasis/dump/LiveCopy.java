@@ -205,9 +205,11 @@ public final class LiveCopy implements AutoCloseable {
    * ImageSink#PARENT}) and makes it durable, while the processes run on, tracked. The store is not
    * written again after this (no more rounds; the freeze reads the written pages from the frozen
    * process, {@link Tracked#splitParent}), so each page of the parent set is exactly its copy in
-   * the store, and a page still clean at the freeze is exactly its content then.
+   * the store, and a page still clean at the freeze is exactly its content then. A pod's kill-mode
+   * checkpoint calls it for every container before the cut, then hands the copy to the dump of the
+   * same sink ({@link Dumper#dump(DumpOptions, ImageSink, LiveCopy)}).
    */
-  void writeParent(ImageSink sink) throws IOException {
+  public void writeParent(ImageSink sink) throws IOException {
     long t = System.nanoTime();
     long pages = 0;
     int pagesId = 1; // the parent's own numbering: its pagemaps name them, nothing else does

@@ -8,6 +8,7 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import dev.stasis.images.DirectoryImageSink;
 import dev.stasis.images.ImageSink;
+import dev.stasis.testing.Crit;
 import dev.stasis.testing.Exec;
 import dev.stasis.testing.LiveTracking;
 import dev.stasis.testing.RuncContainer;
@@ -20,6 +21,8 @@ import java.util.List;
 import java.util.Map;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
+import org.junit.jupiter.params.ParameterizedTest;
+import org.junit.jupiter.params.provider.ValueSource;
 
 /**
  * A leave-running pod checkpoint with live copy, as the node agent takes it ({@link PodDump} with
@@ -109,21 +112,110 @@ class PodLiveCopyIT {
   }
 
   /**
-   * The first container's store refuses what the pod dump records at the cut (before any engine
-   * runs), after both containers were tracked and copied: the pod's checkpoint fails with neither
-   * live copy handed to an engine, and still both containers run on with no trace of the tracking
-   * (the pod dump closes what it did not hand over, on every path).
+   * Kill mode (the agent's default pre-copy): a pod of two livewrite containers, both writing all
+   * the time. Each is tracked and copied while the pod runs, its copy stored as its set's {@code
+   * parent/} before the cut; the cut then copies only the pages written since (the dump's own
+   * counters, cross-checked against the stored pagemaps), both are stored and then killed. runc
+   * restores each from its set and its parent with upstream CRIU, and each writer finds its memory
+   * exactly as its progress counter says: the cut.
    */
   @Test
-  void aPodCheckpointFailingAtTheCutLeavesNoTrackingInAnyContainer() throws Exception {
+  void aKillModePodCheckpointPreCopiesEveryContainerAndRestoresAtTheCut() throws Exception {
+    org.junit.jupiter.api.Assumptions.assumeTrue(
+        LiveTracking.kernelHasAsyncWp(), "no asynchronous userfaultfd WP on this kernel");
+    Path da = Files.createDirectories(work.resolve("data-a"));
+    Path db = Files.createDirectories(work.resolve("data-b"));
+    String script = "exec /bin/livewrite /data " + MIB + " 10";
+    try (RuncContainer a =
+            RuncContainer.startWithBinaries(work, script, da, List.of(staticLivewrite()));
+        RuncContainer b =
+            RuncContainer.startWithBinaries(work, script, db, List.of(staticLivewrite()))) {
+      awaitReady(da);
+      awaitReady(db);
+      Path ia = work.resolve("images-a");
+      Path ib = work.resolve("images-b");
+      List<PodDump.Result> r =
+          PodDump.run(
+              List.of(member("a", a, ia), member("b", b, ib)),
+              false,
+              ProcessDumper.ENGINE,
+              Duration.ofSeconds(5),
+              () -> false);
+      PodDumpIT.await(() -> !a.alive() && !b.alive(), "both killed once both were stored");
+      for (int i = 0; i < 2; i++) {
+        Map<String, Long> t = r.get(i).engineTimings();
+        Path images = i == 0 ? ia : ib;
+        long parent = t.getOrDefault("live_parent_pages", 0L);
+        long frozen = t.getOrDefault("live_frozen_pages", -1L);
+        assertTrue(parent >= MIB * 256, "the parent holds the buffer: " + t);
+        assertTrue(t.get("pages_in_parent") >= MIB * 256 / 2, "mostly from the parent: " + t);
+        assertTrue(
+            frozen >= 0 && frozen * 4 < parent,
+            "the cut copied far fewer pages than the parent holds: " + t);
+        // the stored sets say the same (both crits): the parent's pagemap and pages, the delta
+        for (Crit.Version v : Crit.Version.values()) {
+          long[] par = Crit.pagemapPages(Crit.decode(v, images.resolve("parent/pagemap-1.img")));
+          long[] fin = Crit.pagemapPages(Crit.decode(v, images.resolve("pagemap-1.img")));
+          assertEquals(parent, par[0], v + ": pages in " + images + "/parent");
+          assertEquals(0, par[1], v + ": the parent has no parent of its own");
+          assertEquals(t.get("pages_in_parent"), fin[1], v + ": PE_PARENT pages of " + images);
+          assertEquals(frozen, fin[0], v + ": pages the cut copied into " + images);
+        }
+        assertEquals(parent * 4096, Files.size(images.resolve("parent/pages-1.img")));
+      }
+
+      // runc brings both back from their sets and parents: each memory is the cut's
+      for (RuncContainer x : List.of(a, b)) {
+        Path data = x == a ? da : db;
+        x.delete();
+        Files.deleteIfExists(data.resolve("ready"));
+        x.restore(x == a ? ia : ib);
+      }
+      for (Path data : List.of(da, db)) {
+        String restored = check(data);
+        assertTrue(restored.startsWith("OK"), data + " restored at the cut: " + restored);
+        Thread.sleep(1000); // the writer verifies each page it overwrites
+        String goesOn = checkUntilChanged(data, restored);
+        assertTrue(
+            goesOn.startsWith("OK"), data + ": restored writer found no stale page: " + goesOn);
+        assertNotEquals(restored, goesOn, data + ": the restored writer makes progress");
+      }
+    }
+  }
+
+  /**
+   * The first container's store refuses what the pod dump records at the cut (before any engine
+   * runs), after both containers were tracked and copied (in kill mode: after both parent sets were
+   * stored): the pod's checkpoint fails with neither live copy handed to an engine, and still both
+   * containers run on with no trace of the tracking (the pod dump closes what it did not hand over,
+   * on every path); nothing is committed.
+   */
+  @ParameterizedTest(name = "leaveRunning={0}")
+  @ValueSource(booleans = {true, false})
+  void aPodCheckpointFailingAtTheCutLeavesNoTrackingInAnyContainer(boolean leaveRunning)
+      throws Exception {
     try (RuncContainer a = RuncContainer.counter(work);
         RuncContainer b = RuncContainer.counter(work)) {
       DirectoryImageSink inner = DirectoryImageSink.open(work.resolve("a"));
+      List<String> parentFiles = new java.util.concurrent.CopyOnWriteArrayList<>();
       ImageSink failing =
           new ImageSink() {
             @Override
             public WritableByteChannel create(String name) throws IOException {
+              if (name.startsWith(PARENT)) {
+                parentFiles.add(name);
+              }
               return inner.create(name);
+            }
+
+            @Override
+            public boolean holdsParent() {
+              return inner.holdsParent();
+            }
+
+            @Override
+            public void syncParent() throws IOException {
+              inner.syncParent();
             }
 
             @Override
@@ -164,8 +256,20 @@ class PodLiveCopyIT {
               Exception.class,
               () ->
                   PodDump.run(
-                      members, true, ProcessDumper.ENGINE, Duration.ofSeconds(5), () -> false));
+                      members,
+                      leaveRunning,
+                      ProcessDumper.ENGINE,
+                      Duration.ofSeconds(5),
+                      () -> false));
       assertTrue(String.valueOf(e.getMessage()).contains("store refused the facts"), e.toString());
+      if (!leaveRunning && LiveTracking.kernelHasAsyncWp()) {
+        assertFalse(parentFiles.isEmpty(), "the cut failed after the pre-copy stored a parent");
+      }
+      members.forEach(m -> m.sink().close()); // as the agent's job does after a failure
+      for (String dir : List.of("a", "b")) {
+        assertFalse(Files.exists(work.resolve(dir).resolve("parent")), dir + ": no parent kept");
+        assertFalse(Files.exists(work.resolve(dir).resolve("pstree.img")), dir + ": no set");
+      }
       for (RuncContainer x : List.of(a, b)) {
         assertTrue(x.alive(), "alive");
         assertEquals("0", ContainerDumpIT.tracer(x.hostPid()), "released");
@@ -181,10 +285,13 @@ class PodLiveCopyIT {
    * (the job's cancelled() turns true, here once the writer's tracking is in place): the pod dump
    * stops within a batch of the copy, before any cut, instead of copying every round of every
    * container and freezing the pod first. The container runs on, unfrozen, untraced, with its maps
-   * and no trace of the tracking; nothing is stored.
+   * and no trace of the tracking; nothing is stored. The same in kill mode, whose pre-copy runs the
+   * same rounds before it stores any parent set.
    */
-  @Test
-  void aPodCheckpointCancelledDuringItsLiveCopyStopsAtOnceAndLeavesNoTracking() throws Exception {
+  @ParameterizedTest(name = "leaveRunning={0}")
+  @ValueSource(booleans = {true, false})
+  void aPodCheckpointCancelledDuringItsLiveCopyStopsAtOnceAndLeavesNoTracking(boolean leaveRunning)
+      throws Exception {
     org.junit.jupiter.api.Assumptions.assumeTrue(
         LiveTracking.kernelHasAsyncWp(), "no asynchronous userfaultfd WP on this kernel");
     Path data = Files.createDirectories(work.resolve("data-cancel"));
@@ -226,7 +333,7 @@ class PodLiveCopyIT {
                 () ->
                     PodDump.run(
                         List.of(m),
-                        true,
+                        leaveRunning,
                         ProcessDumper.ENGINE,
                         Duration.ofSeconds(5),
                         () -> cancelledAt.get() != 0));

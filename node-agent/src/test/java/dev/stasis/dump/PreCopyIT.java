@@ -66,8 +66,8 @@ class PreCopyIT {
         Map<String, JsonNode> top = Crit.decodeDir(v, images);
         Map<String, JsonNode> old = Crit.decodeDir(v, parent);
         assertTrue(old.keySet().equals(java.util.Set.of(pagemap)), v + ": " + old.keySet());
-        fin = count(top.get(pagemap));
-        par = count(old.get(pagemap));
+        fin = Crit.pagemapPages(top.get(pagemap));
+        par = Crit.pagemapPages(old.get(pagemap));
       }
       assertTrue(Files.isRegularFile(parent.resolve("pages-1.img")), "the parent's pages");
       assertEquals(par[0] * 4096, Files.size(parent.resolve("pages-1.img")), "parent pages size");
@@ -316,31 +316,6 @@ class PreCopyIT {
         }
       }
     }
-  }
-
-  /** {pages in the pages file (PE_PRESENT), pages in the parent (PE_PARENT)} of a pagemap. */
-  private static long[] count(JsonNode pagemap) {
-    long[] n = new long[2];
-    long lastEnd = 0;
-    JsonNode entries = Crit.entries(pagemap);
-    for (int i = 1; i < entries.size(); i++) { // entry 0 is the head (pages_id)
-      JsonNode e = entries.get(i);
-      long vaddr = number(e.get("vaddr"));
-      long pages = number(e.get("nr_pages"));
-      assertTrue(vaddr >= lastEnd, "entries in address order, not overlapping: " + e);
-      lastEnd = vaddr + pages * 4096;
-      JsonNode f = e.get("flags");
-      boolean inParent = f.isNumber() ? (f.asLong() & 1) != 0 : f.asText().contains("PE_PARENT");
-      boolean present = f.isNumber() ? (f.asLong() & 4) != 0 : f.asText().contains("PE_PRESENT");
-      assertTrue(inParent != present, "either in the parent or present: " + e);
-      n[inParent ? 1 : 0] += pages;
-    }
-    return n;
-  }
-
-  private static long number(JsonNode n) {
-    String s = n.asText();
-    return s.startsWith("0x") ? Long.parseLong(s.substring(2), 16) : n.asLong();
   }
 
   private static String checkUntilChanged(Workloads.Running w, String before)

@@ -125,6 +125,39 @@ public final class Crit {
     return e;
   }
 
+  /**
+   * {pages in the pages file (PE_PRESENT), pages in the parent (PE_PARENT)} of a decoded pagemap,
+   * failing if its entries overlap, are out of order, or are neither or both.
+   */
+  public static long[] pagemapPages(JsonNode pagemap) {
+    long[] n = new long[2];
+    long lastEnd = 0;
+    JsonNode entries = entries(pagemap);
+    for (int i = 1; i < entries.size(); i++) { // entry 0 is the head (pages_id)
+      JsonNode e = entries.get(i);
+      long vaddr = number(e.get("vaddr"));
+      long pages = number(e.get("nr_pages"));
+      if (vaddr < lastEnd) {
+        throw new AssertionError("pagemap entries out of address order or overlapping: " + e);
+      }
+      lastEnd = vaddr + pages * 4096;
+      JsonNode f = e.get("flags");
+      boolean inParent = f.isNumber() ? (f.asLong() & 1) != 0 : f.asText().contains("PE_PARENT");
+      boolean present = f.isNumber() ? (f.asLong() & 4) != 0 : f.asText().contains("PE_PRESENT");
+      if (inParent == present) {
+        throw new AssertionError("pagemap entry neither or both in the parent and present: " + e);
+      }
+      n[inParent ? 1 : 0] += pages;
+    }
+    return n;
+  }
+
+  // crit shows addresses as hex strings, counts as numbers
+  private static long number(JsonNode n) {
+    String s = n.asText();
+    return s.startsWith("0x") ? Long.parseLong(s.substring(2), 16) : n.asLong();
+  }
+
   /** Framed image files of {@code dir} (not raw pages, not logs), sorted by name. */
   public static List<Path> imageFiles(Path dir) {
     try (Stream<Path> s = Files.list(dir)) {

@@ -94,6 +94,11 @@ class CheckpointEndToEndIT {
   /** The engine the agent uses; a test may slow its sink down to delete mid-dump. */
   static volatile ProcessDumper engine = ProcessDumper.ENGINE;
 
+  /**
+   * Whether the agent's dumper copies live ({@link ProcessDumper#startLive}): one test turns it on.
+   */
+  static volatile boolean liveCopy = false;
+
   @BeforeEach
   void setUp() throws Exception {
     if (agent != null) {
@@ -125,8 +130,36 @@ class CheckpointEndToEndIT {
                   }
 
                   @Override
-                  public List<String> restorability(int pid) throws IOException {
-                    return engine.restorability(pid);
+                  public dev.stasis.dump.LiveCopy startLive(
+                      int pid,
+                      java.util.function.Consumer<String> progress,
+                      java.util.function.Consumer<String> notice,
+                      java.util.function.BooleanSupplier cancelled)
+                      throws Exception {
+                    return liveCopy ? engine.startLive(pid, progress, notice, cancelled) : null;
+                  }
+
+                  @Override
+                  public Outcome dump(
+                      int pid,
+                      boolean leaveRunning,
+                      ImageSink sink,
+                      java.util.function.Consumer<String> progress,
+                      dev.stasis.dump.DumpOptions.KillGate gate,
+                      dev.stasis.dump.LiveCopy live,
+                      boolean externalNetns)
+                      throws Exception {
+                    if (live == null) {
+                      return dump(pid, leaveRunning, sink, progress, gate); // as before
+                    }
+                    return engine.dump(
+                        pid, leaveRunning, sink, progress, gate, live, externalNetns);
+                  }
+
+                  @Override
+                  public List<String> restorability(int pid, boolean externalNetns)
+                      throws IOException {
+                    return engine.restorability(pid, externalNetns);
                   }
                 })
             .start();
@@ -173,7 +206,14 @@ class CheckpointEndToEndIT {
   }
 
   Checkpoint checkpoint(String ns, String name) {
+    return checkpoint(ns, name, true);
+  }
+
+  Checkpoint checkpoint(String ns, String name, boolean leaveRunning) {
     Checkpoint c = Fixtures.checkpoint(ns, name, "web");
+    if (!leaveRunning) {
+      c.getSpec().setLeaveRunning(false);
+    }
     CheckpointSpec.StorageSpec st = new CheckpointSpec.StorageSpec();
     st.setUri("s3://ckpt/k8s");
     st.setCredentialsSecretRef(new CheckpointSpec.SecretRef("s3-creds", null));
@@ -642,6 +682,61 @@ class CheckpointEndToEndIT {
       try (CheckpointStore store = appStore(location)) {
         assertEquals(List.of(), store.objectKeys(), "nothing stored");
       }
+    }
+  }
+
+  /**
+   * Kill mode through the agent pre-copies (docs/dump.md "Pre-copy", "In the node agent"): the
+   * container's memory is copied while it runs and stored as checkpoint/parent/ before the cut,
+   * which stores only the delta. Completed, the container killed; the fetched set has its parent/,
+   * its pagemap marks pages as in it (both crits), and runc restores it: the counter goes on from
+   * where the cut found it.
+   */
+  @Test
+  @Order(15)
+  void killModeCheckpointPreCopiesIntoTheStoreAndRuncRestoresIt() throws Exception {
+    org.junit.jupiter.api.Assumptions.assumeTrue(
+        dev.stasis.testing.LiveTracking.kernelHasAsyncWp(),
+        "no asynchronous userfaultfd WP on this kernel");
+    String ns = "e2e-precopy";
+    liveCopy = true;
+    try (RuncContainer ctr = RuncContainer.counter(work)) {
+      podAndSecret(ns, ctr);
+      checkpoint(ns, "c15", false);
+      CheckpointStatus s = awaitTerminal(ns, "c15").getStatus();
+      assertEquals(Phase.Completed, s.phase, s.message);
+      await().atMost(Duration.ofSeconds(10)).until(() -> !ctr.alive());
+      int printed = ctr.lines();
+      Path images = work.resolve("fetched-" + ns);
+      try (CheckpointStore store = appStore(s.location)) {
+        var source = store.fetch(images).manifest().source();
+        assertEquals("true", source.get("dump.parent"), source.toString());
+        assertTrue(
+            store.objectKeys().stream().anyMatch(k -> k.contains("checkpoint/parent/")),
+            "the parent set is stored: " + store.objectKeys());
+      }
+      for (Crit.Version v : Crit.Version.values()) {
+        long[] par = Crit.pagemapPages(Crit.decode(v, images.resolve("parent/pagemap-1.img")));
+        long[] fin = Crit.pagemapPages(Crit.decode(v, images.resolve("pagemap-1.img")));
+        assertTrue(par[0] > 0 && par[1] == 0, v + ": parent " + java.util.Arrays.toString(par));
+        assertTrue(fin[1] > 0, v + ": pages in the parent " + java.util.Arrays.toString(fin));
+      }
+      ctr.delete();
+      ctr.restore(images);
+      long deadline = System.nanoTime() + Duration.ofSeconds(20).toNanos();
+      List<String> restored = List.of();
+      while (restored.size() < 3 && System.nanoTime() < deadline) {
+        Thread.sleep(100);
+        restored =
+            Files.readAllLines(ctr.restoredLog()).stream()
+                .filter(l -> l.matches("[0-9]+"))
+                .toList();
+      }
+      assertTrue(restored.size() >= 3, "restored container prints: " + restored);
+      int first = Integer.parseInt(restored.get(0));
+      assertTrue(first > 1 && first <= printed + 1, first + " after " + printed + " lines");
+    } finally {
+      liveCopy = false;
     }
   }
 
