@@ -1,7 +1,6 @@
 package dev.stasis.dump.files;
 
 import dev.stasis.dump.DumpException;
-import dev.stasis.dump.ns.InNamespace;
 import dev.stasis.images.ImageSink;
 import dev.stasis.images.proto.FdTypes;
 import dev.stasis.images.proto.FileEntry;
@@ -16,8 +15,6 @@ import dev.stasis.linux.SockDiag.InetSock;
 import java.io.IOException;
 import java.nio.ByteBuffer;
 import java.nio.ByteOrder;
-import java.nio.file.Files;
-import java.nio.file.Path;
 import java.util.HashMap;
 import java.util.LinkedHashMap;
 import java.util.Map;
@@ -369,19 +366,11 @@ public final class InetSocket implements FileKind {
    * the namespace its socket was made in: a thread that joined PID's makes it there).
    */
   private Map<Long, InetSock> table(int pid, int family, int protocol) throws IOException {
-    String netns = Files.readSymbolicLink(Path.of("/proc/" + pid + "/ns/net")).toString();
-    String key = netns + "/" + family + "/" + protocol;
+    String key = Sockets.netns(pid) + "/" + family + "/" + protocol;
     Map<Long, InetSock> t = tables.get(key);
     if (t == null) {
       // once per namespace, family and protocol per dump
-      t =
-          Sockets.inOurNetns(pid)
-              ? SockDiag.inetSockets(family, protocol)
-              : InNamespace.call(
-                  pid,
-                  "net",
-                  InNamespace.CLONE_NEWNET,
-                  () -> SockDiag.inetSockets(family, protocol));
+      t = Sockets.inNetnsOf(pid, () -> SockDiag.inetSockets(family, protocol));
       tables.put(key, t);
     }
     return t;
