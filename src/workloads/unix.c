@@ -14,7 +14,6 @@
  * cannot send, flags and options are as set. */
 #include "workload.h"
 #include <poll.h>
-#include <sched.h>
 #include <stddef.h>
 #include <sys/socket.h>
 #include <sys/time.h>
@@ -143,10 +142,7 @@ static void die(const char *what) {
 
 int main(int argc, char **argv) {
   wl_init(argc, argv);
-  if (argc > 2 && strcmp(argv[2], "netns") == 0) {
-    if (unshare(CLONE_NEWNET) != 0) die("unshare(CLONE_NEWNET)");
-    if (system("ip link set lo up") != 0) die("ip link set lo up");
-  }
+  wl_netns_arg(argc, argv);
   int sv[2];
   if (socketpair(AF_UNIX, SOCK_STREAM, 0, sv)) die("socketpair stream");
   a = sv[0], b = sv[1];
