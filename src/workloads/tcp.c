@@ -15,7 +15,8 @@
  *                  test's (outside the dumped tree); it echoes back whatever arrives (every 10 ms);
  *                  check: still established
  *   closewait      an IPv4 client whose server end was closed (state CLOSE_WAIT), which a dump must
- *                  refuse; check: still in CLOSE_WAIT */
+ *                  refuse; check: still in CLOSE_WAIT
+ *   netns          the default connections, in a network namespace of the workload's own */
 #include "workload.h"
 #include <arpa/inet.h>
 #include <netinet/in.h>
@@ -230,6 +231,7 @@ static void echo_tick(void) {
 
 int main(int argc, char **argv) {
   wl_init(argc, argv);
+  wl_netns_arg(argc, argv);
   const char *mode = argc > 2 ? argv[2] : "";
   if (strcmp(mode, "external") == 0 && argc > 3) {
     struct sockaddr_storage ss;

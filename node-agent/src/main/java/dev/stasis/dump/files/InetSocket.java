@@ -32,11 +32,11 @@ import java.util.Set;
  * replays; the connection is locked out of the network meanwhile ({@link NetworkLock}).
  *
  * <p>Refused in one line naming the fd: TCP connections in any state but established (closing,
- * half-closed, connecting), and established ones in another network namespace than the agent's (the
- * network lock is the agent's namespace's iptables); a listener with connections not accepted yet;
- * a TCP socket that is neither listening nor in the kernel's tables (unbound, or bound but not
- * listening); a UDP or ping socket with data queued, a corked UDP socket. Listeners and UDP sockets
- * in a container's own network namespace are read from that namespace's tables.
+ * half-closed, connecting); a listener with connections not accepted yet; a TCP socket that is
+ * neither listening nor in the kernel's tables (unbound, or bound but not listening); a UDP or ping
+ * socket with data queued, a corked UDP socket. Sockets in a container's own network namespace are
+ * read from that namespace's tables, and its established connections are locked with the whole
+ * namespace ({@link NetworkLock.Namespace}).
  */
 public final class InetSocket implements FileKind {
   private static final Set<String> PROTOCOLS =
@@ -46,6 +46,9 @@ public final class InetSocket implements FileKind {
 
   /** Established connections, by inode, locked and in repair mode until {@link #release}. */
   private final Map<Long, TcpStream> streams = new LinkedHashMap<>();
+
+  /** The lock of each other network namespace with established connections, by its ns link. */
+  private final Map<String, NetworkLock.Namespace> namespaceLocks = new HashMap<>();
 
   @Override
   public boolean recognises(OpenFd fd) {
@@ -131,17 +134,21 @@ public final class InetSocket implements FileKind {
         e.setTcpOpts(tcpOpts(sk, opts.getSoKeepalive()));
       }
       if (established) {
-        if (!Sockets.inOurNetns(fd.pid())) {
-          // the network lock is iptables in the agent's namespace, which would not hold this one
-          throw new DumpException(
-              what
-                  + " is an established connection in another network namespace: not supported yet");
-        }
         if (Linux.getsockoptInt(sk, Linux.SOL_SOCKET, Linux.SO_PEEK_OFF) >= 0) {
           throw new DumpException(what + " has SO_PEEK_OFF set: not supported yet");
         }
         // last: from here on the connection is locked and in repair mode, and sk is the stream's
-        NetworkLock lock = NetworkLock.lock(s.src(), s.srcPort(), s.dst(), s.dstPort(), what);
+        NetworkLock lock;
+        if (Sockets.inOurNetns(fd.pid())) {
+          lock = NetworkLock.lock(s.src(), s.srcPort(), s.dst(), s.dstPort(), what);
+        } else {
+          // iptables in the agent's namespace would not hold it: lock its namespace, as CRIU does
+          lock =
+              namespaceLocks
+                  .computeIfAbsent(
+                      Sockets.netns(fd.pid()), k -> new NetworkLock.Namespace(fd.pid()))
+                  .hold(what);
+        }
         try {
           streams.put(s.ino(), TcpStream.pause(s.ino(), sk, opts.getReuseaddr(), lock, what));
         } catch (IOException | RuntimeException failed) {
