@@ -4,6 +4,8 @@ import dev.stasis.dump.DumpException;
 import dev.stasis.dump.ns.InNamespace;
 import java.io.IOException;
 import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
+import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.Arrays;
 import java.util.List;
@@ -201,11 +203,14 @@ final class NetworkLock {
     private static final String DELETE = "*filter\n:CRIU - [0:0]\n-X CRIU\nCOMMIT\n";
 
     private final int pid;
+    // like CRIU (kdat.ipv6), IPv6 only where the kernel has it: ip6tables-restore fails otherwise
+    private final boolean ipv6;
     private int holders;
 
     /** The lock of PID's network namespace, not taken until {@link #hold}. */
     Namespace(int pid) {
       this.pid = pid;
+      this.ipv6 = Files.exists(Path.of("/proc/" + pid + "/net/if_inet6"));
     }
 
     /** A hold on the lock for the connection {@code what}; the first one takes the lock. */
@@ -213,7 +218,9 @@ final class NetworkLock {
       if (holders == 0) {
         try {
           restore(false, LOCK, "locking", what);
-          restore(true, LOCK, "locking", what);
+          if (ipv6) {
+            restore(true, LOCK, "locking", what);
+          }
         } catch (DumpException e) {
           unlockQuietly(what);
           throw e;
@@ -241,7 +248,7 @@ final class NetworkLock {
     private void unlock(String what) throws DumpException {
       DumpException first = null;
       for (String step : List.of(UNJUMP, DELETE)) {
-        for (boolean v6 : new boolean[] {false, true}) {
+        for (boolean v6 : ipv6 ? new boolean[] {false, true} : new boolean[] {false}) {
           try {
             restore(v6, step, "unlocking", what);
           } catch (DumpException e) {
