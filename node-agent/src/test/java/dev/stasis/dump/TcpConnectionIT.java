@@ -244,6 +244,34 @@ class TcpConnectionIT {
     }
   }
 
+  /**
+   * A dump that fails after it locked the namespace (a unix socket with a descriptor queued, at a
+   * higher descriptor than the connections) deletes the lock again: the connections go on.
+   */
+  @Test
+  void aFailedDumpUnlocksTheNetworkNamespace() throws Exception {
+    try (Workloads.Running w = Workloads.start("tcp", "netns", "scmrights")) {
+      assertOwnNetns(w.pid);
+      String before = w.check();
+      assertTrue(before.startsWith("OK"), "workload is healthy before the dump: " + before);
+      Workloads.Cli r =
+          Workloads.stasis(
+              "dump",
+              "--pid",
+              Integer.toString(w.pid),
+              "--images-dir",
+              w.state.resolve("images").toString(),
+              "--leave-running");
+      assertEquals(1, r.exit(), "the dump fails: " + r.stderr());
+      assertTrue(
+          r.stderr().contains("descriptors queued in it (SCM_RIGHTS)"),
+          "on the queued descriptor: " + r.stderr());
+      assertEquals("", criuChain(w.pid), "after the failed dump: the namespace is unlocked");
+      String after = w.check();
+      assertTrue(after.startsWith("OK"), "connections after the failed dump: " + after);
+    }
+  }
+
   private static void assertOwnNetns(int pid) throws java.io.IOException {
     assertNotEquals(
         Files.readSymbolicLink(Path.of("/proc/self/ns/net")),
