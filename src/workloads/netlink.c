@@ -6,7 +6,7 @@
  * check: r still has its port id and groups (getsockname and NETLINK_LIST_MEMBERSHIPS), and the
  * kernel answers a request on it (RTM_GETLINK for the loopback device, the reply addressed to r's
  * port id); g is still a NETLINK_GENERIC socket with its buffer size. r's port id is written to
- * STATE/portid. */
+ * STATE/portid. With "netns" after the state directory, in a network namespace of its own. */
 #include "workload.h"
 #include <linux/netlink.h>
 #include <linux/rtnetlink.h>
@@ -88,6 +88,7 @@ static void die(const char *what) {
 
 int main(int argc, char **argv) {
   wl_init(argc, argv);
+  wl_netns_arg(argc, argv);
   r = socket(AF_NETLINK, SOCK_RAW, NETLINK_ROUTE);
   struct sockaddr_nl a = {.nl_family = AF_NETLINK,
                           .nl_groups = RTMGRP_IPV4_MROUTE | RTMGRP_IPV6_MROUTE};

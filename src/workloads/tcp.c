@@ -15,7 +15,10 @@
  *                  test's (outside the dumped tree); it echoes back whatever arrives (every 10 ms);
  *                  check: still established
  *   closewait      an IPv4 client whose server end was closed (state CLOSE_WAIT), which a dump must
- *                  refuse; check: still in CLOSE_WAIT */
+ *                  refuse; check: still in CLOSE_WAIT
+ *   netns          the default connections, in a network namespace of the workload's own; with
+ *                  "scmrights" after it, also a unix socketpair (made after the connections, so
+ *                  at higher descriptors) with a descriptor queued in it, which a dump refuses */
 #include "workload.h"
 #include <arpa/inet.h>
 #include <netinet/in.h>
@@ -230,6 +233,7 @@ static void echo_tick(void) {
 
 int main(int argc, char **argv) {
   wl_init(argc, argv);
+  wl_netns_arg(argc, argv);
   const char *mode = argc > 2 ? argv[2] : "";
   if (strcmp(mode, "external") == 0 && argc > 3) {
     struct sockaddr_storage ss;
@@ -257,6 +261,20 @@ int main(int argc, char **argv) {
   snprintf(ports, sizeof ports, "%d %d %d %d\n", conns[0].lport, conns[0].cport, conns[1].lport,
            conns[1].cport);
   wl_write_file("ports", ports);
+  if (argc > 3 && strcmp(argv[3], "scmrights") == 0) {
+    int sv[2];
+    if (socketpair(AF_UNIX, SOCK_STREAM, 0, sv)) die("socketpair");
+    char cbuf[CMSG_SPACE(sizeof(int))] = {0};
+    struct iovec iov = {.iov_base = "r", .iov_len = 1};
+    struct msghdr mh = {.msg_iov = &iov, .msg_iovlen = 1, .msg_control = cbuf,
+                        .msg_controllen = sizeof cbuf};
+    struct cmsghdr *cm = CMSG_FIRSTHDR(&mh);
+    cm->cmsg_level = SOL_SOCKET;
+    cm->cmsg_type = SCM_RIGHTS;
+    cm->cmsg_len = CMSG_LEN(sizeof(int));
+    memcpy(CMSG_DATA(cm), &sv[0], sizeof(int));
+    if (sendmsg(sv[0], &mh, 0) != 1) die("sendmsg SCM_RIGHTS");
+  }
   wl_ready();
   wl_loop(check, NULL);
 }

@@ -7,6 +7,8 @@
  *   g/h   a connection through lis: g connected, h accepted; "via-listener" queued on h
  *   srv   datagram socket bound to STATE/dgram.sock; i connected to it, "to-named" queued on srv
  *   j/k   stream socketpair, "last-words" queued on k, then j shut down for writing
+ * With "netns" after the state directory, all of it is made in a network namespace of its own
+ * (lo up), as in a container.
  * check: queued data is still there (peeked, or read and sent again, so a check leaves it as it
  * was), every pair still talks both ways, the listeners still accept on their names, j still
  * cannot send, flags and options are as set. */
@@ -140,6 +142,7 @@ static void die(const char *what) {
 
 int main(int argc, char **argv) {
   wl_init(argc, argv);
+  wl_netns_arg(argc, argv);
   int sv[2];
   if (socketpair(AF_UNIX, SOCK_STREAM, 0, sv)) die("socketpair stream");
   a = sv[0], b = sv[1];

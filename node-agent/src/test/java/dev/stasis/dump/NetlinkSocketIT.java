@@ -1,6 +1,7 @@
 package dev.stasis.dump;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertNotEquals;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import com.fasterxml.jackson.databind.JsonNode;
@@ -23,7 +24,23 @@ class NetlinkSocketIT {
 
   @Test
   void netlinkSocketsSurviveDumpAndRestore() throws Exception {
-    try (Workloads.Running w = Workloads.start("netlink")) {
+    dumpKillRestore();
+  }
+
+  /** The same in a network namespace of the workload's own, as a container's. */
+  @Test
+  void netlinkSocketsOfAnotherNetworkNamespaceSurviveDumpAndRestore() throws Exception {
+    dumpKillRestore("netns");
+  }
+
+  private static void dumpKillRestore(String... args) throws Exception {
+    try (Workloads.Running w = Workloads.start("netlink", args)) {
+      if (args.length > 0) {
+        assertNotEquals(
+            Files.readSymbolicLink(Path.of("/proc/self/ns/net")),
+            Files.readSymbolicLink(Path.of("/proc/" + w.pid + "/ns/net")),
+            "the workload is in a network namespace of its own");
+      }
       int portid = Integer.parseInt(Files.readString(w.state.resolve("portid")).strip());
       Path images = w.dumpHealthyAndKill();
 

@@ -1,6 +1,7 @@
 package dev.stasis.dump;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertNotEquals;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import com.fasterxml.jackson.databind.JsonNode;
@@ -192,5 +193,104 @@ class TcpConnectionIT {
       String after = w.check();
       assertTrue(after.startsWith("OK"), "connections after --leave-running: " + after);
     }
+  }
+
+  /**
+   * The connections in a network namespace of the workload's own, as a container's: the dump locks
+   * that namespace (CRIU's chain, carried in the images' filter rules), the judge makes the
+   * namespace again, restores the connections and deletes the chain; every byte queued either way
+   * arrives once.
+   */
+  @Test
+  void establishedConnectionsInAnotherNetworkNamespaceSurviveDumpKillAndRestore() throws Exception {
+    try (Workloads.Running w = Workloads.start("tcp", "netns")) {
+      assertOwnNetns(w.pid);
+      Path images = w.dumpHealthyAndKill();
+      String rules = "";
+      for (String img : List.of("iptables-", "ip6tables-", "nftables-")) {
+        try (var files = Files.list(images)) {
+          for (Path p : files.filter(f -> f.getFileName().toString().startsWith(img)).toList()) {
+            rules += Files.readString(p, StandardCharsets.ISO_8859_1);
+          }
+        }
+      }
+      assertTrue(rules.contains("CRIU"), "the images carry the namespace's lock: " + rules);
+      CriuJudge.restore(images, "--tcp-established");
+      assertEquals("", criuChain(w.pid), "the restore deleted the lock in the new namespace");
+      String after = w.check();
+      assertTrue(after.startsWith("OK"), "TCP connections after restore: " + after);
+      String again = w.check();
+      assertTrue(again.startsWith("OK"), "and once more: " + again);
+    }
+  }
+
+  @Test
+  void connectionsInAnotherNetworkNamespaceGoOnAfterDumpWithLeaveRunning() throws Exception {
+    try (Workloads.Running w = Workloads.start("tcp", "netns")) {
+      assertOwnNetns(w.pid);
+      String before = w.check();
+      assertTrue(before.startsWith("OK"), "workload is healthy before the dump: " + before);
+      Path images = w.state.resolve("images");
+      w.dumpLeavingRunning(images);
+      try (var files = Files.list(images)) {
+        assertEquals(
+            4,
+            files.filter(p -> p.getFileName().toString().startsWith("tcp-stream-")).count(),
+            "a tcp-stream image per connection end");
+      }
+      assertEquals("", criuChain(w.pid), "after the dump: the namespace is unlocked again");
+      String after = w.check();
+      assertTrue(after.startsWith("OK"), "connections after --leave-running: " + after);
+    }
+  }
+
+  /**
+   * A dump that fails after it locked the namespace (a unix socket with a descriptor queued, at a
+   * higher descriptor than the connections) deletes the lock again: the connections go on.
+   */
+  @Test
+  void aFailedDumpUnlocksTheNetworkNamespace() throws Exception {
+    try (Workloads.Running w = Workloads.start("tcp", "netns", "scmrights")) {
+      assertOwnNetns(w.pid);
+      String before = w.check();
+      assertTrue(before.startsWith("OK"), "workload is healthy before the dump: " + before);
+      Workloads.Cli r =
+          Workloads.stasis(
+              "dump",
+              "--pid",
+              Integer.toString(w.pid),
+              "--images-dir",
+              w.state.resolve("images").toString(),
+              "--leave-running");
+      assertEquals(1, r.exit(), "the dump fails: " + r.stderr());
+      assertTrue(
+          r.stderr().contains("descriptors queued in it (SCM_RIGHTS)"),
+          "on the queued descriptor: " + r.stderr());
+      assertEquals("", criuChain(w.pid), "after the failed dump: the namespace is unlocked");
+      String after = w.check();
+      assertTrue(after.startsWith("OK"), "connections after the failed dump: " + after);
+    }
+  }
+
+  private static void assertOwnNetns(int pid) throws java.io.IOException {
+    assertNotEquals(
+        Files.readSymbolicLink(Path.of("/proc/self/ns/net")),
+        Files.readSymbolicLink(Path.of("/proc/" + pid + "/ns/net")),
+        "the workload is in a network namespace of its own");
+  }
+
+  /** The lines of iptables and ip6tables -S in PID's network namespace that name CRIU's chain. */
+  private static String criuChain(int pid) throws Exception {
+    StringBuilder out = new StringBuilder();
+    for (String tool : List.of("iptables", "ip6tables")) {
+      Process p =
+          new ProcessBuilder("nsenter", "-t", Integer.toString(pid), "-n", tool, "-w", "-S")
+              .redirectErrorStream(true)
+              .start();
+      String text = new String(p.getInputStream().readAllBytes(), StandardCharsets.UTF_8);
+      assertEquals(0, p.waitFor(), tool + " -S in the namespace: " + text);
+      text.lines().filter(l -> l.contains("CRIU")).forEach(l -> out.append(l).append('\n'));
+    }
+    return out.toString();
   }
 }

@@ -1,6 +1,7 @@
 package dev.stasis.dump;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertNotEquals;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import com.fasterxml.jackson.databind.JsonNode;
@@ -24,13 +25,34 @@ import org.junit.jupiter.api.Test;
  * queued data, a path and an abstract listener, an accepted connection, a named datagram socket
  * with a connected sender, a half-closed pair): dumped by the packaged agent, decoded by both
  * crits, killed, restored by the judge, then the workload checks its queues, peers, listeners and
- * options itself. And {@code --leave-running} leaves it serving with nothing changed.
+ * options itself. And {@code --leave-running} leaves it serving with nothing changed. Both also
+ * with the workload in a network namespace of its own.
  */
 class UnixSocketIT {
 
   @Test
   void unixSocketsSurviveDumpAndRestore() throws Exception {
-    try (Workloads.Running w = Workloads.start("unix")) {
+    dumpKillRestore();
+  }
+
+  /**
+   * The same sockets made in a network namespace of the workload's own, as every container's are:
+   * read from that namespace's sock_diag table, restored by the judge into the namespace it makes
+   * again from the images.
+   */
+  @Test
+  void unixSocketsOfAnotherNetworkNamespaceSurviveDumpAndRestore() throws Exception {
+    dumpKillRestore("netns");
+  }
+
+  private static void dumpKillRestore(String... args) throws Exception {
+    try (Workloads.Running w = Workloads.start("unix", args)) {
+      if (args.length > 0) {
+        assertNotEquals(
+            Files.readSymbolicLink(Path.of("/proc/self/ns/net")),
+            Files.readSymbolicLink(Path.of("/proc/" + w.pid + "/ns/net")),
+            "the workload is in a network namespace of its own");
+      }
       Path images = w.dumpHealthyAndKill();
 
       for (Crit.Version v : Crit.Version.values()) {
@@ -89,7 +111,16 @@ class UnixSocketIT {
 
   @Test
   void leaveRunningLeavesTheSocketsServingUntouched() throws Exception {
-    try (Workloads.Running w = Workloads.start("unix")) {
+    leaveRunning();
+  }
+
+  @Test
+  void leaveRunningInAnotherNetworkNamespaceLeavesTheSocketsServingUntouched() throws Exception {
+    leaveRunning("netns");
+  }
+
+  private static void leaveRunning(String... args) throws Exception {
+    try (Workloads.Running w = Workloads.start("unix", args)) {
       LeaveRunningIT.Snapshot before = LeaveRunningIT.Snapshot.of(w.pid);
       Map<String, String> fdsBefore = fds(w.pid);
       Path images = w.state.resolve("images");

@@ -1,7 +1,6 @@
 package dev.stasis.dump.files;
 
 import dev.stasis.dump.DumpException;
-import dev.stasis.dump.ns.InNamespace;
 import dev.stasis.images.ImageSink;
 import dev.stasis.images.proto.FdTypes;
 import dev.stasis.images.proto.FileEntry;
@@ -16,8 +15,6 @@ import dev.stasis.linux.SockDiag.InetSock;
 import java.io.IOException;
 import java.nio.ByteBuffer;
 import java.nio.ByteOrder;
-import java.nio.file.Files;
-import java.nio.file.Path;
 import java.util.HashMap;
 import java.util.LinkedHashMap;
 import java.util.Map;
@@ -35,11 +32,11 @@ import java.util.Set;
  * replays; the connection is locked out of the network meanwhile ({@link NetworkLock}).
  *
  * <p>Refused in one line naming the fd: TCP connections in any state but established (closing,
- * half-closed, connecting), and established ones in another network namespace than the agent's (the
- * network lock is the agent's namespace's iptables); a listener with connections not accepted yet;
- * a TCP socket that is neither listening nor in the kernel's tables (unbound, or bound but not
- * listening); a UDP or ping socket with data queued, a corked UDP socket. Listeners and UDP sockets
- * in a container's own network namespace are read from that namespace's tables.
+ * half-closed, connecting); a listener with connections not accepted yet; a TCP socket that is
+ * neither listening nor in the kernel's tables (unbound, or bound but not listening); a UDP or ping
+ * socket with data queued, a corked UDP socket. Sockets in a container's own network namespace are
+ * read from that namespace's tables, and its established connections are locked with the whole
+ * namespace ({@link NetworkLock.Namespace}).
  */
 public final class InetSocket implements FileKind {
   private static final Set<String> PROTOCOLS =
@@ -49,6 +46,9 @@ public final class InetSocket implements FileKind {
 
   /** Established connections, by inode, locked and in repair mode until {@link #release}. */
   private final Map<Long, TcpStream> streams = new LinkedHashMap<>();
+
+  /** The lock of each other network namespace with established connections, by its ns link. */
+  private final Map<String, NetworkLock.Namespace> namespaceLocks = new HashMap<>();
 
   @Override
   public boolean recognises(OpenFd fd) {
@@ -134,17 +134,21 @@ public final class InetSocket implements FileKind {
         e.setTcpOpts(tcpOpts(sk, opts.getSoKeepalive()));
       }
       if (established) {
-        if (!Sockets.inOurNetns(fd.pid())) {
-          // the network lock is iptables in the agent's namespace, which would not hold this one
-          throw new DumpException(
-              what
-                  + " is an established connection in another network namespace: not supported yet");
-        }
         if (Linux.getsockoptInt(sk, Linux.SOL_SOCKET, Linux.SO_PEEK_OFF) >= 0) {
           throw new DumpException(what + " has SO_PEEK_OFF set: not supported yet");
         }
         // last: from here on the connection is locked and in repair mode, and sk is the stream's
-        NetworkLock lock = NetworkLock.lock(s.src(), s.srcPort(), s.dst(), s.dstPort(), what);
+        NetworkLock lock;
+        if (Sockets.inOurNetns(fd.pid())) {
+          lock = NetworkLock.lock(s.src(), s.srcPort(), s.dst(), s.dstPort(), what);
+        } else {
+          // iptables in the agent's namespace would not hold it: lock its namespace, as CRIU does
+          lock =
+              namespaceLocks
+                  .computeIfAbsent(
+                      Sockets.netns(fd.pid()), k -> new NetworkLock.Namespace(fd.pid()))
+                  .hold(what);
+        }
         try {
           streams.put(s.ino(), TcpStream.pause(s.ino(), sk, opts.getReuseaddr(), lock, what));
         } catch (IOException | RuntimeException failed) {
@@ -369,19 +373,11 @@ public final class InetSocket implements FileKind {
    * the namespace its socket was made in: a thread that joined PID's makes it there).
    */
   private Map<Long, InetSock> table(int pid, int family, int protocol) throws IOException {
-    String netns = Files.readSymbolicLink(Path.of("/proc/" + pid + "/ns/net")).toString();
-    String key = netns + "/" + family + "/" + protocol;
+    String key = Sockets.netns(pid) + "/" + family + "/" + protocol;
     Map<Long, InetSock> t = tables.get(key);
     if (t == null) {
       // once per namespace, family and protocol per dump
-      t =
-          Sockets.inOurNetns(pid)
-              ? SockDiag.inetSockets(family, protocol)
-              : InNamespace.call(
-                  pid,
-                  "net",
-                  InNamespace.CLONE_NEWNET,
-                  () -> SockDiag.inetSockets(family, protocol));
+      t = Sockets.inNetnsOf(pid, () -> SockDiag.inetSockets(family, protocol));
       tables.put(key, t);
     }
     return t;

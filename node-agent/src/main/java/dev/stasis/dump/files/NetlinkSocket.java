@@ -11,6 +11,7 @@ import dev.stasis.linux.SockDiag;
 import dev.stasis.linux.SockDiag.NetlinkSock;
 import java.io.IOException;
 import java.nio.ByteBuffer;
+import java.util.HashMap;
 import java.util.Map;
 
 /**
@@ -22,14 +23,15 @@ import java.util.Map;
  *
  * <p>Refused in one line naming the fd: messages queued for reading (they would be lost), groups
  * above 32 (the image's groups word holds 1-32), groups joined without a port id, a connection
- * without a destination group (the judge connects to a group), and sockets of another network
- * namespace than the agent's.
+ * without a destination group (the judge connects to a group). A socket of a process in another
+ * network namespace is read from that namespace's table (NETLINK_DIAG lists only its own).
  */
 public final class NetlinkSocket implements FileKind {
   /** sk_state of a connected netlink socket; an unconnected one has TCP_CLOSE (7). */
   private static final int NETLINK_CONNECTED = 1;
 
-  private Map<Long, NetlinkSock> table;
+  /** The kernel's netlink socket table of each network namespace met, by its ns link. */
+  private final Map<String, Map<Long, NetlinkSock>> tables = new HashMap<>();
 
   @Override
   public boolean recognises(OpenFd fd) {
@@ -44,11 +46,12 @@ public final class NetlinkSocket implements FileKind {
   @Override
   public FileEntry dump(OpenFd fd, int id) throws IOException {
     String what = "fd " + fd.fd() + " of PID " + fd.pid() + " (netlink " + fd.target() + ")";
-    if (!Sockets.inOurNetns(fd.pid())) {
-      throw new DumpException(what + " is in another network namespace: not supported yet");
-    }
+    // once per network namespace per dump, on the frozen tree
+    String netns = Sockets.netns(fd.pid());
+    Map<Long, NetlinkSock> table = tables.get(netns);
     if (table == null) {
-      table = SockDiag.netlinkSockets(); // once per dump, on the frozen tree
+      table = Sockets.inNetnsOf(fd.pid(), SockDiag::netlinkSockets);
+      tables.put(netns, table);
     }
     NetlinkSock s = table.get(fd.stat().ino());
     int sk = Sockets.grab(fd);

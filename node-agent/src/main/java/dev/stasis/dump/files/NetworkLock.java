@@ -1,8 +1,11 @@
 package dev.stasis.dump.files;
 
 import dev.stasis.dump.DumpException;
+import dev.stasis.dump.ns.InNamespace;
 import java.io.IOException;
 import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
+import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.Arrays;
 import java.util.List;
@@ -20,9 +23,15 @@ import java.util.concurrent.TimeUnit;
  * every connection it restores (before it takes the sockets out of repair mode). In kill mode they
  * stay until then; when the target goes on (left running, failed dump) the agent deletes them. IPv6
  * connections go to ip6tables, IPv4-mapped ones to iptables with the IPv4 addresses.
+ *
+ * <p>A connection in another network namespace than the agent's is locked with that whole namespace
+ * ({@link Namespace}), as CRIU does when the dump takes the namespace along.
  */
 final class NetworkLock {
   private static final String MARK = "0xC114";
+
+  /** Set for a hold on a namespace's lock; the connection fields are unused then. */
+  private final Namespace namespace;
 
   private final boolean v6;
   private final String local;
@@ -31,7 +40,18 @@ final class NetworkLock {
   private final int remotePort;
   private final String what;
 
+  private NetworkLock(Namespace namespace, String what) {
+    this.namespace = namespace;
+    this.v6 = false;
+    this.local = null;
+    this.localPort = 0;
+    this.remote = null;
+    this.remotePort = 0;
+    this.what = what;
+  }
+
   private NetworkLock(byte[] src, int srcPort, byte[] dst, int dstPort, String what) {
+    this.namespace = null;
     byte[] s = InetSocket.unmapped(src);
     byte[] d = InetSocket.unmapped(dst);
     this.v6 = s.length == 16;
@@ -60,8 +80,15 @@ final class NetworkLock {
     return l;
   }
 
-  /** Deletes both rules (each tried even if the other fails). */
+  /**
+   * Deletes both rules (each tried even if the other fails); for a namespace's connection, drops
+   * its hold, and the last one unlocks the namespace.
+   */
   void unlock() throws DumpException {
+    if (namespace != null) {
+      namespace.drop(what);
+      return;
+    }
     DumpException first = null;
     for (boolean input : new boolean[] {true, false}) {
       try {
@@ -107,26 +134,9 @@ final class NetworkLock {
                 Integer.toString(input ? localPort : remotePort),
                 "-j",
                 "DROP"));
-    String failure;
-    try {
-      Process p = new ProcessBuilder(cmd).redirectErrorStream(true).start();
-      p.getOutputStream().close();
-      if (!p.waitFor(30, TimeUnit.SECONDS)) {
-        p.destroyForcibly();
-        failure = "timed out";
-      } else {
-        String out = new String(p.getInputStream().readAllBytes(), StandardCharsets.UTF_8).strip();
-        if (p.exitValue() == 0) {
-          return;
-        }
-        failure =
-            "exit " + p.exitValue() + (out.isEmpty() ? "" : ": " + out.lines().findFirst().get());
-      }
-    } catch (IOException e) {
-      failure = e.getMessage();
-    } catch (InterruptedException e) {
-      Thread.currentThread().interrupt();
-      failure = "interrupted";
+    String failure = run(cmd, null);
+    if (failure == null) {
+      return;
     }
     throw new DumpException(
         what
@@ -137,6 +147,145 @@ final class NetworkLock {
             + " failed ("
             + failure
             + ")");
+  }
+
+  /** Runs {@code cmd} with {@code stdin} (null: none); null if it succeeded, else why not. */
+  private static String run(List<String> cmd, String stdin) {
+    try {
+      Process p = new ProcessBuilder(cmd).redirectErrorStream(true).start();
+      try (var in = p.getOutputStream()) {
+        if (stdin != null) {
+          in.write(stdin.getBytes(StandardCharsets.UTF_8));
+        }
+      }
+      if (!p.waitFor(30, TimeUnit.SECONDS)) {
+        p.destroyForcibly();
+        return "timed out";
+      }
+      String out = new String(p.getInputStream().readAllBytes(), StandardCharsets.UTF_8).strip();
+      if (p.exitValue() == 0) {
+        return null;
+      }
+      return "exit " + p.exitValue() + (out.isEmpty() ? "" : ": " + out.lines().findFirst().get());
+    } catch (IOException e) {
+      return e.getMessage();
+    } catch (InterruptedException e) {
+      Thread.currentThread().interrupt();
+      return "interrupted";
+    }
+  }
+
+  /**
+   * CRIU's lock of a whole network namespace, which it takes when the dump includes the namespace
+   * (criu/net.c network_lock_internal): a filter chain CRIU that accepts packets with the mark
+   * 0xC114 and drops all others, jumped to first from INPUT and OUTPUT, for IPv4 and IPv6, loaded
+   * with {@code iptables-restore -w --noflush} run inside the namespace. Taken on the frozen tree,
+   * before the namespace's rules are read for the images, so the images carry the chain: the
+   * judge's restore makes the namespace with it and deletes it (network_unlock) once every
+   * connection is back, as after its own dump. Per-connection rules would instead be restored and
+   * never deleted (CRIU deletes those only for connections of its own namespace).
+   *
+   * <p>Held by every connection of the namespace; the last one to let go (left running, failed
+   * dump) deletes the chain again: the jumps, then the chain. In kill mode it stays in the
+   * namespace, which goes with its last process. If the agent dies in between, the chain stays and
+   * the namespace's traffic stays blocked (in a namespace without processes it goes with it);
+   * {@code iptables -D INPUT -j CRIU; iptables -D OUTPUT -j CRIU; iptables -X CRIU} (and ip6tables)
+   * inside the namespace undo it.
+   */
+  static final class Namespace {
+    private static final String LOCK =
+        "*filter\n:CRIU - [0:0]\n-I INPUT -j CRIU\n-I OUTPUT -j CRIU\n"
+            + "-A CRIU -m mark --mark "
+            + MARK
+            + " -j ACCEPT\n-A CRIU -j DROP\nCOMMIT\n";
+    private static final String UNJUMP =
+        "*filter\n:CRIU - [0:0]\n-D INPUT -j CRIU\n-D OUTPUT -j CRIU\nCOMMIT\n";
+    private static final String DELETE = "*filter\n:CRIU - [0:0]\n-X CRIU\nCOMMIT\n";
+
+    private final int pid;
+    // like CRIU (kdat.ipv6), IPv6 only where the kernel has it: ip6tables-restore fails otherwise
+    private final boolean ipv6;
+    private int holders;
+
+    /** The lock of PID's network namespace, not taken until {@link #hold}. */
+    Namespace(int pid) {
+      this.pid = pid;
+      this.ipv6 = Files.exists(Path.of("/proc/" + pid + "/net/if_inet6"));
+    }
+
+    /** A hold on the lock for the connection {@code what}; the first one takes the lock. */
+    NetworkLock hold(String what) throws DumpException {
+      if (holders == 0) {
+        try {
+          restore(false, LOCK, "locking", what);
+          if (ipv6) {
+            restore(true, LOCK, "locking", what);
+          }
+        } catch (DumpException e) {
+          unlockQuietly(what);
+          throw e;
+        }
+      }
+      holders++;
+      return new NetworkLock(this, what);
+    }
+
+    private void drop(String what) throws DumpException {
+      if (--holders == 0) {
+        unlock(what);
+      }
+    }
+
+    private void unlockQuietly(String what) {
+      try {
+        unlock(what);
+      } catch (DumpException ignored) {
+        // the lock's own failure is the one to report; what is left is whatever did not load
+      }
+    }
+
+    /** Deletes the jumps, then the chain, for both families; every step tried. */
+    private void unlock(String what) throws DumpException {
+      DumpException first = null;
+      for (String step : List.of(UNJUMP, DELETE)) {
+        for (boolean v6 : ipv6 ? new boolean[] {false, true} : new boolean[] {false}) {
+          try {
+            restore(v6, step, "unlocking", what);
+          } catch (DumpException e) {
+            first = first == null ? e : first;
+          }
+        }
+      }
+      if (first != null) {
+        throw first;
+      }
+    }
+
+    private void restore(boolean v6, String rules, String doing, String what) throws DumpException {
+      String tool = v6 ? "ip6tables-restore" : "iptables-restore";
+      String failure;
+      try {
+        failure =
+            InNamespace.call(
+                pid,
+                "net",
+                InNamespace.CLONE_NEWNET,
+                () -> run(List.of(tool, "-w", "--noflush"), rules));
+      } catch (IOException e) {
+        failure = e.getMessage();
+      }
+      if (failure != null) {
+        throw new DumpException(
+            what
+                + ": "
+                + doing
+                + " its network namespace with "
+                + tool
+                + " failed ("
+                + failure
+                + ")");
+      }
+    }
   }
 
   private static String host(byte[] a) {

@@ -1,5 +1,6 @@
 package dev.stasis.dump.files;
 
+import dev.stasis.dump.ns.InNamespace;
 import dev.stasis.linux.Linux;
 import dev.stasis.linux.LinuxException;
 import java.io.IOException;
@@ -9,6 +10,7 @@ import java.util.HashMap;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
+import java.util.concurrent.Callable;
 
 /** What all socket kinds share: telling the protocol of a socket fd, and holding the socket. */
 public final class Sockets {
@@ -96,6 +98,29 @@ public final class Sockets {
           }
         });
     return out;
+  }
+
+  /** PID's network namespace as its link reads ("net:[4026531840]"), to key tables by. */
+  static String netns(int pid) throws IOException {
+    return Files.readSymbolicLink(Path.of("/proc/" + pid + "/ns/net")).toString();
+  }
+
+  /**
+   * Reads one of the kernel's socket tables ({@code read}: a SockDiag call) in PID's network
+   * namespace: sock_diag answers for the namespace its netlink socket was made in, so outside the
+   * agent's the read runs on a thread that joined PID's ({@link InNamespace}) and ends with it.
+   */
+  static <T> T inNetnsOf(int pid, Callable<T> read) throws IOException {
+    if (inOurNetns(pid)) {
+      try {
+        return read.call();
+      } catch (IOException | RuntimeException e) {
+        throw e;
+      } catch (Exception e) {
+        throw new IOException(e.getMessage(), e);
+      }
+    }
+    return InNamespace.call(pid, "net", InNamespace.CLONE_NEWNET, read);
   }
 
   /** Whether {@code pid} is in the agent's network namespace (sock_diag answers for that one). */

@@ -23,6 +23,7 @@ import java.nio.file.Files;
 import java.nio.file.LinkOption;
 import java.nio.file.Path;
 import java.util.ArrayList;
+import java.util.HashMap;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
@@ -37,7 +38,9 @@ import java.util.Map;
  * <p>Refused (one line naming the fd): a peer outside the dumped tree (both ends of every
  * connection must be in the dump), a listener with connections not yet accepted, a path name that
  * was removed or replaced since bind, a relative name, queued descriptors (SCM_RIGHTS), a socket
- * filter, and sockets of another network namespace than the agent's.
+ * filter. A socket of a process in another network namespace is read from that namespace's table
+ * (sock_diag lists only its own namespace's sockets); its entry carries no ns_id, which the judge
+ * reads as the dump's root network namespace.
  */
 public final class UnixSocket implements FileKind {
   /** Data queued for reading on one socket, one packet (or stream chunk) at a time. */
@@ -46,7 +49,9 @@ public final class UnixSocket implements FileKind {
   /** A dumped socket: whom it names as its peer, for the check that every peer is dumped too. */
   private record Dumped(String what, long peer) {}
 
-  private Map<Long, UnixSock> table;
+  /** The kernel's unix socket table of each network namespace met, by its ns link. */
+  private final Map<String, Map<Long, UnixSock>> tables = new HashMap<>();
+
   private final Map<Long, Dumped> dumped = new LinkedHashMap<>();
   private final List<Packet> queued = new ArrayList<>();
 
@@ -65,11 +70,12 @@ public final class UnixSocket implements FileKind {
   @Override
   public FileEntry dump(OpenFd fd, int id) throws IOException {
     String what = "fd " + fd.fd() + " of PID " + fd.pid() + " (unix " + fd.target() + ")";
-    if (!Sockets.inOurNetns(fd.pid())) {
-      throw new DumpException(what + " is in another network namespace: not supported yet");
-    }
+    // once per network namespace per dump, on the frozen tree
+    String netns = Sockets.netns(fd.pid());
+    Map<Long, UnixSock> table = tables.get(netns);
     if (table == null) {
-      table = SockDiag.unixSockets(); // once per dump, on the frozen tree
+      table = Sockets.inNetnsOf(fd.pid(), SockDiag::unixSockets);
+      tables.put(netns, table);
     }
     long ino = fd.stat().ino();
     UnixSock s = table.get(ino);
