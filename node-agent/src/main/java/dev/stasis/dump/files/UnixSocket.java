@@ -39,8 +39,8 @@ import java.util.Map;
  * connection must be in the dump), a listener with connections not yet accepted, a path name that
  * was removed or replaced since bind, a relative name, queued descriptors (SCM_RIGHTS), a socket
  * filter. A socket of a process in another network namespace is read from that namespace's table
- * (sock_diag lists only its own namespace's sockets); its entry carries no ns_id, which the judge
- * reads as the dump's root network namespace.
+ * (sock_diag lists only its own namespace's sockets); FileTable names that namespace in the entry's
+ * ns_id.
  */
 public final class UnixSocket implements FileKind {
   /** Data queued for reading on one socket, one packet (or stream chunk) at a time. */
