@@ -13,7 +13,6 @@ import java.io.IOException;
 import java.nio.file.DirectoryStream;
 import java.nio.file.Files;
 import java.nio.file.Path;
-import java.util.HashMap;
 import java.util.Map;
 import java.util.regex.Matcher;
 import java.util.regex.Pattern;
@@ -42,8 +41,8 @@ class LiveCopyIT {
       assertTrue(healthy.startsWith("OK"), "healthy before the dump: " + healthy);
       Path images = w.state.resolve("images");
       Workloads.Cli r = w.dumpLeavingRunning(images, "-v");
-      Map<String, Long> phases = phases(r.stdout());
-      long pages = pagesWritten(r.stdout());
+      Map<String, Long> phases = Workloads.phases(r.stdout());
+      long pages = Workloads.pagesWritten(r.stdout());
       if (supported) {
         assertFalse(r.stderr().contains("live copy unavailable"), r.stderr());
         assertTrue(phases.getOrDefault("live_rounds", 0L) >= 2, "live rounds: " + r.stdout());
@@ -65,7 +64,7 @@ class LiveCopyIT {
       assertNoUserfaultfd(w.pid);
       String after = w.check();
       assertTrue(after.startsWith("OK"), "original after the live dump: " + after);
-      String later = checkUntilChanged(w, after);
+      String later = w.checkUntilChanged(after);
       assertTrue(later.startsWith("OK"), "original goes on writing: " + later);
       assertNotEquals(after, later, "the writer makes progress after the dump");
       assertNoUserfaultfd(w.pid); // also after its writes
@@ -76,7 +75,7 @@ class LiveCopyIT {
       String restored = w.check();
       assertTrue(restored.startsWith("OK"), "restored memory is one instant: " + restored);
       Thread.sleep(1000); // the writer verifies each page it overwrites
-      String goesOn = checkUntilChanged(w, restored); // and it has moved on
+      String goesOn = w.checkUntilChanged(restored); // and it has moved on
       assertTrue(goesOn.startsWith("OK"), "restored writer found no stale page: " + goesOn);
       assertNotEquals(restored, goesOn, "the restored writer makes progress");
     }
@@ -162,7 +161,7 @@ class LiveCopyIT {
       assertEquals("0", tracerPid(w.pid), "nobody traces the target");
       String after = w.check();
       assertTrue(after.startsWith("OK"), "the target after the cancelled copy: " + after);
-      assertNotEquals(after, checkUntilChanged(w, after), "the writer goes on");
+      assertNotEquals(after, w.checkUntilChanged(after), "the writer goes on");
 
       // the bound: far below what the whole live copy takes on this machine now
       long t0 = System.nanoTime();
@@ -261,35 +260,5 @@ class LiveCopyIT {
       String verdict = w.check();
       assertTrue(verdict.startsWith("OK"), verdict);
     }
-  }
-
-  /**
-   * Checks again until the verdict is another than {@code before} (the writer moved on, or failed),
-   * for at most 10 s: a fixed pause would assert on the scheduler of a loaded machine.
-   */
-  private static String checkUntilChanged(Workloads.Running w, String before)
-      throws IOException, InterruptedException {
-    long deadline = System.nanoTime() + java.util.concurrent.TimeUnit.SECONDS.toNanos(10);
-    String v = w.check();
-    while (v.equals(before) && System.nanoTime() < deadline) {
-      Thread.sleep(50);
-      v = w.check();
-    }
-    return v;
-  }
-
-  private static Map<String, Long> phases(String stdout) {
-    Map<String, Long> m = new HashMap<>();
-    Matcher k = Pattern.compile("(\\w+)=(\\d+)").matcher(stdout);
-    while (k.find()) {
-      m.put(k.group(1), Long.parseLong(k.group(2)));
-    }
-    return m;
-  }
-
-  private static long pagesWritten(String stdout) {
-    Matcher m = Pattern.compile(", (\\d+) pages\\)").matcher(stdout);
-    assertTrue(m.find(), stdout);
-    return Long.parseLong(m.group(1));
   }
 }

@@ -18,10 +18,7 @@ import java.io.IOException;
 import java.nio.channels.WritableByteChannel;
 import java.nio.file.Files;
 import java.nio.file.Path;
-import java.util.HashMap;
 import java.util.Map;
-import java.util.regex.Matcher;
-import java.util.regex.Pattern;
 import org.junit.jupiter.api.Assumptions;
 import org.junit.jupiter.api.Test;
 
@@ -53,8 +50,8 @@ class PreCopyIT {
       assertEquals(0, r.exit(), r.stdout() + r.stderr());
       assertFalse(r.stderr().contains("unavailable"), r.stderr());
       w.awaitGone();
-      Map<String, Long> phases = phases(r.stdout());
-      long written = pagesWritten(r.stdout());
+      Map<String, Long> phases = Workloads.phases(r.stdout());
+      long written = Workloads.pagesWritten(r.stdout());
 
       // Both sets decode with both crits; the parent holds the live copy, the final set points
       // into it for every page unchanged since and holds only the rest.
@@ -89,7 +86,7 @@ class PreCopyIT {
       String restored = w.check();
       assertTrue(restored.startsWith("OK"), "restored memory is the final freeze's: " + restored);
       Thread.sleep(1000); // the writer verifies each page it overwrites
-      String goesOn = checkUntilChanged(w, restored);
+      String goesOn = w.checkUntilChanged(restored);
       assertTrue(goesOn.startsWith("OK"), "restored writer found no stale page: " + goesOn);
       assertNotEquals(restored, goesOn, "the restored writer makes progress");
     }
@@ -107,7 +104,7 @@ class PreCopyIT {
       Path images = w.state.resolve("images");
       Workloads.Cli r = w.dumpLeavingRunning(images, "--pre-copy", "-v");
       assertFalse(r.stderr().contains("unavailable"), r.stderr());
-      assertTrue(phases(r.stdout()).get("pages_in_parent") >= 4096, r.stdout());
+      assertTrue(Workloads.phases(r.stdout()).get("pages_in_parent") >= 4096, r.stdout());
       assertTrue(Files.isRegularFile(images.resolve("parent/pagemap-" + w.pid + ".img")));
       assertEquals(maps, Files.readString(Path.of("/proc/" + w.pid + "/maps")), "maps unchanged");
       assertNoUserfaultfd(w.pid);
@@ -195,7 +192,7 @@ class PreCopyIT {
       }
       String after = w.check();
       assertTrue(after.startsWith("OK"), "the original after the failed dump: " + after);
-      String later = checkUntilChanged(w, after);
+      String later = w.checkUntilChanged(after);
       assertTrue(later.startsWith("OK"), "it goes on writing: " + later);
       assertNotEquals(after, later, "the writer makes progress");
     }
@@ -316,31 +313,5 @@ class PreCopyIT {
         }
       }
     }
-  }
-
-  private static String checkUntilChanged(Workloads.Running w, String before)
-      throws IOException, InterruptedException {
-    long deadline = System.nanoTime() + java.util.concurrent.TimeUnit.SECONDS.toNanos(10);
-    String v = w.check();
-    while (v.equals(before) && System.nanoTime() < deadline) {
-      Thread.sleep(50);
-      v = w.check();
-    }
-    return v;
-  }
-
-  private static Map<String, Long> phases(String stdout) {
-    Map<String, Long> m = new HashMap<>();
-    Matcher k = Pattern.compile("(\\w+)=(\\d+)").matcher(stdout);
-    while (k.find()) {
-      m.put(k.group(1), Long.parseLong(k.group(2)));
-    }
-    return m;
-  }
-
-  private static long pagesWritten(String stdout) {
-    Matcher m = Pattern.compile(", (\\d+) pages\\)").matcher(stdout);
-    assertTrue(m.find(), stdout);
-    return Long.parseLong(m.group(1));
   }
 }

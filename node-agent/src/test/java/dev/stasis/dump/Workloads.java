@@ -151,6 +151,20 @@ final class Workloads {
       return Files.exists(result) ? Files.readString(result).strip() : "FAIL no answer";
     }
 
+    /**
+     * Checks again until the verdict is another than {@code before} (the writer moved on, or
+     * failed), for at most 10 s: a fixed pause would assert on the scheduler of a loaded machine.
+     */
+    String checkUntilChanged(String before) throws IOException, InterruptedException {
+      long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(10);
+      String v = check();
+      while (v.equals(before) && System.nanoTime() < deadline) {
+        Thread.sleep(50);
+        v = check();
+      }
+      return v;
+    }
+
     boolean alive() {
       return Files.exists(Path.of("/proc/" + pid)) && !isZombie(pid);
     }
@@ -177,6 +191,26 @@ final class Workloads {
         Thread.sleep(10);
       }
     }
+  }
+
+  /** The {@code name=number} pairs of a dump's verbose output (its phase timings and counters). */
+  static Map<String, Long> phases(String stdout) {
+    Map<String, Long> m = new java.util.HashMap<>();
+    java.util.regex.Matcher k = java.util.regex.Pattern.compile("(\\w+)=(\\d+)").matcher(stdout);
+    while (k.find()) {
+      m.put(k.group(1), Long.parseLong(k.group(2)));
+    }
+    return m;
+  }
+
+  /** The page count of a dump's verbose summary line ("..., N pages)"). */
+  static long pagesWritten(String stdout) {
+    java.util.regex.Matcher m =
+        java.util.regex.Pattern.compile(", (\\d+) pages\\)").matcher(stdout);
+    if (!m.find()) {
+      throw new AssertionError("no page count in: " + stdout);
+    }
+    return Long.parseLong(m.group(1));
   }
 
   static boolean isZombie(int pid) {
