@@ -13,7 +13,10 @@
 # MODE=live (both leave it running; ours with live copy as PodDump takes it: tracking set up in a
 # short freeze of its own, copy rounds while it runs, then the final freeze for what changed; the
 # table then shows the final freeze, the setup freeze and their sum, and the ratio is the SUM's
-# against CRIU's frozen time), BENCH_DIR (default /var/tmp/stasis-agent-bench).
+# against CRIU's frozen time) or MODE=precopy (both kill the process; ours as a kill-mode pod
+# checkpoint takes it: the same live copy stored as the set's parent while the process runs, then
+# the final freeze writes only what changed since, durably, and kills; table and ratio as for
+# live), BENCH_DIR (default /var/tmp/stasis-agent-bench).
 # Needs root, gcc, python3 and upstream CRIU.
 set -euo pipefail
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
@@ -27,7 +30,8 @@ case "$MODE" in
   kill) LEAVE=() ; OURS_LEAVE= ;;
   leave-running) LEAVE=(--leave-running) ; OURS_LEAVE=leave-running ;;
   live) LEAVE=(--leave-running) ; OURS_LEAVE=live ;;
-  *) echo "agent-bench: MODE must be kill, leave-running or live, not '$MODE'" >&2; exit 2 ;;
+  precopy) LEAVE=() ; OURS_LEAVE=precopy ;;
+  *) echo "agent-bench: MODE must be kill, leave-running, live or precopy, not '$MODE'" >&2; exit 2 ;;
 esac
 CRIU=("${STASIS_JUDGE:-/opt/stasis-judge}/bin/criu")
 CRIT=("${STASIS_JUDGE:-/opt/stasis-judge}/bin/crit")
@@ -84,9 +88,12 @@ wait_no_overmount() { # see dump-bench.sh
 wait_gone() { for _ in $(seq 3000); do [ -e "/proc/$1" ] || return 0; sleep 0.02; done; }
 
 PHASES=(parasite_ms gather_ms memdump_ms files_ms commit_ms kill_ms)
-[ "$MODE" = live ] && PHASES=(live_setup_frozen_ms live_setup_seize_us live_setup_uffd_us live_setup_release_us \
+LIVE=0
+case "$MODE" in live|precopy) LIVE=1 ;; esac
+[ "$LIVE" = 1 ] && PHASES=(live_setup_frozen_ms live_setup_seize_us live_setup_uffd_us live_setup_release_us \
   parasite_ms gather_ms memdump_ms files_ms \
   live_frozen_pages live_rounds live_ms)
+[ "$MODE" = precopy ] && PHASES+=(live_parent_ms commit_ms kill_ms)
 
 # one_run TOOL MiB -> prints "frozen_ms phase..." (phases only for stasis)
 one_run() {
@@ -114,7 +121,7 @@ one_run() {
     "${CRIT[@]}" decode -i "$img/stats-dump" | python3 -c \
       'import json,sys; print(json.load(sys.stdin)["entries"][0]["dump"]["frozen_time"]//1000)'
   fi
-  [ "$MODE" = kill ] || kill -9 "$pid"
+  case "$MODE" in kill|precopy) ;; *) kill -9 "$pid" ;; esac
   wait_gone "$pid"
   rm -rf "$img"
 }
@@ -123,7 +130,7 @@ median() { sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
 spread() { sort -n | awk '{a[NR]=$1} END {print a[1] "-" a[NR]}'; }
 
 echo "mode $MODE, medians of $REPS runs each [min-max]; load average at start $(cut -d' ' -f1-3 /proc/loadavg)"
-if [ "$MODE" = live ]; then
+if [ "$LIVE" = 1 ]; then
   printf '%-6s %18s %16s %18s %18s %6s   %s\n' MiB final_frozen_ms setup_frozen_ms \
     sum_frozen_ms criu_frozen_ms ratio "stasis phases (medians; ratio = sum / criu)"
 else
@@ -143,7 +150,7 @@ for mib in "${SIZES[@]}"; do
   for k in "${!PHASES[@]}"; do
     phases="$phases ${PHASES[$k]%_ms}=$(cut -d' ' -f$((k + 2)) "$DIR/stasis.runs" | median)"
   done
-  if [ "$MODE" = live ]; then
+  if [ "$LIVE" = 1 ]; then
     # the setup freeze is a freeze too: the comparison is of the sum, run by run
     awk '{print $1 + $2}' "$DIR/stasis.runs" >"$DIR/sum.runs"
     sum=$(median <"$DIR/sum.runs")

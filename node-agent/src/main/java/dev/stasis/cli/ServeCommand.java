@@ -28,15 +28,18 @@ import picocli.CommandLine.Option;
  * Hidden, for benchmarks: a long-lived JVM that runs dumps the way the node agent runs them, driven
  * from a local Unix socket instead of the API server, so that the frozen time of a dump in a warm
  * agent can be measured without Kubernetes. Each request is one line, {@code dump PID DIR
- * [leave-running|live]}; the dump runs through {@link ProcessDumper#ENGINE} (the agent's seam: no
- * freeze deadline of the engine's own) on a thread of its own, as {@code PodDump} starts one per
- * container, into a directory sink. {@code live} is a leave-running dump with live copy, as {@code
- * PodDump} takes it: {@link ProcessDumper#startLive} while the process runs, then the dump that
- * freezes for what changed; its timings carry {@code live_setup_frozen_ms} (the tracking's own
+ * [leave-running|live|precopy]}; the dump runs through {@link ProcessDumper#ENGINE} (the agent's
+ * seam: no freeze deadline of the engine's own) on a thread of its own, as {@code PodDump} starts
+ * one per container, into a directory sink. {@code live} is a leave-running dump with live copy, as
+ * {@code PodDump} takes it: {@link ProcessDumper#startLive} while the process runs, then the dump
+ * that freezes for what changed; its timings carry {@code live_setup_frozen_ms} (the tracking's own
  * short freeze) next to {@code frozen_ms} (the final one), and {@code live_copy=0} with {@code
- * notice=1} when live copy was not possible. The answer is one line: {@code ok} and the engine's
- * timings as {@code name=ms} pairs, or {@code error} and the one-line reason. One request at a time
- * (the agent's ptrace work per dump is on one thread; a bench wants them serial anyway).
+ * notice=1} when live copy was not possible. {@code precopy} is a kill-mode dump as a kill-mode pod
+ * checkpoint takes it: the same live copy, stored as the set's parent ({@link
+ * LiveCopy#writeParent}) while the process runs, then the freeze that writes only what changed
+ * since, and the kill. The answer is one line: {@code ok} and the engine's timings as {@code
+ * name=ms} pairs, or {@code error} and the one-line reason. One request at a time (the agent's
+ * ptrace work per dump is on one thread; a bench wants them serial anyway).
  *
  * <p>The socket is created mode 0600 (root only: whoever may write to it may dump any process).
  */
@@ -98,13 +101,15 @@ public final class ServeCommand implements Callable<Integer> {
         || w.length > 4
         || !w[0].equals("dump")
         || !w[1].matches("[0-9]{1,9}")
-        || (w.length == 4 && !w[3].equals("leave-running") && !w[3].equals("live"))) {
-      return "error bad request (want: dump PID DIR [leave-running|live]): " + Main.oneLine(line);
+        || (w.length == 4 && !List.of("leave-running", "live", "precopy").contains(w[3]))) {
+      return "error bad request (want: dump PID DIR [leave-running|live|precopy]): "
+          + Main.oneLine(line);
     }
     int pid = Integer.parseInt(w[1]);
     Path dir = Path.of(w[2]);
-    boolean leave = w.length == 4;
-    boolean live = leave && w[3].equals("live");
+    boolean precopy = w.length == 4 && w[3].equals("precopy");
+    boolean leave = w.length == 4 && !precopy;
+    boolean live = precopy || (leave && w[3].equals("live"));
     String[] result = new String[1];
     Thread t =
         new Thread(
@@ -115,7 +120,15 @@ public final class ServeCommand implements Callable<Integer> {
                 if (live) {
                   LiveCopy copy =
                       ProcessDumper.ENGINE.startLive(pid, null, notices::add, () -> false);
-                  o = ProcessDumper.ENGINE.dump(pid, true, sink, null, null, copy);
+                  if (precopy && copy != null) {
+                    try {
+                      copy.writeParent(sink);
+                    } catch (Exception e) {
+                      copy.close(); // the tracking ends with it; the process was never frozen
+                      throw e;
+                    }
+                  }
+                  o = ProcessDumper.ENGINE.dump(pid, leave, sink, null, null, copy);
                 } else {
                   o = ProcessDumper.ENGINE.dump(pid, leave, sink, null, null);
                 }

@@ -7,8 +7,8 @@ import java.util.Map;
 import org.junit.jupiter.api.Test;
 
 /**
- * The bench endpoint's request line: anything but {@code dump PID DIR [leave-running|live]} is
- * refused.
+ * The bench endpoint's request line: anything but {@code dump PID DIR [leave-running|live|precopy]}
+ * is refused.
  */
 class ServeCommandTest {
 
@@ -24,12 +24,13 @@ class ServeCommandTest {
           "dump 12 /tmp/d kill",
           "dump 12 /tmp/d leave-running more",
           "dump 12 /tmp/d live more",
+          "dump 12 /tmp/d precopy more",
           "dump 12 /tmp/d Live",
           "restore 12 /tmp/d"
         }) {
       String a = ServeCommand.answer(bad);
       assertTrue(
-          a.startsWith("error bad request (want: dump PID DIR [leave-running|live])"),
+          a.startsWith("error bad request (want: dump PID DIR [leave-running|live|precopy])"),
           bad + ": " + a);
       assertTrue(!a.contains("\n"), a);
     }

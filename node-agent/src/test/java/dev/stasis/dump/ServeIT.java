@@ -101,6 +101,24 @@ class ServeIT {
         String restored = w.check();
         assertTrue(restored.startsWith("OK"), "restored memory is one instant: " + restored);
       }
+      // precopy (the bench's kill-mode pod path): the parent set stored while the process runs, a
+      // delta frozen, the process killed; the judge restores it from both.
+      try (Workloads.Running w = Workloads.start("livewrite", "32", "50")) {
+        Path images = w.state.resolve("images");
+        String answer = ask(socket, "dump " + w.pid + " " + images + " precopy");
+        assertTrue(answer.startsWith("ok "), answer);
+        Map<String, Long> t = timings(answer);
+        assertEquals(supported ? 1L : 0L, t.get("live_copy"), answer);
+        if (supported) {
+          assertTrue(t.get("live_parent_pages") > 0, answer);
+          assertTrue(t.get("pages_in_parent") > 0, answer);
+          assertTrue(Files.isDirectory(images.resolve("parent")), "parent set: " + answer);
+        }
+        w.awaitGone(); // killed after the commit
+        CriuJudge.restore(images);
+        String restored = w.check();
+        assertTrue(restored.startsWith("OK"), "restored from the pre-copy: " + restored);
+      }
       assertEmpty(tmp, "the live copy's store is unlinked");
       assertEquals("ok bye", ask(socket, "quit"));
       assertTrue(serve.waitFor(30, TimeUnit.SECONDS), "serve exits on quit");
