@@ -39,6 +39,7 @@ import org.junit.jupiter.api.Test;
  * peer outside the dumped tree.
  */
 class TcpConnectionIT {
+  private static final Duration BOUND = Duration.ofSeconds(30);
 
   @Test
   void establishedConnectionsSurviveDumpKillAndRestore() throws Exception {
@@ -108,7 +109,7 @@ class TcpConnectionIT {
         out.write("before\n".getBytes(StandardCharsets.US_ASCII));
         assertEquals("before\n", read(in, 7), "echo before the dump");
         Path images = w.dumpHealthyAndKill();
-        String rules = Exec.ok(Duration.ofSeconds(30), List.of("iptables", "-S"));
+        String rules = Exec.ok(BOUND, List.of("iptables", "-S"));
         assertTrue(
             rules.contains("--sport " + port) && rules.contains("--dport " + port),
             "the connection is locked while the process is gone: " + rules);
@@ -132,7 +133,7 @@ class TcpConnectionIT {
   /** CRIU-style lock rules (mark 0xc114) of {@code tool} that name {@code port}, one per line. */
   static String locks(String tool, int port) {
     StringBuilder b = new StringBuilder();
-    for (String rule : Exec.ok(Duration.ofSeconds(30), List.of(tool, "-S")).split("\n")) {
+    for (String rule : Exec.ok(BOUND, List.of(tool, "-S")).split("\n")) {
       if (rule.contains("0xc114")
           && (rule.contains("--sport " + port + " ") || rule.contains("--dport " + port + " "))) {
         b.append(rule).append('\n');
@@ -147,7 +148,7 @@ class TcpConnectionIT {
       if (rule.startsWith("-A ")) {
         List<String> cmd = new ArrayList<>(List.of(tool, "-w", "-D"));
         cmd.addAll(List.of(rule.substring(3).split(" ")));
-        Exec.run(Duration.ofSeconds(30), cmd);
+        Exec.run(BOUND, cmd);
       }
     }
   }
@@ -245,6 +246,37 @@ class TcpConnectionIT {
   }
 
   /**
+   * An agent that died holding a namespace's lock left CRIU's chain and its jumps behind (traffic
+   * blocked). The next dump's lock refills the chain and adds its own jumps; its unlock deletes
+   * both pairs and the chain: the dump succeeds and the connections go on.
+   */
+  @Test
+  void aLockLeftByADeadAgentIsDeletedWithTheNextDumpsUnlock() throws Exception {
+    try (Workloads.Running w = Workloads.start("tcp", "netns")) {
+      assertOwnNetns(w.pid);
+      String before = w.check();
+      assertTrue(before.startsWith("OK"), "workload is healthy before the dump: " + before);
+      String ns = "--net=/proc/" + w.pid + "/ns/net";
+      for (String rule :
+          List.of(
+              "-N CRIU",
+              "-A CRIU -m mark --mark 0xC114 -j ACCEPT",
+              "-A CRIU -j DROP",
+              "-I INPUT -j CRIU",
+              "-I OUTPUT -j CRIU")) {
+        List<String> cmd = new ArrayList<>(List.of("nsenter", ns, "iptables", "-w"));
+        cmd.addAll(List.of(rule.split(" ")));
+        Exec.ok(BOUND, cmd);
+      }
+      assertTrue(criuChain(w.pid).contains("-A INPUT -j CRIU"), "the leftover lock is in place");
+      w.dumpLeavingRunning(w.state.resolve("images"));
+      assertEquals("", criuChain(w.pid), "after the dump: no chain, no jump left");
+      String after = w.check();
+      assertTrue(after.startsWith("OK"), "connections after --leave-running: " + after);
+    }
+  }
+
+  /**
    * A dump that fails after it locked the namespace (a unix socket with a descriptor queued, at a
    * higher descriptor than the connections) deletes the lock again: the connections go on.
    */
@@ -283,12 +315,8 @@ class TcpConnectionIT {
   private static String criuChain(int pid) throws Exception {
     StringBuilder out = new StringBuilder();
     for (String tool : List.of("iptables", "ip6tables")) {
-      Process p =
-          new ProcessBuilder("nsenter", "-t", Integer.toString(pid), "-n", tool, "-w", "-S")
-              .redirectErrorStream(true)
-              .start();
-      String text = new String(p.getInputStream().readAllBytes(), StandardCharsets.UTF_8);
-      assertEquals(0, p.waitFor(), tool + " -S in the namespace: " + text);
+      String text =
+          Exec.ok(BOUND, List.of("nsenter", "-t", Integer.toString(pid), "-n", tool, "-w", "-S"));
       text.lines().filter(l -> l.contains("CRIU")).forEach(l -> out.append(l).append('\n'));
     }
     return out.toString();

@@ -188,7 +188,8 @@ final class NetworkLock {
    * <p>Held by every connection of the namespace; the last one to let go (left running, failed
    * dump) deletes the chain again: the jumps, then the chain. In kill mode it stays in the
    * namespace, which goes with its last process. If the agent dies in between, the chain stays and
-   * the namespace's traffic stays blocked (in a namespace without processes it goes with it);
+   * the namespace's traffic stays blocked (in a namespace without processes it goes with it) until
+   * the next dump of the namespace unlocks it (its unlock deletes the leftover jumps too), or
    * {@code iptables -D INPUT -j CRIU; iptables -D OUTPUT -j CRIU; iptables -X CRIU} (and ip6tables)
    * inside the namespace undo it.
    */
@@ -244,21 +245,45 @@ final class NetworkLock {
       }
     }
 
-    /** Deletes the jumps, then the chain, for both families; every step tried. */
+    /** Deletes the jumps, then the chain, for both families; each family tried. */
     private void unlock(String what) throws DumpException {
       DumpException first = null;
-      for (String step : List.of(UNJUMP, DELETE)) {
-        for (boolean v6 : ipv6 ? new boolean[] {false, true} : new boolean[] {false}) {
-          try {
-            restore(v6, step, "unlocking", what);
-          } catch (DumpException e) {
-            first = first == null ? e : first;
-          }
-        }
+      for (boolean v6 : ipv6 ? new boolean[] {false, true} : new boolean[] {false}) {
+        DumpException failed = unlock(v6, what);
+        first = first == null ? failed : first;
       }
       if (first != null) {
         throw first;
       }
+    }
+
+    /**
+     * One family's unlock; null if the chain is gone. A chain the deletion finds still jumped to
+     * after ours went is a leftover of an earlier agent that died holding the lock (the lock then
+     * flushed and refilled it, and added a second pair of jumps): its jumps are deleted too, a pair
+     * a round, so the namespace is not left blocked and the dump does not fail on it.
+     */
+    private DumpException unlock(boolean v6, String what) {
+      DumpException first = null;
+      for (int round = 0; round < 8; round++) {
+        boolean unjumped = true;
+        try {
+          restore(v6, UNJUMP, "unlocking", what);
+        } catch (DumpException e) {
+          first = first == null ? e : first;
+          unjumped = false;
+        }
+        try {
+          restore(v6, DELETE, "unlocking", what);
+          return null;
+        } catch (DumpException e) {
+          first = first == null ? e : first;
+        }
+        if (!unjumped) {
+          break;
+        }
+      }
+      return first;
     }
 
     private void restore(boolean v6, String rules, String doing, String what) throws DumpException {
