@@ -189,13 +189,15 @@ final class NetworkLock {
    * dump) deletes the chain again: the jumps, then the chain. In kill mode it stays in the
    * namespace, which goes with its last process. If the agent dies in between, the chain stays and
    * the namespace's traffic stays blocked (in a namespace without processes it goes with it) until
-   * the next dump of the namespace unlocks it (its unlock deletes the leftover jumps too), or
-   * {@code iptables -D INPUT -j CRIU; iptables -D OUTPUT -j CRIU; iptables -X CRIU} (and ip6tables)
-   * inside the namespace undo it.
+   * the next dump of the namespace takes the lock over (it deletes the leftover first), or {@code
+   * iptables -D INPUT -j CRIU; iptables -D OUTPUT -j CRIU; iptables -X CRIU} (and ip6tables) inside
+   * the namespace undo it.
    */
   static final class Namespace {
     private static final String LOCK =
-        "*filter\n:CRIU - [0:0]\n-I INPUT -j CRIU\n-I OUTPUT -j CRIU\n"
+        // -N, not ":CRIU": a chain already there fails the lock instead of gaining a second pair
+        // of jumps, which the judge's unlock (one -D each, then -X) would leave blocked
+        "*filter\n-N CRIU\n-I INPUT -j CRIU\n-I OUTPUT -j CRIU\n"
             + "-A CRIU -m mark --mark "
             + MARK
             + " -j ACCEPT\n-A CRIU -j DROP\nCOMMIT\n";
@@ -218,9 +220,9 @@ final class NetworkLock {
     NetworkLock hold(String what) throws DumpException {
       if (holders == 0) {
         try {
-          restore(false, LOCK, "locking", what);
+          lock(false, what);
           if (ipv6) {
-            restore(true, LOCK, "locking", what);
+            lock(true, what);
           }
         } catch (DumpException e) {
           unlockQuietly(what);
@@ -229,6 +231,26 @@ final class NetworkLock {
       }
       holders++;
       return new NetworkLock(this, what);
+    }
+
+    /**
+     * Loads the lock for one family. Where it fails, a chain left by an earlier agent that died
+     * holding the lock (or by hand) may be in the way: it is deleted with its jumps and the lock
+     * loaded once more; the first failure is the one reported if that does not help.
+     */
+    private void lock(boolean v6, String what) throws DumpException {
+      try {
+        restore(v6, LOCK, "locking", what);
+      } catch (DumpException e) {
+        if (unlock(v6, what) != null) {
+          throw e;
+        }
+        try {
+          restore(v6, LOCK, "locking", what);
+        } catch (DumpException again) {
+          throw e;
+        }
+      }
     }
 
     private void drop(String what) throws DumpException {
@@ -258,10 +280,9 @@ final class NetworkLock {
     }
 
     /**
-     * One family's unlock; null if the chain is gone. A chain the deletion finds still jumped to
-     * after ours went is a leftover of an earlier agent that died holding the lock (the lock then
-     * flushed and refilled it, and added a second pair of jumps): its jumps are deleted too, a pair
-     * a round, so the namespace is not left blocked and the dump does not fail on it.
+     * One family's unlock; null if the chain is gone. A chain still jumped to after a pair of jumps
+     * went has more of them (a leftover made by hand or by an older agent): they are deleted too, a
+     * pair a round, so the namespace is not left blocked.
      */
     private DumpException unlock(boolean v6, String what) {
       DumpException first = null;
