@@ -1,5 +1,7 @@
 package dev.stasis.dump.files;
 
+import static java.util.stream.Collectors.joining;
+
 import dev.stasis.dump.DumpException;
 import dev.stasis.dump.ns.InNamespace;
 import java.io.IOException;
@@ -150,7 +152,7 @@ final class NetworkLock {
   }
 
   /** Runs {@code cmd} with {@code stdin} (null: none); null if it succeeded, else why not. */
-  private static String run(List<String> cmd, String stdin) {
+  static String run(List<String> cmd, String stdin) {
     try {
       Process p = new ProcessBuilder(cmd).redirectErrorStream(true).start();
       try (var in = p.getOutputStream()) {
@@ -166,7 +168,10 @@ final class NetworkLock {
       if (p.exitValue() == 0) {
         return null;
       }
-      return "exit " + p.exitValue() + (out.isEmpty() ? "" : ": " + out.lines().findFirst().get());
+      // iptables-restore heads a failure with its version line and gives the reason on the
+      // next one: all non-blank lines, joined, keep the reason in the one-line error.
+      String why = out.lines().map(String::strip).filter(l -> !l.isEmpty()).collect(joining(" "));
+      return "exit " + p.exitValue() + (why.isEmpty() ? "" : ": " + why);
     } catch (IOException e) {
       return e.getMessage();
     } catch (InterruptedException e) {
