@@ -215,6 +215,7 @@ final class FileTable {
    */
   List<FdinfoEntry> descriptors(int pid, int vpid) throws IOException {
     List<FdinfoEntry> out = new ArrayList<>();
+    Integer ns = null; // the image id of the process's network namespace, once a socket needs it
     for (int fd : fds(pid)) {
       OpenFd open = OpenFd.read(pid, fd);
       FileKind kind = kinds.pick(open);
@@ -234,7 +235,14 @@ final class FileTable {
       if (id == null) {
         id = nextId++;
         for (FileEntry e : kind.entries(open, id)) {
-          files.add(netns == null ? e : withNetns(e, netns.of(pid)));
+          if (netns != null && (e.hasIsk() || e.hasUsk() || e.hasNlsk())) {
+            // looked up once per process (it reads every ns link), and only for its sockets
+            if (ns == null) {
+              ns = netns.of(pid);
+            }
+            e = withNetns(e, ns);
+          }
+          files.add(e);
         }
         byInode.computeIfAbsent(key, k -> new ArrayList<>()).add(new Seen(pid, fd, id));
       }
@@ -257,10 +265,7 @@ final class FileTable {
     if (e.hasUsk()) {
       return e.toBuilder().setUsk(e.getUsk().toBuilder().setNsId(ns)).build();
     }
-    if (e.hasNlsk()) {
-      return e.toBuilder().setNlsk(e.getNlsk().toBuilder().setNsId(ns)).build();
-    }
-    return e;
+    return e.toBuilder().setNlsk(e.getNlsk().toBuilder().setNsId(ns)).build();
   }
 
   /** files.img, filelocks.img, then what each kind gathered beyond them (pipes-data.img, ...). */

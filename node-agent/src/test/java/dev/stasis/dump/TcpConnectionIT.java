@@ -39,6 +39,7 @@ import org.junit.jupiter.api.Test;
  * peer outside the dumped tree.
  */
 class TcpConnectionIT {
+  private static final Duration BOUND = Duration.ofSeconds(30);
 
   @Test
   void establishedConnectionsSurviveDumpKillAndRestore() throws Exception {
@@ -108,7 +109,7 @@ class TcpConnectionIT {
         out.write("before\n".getBytes(StandardCharsets.US_ASCII));
         assertEquals("before\n", read(in, 7), "echo before the dump");
         Path images = w.dumpHealthyAndKill();
-        String rules = Exec.ok(Duration.ofSeconds(30), List.of("iptables", "-S"));
+        String rules = Exec.ok(BOUND, List.of("iptables", "-S"));
         assertTrue(
             rules.contains("--sport " + port) && rules.contains("--dport " + port),
             "the connection is locked while the process is gone: " + rules);
@@ -132,7 +133,7 @@ class TcpConnectionIT {
   /** CRIU-style lock rules (mark 0xc114) of {@code tool} that name {@code port}, one per line. */
   static String locks(String tool, int port) {
     StringBuilder b = new StringBuilder();
-    for (String rule : Exec.ok(Duration.ofSeconds(30), List.of(tool, "-S")).split("\n")) {
+    for (String rule : Exec.ok(BOUND, List.of(tool, "-S")).split("\n")) {
       if (rule.contains("0xc114")
           && (rule.contains("--sport " + port + " ") || rule.contains("--dport " + port + " "))) {
         b.append(rule).append('\n');
@@ -147,7 +148,7 @@ class TcpConnectionIT {
       if (rule.startsWith("-A ")) {
         List<String> cmd = new ArrayList<>(List.of(tool, "-w", "-D"));
         cmd.addAll(List.of(rule.substring(3).split(" ")));
-        Exec.run(Duration.ofSeconds(30), cmd);
+        Exec.run(BOUND, cmd);
       }
     }
   }
@@ -206,14 +207,7 @@ class TcpConnectionIT {
     try (Workloads.Running w = Workloads.start("tcp", "netns")) {
       assertOwnNetns(w.pid);
       Path images = w.dumpHealthyAndKill();
-      String rules = "";
-      for (String img : List.of("iptables-", "ip6tables-", "nftables-")) {
-        try (var files = Files.list(images)) {
-          for (Path p : files.filter(f -> f.getFileName().toString().startsWith(img)).toList()) {
-            rules += Files.readString(p, StandardCharsets.ISO_8859_1);
-          }
-        }
-      }
+      String rules = imageRules(images);
       assertTrue(rules.contains("CRIU"), "the images carry the namespace's lock: " + rules);
       CriuJudge.restore(images, "--tcp-established");
       assertEquals("", criuChain(w.pid), "the restore deleted the lock in the new namespace");
@@ -241,6 +235,57 @@ class TcpConnectionIT {
       assertEquals("", criuChain(w.pid), "after the dump: the namespace is unlocked again");
       String after = w.check();
       assertTrue(after.startsWith("OK"), "connections after --leave-running: " + after);
+    }
+  }
+
+  /**
+   * An agent that died holding a namespace's lock left CRIU's chain and its jumps behind (traffic
+   * blocked). The next dump's lock refills the chain and adds its own jumps; its unlock deletes
+   * both pairs and the chain: the dump succeeds and the connections go on.
+   */
+  @Test
+  void aLockLeftByADeadAgentIsDeletedWithTheNextDumpsUnlock() throws Exception {
+    try (Workloads.Running w = Workloads.start("tcp", "netns")) {
+      assertOwnNetns(w.pid);
+      String before = w.check();
+      assertTrue(before.startsWith("OK"), "workload is healthy before the dump: " + before);
+      leaveLock(w.pid);
+      w.dumpLeavingRunning(w.state.resolve("images"));
+      assertEquals("", criuChain(w.pid), "after the dump: no chain, no jump left");
+      String after = w.check();
+      assertTrue(after.startsWith("OK"), "connections after --leave-running: " + after);
+    }
+  }
+
+  /**
+   * Kill mode over a lock left by a dead agent: the dump takes the lock over (one pair of jumps in
+   * the images, not two), so the judge's unlock (one -D each, then -X) deletes it after the restore
+   * and the connections go on.
+   */
+  @Test
+  void aLockLeftByADeadAgentIsTakenOverSoTheRestoreUnlocks() throws Exception {
+    try (Workloads.Running w = Workloads.start("tcp", "netns")) {
+      assertOwnNetns(w.pid);
+      leaveLock(w.pid);
+      Path images = w.state.resolve("images");
+      Workloads.Cli r =
+          Workloads.stasis(
+              "dump", "--pid", Integer.toString(w.pid), "--images-dir", images.toString());
+      assertEquals(0, r.exit(), "the dump: " + r.stderr());
+      w.awaitGone();
+      String rules = imageRules(images);
+      // nft's listing (iptables-nft) or iptables-save's text (legacy): a chain per family, and
+      // one pair of jumps to each
+      long chains =
+          rules.lines().filter(l -> l.contains("chain CRIU {") || l.startsWith(":CRIU ")).count();
+      long jumps =
+          rules.lines().filter(l -> l.endsWith("jump CRIU") || l.endsWith("-j CRIU")).count();
+      assertTrue(chains >= 1, "the images carry the lock: " + rules);
+      assertEquals(2 * chains, jumps, "one jump from INPUT and OUTPUT to each chain: " + rules);
+      CriuJudge.restore(images, "--tcp-established");
+      assertEquals("", criuChain(w.pid), "the restore deleted the lock in the new namespace");
+      String after = w.check();
+      assertTrue(after.startsWith("OK"), "TCP connections after restore: " + after);
     }
   }
 
@@ -279,16 +324,42 @@ class TcpConnectionIT {
         "the workload is in a network namespace of its own");
   }
 
+  /** Leaves CRIU's lock chain and its jumps in PID's network namespace, as a dead agent would. */
+  private static void leaveLock(int pid) throws Exception {
+    String ns = "--net=/proc/" + pid + "/ns/net";
+    for (String rule :
+        List.of(
+            "-N CRIU",
+            "-A CRIU -m mark --mark 0xC114 -j ACCEPT",
+            "-A CRIU -j DROP",
+            "-I INPUT -j CRIU",
+            "-I OUTPUT -j CRIU")) {
+      List<String> cmd = new ArrayList<>(List.of("nsenter", ns, "iptables", "-w"));
+      cmd.addAll(List.of(rule.split(" ")));
+      Exec.ok(BOUND, cmd);
+    }
+    assertTrue(criuChain(pid).contains("-A INPUT -j CRIU"), "the leftover lock is in place");
+  }
+
+  /** The filter rule images' text (iptables-, ip6tables-, nftables-ID.img) in {@code images}. */
+  private static String imageRules(Path images) throws java.io.IOException {
+    String rules = "";
+    for (String img : List.of("iptables-", "ip6tables-", "nftables-")) {
+      try (var files = Files.list(images)) {
+        for (Path p : files.filter(f -> f.getFileName().toString().startsWith(img)).toList()) {
+          rules += Files.readString(p, StandardCharsets.ISO_8859_1);
+        }
+      }
+    }
+    return rules;
+  }
+
   /** The lines of iptables and ip6tables -S in PID's network namespace that name CRIU's chain. */
   private static String criuChain(int pid) throws Exception {
     StringBuilder out = new StringBuilder();
     for (String tool : List.of("iptables", "ip6tables")) {
-      Process p =
-          new ProcessBuilder("nsenter", "-t", Integer.toString(pid), "-n", tool, "-w", "-S")
-              .redirectErrorStream(true)
-              .start();
-      String text = new String(p.getInputStream().readAllBytes(), StandardCharsets.UTF_8);
-      assertEquals(0, p.waitFor(), tool + " -S in the namespace: " + text);
+      String text =
+          Exec.ok(BOUND, List.of("nsenter", "-t", Integer.toString(pid), "-n", tool, "-w", "-S"));
       text.lines().filter(l -> l.contains("CRIU")).forEach(l -> out.append(l).append('\n'));
     }
     return out.toString();

@@ -1,5 +1,7 @@
 package dev.stasis.dump.files;
 
+import static java.util.stream.Collectors.joining;
+
 import dev.stasis.dump.DumpException;
 import dev.stasis.dump.ns.InNamespace;
 import java.io.IOException;
@@ -150,7 +152,7 @@ final class NetworkLock {
   }
 
   /** Runs {@code cmd} with {@code stdin} (null: none); null if it succeeded, else why not. */
-  private static String run(List<String> cmd, String stdin) {
+  static String run(List<String> cmd, String stdin) {
     try {
       Process p = new ProcessBuilder(cmd).redirectErrorStream(true).start();
       try (var in = p.getOutputStream()) {
@@ -166,7 +168,10 @@ final class NetworkLock {
       if (p.exitValue() == 0) {
         return null;
       }
-      return "exit " + p.exitValue() + (out.isEmpty() ? "" : ": " + out.lines().findFirst().get());
+      // iptables-restore heads a failure with its version line and gives the reason on the
+      // next one: all non-blank lines, joined, keep the reason in the one-line error.
+      String why = out.lines().map(String::strip).filter(l -> !l.isEmpty()).collect(joining(" "));
+      return "exit " + p.exitValue() + (why.isEmpty() ? "" : ": " + why);
     } catch (IOException e) {
       return e.getMessage();
     } catch (InterruptedException e) {
@@ -188,13 +193,16 @@ final class NetworkLock {
    * <p>Held by every connection of the namespace; the last one to let go (left running, failed
    * dump) deletes the chain again: the jumps, then the chain. In kill mode it stays in the
    * namespace, which goes with its last process. If the agent dies in between, the chain stays and
-   * the namespace's traffic stays blocked (in a namespace without processes it goes with it);
-   * {@code iptables -D INPUT -j CRIU; iptables -D OUTPUT -j CRIU; iptables -X CRIU} (and ip6tables)
-   * inside the namespace undo it.
+   * the namespace's traffic stays blocked (in a namespace without processes it goes with it) until
+   * the next dump of the namespace takes the lock over (it deletes the leftover first), or {@code
+   * iptables -D INPUT -j CRIU; iptables -D OUTPUT -j CRIU; iptables -X CRIU} (and ip6tables) inside
+   * the namespace undo it.
    */
   static final class Namespace {
     private static final String LOCK =
-        "*filter\n:CRIU - [0:0]\n-I INPUT -j CRIU\n-I OUTPUT -j CRIU\n"
+        // -N, not ":CRIU": a chain already there fails the lock instead of gaining a second pair
+        // of jumps, which the judge's unlock (one -D each, then -X) would leave blocked
+        "*filter\n-N CRIU\n-I INPUT -j CRIU\n-I OUTPUT -j CRIU\n"
             + "-A CRIU -m mark --mark "
             + MARK
             + " -j ACCEPT\n-A CRIU -j DROP\nCOMMIT\n";
@@ -217,9 +225,9 @@ final class NetworkLock {
     NetworkLock hold(String what) throws DumpException {
       if (holders == 0) {
         try {
-          restore(false, LOCK, "locking", what);
+          lock(false, what);
           if (ipv6) {
-            restore(true, LOCK, "locking", what);
+            lock(true, what);
           }
         } catch (DumpException e) {
           unlockQuietly(what);
@@ -228,6 +236,26 @@ final class NetworkLock {
       }
       holders++;
       return new NetworkLock(this, what);
+    }
+
+    /**
+     * Loads the lock for one family. Where it fails, a chain left by an earlier agent that died
+     * holding the lock (or by hand) may be in the way: it is deleted with its jumps and the lock
+     * loaded once more; the first failure is the one reported if that does not help.
+     */
+    private void lock(boolean v6, String what) throws DumpException {
+      try {
+        restore(v6, LOCK, "locking", what);
+      } catch (DumpException e) {
+        if (unlock(v6, what) != null) {
+          throw e;
+        }
+        try {
+          restore(v6, LOCK, "locking", what);
+        } catch (DumpException again) {
+          throw e;
+        }
+      }
     }
 
     private void drop(String what) throws DumpException {
@@ -244,21 +272,44 @@ final class NetworkLock {
       }
     }
 
-    /** Deletes the jumps, then the chain, for both families; every step tried. */
+    /** Deletes the jumps, then the chain, for both families; each family tried. */
     private void unlock(String what) throws DumpException {
       DumpException first = null;
-      for (String step : List.of(UNJUMP, DELETE)) {
-        for (boolean v6 : ipv6 ? new boolean[] {false, true} : new boolean[] {false}) {
-          try {
-            restore(v6, step, "unlocking", what);
-          } catch (DumpException e) {
-            first = first == null ? e : first;
-          }
-        }
+      for (boolean v6 : ipv6 ? new boolean[] {false, true} : new boolean[] {false}) {
+        DumpException failed = unlock(v6, what);
+        first = first == null ? failed : first;
       }
       if (first != null) {
         throw first;
       }
+    }
+
+    /**
+     * One family's unlock; null if the chain is gone. A chain still jumped to after a pair of jumps
+     * went has more of them (a leftover made by hand or by an older agent): they are deleted too, a
+     * pair a round, so the namespace is not left blocked.
+     */
+    private DumpException unlock(boolean v6, String what) {
+      DumpException first = null;
+      for (int round = 0; round < 8; round++) {
+        boolean unjumped = true;
+        try {
+          restore(v6, UNJUMP, "unlocking", what);
+        } catch (DumpException e) {
+          first = first == null ? e : first;
+          unjumped = false;
+        }
+        try {
+          restore(v6, DELETE, "unlocking", what);
+          return null;
+        } catch (DumpException e) {
+          first = first == null ? e : first;
+        }
+        if (!unjumped) {
+          break;
+        }
+      }
+      return first;
     }
 
     private void restore(boolean v6, String rules, String doing, String what) throws DumpException {

@@ -56,16 +56,16 @@ final class Netfilter {
   private static final long TOOL_TIMEOUT_MS = 8_000;
   private static final ObjectMapper JSON = new ObjectMapper();
 
+  /** Replays run so far (NetfilterReplayIT counts them). */
+  static final java.util.concurrent.atomic.AtomicInteger replays =
+      new java.util.concurrent.atomic.AtomicInteger();
+
   /**
    * Rulesets (text and normalised listing) whose replay listed back the same, the last few. The
    * namespace is read before the freeze and again inside it; when nothing changed in between, the
    * replay (two nft runs in a scratch namespace) is the same function of the same text and is not
    * done again while the tree is frozen.
    */
-  /** Replays run so far (NetfilterReplayIT counts them). */
-  static final java.util.concurrent.atomic.AtomicInteger replays =
-      new java.util.concurrent.atomic.AtomicInteger();
-
   private static final Map<String, Boolean> REPLAYED =
       new LinkedHashMap<>(16, 0.75f, true) {
         @Override
