@@ -217,7 +217,7 @@ public final class PodDump {
         engines.add(engine);
         lives[i] = null; // the engine owns it now and closes it on every path
         engine.thread.start();
-        waitUntilTracedOrDone(init.hostPid(), engine.thread);
+        waitUntilTracedOrDone(init.hostPid(), engine.thread, cancelled);
         frozen.get(i).thaw();
         // Until this container's engine waits at the gate or is done (failed), the next container
         // stays frozen: every container is frozen or held from the cut until the last one is
@@ -562,16 +562,21 @@ public final class PodDump {
   }
 
   /**
-   * Polls until the engine attached to the process (TracerPid set), gave up early, the process is
-   * gone, or 30 s passed.
+   * Polls until the engine attached to the process (TracerPid set), gave up early, or the process
+   * is gone. Not bounded by a time of its own: the cgroup is thawed only after this, and thawing a
+   * container its engine has not seized yet lets it run past the cut before its state is taken
+   * (what a pre-seize phase such as a page hold of a large container would do). The checkpoint's
+   * own bound (deleted, past timeoutSeconds) ends the wait as a cancellation, as at the gate.
    */
-  private static void waitUntilTracedOrDone(int pid, Thread dumpThread)
+  private static void waitUntilTracedOrDone(int pid, Thread dumpThread, BooleanSupplier cancelled)
       throws InterruptedException, IOException {
-    long deadline = System.nanoTime() + Duration.ofSeconds(30).toNanos();
-    while (dumpThread.isAlive() && System.nanoTime() < deadline) {
+    while (dumpThread.isAlive()) {
       String tracer = tracerPid(pid);
       if (tracer == null || !tracer.equals("0")) {
         return;
+      }
+      if (cancelled.getAsBoolean()) {
+        throw new TrackingSink.CancelledException();
       }
       Thread.sleep(1);
     }
