@@ -15,7 +15,6 @@ import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.CountDownLatch;
 import java.util.concurrent.TimeUnit;
 import java.util.concurrent.TimeoutException;
-import java.util.concurrent.atomic.AtomicReference;
 import java.util.function.BooleanSupplier;
 import java.util.function.Consumer;
 
@@ -178,13 +177,9 @@ public final class PodDump {
     }
     List<CgroupFreezer.Frozen> frozen = new ArrayList<>();
     CompletableFuture<Boolean> killAll = new CompletableFuture<>();
-    List<Thread> threads = new ArrayList<>();
-    List<AtomicReference<Object>> outcomes = new ArrayList<>();
+    List<Engine> engines = new ArrayList<>();
     // Live copies not yet handed to an engine: closed in finally (the tracking ends with them).
     LiveCopy[] lives = new LiveCopy[members.size()];
-    // Per container, System.nanoTime() at: dump start, gate reached, gate opened, engine done
-    // (the last three written by its dump thread, read after the join).
-    List<long[]> times = new ArrayList<>();
     try {
       if (leaveRunning || preCopy()) {
         startLive(members, dumper, lives, cancelled, !leaveRunning);
@@ -208,46 +203,6 @@ public final class PodDump {
       for (int i = 0; i < members.size(); i++) {
         Member m = members.get(i);
         ContainerProcesses.Task init = m.container().init();
-        CountDownLatch atGate = new CountDownLatch(1);
-        long[] at = new long[4];
-        times.add(at);
-        // Both modes: the engine holds its tree stopped here (kill mode: committed; leave-running:
-        // images written, not yet released) until this thread decides for the whole pod.
-        DumpOptions.KillGate gate =
-            () -> {
-              at[1] = System.nanoTime();
-              atGate.countDown();
-              try {
-                return awaitDecision(killAll);
-              } finally {
-                at[2] = System.nanoTime();
-              }
-            };
-        AtomicReference<Object> outcome = new AtomicReference<>();
-        outcomes.add(outcome);
-        LiveCopy live = lives[i];
-        boolean podNetns = externalNetns[i];
-        Thread t =
-            new Thread(
-                () -> {
-                  try {
-                    outcome.set(
-                        dumper.dump(
-                            init.hostPid(),
-                            leaveRunning,
-                            m.sink(),
-                            m.progress(),
-                            gate,
-                            live,
-                            podNetns));
-                  } catch (Throwable e) {
-                    outcome.set(e);
-                  } finally {
-                    at[3] = System.nanoTime();
-                  }
-                },
-                "stasis-dump-" + m.container().id().substring(0, 12));
-        threads.add(t);
         // The root file system's changes belong to the cut: taken now, while nothing of the pod
         // runs (the engine cannot seize a frozen task, so it starts after).
         captureRootfs(m);
@@ -258,27 +213,22 @@ public final class PodDump {
                     + " (PID "
                     + init.nsPid()
                     + " in the pod)");
-        at[0] = System.nanoTime();
+        Engine engine = new Engine(m, dumper, leaveRunning, lives[i], externalNetns[i], killAll);
+        engines.add(engine);
         lives[i] = null; // the engine owns it now and closes it on every path
-        t.start();
-        waitUntilTracedOrDone(init.hostPid(), t);
+        engine.thread.start();
+        waitUntilTracedOrDone(init.hostPid(), engine.thread, cancelled);
         frozen.get(i).thaw();
         // Until this container's engine waits at the gate or is done (failed), the next container
         // stays frozen: every container is frozen or held from the cut until the last one is
         // dumped, in both modes.
-        while (t.isAlive() && !atGate.await(10, TimeUnit.MILLISECONDS)) {
+        while (engine.thread.isAlive() && !engine.atGate.await(10, TimeUnit.MILLISECONDS)) {
           // polling both: an engine that fails never reaches the gate
           if (cancelled.getAsBoolean()) {
             throw new TrackingSink.CancelledException();
           }
         }
-        Object o = outcome.get(); // null: waiting at the gate
-        if (o instanceof Exception e) {
-          throw e;
-        }
-        if (o instanceof Throwable e) {
-          throw new IOException("dump engine crashed: " + e, e);
-        }
+        engine.rethrowFailure(); // nothing yet: waiting at the gate
       }
       // The pre-freeze answer looked at each container's init only; the engine has now seen every
       // process. If it says a container could not be brought back, kill mode kills nobody (the
@@ -303,32 +253,11 @@ public final class PodDump {
       // leave-running releases them all, and each engine then commits its images.
       killAll.complete(true);
       List<Result> done = new ArrayList<>();
-      for (int i = 0; i < members.size(); i++) {
-        threads.get(i).join();
-        Object o = outcomes.get(i).get();
-        if (o instanceof Exception e) {
-          throw e; // e.g. the kill after the commit failed, or a leave-running commit failed
-        }
-        if (!(o instanceof ProcessDumper.Outcome out)) {
-          throw new IOException("dump engine crashed: " + o);
-        }
-        long[] at = times.get(i);
-        long held = at[1] == 0 ? 0 : at[2] - at[1];
-        long letGo = at[1] == 0 ? System.nanoTime() : at[2];
-        Member m = members.get(i);
-        done.add(
-            new Result(
-                m.name(),
-                m.container(),
-                freezeMillis,
-                // frozen or held until the gate opened for the whole pod
-                (letGo - frozenAt) / 1_000_000,
-                // the engine's own time, without the wait for the other containers at the gate
-                (at[3] - at[0] - held) / 1_000_000,
-                m.sink().commitMillis(),
-                m.sink().bytes(),
-                out.timings(),
-                out.warnings()));
+      for (Engine engine : engines) {
+        engine.thread.join();
+        // e.g. the kill after the commit failed, or a leave-running commit failed
+        engine.rethrowFailure();
+        done.add(engine.result(freezeMillis, frozenAt));
       }
       return done;
     } finally {
@@ -349,12 +278,106 @@ public final class PodDump {
           thawError = e;
         }
       }
-      for (Thread t : threads) {
-        t.join(Duration.ofSeconds(60).toMillis());
+      for (Engine engine : engines) {
+        engine.thread.join(Duration.ofSeconds(60).toMillis());
       }
       if (thawError != null) {
         throw thawError;
       }
+    }
+  }
+
+  /**
+   * One container's dump thread: the engine's outcome, and System.nanoTime() at dump start, gate
+   * reached, gate opened and engine done (the last three written by the thread, read after the join
+   * or the gate's latch).
+   */
+  private static final class Engine {
+    final Member member;
+    final Thread thread;
+    final CountDownLatch atGate = new CountDownLatch(1);
+
+    /** Null while the engine runs or waits at the gate; then an Outcome or what it threw. */
+    volatile Object outcome;
+
+    long started;
+    long gateReached;
+    long gateOpened;
+    long finished;
+
+    Engine(
+        Member m,
+        ProcessDumper dumper,
+        boolean leaveRunning,
+        LiveCopy live,
+        boolean externalNetns,
+        CompletableFuture<Boolean> decision) {
+      this.member = m;
+      // Both modes: the engine holds its tree stopped here (kill mode: committed; leave-running:
+      // images written, not yet released) until run decides for the whole pod.
+      DumpOptions.KillGate gate =
+          () -> {
+            gateReached = System.nanoTime();
+            atGate.countDown();
+            try {
+              return awaitDecision(decision);
+            } finally {
+              gateOpened = System.nanoTime();
+            }
+          };
+      this.thread =
+          new Thread(
+              () -> {
+                started = System.nanoTime();
+                try {
+                  outcome =
+                      dumper.dump(
+                          m.container().init().hostPid(),
+                          leaveRunning,
+                          m.sink(),
+                          m.progress(),
+                          gate,
+                          live,
+                          externalNetns);
+                } catch (Throwable e) {
+                  outcome = e;
+                } finally {
+                  finished = System.nanoTime();
+                }
+              },
+              "stasis-dump-" + m.container().id().substring(0, 12));
+    }
+
+    /** Throws what the engine threw, if it is done and failed. */
+    void rethrowFailure() throws Exception {
+      Object o = outcome;
+      if (o instanceof Exception e) {
+        throw e;
+      }
+      if (o instanceof Throwable e) {
+        throw new IOException("dump engine crashed: " + e, e);
+      }
+    }
+
+    /** After the join, the engine having succeeded. */
+    Result result(long freezeMillis, long frozenAt) throws IOException {
+      if (!(outcome instanceof ProcessDumper.Outcome out)) {
+        throw new IOException("dump engine crashed: " + outcome);
+      }
+      long held = gateReached == 0 ? 0 : gateOpened - gateReached;
+      long letGo = gateReached == 0 ? System.nanoTime() : gateOpened;
+      return new Result(
+          member.name(),
+          member.container(),
+          freezeMillis,
+          // frozen or held until the gate opened for the whole pod
+          (letGo - frozenAt) / 1_000_000,
+          // the engine's own time, without the wait for the other containers at the gate
+          (finished - started - held) / 1_000_000,
+          member.sink().commitMillis(),
+          member.sink().bytes(),
+          out.timings(),
+          out.warnings());
     }
   }
 
@@ -539,16 +562,21 @@ public final class PodDump {
   }
 
   /**
-   * Polls until the engine attached to the process (TracerPid set), gave up early, the process is
-   * gone, or 30 s passed.
+   * Polls until the engine attached to the process (TracerPid set), gave up early, or the process
+   * is gone. Not bounded by a time of its own: the cgroup is thawed only after this, and thawing a
+   * container its engine has not seized yet lets it run past the cut before its state is taken
+   * (what a pre-seize phase such as a page hold of a large container would do). The checkpoint's
+   * own bound (deleted, past timeoutSeconds) ends the wait as a cancellation, as at the gate.
    */
-  private static void waitUntilTracedOrDone(int pid, Thread dumpThread)
+  private static void waitUntilTracedOrDone(int pid, Thread dumpThread, BooleanSupplier cancelled)
       throws InterruptedException, IOException {
-    long deadline = System.nanoTime() + Duration.ofSeconds(30).toNanos();
-    while (dumpThread.isAlive() && System.nanoTime() < deadline) {
+    while (dumpThread.isAlive()) {
       String tracer = tracerPid(pid);
       if (tracer == null || !tracer.equals("0")) {
         return;
+      }
+      if (cancelled.getAsBoolean()) {
+        throw new TrackingSink.CancelledException();
       }
       Thread.sleep(1);
     }

@@ -136,6 +136,31 @@ class PodDumpIT {
         m -> {});
   }
 
+  /**
+   * An engine slow to seize (31 s before it starts, as a hold of a large container's pages may
+   * take): its container stays frozen until it is seized. Before the fix the pod dump stopped
+   * waiting for the seize after 30 s and thawed the container unseized, so it ran past the cut
+   * before its state was taken.
+   */
+  @Test
+  void aContainerStaysFrozenUntilItsEngineSeizesItHoweverLongThatTakes() throws Exception {
+    PodDump.Member m = member("a", a, DirectoryImageSink.open(work.resolve("a")), () -> {});
+    ContainerProcesses.Container ca = m.container();
+    java.util.concurrent.atomic.AtomicBoolean frozenAtSeize =
+        new java.util.concurrent.atomic.AtomicBoolean();
+    ProcessDumper slow =
+        (pid, leaveRunning, sink, progress, gate) -> {
+          Thread.sleep(31_000);
+          frozenAtSeize.set(CgroupFreezer.isFrozen(ca.version(), ca.cgroupDir()));
+          return ProcessDumper.ENGINE.dump(pid, leaveRunning, sink, progress, gate);
+        };
+    PodDump.run(List.of(m), true, slow, Duration.ofSeconds(5), () -> false);
+    assertTrue(frozenAtSeize.get(), "still frozen when its engine seizes it");
+    assertEquals("0", ContainerDumpIT.tracer(a.hostPid()), "released");
+    int lines = a.lines();
+    await(() -> a.lines() > lines + 2, "runs again");
+  }
+
   @Test
   void killModeKillsBothContainersOnlyAfterBothAreStored() throws Exception {
     List<String> seen = new CopyOnWriteArrayList<>();

@@ -28,7 +28,8 @@ import org.junit.jupiter.api.io.TempDir;
  * checkpoint} does, instead of carrying the old pod's devices; runc restore, given the new pod's
  * namespace by path, puts the restored container there, and it goes on. Kill mode's pre-freeze
  * check takes the same decision: a device of the pod's namespace that the dump could not carry (a
- * macvlan) does not refuse the container, while the same namespace as a container's own does.
+ * macvlan where the kernel has it) does not refuse the container, while the same namespace as a
+ * container's own does.
  */
 class PodNetnsIT {
   private static final String COUNTER = "i=0; while :; do read -t 0.1 x; i=$((i+1)); echo $i; done";
@@ -70,16 +71,7 @@ class PodNetnsIT {
               rootfs);
       PodDump.run(List.of(m), true, ProcessDumper.ENGINE, Duration.ofSeconds(10), () -> false);
       assertExternalOnly(images);
-      int before = c.lines();
-
-      // the new pod: its own sandbox namespace, which the copy must join
-      c.delete();
-      Path next = sandbox(false);
-      c.useNetns(next);
-      int pid = c.restore(images);
-      assertEquals(inode(next), netnsOf(pid), "the copy is in the new pod's netns");
-      PodDumpIT.await(
-          () -> restoredCount(c) > before, "the restored counter goes on past " + before);
+      restoreIntoANewPod(c, images);
     }
   }
 
@@ -111,7 +103,7 @@ class PodNetnsIT {
   @Test
   void killModeIsNotRefusedForADeviceInThePodsNamespace() throws Exception {
     Path sandbox = sandbox(false);
-    String mv = macvlan(sandbox);
+    Refused mv = unsupportedDevice(sandbox);
     try (RuncContainer c = RuncContainer.startInNetns(work, COUNTER, sandbox)) {
       Path images = work.resolve("images");
       ContainerRootfs rootfs =
@@ -127,18 +119,11 @@ class PodNetnsIT {
       PodDump.run(List.of(m), false, ProcessDumper.ENGINE, Duration.ofSeconds(10), () -> false);
       assertExternalOnly(images);
       assertTrue(
-          Exec.ok(Duration.ofSeconds(10), List.of("ip", "-n", name(sandbox), "link")).contains(mv),
-          "the pod's macvlan stays with its namespace");
+          Exec.ok(Duration.ofSeconds(10), List.of("ip", "-n", name(sandbox), "link"))
+              .contains(mv.name()),
+          "the pod's " + mv.kind() + " stays with its namespace");
       PodDumpIT.await(() -> !c.alive(), "kill mode killed the container");
-      int before = c.lines();
-
-      c.delete();
-      Path next = sandbox(false);
-      c.useNetns(next);
-      int pid = c.restore(images);
-      assertEquals(inode(next), netnsOf(pid), "the copy is in the new pod's netns");
-      PodDumpIT.await(
-          () -> restoredCount(c) > before, "the restored counter goes on past " + before);
+      restoreIntoANewPod(c, images);
     }
   }
 
@@ -150,7 +135,7 @@ class PodNetnsIT {
   @Test
   void withoutAPodTheDeviceIsStillRefusedByName() throws Exception {
     Path sandbox = sandbox(false);
-    String mv = macvlan(sandbox);
+    Refused mv = unsupportedDevice(sandbox);
     try (RuncContainer c = RuncContainer.startInNetns(work, COUNTER, sandbox)) {
       PodDump.Member m =
           new PodDump.Member(
@@ -169,11 +154,26 @@ class PodNetnsIT {
                       ProcessDumper.ENGINE,
                       Duration.ofSeconds(10),
                       () -> false));
-      assertTrue(e.getMessage().contains(mv + " (kind macvlan)"), e.getMessage());
+      assertTrue(
+          e.getMessage().contains(mv.name() + " (kind " + mv.kind()), mv + ": " + e.getMessage());
       assertTrue(c.alive(), "nobody killed");
       int lines = c.lines();
       PodDumpIT.await(() -> c.lines() > lines + 2, "the container runs on");
     }
+  }
+
+  /**
+   * The new pod: {@code c} deleted, restored by runc from {@code images} into a sandbox namespace
+   * of its own, which the copy must join; its counter goes on from where the dump left it.
+   */
+  private void restoreIntoANewPod(RuncContainer c, Path images) throws Exception {
+    int before = c.lines();
+    c.delete();
+    Path next = sandbox(false);
+    c.useNetns(next);
+    int pid = c.restore(images);
+    assertEquals(inode(next), netnsOf(pid), "the copy is in the new pod's netns");
+    PodDumpIT.await(() -> restoredCount(c) > before, "the restored counter goes on past " + before);
   }
 
   /** netns-ID.img holds only the external key; no device, address or route of the old pod. */
@@ -234,19 +234,46 @@ class PodNetnsIT {
   }
 
   /**
-   * A macvlan device in {@code netns}, as a macvlan CNI plugin leaves it: made on a host device
-   * (here one end of a host-only veth pair, removed after the test) and moved in.
+   * A device the dump refuses, in a sandbox namespace: its name and kind as the refusal names it.
    */
-  private String macvlan(Path netns) throws Exception {
+  private record Refused(String name, String kind) {}
+
+  /**
+   * A device in {@code netns} that the dump cannot carry: a macvlan, as a macvlan CNI plugin leaves
+   * it, made on a host device (one end of a host-only veth pair, removed after the test) and moved
+   * in. A kernel without macvlan (a module not built, as ipvlan and dummy are not in this one) gets
+   * an ipvlan, and without that a veth pair with both ends in the namespace, which needs only what
+   * {@link #sandbox} needs and is refused as well (its peer is not in another namespace).
+   */
+  private Refused unsupportedDevice(Path netns) throws Exception {
     String id = name(netns).substring("stasis-sbx-".length());
     String parent = "smp" + id;
-    String mv = "smv" + id;
+    String dev = "smv" + id;
     Duration t = Duration.ofSeconds(10);
     Exec.ok(t, List.of("ip", "link", "add", parent, "type", "veth", "peer", "name", "smq" + id));
     links.add(parent);
-    Exec.ok(t, List.of("ip", "link", "add", "link", parent, "name", mv, "type", "macvlan"));
-    Exec.ok(t, List.of("ip", "link", "set", mv, "netns", name(netns)));
-    return mv;
+    for (String kind : List.of("macvlan", "ipvlan")) {
+      if (Exec.run(t, List.of("ip", "link", "add", "link", parent, "name", dev, "type", kind))
+          .ok()) {
+        Exec.ok(t, List.of("ip", "link", "set", dev, "netns", name(netns)));
+        return new Refused(dev, kind);
+      }
+    }
+    Exec.ok(
+        t,
+        List.of(
+            "ip",
+            "-n",
+            name(netns),
+            "link",
+            "add",
+            dev,
+            "type",
+            "veth",
+            "peer",
+            "name",
+            "smw" + id));
+    return new Refused(dev, "veth");
   }
 
   private static String name(Path netns) {

@@ -320,21 +320,28 @@ class CheckpointEndToEndIT {
       }
       // Issue 12: the stored images are a container runc restores; it goes on counting.
       int printed = ctr.lines();
-      ctr.delete();
-      ctr.restore(images);
-      long deadline = System.nanoTime() + Duration.ofSeconds(20).toNanos();
-      List<String> restored = List.of();
-      while (restored.size() < 3 && System.nanoTime() < deadline) {
-        Thread.sleep(100);
-        restored =
-            Files.readAllLines(ctr.restoredLog()).stream()
-                .filter(l -> l.matches("[0-9]+"))
-                .toList();
-      }
-      assertTrue(restored.size() >= 3, "restored container prints: " + restored);
-      int first = Integer.parseInt(restored.get(0));
-      assertTrue(first > 1 && first <= printed + 1, first + " after " + printed + " lines");
+      assertRestoredGoesOn(ctr, images, printed);
     }
+  }
+
+  /**
+   * Issue 12: the stored images are a container runc restores: {@code ctr} deleted and restored
+   * from {@code images}, it prints at least three more numbers, the first of them after the first
+   * and at most one past the {@code printed} lines the original had printed before the dump.
+   */
+  static void assertRestoredGoesOn(RuncContainer ctr, Path images, int printed) throws Exception {
+    ctr.delete();
+    ctr.restore(images);
+    long deadline = System.nanoTime() + Duration.ofSeconds(20).toNanos();
+    List<String> restored = List.of();
+    while (restored.size() < 3 && System.nanoTime() < deadline) {
+      Thread.sleep(100);
+      restored =
+          Files.readAllLines(ctr.restoredLog()).stream().filter(l -> l.matches("[0-9]+")).toList();
+    }
+    assertTrue(restored.size() >= 3, "restored container prints: " + restored);
+    int first = Integer.parseInt(restored.get(0));
+    assertTrue(first > 1 && first <= printed + 1, first + " after " + printed + " lines");
   }
 
   /**
@@ -721,20 +728,7 @@ class CheckpointEndToEndIT {
         assertTrue(par[0] > 0 && par[1] == 0, v + ": parent " + java.util.Arrays.toString(par));
         assertTrue(fin[1] > 0, v + ": pages in the parent " + java.util.Arrays.toString(fin));
       }
-      ctr.delete();
-      ctr.restore(images);
-      long deadline = System.nanoTime() + Duration.ofSeconds(20).toNanos();
-      List<String> restored = List.of();
-      while (restored.size() < 3 && System.nanoTime() < deadline) {
-        Thread.sleep(100);
-        restored =
-            Files.readAllLines(ctr.restoredLog()).stream()
-                .filter(l -> l.matches("[0-9]+"))
-                .toList();
-      }
-      assertTrue(restored.size() >= 3, "restored container prints: " + restored);
-      int first = Integer.parseInt(restored.get(0));
-      assertTrue(first > 1 && first <= printed + 1, first + " after " + printed + " lines");
+      assertRestoredGoesOn(ctr, images, printed);
     } finally {
       liveCopy = false;
     }
