@@ -208,7 +208,10 @@ public final class Dumper {
       }
       timings.put("hold_ms", ms(System.nanoTime() - h));
     }
-    if (PageHold.isResident()) {
+    // A group's member (a pod's container, killGate set) is dumped inside the group's cut, the
+    // cgroup freeze its caller made room before: a collection here would be frozen time of the
+    // whole pod, and a full one at that.
+    if (PageHold.isResident() && opts.killGate() == null) {
       makeGcRoom();
     }
     SeizedTree tree;
@@ -778,9 +781,10 @@ public final class Dumper {
    * inside a freeze its pause is the target's frozen time (the serve JVM's young collections took
    * 80-98 ms each on the loaded bench VM, one every ~12 dumps of a 64 MiB process). Taken here,
    * while the target runs, it is the agent's time only. A pod checkpoint calls it before the cgroup
-   * freeze, which is its cut. Without an eden pool to look at (another collector) it does nothing.
-   * {@link System#gc} is a full collection (SerialGC has no young-only one to ask for): worth it
-   * only when a young one was near anyway, see {@link #wantsGcRoom}.
+   * freeze, which is its cut (and its containers' dumps do not). Without an eden pool to look at
+   * (another collector) it does nothing. {@link System#gc} is a full collection (SerialGC has no
+   * young-only one to ask for): worth it only when a young one was near anyway, see {@link
+   * #wantsGcRoom}.
    */
   public static void makeGcRoom() {
     if (Eden.POOL != null) {
