@@ -25,12 +25,18 @@ import dev.stasis.linux.proc.TaskStat;
 import dev.stasis.parasite.BlobParasite;
 import dev.stasis.parasite.Parasite;
 import java.io.IOException;
+import java.lang.management.ManagementFactory;
+import java.lang.management.MemoryPoolMXBean;
+import java.lang.management.MemoryType;
+import java.lang.management.MemoryUsage;
 import java.nio.channels.WritableByteChannel;
 import java.util.ArrayList;
 import java.util.HashMap;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
+import java.util.concurrent.atomic.AtomicBoolean;
+import java.util.concurrent.atomic.AtomicInteger;
 
 /**
  * Dumps a process tree into a CRIU image set. {@link #run} is the tree's lifecycle: refusals that
@@ -202,7 +208,10 @@ public final class Dumper {
       }
       timings.put("hold_ms", ms(System.nanoTime() - h));
     }
-    if (PageHold.isResident()) {
+    // A group's member (a pod's container, killGate set) is dumped inside the group's cut, the
+    // cgroup freeze its caller made room before: a collection here would be frozen time of the
+    // whole pod, and a full one at that.
+    if (PageHold.isResident() && opts.killGate() == null) {
       makeGcRoom();
     }
     SeizedTree tree;
@@ -359,8 +368,7 @@ public final class Dumper {
     private static final int ARMED = 0;
     private static final int DISARMED = 1;
     private static final int FIRED = 2;
-    private final java.util.concurrent.atomic.AtomicInteger state =
-        new java.util.concurrent.atomic.AtomicInteger(ARMED);
+    private final AtomicInteger state = new AtomicInteger(ARMED);
     private final long millis;
     private final java.util.concurrent.CountDownLatch done =
         new java.util.concurrent.CountDownLatch(1);
@@ -755,39 +763,51 @@ public final class Dumper {
   /** Eden a frozen dump may use without a collection: a small process's takes a few MiB. */
   static final long GC_ROOM = 32L << 20;
 
-  private static volatile java.lang.management.MemoryPoolMXBean eden;
+  /**
+   * The heap's eden pool, or null under a collector without one; a holder, so that a CLI dump
+   * (never resident) does not load the management classes.
+   */
+  private static final class Eden {
+    static final MemoryPoolMXBean POOL =
+        ManagementFactory.getMemoryPoolMXBeans().stream()
+            .filter(p -> p.getType() == MemoryType.HEAP && p.getName().contains("Eden"))
+            .findFirst()
+            .orElse(null);
+  }
 
   /**
-   * In a resident agent, collects the heap now if less than {@link #GC_ROOM} of the young
-   * generation is left, before anything is frozen. A collection stops every thread of the agent,
-   * the dump's too, and comes whenever eden fills: inside a freeze its pause is the target's frozen
-   * time (the serve JVM's young collections took 80-98 ms each on the loaded bench VM, one every
-   * ~12 dumps of a 64 MiB process). Taken here, while the target runs, it is the agent's time only.
-   * A pod checkpoint calls it before the cgroup freeze, which is its cut. Without an eden pool to
-   * look at (another collector) it does nothing.
+   * In a resident agent, collects the heap now if eden is nearly full, before anything is frozen. A
+   * collection stops every thread of the agent, the dump's too, and comes whenever eden fills:
+   * inside a freeze its pause is the target's frozen time (the serve JVM's young collections took
+   * 80-98 ms each on the loaded bench VM, one every ~12 dumps of a 64 MiB process). Taken here,
+   * while the target runs, it is the agent's time only. A pod checkpoint calls it before the cgroup
+   * freeze, which is its cut (and its containers' dumps do not). Without an eden pool to look at
+   * (another collector) it does nothing. {@link System#gc} is a full collection (SerialGC has no
+   * young-only one to ask for): worth it only when a young one was near anyway, see {@link
+   * #wantsGcRoom}.
    */
   public static void makeGcRoom() {
-    java.lang.management.MemoryPoolMXBean e = eden;
-    if (e == null) {
-      for (java.lang.management.MemoryPoolMXBean p :
-          java.lang.management.ManagementFactory.getMemoryPoolMXBeans()) {
-        if (p.getType() == java.lang.management.MemoryType.HEAP && p.getName().contains("Eden")) {
-          e = p;
-        }
+    if (Eden.POOL != null) {
+      MemoryUsage u = Eden.POOL.getUsage();
+      if (wantsGcRoom(u.getCommitted(), u.getUsed())) {
+        System.gc();
       }
-      if (e == null) {
-        return;
-      }
-      eden = e;
-    }
-    java.lang.management.MemoryUsage u = e.getUsage();
-    if (u.getCommitted() - u.getUsed() < GC_ROOM) {
-      System.gc();
     }
   }
 
-  private static final java.util.concurrent.atomic.AtomicBoolean GATHER_WARM =
-      new java.util.concurrent.atomic.AtomicBoolean();
+  /**
+   * Whether an eden of {@code committed} bytes, {@code used} of them taken, is near enough to full
+   * to collect before a freeze: less than {@link #GC_ROOM} left, or less than half of it when eden
+   * is smaller than twice that. An agent's eden starts at the JVM's initial heap share (8 MiB with
+   * 2 GiB of memory) and a full collection does not grow it, so an absolute threshold alone meant a
+   * full collection before every dump on such a node; with half of a small eden free, a collection
+   * inside the freeze is unlikely and, over a small eden, short.
+   */
+  static boolean wantsGcRoom(long committed, long used) {
+    return committed - used < Math.min(GC_ROOM, committed / 2);
+  }
+
+  private static final AtomicBoolean GATHER_WARM = new AtomicBoolean();
 
   /**
    * Once per JVM, runs the gather step's code (the /proc parsers and the classification of every

@@ -8,7 +8,6 @@ import java.nio.ByteBuffer;
 import java.nio.channels.FileChannel;
 import java.nio.channels.WritableByteChannel;
 import java.nio.file.AtomicMoveNotSupportedException;
-import java.nio.file.DirectoryStream;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.nio.file.StandardCopyOption;
@@ -288,21 +287,8 @@ public final class DirectoryImageSink implements ImageSink {
     for (StagedFile f : files) {
       f.release();
     }
-    try {
-      for (Path d : List.of(staging.resolve(PARENT), staging)) {
-        if (!Files.isDirectory(d)) {
-          continue;
-        }
-        try (DirectoryStream<Path> ds = Files.newDirectoryStream(d)) {
-          for (Path p : ds) {
-            Files.deleteIfExists(p);
-          }
-        }
-        Files.deleteIfExists(d);
-      }
-    } catch (IOException | UncheckedIOException e) {
-      // Best effort: the staging directory is hidden and never taken for an image set.
-    }
+    // best effort: the staging directory is hidden and never taken for an image set
+    dev.stasis.storage.Private.removeStaging(staging);
   }
 
   @Override

@@ -492,12 +492,12 @@ public final class CheckpointStore implements AutoCloseable {
     try {
       free = Files.getFileStore(staging).getUsableSpace();
     } catch (IOException e) {
-      cleanup(staging);
+      Private.removeStaging(staging);
       throw new StorageException(
           "images directory " + target + " cannot be used: " + e.getMessage(), e);
     }
     if (need > free) {
-      cleanup(staging);
+      Private.removeStaging(staging);
       throw new StorageException(
           "no space left on device for "
               + where
@@ -553,7 +553,7 @@ public final class CheckpointStore implements AutoCloseable {
       }
       Private.syncDirectory(target);
     } catch (IOException e) {
-      cleanup(staging);
+      Private.removeStaging(staging);
       for (String f : files) {
         // files moved before a later move failed are removed too: all or nothing
         try {
@@ -575,7 +575,7 @@ public final class CheckpointStore implements AutoCloseable {
           ? se
           : new StorageException("fetch into " + target + " failed: " + e.getMessage(), e);
     }
-    cleanup(staging);
+    Private.removeStaging(staging);
     return new Fetched(target, files, bytes, m);
   }
 
@@ -655,24 +655,6 @@ public final class CheckpointStore implements AutoCloseable {
     }
     return new StorageException(
         "cannot write " + out.getFileName() + " into images directory " + dir + ": " + m, x);
-  }
-
-  private static void cleanup(Path staging) {
-    try {
-      for (Path d : List.of(staging.resolve(ImageSink.PARENT), staging)) {
-        if (!Files.isDirectory(d, LinkOption.NOFOLLOW_LINKS)) {
-          continue;
-        }
-        try (DirectoryStream<Path> ds = Files.newDirectoryStream(d)) {
-          for (Path p : ds) {
-            Files.deleteIfExists(p);
-          }
-        }
-        Files.deleteIfExists(d);
-      }
-    } catch (IOException e) {
-      // best effort: the staging directory is hidden and never read as images
-    }
   }
 
   /** What {@link #delete} removed. */

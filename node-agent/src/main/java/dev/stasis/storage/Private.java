@@ -1,7 +1,10 @@
 package dev.stasis.storage;
 
+import dev.stasis.images.ImageSink;
 import java.io.IOException;
 import java.nio.channels.FileChannel;
+import java.nio.file.DirectoryIteratorException;
+import java.nio.file.DirectoryStream;
 import java.nio.file.FileAlreadyExistsException;
 import java.nio.file.Files;
 import java.nio.file.LinkOption;
@@ -60,6 +63,29 @@ public final class Private {
       }
     }
     return created;
+  }
+
+  /**
+   * Removes a hidden staging directory of image files, best effort: the files in its {@code
+   * parent/} (an incremental set's parent) and in it, then both directories. Symlinks are removed,
+   * never followed. What cannot be removed stays, hidden, never taken for an image set.
+   */
+  public static void removeStaging(Path staging) {
+    try {
+      for (Path d : List.of(staging.resolve(ImageSink.PARENT), staging)) {
+        if (!Files.isDirectory(d, LinkOption.NOFOLLOW_LINKS)) {
+          continue;
+        }
+        try (DirectoryStream<Path> ds = Files.newDirectoryStream(d)) {
+          for (Path f : ds) {
+            Files.deleteIfExists(f);
+          }
+        }
+        Files.deleteIfExists(d);
+      }
+    } catch (IOException | DirectoryIteratorException e) {
+      // best effort
+    }
   }
 
   /** fsync of a directory: makes the entries created, renamed or removed in it durable. */

@@ -239,4 +239,30 @@ class DirectoryImageSinkTest {
       assertEquals(0, s.count(), "an aborted set leaves nothing, parent included");
     }
   }
+
+  /**
+   * The abort removes its staging directory without following a {@code parent} symlink found in it:
+   * the files of the directory it points to stay (the fetch's staging cleanup, shared, never
+   * followed one).
+   */
+  @Test
+  void anAbortFollowsNoParentSymlinkInItsStaging() throws Exception {
+    Path dir = newDir("abortlink");
+    Path victim = newDir("victim");
+    Files.writeString(victim.resolve("keep.img"), "x");
+    try (DirectoryImageSink sink = DirectoryImageSink.open(dir)) {
+      try (WritableByteChannel ch = sink.create("pagemap-7.img")) {
+        ch.write(ByteBuffer.wrap(new byte[] {1}));
+      }
+      try (Stream<Path> s = Files.list(dir)) {
+        Path staging = s.filter(p -> p.getFileName().toString().startsWith(".")).findFirst().get();
+        Files.createSymbolicLink(staging.resolve("parent"), victim.toAbsolutePath());
+      }
+      sink.abort();
+    }
+    assertTrue(Files.exists(victim.resolve("keep.img")), "the link's target is untouched");
+    try (Stream<Path> s = Files.list(dir)) {
+      assertEquals(0, s.count(), "the staging directory and the link are gone");
+    }
+  }
 }

@@ -9,7 +9,7 @@ import java.util.ArrayList;
 import java.util.List;
 import java.util.Set;
 import java.util.TreeSet;
-import java.util.concurrent.ConcurrentLinkedQueue;
+import java.util.concurrent.ArrayBlockingQueue;
 
 /**
  * The memory map of a process as {@code /proc/PID/smaps} shows it: one {@link Vma} per line of the
@@ -98,7 +98,7 @@ public final class Maps {
       spill.write(tail);
       return spill.toString(StandardCharsets.UTF_8);
     } finally {
-      BUFFERS.offer(buf);
+      BUFFERS.offer(buf); // refused when full: dropped
     }
   }
 
@@ -106,9 +106,18 @@ public final class Maps {
 
   /**
    * Read buffers no reader holds: one per concurrent reader, made once per agent (the first, by the
-   * dump's pre-freeze warm-up of the gather step) and kept.
+   * dump's pre-freeze warm-up of the gather step) and kept, up to {@link #POOLED}. A pod's dump
+   * reads on one thread per container, all at once: a buffer beyond that bound is dropped after its
+   * read (its memory freed with it) instead of held for the agent's life.
    */
-  private static final ConcurrentLinkedQueue<ByteBuffer> BUFFERS = new ConcurrentLinkedQueue<>();
+  static final int POOLED = 8;
+
+  private static final ArrayBlockingQueue<ByteBuffer> BUFFERS = new ArrayBlockingQueue<>(POOLED);
+
+  /** For tests: how many buffers are kept now. */
+  static int pooledBuffers() {
+    return BUFFERS.size();
+  }
 
   /** What {@code buf} holds, and {@code buf} cleared. */
   private static byte[] drain(ByteBuffer buf) {
