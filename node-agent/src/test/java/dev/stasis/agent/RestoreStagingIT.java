@@ -690,6 +690,44 @@ class RestoreStagingIT {
           Duration.ofSeconds(10),
           "ParentStaged event");
 
+      // A held checkpoint whose parent sets are not in the store: ParentStaged False, one line.
+      Checkpoint empty = checkpoint("empty", "team-key", null);
+      empty.getSpec().setHoldFinalFreeze(true);
+      test.resources(Checkpoint.class).resource(empty).update();
+      empty = test.resources(Checkpoint.class).inNamespace(NS).withName("empty").get();
+      empty.setStatus(
+          StatusAggregator.next(
+              null,
+              empty.getMetadata().getGeneration(),
+              Transition.to(Phase.Running, Reason.ParentStored, "parent sets stored")
+                  .containers(List.of(new CheckpointStatus.ContainerRef("app", "containerd://x")))
+                  .parentStored(Instant.now().toString(), 1),
+              Instant.now()));
+      test.resource(empty).updateStatus();
+      Restore er = new Restore();
+      er.setMetadata(new ObjectMetaBuilder().withNamespace(NS).withName("mig-empty").build());
+      RestoreSpec es = new RestoreSpec();
+      es.setCheckpointName("empty");
+      es.setNodeName(NODE);
+      er.setSpec(es);
+      er = test.resource(er).create();
+      er.setStatus(
+          RestoreStatusAggregator.next(
+              null,
+              1,
+              RestoreStatusAggregator.Step.to(RestorePhase.Pending, Reason.PreStaging, "held")
+                  .node(NODE),
+              Instant.now()));
+      test.resource(er).updateStatus();
+      await(
+          () ->
+              RestoreStatusAggregator.parentStageFailure(restore("mig-empty").getStatus()) != null,
+          Duration.ofSeconds(60),
+          "ParentStaged=False of mig-empty");
+      String why = RestoreStatusAggregator.parentStageFailure(restore("mig-empty").getStatus());
+      assertEquals(1, why.lines().count(), why);
+      assertTrue(why.contains("no parent image set stored"), why);
+
       // The final cut lands; the parent objects leave the store: they must not be fetched again.
       for (Path f : finals) {
         Files.move(hidden.resolve(f.getFileName()), f);
