@@ -115,10 +115,13 @@ class HelmChartTest {
       assertFalse(rules.isEmpty());
       for (var r : rules) {
         assertFalse(r.getVerbs().contains("*") || r.getResources().contains("*"), r.toString());
-        // The one deletion: the operator deletes pods (a Restore's unfinished copy, a Migration's
-        // source once its copy is Ready); nothing else is deleted through the API.
+        // The deletions: the operator deletes pods (a Restore's unfinished copy, a Migration's
+        // source once its copy is Ready) and, on a pre-copy Migration's rollback, its Checkpoint
+        // still holding the final freeze (deleting cancels it); nothing else is deleted.
         boolean podDelete =
-            component.equals("operator") && r.getResources().equals(List.of("pods"));
+            component.equals("operator")
+                && (r.getResources().equals(List.of("pods"))
+                    || r.getResources().equals(List.of("checkpoints")));
         assertFalse(
             r.getVerbs().contains("delete") && !podDelete,
             "nobody else deletes through the API: " + r);
