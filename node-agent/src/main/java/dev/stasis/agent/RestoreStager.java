@@ -6,10 +6,12 @@ import dev.stasis.crds.Phase;
 import dev.stasis.crds.PodTemplates;
 import dev.stasis.crds.Reason;
 import dev.stasis.crds.Restore;
+import dev.stasis.crds.RestorePhase;
 import dev.stasis.crds.RestoreSpec;
 import dev.stasis.crds.RestoreStaging;
 import dev.stasis.crds.RestoreStatus;
 import dev.stasis.crds.RestoreStatusAggregator;
+import dev.stasis.crds.StatusAggregator;
 import dev.stasis.storage.CheckpointStore;
 import dev.stasis.storage.StorageException;
 import io.fabric8.kubernetes.api.model.EventBuilder;
@@ -69,6 +71,18 @@ import java.util.stream.Stream;
  * Progress goes to the Restore's {@code Staged} condition and an Event. Once the Restore is over
  * (Completed, Failed, deleted) or its pod left the node, {@code <dir>/<uid>} is removed: checked on
  * every pod event and every {@code period}.
+ *
+ * <p>A Migration's pre-copy (MIGPRE.md) starts earlier: the agent also watches the Restores whose
+ * {@code spec.nodeName} is its node (no field selector on a custom resource's spec: filtered here).
+ * For one whose Checkpoint holds its final freeze and reported ParentStored, before any pod exists,
+ * it copies each container's parent image set, as stored, into {@code <c>.parent} (a hidden
+ * temporary directory renamed into place) and reports the Restore's {@code ParentStaged}; the
+ * Migration then lets the source take its final cut. When the pod comes, staging a container reads
+ * those objects from the disk and downloads only the rest ({@link CheckpointStore#fetch(Path,
+ * String, Path)}), verifying all of them against the final manifest as {@code stasis fetch} does
+ * (the manifest, written last, holds the digests and the data key: the parent set cannot be
+ * verified or decrypted before it exists); {@code <c>.parent} is removed once {@code <c>} is in
+ * place. Container names are DNS labels, so {@code <c>.parent} never names a container.
  */
 final class RestoreStager implements AutoCloseable {
   private static final Logger LOG = Logger.getLogger(RestoreStager.class.getName());
@@ -84,6 +98,12 @@ final class RestoreStager implements AutoCloseable {
   /** Restore uids staged or failed by this agent: not fetched again. */
   private final Set<String> settled = ConcurrentHashMap.newKeySet();
 
+  /** Restore uids whose parent sets this agent pre-staged or failed to: not fetched again. */
+  private final Set<String> preStaged = ConcurrentHashMap.newKeySet();
+
+  /** Suffix of a container's pre-staged parent objects in {@code <dir>/<uid>/}. */
+  static final String PARENT_SUFFIX = ".parent";
+
   private final ScheduledExecutorService events =
       Executors.newSingleThreadScheduledExecutor(
           r -> {
@@ -92,6 +112,7 @@ final class RestoreStager implements AutoCloseable {
             return t;
           });
   private SharedIndexInformer<Pod> informer;
+  private SharedIndexInformer<Restore> restores;
 
   RestoreStager(
       KubernetesClient client, String node, StoreResolver stores, Path dir, Duration period) {
@@ -134,6 +155,28 @@ final class RestoreStager implements AutoCloseable {
                   }
                 },
                 period.toMillis());
+    restores =
+        client
+            .resources(Restore.class)
+            .inAnyNamespace()
+            .inform(
+                new ResourceEventHandler<>() {
+                  @Override
+                  public void onAdd(Restore r) {
+                    submitPreStage(r);
+                  }
+
+                  @Override
+                  public void onUpdate(Restore old, Restore r) {
+                    submitPreStage(r);
+                  }
+
+                  @Override
+                  public void onDelete(Restore r, boolean unknown) {
+                    // the sweep removes what it staged (no pod and no live Restore)
+                  }
+                },
+                period.toMillis());
     events.scheduleWithFixedDelay(
         () -> guard("sweep", this::sweep), 0, period.toMillis(), TimeUnit.MILLISECONDS);
     LOG.info("staging restores of pods on node " + node + " into " + dir);
@@ -142,6 +185,124 @@ final class RestoreStager implements AutoCloseable {
 
   private void submit(Pod p) {
     events.submit(() -> guard(key(p), () -> handle(p)));
+  }
+
+  private void submitPreStage(Restore r) {
+    if (onThisNode(r)) {
+      events.submit(
+          () ->
+              guard(
+                  r.getMetadata().getNamespace() + "/" + r.getMetadata().getName(),
+                  () -> preStage(r)));
+    }
+  }
+
+  /** A Restore pinned to this node and not over: its pre-staged parent sets stay. */
+  private boolean onThisNode(Restore r) {
+    RestoreStatus st = r.getStatus();
+    return r.getSpec() != null
+        && node.equals(r.getSpec().getNodeName())
+        && (st == null || st.phase == null || !st.phase.terminal());
+  }
+
+  /**
+   * Starts pre-staging the parent sets of {@code r} when it waits for its pod (Pending) and its
+   * Checkpoint holds the final freeze, reported ParentStored and is not over, and it was not
+   * (tried) already.
+   */
+  private void preStage(Restore r) {
+    String uid = r.getMetadata().getUid();
+    String cp = r.getSpec().getCheckpointName();
+    if (!onThisNode(r) || cp == null || cp.isEmpty() || uid == null) {
+      return;
+    }
+    try {
+      new RestoreStaging.Ref(uid, "x"); // a uid that can name a directory
+    } catch (IllegalArgumentException e) {
+      return;
+    }
+    RestoreStatus st = r.getStatus();
+    if ((st != null && st.phase != null && st.phase != RestorePhase.Pending)
+        || RestoreStatusAggregator.isParentStaged(st)
+        || RestoreStatusAggregator.parentStageFailure(st) != null
+        || preStaged.contains(uid)
+        || settled.contains(uid)
+        || running.containsKey(uid)) {
+      return;
+    }
+    String ns = r.getMetadata().getNamespace();
+    Checkpoint c = client.resources(Checkpoint.class).inNamespace(ns).withName(cp).get();
+    var cs = c == null ? null : c.getStatus();
+    var stored = StatusAggregator.condition(cs, StatusAggregator.PARENT_STORED);
+    if (c == null
+        || c.getSpec() == null
+        || !c.getSpec().effectiveHoldFinalFreeze()
+        || cs == null
+        || cs.phase == null
+        || cs.phase.terminal()
+        || stored == null
+        || !"True".equals(stored.getStatus())) {
+      return;
+    }
+    Thread t =
+        new Thread(() -> preStageParents(r, c), "stasis-prestage-" + r.getMetadata().getName());
+    t.setDaemon(true);
+    running.put(uid, t);
+    t.start();
+  }
+
+  private void preStageParents(Restore r, Checkpoint c) {
+    String uid = r.getMetadata().getUid();
+    Path udir = dir.resolve(uid);
+    String ns = r.getMetadata().getNamespace();
+    List<String> names = c.getStatus().containers.stream().map(x -> x.name).toList();
+    try {
+      String base =
+          trim(c.getStatus().location != null ? c.getStatus().location : stores.location(c));
+      Files.createDirectories(
+          udir, PosixFilePermissions.asFileAttribute(PosixFilePermissions.fromString("rwx------")));
+      long bytes = 0;
+      for (String name : names) {
+        Path target = udir.resolve(name + PARENT_SUFFIX);
+        if (Files.isDirectory(target)) {
+          continue;
+        }
+        Path tmp = Files.createTempDirectory(udir, "." + name + PARENT_SUFFIX + ".tmp-");
+        try (CheckpointStore store =
+            stores.openSource(
+                ns, base + "/" + name, c.getSpec().getStorage(), c.getSpec().getEncryption())) {
+          bytes += store.prefetchParent(tmp);
+          Files.move(tmp, target, StandardCopyOption.ATOMIC_MOVE);
+        } finally {
+          deleteTree(tmp);
+        }
+      }
+      String msg =
+          "parent image sets of "
+              + String.join(", ", names)
+              + " staged on node "
+              + node
+              + " ("
+              + bytes
+              + " bytes stored; verified against the final manifest) from "
+              + base;
+      LOG.info(ns + "/" + r.getMetadata().getName() + ": " + msg);
+      status(r, Reason.ParentStaged, msg);
+    } catch (IOException | RuntimeException e) {
+      String line = oneLine(e.getMessage() == null ? e.toString() : e.getMessage());
+      LOG.warning(ns + "/" + r.getMetadata().getName() + ": cannot pre-stage: " + line);
+      for (String name : names) {
+        deleteTree(udir.resolve(name + PARENT_SUFFIX));
+      }
+      try {
+        status(r, Reason.StageFailed, line, true);
+      } catch (KubernetesClientException x) {
+        LOG.warning("cannot write the Restore's status: " + x.getMessage());
+      }
+    } finally {
+      preStaged.add(uid);
+      running.remove(uid);
+    }
   }
 
   private static void guard(String what, Runnable r) {
@@ -294,16 +455,21 @@ final class RestoreStager implements AutoCloseable {
           udir, PosixFilePermissions.asFileAttribute(PosixFilePermissions.fromString("rwx------")));
       writeAtomically(udir.resolve("pod"), ns + "/" + p.getMetadata().getName() + "\n");
       long bytes = 0;
+      long local = 0;
       for (String c : names) {
         Path target = udir.resolve(c);
         if (Files.isDirectory(target)) {
           continue;
         }
         Path tmp = Files.createTempDirectory(udir, "." + c + ".tmp-");
+        Path pre = udir.resolve(c + PARENT_SUFFIX);
         try (CheckpointStore store =
             stores.openSource(ns, base + "/" + c, src.storage(), src.encryption())) {
-          bytes += store.fetch(tmp).bytes();
+          CheckpointStore.Fetched f = store.fetch(tmp, null, Files.isDirectory(pre) ? pre : null);
+          bytes += f.bytes();
+          local += f.localBytes();
           Files.move(tmp, target, StandardCopyOption.ATOMIC_MOVE);
+          deleteTree(pre);
         } finally {
           deleteTree(tmp);
         }
@@ -314,7 +480,9 @@ final class RestoreStager implements AutoCloseable {
               + node
               + " ("
               + bytes
-              + " bytes verified) from "
+              + " bytes verified"
+              + (local > 0 ? ", " + local + " of them from the pre-staged parent sets" : "")
+              + ") from "
               + base;
       LOG.info(ns + "/" + r.getMetadata().getName() + ": " + msg);
       status(r, Reason.Staged, msg);
@@ -353,6 +521,11 @@ final class RestoreStager implements AutoCloseable {
    * (bounded); a Restore recorded on another node is not this agent's to report on.
    */
   private void status(Restore r, Reason reason, String message) {
+    status(r, reason, message, reason == Reason.ParentStaged);
+  }
+
+  /** {@code parent}: the ParentStaged condition (pre-staging), else Staged. */
+  private void status(Restore r, Reason reason, String message, boolean parent) {
     String ns = r.getMetadata().getNamespace();
     String name = r.getMetadata().getName();
     long waitUntil = System.nanoTime() + NODE_RECORDED_WAIT.toNanos();
@@ -378,8 +551,19 @@ final class RestoreStager implements AutoCloseable {
         return;
       }
       RestoreStatus next =
-          RestoreStatusAggregator.staged(
-              cur.getStatus(), cur.getMetadata().getGeneration(), reason, message, Instant.now());
+          parent
+              ? RestoreStatusAggregator.parentStaged(
+                  cur.getStatus(),
+                  cur.getMetadata().getGeneration(),
+                  reason,
+                  message,
+                  Instant.now())
+              : RestoreStatusAggregator.staged(
+                  cur.getStatus(),
+                  cur.getMetadata().getGeneration(),
+                  reason,
+                  message,
+                  Instant.now());
       if (next == cur.getStatus()) {
         return; // over: nothing to report any more
       }
@@ -442,7 +626,7 @@ final class RestoreStager implements AutoCloseable {
    * again at the pods that have some (their Restore may have ended without a pod event).
    */
   private void sweep() {
-    if (informer == null || !informer.hasSynced()) {
+    if (informer == null || !informer.hasSynced() || restores == null || !restores.hasSynced()) {
       return;
     }
     Map<String, Pod> pods = new LinkedHashMap<>();
@@ -459,12 +643,19 @@ final class RestoreStager implements AutoCloseable {
       LOG.warning("cannot list the staging directory " + dir + ": " + e.getMessage());
       return;
     }
+    Set<String> live = new HashSet<>();
+    for (Restore r : restores.getStore().list()) {
+      if (onThisNode(r)) {
+        live.add(r.getMetadata().getUid());
+        preStage(r); // its Checkpoint may have reported ParentStored since
+      }
+    }
     for (String uid : present) {
       Pod p = pods.get(uid);
-      if (p == null) {
-        remove(uid, "no pod on this node restores it");
-      } else {
+      if (p != null) {
         handle(p);
+      } else if (!live.contains(uid)) {
+        remove(uid, "no pod on this node restores it and no Restore pre-stages it");
       }
     }
   }
@@ -474,6 +665,7 @@ final class RestoreStager implements AutoCloseable {
       return; // the next sweep looks again once the fetch ended
     }
     settled.remove(uid);
+    preStaged.remove(uid);
     Path udir = dir.resolve(uid);
     if (!udir.normalize().getParent().equals(dir.normalize()) || !Files.exists(udir)) {
       return;
@@ -543,6 +735,9 @@ final class RestoreStager implements AutoCloseable {
   public void close() {
     if (informer != null) {
       informer.close();
+    }
+    if (restores != null) {
+      restores.close();
     }
     events.shutdownNow();
   }

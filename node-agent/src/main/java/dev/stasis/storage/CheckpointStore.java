@@ -385,8 +385,52 @@ public final class CheckpointStore implements AutoCloseable {
     return Manifest.parse(json, where);
   }
 
-  /** What a fetch wrote. */
-  public record Fetched(Path dir, List<String> files, long bytes, Manifest manifest) {}
+  /**
+   * What a fetch wrote; {@code localBytes} of the {@code bytes} were read from objects fetched
+   * earlier onto this disk ({@link #prefetchParent}) rather than from the store.
+   */
+  public record Fetched(
+      Path dir, List<String> files, long bytes, long localBytes, Manifest manifest) {}
+
+  /**
+   * Copies the objects of this checkpoint's parent image set ({@code checkpoint/parent/}) as they
+   * are stored (compressed, encrypted) into {@code dir}, one file per object named as its key below
+   * {@code checkpoint/parent/}; returns the bytes copied. Used before the manifest exists (a
+   * checkpoint holding its final cut): nothing can be verified yet, since the digests and the
+   * wrapped data key are only in the manifest written last, so nothing is decoded here. A later
+   * {@link #fetch(Path, String, Path)} given {@code dir} reads these files in place of the objects
+   * and verifies them exactly as the ones it downloads; a file that does not match is refused
+   * there.
+   */
+  public long prefetchParent(Path dir) throws StorageException {
+    backend.checkAccess(false);
+    String p = key(Manifest.IMAGES + ImageSink.PARENT);
+    long bytes = 0;
+    int n = 0;
+    for (ObjectBackend.ObjectInfo o : backend.list(p)) {
+      String name = o.key().substring(p.length());
+      if (!o.key().startsWith(p)
+          || name.isEmpty()
+          || name.indexOf('/') >= 0
+          || name.equals(Manifest.FILE)) {
+        continue;
+      }
+      Path out = dir.resolve(name);
+      try (InputStream in = backend.get(o.key());
+          OutputStream os = Channels.newOutputStream(Private.newFile(out))) {
+        bytes += in.transferTo(os);
+      } catch (StorageException e) {
+        throw e;
+      } catch (IOException e) {
+        throw writeFailure(out, e);
+      }
+      n++;
+    }
+    if (n == 0) {
+      throw new StorageException("checkpoint " + uri + " has no parent image set stored");
+    }
+    return bytes;
+  }
 
   /**
    * Downloads the checkpoint at this URI into {@code dir}: decrypts, decompresses and checks every
@@ -403,6 +447,15 @@ public final class CheckpointStore implements AutoCloseable {
    * null): the id printed by the dump pins exactly that checkpoint.
    */
   public Fetched fetch(Path dir, String expectId) throws StorageException {
+    return fetch(dir, expectId, null);
+  }
+
+  /**
+   * As {@link #fetch(Path, String)}; the parent set's objects found in {@code prefetched} (from
+   * {@link #prefetchParent}, null for none) are read from there instead of the store and verified
+   * as any other.
+   */
+  public Fetched fetch(Path dir, String expectId, Path prefetched) throws StorageException {
     backend.checkAccess(false);
     String where = uri.toString();
     if (expectId != null && !Manifest.ID.matcher(expectId).matches()) {
@@ -511,6 +564,7 @@ public final class CheckpointStore implements AutoCloseable {
     }
     List<String> files = new ArrayList<>();
     long bytes = 0;
+    long localBytes = 0;
     boolean madeParent = false;
     try {
       // refuse before downloading anything: a restore directory is never overwritten or written
@@ -532,9 +586,19 @@ public final class CheckpointStore implements AutoCloseable {
       if (parent) {
         Private.createDirectories(staging.resolve(ImageSink.PARENT));
       }
+      String parentKeys = Manifest.IMAGES + ImageSink.PARENT;
       for (Manifest.Entry e : m.objects()) {
         String file = e.name().substring(Manifest.IMAGES.length());
-        fetchOne(e, m.id(), dataKey, staging.resolve(file), where);
+        Path local =
+            prefetched != null && e.key().startsWith(parentKeys)
+                ? prefetched.resolve(e.key().substring(parentKeys.length()))
+                : null;
+        if (local != null && Files.isRegularFile(local, LinkOption.NOFOLLOW_LINKS)) {
+          fetchOne(e, m.id(), dataKey, staging.resolve(file), where, Files.newInputStream(local));
+          localBytes += e.size();
+        } else {
+          fetchOne(e, m.id(), dataKey, staging.resolve(file), where, backend.get(key(e.key())));
+        }
         files.add(file);
         bytes += e.size();
       }
@@ -576,13 +640,15 @@ public final class CheckpointStore implements AutoCloseable {
           : new StorageException("fetch into " + target + " failed: " + e.getMessage(), e);
     }
     Private.removeStaging(staging);
-    return new Fetched(target, files, bytes, m);
+    return new Fetched(target, files, bytes, localBytes, m);
   }
 
-  private void fetchOne(Manifest.Entry e, String id, SecretKey dataKey, Path out, String where)
+  /** Decodes and verifies one object read from {@code source} (closed here) into {@code out}. */
+  private void fetchOne(
+      Manifest.Entry e, String id, SecretKey dataKey, Path out, String where, InputStream source)
       throws IOException {
     String what = "object " + e.name() + " of " + where;
-    try (InputStream raw = backend.get(key(e.key()))) {
+    try (InputStream raw = source) {
       Digests.In stored = new Digests.In(raw);
       InputStream s = stored;
       boolean plain = !e.encrypted() && !"zstd".equals(e.compression());

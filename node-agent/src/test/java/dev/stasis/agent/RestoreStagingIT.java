@@ -240,7 +240,12 @@ class RestoreStagingIT {
                 .node(node),
             Instant.now()));
     r = test.resource(r).updateStatus();
-    String uid = r.getMetadata().getUid();
+    pod(name, r.getMetadata().getUid(), node);
+    return r;
+  }
+
+  /** The Restore's pod as the operator makes it, scheduled on {@code node}. */
+  void pod(String name, String uid, String node) {
     Pod p =
         new PodBuilder()
             .withNewMetadata()
@@ -260,7 +265,6 @@ class RestoreStagingIT {
             .endSpec()
             .build();
     test.resource(p).create();
-    return r;
   }
 
   Restore restore(String name) {
@@ -391,47 +395,9 @@ class RestoreStagingIT {
           Duration.ofSeconds(10),
           "Staged event");
 
-      // The wrapper: no credentials, no key, no command line; only the staged images.
-      Map<String, String> env = new TreeMap<>();
-      env.put("STASIS_STAGED_DIR", staged.toString());
-      env.put("STASIS_CLI", "/nonexistent/stasis");
-      env.put("STASIS_CRIU_DIR", Crit.JUDGE.resolve("bin").toString());
-      shim.annotate(
-          bundle,
-          Map.of(
-              "io.kubernetes.cri.container-name",
-              "app",
-              "io.kubernetes.cri.sandbox-namespace",
-              NS,
-              "io.kubernetes.cri.sandbox-name",
-              "back",
-              "restore-from.stasis.dev/app",
-              RestoreStaging.annotation(uid, "app")));
-      String id = "staged-" + ProcessHandle.current().pid();
-      Path log = work.resolve("restored.json");
-      Path stdout = work.resolve("restored.out");
-      Exec.Result created = shim.createOnPipes(env, log, stdout, bundle, id);
-      assertEquals(0, created.exit(), created.output() + ShimDriver.read(log));
-      int pid = Integer.parseInt(Files.readString(bundle.resolve("pid")).strip());
-      Exec.Result started = shim.wrapper(env, log, "start", id);
-      assertEquals(0, started.exit(), started.output());
-      JsonNode state = JSON.readTree(shim.wrapper(env, log, "state", id).output());
-      assertEquals("running", state.get("status").asText(), state.toString());
-      assertEquals(pid, state.get("pid").asInt());
-      ShimDriver.awaitLines(stdout, 5);
-      List<String> restored =
-          ShimDriver.lines(stdout).stream().filter(l -> l.matches("[0-9]+ .*")).toList();
-      int first = Integer.parseInt(restored.get(0).split(" ")[0]);
-      assertTrue(
-          first >= before, "restored counter starts at " + first + "; " + before + " before");
-      for (int i = 0; i < restored.size(); i++) {
-        assertEquals((first + i) + " " + token, restored.get(i), "line " + i + " after restore");
-      }
+      Map<String, String> env = restoreWithTheWrapper(bundle, uid, "back", before, token);
       assertTrue(
           Files.isDirectory(dir.resolve("app")), "the staged set stays for a retried create");
-      assertEquals(0, shim.wrapper(env, log, "kill", id, "KILL").exit());
-      shim.awaitStopped(id);
-      assertEquals(0, shim.wrapper(env, log, "delete", id).exit());
 
       // Another pod naming the same staged images is refused.
       Path intruder = shim.bundleOf(bundle, "intruder");
@@ -542,6 +508,280 @@ class RestoreStagingIT {
   }
 
   /**
+   * The wrapper as containerd's shim drives it, with no credentials, no key and no command line: it
+   * can only restore {@code pod}'s container from what the agent staged for {@code uid}. The
+   * restored counter goes on from at least {@code before}, with its state ({@code token}) intact.
+   * Returns the wrapper's environment.
+   */
+  Map<String, String> restoreWithTheWrapper(
+      Path bundle, String uid, String pod, int before, String token) throws Exception {
+    Map<String, String> env = new TreeMap<>();
+    env.put("STASIS_STAGED_DIR", staged.toString());
+    env.put("STASIS_CLI", "/nonexistent/stasis");
+    env.put("STASIS_CRIU_DIR", Crit.JUDGE.resolve("bin").toString());
+    shim.annotate(
+        bundle,
+        Map.of(
+            "io.kubernetes.cri.container-name",
+            "app",
+            "io.kubernetes.cri.sandbox-namespace",
+            NS,
+            "io.kubernetes.cri.sandbox-name",
+            pod,
+            "restore-from.stasis.dev/app",
+            RestoreStaging.annotation(uid, "app")));
+    String id = pod + "-" + ProcessHandle.current().pid();
+    Path log = work.resolve(pod + "-restored.json");
+    Path stdout = work.resolve(pod + "-restored.out");
+    Exec.Result created = shim.createOnPipes(env, log, stdout, bundle, id);
+    assertEquals(0, created.exit(), created.output() + ShimDriver.read(log));
+    int pid = Integer.parseInt(Files.readString(bundle.resolve("pid")).strip());
+    Exec.Result started = shim.wrapper(env, log, "start", id);
+    assertEquals(0, started.exit(), started.output());
+    JsonNode state = JSON.readTree(shim.wrapper(env, log, "state", id).output());
+    assertEquals("running", state.get("status").asText(), state.toString());
+    assertEquals(pid, state.get("pid").asInt());
+    ShimDriver.awaitLines(stdout, 5);
+    List<String> restored =
+        ShimDriver.lines(stdout).stream().filter(l -> l.matches("[0-9]+ .*")).toList();
+    int first = Integer.parseInt(restored.get(0).split(" ")[0]);
+    assertTrue(first >= before, "restored counter starts at " + first + "; " + before + " before");
+    for (int i = 0; i < restored.size(); i++) {
+      assertEquals((first + i) + " " + token, restored.get(i), "line " + i + " after restore");
+    }
+    assertEquals(0, shim.wrapper(env, log, "kill", id, "KILL").exit());
+    shim.awaitStopped(id);
+    assertEquals(0, shim.wrapper(env, log, "delete", id).exit());
+    return env;
+  }
+
+  /**
+   * A Migration's pre-copy on the target node (MIGPRE.md step 4): the Checkpoint holds its final
+   * cut with only the parent image set stored (the manifest and the final images are hidden from
+   * the store, as they are not written yet); the agent stages the parent set for the Restore before
+   * any pod exists and reports ParentStaged. Then the final cut lands, the parent objects are
+   * removed from the store (so a second download of them would fail), and the pod's staging fetches
+   * only the final set and verifies the pre-staged parent with it; the wrapper restores the counter
+   * with its state; the Restore's end removes everything.
+   */
+  @org.junit.jupiter.api.Test
+  void aMigrationsParentSetsArePreStagedBeforeThePodAndOnlyTheFinalSetIsFetchedAfter()
+      throws Exception {
+    String key = HexFormat.of().formatHex(new byte[32]).replace('0', '5');
+    String token = "pre-" + UUID.randomUUID().toString().substring(0, 8);
+    String script =
+        "echo "
+            + token
+            + " > /dev/shm/f; i=0; while :; do read -t 0.1 x; i=$((i+1)); read s < /dev/shm/f;"
+            + " echo $i $s; done";
+    try (S3Server s3 = S3Server.start().bucket("team");
+        RuncContainer ctr = RuncContainer.start(work, script)) {
+      secret(
+          "team-creds",
+          Map.of(
+              "accessKey", S3Server.ACCESS_KEY,
+              "secretKey", S3Server.SECRET_KEY,
+              "endpoint", s3.endpoint()));
+      secret("team-key", Map.of("key", key));
+      Checkpoint c = checkpoint("held", "team-key", null);
+      String location = c.getStatus().location;
+      // as the source agent leaves it while it holds: parent sets stored, final cut to come
+      c.getSpec().setHoldFinalFreeze(true);
+      test.resources(Checkpoint.class).resource(c).update();
+      c = test.resources(Checkpoint.class).inNamespace(NS).withName("held").get();
+      c.setStatus(
+          StatusAggregator.next(
+              null,
+              c.getMetadata().getGeneration(),
+              Transition.to(Phase.Running, Reason.ParentStored, "parent sets stored")
+                  .location(location)
+                  .containers(List.of(new CheckpointStatus.ContainerRef("app", "containerd://x")))
+                  .parentStored(Instant.now().toString(), 1),
+              Instant.now()));
+      test.resource(c).updateStatus();
+
+      ShimDriver.awaitLines(ctr.log(), 5);
+      Path keyFile = work.resolve("key");
+      Files.writeString(keyFile, key);
+      Exec.ok(
+          Duration.ofSeconds(180),
+          ShimDriver.withEnv(
+              s3.env(),
+              List.of(
+                  shim.cli().toString(),
+                  "dump",
+                  "--pid",
+                  Integer.toString(ctr.hostPid()),
+                  "--to",
+                  location + "/app",
+                  "--pre-copy",
+                  "--compress",
+                  "zstd",
+                  "--encryption-key-file",
+                  keyFile.toString())));
+      int before = ShimDriver.lastNumber(ctr.log());
+      Path bundle = shim.bundleOf(ctr, "restored");
+      ctr.delete();
+      // Only the parent set is in the store before the final cut: hide the rest.
+      Path app =
+          s3.dataDir().resolve("team").resolve(location.substring("s3://team/".length()) + "/app");
+      Path hidden = s3.dataDir().getParent().resolve("final-cut");
+      List<Path> finals = new ArrayList<>();
+      try (var l = Files.list(app.resolve("checkpoint"))) {
+        l.filter(Files::isRegularFile).forEach(finals::add);
+      }
+      finals.add(app.resolve("manifest.json"));
+      Files.createDirectories(hidden);
+      for (Path f : finals) {
+        Files.move(f, hidden.resolve(f.getFileName()));
+      }
+      List<Path> parents;
+      try (var l = Files.list(app.resolve("checkpoint/parent"))) {
+        parents = l.toList();
+      }
+      assertFalse(parents.isEmpty());
+
+      startAgent();
+      Restore r = new Restore();
+      r.setMetadata(new ObjectMetaBuilder().withNamespace(NS).withName("mig").build());
+      RestoreSpec spec = new RestoreSpec();
+      spec.setCheckpointName("held");
+      spec.setNodeName(NODE);
+      r.setSpec(spec);
+      r = test.resource(r).create();
+      // as the operator leaves it while the checkpoint holds: Pending, recorded on this node
+      r.setStatus(
+          RestoreStatusAggregator.next(
+              null,
+              1,
+              RestoreStatusAggregator.Step.to(
+                      RestorePhase.Pending, Reason.PreStaging, "held checkpoint")
+                  .node(NODE),
+              Instant.now()));
+      r = test.resource(r).updateStatus();
+      String uid = r.getMetadata().getUid();
+      Path dir = staged.resolve(uid);
+      await(
+          () ->
+              RestoreStatusAggregator.condition(
+                      restore("mig").getStatus(), RestoreStatusAggregator.PARENT_STAGED)
+                  != null,
+          Duration.ofSeconds(120),
+          "ParentStaged condition of mig");
+      Condition pc =
+          RestoreStatusAggregator.condition(
+              restore("mig").getStatus(), RestoreStatusAggregator.PARENT_STAGED);
+      assertEquals("True", pc.getStatus(), pc.getMessage());
+      assertEquals("ParentStaged", pc.getReason());
+      assertTrue(restore("mig").getStatus().parentStagedAt != null);
+      assertEquals(RestorePhase.Pending, restore("mig").getStatus().phase, "phase untouched");
+      assertEquals(null, staged("mig"), "the pod's staging has not started");
+      try (var l = Files.list(dir)) {
+        assertEquals(
+            Set.of("app.parent"),
+            new TreeSet<>(l.map(x -> x.getFileName().toString()).toList()),
+            "only the parent set, in place, no temporary directory, no pod yet");
+      }
+      try (var l = Files.list(dir.resolve("app.parent"))) {
+        assertEquals(parents.size(), l.count(), "every parent object");
+      }
+      await(
+          () -> events("mig").stream().anyMatch(e -> e.getReason().equals("ParentStaged")),
+          Duration.ofSeconds(10),
+          "ParentStaged event");
+
+      // A held checkpoint whose parent sets are not in the store: ParentStaged False, one line.
+      Checkpoint empty = checkpoint("empty", "team-key", null);
+      empty.getSpec().setHoldFinalFreeze(true);
+      test.resources(Checkpoint.class).resource(empty).update();
+      empty = test.resources(Checkpoint.class).inNamespace(NS).withName("empty").get();
+      empty.setStatus(
+          StatusAggregator.next(
+              null,
+              empty.getMetadata().getGeneration(),
+              Transition.to(Phase.Running, Reason.ParentStored, "parent sets stored")
+                  .containers(List.of(new CheckpointStatus.ContainerRef("app", "containerd://x")))
+                  .parentStored(Instant.now().toString(), 1),
+              Instant.now()));
+      test.resource(empty).updateStatus();
+      Restore er = new Restore();
+      er.setMetadata(new ObjectMetaBuilder().withNamespace(NS).withName("mig-empty").build());
+      RestoreSpec es = new RestoreSpec();
+      es.setCheckpointName("empty");
+      es.setNodeName(NODE);
+      er.setSpec(es);
+      er = test.resource(er).create();
+      er.setStatus(
+          RestoreStatusAggregator.next(
+              null,
+              1,
+              RestoreStatusAggregator.Step.to(RestorePhase.Pending, Reason.PreStaging, "held")
+                  .node(NODE),
+              Instant.now()));
+      test.resource(er).updateStatus();
+      await(
+          () ->
+              RestoreStatusAggregator.parentStageFailure(restore("mig-empty").getStatus()) != null,
+          Duration.ofSeconds(60),
+          "ParentStaged=False of mig-empty");
+      String why = RestoreStatusAggregator.parentStageFailure(restore("mig-empty").getStatus());
+      assertEquals(1, why.lines().count(), why);
+      assertTrue(why.contains("no parent image set stored"), why);
+
+      // The final cut lands; the parent objects leave the store: they must not be fetched again.
+      for (Path f : finals) {
+        Files.move(hidden.resolve(f.getFileName()), f);
+      }
+      for (Path f : parents) {
+        Files.delete(f);
+      }
+      c = test.resources(Checkpoint.class).inNamespace(NS).withName("held").get();
+      c.setStatus(
+          StatusAggregator.next(
+              c.getStatus(),
+              c.getMetadata().getGeneration(),
+              Transition.to(Phase.Completed, Reason.Completed, "stored").location(location),
+              Instant.now()));
+      test.resource(c).updateStatus();
+      r = restore("mig");
+      r.setStatus(
+          RestoreStatusAggregator.next(
+              r.getStatus(),
+              1,
+              RestoreStatusAggregator.Step.to(
+                      RestorePhase.Restoring, Reason.PodCreated, "pod mig created")
+                  .pod("mig", null)
+                  .node(NODE),
+              Instant.now()));
+      test.resource(r).updateStatus();
+      pod("mig", uid, NODE);
+      await(
+          () -> {
+            Condition x = staged("mig");
+            return x != null && !x.getReason().equals("Staging");
+          },
+          Duration.ofSeconds(120),
+          "Staged condition of mig");
+      Condition sc = staged("mig");
+      assertEquals("True", sc.getStatus(), sc.getMessage());
+      assertTrue(
+          sc.getMessage().contains("of them from the pre-staged parent sets"), sc.getMessage());
+      assertTrue(Files.isRegularFile(dir.resolve("app/parent/pagemap-1.img")), "parent in place");
+      try (var l = Files.list(dir)) {
+        assertEquals(
+            Set.of("app", "pod"),
+            new TreeSet<>(l.map(x -> x.getFileName().toString()).toList()),
+            "the pre-staged objects moved in, nothing else left");
+      }
+
+      restoreWithTheWrapper(bundle, uid, "mig", before, token);
+
+      end("mig", RestorePhase.Completed, Reason.RestoredPodReady);
+      await(() -> !Files.exists(dir), Duration.ofSeconds(30), "staged dir removed");
+    }
+  }
+
+  /**
    * What the agent asked the API server, by (verb, resource): the chart grants exactly these
    * (HelmChartTest checks the chart's side of this list).
    */
@@ -590,6 +830,8 @@ class RestoreStagingIT {
         Set.of(
             "list pods",
             "watch pods",
+            "list restores",
+            "watch restores",
             "get restores",
             "update restores/status",
             "get checkpoints",

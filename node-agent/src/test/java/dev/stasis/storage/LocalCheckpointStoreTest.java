@@ -310,4 +310,59 @@ class LocalCheckpointStoreTest {
       assertEquals(List.of("parent"), l.map(p -> p.getFileName().toString()).toList());
     }
   }
+
+  /**
+   * A held checkpoint's parent set copied ahead as stored (no manifest yet), then the fetch reads
+   * those copies in place of the objects and verifies them as any other: a copy that does not match
+   * the final manifest is refused, nothing is written.
+   */
+  @Test
+  void aPrefetchedParentIsReadFromDiskAndVerifiedByTheFetch() throws IOException {
+    String uri = "file://" + tmp.resolve("store/held");
+    byte[] pages = new byte[3 * 4096];
+    pages[100] = 7;
+    StoreOptions o = small().withCompression("zstd", 3).withEncryption(KEY);
+    Path pre = Files.createDirectories(tmp.resolve("pre"));
+    try (CheckpointStore s = CheckpointStore.open(uri, o);
+        ImageSink sink = s.newCheckpoint()) {
+      try (var ch = sink.createPages("parent/pages-1.img", false, pages.length)) {
+        ch.write(java.nio.ByteBuffer.wrap(pages));
+      }
+      // the parent is stored, the manifest is not: copied as stored, nothing decoded yet
+      try (CheckpointStore t = CheckpointStore.open(uri, o)) {
+        assertTrue(t.prefetchParent(pre) > 0);
+      }
+      SyntheticImages.write(sink, 8192);
+      sink.commit();
+    }
+    assertEquals(List.of("pages-1.img.zst.aes"), names(pre));
+    // the store's copy goes away: only the prefetched one can serve the parent
+    Path stored = tmp.resolve("store/held/checkpoint/parent/pages-1.img.zst.aes");
+    byte[] good = Files.readAllBytes(pre.resolve("pages-1.img.zst.aes"));
+    Files.delete(stored);
+    Path out = tmp.resolve("out");
+    try (CheckpointStore s = CheckpointStore.open(uri, o)) {
+      CheckpointStore.Fetched f = s.fetch(out, null, pre);
+      assertEquals(pages.length, f.localBytes());
+    }
+    assertArrayEquals(pages, Files.readAllBytes(out.resolve("parent/pages-1.img")));
+
+    byte[] bad = good.clone();
+    bad[bad.length - 1] ^= 1;
+    Files.write(pre.resolve("pages-1.img.zst.aes"), bad);
+    Path out2 = tmp.resolve("out2");
+    try (CheckpointStore s = CheckpointStore.open(uri, o)) {
+      VerificationException e =
+          assertThrows(VerificationException.class, () -> s.fetch(out2, null, pre));
+      assertTrue(e.getMessage().contains("parent/pages-1.img"), e.getMessage());
+    }
+    assertTrue(!Files.exists(out2) || names(out2).isEmpty(), "nothing written");
+
+    Files.createDirectories(tmp.resolve("store/none"));
+    try (CheckpointStore s = CheckpointStore.open("file://" + tmp.resolve("store/none"), o)) {
+      StorageException e =
+          assertThrows(StorageException.class, () -> s.prefetchParent(tmp.resolve("pre2")));
+      assertTrue(e.getMessage().contains("no parent image set stored"), e.getMessage());
+    }
+  }
 }

@@ -2,6 +2,7 @@ package dev.stasis.operator;
 
 import dev.stasis.crds.Checkpoint;
 import dev.stasis.crds.CheckpointSpec;
+import dev.stasis.crds.Labels;
 import dev.stasis.crds.Migration;
 import dev.stasis.crds.MigrationPhase;
 import dev.stasis.crds.MigrationSpec;
@@ -12,6 +13,7 @@ import dev.stasis.crds.Reason;
 import dev.stasis.crds.Restore;
 import dev.stasis.crds.RestorePhase;
 import dev.stasis.crds.RestoreSpec;
+import dev.stasis.crds.RestoreStatusAggregator;
 import dev.stasis.crds.StatusAggregator;
 import io.fabric8.kubernetes.api.model.ObjectMetaBuilder;
 import io.fabric8.kubernetes.api.model.OwnerReferenceBuilder;
@@ -26,17 +28,23 @@ import java.util.function.Predicate;
  *
  * <ol>
  *   <li>a Checkpoint of the source with leaveRunning: true, so the source is thawed and keeps
- *       serving whatever happens next (the node agent thaws it on every path);
+ *       serving whatever happens next (the node agent thaws it on every path); with {@code
+ *       spec.preCopy} (the default) it also holds its final freeze: the source agent stores each
+ *       container's parent image set while the pod runs, reports ParentStored and waits;
  *   <li>a Restore of that checkpoint on the target node (the copy, named differently, runs beside
- *       the source);
+ *       the source); with pre-copy it is made on ParentStored (phase PreStaging): the target's
+ *       agent stages the parent sets, reports the Restore's ParentStaged, and only then is the
+ *       Checkpoint annotated {@code stasis.dev/final-freeze: go}, so the freeze covers only what
+ *       changed since and the fetch after it only that delta (phase Restoring);
  *   <li>only once the Restore is Completed (the copy's pod Ready) the source pod is deleted, and
  *       only the pod with the UID recorded at the start, so a replacement of the same name is never
  *       touched.
  * </ol>
  *
- * Any failure before step 3 leaves the source as it is and deletes the copy. The Checkpoint and the
- * Restore are named after the Migration and owned by it, so a reconciliation that lost its status
- * write finds them again instead of creating them twice.
+ * Any failure before step 3 leaves the source as it is and deletes the copy; a Checkpoint still
+ * holding its final freeze is deleted, which cancels it and releases the source. The Checkpoint and
+ * the Restore are named after the Migration and owned by it, so a reconciliation that lost its
+ * status write finds them again instead of creating them twice.
  */
 final class MigrationDecider {
   /** What the reconciler read; null for what does not exist. */
@@ -52,7 +60,9 @@ final class MigrationDecider {
   /**
    * {@code step} null: status unchanged. {@code createCheckpoint}/{@code createRestore}: create it.
    * {@code deleteSourceUid}: delete the source pod if it still has this UID. {@code deleteCopy}:
-   * delete the copy pod (if the Restore made it).
+   * delete the copy pod (if the Restore made it). {@code finalFreezeGo}: annotate the Checkpoint
+   * {@code stasis.dev/final-freeze: go} (idempotent). {@code releaseCheckpoint}: delete the
+   * Checkpoint, which still holds its final freeze (the source agent cancels and thaws).
    */
   record Decision(
       Step step,
@@ -60,7 +70,27 @@ final class MigrationDecider {
       Restore createRestore,
       String deleteSourceUid,
       boolean deleteCopy,
-      Duration recheckAfter) {}
+      boolean finalFreezeGo,
+      boolean releaseCheckpoint,
+      Duration recheckAfter) {
+    Decision(
+        Step step,
+        Checkpoint createCheckpoint,
+        Restore createRestore,
+        String deleteSourceUid,
+        boolean deleteCopy,
+        Duration recheckAfter) {
+      this(
+          step,
+          createCheckpoint,
+          createRestore,
+          deleteSourceUid,
+          deleteCopy,
+          false,
+          false,
+          recheckAfter);
+    }
+  }
 
   private final Duration poll;
 
@@ -84,17 +114,12 @@ final class MigrationDecider {
       return start(o);
     }
     if (phase != MigrationPhase.DeletingSource && sourceChanged(o)) {
-      return new Decision(
-          Step.failed(
-              Reason.SourceChanged,
-              "source pod "
-                  + ref(o)
-                  + " was deleted or replaced during the migration; the copy was deleted"),
-          null,
-          null,
-          null,
-          true,
-          null);
+      return rollback(
+          o,
+          Reason.SourceChanged,
+          "source pod "
+              + ref(o)
+              + " was deleted or replaced during the migration; the copy was deleted");
     }
     Instant since = st.startTime == null ? null : Instant.parse(st.startTime);
     int timeout = m.getSpec().effectiveTimeoutSeconds();
@@ -102,11 +127,13 @@ final class MigrationDecider {
         && since != null
         && o.now().isAfter(since.plusSeconds(timeout))) {
       return rollback(
+          o,
           Reason.TimedOut,
           "did not finish within timeoutSeconds=" + timeout + " (in phase " + phase + ")");
     }
     return switch (phase) {
       case Checkpointing -> checkpointing(o);
+      case PreStaging -> preStaging(o);
       case Restoring -> restoring(o);
       case DeletingSource -> deletingSource(o);
       default -> none(poll);
@@ -169,15 +196,51 @@ final class MigrationDecider {
     Migration m = o.migration();
     Checkpoint c = o.checkpoint();
     if (c == null || !owned(c, m)) {
-      return rollback(Reason.CheckpointFailed, "checkpoint " + name(m) + " disappeared");
+      return rollback(o, Reason.CheckpointFailed, "checkpoint " + name(m) + " disappeared");
     }
     var cs = c.getStatus();
     if (cs == null || cs.phase == null || !cs.phase.terminal()) {
-      return none(poll);
+      var stored = StatusAggregator.condition(cs, StatusAggregator.PARENT_STORED);
+      if (!held(c) || stored == null || !"True".equals(stored.getStatus())) {
+        return none(poll);
+      }
+      // The parent sets are stored and the source runs on, unfrozen: stage them on the target
+      // node now, so the final freeze waits only for the delta.
+      Restore r = o.restore();
+      return new Decision(
+          Step.to(
+                  MigrationPhase.PreStaging,
+                  Reason.PreStaging,
+                  "parent image sets stored ("
+                      + stored.getMessage()
+                      + "); staging them on "
+                      + m.getSpec().getTargetNode()
+                      + " while the source runs unfrozen")
+              .restore(m.getMetadata().getName(), targetPodName(m)),
+          null,
+          r != null && owned(r, m) ? null : restoreFor(m),
+          null,
+          false,
+          poll);
+    }
+    Decision failed = checkpointFailure(o);
+    if (failed != null) {
+      return failed;
+    }
+    return toRestoring(o, null, false);
+  }
+
+  /** The rollback when the Checkpoint failed or is not restorable; null while it is neither. */
+  private Decision checkpointFailure(Observed o) {
+    Migration m = o.migration();
+    var cs = o.checkpoint().getStatus();
+    if (cs == null || cs.phase == null) {
+      return null;
     }
     if (cs.phase == Phase.Failed) {
       var failed = StatusAggregator.condition(cs, StatusAggregator.FAILED);
       return rollback(
+          o,
           Reason.CheckpointFailed,
           "checkpoint "
               + name(m)
@@ -188,47 +251,147 @@ final class MigrationDecider {
               + "; the source keeps running");
     }
     var restorable = StatusAggregator.condition(cs, StatusAggregator.RESTORABLE);
-    if (restorable != null && "False".equals(restorable.getStatus())) {
+    if (cs.phase == Phase.Completed
+        && restorable != null
+        && "False".equals(restorable.getStatus())) {
       return rollback(
+          o,
           Reason.CheckpointNotRestorable,
           "checkpoint " + name(m) + " is not restorable: " + restorable.getMessage());
     }
+    return null;
+  }
+
+  /**
+   * Into Restoring: the Restore is made if missing; {@code parentStagedAt} non-null when the target
+   * staged the parent sets, {@code go} to release the source's final freeze.
+   */
+  private Decision toRestoring(Observed o, String parentStagedAt, boolean go) {
+    Migration m = o.migration();
     Restore r = o.restore();
+    var cs = o.checkpoint().getStatus();
+    String what = "restoring the copy " + targetPodName(m) + " on " + m.getSpec().getTargetNode();
     return new Decision(
         Step.to(
                 MigrationPhase.Restoring,
                 Reason.Restoring,
-                "restoring the copy " + targetPodName(m) + " on " + m.getSpec().getTargetNode())
+                go
+                    ? "parent image sets staged on "
+                        + m.getSpec().getTargetNode()
+                        + "; the source takes its final cut, then "
+                        + what
+                    : what)
             .restore(m.getMetadata().getName(), targetPodName(m))
-            .frozenAt(cs.frozenAt),
+            .frozenAt(cs == null ? null : cs.frozenAt)
+            .parentStagedAt(parentStagedAt),
         null,
         r != null && owned(r, m) ? null : restoreFor(m),
         null,
         false,
+        go,
+        false,
         poll);
+  }
+
+  private Decision preStaging(Observed o) {
+    Migration m = o.migration();
+    Checkpoint c = o.checkpoint();
+    if (c == null || !owned(c, m)) {
+      return rollback(o, Reason.CheckpointFailed, "checkpoint " + name(m) + " disappeared");
+    }
+    Decision failed = checkpointFailure(o);
+    if (failed != null) {
+      return failed;
+    }
+    Restore r = o.restore();
+    if (r == null || !owned(r, m)) {
+      return rollback(o, Reason.RestoreFailed, "restore " + name(m) + " disappeared");
+    }
+    Decision restoreFailed = restoreFailure(o);
+    if (restoreFailed != null) {
+      return restoreFailed;
+    }
+    var rs = r.getStatus();
+    String stageFailed = RestoreStatusAggregator.parentStageFailure(rs);
+    if (stageFailed != null) {
+      return rollback(
+          o,
+          Reason.StageFailed,
+          "the node agent on "
+              + m.getSpec().getTargetNode()
+              + " could not stage the parent image sets: "
+              + stageFailed
+              + "; the source keeps running");
+    }
+    if (RestoreStatusAggregator.isParentStaged(rs)) {
+      return toRestoring(o, rs.parentStagedAt, true);
+    }
+    var cs = c.getStatus();
+    if (cs != null && cs.phase == Phase.Completed) {
+      // completed without waiting for the go (an agent that does not hold): restore it as is
+      return toRestoring(o, null, false);
+    }
+    return none(poll);
+  }
+
+  private Decision restoreFailure(Observed o) {
+    var rs = o.restore().getStatus();
+    if (rs == null || rs.phase != RestorePhase.Failed) {
+      return null;
+    }
+    var failed = RestoreStatusAggregator.condition(rs, RestoreStatusAggregator.FAILED);
+    return rollback(
+        o,
+        Reason.RestoreFailed,
+        "the copy did not come up ("
+            + (failed == null ? "?" : failed.getReason())
+            + "): "
+            + rs.message
+            + "; the copy was deleted and the source keeps running");
   }
 
   private Decision restoring(Observed o) {
     Migration m = o.migration();
+    MigrationStatus st = m.getStatus();
     Restore r = o.restore();
     if (r == null || !owned(r, m)) {
-      return rollback(Reason.RestoreFailed, "restore " + name(m) + " disappeared");
+      return rollback(o, Reason.RestoreFailed, "restore " + name(m) + " disappeared");
     }
+    Checkpoint c = o.checkpoint();
+    String frozenAt =
+        st.frozenAt == null && c != null && owned(c, m) && c.getStatus() != null
+            ? c.getStatus().frozenAt
+            : null;
     var rs = r.getStatus();
     if (rs == null || rs.phase == null || !rs.phase.terminal()) {
-      return none(poll);
+      // The go written before the status: a lost write of it is written again.
+      boolean go = held(c, m) && !Labels.finalFreezeGo(c);
+      if (frozenAt != null) {
+        // the final cut is taken (pre-copy): downtime counts from it
+        return new Decision(
+            Step.to(
+                    MigrationPhase.Restoring,
+                    Reason.Restoring,
+                    "the source's final cut froze it at "
+                        + frozenAt
+                        + "; restoring the copy "
+                        + targetPodName(m)
+                        + " on "
+                        + m.getSpec().getTargetNode())
+                .frozenAt(frozenAt),
+            null,
+            null,
+            null,
+            false,
+            go,
+            false,
+            poll);
+      }
+      return new Decision(null, null, null, null, false, go, false, poll);
     }
-    if (rs.phase == RestorePhase.Failed) {
-      var failed =
-          dev.stasis.crds.RestoreStatusAggregator.condition(
-              rs, dev.stasis.crds.RestoreStatusAggregator.FAILED);
-      return rollback(
-          Reason.RestoreFailed,
-          "the copy did not come up ("
-              + (failed == null ? "?" : failed.getReason())
-              + "): "
-              + rs.message
-              + "; the copy was deleted and the source keeps running");
+    Decision failed = restoreFailure(o);
+    if (failed != null) {
+      return failed;
     }
     Pod src = o.source();
     return new Decision(
@@ -236,7 +399,8 @@ final class MigrationDecider {
                 MigrationPhase.DeletingSource,
                 Reason.DeletingSource,
                 "the copy " + rs.podName + " is Ready on " + rs.nodeName + "; deleting the source")
-            .copyReadyAt(rs.readyAt == null ? o.now() : Instant.parse(rs.readyAt)),
+            .copyReadyAt(rs.readyAt == null ? o.now() : Instant.parse(rs.readyAt))
+            .frozenAt(frozenAt),
         null,
         null,
         src.getMetadata().getUid(),
@@ -330,6 +494,7 @@ final class MigrationDecider {
     CheckpointSpec s = new CheckpointSpec();
     s.setPodName(m.getSpec().getPodName());
     s.setLeaveRunning(true);
+    s.setHoldFinalFreeze(m.getSpec().effectivePreCopy());
     s.setStorage(m.getSpec().getStorage());
     s.setCompression(m.getSpec().getCompression());
     s.setTimeoutSeconds(m.getSpec().effectiveTimeoutSeconds());
@@ -384,8 +549,35 @@ final class MigrationDecider {
     return o.migration().getMetadata().getNamespace() + "/" + o.migration().getSpec().getPodName();
   }
 
-  private Decision rollback(Reason reason, String message) {
-    return new Decision(Step.failed(reason, message), null, null, null, true, null);
+  /**
+   * Failed: the copy is deleted and the source left running; a Checkpoint still holding its final
+   * freeze is deleted too, which cancels it (the source agent removes its tracking and lets the pod
+   * run untouched).
+   */
+  private Decision rollback(Observed o, Reason reason, String message) {
+    return new Decision(
+        Step.failed(reason, message),
+        null,
+        null,
+        null,
+        true,
+        false,
+        held(o.checkpoint(), o.migration()),
+        null);
+  }
+
+  /** The migration's own Checkpoint, with holdFinalFreeze, not over yet: it holds the source. */
+  static boolean held(Checkpoint c, Migration m) {
+    return c != null
+        && owned(c, m)
+        && held(c)
+        && (c.getStatus() == null
+            || c.getStatus().phase == null
+            || !c.getStatus().phase.terminal());
+  }
+
+  static boolean held(Checkpoint c) {
+    return c.getSpec() != null && c.getSpec().effectiveHoldFinalFreeze();
   }
 
   private static Decision fail(Reason reason, String message) {

@@ -2,6 +2,7 @@ package dev.stasis.operator;
 
 import dev.stasis.crds.Checkpoint;
 import dev.stasis.crds.CheckpointEvents;
+import dev.stasis.crds.Labels;
 import dev.stasis.crds.Migration;
 import dev.stasis.crds.MigrationPhase;
 import dev.stasis.crds.MigrationStatus;
@@ -27,7 +28,8 @@ import org.jboss.logging.Logger;
  * check makes that safe).
  *
  * <p>Deleting a Migration before it completed rolls it back: the copy pod is deleted, the source is
- * left alone (its Checkpoint, leave-running, has thawed or will thaw it).
+ * left alone (its Checkpoint, leave-running, has thawed or will thaw it; one still holding its
+ * final freeze is deleted, which cancels it).
  */
 @ControllerConfiguration(name = "migration", generationAwareEventProcessing = false)
 public class MigrationReconciler implements Reconciler<Migration>, Cleaner<Migration> {
@@ -71,6 +73,24 @@ public class MigrationReconciler implements Reconciler<Migration>, Cleaner<Migra
     if (d.createRestore() != null) {
       client.resource(d.createRestore()).create();
     }
+    if (d.finalFreezeGo() && checkpoint != null) {
+      // before the status: a crash in between finds Restoring without the go and writes it again
+      client
+          .resources(Checkpoint.class)
+          .inNamespace(ns)
+          .withName(name)
+          .edit(
+              c -> {
+                var a = new java.util.HashMap<String, String>();
+                if (c.getMetadata().getAnnotations() != null) {
+                  a.putAll(c.getMetadata().getAnnotations());
+                }
+                a.put(Labels.FINAL_FREEZE, Labels.FINAL_FREEZE_GO);
+                c.getMetadata().setAnnotations(a);
+                return c;
+              });
+      LOG.infof("%s/%s: released the source's final freeze (%s)", ns, name, Labels.FINAL_FREEZE);
+    }
     // The status first: a crash after it but before the deletion retries the deletion.
     if (d.step() != null) {
       write(m, d.step());
@@ -78,6 +98,9 @@ public class MigrationReconciler implements Reconciler<Migration>, Cleaner<Migra
     if (d.deleteCopy() && copy != null && restore != null && RestorePods.ours(copy, restore)) {
       client.resource(copy).delete();
       LOG.infof("%s/%s: rolled back: deleted the copy %s", ns, name, copy.getMetadata().getName());
+    }
+    if (d.releaseCheckpoint() && checkpoint != null) {
+      release(checkpoint);
     }
     if (d.deleteSourceUid() != null
         && source != null
@@ -98,7 +121,10 @@ public class MigrationReconciler implements Reconciler<Migration>, Cleaner<Migra
     MigrationStatus st = m.getStatus();
     MigrationStatus next =
         MigrationStatusAggregator.next(st, m.getMetadata().getGeneration(), step, Instant.now());
-    if (st != null && st.phase == next.phase && Objects.equals(st.message, next.message)) {
+    if (st != null
+        && st.phase == next.phase
+        && Objects.equals(st.message, next.message)
+        && Objects.equals(st.frozenAt, next.frozenAt)) {
       return;
     }
     m.setStatus(next);
@@ -140,6 +166,30 @@ public class MigrationReconciler implements Reconciler<Migration>, Cleaner<Migra
           "%s/%s deleted mid-way: deleted the copy %s; the source is untouched",
           ns, m.getMetadata().getName(), copy.getMetadata().getName());
     }
+    Checkpoint checkpoint =
+        client
+            .resources(Checkpoint.class)
+            .inNamespace(ns)
+            .withName(m.getMetadata().getName())
+            .get();
+    if (MigrationDecider.held(checkpoint, m)) {
+      release(checkpoint);
+    }
     return DeleteControl.defaultDelete();
+  }
+
+  /**
+   * Deletes a Checkpoint that still holds its final freeze: the source agent cancels it, removes
+   * its write tracking and leaves the pod running untouched; nothing of it is reported complete.
+   */
+  private void release(Checkpoint c) {
+    try {
+      client.resource(c).delete();
+      LOG.infof(
+          "%s/%s: deleted the held checkpoint; the source runs on",
+          c.getMetadata().getNamespace(), c.getMetadata().getName());
+    } catch (KubernetesClientException e) {
+      LOG.warnf("deleting the held checkpoint %s failed: %s", c.getMetadata().getName(), e);
+    }
   }
 }

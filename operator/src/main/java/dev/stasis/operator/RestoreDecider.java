@@ -92,6 +92,30 @@ final class RestoreDecider {
         return fail(Reason.CheckpointNotFound, ref + " not found");
       }
       var cs = c.getStatus();
+      if (waitsForFinalCut(c)) {
+        // A migration's pre-copy: the Restore exists early so that the target node's agent
+        // stages the parent image sets while the source runs; the pod comes once the final cut
+        // is stored. The node is recorded now: the agent reports ParentStaged only on a Restore
+        // recorded on its own node (the chart's admission policy).
+        String node = spec.getNodeName();
+        if (node != null && !node.isEmpty() && !o.nodeExists().test(node)) {
+          return fail(Reason.NodeNotFound, "node " + node + " not found");
+        }
+        boolean onNode = node != null && !node.isEmpty();
+        return new Decision(
+            Step.to(
+                    RestorePhase.Pending,
+                    Reason.PreStaging,
+                    ref
+                        + " holds its final cut"
+                        + (onNode
+                            ? "; the node agent on " + node + " stages its parent image sets"
+                            : "")
+                        + "; the pod is created once it is Completed")
+                .node(onNode ? node : null),
+            null,
+            poll);
+      }
       if (cs == null || cs.phase != Phase.Completed) {
         return fail(
             Reason.CheckpointNotCompleted,
@@ -197,6 +221,9 @@ final class RestoreDecider {
     // Sources the runtime wrapper cannot fetch with the node's defaults are staged on the node by
     // the node agent, which reads the namespace's Secrets (RestoreStaging).
     String staging = RestoreStaging.why(spec, byName ? o.checkpoint().getSpec() : null);
+    if (staging == null && byName && MigrationDecider.held(o.checkpoint())) {
+      staging = "its parent image sets pre-staged";
+    }
     Pod pod = RestorePods.build(r, template, location, containers, runtimeClass, staging != null);
     return new Decision(
         Step.to(
@@ -218,6 +245,15 @@ final class RestoreDecider {
             .location(location),
         pod,
         poll);
+  }
+
+  /**
+   * A Checkpoint with holdFinalFreeze that is not over: its final cut is still to come (the source
+   * waits for the go that a Migration gives once the parent sets are staged). Not a failure.
+   */
+  static boolean waitsForFinalCut(Checkpoint c) {
+    var cs = c.getStatus();
+    return MigrationDecider.held(c) && (cs == null || cs.phase == null || !cs.phase.terminal());
   }
 
   private Decision track(Observed o) {

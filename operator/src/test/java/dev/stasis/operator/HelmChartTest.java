@@ -115,10 +115,13 @@ class HelmChartTest {
       assertFalse(rules.isEmpty());
       for (var r : rules) {
         assertFalse(r.getVerbs().contains("*") || r.getResources().contains("*"), r.toString());
-        // The one deletion: the operator deletes pods (a Restore's unfinished copy, a Migration's
-        // source once its copy is Ready); nothing else is deleted through the API.
+        // The deletions: the operator deletes pods (a Restore's unfinished copy, a Migration's
+        // source once its copy is Ready) and, on a pre-copy Migration's rollback, its Checkpoint
+        // still holding the final freeze (deleting cancels it); nothing else is deleted.
         boolean podDelete =
-            component.equals("operator") && r.getResources().equals(List.of("pods"));
+            component.equals("operator")
+                && (r.getResources().equals(List.of("pods"))
+                    || r.getResources().equals(List.of("checkpoints")));
         assertFalse(
             r.getVerbs().contains("delete") && !podDelete,
             "nobody else deletes through the API: " + r);
@@ -192,9 +195,9 @@ class HelmChartTest {
   /**
    * Restore staging: the agent stages sources that need a Restore's or Checkpoint's Secrets into a
    * host directory the wrapper reads. The chart grants exactly the calls RestoreStagingIT sees the
-   * agent make for it (pods list/watch, restores get, restores/status update, besides what it
-   * already has), mounts the directory, tells agent and wrapper where it is; all of it goes away
-   * with runtime.staging.enabled=false.
+   * agent make for it (pods list/watch, restores get/list/watch, restores/status update, besides
+   * what it already has), mounts the directory, tells agent and wrapper where it is; all of it goes
+   * away with runtime.staging.enabled=false.
    */
   @Test
   void restoreStagingGrantsMountsAndConfiguresWhatTheAgentAndTheWrapperUse() {
@@ -206,6 +209,8 @@ class HelmChartTest {
             "pods watch",
             "pods get",
             "restores get",
+            "restores list",
+            "restores watch",
             "restores/status update",
             "checkpoints get",
             "secrets get",
@@ -225,7 +230,8 @@ class HelmChartTest {
             .anyMatch(
                 g ->
                     g.rule().getResources().contains("restores")
-                        && g.rule().getVerbs().stream().anyMatch(v -> !v.equals("get"))),
+                        && g.rule().getVerbs().stream()
+                            .anyMatch(v -> !List.of("get", "list", "watch").contains(v))),
         "the agent only reads Restores");
     List<HasMetadata> objs = Chart.render(Map.of());
     var pod = one(objs, DaemonSet.class).getSpec().getTemplate().getSpec();
@@ -423,7 +429,7 @@ class HelmChartTest {
    * recorded on the agent's own node. Evaluated (CEL) on statuses made by the real aggregators.
    */
   @Test
-  void admissionPolicyLetsAnAgentWriteOnlyTheStagedConditionOfRestoresOnItsOwnNode() {
+  void admissionPolicyLetsAnAgentWriteOnlyTheStagedConditionsOfRestoresOnItsOwnNode() {
     List<HasMetadata> objs = Chart.render(Map.of());
     var vap = policy(objs, "stasis-node-agent-restore-staging");
     assertEquals(
@@ -497,7 +503,7 @@ class HelmChartTest {
             1,
             RestoreStatusAggregator.Step.failed(Reason.RestoredPodFailed, "forged"),
             t0.plusSeconds(3)));
-    String only = "a node agent may change only a Restore's Staged condition";
+    String only = "a node agent may change only a Restore's Staged and ParentStaged conditions";
     assertEquals(
         only, AdmissionPolicyEval.decide(vap, agentN1, o, AdmissionPolicyEval.json(failed)));
     for (java.util.function.Consumer<RestoreStatus> forge :
@@ -518,6 +524,33 @@ class HelmChartTest {
       assertEquals(
           only, AdmissionPolicyEval.decide(vap, agentN1, o, AdmissionPolicyEval.json(forged)));
     }
+
+    // A Migration's Restore waiting for its held Checkpoint, recorded on n1 by the operator: the
+    // agent of n1 reports ParentStaged (and parentStagedAt, once), nobody else.
+    Restore waiting = copy(old);
+    waiting.setStatus(
+        RestoreStatusAggregator.next(
+            null,
+            1,
+            RestoreStatusAggregator.Step.to(RestorePhase.Pending, Reason.PreStaging, "held")
+                .node("n1"),
+            t0));
+    Restore parentStaged = copy(waiting);
+    parentStaged.setStatus(
+        RestoreStatusAggregator.parentStaged(
+            waiting.getStatus(), 1, Reason.ParentStaged, "app staged", t0.plusSeconds(2)));
+    Object w = AdmissionPolicyEval.json(waiting);
+    Object ps = AdmissionPolicyEval.json(parentStaged);
+    assertNull(AdmissionPolicyEval.decide(vap, agentN1, w, ps), "ParentStaged on its own node");
+    assertEquals(
+        "node agent of node n2 may not update a Restore whose pod is on n1",
+        AdmissionPolicyEval.decide(vap, AdmissionPolicyEval.request(AGENT_SA, "n2"), w, ps));
+    Restore moved = copy(parentStaged);
+    moved.getStatus().parentStagedAt = "2026-12-04T11:00:00.000Z";
+    assertEquals(
+        only,
+        AdmissionPolicyEval.decide(vap, agentN1, ps, AdmissionPolicyEval.json(moved)),
+        "parentStagedAt is written once");
     assertEquals(
         AdmissionPolicyEval.NOT_MATCHED,
         AdmissionPolicyEval.decide(

@@ -344,13 +344,19 @@ class RestoreMigrationMockServerTest {
 
   // ---------------------------------------------------------------- Migration
 
+  /** Without pre-copy: today's flow (one checkpoint after the cut, then the restore). */
   Migration migration(String ns, String name, String pod, String target) {
+    return migration(ns, name, pod, target, false);
+  }
+
+  Migration migration(String ns, String name, String pod, String target, boolean preCopy) {
     Migration m = new Migration();
     m.setMetadata(new ObjectMetaBuilder().withNamespace(ns).withName(name).build());
     MigrationSpec s = new MigrationSpec();
     s.setPodName(pod);
     s.setTargetNode(target);
     s.setTimeoutSeconds(60);
+    s.setPreCopy(preCopy);
     m.setSpec(s);
     return client.resource(m).create();
   }
@@ -552,6 +558,170 @@ class RestoreMigrationMockServerTest {
     await()
         .atMost(Duration.ofSeconds(5))
         .until(() -> client.pods().inNamespace(ns).withName("m1").get() == null);
+    assertEquals(
+        src.getMetadata().getUid(),
+        client.pods().inNamespace(ns).withName("web").get().getMetadata().getUid());
+  }
+
+  // ------------------------------------------------------- Migration with pre-copy
+
+  /**
+   * The source agent's part of a pre-copy, simulated: the Checkpoint the migration made (held) is
+   * claimed and reports every parent set stored while the pod runs.
+   */
+  Checkpoint agentStoresParents(String ns, String name) {
+    await()
+        .atMost(Duration.ofSeconds(15))
+        .until(
+            () -> {
+              Checkpoint c = get(Checkpoint.class, ns, name);
+              return c != null
+                  && c.getMetadata().getLabels() != null
+                  && c.getMetadata().getLabels().containsKey(Labels.NODE);
+            });
+    Checkpoint c = get(Checkpoint.class, ns, name);
+    assertTrue(c.getSpec().effectiveLeaveRunning(), "the source keeps running through the dump");
+    assertTrue(c.getSpec().effectiveHoldFinalFreeze(), "the final cut waits for the go");
+    writeCheckpointStatus(
+        ns,
+        name,
+        Transition.to(Phase.Running, Reason.ParentStored, "parent sets stored")
+            .parentStored(Instant.now().toString(), 64 << 20));
+    return get(Checkpoint.class, ns, name);
+  }
+
+  /** The target agent's part, simulated: ParentStaged (or its failure) on the Restore. */
+  void targetAgentReports(String ns, String name, Reason reason, String message) {
+    await()
+        .atMost(Duration.ofSeconds(15))
+        .ignoreException(KubernetesClientException.class)
+        .until(
+            () -> {
+              Restore r = get(Restore.class, ns, name);
+              r.setStatus(
+                  RestoreStatusAggregator.parentStaged(
+                      r.getStatus(),
+                      r.getMetadata().getGeneration(),
+                      reason,
+                      message,
+                      Instant.now()));
+              client.resource(r).updateStatus();
+              return true;
+            });
+  }
+
+  /** Waits for the held Restore: Pending, recorded on the target node for its agent, no pod. */
+  Restore awaitPreStagingRestore(String ns, String name) {
+    await()
+        .atMost(Duration.ofSeconds(15))
+        .until(
+            () -> {
+              Restore r = get(Restore.class, ns, name);
+              return r != null
+                  && r.getStatus() != null
+                  && "n2".equals(r.getStatus().nodeName)
+                  && r.getStatus().message != null;
+            });
+    Restore r = get(Restore.class, ns, name);
+    assertEquals(RestorePhase.Pending, r.getStatus().phase, r.getStatus().message);
+    assertTrue(r.getStatus().message.contains("holds its final cut"), r.getStatus().message);
+    return r;
+  }
+
+  @Test
+  void preCopyMigrationStagesTheParentsBeforeTheFinalCutThroughEveryPhase() {
+    String ns = "mig-pre";
+    Pod src = source(ns);
+    migration(ns, "m1", "web", "n2", true);
+    awaitMigration(ns, "m1", MigrationPhase.Checkpointing);
+    assertNull(get(Restore.class, ns, "m1"), "no Restore before the parent sets are stored");
+    agentStoresParents(ns, "m1");
+
+    Migration m = awaitMigration(ns, "m1", MigrationPhase.PreStaging);
+    assertEquals("True/SourceLeftRunning", cond(m, "SourceRunning"));
+    Restore r = get(Restore.class, ns, "m1");
+    assertEquals("n2", r.getSpec().getNodeName());
+    r = awaitPreStagingRestore(ns, "m1");
+    assertNull(client.pods().inNamespace(ns).withName("m1").get(), "no pod before the final cut");
+    assertTrue(!Labels.finalFreezeGo(get(Checkpoint.class, ns, "m1")), "no go before ParentStaged");
+
+    targetAgentReports(ns, "m1", Reason.ParentStaged, "app staged on n2");
+    m = awaitMigration(ns, "m1", MigrationPhase.Restoring);
+    assertNotNull(m.getStatus().parentStagedAt);
+    await()
+        .atMost(Duration.ofSeconds(5))
+        .until(() -> Labels.finalFreezeGo(get(Checkpoint.class, ns, "m1")));
+    assertNull(m.getStatus().frozenAt, "the final cut is not taken yet");
+    assertNull(client.pods().inNamespace(ns).withName("m1").get(), "still no pod: no final cut");
+    assertEquals(RestorePhase.Pending, get(Restore.class, ns, "m1").getStatus().phase);
+
+    // the source's final cut: the delta stored, Completed
+    agentCompletes(ns, "m1", src, Transition.to(Phase.Completed, Reason.Completed, "stored"));
+    r = awaitRestore(ns, "m1", RestorePhase.Restoring);
+    Pod copy = client.pods().inNamespace(ns).withName("m1").get();
+    assertEquals(
+        "staged:" + r.getMetadata().getUid() + "/app",
+        copy.getMetadata().getAnnotations().get("restore-from.stasis.dev/app"),
+        "the target agent, which holds the parent, stages the container");
+    await()
+        .atMost(Duration.ofSeconds(15))
+        .until(() -> get(Migration.class, ns, "m1").getStatus().frozenAt != null);
+
+    kubelet.runReady(ns, "m1", "n2");
+    m = awaitMigration(ns, "m1", MigrationPhase.Completed);
+    assertEquals("True/Migrated", cond(m, "Ready"));
+    assertNull(client.pods().inNamespace(ns).withName("web").get(), "source deleted");
+    assertEquals(
+        Instant.parse(m.getStatus().copyReadyAt).toEpochMilli()
+            - Instant.parse(m.getStatus().frozenAt).toEpochMilli(),
+        m.getStatus().downtimeMillis,
+        "downtime counts from the final cut");
+    for (String p :
+        List.of("Checkpointing", "PreStaging", "Restoring", "DeletingSource", "Completed")) {
+      assertTrue(
+          client.v1().events().inNamespace(ns).list().getItems().stream()
+              .anyMatch(e -> e.getMessage().startsWith(p + ":")),
+          "an Event for " + p);
+    }
+  }
+
+  @Test
+  void aFailedPreStageReleasesTheHeldCheckpointAndTheSourceRunsOn() {
+    String ns = "mig-pre-fail";
+    Pod src = source(ns);
+    migration(ns, "m1", "web", "n2", true);
+    awaitMigration(ns, "m1", MigrationPhase.Checkpointing);
+    agentStoresParents(ns, "m1");
+    awaitMigration(ns, "m1", MigrationPhase.PreStaging);
+    awaitPreStagingRestore(ns, "m1");
+    targetAgentReports(
+        ns, "m1", Reason.StageFailed, "object parent/pages-1.img failed verification");
+    Migration m = awaitMigration(ns, "m1", MigrationPhase.Failed);
+    assertEquals("True/StageFailed", cond(m, "Failed"));
+    assertEquals("True/SourceLeftRunning", cond(m, "SourceRunning"));
+    assertTrue(m.getStatus().message.contains("failed verification"), m.getStatus().message);
+    await().atMost(Duration.ofSeconds(5)).until(() -> get(Checkpoint.class, ns, "m1") == null);
+    // the held Checkpoint gone, its Restore ends too (and the target agent removes its stage)
+    awaitRestore(ns, "m1", RestorePhase.Failed);
+    assertNull(client.pods().inNamespace(ns).withName("m1").get(), "no copy");
+    assertEquals(
+        src.getMetadata().getUid(),
+        client.pods().inNamespace(ns).withName("web").get().getMetadata().getUid());
+  }
+
+  @Test
+  void deletingAMigrationDuringPreStagingReleasesTheHeldCheckpoint() {
+    String ns = "mig-pre-del";
+    Pod src = source(ns);
+    migration(ns, "m1", "web", "n2", true);
+    awaitMigration(ns, "m1", MigrationPhase.Checkpointing);
+    agentStoresParents(ns, "m1");
+    awaitMigration(ns, "m1", MigrationPhase.PreStaging);
+    awaitPreStagingRestore(ns, "m1");
+    client.resources(Migration.class).inNamespace(ns).withName("m1").delete();
+    await().atMost(Duration.ofSeconds(15)).until(() -> get(Migration.class, ns, "m1") == null);
+    await().atMost(Duration.ofSeconds(5)).until(() -> get(Checkpoint.class, ns, "m1") == null);
+    assertNull(client.pods().inNamespace(ns).withName("m1").get(), "no copy");
     assertEquals(
         src.getMetadata().getUid(),
         client.pods().inNamespace(ns).withName("web").get().getMetadata().getUid());

@@ -244,4 +244,40 @@ class RestoreStagingDeciderTest {
         "pod ns/back: the node agent could not stage it: storage secret ns/bad not found",
         d.step().message());
   }
+
+  /** A Migration's held Checkpoint: parent sets stored, final cut not taken yet. */
+  Checkpoint held(Transition t) {
+    Checkpoint c = checkpoint(null, null);
+    c.getSpec().setHoldFinalFreeze(true);
+    c.setStatus(StatusAggregator.next(null, 1, t, NOW));
+    return c;
+  }
+
+  @Test
+  void aRestoreOfAHeldCheckpointWaitsOnItsNodeInsteadOfFailing() {
+    Restore r = restore();
+    r.getSpec().setNodeName("n2");
+    Checkpoint c =
+        held(
+            Transition.to(Phase.Running, Reason.ParentStored, "parents")
+                .parentStored(NOW.toString(), 1));
+    RestoreDecider.Decision d = decide(r, c, null);
+    assertNull(d.create(), "no pod before the final cut");
+    assertEquals(RestorePhase.Pending, d.step().phase());
+    assertEquals("n2", d.step().nodeName(), "recorded: the node's agent may report ParentStaged");
+    assertTrue(d.step().message().contains("holds its final cut"), d.step().message());
+
+    // completed: the pod, every container staged by the agent that holds the parent
+    Checkpoint done = checkpoint(null, null);
+    done.getSpec().setHoldFinalFreeze(true);
+    d = decide(r, done, null);
+    assertEquals(
+        "staged:" + UID + "/app",
+        d.create().getMetadata().getAnnotations().get("restore-from.stasis.dev/app"));
+
+    // failed while held: the Restore fails as for any checkpoint that is not Completed
+    d = decide(r, held(Transition.failed(Reason.Cancelled, "cancelled")), null);
+    assertEquals(RestorePhase.Failed, d.step().phase());
+    assertEquals(Reason.CheckpointNotCompleted, d.step().reason());
+  }
 }
