@@ -28,6 +28,14 @@ public class CheckpointSpec {
   @JsonPropertyDescription("Let the workload continue after the dump (true) or kill it (false).")
   private Boolean leaveRunning = true;
 
+  @Default("false")
+  @JsonPropertyDescription(
+      "Pre-copy the pod while it runs, store every container's parent image set, report"
+          + " ParentStored, then take the final cut only once the Checkpoint carries the"
+          + " annotation stasis.dev/final-freeze: go (timeoutSeconds and deletion still bound the"
+          + " wait). Used by a Migration to stage the bulk of the memory before the freeze.")
+  private Boolean holdFinalFreeze = false;
+
   @Default("300")
   @Min(1)
   @Max(86400)
@@ -72,6 +80,14 @@ public class CheckpointSpec {
 
   public void setLeaveRunning(Boolean leaveRunning) {
     this.leaveRunning = leaveRunning;
+  }
+
+  public Boolean getHoldFinalFreeze() {
+    return holdFinalFreeze;
+  }
+
+  public void setHoldFinalFreeze(Boolean holdFinalFreeze) {
+    this.holdFinalFreeze = holdFinalFreeze;
   }
 
   public Integer getTimeoutSeconds() {
@@ -121,6 +137,10 @@ public class CheckpointSpec {
 
   public boolean effectiveLeaveRunning() {
     return leaveRunning == null || leaveRunning;
+  }
+
+  public boolean effectiveHoldFinalFreeze() {
+    return holdFinalFreeze != null && holdFinalFreeze;
   }
 
   public DeletionPolicy effectiveDeletionPolicy() {

@@ -17,7 +17,9 @@ import java.util.List;
 public class CheckpointStatus {
   public Phase phase;
 
-  @JsonPropertyDescription("Accepted, Ready, Failed and Restorable, each with a reason.")
+  @JsonPropertyDescription(
+      "Accepted, Ready, Failed and Restorable, each with a reason; ParentStored with"
+          + " spec.holdFinalFreeze.")
   public List<Condition> conditions = new ArrayList<>();
 
   public Long observedGeneration;
@@ -41,6 +43,11 @@ public class CheckpointStatus {
   @JsonPropertyDescription(
       "When the cut froze the pod (RFC 3339 with milliseconds): a Migration's downtime starts here.")
   public String frozenAt;
+
+  @JsonPropertyDescription(
+      "With spec.holdFinalFreeze: when every container's parent image set (the pre-copy taken"
+          + " while the pod ran) was stored (RFC 3339, milliseconds); condition ParentStored.")
+  public String parentStoredAt;
 
   /**
    * The pod as a Restore recreates it, sanitized by {@link PodTemplates#sanitize}: written by the
@@ -72,6 +79,7 @@ public class CheckpointStatus {
     c.completionTime = completionTime;
     c.message = message;
     c.frozenAt = frozenAt;
+    c.parentStoredAt = parentStoredAt;
     c.podTemplate = podTemplate;
     return c;
   }

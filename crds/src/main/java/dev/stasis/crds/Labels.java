@@ -26,6 +26,22 @@ public final class Labels {
    */
   public static final String AGENT_FINALIZER = "stasis.dev/node-agent";
 
+  /**
+   * Annotation on a Checkpoint with {@code spec.holdFinalFreeze}: the agent, holding after
+   * ParentStored with the pod running, takes the final cut once its value is {@link
+   * #FINAL_FREEZE_GO}. An annotation because the spec is immutable once accepted.
+   */
+  public static final String FINAL_FREEZE = "stasis.dev/final-freeze";
+
+  /** The value of {@link #FINAL_FREEZE} that releases the final cut. */
+  public static final String FINAL_FREEZE_GO = "go";
+
+  /** True when the object carries {@code stasis.dev/final-freeze: go}. */
+  public static boolean finalFreezeGo(io.fabric8.kubernetes.api.model.HasMetadata o) {
+    var a = o == null || o.getMetadata() == null ? null : o.getMetadata().getAnnotations();
+    return a != null && FINAL_FREEZE_GO.equals(a.get(FINAL_FREEZE));
+  }
+
   /** Object key prefix under the store for one checkpoint: namespace/name/uid. */
   public static String storeKey(Checkpoint cr) {
     return cr.getMetadata().getNamespace()

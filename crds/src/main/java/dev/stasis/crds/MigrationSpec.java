@@ -32,6 +32,13 @@ public class MigrationSpec {
   @JsonPropertyDescription("Compression of the stored image files.")
   private CheckpointSpec.Compression compression = CheckpointSpec.Compression.none;
 
+  @Default("true")
+  @JsonPropertyDescription(
+      "Pre-copy: store and stage the source's memory on the target while the source runs, then"
+          + " freeze only for the delta (downtime = delta + restore); false checkpoints the whole"
+          + " memory after the cut.")
+  private Boolean preCopy = true;
+
   @Default("600")
   @Min(1)
   @Max(86400)
@@ -78,6 +85,18 @@ public class MigrationSpec {
 
   public void setCompression(CheckpointSpec.Compression compression) {
     this.compression = compression;
+  }
+
+  public Boolean getPreCopy() {
+    return preCopy;
+  }
+
+  public void setPreCopy(Boolean preCopy) {
+    this.preCopy = preCopy;
+  }
+
+  public boolean effectivePreCopy() {
+    return preCopy == null || preCopy;
   }
 
   public Integer getTimeoutSeconds() {

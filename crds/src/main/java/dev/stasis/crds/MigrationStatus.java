@@ -10,7 +10,8 @@ import java.util.List;
 @JsonInclude(JsonInclude.Include.NON_NULL)
 public class MigrationStatus {
   @JsonPropertyDescription(
-      "Pending, Checkpointing, Restoring, DeletingSource, then Completed or Failed.")
+      "Pending, Checkpointing, PreStaging (spec.preCopy), Restoring, DeletingSource, then"
+          + " Completed or Failed.")
   public MigrationPhase phase;
 
   @JsonPropertyDescription("Accepted, Ready, Failed and SourceRunning, each with a reason.")
@@ -28,6 +29,10 @@ public class MigrationStatus {
 
   @JsonPropertyDescription("The copy's pod name.")
   public String targetPodName;
+
+  @JsonPropertyDescription(
+      "When the target node had the source's parent image sets staged (copied from the Restore).")
+  public String parentStagedAt;
 
   @JsonPropertyDescription("When the checkpoint froze the source (RFC 3339, milliseconds).")
   public String frozenAt;
@@ -54,6 +59,7 @@ public class MigrationStatus {
     c.checkpointName = checkpointName;
     c.restoreName = restoreName;
     c.targetPodName = targetPodName;
+    c.parentStagedAt = parentStagedAt;
     c.frozenAt = frozenAt;
     c.copyReadyAt = copyReadyAt;
     c.downtimeMillis = downtimeMillis;

@@ -11,7 +11,7 @@ import java.time.temporal.ChronoUnit;
  *
  * <ul>
  *   <li>Completed and Failed are terminal; phases move only forward (Pending, Checkpointing,
- *       Restoring, DeletingSource, then terminal).
+ *       PreStaging with spec.preCopy, Restoring, DeletingSource, then terminal).
  *   <li>Conditions {@code Accepted}, {@code Ready} (migrated: copy Ready, source deleted), {@code
  *       Failed} and {@code SourceRunning} carry the generation they describe; lastTransitionTime
  *       moves only when the status does.
@@ -40,6 +40,7 @@ public final class MigrationStatusAggregator {
     String restoreName;
     String targetPodName;
     String frozenAt;
+    String parentStagedAt;
     Instant copyReadyAt;
 
     private Step(MigrationPhase phase, Reason reason, String message) {
@@ -76,6 +77,12 @@ public final class MigrationStatusAggregator {
     /** When the checkpoint froze the source, as its status reports it (RFC 3339). */
     public Step frozenAt(String at) {
       this.frozenAt = at;
+      return this;
+    }
+
+    /** When the target staged the parent image sets, as the Restore reports it (RFC 3339). */
+    public Step parentStagedAt(String at) {
+      this.parentStagedAt = at;
       return this;
     }
 
@@ -131,6 +138,9 @@ public final class MigrationStatusAggregator {
     }
     if (t.frozenAt != null) {
       s.frozenAt = t.frozenAt;
+    }
+    if (t.parentStagedAt != null) {
+      s.parentStagedAt = t.parentStagedAt;
     }
     if (t.copyReadyAt != null) {
       s.copyReadyAt = t.copyReadyAt.truncatedTo(ChronoUnit.MILLIS).toString();

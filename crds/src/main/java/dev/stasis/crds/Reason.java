@@ -15,6 +15,11 @@ public enum Reason {
   Dumping(false),
   Uploading(false),
   Completed(false),
+  /**
+   * ParentStored=True: with spec.holdFinalFreeze every container's parent image set is stored; the
+   * pod runs until the final-freeze annotation says go.
+   */
+  ParentStored(false),
   // request errors (Failed before anything happened on the node)
   PodNotFound(true),
   PodNotRunning(true),
@@ -75,6 +80,11 @@ public enum Reason {
   Staged(false),
   /** Staged=False, and the Restore fails: the agent could not fetch or verify the images. */
   StageFailed(false),
+  /**
+   * ParentStaged=True: every container's parent image set is verified in the target node's staging
+   * area before the source's final cut (Migration pre-copy); False uses {@link #StageFailed}.
+   */
+  ParentStaged(false),
 
   // ---- Migration ----
   /** spec.targetNode is the node the pod already runs on. */
@@ -85,6 +95,8 @@ public enum Reason {
    */
   PodHasController(true),
   Checkpointing(false),
+  /** The source's parent sets are stored and being staged on the target; the source runs. */
+  PreStaging(false),
   CheckpointFailed(false),
   Restoring(false),
   RestoreFailed(false),

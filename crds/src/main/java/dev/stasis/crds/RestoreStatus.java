@@ -14,7 +14,8 @@ public class RestoreStatus {
 
   @JsonPropertyDescription(
       "Accepted, Ready and Failed, each with a reason; Staged when the node agent stages the"
-          + " source (it needs Secrets the runtime wrapper does not have).")
+          + " source (it needs Secrets the runtime wrapper does not have); ParentStaged when it"
+          + " pre-stages a Migration's parent image sets.")
   public List<Condition> conditions = new ArrayList<>();
 
   public Long observedGeneration;
@@ -29,6 +30,12 @@ public class RestoreStatus {
 
   @JsonPropertyDescription("The checkpoint location restored from.")
   public String location;
+
+  @JsonPropertyDescription(
+      "When the target node's agent had every container's parent image set verified in its"
+          + " staging area, before the source's final cut (Migration pre-copy); condition"
+          + " ParentStaged.")
+  public String parentStagedAt;
 
   public String startTime;
 
@@ -47,6 +54,7 @@ public class RestoreStatus {
     c.podUID = podUID;
     c.nodeName = nodeName;
     c.location = location;
+    c.parentStagedAt = parentStagedAt;
     c.startTime = startTime;
     c.readyAt = readyAt;
     c.completionTime = completionTime;

@@ -11,7 +11,8 @@ import java.time.temporal.ChronoUnit;
  * unchanged); phases move only forward (Pending, Restoring, then terminal; a step back is a
  * programming error); conditions {@code Accepted}, {@code Ready} (pod Ready), {@code Failed} each
  * carry the generation they describe, and a condition's lastTransitionTime moves only when its
- * status does; facts a step does not mention (pod, node, location) are kept.
+ * status does; facts a step does not mention (pod, node, location) are kept, and so are the node
+ * agent's own conditions ({@link #STAGED}, {@link #PARENT_STAGED}) and {@code parentStagedAt}.
  */
 public final class RestoreStatusAggregator {
   public static final String ACCEPTED = Conditions.ACCEPTED;
@@ -25,6 +26,15 @@ public final class RestoreStatusAggregator {
    * cannot (the operator then fails the Restore with that reason).
    */
   public static final String STAGED = "Staged";
+
+  /**
+   * Written by the target node's agent for a Restore whose Checkpoint reported ParentStored (a
+   * Migration's pre-copy): True with {@link Reason#ParentStaged} once every container's parent
+   * image set is verified in the staging area, False with {@link Reason#StageFailed} and the
+   * one-line reason when it cannot. Like {@link #STAGED}, only the agent writes it and {@link
+   * #next} keeps it.
+   */
+  public static final String PARENT_STAGED = "ParentStaged";
 
   private RestoreStatusAggregator() {}
 
@@ -129,6 +139,45 @@ public final class RestoreStatusAggregator {
         generation,
         now.truncatedTo(ChronoUnit.SECONDS).toString());
     return s;
+  }
+
+  /**
+   * The target node agent's pre-staging of the parent image sets: only {@link #PARENT_STAGED} (and,
+   * when staged, {@code parentStagedAt}) changes. A terminal Restore is returned unchanged.
+   */
+  public static RestoreStatus parentStaged(
+      RestoreStatus current, long generation, Reason reason, String message, Instant now) {
+    if (reason != Reason.ParentStaged && reason != Reason.StageFailed) {
+      throw new IllegalArgumentException(reason + " is not a parent staging reason");
+    }
+    if (current != null && current.phase != null && current.phase.terminal()) {
+      return current;
+    }
+    RestoreStatus s = current == null ? new RestoreStatus() : current.copy();
+    Conditions.set(
+        s.conditions,
+        PARENT_STAGED,
+        reason == Reason.ParentStaged,
+        reason,
+        message,
+        generation,
+        now.truncatedTo(ChronoUnit.SECONDS).toString());
+    if (reason == Reason.ParentStaged && s.parentStagedAt == null) {
+      s.parentStagedAt = now.truncatedTo(ChronoUnit.MILLIS).toString();
+    }
+    return s;
+  }
+
+  /** The one-line reason when the agent reported that it could not pre-stage; else null. */
+  public static String parentStageFailure(RestoreStatus s) {
+    var c = condition(s, PARENT_STAGED);
+    return c != null && Reason.StageFailed.name().equals(c.getReason()) ? c.getMessage() : null;
+  }
+
+  /** True once the agent reported every parent image set staged. */
+  public static boolean isParentStaged(RestoreStatus s) {
+    var c = condition(s, PARENT_STAGED);
+    return c != null && "True".equals(c.getStatus());
   }
 
   /** The one-line reason when the node agent reported that it could not stage; else null. */

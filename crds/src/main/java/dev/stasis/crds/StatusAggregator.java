@@ -23,6 +23,8 @@ import java.util.List;
  *       sizeBytes is then the sum over the containers.
  *   <li>{@code Restorable} is set from the engine's restorability warnings whenever a transition
  *       carries them: True when there are none, False with the warnings as message otherwise.
+ *   <li>{@code ParentStored} (and {@code parentStoredAt}) is set True once, by the transition that
+ *       carries {@link Transition#parentStored}; later transitions keep it.
  *   <li>Conditions: {@code Accepted} (request valid), {@code Ready} (images complete in the store),
  *       {@code Failed} (with the failure reason). A condition's lastTransitionTime changes only
  *       when its status does; every condition carries the generation it describes.
@@ -33,6 +35,13 @@ public final class StatusAggregator {
   public static final String READY = Conditions.READY;
   public static final String FAILED = Conditions.FAILED;
   public static final String RESTORABLE = "Restorable";
+
+  /**
+   * With {@code spec.holdFinalFreeze}: True (reason {@link Reason#ParentStored}, message naming the
+   * parent bytes) once the agent stored every container's parent image set; it then holds the pod
+   * running until {@link Labels#FINAL_FREEZE} says go. Never set otherwise.
+   */
+  public static final String PARENT_STORED = "ParentStored";
 
   private StatusAggregator() {}
 
@@ -80,6 +89,22 @@ public final class StatusAggregator {
     }
     if (t.frozenAt != null) {
       s.frozenAt = t.frozenAt;
+    }
+    if (t.parentStoredAt != null) {
+      s.parentStoredAt = t.parentStoredAt;
+      Conditions.set(
+          s.conditions,
+          PARENT_STORED,
+          true,
+          Reason.ParentStored,
+          "parent image sets stored ("
+              + t.parentBytes
+              + " bytes) while the pod runs; the final cut waits for "
+              + Labels.FINAL_FREEZE
+              + ": "
+              + Labels.FINAL_FREEZE_GO,
+          generation,
+          ts);
     }
     if (perContainer) {
       s.phase = podPhase(s, t, current == null ? null : current.phase);

@@ -23,6 +23,8 @@ public final class Transition {
   java.util.Map<String, String> checkpointIds;
   io.fabric8.kubernetes.api.model.PodTemplateSpec podTemplate;
   String frozenAt;
+  String parentStoredAt;
+  Long parentBytes;
 
   private Transition(Phase phase, Reason reason, String message) {
     this.phase = phase;
@@ -100,6 +102,16 @@ public final class Transition {
   /** When the cut froze the pod. */
   public Transition frozenAt(java.time.Instant at) {
     this.frozenAt = at.truncatedTo(java.time.temporal.ChronoUnit.MILLIS).toString();
+    return this;
+  }
+
+  /**
+   * Every container's parent image set (pre-copy, pod running) is stored: {@code at} (RFC 3339) and
+   * their total bytes. Sets {@code parentStoredAt} and the condition {@code ParentStored}.
+   */
+  public Transition parentStored(String at, long bytes) {
+    this.parentStoredAt = java.time.Instant.parse(at).toString();
+    this.parentBytes = bytes;
     return this;
   }
 

@@ -114,4 +114,39 @@ class MigrationStatusAggregatorTest {
             MigrationStatusAggregator.next(
                 s, 1, Step.to(MigrationPhase.Checkpointing, Reason.Checkpointing, "back"), T1));
   }
+
+  @Test
+  void preStagingSitsBetweenCheckpointingAndRestoringAndRecordsParentStagedAt() {
+    assertEquals(true, new MigrationSpec().effectivePreCopy(), "pre-copy is the default");
+    MigrationStatus s =
+        MigrationStatusAggregator.next(
+            null, 1, Step.to(MigrationPhase.Checkpointing, Reason.Checkpointing, "c"), T0);
+    s =
+        MigrationStatusAggregator.next(
+            s,
+            1,
+            Step.to(MigrationPhase.PreStaging, Reason.PreStaging, "staging parents on n2")
+                .restore("web-m", "web-copy"),
+            T1);
+    assertEquals(MigrationPhase.PreStaging, s.phase);
+    assertEquals("True", status(s, "SourceRunning"), "the source runs unfrozen");
+    s =
+        MigrationStatusAggregator.next(
+            s,
+            1,
+            Step.to(MigrationPhase.Restoring, Reason.Restoring, "final cut")
+                .parentStagedAt("2026-12-03T10:00:04.100Z"),
+            T2);
+    assertEquals("2026-12-03T10:00:04.100Z", s.parentStagedAt);
+    s =
+        MigrationStatusAggregator.next(
+            s, 1, Step.to(MigrationPhase.DeletingSource, Reason.DeletingSource, "ready"), T3);
+    assertEquals("2026-12-03T10:00:04.100Z", s.parentStagedAt, "kept");
+    MigrationStatus r = s;
+    assertThrows(
+        IllegalStateException.class,
+        () ->
+            MigrationStatusAggregator.next(
+                r, 1, Step.to(MigrationPhase.PreStaging, Reason.PreStaging, "back"), T3));
+  }
 }

@@ -100,4 +100,50 @@ class RestoreStatusAggregatorTest {
             RestoreStatusAggregator.next(
                 r, 1, Step.to(RestorePhase.Pending, Reason.Accepted, "back"), T1));
   }
+
+  @Test
+  void parentStagedIsTheAgentsAndTheOperatorsStepsKeepIt() {
+    RestoreStatus s =
+        RestoreStatusAggregator.next(
+            null, 1, Step.to(RestorePhase.Pending, Reason.Accepted, "waiting for the cut"), T0);
+    assertEquals(false, RestoreStatusAggregator.isParentStaged(s));
+    s = RestoreStatusAggregator.parentStaged(s, 1, Reason.ParentStaged, "2 parent sets", T1);
+    assertEquals("True", status(s, "ParentStaged"));
+    assertEquals("ParentStaged", reason(s, "ParentStaged"));
+    assertEquals("2026-12-03T10:00:04.250Z", s.parentStagedAt);
+    assertEquals(RestorePhase.Pending, s.phase, "the agent never moves the phase");
+    assertEquals("waiting for the cut", s.message);
+    assertEquals(true, RestoreStatusAggregator.isParentStaged(s));
+    s =
+        RestoreStatusAggregator.next(
+            s, 1, Step.to(RestorePhase.Restoring, Reason.PodCreated, "created").pod("p", "u"), T2);
+    assertEquals("True", status(s, "ParentStaged"), "the operator's step keeps the condition");
+    assertEquals("2026-12-03T10:00:04.250Z", s.parentStagedAt);
+    assertEquals(4, s.conditions.size());
+    RestoreStatus again =
+        RestoreStatusAggregator.parentStaged(s, 1, Reason.ParentStaged, "again", T2);
+    assertEquals("2026-12-03T10:00:04.250Z", again.parentStagedAt, "first time kept");
+    RestoreStatus r = s;
+    assertThrows(
+        IllegalArgumentException.class,
+        () -> RestoreStatusAggregator.parentStaged(r, 1, Reason.Staged, "x", T2));
+  }
+
+  @Test
+  void parentStageFailureCarriesTheOneLineReason() {
+    RestoreStatus s =
+        RestoreStatusAggregator.parentStaged(
+            null, 1, Reason.StageFailed, "app/parent/pages-1.img: digest mismatch", T0);
+    assertEquals("False", status(s, "ParentStaged"));
+    assertNull(s.parentStagedAt);
+    assertEquals(
+        "app/parent/pages-1.img: digest mismatch", RestoreStatusAggregator.parentStageFailure(s));
+    assertNull(RestoreStatusAggregator.stageFailure(s), "Staged is another condition");
+    RestoreStatus failed =
+        RestoreStatusAggregator.next(s, 1, Step.failed(Reason.StageFailed, "x"), T1);
+    assertSame(
+        failed,
+        RestoreStatusAggregator.parentStaged(failed, 1, Reason.ParentStaged, "late", T2),
+        "nothing left to stage for");
+  }
 }

@@ -232,4 +232,60 @@ class StatusAggregatorTest {
             "Restorable"),
         "unknown until the engine said");
   }
+
+  @Test
+  void parentStoredIsSetOnceAndKeptUntilTheCutCompletes() {
+    CheckpointStatus s =
+        StatusAggregator.next(null, 1, Transition.to(Phase.Running, Reason.Claimed, "claimed"), T0);
+    assertNull(cond(s, StatusAggregator.PARENT_STORED), "only a held pre-copy reports it");
+    s =
+        StatusAggregator.next(
+            s,
+            1,
+            Transition.to(Phase.Running, Reason.ParentStored, "holding")
+                .parentStored("2026-11-28T04:00:04.125Z", 12_345),
+            T1);
+    assertEquals(Phase.Running, s.phase);
+    assertEquals("2026-11-28T04:00:04.125Z", s.parentStoredAt);
+    Condition c = cond(s, StatusAggregator.PARENT_STORED);
+    assertEquals("True", c.getStatus());
+    assertEquals("ParentStored", c.getReason());
+    assertEquals(
+        "parent image sets stored (12345 bytes) while the pod runs; the final cut waits for"
+            + " stasis.dev/final-freeze: go",
+        c.getMessage());
+    assertEquals("2026-11-28T04:00:05Z", c.getLastTransitionTime());
+    assertEquals("False", cond(s, "Ready").getStatus(), "a parent is not a checkpoint");
+    s =
+        StatusAggregator.next(
+            s,
+            1,
+            Transition.to(Phase.Running, Reason.Dumping, "final cut")
+                .container("app", CheckpointStatus.ContainerPhase.Frozen, null),
+            T2);
+    s = StatusAggregator.next(s, 1, Transition.to(Phase.Completed, Reason.Completed, "done"), T2);
+    assertEquals("2026-11-28T04:00:04.125Z", s.parentStoredAt, "later transitions keep it");
+    assertEquals("True", cond(s, StatusAggregator.PARENT_STORED).getStatus());
+    assertEquals(
+        "2026-11-28T04:00:05Z", cond(s, StatusAggregator.PARENT_STORED).getLastTransitionTime());
+    assertEquals("True", cond(s, "Ready").getStatus());
+  }
+
+  @Test
+  void holdFinalFreezeDefaultsOffAndTheGoAnnotationIsExact() {
+    CheckpointSpec spec = new CheckpointSpec();
+    assertEquals(false, spec.effectiveHoldFinalFreeze());
+    spec.setHoldFinalFreeze(null);
+    assertEquals(false, spec.effectiveHoldFinalFreeze(), "absent means today's checkpoint");
+    spec.setHoldFinalFreeze(true);
+    assertEquals(true, spec.effectiveHoldFinalFreeze());
+    Checkpoint cr = new Checkpoint();
+    cr.setMetadata(new io.fabric8.kubernetes.api.model.ObjectMeta());
+    assertEquals(false, Labels.finalFreezeGo(cr));
+    cr.getMetadata().setAnnotations(new java.util.HashMap<>());
+    cr.getMetadata().getAnnotations().put(Labels.FINAL_FREEZE, "wait");
+    assertEquals(false, Labels.finalFreezeGo(cr));
+    cr.getMetadata().getAnnotations().put("stasis.dev/final-freeze", "go");
+    assertEquals(true, Labels.finalFreezeGo(cr));
+  }
 }
