@@ -532,7 +532,8 @@ public final class PodDump {
 
   /**
    * Whether a kill-mode pod checkpoint pre-copies (on unless {@code STASIS_PRE_COPY=off} in the
-   * agent's environment; {@code STASIS_LIVE_COPY=off} turns every live copy off, this one too).
+   * agent's environment; {@code STASIS_LIVE_COPY=off} turns every live copy off, this one too). A
+   * held checkpoint ({@link Hold}) pre-copies regardless: its parents are what the hold is for.
    */
   static boolean preCopy() {
     return !"off".equals(System.getenv("STASIS_PRE_COPY"));
