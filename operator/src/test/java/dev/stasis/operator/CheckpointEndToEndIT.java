@@ -853,6 +853,60 @@ class CheckpointEndToEndIT {
   }
 
   /**
+   * A held Checkpoint deleted during its hold (a Migration rolled back): the agent ends the hold
+   * without a cut, the container runs on untraced with no write tracking left, the stored parent
+   * set and any upload are removed, and the Checkpoint goes once the agent let go of it.
+   */
+  @Test
+  @Order(17)
+  void heldCheckpointDeletedDuringItsHoldReleasesTheWorkloadUntrackedAndLeavesNothing()
+      throws Exception {
+    org.junit.jupiter.api.Assumptions.assumeTrue(
+        dev.stasis.testing.LiveTracking.kernelHasAsyncWp(),
+        "no asynchronous userfaultfd WP on this kernel");
+    String ns = "e2e-held-del";
+    liveCopy = true;
+    try (RuncContainer ctr = RuncContainer.counter(work)) {
+      podAndSecret(ns, ctr);
+      Checkpoint c = Fixtures.checkpoint(ns, "c17", "web");
+      c.getSpec().setHoldFinalFreeze(true);
+      CheckpointSpec.StorageSpec st = new CheckpointSpec.StorageSpec();
+      st.setUri("s3://ckpt/k8s");
+      st.setCredentialsSecretRef(new CheckpointSpec.SecretRef("s3-creds", null));
+      c.getSpec().setStorage(st);
+      c.getSpec().setTimeoutSeconds(60);
+      c = test.resource(c).create();
+      String uid = c.getMetadata().getUid();
+      await()
+          .atMost(Duration.ofSeconds(60))
+          .until(
+              () -> {
+                CheckpointStatus s = get(ns, "c17").getStatus();
+                return s != null
+                    && ((s.phase != null && s.phase.terminal())
+                        || StatusAggregator.condition(s, StatusAggregator.PARENT_STORED) != null);
+              });
+      assertEquals(Phase.Running, get(ns, "c17").getStatus().phase, "held");
+      assertTrue(
+          dev.stasis.testing.LiveTracking.registeredVmas(ctr.hostPid()) > 0,
+          "write-tracked during the hold");
+      test.resource(get(ns, "c17")).delete();
+      await().atMost(Duration.ofSeconds(30)).until(() -> get(ns, "c17") == null);
+      assertTrue(ctr.alive());
+      assertEquals("0", tracer(ctr.hostPid()), "nobody traces the workload");
+      dev.stasis.testing.LiveTracking.assertNoUserfaultfd(ctr.hostPid());
+      int lines = ctr.lines();
+      await().atMost(Duration.ofSeconds(5)).until(() -> ctr.lines() > lines + 2);
+      try (CheckpointStore store = appStore("s3://ckpt/k8s/" + ns + "/c17/" + uid)) {
+        assertEquals(List.of(), store.objectKeys(), "the parent set is removed");
+        assertEquals(List.of(), store.pendingUploads(), "no multipart upload left");
+      }
+    } finally {
+      liveCopy = false;
+    }
+  }
+
+  /**
    * Issue 14: install.md's first checkpoint, as documented: its workload script (no longer busybox
    * ping, whose ICMP socket cannot be dumped) in a real container, its Checkpoint manifest as
    * written, the default store. It completes and the workload keeps running.
