@@ -43,6 +43,12 @@ final class CheckpointJob implements Runnable {
   /** The status ended under us (operator timeout, spec edited): stop and undo. */
   private volatile boolean abandoned;
 
+  /**
+   * A held checkpoint reported ParentStored: a target may have staged those parent sets, so no
+   * attempt may store other ones in their place (no retry of the cut after this).
+   */
+  private volatile boolean parentReported;
+
   CheckpointJob(
       Checkpoint cr,
       StatusWriter status,
@@ -122,7 +128,6 @@ final class CheckpointJob implements Runnable {
       List<PodDump.Result> results;
       // container name -> the id of the checkpoint its images go to (the last attempt's)
       Map<String, String> checkpointIds = new java.util.HashMap<>();
-      Instant runStart;
       for (int attempt = 1; ; attempt++) {
         int openedBefore = opened.size();
         List<PodDump.Member> members = new ArrayList<>();
@@ -189,17 +194,17 @@ final class CheckpointJob implements Runnable {
         }
         List<CheckpointStore> these = opened.subList(openedBefore, opened.size());
         try {
-          runStart = Instant.now();
           results =
               PodDump.run(
                   members,
                   cr.getSpec().effectiveLeaveRunning(),
                   dumper,
                   Duration.ofSeconds(10),
-                  this::cancelled);
+                  this::cancelled,
+                  cr.getSpec().effectiveHoldFinalFreeze() ? new FinalFreezeHold() : null);
           break;
         } catch (DumpException e) {
-          if (attempt >= ATTEMPTS || !transientZombie(e) || cancelled()) {
+          if (attempt >= ATTEMPTS || !transientZombie(e) || cancelled() || parentReported) {
             throw e;
           }
           // Nothing was kept: the engine released everything and every cgroup is thawed. Clear
@@ -250,8 +255,9 @@ final class CheckpointJob implements Runnable {
                   .sizeBytes(bytes)
                   .durations(total)
                   .checkpointIds(checkpointIds)
-                  // the cut: the pod froze when the run started plus the time the freeze took
-                  .frozenAt(runStart.plusMillis(total.freezeMillis))
+                  // the cut: the moment every container's cgroup was frozen (after any live copy
+                  // or hold, which the pod ran through)
+                  .frozenAt(results.get(0).cutAt())
                   .restorability(warnings));
       if (!written) {
         // The checkpoint ended under us (e.g. the operator timed it out) and says Failed. The
@@ -305,6 +311,54 @@ final class CheckpointJob implements Runnable {
       }
       opened.forEach(CheckpointStore::close);
       onDone.run();
+    }
+  }
+
+  /**
+   * {@code spec.holdFinalFreeze}: reports ParentStored once every parent set is stored, then reads
+   * the Checkpoint until it carries {@code stasis.dev/final-freeze: go}. The pod dump asks the
+   * job's cancellation between reads, so deletion, timeoutSeconds and a status ended under the
+   * agent (operator rollback) end the hold; a Checkpoint that is gone or ended is found here too.
+   */
+  private final class FinalFreezeHold implements PodDump.Hold {
+    @Override
+    public void parentsStored(long bytes) {
+      String at = Instant.now().truncatedTo(java.time.temporal.ChronoUnit.MILLIS).toString();
+      report(
+          status.transition(
+              Transition.to(
+                      Phase.Running,
+                      Reason.ParentStored,
+                      "parent image sets stored ("
+                          + bytes
+                          + " bytes); the pod runs until "
+                          + Labels.FINAL_FREEZE
+                          + ": "
+                          + Labels.FINAL_FREEZE_GO)
+                  .parentStored(at, bytes)));
+      parentReported = true;
+      LOG.info(who() + ": parent image sets stored (" + bytes + " bytes); holding the cut");
+    }
+
+    @Override
+    public boolean go() {
+      Checkpoint now;
+      try {
+        now = status.read();
+      } catch (RuntimeException e) {
+        return false; // the API server is away: ask again, bounded by timeoutSeconds
+      }
+      if (now == null) {
+        deleted = true;
+        return false;
+      }
+      if (now.getStatus() != null
+          && now.getStatus().phase != null
+          && now.getStatus().phase.terminal()) {
+        abandoned = true;
+        return false;
+      }
+      return Labels.finalFreezeGo(now);
     }
   }
 

@@ -29,6 +29,9 @@ import java.util.function.Consumer;
  *       kill mode (pre-copy, unless {@code STASIS_PRE_COPY=off}) each copy is then stored as its
  *       container's parent image set ({@code parent/}), durable before the cut, and each engine
  *       writes only the delta, its pagemap pointing into the parent for the rest;
+ *   <li>held ({@link Hold}, a Checkpoint's {@code holdFinalFreeze}, either mode): every container's
+ *       copy is stored as its parent set as in kill mode, the hold is told, and the pod runs on,
+ *       write-tracked, until the hold says go; only then comes the cut, which writes the delta;
  *   <li>freeze every container's cgroup (the cut: from here on no process of the pod runs);
  *   <li>per container, in order: check what is in the cgroup, write its root file system's changes,
  *       spec and config into its sink ({@link ContainerRootfs}, while still frozen: the same cut as
@@ -88,7 +91,29 @@ public final class PodDump {
       long uploadMillis,
       long bytes,
       Map<String, Long> engineTimings,
-      List<String> warnings) {}
+      List<String> warnings,
+      java.time.Instant cutAt) {}
+
+  /**
+   * A held pre-copy (a Checkpoint with {@code holdFinalFreeze}): between the stored parent sets and
+   * the cut the pod runs, write-tracked, for as long as the caller wants (a Migration stages the
+   * parents on the target node meanwhile). Called on the pod dump's thread.
+   */
+  public interface Hold {
+    /**
+     * Every container's parent set is stored (durable), {@code bytes} in all; the pod runs. Not
+     * called when the pre-copy failed or was cancelled first.
+     */
+    void parentsStored(long bytes) throws IOException;
+
+    /**
+     * Asked every {@link #POLL} until true: take the cut now. The checkpoint's cancellation is
+     * asked as often, and ends the hold (tracking removed, nothing frozen).
+     */
+    boolean go() throws IOException;
+
+    Duration POLL = Duration.ofMillis(200);
+  }
 
   /** The request refers to something that cannot be dumped; nothing was changed. */
   public static class RefusedException extends IOException {
@@ -151,6 +176,21 @@ public final class PodDump {
       Duration freezeTimeout,
       BooleanSupplier cancelled)
       throws Exception {
+    return run(members, leaveRunning, dumper, freezeTimeout, cancelled, null);
+  }
+
+  /**
+   * The pod's checkpoint; with a non-null {@code hold}, a held pre-copy in either mode: the parents
+   * are stored while the pod runs and the cut waits for {@link Hold#go}.
+   */
+  public static List<Result> run(
+      List<Member> members,
+      boolean leaveRunning,
+      ProcessDumper dumper,
+      Duration freezeTimeout,
+      BooleanSupplier cancelled,
+      Hold hold)
+      throws Exception {
     // Per container: its network namespace is the pod's (PodNetns), declared external. Decided
     // before the freeze (a spec read or a /proc scan): the namespace a container's init is in does
     // not change, and nothing of it belongs in the frozen window. Kill mode's pre-check takes the
@@ -181,11 +221,16 @@ public final class PodDump {
     // Live copies not yet handed to an engine: closed in finally (the tracking ends with them).
     LiveCopy[] lives = new LiveCopy[members.size()];
     try {
-      if (leaveRunning || preCopy()) {
-        startLive(members, dumper, lives, cancelled, !leaveRunning);
+      // A held checkpoint pre-copies in both modes: what the hold waits for is its parent sets.
+      boolean parents = hold != null || (!leaveRunning && preCopy());
+      if (leaveRunning || parents) {
+        startLive(members, dumper, lives, cancelled, parents);
         if (cancelled.getAsBoolean()) {
           throw new TrackingSink.CancelledException(); // after the last round: no cut for nothing
         }
+      }
+      if (hold != null) {
+        holdUntilGo(members, hold, cancelled);
       }
       dev.stasis.dump.Dumper.makeGcRoom(); // no collection inside the pod's cut
       long t0 = System.nanoTime();
@@ -193,6 +238,7 @@ public final class PodDump {
         frozen.add(CgroupFreezer.freeze(m.container(), freezeTimeout));
       }
       long frozenAt = System.nanoTime();
+      java.time.Instant cutAt = java.time.Instant.now();
       long freezeMillis = (frozenAt - t0) / 1_000_000;
       // Frozen, cgroup.procs is the authoritative and stable member list. The engine dumps the
       // process tree under the container's init; a process outside that tree would silently be
@@ -257,7 +303,7 @@ public final class PodDump {
         engine.thread.join();
         // e.g. the kill after the commit failed, or a leave-running commit failed
         engine.rethrowFailure();
-        done.add(engine.result(freezeMillis, frozenAt));
+        done.add(engine.result(freezeMillis, frozenAt, cutAt));
       }
       return done;
     } finally {
@@ -360,7 +406,7 @@ public final class PodDump {
     }
 
     /** After the join, the engine having succeeded. */
-    Result result(long freezeMillis, long frozenAt) throws IOException {
+    Result result(long freezeMillis, long frozenAt, java.time.Instant cutAt) throws IOException {
       if (!(outcome instanceof ProcessDumper.Outcome out)) {
         throw new IOException("dump engine crashed: " + outcome);
       }
@@ -377,19 +423,20 @@ public final class PodDump {
           member.sink().commitMillis(),
           member.sink().bytes(),
           out.timings(),
-          out.warnings());
+          out.warnings(),
+          cutAt);
     }
   }
 
   /**
    * Every container's processes are write-tracked and their pages copied while the whole pod runs
-   * ({@link ProcessDumper#startLive}), before the cut; with {@code parent} (kill mode) each copy is
-   * then stored as its container's parent image set ({@link LiveCopy#writeParent}), a member whose
-   * sink takes none being copied frozen. Containers are set up one after the other (each with a
-   * short freeze of its own tree, not of the pod), so the ones started first run one more round
-   * afterwards for what they wrote meanwhile; the cgroup freeze that follows is still the one cut
-   * of the pod, and each engine then reads only the pages written since their last copy. A
-   * container whose live copy is not possible is dumped frozen as before.
+   * ({@link ProcessDumper#startLive}), before the cut; with {@code parent} (kill mode, or held)
+   * each copy is then stored as its container's parent image set ({@link LiveCopy#writeParent}), a
+   * member whose sink takes none being copied frozen. Containers are set up one after the other
+   * (each with a short freeze of its own tree, not of the pod), so the ones started first run one
+   * more round afterwards for what they wrote meanwhile; the cgroup freeze that follows is still
+   * the one cut of the pod, and each engine then reads only the pages written since their last
+   * copy. A container whose live copy is not possible is dumped frozen as before.
    *
    * <p>The checkpoint cancelled meanwhile (deleted, past its timeoutSeconds, the agent stopping):
    * every round asks {@code cancelled} ({@link LiveCopy.Cancelled}), so the pod dump ends within a
@@ -450,7 +497,8 @@ public final class PodDump {
     if (!parent) {
       return;
     }
-    // Kill mode: each copy becomes its container's parent image set, stored (durable) while the
+    // Kill mode or held: each copy becomes its container's parent image set, stored (durable) while
+    // the
     // pod still runs; from here on its store is not written again, and the cut copies only what
     // was written since. A parent that cannot be written fails the checkpoint before any cut: its
     // sink may hold part of it, so the container is not quietly copied frozen into it instead.
@@ -481,8 +529,34 @@ public final class PodDump {
   }
 
   /**
+   * The hold of a held pre-copy: every parent set is stored, the pod runs and its live copies keep
+   * tracking (no round runs: the parents are fixed), until {@link Hold#go} or the checkpoint is
+   * cancelled, which ends the dump before any cut ({@link #run}'s finally closes every copy, so no
+   * tracking stays). The bytes told are what the sinks stored so far: the parent sets (nothing else
+   * of the images is written before the cut).
+   */
+  private static void holdUntilGo(List<Member> members, Hold hold, BooleanSupplier cancelled)
+      throws Exception {
+    long bytes = 0;
+    for (Member m : members) {
+      bytes += m.sink().bytes();
+    }
+    hold.parentsStored(bytes);
+    while (!hold.go()) {
+      if (cancelled.getAsBoolean()) {
+        throw new TrackingSink.CancelledException();
+      }
+      Thread.sleep(Hold.POLL.toMillis());
+    }
+    if (cancelled.getAsBoolean()) {
+      throw new TrackingSink.CancelledException();
+    }
+  }
+
+  /**
    * Whether a kill-mode pod checkpoint pre-copies (on unless {@code STASIS_PRE_COPY=off} in the
-   * agent's environment; {@code STASIS_LIVE_COPY=off} turns every live copy off, this one too).
+   * agent's environment; {@code STASIS_LIVE_COPY=off} turns every live copy off, this one too). A
+   * held checkpoint ({@link Hold}) pre-copies regardless: its parents are what the hold is for.
    */
   static boolean preCopy() {
     return !"off".equals(System.getenv("STASIS_PRE_COPY"));

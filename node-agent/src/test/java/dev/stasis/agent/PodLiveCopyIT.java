@@ -372,6 +372,212 @@ class PodLiveCopyIT {
     }
   }
 
+  /**
+   * A held pre-copy (a Checkpoint's {@code holdFinalFreeze}, what a Migration asks for), in both
+   * modes: the livewrite container's copy is stored as its parent set while it runs, the hold is
+   * told, and then the container keeps running, write-tracked and not frozen (its progress counter
+   * advances and it answers checks), for as long as no go comes. After the go the one cut writes
+   * only the delta ({@code PE_PARENT} for the rest); runc restores the set with upstream CRIU and
+   * the writer finds its memory as one instant no earlier than the go: the cut, not the parent.
+   */
+  @ParameterizedTest(name = "leaveRunning={0}")
+  @ValueSource(booleans = {true, false})
+  void aHeldPodCheckpointStoresTheParentRunsUntilGoAndRestoresAtTheCut(boolean leaveRunning)
+      throws Exception {
+    org.junit.jupiter.api.Assumptions.assumeTrue(
+        LiveTracking.kernelHasAsyncWp(), "no asynchronous userfaultfd WP on this kernel");
+    Path data = Files.createDirectories(work.resolve("data-held-" + leaveRunning));
+    String script = "exec /bin/livewrite /data " + MIB + " 10";
+    try (RuncContainer w =
+        RuncContainer.startWithBinaries(work, script, data, List.of(staticLivewrite()))) {
+      awaitReady(data);
+      int pid = w.hostPid();
+      Path images = work.resolve("images-held-" + leaveRunning);
+      java.util.concurrent.atomic.AtomicLong stored = new java.util.concurrent.atomic.AtomicLong();
+      java.util.concurrent.atomic.AtomicBoolean go =
+          new java.util.concurrent.atomic.AtomicBoolean();
+      List<Path> parentAtStore = new java.util.concurrent.CopyOnWriteArrayList<>();
+      PodDump.Hold hold =
+          new PodDump.Hold() {
+            @Override
+            public void parentsStored(long bytes) throws IOException {
+              parentAtStore.addAll(parentFiles(images));
+              stored.set(bytes);
+            }
+
+            @Override
+            public boolean go() {
+              return go.get();
+            }
+          };
+      PodDump.Member m = member("writer", w, images);
+      java.util.concurrent.FutureTask<List<PodDump.Result>> dump =
+          new java.util.concurrent.FutureTask<>(
+              () ->
+                  PodDump.run(
+                      List.of(m),
+                      leaveRunning,
+                      ProcessDumper.ENGINE,
+                      Duration.ofSeconds(5),
+                      () -> false,
+                      hold));
+      Thread t = new Thread(dump, "held-pod-dump");
+      t.start();
+      try {
+        PodDumpIT.await(() -> stored.get() > 0 || dump.isDone(), "the parent set is stored");
+        assertFalse(dump.isDone(), "the dump waits for the go");
+        assertTrue(
+            stored.get() >= MIB * 1024L * 1024, "the parent holds the buffer: " + stored.get());
+        assertTrue(
+            parentAtStore.stream().anyMatch(f -> f.endsWith("pagemap-1.img")),
+            "parent/ written before the hold: " + parentAtStore);
+        // the hold: running (checks answered, progress advancing), tracked, never traced
+        String h1 = check(data);
+        assertTrue(h1.startsWith("OK"), "the writer during the hold: " + h1);
+        String h2 = checkUntilChanged(data, h1);
+        assertTrue(h2.startsWith("OK"), "the writer during the hold: " + h2);
+        assertTrue(progress(h2) > progress(h1), "it runs during the hold: " + h1 + " -> " + h2);
+        assertTrue(LiveTracking.registeredVmas(pid) > 0, "write tracking stays on in the hold");
+        assertEquals("0", ContainerDumpIT.tracer(pid), "not held under ptrace");
+        assertFalse(dump.isDone(), "still waiting for the go");
+        String beforeGo = check(data);
+        assertTrue(beforeGo.startsWith("OK"), beforeGo);
+        go.set(true);
+        List<PodDump.Result> r = dump.get(60, java.util.concurrent.TimeUnit.SECONDS);
+        Map<String, Long> tm = r.get(0).engineTimings();
+        long parent = tm.getOrDefault("live_parent_pages", 0L);
+        long frozen = tm.getOrDefault("live_frozen_pages", -1L);
+        assertTrue(parent >= MIB * 256, "the parent holds the buffer: " + tm);
+        assertTrue(tm.getOrDefault("pages_in_parent", 0L) > 0, "the cut points into it: " + tm);
+        assertTrue(frozen >= 0 && frozen < parent, "the cut copied only the delta: " + tm);
+        for (Crit.Version v : Crit.Version.values()) {
+          long[] fin = Crit.pagemapPages(Crit.decode(v, images.resolve("pagemap-1.img")));
+          assertEquals(tm.get("pages_in_parent"), fin[1], v + ": PE_PARENT pages");
+          long[] par = Crit.pagemapPages(Crit.decode(v, images.resolve("parent/pagemap-1.img")));
+          assertEquals(parent, par[0], v + ": pages in the parent");
+        }
+        if (leaveRunning) {
+          assertTrue(w.alive(), "leave-running: runs on");
+          assertEquals("0", ContainerDumpIT.tracer(pid), "released");
+          LiveTracking.assertNoUserfaultfd(pid);
+          String after = check(data);
+          assertTrue(after.startsWith("OK"), "the original after the cut: " + after);
+        } else {
+          PodDumpIT.await(() -> !w.alive(), "killed once stored");
+        }
+        w.delete();
+        Files.deleteIfExists(data.resolve("ready"));
+        w.restore(images);
+        String restored = check(data);
+        assertTrue(restored.startsWith("OK"), "restored memory is one instant: " + restored);
+        assertTrue(
+            progress(restored) >= progress(beforeGo),
+            "restored at the cut, taken after the go (" + beforeGo + "): " + restored);
+        Thread.sleep(1000); // the writer verifies each page it overwrites
+        String goesOn = checkUntilChanged(data, restored);
+        assertTrue(goesOn.startsWith("OK"), "restored writer found no stale page: " + goesOn);
+        assertNotEquals(restored, goesOn, "the restored writer makes progress");
+      } finally {
+        go.set(true);
+        t.join(60_000);
+        m.sink().close();
+      }
+    }
+  }
+
+  /**
+   * A held pre-copy cancelled during its hold (the Checkpoint deleted, past its timeoutSeconds, or
+   * the Migration rolled back): the pod dump ends without a cut, every tracking removed, and the
+   * container runs on untouched in either mode (kill mode kills nobody); nothing is committed, the
+   * parent set goes with the sink.
+   */
+  @ParameterizedTest(name = "leaveRunning={0}")
+  @ValueSource(booleans = {true, false})
+  void aHeldPodCheckpointCancelledDuringItsHoldReleasesThePodUntracked(boolean leaveRunning)
+      throws Exception {
+    org.junit.jupiter.api.Assumptions.assumeTrue(
+        LiveTracking.kernelHasAsyncWp(), "no asynchronous userfaultfd WP on this kernel");
+    Path data = Files.createDirectories(work.resolve("data-held-cancel-" + leaveRunning));
+    String script = "exec /bin/livewrite /data " + MIB + " 10";
+    try (RuncContainer w =
+        RuncContainer.startWithBinaries(work, script, data, List.of(staticLivewrite()))) {
+      awaitReady(data);
+      int pid = w.hostPid();
+      String maps = Files.readString(Path.of("/proc/" + pid + "/maps"));
+      Path images = work.resolve("images-held-cancel-" + leaveRunning);
+      java.util.concurrent.atomic.AtomicBoolean cancelled =
+          new java.util.concurrent.atomic.AtomicBoolean();
+      java.util.concurrent.atomic.AtomicInteger asked =
+          new java.util.concurrent.atomic.AtomicInteger();
+      java.util.concurrent.atomic.AtomicLong tracked = new java.util.concurrent.atomic.AtomicLong();
+      java.util.concurrent.atomic.AtomicLong stored = new java.util.concurrent.atomic.AtomicLong();
+      List<Path> parentAtStore = new java.util.concurrent.CopyOnWriteArrayList<>();
+      PodDump.Hold hold =
+          new PodDump.Hold() {
+            @Override
+            public void parentsStored(long bytes) throws IOException {
+              parentAtStore.addAll(parentFiles(images));
+              stored.set(bytes);
+            }
+
+            @Override
+            public boolean go() throws IOException {
+              // a few polls into the hold, with the tracking seen in place, the Checkpoint goes
+              if (asked.incrementAndGet() == 3) {
+                tracked.set(LiveTracking.registeredVmas(pid));
+                cancelled.set(true);
+              }
+              return false;
+            }
+          };
+      PodDump.Member m = member("writer", w, images);
+      Exception e;
+      try {
+        e =
+            assertThrows(
+                Exception.class,
+                () ->
+                    PodDump.run(
+                        List.of(m),
+                        leaveRunning,
+                        ProcessDumper.ENGINE,
+                        Duration.ofSeconds(5),
+                        cancelled::get,
+                        hold));
+      } finally {
+        m.sink().close(); // as the agent's job does after a failure
+      }
+      assertTrue(e instanceof TrackingSink.CancelledException, "ended in the hold: " + e);
+      assertEquals(3, asked.get(), "the hold asked for the go until it was cancelled");
+      assertTrue(tracked.get() > 0, "it was tracked during the hold");
+      assertTrue(stored.get() >= MIB * 1024L * 1024, "the parent was stored: " + stored.get());
+      assertFalse(parentAtStore.isEmpty(), "parent/ was written before the hold");
+      assertTrue(w.alive(), "keeps running");
+      assertEquals("0", ContainerDumpIT.tracer(pid), "untraced");
+      LiveTracking.assertNoUserfaultfd(pid);
+      assertEquals(maps, Files.readString(Path.of("/proc/" + pid + "/maps")), "maps unchanged");
+      String after = check(data);
+      assertTrue(after.startsWith("OK"), "the writer after the cancelled hold: " + after);
+      assertNotEquals(after, checkUntilChanged(data, after), "it goes on (not frozen)");
+      try (var left = Files.list(images)) {
+        assertEquals(List.of(), left.toList(), "nothing stored, the parent set neither");
+      }
+    }
+  }
+
+  /** The parent set's files written so far under a directory sink's staging or final place. */
+  private static List<Path> parentFiles(Path images) throws IOException {
+    try (var walk = Files.walk(images)) {
+      return walk.filter(p -> p.getParent().getFileName().toString().equals("parent")).toList();
+    }
+  }
+
+  /** The writer's progress in pages from its check verdict ("OK sweep G page K of N"). */
+  private static long progress(String verdict) {
+    String[] w = verdict.split(" ");
+    return Long.parseLong(w[2]) * Long.parseLong(w[6]) + Long.parseLong(w[4]);
+  }
+
   private static PodDump.Member member(String name, RuncContainer c, Path images)
       throws IOException {
     return new PodDump.Member(

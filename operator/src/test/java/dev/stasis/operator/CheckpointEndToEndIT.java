@@ -735,6 +735,172 @@ class CheckpointEndToEndIT {
   }
 
   /**
+   * Migration pre-copy (holdFinalFreeze): a leave-running Checkpoint that holds its final cut. The
+   * agent stores the container's parent set while it runs and reports ParentStored (the store holds
+   * checkpoint/parent/, nothing is complete); the counter keeps counting and the checkpoint stays
+   * Running until the test, as the operator would, annotates stasis.dev/final-freeze: go. Then it
+   * completes with frozenAt after the go, the fetched set's pagemap points into its parent, and
+   * runc restores it: the counter goes on from the cut, which is later than the go.
+   */
+  @Test
+  @Order(16)
+  void heldCheckpointStoresTheParentWaitsForTheGoAndRuncRestoresTheCut() throws Exception {
+    org.junit.jupiter.api.Assumptions.assumeTrue(
+        dev.stasis.testing.LiveTracking.kernelHasAsyncWp(),
+        "no asynchronous userfaultfd WP on this kernel");
+    String ns = "e2e-held";
+    liveCopy = true;
+    try (RuncContainer ctr = RuncContainer.counter(work)) {
+      podAndSecret(ns, ctr);
+      Checkpoint c = Fixtures.checkpoint(ns, "c16", "web");
+      c.getSpec().setHoldFinalFreeze(true);
+      CheckpointSpec.StorageSpec st = new CheckpointSpec.StorageSpec();
+      st.setUri("s3://ckpt/k8s");
+      st.setCredentialsSecretRef(new CheckpointSpec.SecretRef("s3-creds", null));
+      c.getSpec().setStorage(st);
+      c.getSpec().setTimeoutSeconds(60);
+      c = test.resource(c).create();
+      String uid = c.getMetadata().getUid();
+      await()
+          .atMost(Duration.ofSeconds(60))
+          .until(
+              () -> {
+                CheckpointStatus s = get(ns, "c16").getStatus();
+                return s != null
+                    && ((s.phase != null && s.phase.terminal())
+                        || StatusAggregator.condition(s, StatusAggregator.PARENT_STORED) != null);
+              });
+      CheckpointStatus held = get(ns, "c16").getStatus();
+      assertEquals(Phase.Running, held.phase, held.message);
+      assertEquals(
+          "True", StatusAggregator.condition(held, StatusAggregator.PARENT_STORED).getStatus());
+      assertEquals("False", StatusAggregator.condition(held, StatusAggregator.READY).getStatus());
+      Instant parentStoredAt = Instant.parse(held.parentStoredAt);
+      try (CheckpointStore store = appStore("s3://ckpt/k8s/" + ns + "/c16/" + uid)) {
+        assertTrue(
+            store.objectKeys().stream().anyMatch(k -> k.contains("checkpoint/parent/")),
+            "the parent set is stored before the go: " + store.objectKeys());
+        assertTrue(store.list().stream().noneMatch(x -> x.complete()), "nothing is complete yet");
+      }
+      // the hold: the workload runs (not frozen, not stopped) and the cut waits
+      int before = ctr.lines();
+      await().atMost(Duration.ofSeconds(10)).until(() -> ctr.lines() > before + 10);
+      assertEquals("0", tracer(ctr.hostPid()), "not held under ptrace");
+      assertEquals(Phase.Running, get(ns, "c16").getStatus().phase, "still waiting for the go");
+
+      int printedAtGo = ctr.lines();
+      Instant goAt = Instant.now().truncatedTo(ChronoUnit.MILLIS);
+      test.resources(Checkpoint.class)
+          .inNamespace(ns)
+          .withName("c16")
+          .edit(
+              x -> {
+                x.getMetadata().getAnnotations().put(Labels.FINAL_FREEZE, Labels.FINAL_FREEZE_GO);
+                return x;
+              });
+      CheckpointStatus s = awaitTerminal(ns, "c16").getStatus();
+      assertEquals(Phase.Completed, s.phase, s.message);
+      Instant frozenAt = Instant.parse(s.frozenAt);
+      assertTrue(
+          !frozenAt.isBefore(goAt) && frozenAt.isAfter(parentStoredAt),
+          "the cut (" + s.frozenAt + ") comes after the go (" + goAt + ")");
+      assertEquals(held.parentStoredAt, s.parentStoredAt, "kept");
+      assertTrue(ctr.alive(), "leave-running: the source runs on");
+      int printed = ctr.lines();
+      Path images = work.resolve("fetched-" + ns);
+      try (CheckpointStore store = appStore(s.location)) {
+        var source = store.fetch(images).manifest().source();
+        assertEquals("true", source.get("dump.parent"), source.toString());
+        assertEquals("true", source.get("dump.leave_running"), source.toString());
+      }
+      for (Crit.Version v : Crit.Version.values()) {
+        long[] par = Crit.pagemapPages(Crit.decode(v, images.resolve("parent/pagemap-1.img")));
+        long[] fin = Crit.pagemapPages(Crit.decode(v, images.resolve("pagemap-1.img")));
+        assertTrue(par[0] > 0 && par[1] == 0, v + ": parent " + java.util.Arrays.toString(par));
+        assertTrue(fin[1] > 0, v + ": pages in the parent " + java.util.Arrays.toString(fin));
+      }
+      ctr.delete();
+      ctr.restore(images);
+      long deadline = System.nanoTime() + Duration.ofSeconds(20).toNanos();
+      List<String> restored = List.of();
+      while (restored.size() < 3 && System.nanoTime() < deadline) {
+        Thread.sleep(100);
+        restored =
+            Files.readAllLines(ctr.restoredLog()).stream()
+                .filter(l -> l.matches("[0-9]+"))
+                .toList();
+      }
+      assertTrue(restored.size() >= 3, "restored container prints: " + restored);
+      int first = Integer.parseInt(restored.get(0));
+      assertTrue(
+          first > printedAtGo && first <= printed + 1,
+          "restored at the cut: "
+              + first
+              + " after "
+              + printedAtGo
+              + " lines at the go and "
+              + printed
+              + " at completion");
+    } finally {
+      liveCopy = false;
+    }
+  }
+
+  /**
+   * A held Checkpoint deleted during its hold (a Migration rolled back): the agent ends the hold
+   * without a cut, the container runs on untraced with no write tracking left, the stored parent
+   * set and any upload are removed, and the Checkpoint goes once the agent let go of it.
+   */
+  @Test
+  @Order(17)
+  void heldCheckpointDeletedDuringItsHoldReleasesTheWorkloadUntrackedAndLeavesNothing()
+      throws Exception {
+    org.junit.jupiter.api.Assumptions.assumeTrue(
+        dev.stasis.testing.LiveTracking.kernelHasAsyncWp(),
+        "no asynchronous userfaultfd WP on this kernel");
+    String ns = "e2e-held-del";
+    liveCopy = true;
+    try (RuncContainer ctr = RuncContainer.counter(work)) {
+      podAndSecret(ns, ctr);
+      Checkpoint c = Fixtures.checkpoint(ns, "c17", "web");
+      c.getSpec().setHoldFinalFreeze(true);
+      CheckpointSpec.StorageSpec st = new CheckpointSpec.StorageSpec();
+      st.setUri("s3://ckpt/k8s");
+      st.setCredentialsSecretRef(new CheckpointSpec.SecretRef("s3-creds", null));
+      c.getSpec().setStorage(st);
+      c.getSpec().setTimeoutSeconds(60);
+      c = test.resource(c).create();
+      String uid = c.getMetadata().getUid();
+      await()
+          .atMost(Duration.ofSeconds(60))
+          .until(
+              () -> {
+                CheckpointStatus s = get(ns, "c17").getStatus();
+                return s != null
+                    && ((s.phase != null && s.phase.terminal())
+                        || StatusAggregator.condition(s, StatusAggregator.PARENT_STORED) != null);
+              });
+      assertEquals(Phase.Running, get(ns, "c17").getStatus().phase, "held");
+      assertTrue(
+          dev.stasis.testing.LiveTracking.registeredVmas(ctr.hostPid()) > 0,
+          "write-tracked during the hold");
+      test.resource(get(ns, "c17")).delete();
+      await().atMost(Duration.ofSeconds(30)).until(() -> get(ns, "c17") == null);
+      assertTrue(ctr.alive());
+      assertEquals("0", tracer(ctr.hostPid()), "nobody traces the workload");
+      dev.stasis.testing.LiveTracking.assertNoUserfaultfd(ctr.hostPid());
+      int lines = ctr.lines();
+      await().atMost(Duration.ofSeconds(5)).until(() -> ctr.lines() > lines + 2);
+      try (CheckpointStore store = appStore("s3://ckpt/k8s/" + ns + "/c17/" + uid)) {
+        assertEquals(List.of(), store.objectKeys(), "the parent set is removed");
+        assertEquals(List.of(), store.pendingUploads(), "no multipart upload left");
+      }
+    } finally {
+      liveCopy = false;
+    }
+  }
+
+  /**
    * Issue 14: install.md's first checkpoint, as documented: its workload script (no longer busybox
    * ping, whose ICMP socket cannot be dumped) in a real container, its Checkpoint manifest as
    * written, the default store. It completes and the workload keeps running.
