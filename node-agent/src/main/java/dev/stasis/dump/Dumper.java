@@ -633,19 +633,20 @@ public final class Dumper {
     return f;
   }
 
-  /** Parasite commands: umask/brk/dumpable, sigactions, itimers, and each thread's own state. */
+  /**
+   * Parasite commands: DUMP_PROCESS in the leader (umask/brk/dumpable, sigactions, itimers and the
+   * leader's own state in one round trip), DUMP_THREAD in each other thread.
+   */
   private TaskImages.ParasiteFacts askParasite(SeizedTask task) throws IOException {
     long t = System.nanoTime();
     Map<Integer, Parasite.ThreadInfo> infos = new HashMap<>();
     TaskImages.ParasiteFacts f;
     try (Parasite parasite = BlobParasite.infect(task)) {
-      Parasite.MiscInfo misc = parasite.dumpMisc();
-      List<Parasite.Sigaction> sigacts = parasite.dumpSigacts();
-      List<Parasite.Itimer> itimers = parasite.dumpItimers();
+      Parasite.ProcessInfo proc = parasite.dumpProcess();
       for (ThreadState ts : task.threads()) {
-        infos.put(ts.tid(), parasite.dumpThread(ts.tid()));
+        infos.put(ts.tid(), ts.tid() == task.pid() ? proc.leader() : parasite.dumpThread(ts.tid()));
       }
-      f = new TaskImages.ParasiteFacts(misc, sigacts, itimers, infos);
+      f = new TaskImages.ParasiteFacts(proc.misc(), proc.sigacts(), proc.itimers(), infos);
       dev.stasis.compel.Hold.at("cure");
     }
     add("parasite_ms", System.nanoTime() - t);
