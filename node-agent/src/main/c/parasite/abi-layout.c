@@ -10,9 +10,8 @@ int main(void)
 {
 	P("magic", PARASITE_MAGIC);
 	P("cmd.DUMP_THREAD", PARASITE_CMD_DUMP_THREAD);
-	P("cmd.DUMP_MISC", PARASITE_CMD_DUMP_MISC);
-	P("cmd.DUMP_SIGACTS", PARASITE_CMD_DUMP_SIGACTS);
-	P("cmd.DUMP_ITIMERS", PARASITE_CMD_DUMP_ITIMERS);
+	P("cmd.DUMP_PROCESS", PARASITE_CMD_DUMP_PROCESS);
+	P("step_part", PARASITE_STEP_PART);
 	P("status.PENDING", PARASITE_STATUS_PENDING);
 	P("status.BAD_COMMAND", PARASITE_STATUS_BAD_COMMAND);
 	P("area.size", PARASITE_AREA_SIZE);
@@ -63,5 +62,9 @@ int main(void)
 	OFF(parasite_itimer, value_sec);
 	OFF(parasite_itimer, value_usec);
 	P("parasite_itimer.size", sizeof(struct parasite_itimer));
+	OFF(parasite_process_answer, misc);
+	OFF(parasite_process_answer, sigacts);
+	OFF(parasite_process_answer, itimers);
+	OFF(parasite_process_answer, thread);
 	return 0;
 }

@@ -19,11 +19,14 @@
 
 #define PARASITE_MAGIC 0x53544153u /* "STAS" */
 
+/*
+ * Each command is one round trip of a frozen thread (continued, then interrupted in its park),
+ * so a process's own facts come in one: DUMP_PROCESS, run in the leader, answers for the process
+ * and for the leader thread at once; DUMP_THREAD only for the other threads.
+ */
 enum parasite_command {
 	PARASITE_CMD_DUMP_THREAD = 1,
-	PARASITE_CMD_DUMP_MISC = 2,
-	PARASITE_CMD_DUMP_SIGACTS = 3,
-	PARASITE_CMD_DUMP_ITIMERS = 4,
+	PARASITE_CMD_DUMP_PROCESS = 2,
 };
 
 /* status written before the command runs; the blob overwrites it with 0 or -errno */
@@ -67,7 +70,7 @@ struct parasite_thread_answer {
 	uint32_t groups[PARASITE_MAX_GROUPS];
 };
 
-/* DUMP_MISC. Steps: 1 brk, 2 umask, 3 dumpable, 4 getpid, 5 getsid, 6 getpgid, 7 thp_disable. */
+/* Misc part of DUMP_PROCESS. Steps: 1 brk, 2 umask, 3 dumpable, 4 getpid, 5 getsid, 6 getpgid, 7 thp_disable. */
 struct parasite_misc_answer {
 	uint64_t brk;
 	uint32_t umask;
@@ -84,7 +87,10 @@ struct parasite_sigaction {
 	uint64_t mask;
 };
 
-/* DUMP_SIGACTS: entry i is signal i+1; SIGKILL and SIGSTOP stay zero. Step = the signal. */
+/*
+ * Sigactions part of DUMP_PROCESS: entry i is signal i+1; SIGKILL and SIGSTOP stay zero.
+ * Step = the signal.
+ */
 struct parasite_sigacts_answer {
 	struct parasite_sigaction act[PARASITE_NSIG];
 };
@@ -94,9 +100,23 @@ struct parasite_itimer {
 	int64_t interval_sec, interval_usec, value_sec, value_usec;
 };
 
-/* DUMP_ITIMERS: ITIMER_REAL, ITIMER_VIRTUAL, ITIMER_PROF. Step = which + 1. */
+/* Itimers part of DUMP_PROCESS: ITIMER_REAL, ITIMER_VIRTUAL, ITIMER_PROF. Step = which + 1. */
 struct parasite_itimers_answer {
 	struct parasite_itimer timer[3];
+};
+
+/*
+ * DUMP_PROCESS, run in the leader: the process's misc facts, sigactions and itimers, and the
+ * leader's own DUMP_THREAD answer (last: its group list is the long part). A failed step is
+ * reported as part * PARASITE_STEP_PART + the part's own step: part 1 misc, 2 sigacts, 3 itimers,
+ * 4 thread.
+ */
+#define PARASITE_STEP_PART 100
+struct parasite_process_answer {
+	struct parasite_misc_answer misc;
+	struct parasite_sigacts_answer sigacts;
+	struct parasite_itimers_answer itimers;
+	struct parasite_thread_answer thread;
 };
 
 /* The area: header, answer, and the stack growing down from its end. */

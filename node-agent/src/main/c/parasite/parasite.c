@@ -193,6 +193,29 @@ static int dump_itimers(struct parasite_header *h, struct parasite_itimers_answe
 	return 0;
 }
 
+/* the parts in order; a failed part's step is moved into its range (see DUMP_PROCESS) */
+static int dump_process(struct parasite_header *h, struct parasite_process_answer *a)
+{
+	int part = 1;
+	int r = dump_misc(h, &a->misc);
+
+	if (!r) {
+		part = 2;
+		r = dump_sigacts(h, &a->sigacts);
+	}
+	if (!r) {
+		part = 3;
+		r = dump_itimers(h, &a->itimers);
+	}
+	if (!r) {
+		part = 4;
+		r = dump_thread(h, &a->thread);
+	}
+	if (r)
+		h->step += part * PARASITE_STEP_PART;
+	return r;
+}
+
 void parasite_main(struct parasite_header *h)
 {
 	void *answer = (char *)h + PARASITE_ANSWER_OFFSET;
@@ -205,14 +228,8 @@ void parasite_main(struct parasite_header *h)
 	case PARASITE_CMD_DUMP_THREAD:
 		status = dump_thread(h, answer);
 		break;
-	case PARASITE_CMD_DUMP_MISC:
-		status = dump_misc(h, answer);
-		break;
-	case PARASITE_CMD_DUMP_SIGACTS:
-		status = dump_sigacts(h, answer);
-		break;
-	case PARASITE_CMD_DUMP_ITIMERS:
-		status = dump_itimers(h, answer);
+	case PARASITE_CMD_DUMP_PROCESS:
+		status = dump_process(h, answer);
 		break;
 	default:
 		status = PARASITE_STATUS_BAD_COMMAND;
@@ -225,7 +242,7 @@ void parasite_main(struct parasite_header *h)
 }
 
 _Static_assert(PARASITE_ANSWER_OFFSET >= sizeof(struct parasite_header), "header fits");
-_Static_assert(PARASITE_ANSWER_OFFSET + sizeof(struct parasite_thread_answer) + PARASITE_STACK_SIZE <=
+_Static_assert(PARASITE_ANSWER_OFFSET + sizeof(struct parasite_process_answer) + PARASITE_STACK_SIZE <=
 		       PARASITE_AREA_SIZE,
 	       "answers and stack fit the area");
 _Static_assert(PARASITE_AREA_SIZE % 4096 == 0, "area is whole pages");

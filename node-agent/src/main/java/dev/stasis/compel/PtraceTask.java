@@ -89,6 +89,11 @@ final class PtraceTask implements SeizedTask {
   }
 
   @Override
+  public <T> T onTracer(TracerWork<T> work) throws IOException {
+    return tracer.call(work::run);
+  }
+
+  @Override
   public List<dev.stasis.linux.Ptrace.SeccompFilter> seccompFilters(int tid) throws IOException {
     return tracer.call(() -> dev.stasis.linux.Ptrace.seccompFilters(tid));
   }

@@ -41,4 +41,18 @@ public interface SeizedTask {
 
   /** The seccomp filters of thread {@code tid} (filter mode), oldest first, on the tracer. */
   List<dev.stasis.linux.Ptrace.SeccompFilter> seccompFilters(int tid) throws IOException;
+
+  /** Work for {@link #onTracer}. */
+  interface TracerWork<T> {
+    T run() throws IOException;
+  }
+
+  /**
+   * Runs {@code work} on the tree's tracer thread and returns its result: every ptrace call it
+   * makes (remote syscalls, parasite commands, the signal queues) then runs directly instead of
+   * being handed to the tracer and waited for, two thread wake-ups each, which on a loaded machine
+   * are each a scheduling latency of the frozen process. For short work only (a parasite session, a
+   * few reads): a release on SIGTERM waits for the tracer's current work.
+   */
+  <T> T onTracer(TracerWork<T> work) throws IOException;
 }

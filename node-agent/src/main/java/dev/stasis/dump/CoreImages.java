@@ -21,7 +21,6 @@ import dev.stasis.images.proto.ThreadSasEntry;
 import dev.stasis.linux.Linux;
 import dev.stasis.linux.LinuxException;
 import dev.stasis.linux.proc.Limits;
-import dev.stasis.linux.proc.Status;
 import dev.stasis.parasite.Parasite;
 import java.io.IOException;
 import java.nio.ByteBuffer;
@@ -95,10 +94,6 @@ final class CoreImages {
   private static ThreadCoreEntry threadCore(
       ThreadState t, Parasite.ThreadInfo info, int pid, ThreadExtras extras) throws IOException {
     int tid = t.tid();
-    Status st = Status.readThread(pid, tid);
-    if (st.seccomp() != extras.seccompMode()) {
-      throw new DumpException("thread " + tid + " changed its seccomp mode during the dump");
-    }
     long[] robust = robustList(tid);
     ThreadCoreEntry.Builder b =
         ThreadCoreEntry.newBuilder()

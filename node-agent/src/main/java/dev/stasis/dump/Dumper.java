@@ -208,6 +208,16 @@ public final class Dumper {
       }
       timings.put("hold_ms", ms(System.nanoTime() - h));
     }
+    // The dump's tables: their set-up reads only the agent's own side (its namespaces, cgroups and
+    // mountinfo, up to 2 ms on a loaded machine), so it is done before anything is frozen.
+    FileTable files = new FileTable(opts.shellJob(), opts.ghostLimit());
+    NamespaceIds namespaces;
+    try {
+      namespaces = new NamespaceIds();
+    } catch (IOException e) {
+      sink.abort();
+      throw new DumpException("cannot read the agent's own namespaces: " + reason(e), e);
+    }
     // A group's member (a pod's container, killGate set) is dumped inside the group's cut, the
     // cgroup freeze its caller made room before: a collection here would be frozen time of the
     // whole pod, and a full one at that.
@@ -232,7 +242,7 @@ public final class Dumper {
     FreezeDeadline deadline = new FreezeDeadline(opts.freezeTimeoutMillis(), sink);
     deadline.describeSink = sink.describe();
     try {
-      DumpResult r = dumpFrozen(tree, sink, start, frozenAt);
+      DumpResult r = dumpFrozen(tree, files, namespaces, sink, start, frozenAt);
       // Every image is written (in the page cache for a directory). A process that goes on
       // running survives whatever happens to the store, so it is released before the sink makes
       // the set durable; a process to be killed stays frozen until the set is committed, so that
@@ -478,11 +488,15 @@ public final class Dumper {
    * The frozen part, CRIU's dump order for a tree: every process's own images, then the images the
    * tree shares (files, pstree, inventory...), then the statistics and the manifest's metadata.
    */
-  private DumpResult dumpFrozen(SeizedTree tree, ImageSink sink, long start, long frozenAt)
+  private DumpResult dumpFrozen(
+      SeizedTree tree,
+      FileTable files,
+      NamespaceIds namespaces,
+      ImageSink sink,
+      long start,
+      long frozenAt)
       throws IOException {
-    FileTable files = new FileTable(opts.shellJob(), opts.ghostLimit());
     heldFiles = files;
-    NamespaceIds namespaces = new NamespaceIds();
     // ids() is idempotent and numbers every kind of a process at once, in CRIU's order
     files.netns(p -> namespaces.ids(0, p).getNetNsId());
     Totals totals = new Totals();
@@ -602,34 +616,43 @@ public final class Dumper {
       Totals totals)
       throws IOException {
     int p = task.pid();
-    int vp = Status.read(p).innermostPid();
     totals.threads += task.threads().size();
 
     TaskImages.ProcFacts proc = collectProcFacts(p, files);
+    int vp = proc.status().innermostPid();
     TaskImages.ParasiteFacts para = askParasite(task);
     dev.stasis.compel.Hold.at("pages");
     dumpMemory(p, vp, pagesId, proc.vmas(), sink, totals);
 
     long t = System.nanoTime();
     TaskImages.writeFdinfo(p, vp, objId, files, sink);
+    long u = us("files_fdinfo_us", t);
     TaskImages.writeFs(p, vp, para.misc(), files, sink);
     TaskImages.writeMm(vp, proc, para.misc(), sink);
+    u = System.nanoTime();
     List<Integer> tids =
         TaskImages.writeCores(task, proc, para, seccomp, namespaces.cgroups(), p == pid, sink);
+    us("files_cores_us", u);
     TaskImages.writeIds(vp, objId, p, namespaces, sink);
     add("files_ms", System.nanoTime() - t);
-    return TaskImages.pstreeEntry(p, vp, p == pid, proc.stat(), tids);
+    return TaskImages.pstreeEntry(vp, p == pid, proc, tids);
   }
 
   /** Facts from /proc, read before the parasite maps its own area (timed as gather_ms). */
   private TaskImages.ProcFacts collectProcFacts(int p, FileTable files) throws IOException {
     long t = System.nanoTime();
     TaskStat stat = TaskStat.read(p);
-    List<VmaEntry> vmas = MemoryMap.classify(p, Maps.read(p), files);
+    Status status = Status.read(p);
+    long u = System.nanoTime();
+    List<Maps.Vma> regions = Maps.read(p);
+    u = us("gather_smaps_us", u);
+    List<VmaEntry> vmas = MemoryMap.classify(p, regions, files);
+    us("gather_classify_us", u);
     sharedMemory.add(p, vmas);
     TaskImages.ProcFacts f =
         new TaskImages.ProcFacts(
             stat,
+            status,
             vmas,
             files.exe(p),
             Auxv.read(p),
@@ -641,21 +664,37 @@ public final class Dumper {
     return f;
   }
 
-  /** Parasite commands: umask/brk/dumpable, sigactions, itimers, and each thread's own state. */
+  /**
+   * Parasite commands: DUMP_PROCESS in the leader (umask/brk/dumpable, sigactions, itimers and the
+   * leader's own state in one round trip), DUMP_THREAD in each other thread.
+   */
   private TaskImages.ParasiteFacts askParasite(SeizedTask task) throws IOException {
     long t = System.nanoTime();
-    Map<Integer, Parasite.ThreadInfo> infos = new HashMap<>();
-    TaskImages.ParasiteFacts f;
-    try (Parasite parasite = BlobParasite.infect(task)) {
-      Parasite.MiscInfo misc = parasite.dumpMisc();
-      List<Parasite.Sigaction> sigacts = parasite.dumpSigacts();
-      List<Parasite.Itimer> itimers = parasite.dumpItimers();
-      for (ThreadState ts : task.threads()) {
-        infos.put(ts.tid(), parasite.dumpThread(ts.tid()));
-      }
-      f = new TaskImages.ParasiteFacts(misc, sigacts, itimers, infos);
-      dev.stasis.compel.Hold.at("cure");
-    }
+    // The whole session on the tracer thread: infection, commands and cure make their ptrace calls
+    // directly there, instead of one hand-over to the tracer (two thread wake-ups) each.
+    TaskImages.ParasiteFacts f =
+        task.onTracer(
+            () -> {
+              Map<Integer, Parasite.ThreadInfo> infos = new HashMap<>();
+              TaskImages.ParasiteFacts r;
+              long u = t;
+              try (Parasite parasite = BlobParasite.infect(task)) {
+                u = us("parasite_infect_us", u);
+                Parasite.ProcessInfo proc = parasite.dumpProcess();
+                for (ThreadState ts : task.threads()) {
+                  infos.put(
+                      ts.tid(),
+                      ts.tid() == task.pid() ? proc.leader() : parasite.dumpThread(ts.tid()));
+                }
+                r =
+                    new TaskImages.ParasiteFacts(
+                        proc.misc(), proc.sigacts(), proc.itimers(), infos);
+                u = us("parasite_commands_us", u);
+                dev.stasis.compel.Hold.at("cure");
+              }
+              us("parasite_cure_us", u);
+              return r;
+            });
     add("parasite_ms", System.nanoTime() - t);
     return f;
   }
@@ -754,6 +793,13 @@ public final class Dumper {
       pageHold.giveBack();
       pageHold = null;
     }
+  }
+
+  /** Adds the µs since {@code from} to {@code key}; returns now. */
+  private long us(String key, long from) {
+    long now = System.nanoTime();
+    timings.merge(key, (now - from) / 1000, Long::sum);
+    return now;
   }
 
   private void add(String phase, long nanos) {

@@ -232,7 +232,8 @@ public final class LiveCopy implements AutoCloseable {
       f1 = System.nanoTime();
       stopped = tree.stoppedSinceNanos();
       for (SeizedTask task : tree.tasks()) {
-        fds.add(takeUffd(task));
+        // on the tracer: its two remote syscalls without a hand-over to the tracer thread each
+        fds.add(task.onTracer(() -> takeUffd(task)));
       }
       f2 = System.nanoTime();
     } catch (IOException | RuntimeException e) {

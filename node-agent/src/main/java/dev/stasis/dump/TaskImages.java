@@ -14,6 +14,7 @@ import dev.stasis.images.proto.Lsmtype;
 import dev.stasis.images.proto.MmEntry;
 import dev.stasis.images.proto.PstreeEntry;
 import dev.stasis.images.proto.SeccompEntry;
+import dev.stasis.images.proto.SignalQueueEntry;
 import dev.stasis.images.proto.TimensEntry;
 import dev.stasis.images.proto.Timespec;
 import dev.stasis.images.proto.VmaEntry;
@@ -24,6 +25,7 @@ import dev.stasis.linux.proc.TaskStat;
 import dev.stasis.parasite.Parasite;
 import java.io.IOException;
 import java.util.ArrayList;
+import java.util.HashMap;
 import java.util.List;
 import java.util.Map;
 
@@ -39,11 +41,19 @@ final class TaskImages {
   /** x86-64 AT_VECTOR_SIZE: 2 * (2 arch + 20 base entries + AT_NULL) words. */
   private static final int AT_VECTOR_SIZE = 44;
 
+  /** The key of the process-wide signal queue among the per-thread ones (no tid is 0). */
+  private static final int SHARED_QUEUE = 0;
+
   private TaskImages() {}
 
-  /** What /proc tells about a frozen process, read before the parasite maps its own area. */
+  /**
+   * What /proc tells about a frozen process, read before the parasite maps its own area; {@code
+   * status} is the leader's (/proc/PID/status is the leader thread's status), read once for every
+   * step that needs it.
+   */
   record ProcFacts(
       TaskStat stat,
+      Status status,
       List<VmaEntry> vmas,
       int exeId,
       long[] auxv,
@@ -121,6 +131,17 @@ final class TaskImages {
       ImageSink sink)
       throws IOException {
     int p = task.pid();
+    // every signal queue in one call on the tracer thread: each read alone is a hand-over to it
+    Map<Integer, SignalQueueEntry> queues =
+        task.onTracer(
+            () -> {
+              Map<Integer, SignalQueueEntry> q = new HashMap<>();
+              q.put(SHARED_QUEUE, CoreImages.pendingSignals(task, p, true));
+              for (ThreadState ts : task.threads()) {
+                q.put(ts.tid(), CoreImages.pendingSignals(task, ts.tid(), false));
+              }
+              return q;
+            });
     CoreImages.TaskFacts facts =
         new CoreImages.TaskFacts(
             p,
@@ -133,10 +154,10 @@ final class TaskImages {
             para.sigacts(),
             para.itimers(),
             task.stopSignal(),
-            CoreImages.pendingSignals(task, p, true));
+            queues.get(SHARED_QUEUE));
     List<Integer> tids = new ArrayList<>();
     for (ThreadState ts : task.threads()) {
-      Status st = Status.readThread(p, ts.tid());
+      Status st = ts.tid() == p ? proc.status() : Status.readThread(p, ts.tid());
       int vtid = st.innermostPid();
       int mode = st.seccomp();
       if (mode == CoreImages.SECCOMP_MODE_STRICT) {
@@ -154,8 +175,7 @@ final class TaskImages {
               para.threads().get(ts.tid()),
               p,
               facts,
-              new CoreImages.ThreadExtras(
-                  CoreImages.pendingSignals(task, ts.tid(), false), mode, filter));
+              new CoreImages.ThreadExtras(queues.get(ts.tid()), mode, filter));
       int cgSet = cgroups.thread(p, ts.tid(), root);
       core =
           core.toBuilder().setThreadCore(core.getThreadCore().toBuilder().setCgSet(cgSet)).build();
@@ -171,9 +191,10 @@ final class TaskImages {
   }
 
   /** The process's pstree entry, ids as its own PID namespace sees them. */
-  static PstreeEntry pstreeEntry(int p, int vp, boolean root, TaskStat stat, List<Integer> tids)
+  static PstreeEntry pstreeEntry(int vp, boolean root, ProcFacts proc, List<Integer> tids)
       throws IOException {
-    Status status = Status.read(p);
+    TaskStat stat = proc.stat();
+    Status status = proc.status();
     return PstreeEntry.newBuilder()
         .setPid(vp)
         // The root's parent is not part of the image set.

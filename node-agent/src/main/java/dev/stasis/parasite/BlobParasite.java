@@ -10,7 +10,6 @@ import java.io.IOException;
 import java.io.InputStream;
 import java.io.UncheckedIOException;
 import java.nio.ByteBuffer;
-import java.util.List;
 
 /**
  * The parasite blob (classpath resource parasite.bin, built from src/main/c/parasite) injected into
@@ -95,30 +94,29 @@ public final class BlobParasite implements Parasite {
 
   @Override
   public ThreadInfo dumpThread(int tid) throws IOException {
-    ThreadInfo info = ParasiteCommand.decodeThread(run(ParasiteCommand.DUMP_THREAD, tid));
-    // gettid() in the target answers in the target's own PID namespace: the last NSpid value.
-    int[] nsPid = Status.readThread(blob.pid(), tid).nsPid();
-    int expected = nsPid.length == 0 ? tid : nsPid[nsPid.length - 1];
-    if (info.tid() != expected) {
-      throw new IOException(
-          "parasite DUMP_THREAD for tid " + tid + " ran in tid " + info.tid() + " instead");
-    }
+    ThreadInfo info =
+        ParasiteCommand.decodeThread(
+            run(ParasiteCommand.DUMP_THREAD, tid), ParasiteAbi.ANSWER_OFFSET);
+    checkRanIn(tid, info);
     return info;
   }
 
   @Override
-  public MiscInfo dumpMisc() throws IOException {
-    return ParasiteCommand.decodeMisc(run(ParasiteCommand.DUMP_MISC, leader()));
+  public ProcessInfo dumpProcess() throws IOException {
+    int leader = leader();
+    ProcessInfo info = ParasiteCommand.decodeProcess(run(ParasiteCommand.DUMP_PROCESS, leader));
+    checkRanIn(leader, info.leader());
+    return info;
   }
 
-  @Override
-  public List<Sigaction> dumpSigacts() throws IOException {
-    return ParasiteCommand.decodeSigacts(run(ParasiteCommand.DUMP_SIGACTS, leader()));
-  }
-
-  @Override
-  public List<Itimer> dumpItimers() throws IOException {
-    return ParasiteCommand.decodeItimers(run(ParasiteCommand.DUMP_ITIMERS, leader()));
+  /** The thread answer came from {@code tid}: gettid() in the target names the thread it ran in. */
+  private void checkRanIn(int tid, ThreadInfo info) throws IOException {
+    // gettid() in the target answers in the target's own PID namespace: the last NSpid value.
+    int[] nsPid = Status.readThread(blob.pid(), tid).nsPid();
+    int expected = nsPid.length == 0 ? tid : nsPid[nsPid.length - 1];
+    if (info.tid() != expected) {
+      throw new IOException("parasite thread answer for tid " + tid + " ran in tid " + info.tid());
+    }
   }
 
   private int leader() throws IOException {

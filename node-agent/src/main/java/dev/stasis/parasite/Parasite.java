@@ -14,17 +14,14 @@ import java.util.List;
  */
 public interface Parasite extends AutoCloseable {
 
-  /** DUMP_THREAD, run in thread {@code tid} of the process. */
+  /** DUMP_THREAD, run in thread {@code tid} of the process (not needed for the leader). */
   ThreadInfo dumpThread(int tid) throws IOException;
 
-  /** DUMP_MISC, per process. */
-  MiscInfo dumpMisc() throws IOException;
-
-  /** DUMP_SIGACTS: rt_sigaction of signals 1..64 (index 0 is signal 1; SIGKILL/SIGSTOP zero). */
-  List<Sigaction> dumpSigacts() throws IOException;
-
-  /** DUMP_ITIMERS: ITIMER_REAL, ITIMER_VIRTUAL, ITIMER_PROF in that order. */
-  List<Itimer> dumpItimers() throws IOException;
+  /**
+   * DUMP_PROCESS, run in the leader: everything per process and the leader's thread facts in one
+   * command, one round trip of the frozen leader instead of one per kind of fact.
+   */
+  ProcessInfo dumpProcess() throws IOException;
 
   @Override
   void close();
@@ -60,6 +57,14 @@ public interface Parasite extends AutoCloseable {
       int secbits,
       int noNewPrivs,
       int[] groups) {}
+
+  /**
+   * DUMP_PROCESS's answer: the misc facts, rt_sigaction of signals 1..64 (index 0 is signal 1;
+   * SIGKILL/SIGSTOP zero), ITIMER_REAL, ITIMER_VIRTUAL, ITIMER_PROF in that order, and the leader's
+   * {@link ThreadInfo}.
+   */
+  record ProcessInfo(
+      MiscInfo misc, List<Sigaction> sigacts, List<Itimer> itimers, ThreadInfo leader) {}
 
   /** Per-process data: brk (current break), umask, dumpable flag, ids, THP-disable flag. */
   record MiscInfo(long brk, int umask, int dumpable, int pid, int sid, int pgid, int thpDisabled) {}

@@ -18,6 +18,9 @@ final class ParasiteAbi {
   static final int ANSWER_OFFSET = 64;
   static final int MAX_GROUPS = 65536;
 
+  /** A failed DUMP_PROCESS step is part * STEP_PART + the part's own step. */
+  static final int STEP_PART = 100;
+
   // struct parasite_header
   static final int HDR_MAGIC = 0;
   static final int HDR_COMMAND = 4;
@@ -73,6 +76,12 @@ final class ParasiteAbi {
   static final int IT_VALUE_USEC = 24;
   static final int IT_SIZE = 32;
 
+  // struct parasite_process_answer: the parts, each laid out as above
+  static final int PROC_MISC = 0;
+  static final int PROC_SIGACTS = 32;
+  static final int PROC_ITIMERS = 2080;
+  static final int PROC_THREAD = 2176;
+
   private ParasiteAbi() {}
 
   /** Every value above under the name abi-layout.c prints it with. */
@@ -88,6 +97,7 @@ final class ParasiteAbi {
     m.put("area.stack_size", (long) STACK_SIZE);
     m.put("area.answer_offset", (long) ANSWER_OFFSET);
     m.put("max_groups", (long) MAX_GROUPS);
+    m.put("step_part", (long) STEP_PART);
     put(m, "parasite_header", "magic", HDR_MAGIC, "command", HDR_COMMAND, "status", HDR_STATUS);
     put(m, "parasite_header", "step", HDR_STEP);
     String t = "parasite_thread_answer";
@@ -108,6 +118,9 @@ final class ParasiteAbi {
     String it = "parasite_itimer";
     put(m, it, "interval_sec", IT_INTERVAL_SEC, "interval_usec", IT_INTERVAL_USEC);
     put(m, it, "value_sec", IT_VALUE_SEC, "value_usec", IT_VALUE_USEC, "size", IT_SIZE);
+    String pr = "parasite_process_answer";
+    put(m, pr, "misc", PROC_MISC, "sigacts", PROC_SIGACTS, "itimers", PROC_ITIMERS);
+    put(m, pr, "thread", PROC_THREAD);
     return m;
   }
 

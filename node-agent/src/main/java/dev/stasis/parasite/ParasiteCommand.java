@@ -7,45 +7,52 @@ import java.util.ArrayList;
 import java.util.List;
 
 /**
- * The parasite's commands (enum parasite_command) with the decoders of their answers. Each decoder
- * reads the answer struct from the shared area starting at {@link ParasiteAbi#ANSWER_OFFSET};
- * {@link #stepName(int)} names the call a failed status refers to.
+ * The parasite's commands (enum parasite_command) with the decoders of their answers, read from the
+ * shared area at {@link ParasiteAbi#ANSWER_OFFSET} (the parts of DUMP_PROCESS's at their offsets
+ * within it); {@link #stepName(int)} names the call a failed status refers to.
  */
 enum ParasiteCommand {
-  DUMP_THREAD(
-      1,
-      "gettid",
-      "sigaltstack",
-      "getresuid",
-      "getresgid",
-      "setfsuid",
-      "setfsgid",
-      "capget",
-      "prctl(PR_CAPBSET_READ)",
-      "prctl(PR_CAP_AMBIENT)",
-      "prctl(PR_GET_SECUREBITS)",
-      "prctl(PR_GET_NO_NEW_PRIVS)",
-      "getgroups",
-      "prctl(PR_GET_TID_ADDRESS)",
-      "prctl(PR_GET_PDEATHSIG)"),
-  DUMP_MISC(
-      2,
-      "brk",
-      "umask",
-      "prctl(PR_GET_DUMPABLE)",
-      "getpid",
-      "getsid",
-      "getpgid",
-      "prctl(PR_GET_THP_DISABLE)"),
-  DUMP_SIGACTS(3),
-  DUMP_ITIMERS(4, "getitimer(ITIMER_REAL)", "getitimer(ITIMER_VIRTUAL)", "getitimer(ITIMER_PROF)");
+  DUMP_THREAD(1),
+  DUMP_PROCESS(2);
+
+  /** DUMP_THREAD's steps, also part 4 of DUMP_PROCESS. */
+  private static final String[] THREAD_STEPS = {
+    "gettid",
+    "sigaltstack",
+    "getresuid",
+    "getresgid",
+    "setfsuid",
+    "setfsgid",
+    "capget",
+    "prctl(PR_CAPBSET_READ)",
+    "prctl(PR_CAP_AMBIENT)",
+    "prctl(PR_GET_SECUREBITS)",
+    "prctl(PR_GET_NO_NEW_PRIVS)",
+    "getgroups",
+    "prctl(PR_GET_TID_ADDRESS)",
+    "prctl(PR_GET_PDEATHSIG)"
+  };
+
+  /** Part 1 of DUMP_PROCESS. */
+  private static final String[] MISC_STEPS = {
+    "brk",
+    "umask",
+    "prctl(PR_GET_DUMPABLE)",
+    "getpid",
+    "getsid",
+    "getpgid",
+    "prctl(PR_GET_THP_DISABLE)"
+  };
+
+  /** Part 3 of DUMP_PROCESS (part 2, the sigactions, numbers its steps by signal). */
+  private static final String[] ITIMER_STEPS = {
+    "getitimer(ITIMER_REAL)", "getitimer(ITIMER_VIRTUAL)", "getitimer(ITIMER_PROF)"
+  };
 
   private final int code;
-  private final String[] steps;
 
-  ParasiteCommand(int code, String... steps) {
+  ParasiteCommand(int code) {
     this.code = code;
-    this.steps = steps;
   }
 
   int code() {
@@ -54,9 +61,21 @@ enum ParasiteCommand {
 
   /** The call a failed command names with its step number. */
   String stepName(int step) {
-    if (this == DUMP_SIGACTS) {
-      return "rt_sigaction(" + step + ")";
+    if (this == DUMP_THREAD) {
+      return name(THREAD_STEPS, step);
     }
+    int part = step / STEP_PART;
+    int s = step % STEP_PART;
+    return switch (part) {
+      case 1 -> name(MISC_STEPS, s);
+      case 2 -> "rt_sigaction(" + s + ")";
+      case 3 -> name(ITIMER_STEPS, s);
+      case 4 -> name(THREAD_STEPS, s) + " (leader)";
+      default -> "step " + step;
+    };
+  }
+
+  private static String name(String[] steps, int step) {
     return step >= 1 && step <= steps.length ? steps[step - 1] : "step " + step;
   }
 
@@ -68,8 +87,20 @@ enum ParasiteCommand {
     area.putInt(HDR_STEP, 0);
   }
 
-  static Parasite.ThreadInfo decodeThread(ByteBuffer area) {
-    int a = ANSWER_OFFSET;
+  /** DUMP_PROCESS's answer: its parts through the decoders of each, at their offsets. */
+  static Parasite.ProcessInfo decodeProcess(ByteBuffer area) {
+    return new Parasite.ProcessInfo(
+        decodeMisc(area, ANSWER_OFFSET + PROC_MISC),
+        decodeSigacts(area, ANSWER_OFFSET + PROC_SIGACTS),
+        decodeItimers(area, ANSWER_OFFSET + PROC_ITIMERS),
+        decodeThread(area, ANSWER_OFFSET + PROC_THREAD));
+  }
+
+  /**
+   * A thread answer at offset {@code a} of the area (DUMP_THREAD's: {@link
+   * ParasiteAbi#ANSWER_OFFSET}).
+   */
+  static Parasite.ThreadInfo decodeThread(ByteBuffer area, int a) {
     int n = area.getInt(a + TH_NGROUPS);
     if (n < 0 || n > MAX_GROUPS) {
       throw new IllegalStateException("parasite answered " + n + " supplementary groups");
@@ -106,8 +137,7 @@ enum ParasiteCommand {
         area.getInt(a + TH_PDEATH_SIG));
   }
 
-  static Parasite.MiscInfo decodeMisc(ByteBuffer area) {
-    int a = ANSWER_OFFSET;
+  private static Parasite.MiscInfo decodeMisc(ByteBuffer area, int a) {
     return new Parasite.MiscInfo(
         area.getLong(a + MISC_BRK),
         area.getInt(a + MISC_UMASK),
@@ -118,10 +148,10 @@ enum ParasiteCommand {
         area.getInt(a + MISC_THP_DISABLED));
   }
 
-  static List<Parasite.Sigaction> decodeSigacts(ByteBuffer area) {
+  private static List<Parasite.Sigaction> decodeSigacts(ByteBuffer area, int a) {
     List<Parasite.Sigaction> r = new ArrayList<>(NSIG);
     for (int i = 0; i < NSIG; i++) {
-      int o = ANSWER_OFFSET + i * SA_SIZE;
+      int o = a + i * SA_SIZE;
       r.add(
           new Parasite.Sigaction(
               area.getLong(o + SA_HANDLER),
@@ -132,10 +162,10 @@ enum ParasiteCommand {
     return r;
   }
 
-  static List<Parasite.Itimer> decodeItimers(ByteBuffer area) {
+  private static List<Parasite.Itimer> decodeItimers(ByteBuffer area, int a) {
     List<Parasite.Itimer> r = new ArrayList<>(3);
     for (int i = 0; i < 3; i++) {
-      int o = ANSWER_OFFSET + i * IT_SIZE;
+      int o = a + i * IT_SIZE;
       r.add(
           new Parasite.Itimer(
               area.getLong(o + IT_INTERVAL_SEC),

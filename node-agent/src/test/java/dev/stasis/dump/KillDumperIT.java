@@ -43,8 +43,7 @@ class KillDumperIT {
           "regs-set:2", // mmap of the memfd
           "syscall-exit:3", // close of the memfd: the mapping is in place
           "regs-set:4", // first parasite command: registers pointed into the memfd
-          "parked:1", // first command done, thread parked in the blob
-          "parked:3",
+          "parked:1", // the command (DUMP_PROCESS, the only one) done, thread parked in the blob
           "cure", // parasite mapped, before the cure
           "syscall-poked:4", // the cure's munmap: stub in the text again
           "syscall-exit:4", // mapping gone, registers not yet restored

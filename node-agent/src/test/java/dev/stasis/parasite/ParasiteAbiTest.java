@@ -41,4 +41,13 @@ class ParasiteAbiTest {
       assertArrayEquals(park, java.util.Arrays.copyOfRange(blob, 5, 14), "pause() park loop");
     }
   }
+
+  @Test
+  void aFailedDumpProcessStepNamesItsPartAndCall() {
+    assertEquals("brk", ParasiteCommand.DUMP_PROCESS.stepName(101));
+    assertEquals("rt_sigaction(5)", ParasiteCommand.DUMP_PROCESS.stepName(205));
+    assertEquals("getitimer(ITIMER_PROF)", ParasiteCommand.DUMP_PROCESS.stepName(303));
+    assertEquals("getgroups (leader)", ParasiteCommand.DUMP_PROCESS.stepName(412));
+    assertEquals("getgroups", ParasiteCommand.DUMP_THREAD.stepName(12));
+  }
 }

@@ -58,7 +58,8 @@ class ParasiteIT {
         try (Parasite p = BlobParasite.infect(task)) {
           assertTrue(t.maps().contains("/memfd:stasis"), "blob and area are mapped while infected");
 
-          Parasite.MiscInfo misc = p.dumpMisc();
+          Parasite.ProcessInfo proc = p.dumpProcess();
+          Parasite.MiscInfo misc = proc.misc();
           assertEquals(027, misc.umask());
           assertEquals(Integer.parseInt(t.status(t.pid(), "Umask"), 8), misc.umask());
           assertEquals(t.pid(), misc.pid());
@@ -71,8 +72,15 @@ class ParasiteIT {
           assertEquals("0027", t.status(t.pid(), "Umask"));
 
           for (ThreadState s : task.threads()) {
-            Parasite.ThreadInfo ti = p.dumpThread(s.tid());
+            // the leader's answer is part of DUMP_PROCESS's; DUMP_THREAD gives the same one
+            Parasite.ThreadInfo ti = s.tid() == t.pid() ? proc.leader() : p.dumpThread(s.tid());
             assertEquals(s.tid(), ti.tid());
+            if (s.tid() == t.pid()) {
+              Parasite.ThreadInfo again = p.dumpThread(s.tid());
+              assertEquals(ti.sasSp(), again.sasSp());
+              assertEquals(ti.tidAddress(), again.tidAddress());
+              assertArrayEquals(ti.creds().groups(), again.creds().groups());
+            }
             Parasite.Creds c = ti.creds();
             int[] uid = ids(t.status(s.tid(), "Uid"));
             int[] gid = ids(t.status(s.tid(), "Gid"));
@@ -98,7 +106,7 @@ class ParasiteIT {
             }
           }
 
-          List<Parasite.Sigaction> acts = p.dumpSigacts();
+          List<Parasite.Sigaction> acts = proc.sigacts();
           assertEquals(64, acts.size());
           Parasite.Sigaction usr1 = acts.get(Linux.SIGUSR1 - 1);
           assertEquals(t.value("usr1"), usr1.handler());
@@ -110,7 +118,7 @@ class ParasiteIT {
           assertEquals(new Parasite.Sigaction(0, 0, 0, 0), acts.get(Linux.SIGKILL - 1));
           assertEquals(new Parasite.Sigaction(0, 0, 0, 0), acts.get(Linux.SIGSTOP - 1));
 
-          List<Parasite.Itimer> timers = p.dumpItimers();
+          List<Parasite.Itimer> timers = proc.itimers();
           Parasite.Itimer real = timers.get(0);
           assertEquals(1000, real.intervalSec());
           assertEquals(0, real.intervalUsec());
@@ -152,7 +160,7 @@ class ParasiteIT {
       SeizedTree tree = Compel.seize(t.pid(), false);
       Parasite p = BlobParasite.infect(tree.tasks().get(0));
       Linux.kill(t.pid(), Linux.SIGKILL);
-      IOException e = assertThrows(IOException.class, p::dumpMisc);
+      IOException e = assertThrows(IOException.class, p::dumpProcess);
       assertTrue(
           e.getMessage().contains("pid " + t.pid()) && e.getMessage().contains("killed"),
           e.getMessage());
@@ -176,7 +184,7 @@ class ParasiteIT {
       List<String> fds = fds(t);
       try (SeizedTree tree = Compel.seize(t.pid(), false)) {
         Parasite p = BlobParasite.infect(tree.tasks().get(0));
-        assertEquals(t.pid(), p.dumpMisc().pid());
+        assertEquals(t.pid(), p.dumpProcess().misc().pid());
         assertEquals(fds, fds(t), "the memfd descriptor is closed again in the target");
         // p is deliberately not closed: the tree's close must cure it
       }
@@ -209,7 +217,7 @@ class ParasiteIT {
         // memfd_create and mmap are denied to the target, not to the suspended-seccomp parasite
         Parasite.ThreadInfo ti = p.dumpThread(t.pid());
         assertEquals(1, ti.creds().noNewPrivs());
-        assertEquals(t.pid(), p.dumpMisc().pid());
+        assertEquals(t.pid(), p.dumpProcess().misc().pid());
       }
       assertEquals(maps, t.maps());
       assertEquals("2", t.status(t.pid(), "Seccomp"));
@@ -231,7 +239,8 @@ class ParasiteIT {
       IllegalArgumentException e =
           assertThrows(IllegalArgumentException.class, () -> p.dumpThread(Linux.gettid()));
       assertTrue(e.getMessage().contains("is not a seized thread of pid " + t.pid()));
-      assertEquals(t.pid(), p.dumpMisc().pid(), "the parasite still works after a refusal");
+      assertEquals(
+          t.pid(), p.dumpProcess().misc().pid(), "the parasite still works after a refusal");
     }
   }
 }
