@@ -75,14 +75,15 @@ import java.util.stream.Stream;
  * <p>A Migration's pre-copy (MIGPRE.md) starts earlier: the agent also watches the Restores whose
  * {@code spec.nodeName} is its node (no field selector on a custom resource's spec: filtered here).
  * For one whose Checkpoint holds its final freeze and reported ParentStored, before any pod exists,
- * it copies each container's parent image set, as stored, into {@code <c>.parent} (a hidden
- * temporary directory renamed into place) and reports the Restore's {@code ParentStaged}; the
- * Migration then lets the source take its final cut. When the pod comes, staging a container reads
- * those objects from the disk and downloads only the rest ({@link CheckpointStore#fetch(Path,
- * String, Path)}), verifying all of them against the final manifest as {@code stasis fetch} does
- * (the manifest, written last, holds the digests and the data key: the parent set cannot be
- * verified or decrypted before it exists); {@code <c>.parent} is removed once {@code <c>} is in
- * place. Container names are DNS labels, so {@code <c>.parent} never names a container.
+ * it fetches each container's parent image set through its parent manifest ({@link
+ * CheckpointStore#fetchParent}: decoded and verified as {@code stasis fetch} does, written by the
+ * source before it reported ParentStored) into {@code <c>.parent} (a hidden temporary directory
+ * renamed into place) and reports the Restore's {@code ParentStaged}; the Migration then lets the
+ * source take its final cut. When the pod comes, staging a container checks that the final manifest
+ * lists the same parent entries, moves the verified parent in and downloads only the rest ({@link
+ * CheckpointStore#fetch(Path, String, Path)}), so no parent byte is decoded or hashed in the
+ * downtime; {@code <c>.parent} is removed once {@code <c>} is in place. Container names are DNS
+ * labels, so {@code <c>.parent} never names a container.
  */
 final class RestoreStager implements AutoCloseable {
   private static final Logger LOG = Logger.getLogger(RestoreStager.class.getName());
@@ -271,7 +272,7 @@ final class RestoreStager implements AutoCloseable {
         try (CheckpointStore store =
             stores.openSource(
                 ns, base + "/" + name, c.getSpec().getStorage(), c.getSpec().getEncryption())) {
-          bytes += store.prefetchParent(tmp);
+          bytes += store.fetchParent(tmp).bytes();
           Files.move(tmp, target, StandardCopyOption.ATOMIC_MOVE);
         } finally {
           deleteTree(tmp);
@@ -284,7 +285,7 @@ final class RestoreStager implements AutoCloseable {
               + node
               + " ("
               + bytes
-              + " bytes stored; verified against the final manifest) from "
+              + " bytes verified) from "
               + base;
       LOG.info(ns + "/" + r.getMetadata().getName() + ": " + msg);
       status(r, Reason.ParentStaged, msg);

@@ -387,49 +387,49 @@ public final class CheckpointStore implements AutoCloseable {
 
   /**
    * What a fetch wrote; {@code localBytes} of the {@code bytes} were read from objects fetched
-   * earlier onto this disk ({@link #prefetchParent}) rather than from the store.
+   * earlier onto this disk ({@link #fetchParent}) rather than from the store.
    */
   public record Fetched(
       Path dir, List<String> files, long bytes, long localBytes, Manifest manifest) {}
 
   /**
-   * Copies the objects of this checkpoint's parent image set ({@code checkpoint/parent/}) as they
-   * are stored (compressed, encrypted) into {@code dir}, one file per object named as its key below
-   * {@code checkpoint/parent/}; returns the bytes copied. Used before the manifest exists (a
-   * checkpoint holding its final cut): nothing can be verified yet, since the digests and the
-   * wrapped data key are only in the manifest written last, so nothing is decoded here. A later
-   * {@link #fetch(Path, String, Path)} given {@code dir} reads these files in place of the objects
-   * and verifies them exactly as the ones it downloads; a file that does not match is refused
-   * there.
+   * Fetches this checkpoint's parent image set before its final manifest exists (a checkpoint
+   * holding its final cut): reads {@link Manifest#PARENT_FILE}, checks it as a fetch checks the
+   * manifest (MAC and data key when encrypted, URI), and decodes and verifies every parent object
+   * it lists with the same code as {@link #fetch(Path)}, into {@code dir/parent/}; the parent
+   * manifest itself is kept as {@code dir/parent.manifest.json}, for the later {@link #fetch(Path,
+   * String, Path)} to compare against the final manifest. Nothing is left in {@code dir} unless
+   * every object verified.
    */
-  public long prefetchParent(Path dir) throws StorageException {
+  public Fetched fetchParent(Path dir) throws StorageException {
     backend.checkAccess(false);
-    String p = key(Manifest.IMAGES + ImageSink.PARENT);
-    long bytes = 0;
-    int n = 0;
-    for (ObjectBackend.ObjectInfo o : backend.list(p)) {
-      String name = o.key().substring(p.length());
-      if (!o.key().startsWith(p)
-          || name.isEmpty()
-          || name.indexOf('/') >= 0
-          || name.equals(Manifest.FILE)) {
-        continue;
-      }
-      Path out = dir.resolve(name);
-      try (InputStream in = backend.get(o.key());
-          OutputStream os = Channels.newOutputStream(Private.newFile(out))) {
-        bytes += in.transferTo(os);
-      } catch (StorageException e) {
-        throw e;
-      } catch (IOException e) {
-        throw writeFailure(out, e);
-      }
-      n++;
+    String where = uri.toString();
+    String k = key(Manifest.IMAGES + Manifest.PARENT_FILE);
+    if (backend.list(k).stream().noneMatch(o -> o.key().equals(k))) {
+      throw new StorageException(
+          "checkpoint "
+              + where
+              + " has no parent image set stored (no "
+              + Manifest.IMAGES
+              + Manifest.PARENT_FILE
+              + ")");
     }
-    if (n == 0) {
-      throw new StorageException("checkpoint " + uri + " has no parent image set stored");
+    Manifest m = readManifest(k, where);
+    SecretKey dataKey = checkManifest(m, where, null);
+    for (Manifest.Entry e : m.objects()) {
+      if (!e.name().startsWith(Manifest.IMAGES + ImageSink.PARENT)) {
+        throw new VerificationException(
+            "parent manifest of " + where + " lists " + e.name() + ", not a parent image file");
+      }
     }
-    return bytes;
+    Fetched f = fetchObjects(dir, m, dataKey, where, null, null);
+    Path out = f.dir().resolve(Manifest.PARENT_FILE);
+    try (OutputStream os = Channels.newOutputStream(Private.newFile(out))) {
+      os.write(m.toJson());
+    } catch (IOException e) {
+      throw writeFailure(out, e);
+    }
+    return f;
   }
 
   /**
@@ -451,9 +451,11 @@ public final class CheckpointStore implements AutoCloseable {
   }
 
   /**
-   * As {@link #fetch(Path, String)}; the parent set's objects found in {@code prefetched} (from
-   * {@link #prefetchParent}, null for none) are read from there instead of the store and verified
-   * as any other.
+   * As {@link #fetch(Path, String)}; with {@code prefetched} (a directory {@link #fetchParent}
+   * filled, null for none) the parent set is not fetched: the final manifest's parent entries must
+   * equal the ones of the parent manifest kept there (checked, not re-hashed: those files were
+   * verified against them), and the verified files are moved in. Only the other objects are
+   * downloaded and verified.
    */
   public Fetched fetch(Path dir, String expectId, Path prefetched) throws StorageException {
     backend.checkAccess(false);
@@ -471,6 +473,17 @@ public final class CheckpointStore implements AutoCloseable {
               : "no checkpoint at " + where);
     }
     Manifest m = readManifest(key(Manifest.FILE), where);
+    SecretKey dataKey = checkManifest(m, where, expectId);
+    Manifest pre = prefetched == null ? null : preStaged(m, prefetched, where);
+    return fetchObjects(dir, m, dataKey, where, prefetched, pre);
+  }
+
+  /**
+   * The checks of a manifest before anything is fetched: encryption as the options expect, the MAC,
+   * the URI it was written to, the pinned id. Returns the data key (null when not encrypted).
+   */
+  private SecretKey checkManifest(Manifest m, String where, String expectId)
+      throws StorageException {
     SecretKey dataKey = null;
     if (m.encryption() == null && options.encryptionKey() != null) {
       // whoever can write the bucket could otherwise replace an encrypted checkpoint by a plain
@@ -525,6 +538,72 @@ public final class CheckpointStore implements AutoCloseable {
       throw new VerificationException(
           "checkpoint at " + where + " has id " + m.id() + ", not the expected " + expectId);
     }
+    return dataKey;
+  }
+
+  /**
+   * The parent manifest a {@link #fetchParent} kept in {@code prefetched}, checked against the
+   * final manifest {@code m}: same checkpoint, and exactly the same parent entries (names, keys,
+   * sizes, digests, encodings). The pre-staged files were verified against those digests, so they
+   * are not hashed again.
+   */
+  private static Manifest preStaged(Manifest m, Path prefetched, String where)
+      throws StorageException {
+    Path f = prefetched.resolve(Manifest.PARENT_FILE);
+    byte[] json;
+    try {
+      json = Files.readAllBytes(f);
+    } catch (IOException e) {
+      throw new StorageException(
+          "pre-staged parent set " + prefetched + " cannot be used: " + e.getMessage(), e);
+    }
+    Manifest pre = Manifest.parse(json, "pre-staged parent set " + prefetched);
+    if (!pre.id().equals(m.id())) {
+      throw new VerificationException(
+          "pre-staged parent set of "
+              + where
+              + " is of checkpoint "
+              + pre.id()
+              + ", not of "
+              + m.id());
+    }
+    Map<String, Manifest.Entry> want = new TreeMap<>();
+    for (Manifest.Entry e : m.objects()) {
+      if (e.name().startsWith(Manifest.IMAGES + ImageSink.PARENT)) {
+        want.put(e.name(), e);
+      }
+    }
+    Map<String, Manifest.Entry> have = new TreeMap<>();
+    for (Manifest.Entry e : pre.objects()) {
+      have.put(e.name(), e);
+    }
+    java.util.Set<String> names = new java.util.TreeSet<>(want.keySet());
+    names.addAll(have.keySet());
+    for (String n : names) {
+      if (!java.util.Objects.equals(want.get(n), have.get(n))) {
+        throw new VerificationException(
+            "object "
+                + n
+                + " of "
+                + where
+                + (want.get(n) == null
+                    ? " was pre-staged but is not in the final manifest"
+                    : have.get(n) == null
+                        ? " is in the final manifest but was not pre-staged"
+                        : " differs between the final manifest and the pre-staged parent set's"));
+      }
+    }
+    return pre;
+  }
+
+  /**
+   * Decodes and verifies every object of {@code m} into {@code dir} through a hidden staging
+   * directory; with {@code pre} (checked by {@link #preStaged}), the parent files are moved in from
+   * {@code prefetched} instead of being fetched.
+   */
+  private Fetched fetchObjects(
+      Path dir, Manifest m, SecretKey dataKey, String where, Path prefetched, Manifest pre)
+      throws StorageException {
     Path target = dir.toAbsolutePath().normalize();
     Path staging;
     try {
@@ -586,15 +665,21 @@ public final class CheckpointStore implements AutoCloseable {
       if (parent) {
         Private.createDirectories(staging.resolve(ImageSink.PARENT));
       }
-      String parentKeys = Manifest.IMAGES + ImageSink.PARENT;
       for (Manifest.Entry e : m.objects()) {
         String file = e.name().substring(Manifest.IMAGES.length());
-        Path local =
-            prefetched != null && e.key().startsWith(parentKeys)
-                ? prefetched.resolve(e.key().substring(parentKeys.length()))
-                : null;
-        if (local != null && Files.isRegularFile(local, LinkOption.NOFOLLOW_LINKS)) {
-          fetchOne(e, m.id(), dataKey, staging.resolve(file), where, Files.newInputStream(local));
+        if (pre != null && file.startsWith(ImageSink.PARENT)) {
+          // verified plaintext from fetchParent, its entry equal to this one: moved, not re-hashed
+          Path local = prefetched.resolve(file);
+          if (!Files.isRegularFile(local, LinkOption.NOFOLLOW_LINKS)
+              || Files.size(local) != e.size()) {
+            throw new VerificationException(
+                "object "
+                    + e.name()
+                    + " of "
+                    + where
+                    + " is missing from the pre-staged parent set");
+          }
+          Files.move(local, staging.resolve(file));
           localBytes += e.size();
         } else {
           fetchOne(e, m.id(), dataKey, staging.resolve(file), where, backend.get(key(e.key())));

@@ -83,6 +83,46 @@ final class CheckpointWriter implements ImageSink {
     return true;
   }
 
+  /**
+   * Writes {@link Manifest#PARENT_FILE}: the parent set's entries (digests, encodings) and, when
+   * encrypted, the wrapped data key and the MAC, as the final manifest carries them, so the parent
+   * can be fetched and verified before the commit. Called once every parent file is closed (each
+   * stored); it returns only once the parent manifest is stored too, so a ParentStored reported
+   * after it covers every byte of it. The final manifest lists the same parent entries.
+   */
+  @Override
+  public synchronized void syncParent() throws IOException {
+    checkCancel();
+    if (failed != null) {
+      throw new StorageException(
+          "checkpoint " + describe() + " cannot store its parent set: " + failed.getMessage(),
+          failed);
+    }
+    for (String n : open.keySet()) {
+      if (n.startsWith(PARENT)) {
+        throw new IllegalStateException("parent image file " + n + " is still being written");
+      }
+    }
+    List<Manifest.Entry> parent = new ArrayList<>();
+    for (Manifest.Entry e : entries.values()) {
+      if (e.name().startsWith(Manifest.IMAGES + PARENT)) {
+        parent.add(e);
+      }
+    }
+    if (parent.isEmpty()) {
+      throw new StorageException("checkpoint " + describe() + " has no parent image files");
+    }
+    byte[] json = manifest(parent, false).toJson();
+    String k = store.key(Manifest.IMAGES + Manifest.PARENT_FILE);
+    if (!createdKeys.contains(k)) {
+      createdKeys.add(k);
+    }
+    store.backend().put(k, json, json.length);
+    if (!storedKeys.contains(k)) {
+      storedKeys.add(k);
+    }
+  }
+
   @Override
   public synchronized WritableByteChannel create(String name) throws IOException {
     checkCancel();
@@ -443,7 +483,7 @@ final class CheckpointWriter implements ImageSink {
         throw new StorageException("checkpoint " + describe() + " has no image files");
       }
       checkCancel();
-      Manifest m = manifest();
+      Manifest m = manifest(entries.values(), true);
       byte[] json = m.toJson();
       // the manifest is the commit point: written last, only once every object above is stored
       store.backend().put(store.key(Manifest.FILE), json, json.length);
@@ -456,7 +496,9 @@ final class CheckpointWriter implements ImageSink {
     }
   }
 
-  private Manifest manifest() throws IOException {
+  /** A manifest of {@code objects}: the final one ({@code complete}) or the parent set's. */
+  private Manifest manifest(java.util.Collection<Manifest.Entry> objects, boolean complete)
+      throws IOException {
     Map<String, String> source = new TreeMap<>(SourceFacts.learn());
     source.putAll(learned);
     Map<String, Long> timings = new TreeMap<>();
@@ -478,7 +520,7 @@ final class CheckpointWriter implements ImageSink {
     timings.put("store_upload_wait_ms", transfers.blockedNanos.get() / 1_000_000);
     long total = 0;
     long stored = 0;
-    for (Manifest.Entry e : entries.values()) {
+    for (Manifest.Entry e : objects) {
       total += e.size();
       stored += e.storedSize();
     }
@@ -497,11 +539,11 @@ final class CheckpointWriter implements ImageSink {
             store.uri().toString(),
             store.uri().name(),
             created.toString(),
-            Instant.now().toString(),
+            complete ? Instant.now().toString() : null,
             source,
             timings,
             enc,
-            new ArrayList<>(entries.values()),
+            new ArrayList<>(objects),
             total,
             stored,
             null);

@@ -49,6 +49,14 @@ public record Manifest(
 
   public static final String FILE = "manifest.json";
 
+  /**
+   * {@code checkpoint/parent.manifest.json}: a manifest of the same format listing only the parent
+   * image set's objects, written once that set is stored (before a held checkpoint reports
+   * ParentStored), so a target can fetch and verify the parent before {@link #FILE} exists. Not an
+   * image name; listed, counted and deleted as one of the checkpoint's objects.
+   */
+  public static final String PARENT_FILE = "parent.manifest.json";
+
   /** Images live under checkpoint/ as in the Kubernetes checkpoint archive (KEP-2008). */
   public static final String IMAGES = "checkpoint/";
 
@@ -107,7 +115,10 @@ public record Manifest(
             : name;
     // never "manifest.json": a key ending in it is always a manifest, never an image, so a
     // checkpoint nested under another one's checkpoint/ directory stays unambiguous
-    return IMAGE_NAME.matcher(plain).matches() && !plain.contains("..") && !plain.equals(FILE);
+    return IMAGE_NAME.matcher(plain).matches()
+        && !plain.contains("..")
+        && !plain.equals(FILE)
+        && !plain.equals(PARENT_FILE);
   }
 
   /** The stored key of an image below the checkpoint root, with suffixes for its encodings. */

@@ -1,5 +1,6 @@
 package dev.stasis.agent;
 
+import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertTrue;
@@ -628,8 +629,12 @@ class RestoreStagingIT {
       Path hidden = s3.dataDir().getParent().resolve("final-cut");
       List<Path> finals = new ArrayList<>();
       try (var l = Files.list(app.resolve("checkpoint"))) {
-        l.filter(Files::isRegularFile).forEach(finals::add);
+        // the parent manifest was stored with the parent set, before ParentStored: it stays
+        l.filter(Files::isRegularFile)
+            .filter(f -> !f.getFileName().toString().equals("parent.manifest.json"))
+            .forEach(finals::add);
       }
+      assertTrue(Files.isRegularFile(app.resolve("checkpoint/parent.manifest.json")));
       finals.add(app.resolve("manifest.json"));
       Files.createDirectories(hidden);
       for (Path f : finals) {
@@ -642,6 +647,44 @@ class RestoreStagingIT {
       assertFalse(parents.isEmpty());
 
       startAgent();
+      // A tampered parent object fails the pre-stage (ParentStaged False, one line naming it).
+      Path victim = parents.stream().max(java.util.Comparator.comparing(Path::toString)).get();
+      byte[] good = Files.readAllBytes(victim);
+      byte[] bad = good.clone();
+      bad[bad.length / 2] ^= 1;
+      Files.write(victim, bad);
+      Restore br = new Restore();
+      br.setMetadata(new ObjectMetaBuilder().withNamespace(NS).withName("mig-bad").build());
+      RestoreSpec bs = new RestoreSpec();
+      bs.setCheckpointName("held");
+      bs.setNodeName(NODE);
+      br.setSpec(bs);
+      br = test.resource(br).create();
+      br.setStatus(
+          RestoreStatusAggregator.next(
+              null,
+              1,
+              RestoreStatusAggregator.Step.to(RestorePhase.Pending, Reason.PreStaging, "held")
+                  .node(NODE),
+              Instant.now()));
+      br = test.resource(br).updateStatus();
+      await(
+          () -> RestoreStatusAggregator.parentStageFailure(restore("mig-bad").getStatus()) != null,
+          Duration.ofSeconds(120),
+          "ParentStaged=False of mig-bad");
+      String badWhy = RestoreStatusAggregator.parentStageFailure(restore("mig-bad").getStatus());
+      assertEquals(1, badWhy.lines().count(), badWhy);
+      String victimName = victim.getFileName().toString();
+      assertTrue(
+          badWhy.contains(
+                  "checkpoint/parent/" + victimName.substring(0, victimName.indexOf(".img")))
+              && (badWhy.contains("failed verification") || badWhy.contains("authentication")),
+          badWhy);
+      assertFalse(
+          Files.exists(staged.resolve(br.getMetadata().getUid()).resolve("app.parent")),
+          "nothing pre-staged for mig-bad");
+      Files.write(victim, good);
+
       Restore r = new Restore();
       r.setMetadata(new ObjectMetaBuilder().withNamespace(NS).withName("mig").build());
       RestoreSpec spec = new RestoreSpec();
@@ -682,9 +725,29 @@ class RestoreStagingIT {
             new TreeSet<>(l.map(x -> x.getFileName().toString()).toList()),
             "only the parent set, in place, no temporary directory, no pod yet");
       }
-      try (var l = Files.list(dir.resolve("app.parent"))) {
-        assertEquals(parents.size(), l.count(), "every parent object");
+      // verified plaintext before the final manifest exists (it is still hidden), with the parent
+      // manifest it was verified against
+      assertFalse(Files.exists(app.resolve("manifest.json")));
+      assertEquals(
+          Set.of("parent", "parent.manifest.json"),
+          new TreeSet<>(
+              Files.list(dir.resolve("app.parent")).map(x -> x.getFileName().toString()).toList()));
+      try (var l = Files.list(dir.resolve("app.parent/parent"))) {
+        assertEquals(
+            new TreeSet<>(
+                parents.stream()
+                    .map(x -> x.getFileName().toString().replace(".zst", "").replace(".aes", ""))
+                    .toList()),
+            new TreeSet<>(l.map(x -> x.getFileName().toString()).toList()),
+            "every parent object, decoded");
       }
+      byte[] preStagedPagemap = Files.readAllBytes(dir.resolve("app.parent/parent/pagemap-1.img"));
+      // a decoded CRIU image: it starts with the image-set magic (0x54564319, little endian)
+      assertEquals(
+          0x54564319,
+          java.nio.ByteBuffer.wrap(preStagedPagemap)
+              .order(java.nio.ByteOrder.LITTLE_ENDIAN)
+              .getInt(0));
       await(
           () -> events("mig").stream().anyMatch(e -> e.getReason().equals("ParentStaged")),
           Duration.ofSeconds(10),
@@ -766,7 +829,10 @@ class RestoreStagingIT {
       assertEquals("True", sc.getStatus(), sc.getMessage());
       assertTrue(
           sc.getMessage().contains("of them from the pre-staged parent sets"), sc.getMessage());
-      assertTrue(Files.isRegularFile(dir.resolve("app/parent/pagemap-1.img")), "parent in place");
+      assertArrayEquals(
+          preStagedPagemap,
+          Files.readAllBytes(dir.resolve("app/parent/pagemap-1.img")),
+          "the pre-staged parent moved in");
       try (var l = Files.list(dir)) {
         assertEquals(
             Set.of("app", "pod"),

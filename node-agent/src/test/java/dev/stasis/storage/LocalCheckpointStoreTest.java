@@ -312,33 +312,58 @@ class LocalCheckpointStoreTest {
   }
 
   /**
-   * A held checkpoint's parent set copied ahead as stored (no manifest yet), then the fetch reads
-   * those copies in place of the objects and verifies them as any other: a copy that does not match
-   * the final manifest is refused, nothing is written.
+   * A held checkpoint's parent set with its parent manifest: stored before the commit, fetched,
+   * decoded and verified before the final manifest exists (a tampered object refused there); the
+   * final fetch checks the final manifest's parent entries against the kept parent manifest, moves
+   * the verified plaintext in and reads no parent object from the store; the parent manifest is
+   * listed, counted and deleted with the checkpoint, and an aborted one leaves nothing.
    */
   @Test
-  void aPrefetchedParentIsReadFromDiskAndVerifiedByTheFetch() throws IOException {
+  void aParentSetIsFetchedVerifiedBeforeTheManifestAndMovedInByTheFetch() throws IOException {
     String uri = "file://" + tmp.resolve("store/held");
     byte[] pages = new byte[3 * 4096];
     pages[100] = 7;
     StoreOptions o = small().withCompression("zstd", 3).withEncryption(KEY);
-    Path pre = Files.createDirectories(tmp.resolve("pre"));
+    Path pre = tmp.resolve("pre");
+    Path pre2 = tmp.resolve("pre2");
+    Path stored = tmp.resolve("store/held/checkpoint/parent/pages-1.img.zst.aes");
     try (CheckpointStore s = CheckpointStore.open(uri, o);
         ImageSink sink = s.newCheckpoint()) {
+      assertThrows(IllegalArgumentException.class, () -> sink.create(Manifest.PARENT_FILE));
       try (var ch = sink.createPages("parent/pages-1.img", false, pages.length)) {
         ch.write(java.nio.ByteBuffer.wrap(pages));
       }
-      // the parent is stored, the manifest is not: copied as stored, nothing decoded yet
+      sink.syncParent();
+      assertTrue(Files.isRegularFile(tmp.resolve("store/held/checkpoint/parent.manifest.json")));
       try (CheckpointStore t = CheckpointStore.open(uri, o)) {
-        assertTrue(t.prefetchParent(pre) > 0);
+        CheckpointStore.Listing l = t.list().get(0);
+        assertFalse(l.complete());
+        assertEquals("no manifest", l.why());
+        assertThrows(StorageException.class, () -> t.fetch(tmp.resolve("early")));
+        // a tampered parent object is refused before any manifest exists, nothing left
+        byte[] good = Files.readAllBytes(stored);
+        byte[] bad = good.clone();
+        bad[bad.length - 1] ^= 1;
+        Files.write(stored, bad);
+        VerificationException e =
+            assertThrows(VerificationException.class, () -> t.fetchParent(tmp.resolve("bad")));
+        assertTrue(e.getMessage().contains("parent/pages-1.img"), e.getMessage());
+        assertEquals(1, e.getMessage().lines().count(), e.getMessage());
+        assertTrue(names(tmp.resolve("bad")).isEmpty(), "nothing written");
+        Files.write(stored, good);
+        // the parent is stored, the final manifest is not: decoded and verified all the same
+        assertEquals(pages.length, t.fetchParent(pre).bytes());
+        t.fetchParent(pre2);
       }
+      assertArrayEquals(pages, Files.readAllBytes(pre.resolve("parent/pages-1.img")));
+      assertEquals(List.of("parent", Manifest.PARENT_FILE), names(pre));
       SyntheticImages.write(sink, 8192);
       sink.commit();
     }
-    assertEquals(List.of("pages-1.img.zst.aes"), names(pre));
-    // the store's copy goes away: only the prefetched one can serve the parent
-    Path stored = tmp.resolve("store/held/checkpoint/parent/pages-1.img.zst.aes");
-    byte[] good = Files.readAllBytes(pre.resolve("pages-1.img.zst.aes"));
+    try (CheckpointStore s = CheckpointStore.open(uri, o)) {
+      assertTrue(s.list().get(0).complete(), s.list().get(0).why());
+    }
+    // the store's copy goes away: only the pre-staged one can serve the parent
     Files.delete(stored);
     Path out = tmp.resolve("out");
     try (CheckpointStore s = CheckpointStore.open(uri, o)) {
@@ -347,21 +372,40 @@ class LocalCheckpointStoreTest {
     }
     assertArrayEquals(pages, Files.readAllBytes(out.resolve("parent/pages-1.img")));
 
-    byte[] bad = good.clone();
-    bad[bad.length - 1] ^= 1;
-    Files.write(pre.resolve("pages-1.img.zst.aes"), bad);
+    // a final manifest whose parent entry differs from the pre-staged one's: refused by name
+    Path pm = pre2.resolve(Manifest.PARENT_FILE);
+    String json = Files.readString(pm);
+    String sha = json.replaceAll("(?s).*\"sha256\" : \"([0-9a-f]{64})\".*", "$1");
+    Files.writeString(pm, json.replace(sha, "0".repeat(64)));
     Path out2 = tmp.resolve("out2");
     try (CheckpointStore s = CheckpointStore.open(uri, o)) {
       VerificationException e =
-          assertThrows(VerificationException.class, () -> s.fetch(out2, null, pre));
-      assertTrue(e.getMessage().contains("parent/pages-1.img"), e.getMessage());
+          assertThrows(VerificationException.class, () -> s.fetch(out2, null, pre2));
+      assertTrue(e.getMessage().contains("checkpoint/parent/pages-1.img"), e.getMessage());
+      assertEquals(1, e.getMessage().lines().count(), e.getMessage());
+      assertTrue(!Files.exists(out2) || names(out2).isEmpty(), "nothing written");
+      // deleted with the checkpoint: nothing left
+      s.delete();
+      assertEquals(List.of(), s.objectKeys());
     }
-    assertTrue(!Files.exists(out2) || names(out2).isEmpty(), "nothing written");
+
+    // an aborted checkpoint leaves no parent manifest either
+    String aborted = "file://" + tmp.resolve("store/aborted");
+    try (CheckpointStore s = CheckpointStore.open(aborted, o)) {
+      try (ImageSink sink = s.newCheckpoint()) {
+        try (var ch = sink.create("parent/pages-1.img")) {
+          ch.write(java.nio.ByteBuffer.wrap(pages));
+        }
+        sink.syncParent();
+        assertTrue(s.objectKeys().stream().anyMatch(k -> k.endsWith(Manifest.PARENT_FILE)));
+      }
+      assertEquals(List.of(), s.objectKeys());
+    }
 
     Files.createDirectories(tmp.resolve("store/none"));
     try (CheckpointStore s = CheckpointStore.open("file://" + tmp.resolve("store/none"), o)) {
       StorageException e =
-          assertThrows(StorageException.class, () -> s.prefetchParent(tmp.resolve("pre2")));
+          assertThrows(StorageException.class, () -> s.fetchParent(tmp.resolve("pre3")));
       assertTrue(e.getMessage().contains("no parent image set stored"), e.getMessage());
     }
   }

@@ -781,6 +781,11 @@ class CheckpointEndToEndIT {
             store.objectKeys().stream().anyMatch(k -> k.contains("checkpoint/parent/")),
             "the parent set is stored before the go: " + store.objectKeys());
         assertTrue(store.list().stream().noneMatch(x -> x.complete()), "nothing is complete yet");
+        // with its parent manifest: the parent is fetched and verified before the final manifest
+        CheckpointStore.Fetched pre = store.fetchParent(work.resolve("c16-parent"));
+        assertTrue(
+            Files.isRegularFile(pre.dir().resolve("parent/pagemap-1.img")),
+            "the parent decoded before the go: " + pre.files());
       }
       // the hold: the workload runs (not frozen, not stopped) and the cut waits
       int before = ctr.lines();
@@ -884,6 +889,12 @@ class CheckpointEndToEndIT {
       assertTrue(
           dev.stasis.testing.LiveTracking.registeredVmas(ctr.hostPid()) > 0,
           "write-tracked during the hold");
+      try (CheckpointStore store = appStore("s3://ckpt/k8s/" + ns + "/c17/" + uid)) {
+        assertTrue(
+            store.objectKeys().stream()
+                .anyMatch(k -> k.endsWith("checkpoint/parent.manifest.json")),
+            "the parent manifest is stored in the hold: " + store.objectKeys());
+      }
       test.resource(get(ns, "c17")).delete();
       await().atMost(Duration.ofSeconds(30)).until(() -> get(ns, "c17") == null);
       assertTrue(ctr.alive());
