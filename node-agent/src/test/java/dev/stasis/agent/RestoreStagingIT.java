@@ -316,20 +316,10 @@ class RestoreStagingIT {
       boolean preCopy) throws Exception {
     String key = HexFormat.of().formatHex(new byte[32]).replace('0', '7');
     String token = "stage-" + UUID.randomUUID().toString().substring(0, 8);
-    String script =
-        "echo "
-            + token
-            + " > /dev/shm/f; i=0; while :; do read -t 0.1 x; i=$((i+1)); read s < /dev/shm/f;"
-            + " echo $i $s; done";
+    String script = counterWithShm(token);
     try (S3Server s3 = S3Server.start().bucket("team");
         RuncContainer ctr = RuncContainer.start(work, script)) {
-      secret(
-          "team-creds",
-          Map.of(
-              "accessKey", S3Server.ACCESS_KEY,
-              "secretKey", S3Server.SECRET_KEY,
-              "endpoint", s3.endpoint()));
-      secret("team-key", Map.of("key", key));
+      tenantSecrets(s3, key);
       secret("wrong-key", Map.of("key", HexFormat.of().formatHex(new byte[32]).replace('0', '3')));
       Checkpoint good = checkpoint("c1", "team-key", null);
       // the same stored images, with a key Secret that holds another key
@@ -570,20 +560,10 @@ class RestoreStagingIT {
       throws Exception {
     String key = HexFormat.of().formatHex(new byte[32]).replace('0', '5');
     String token = "pre-" + UUID.randomUUID().toString().substring(0, 8);
-    String script =
-        "echo "
-            + token
-            + " > /dev/shm/f; i=0; while :; do read -t 0.1 x; i=$((i+1)); read s < /dev/shm/f;"
-            + " echo $i $s; done";
+    String script = counterWithShm(token);
     try (S3Server s3 = S3Server.start().bucket("team");
         RuncContainer ctr = RuncContainer.start(work, script)) {
-      secret(
-          "team-creds",
-          Map.of(
-              "accessKey", S3Server.ACCESS_KEY,
-              "secretKey", S3Server.SECRET_KEY,
-              "endpoint", s3.endpoint()));
-      secret("team-key", Map.of("key", key));
+      tenantSecrets(s3, key);
       Checkpoint c = checkpoint("held", "team-key", null);
       String location = c.getStatus().location;
       // as the source agent leaves it while it holds: parent sets stored, final cut to come
@@ -911,5 +891,27 @@ class RestoreStagingIT {
     }
     assertEquals(List.of(), extra, "calls beyond the staging grants: " + seen);
     assertTrue(seen.containsAll(staging), "every staging grant used: " + seen);
+  }
+
+  /**
+   * A counter that prints its count and the token it wrote into its /dev/shm (state a restore must
+   * carry: the tmpfs file and the shell's variable) every 0.1 s.
+   */
+  static String counterWithShm(String token) {
+    return "echo "
+        + token
+        + " > /dev/shm/f; i=0; while :; do read -t 0.1 x; i=$((i+1)); read s < /dev/shm/f;"
+        + " echo $i $s; done";
+  }
+
+  /** The tenant's S3 credentials (team-creds, for {@code s3}) and image key (team-key) Secrets. */
+  void tenantSecrets(S3Server s3, String key) {
+    secret(
+        "team-creds",
+        Map.of(
+            "accessKey", S3Server.ACCESS_KEY,
+            "secretKey", S3Server.SECRET_KEY,
+            "endpoint", s3.endpoint()));
+    secret("team-key", Map.of("key", key));
   }
 }
