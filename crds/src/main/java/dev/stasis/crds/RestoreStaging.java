@@ -80,6 +80,11 @@ public final class RestoreStaging {
     return PREFIX + r.restoreUid() + "/" + r.container();
   }
 
+  /** True when {@code uid} can name a Restore's staging directory (what {@link Ref} accepts). */
+  public static boolean isRestoreUid(String uid) {
+    return uid != null && UID.matcher(uid).matches();
+  }
+
   /** True when a {@code restore-from.stasis.dev/<c>} value names staged images. */
   public static boolean isStaged(String value) {
     return value != null && value.startsWith(PREFIX);
@@ -88,7 +93,7 @@ public final class RestoreStaging {
   /** The staged images of one container of one Restore: a path below the staging directory. */
   public record Ref(String restoreUid, String container) {
     public Ref {
-      if (restoreUid == null || !UID.matcher(restoreUid).matches()) {
+      if (!isRestoreUid(restoreUid)) {
         throw new IllegalArgumentException("'" + restoreUid + "' is not a Restore uid");
       }
       if (container == null || !NAME.matcher(container).matches()) {

@@ -214,12 +214,7 @@ final class RestoreStager implements AutoCloseable {
   private void preStage(Restore r) {
     String uid = r.getMetadata().getUid();
     String cp = r.getSpec().getCheckpointName();
-    if (!onThisNode(r) || cp == null || cp.isEmpty() || uid == null) {
-      return;
-    }
-    try {
-      new RestoreStaging.Ref(uid, "x"); // a uid that can name a directory
-    } catch (IllegalArgumentException e) {
+    if (!onThisNode(r) || cp == null || cp.isEmpty() || !RestoreStaging.isRestoreUid(uid)) {
       return;
     }
     RestoreStatus st = r.getStatus();
@@ -359,9 +354,7 @@ final class RestoreStager implements AutoCloseable {
     if (staged.isEmpty()) {
       return;
     }
-    try {
-      new RestoreStaging.Ref(uid, "x"); // a uid that can name a directory
-    } catch (IllegalArgumentException e) {
+    if (!RestoreStaging.isRestoreUid(uid)) {
       return;
     }
     if (p.getSpec() == null || !node.equals(p.getSpec().getNodeName())) {
