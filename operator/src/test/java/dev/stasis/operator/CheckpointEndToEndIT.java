@@ -752,24 +752,7 @@ class CheckpointEndToEndIT {
     liveCopy = true;
     try (RuncContainer ctr = RuncContainer.counter(work)) {
       podAndSecret(ns, ctr);
-      Checkpoint c = Fixtures.checkpoint(ns, "c16", "web");
-      c.getSpec().setHoldFinalFreeze(true);
-      CheckpointSpec.StorageSpec st = new CheckpointSpec.StorageSpec();
-      st.setUri("s3://ckpt/k8s");
-      st.setCredentialsSecretRef(new CheckpointSpec.SecretRef("s3-creds", null));
-      c.getSpec().setStorage(st);
-      c.getSpec().setTimeoutSeconds(60);
-      c = test.resource(c).create();
-      String uid = c.getMetadata().getUid();
-      await()
-          .atMost(Duration.ofSeconds(60))
-          .until(
-              () -> {
-                CheckpointStatus s = get(ns, "c16").getStatus();
-                return s != null
-                    && ((s.phase != null && s.phase.terminal())
-                        || StatusAggregator.condition(s, StatusAggregator.PARENT_STORED) != null);
-              });
+      String uid = createHeldUntilParentStored(ns, "c16");
       CheckpointStatus held = get(ns, "c16").getStatus();
       assertEquals(Phase.Running, held.phase, held.message);
       assertEquals(
@@ -867,24 +850,7 @@ class CheckpointEndToEndIT {
     liveCopy = true;
     try (RuncContainer ctr = RuncContainer.counter(work)) {
       podAndSecret(ns, ctr);
-      Checkpoint c = Fixtures.checkpoint(ns, "c17", "web");
-      c.getSpec().setHoldFinalFreeze(true);
-      CheckpointSpec.StorageSpec st = new CheckpointSpec.StorageSpec();
-      st.setUri("s3://ckpt/k8s");
-      st.setCredentialsSecretRef(new CheckpointSpec.SecretRef("s3-creds", null));
-      c.getSpec().setStorage(st);
-      c.getSpec().setTimeoutSeconds(60);
-      c = test.resource(c).create();
-      String uid = c.getMetadata().getUid();
-      await()
-          .atMost(Duration.ofSeconds(60))
-          .until(
-              () -> {
-                CheckpointStatus s = get(ns, "c17").getStatus();
-                return s != null
-                    && ((s.phase != null && s.phase.terminal())
-                        || StatusAggregator.condition(s, StatusAggregator.PARENT_STORED) != null);
-              });
+      String uid = createHeldUntilParentStored(ns, "c17");
       assertEquals(Phase.Running, get(ns, "c17").getStatus().phase, "held");
       assertTrue(
           dev.stasis.testing.LiveTracking.registeredVmas(ctr.hostPid()) > 0,
@@ -1298,5 +1264,30 @@ class CheckpointEndToEndIT {
     public void close() {
       inner.close();
     }
+  }
+
+  /**
+   * Creates a held Checkpoint {@code name} of pod "web" in {@code ns} (S3 with the namespace's
+   * credentials, 60 s) and waits until it reported ParentStored or ended; returns its uid.
+   */
+  String createHeldUntilParentStored(String ns, String name) {
+    Checkpoint c = Fixtures.checkpoint(ns, name, "web");
+    c.getSpec().setHoldFinalFreeze(true);
+    CheckpointSpec.StorageSpec st = new CheckpointSpec.StorageSpec();
+    st.setUri("s3://ckpt/k8s");
+    st.setCredentialsSecretRef(new CheckpointSpec.SecretRef("s3-creds", null));
+    c.getSpec().setStorage(st);
+    c.getSpec().setTimeoutSeconds(60);
+    String uid = test.resource(c).create().getMetadata().getUid();
+    await()
+        .atMost(Duration.ofSeconds(60))
+        .until(
+            () -> {
+              CheckpointStatus s = get(ns, name).getStatus();
+              return s != null
+                  && ((s.phase != null && s.phase.terminal())
+                      || StatusAggregator.condition(s, StatusAggregator.PARENT_STORED) != null);
+            });
+    return uid;
   }
 }
