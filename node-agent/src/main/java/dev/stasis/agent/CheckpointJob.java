@@ -43,12 +43,6 @@ final class CheckpointJob implements Runnable {
   /** The status ended under us (operator timeout, spec edited): stop and undo. */
   private volatile boolean abandoned;
 
-  /**
-   * A held checkpoint reported ParentStored: a target may have staged those parent sets, so no
-   * attempt may store other ones in their place (no retry of the cut after this).
-   */
-  private volatile boolean parentReported;
-
   CheckpointJob(
       Checkpoint cr,
       StatusWriter status,
@@ -126,98 +120,82 @@ final class CheckpointJob implements Runnable {
       }
       String location = stores.location(cr);
       List<PodDump.Result> results;
-      // container name -> the id of the checkpoint its images go to (the last attempt's)
+      // container name -> the id of the checkpoint its images go to
       Map<String, String> checkpointIds = new java.util.HashMap<>();
-      for (int attempt = 1; ; attempt++) {
-        int openedBefore = opened.size();
-        List<PodDump.Member> members = new ArrayList<>();
-        for (CheckpointStatus.ContainerRef ref : refs) {
-          ContainerProcesses.Container c;
-          try {
-            c = processes.resolve(ref.containerID);
-          } catch (java.io.IOException | IllegalArgumentException e) {
-            members.forEach(m -> m.sink().close()); // nothing was written through them
-            fail(Reason.ProcessNotFound, "container '" + ref.name + "': " + e.getMessage());
-            return;
-          }
-          CheckpointStore store = stores.open(cr, ref.name);
-          opened.add(store);
-          String name = ref.name;
-          TrackingSink[] self = new TrackingSink[1];
-          TrackingSink sink =
-              new TrackingSink(
-                  store.newCheckpoint(),
-                  this::cancelled,
-                  () ->
-                      report(
-                          status.transition(
-                              Transition.to(
-                                      Phase.Uploading,
-                                      Reason.Uploading,
-                                      "container '" + name + "': finishing upload")
-                                  .container(
-                                      name,
-                                      CheckpointStatus.ContainerPhase.Uploading,
-                                      self[0].bytes()))));
-          self[0] = sink;
-          if (sink.checkpointId() != null) {
-            checkpointIds.put(name, sink.checkpointId());
-          }
-          sink.recordMetadata(
-              Map.of(
-                  "k8s.namespace", cr.getMetadata().getNamespace(),
-                  "k8s.checkpoint", cr.getMetadata().getName(),
-                  "k8s.checkpoint.uid", cr.getMetadata().getUid(),
-                  "k8s.pod", cr.getSpec().getPodName(),
-                  "k8s.pod.uid", String.valueOf(podUid),
-                  "k8s.container", name,
-                  // the stored checkpoint alone suffices to make the pod again (Restore from uri)
-                  "k8s.pod.template", PodTemplates.toJson(template)));
-          members.add(
-              new PodDump.Member(
-                  name,
-                  c,
-                  sink,
-                  msg ->
-                      report(
-                          status.progress(
-                              Transition.to(
-                                      Phase.Running,
-                                      Reason.Dumping,
-                                      "container '" + name + "': " + msg)
-                                  .container(
-                                      name,
-                                      CheckpointStatus.ContainerPhase.Dumping,
-                                      sink.bytes()))),
-                  // the root diff, OCI spec and config.dump: the archive layout (issue 12)
-                  ContainerRootfs.host(image(template, name))));
-        }
-        List<CheckpointStore> these = opened.subList(openedBefore, opened.size());
+      List<PodDump.Member> members = new ArrayList<>();
+      for (CheckpointStatus.ContainerRef ref : refs) {
+        ContainerProcesses.Container c;
         try {
-          results =
-              PodDump.run(
-                  members,
-                  cr.getSpec().effectiveLeaveRunning(),
-                  dumper,
-                  Duration.ofSeconds(10),
-                  this::cancelled,
-                  cr.getSpec().effectiveHoldFinalFreeze() ? new FinalFreezeHold() : null);
-          break;
-        } catch (DumpException e) {
-          if (attempt >= ATTEMPTS || !transientZombie(e) || cancelled() || parentReported) {
-            throw e;
-          }
-          // Nothing was kept: the engine released everything and every cgroup is thawed. Clear
-          // this attempt's partial upload (same place as the next) and let the parent reap.
-          LOG.info(who() + ": attempt " + attempt + " met " + e.getMessage() + "; cutting again");
-          for (CheckpointStore s : these) {
-            removeAll(s);
-          }
-          Thread.sleep(200);
-        } finally {
-          for (PodDump.Member m : members) {
-            m.sink().close();
-          }
+          c = processes.resolve(ref.containerID);
+        } catch (java.io.IOException | IllegalArgumentException e) {
+          members.forEach(m -> m.sink().close()); // nothing was written through them
+          fail(Reason.ProcessNotFound, "container '" + ref.name + "': " + e.getMessage());
+          return;
+        }
+        CheckpointStore store = stores.open(cr, ref.name);
+        opened.add(store);
+        String name = ref.name;
+        TrackingSink[] self = new TrackingSink[1];
+        TrackingSink sink =
+            new TrackingSink(
+                store.newCheckpoint(),
+                this::cancelled,
+                () ->
+                    report(
+                        status.transition(
+                            Transition.to(
+                                    Phase.Uploading,
+                                    Reason.Uploading,
+                                    "container '" + name + "': finishing upload")
+                                .container(
+                                    name,
+                                    CheckpointStatus.ContainerPhase.Uploading,
+                                    self[0].bytes()))));
+        self[0] = sink;
+        if (sink.checkpointId() != null) {
+          checkpointIds.put(name, sink.checkpointId());
+        }
+        sink.recordMetadata(
+            Map.of(
+                "k8s.namespace", cr.getMetadata().getNamespace(),
+                "k8s.checkpoint", cr.getMetadata().getName(),
+                "k8s.checkpoint.uid", cr.getMetadata().getUid(),
+                "k8s.pod", cr.getSpec().getPodName(),
+                "k8s.pod.uid", String.valueOf(podUid),
+                "k8s.container", name,
+                // the stored checkpoint alone suffices to make the pod again (Restore from uri)
+                "k8s.pod.template", PodTemplates.toJson(template)));
+        members.add(
+            new PodDump.Member(
+                name,
+                c,
+                sink,
+                msg ->
+                    report(
+                        status.progress(
+                            Transition.to(
+                                    Phase.Running,
+                                    Reason.Dumping,
+                                    "container '" + name + "': " + msg)
+                                .container(
+                                    name, CheckpointStatus.ContainerPhase.Dumping, sink.bytes()))),
+                // the root diff, OCI spec and config.dump: the archive layout (issue 12)
+                ContainerRootfs.host(image(template, name))));
+      }
+      // One cut: a child that has exited and is not reaped yet is dumped as the dead task it
+      // is (as CRIU does), so no state of the pod is transient for the engine.
+      try {
+        results =
+            PodDump.run(
+                members,
+                cr.getSpec().effectiveLeaveRunning(),
+                dumper,
+                Duration.ofSeconds(10),
+                this::cancelled,
+                cr.getSpec().effectiveHoldFinalFreeze() ? new FinalFreezeHold() : null);
+      } finally {
+        for (PodDump.Member m : members) {
+          m.sink().close();
         }
       }
       CheckpointStatus.Durations total = new CheckpointStatus.Durations();
@@ -336,7 +314,6 @@ final class CheckpointJob implements Runnable {
                           + ": "
                           + Labels.FINAL_FREEZE_GO)
                   .parentStored(at, bytes)));
-      parentReported = true;
       LOG.info(who() + ": parent image sets stored (" + bytes + " bytes); holding the cut");
     }
 
@@ -373,31 +350,6 @@ final class CheckpointJob implements Runnable {
       }
     }
     return null;
-  }
-
-  /**
-   * Cuts tried when a transient state (below) refuses one. Five, not three: in
-   * CheckpointEndToEndIT's shell-with-sleep container the first cut meets the current {@code sleep}
-   * as a zombie in every run (seen since 5d98e3d, cause not found yet), and on a loaded machine the
-   * next two did as well (21:32 UTC, 2026-12-04), failing a checkpoint the next cut would have
-   * taken. Dumping a zombie, as CRIU does, would end the retries altogether.
-   */
-  static final int ATTEMPTS = 5;
-
-  /**
-   * A child that has just exited and is not reaped yet when the cut freezes the pod (a shell's
-   * {@code sleep} between exit and wait) is a zombie the engine cannot dump; a moment later the
-   * parent has reaped it. Only such a descendant is retried; the container's init being a zombie is
-   * not transient.
-   */
-  static boolean transientZombie(Throwable e) {
-    for (Throwable c = e; c != null; c = c.getCause() == c ? null : c.getCause()) {
-      String m = String.valueOf(c.getMessage());
-      if (m.startsWith("descendant ") && m.endsWith(" is a zombie")) {
-        return true;
-      }
-    }
-    return false;
   }
 
   /**

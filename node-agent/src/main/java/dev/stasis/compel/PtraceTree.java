@@ -12,6 +12,7 @@ import java.util.List;
 final class PtraceTree implements SeizedTree {
   private final Tracer tracer;
   private final List<PtraceTask> tasks;
+  private final List<Zombie> zombies;
   private boolean closed;
 
   /** Trees not yet closed: a SIGTERM (shutdown hook) releases them before the JVM exits. */
@@ -27,9 +28,10 @@ final class PtraceTree implements SeizedTree {
 
   private final long stoppedSince;
 
-  PtraceTree(Tracer tracer, List<PtraceTask> tasks, long stoppedSince) {
+  PtraceTree(Tracer tracer, List<PtraceTask> tasks, List<Zombie> zombies, long stoppedSince) {
     this.tracer = tracer;
     this.tasks = tasks;
+    this.zombies = List.copyOf(zombies);
     this.stoppedSince = stoppedSince;
     OPEN.add(this);
   }
@@ -75,6 +77,11 @@ final class PtraceTree implements SeizedTree {
   @Override
   public List<SeizedTask> tasks() {
     return Collections.unmodifiableList(new ArrayList<>(tasks));
+  }
+
+  @Override
+  public List<Zombie> zombies() {
+    return zombies;
   }
 
   @Override

@@ -17,6 +17,16 @@ public interface SeizedTree extends AutoCloseable {
   List<SeizedTask> tasks();
 
   /**
+   * The descendants that had exited and were not reaped yet when their parent was seized: nothing
+   * of them is seized (a dead task has no threads, memory or files), and none can go away while its
+   * parent is held, since only that parent, stopped, could reap it.
+   */
+  List<Zombie> zombies();
+
+  /** A dead, unreaped process of the tree and the seized process that is its parent. */
+  record Zombie(int pid, int parent) {}
+
+  /**
    * {@link System#nanoTime()} just before the first thread of the tree was interrupted: from then
    * on some of it is stopped. A freeze measured from here includes the seize's own stopped time.
    */

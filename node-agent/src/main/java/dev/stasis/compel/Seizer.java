@@ -58,8 +58,9 @@ final class Seizer {
   SeizedTree seizeTree(int pid, boolean withDescendants) throws IOException {
     check(pid, null);
     List<PtraceTask> seized = new ArrayList<>();
+    List<SeizedTree.Zombie> zombies = new ArrayList<>();
     try {
-      seizeRecursively(pid, withDescendants, seized);
+      seizeRecursively(pid, withDescendants, seized, zombies);
     } catch (IOException | RuntimeException e) {
       for (int i = seized.size() - 1; i >= 0; i--) {
         seized.get(i).release();
@@ -69,30 +70,42 @@ final class Seizer {
       }
       throw e;
     }
-    return new PtraceTree(tracer, seized, firstInterrupt);
+    return new PtraceTree(tracer, seized, zombies, firstInterrupt);
   }
 
-  private void seizeRecursively(int pid, boolean withDescendants, List<PtraceTask> seized)
+  private void seizeRecursively(
+      int pid, boolean withDescendants, List<PtraceTask> seized, List<SeizedTree.Zombie> zombies)
       throws IOException {
     seized.add(seizeProcess(pid));
     if (!withDescendants) {
       return;
     }
-    // every thread of pid is stopped now, so its children cannot change under us
+    // every thread of pid is stopped now, so its children cannot change under us: a child that
+    // has exited stays a zombie until pid, stopped, reaps it after the release
     for (int child : Tasks.children(pid)) {
-      if (check(child, pid)) {
-        seizeRecursively(child, true, seized);
+      switch (check(child, pid)) {
+        case SEIZE -> seizeRecursively(child, true, seized, zombies);
+        case ZOMBIE -> zombies.add(new SeizedTree.Zombie(child, pid));
+        case GONE -> {}
       }
     }
+  }
+
+  /** What {@link #check} found a process to be. */
+  private enum Found {
+    SEIZE,
+    /** a descendant that has exited and is not reaped yet: dumped as CRIU dumps a dead task */
+    ZOMBIE,
+    /** a descendant that vanished or was reparented between listing and checking */
+    GONE
   }
 
   /**
    * Refuses what must not be seized.
    *
    * @param parent the seized parent of a descendant, or null for the root
-   * @return false if a descendant vanished before it could be seized
    */
-  private boolean check(int pid, Integer parent) throws IOException {
+  private Found check(int pid, Integer parent) throws IOException {
     String who = parent == null ? "pid " + pid : "descendant pid " + pid + " of " + parent;
     if (pid <= 0) {
       throw new SeizeException("pid " + pid + ": not a valid process id");
@@ -104,7 +117,7 @@ final class Seizer {
       status = Status.readThread(pid, pid);
     } catch (NoSuchFileException e) {
       if (parent != null) {
-        return false;
+        return Found.GONE;
       }
       throw new SeizeException("pid " + pid + ": no such process");
     }
@@ -121,7 +134,19 @@ final class Seizer {
       throw new SeizeException(name + " is a kernel thread");
     }
     if (st.isZombie()) {
-      throw new SeizeException(name + " is a zombie");
+      if (parent == null) {
+        throw new SeizeException(name + " is a zombie");
+      }
+      if (st.ppid() != parent) {
+        return Found.GONE;
+      }
+      // An exited leader whose other threads still run shows Z too: that process is alive, and
+      // neither a dead task nor seizable through its leader.
+      if (Tasks.threads(pid).size() > 1) {
+        throw new SeizeException(
+            name + " has exited but its other threads still run (a zombie thread-group leader)");
+      }
+      return Found.ZOMBIE;
     }
     if (pid == Linux.getpid()) {
       throw new SeizeException(name + " is the stasis agent itself");
@@ -141,9 +166,9 @@ final class Seizer {
       throw new SeizeException(name + " is already traced by pid " + tracerPid);
     }
     if (parent != null && st.ppid() != parent) {
-      return false; // reparented (its parent went away) between listing and checking
+      return Found.GONE; // reparented (its parent went away) between listing and checking
     }
-    return true;
+    return Found.SEIZE;
   }
 
   private PtraceTask seizeProcess(int pid) throws IOException {

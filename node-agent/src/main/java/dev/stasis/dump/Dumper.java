@@ -511,6 +511,10 @@ public final class Dumper {
       }
       pstree.add(dumpOneTask(task, objId++, pagesId++, files, namespaces, sink, totals));
     }
+    // After every live process, so that each one's parent precedes it, as the restore needs.
+    for (dev.stasis.compel.SeizedTree.Zombie z : tree.zombies()) {
+      pstree.add(TaskImages.writeZombie(z.pid(), sink));
+    }
     String comm = TaskStat.read(pid).comm();
 
     long t = System.nanoTime();

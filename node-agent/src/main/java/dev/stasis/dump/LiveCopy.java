@@ -179,9 +179,7 @@ public final class LiveCopy implements AutoCloseable {
     long t0 = System.nanoTime();
     long n = 0;
     checkCancelled();
-    for (Tracked t : tasks.values()) {
-      n += t.copyRound(false);
-    }
+    n += roundOfAll(false);
     timings.merge("live_rounds", 1L, Long::sum);
     timings.put("live_last_round_pages", n);
     timings.merge("live_copied_pages", n, Long::sum);
@@ -253,9 +251,46 @@ public final class LiveCopy implements AutoCloseable {
     for (Userfaultfd u : fds) {
       tasks.put(u.pid(), new Tracked(u)); // closed by close() from here on
     }
-    for (Tracked t : tasks.values()) {
-      t.register();
+    for (java.util.Iterator<Tracked> it = tasks.values().iterator(); it.hasNext(); ) {
+      Tracked t = it.next();
+      try {
+        t.register();
+      } catch (IOException | RuntimeException e) {
+        dropIfGone(t, it, e);
+      }
     }
+  }
+
+  /** One round of every tracked process ({@link Tracked#copyRound}); returns the pages copied. */
+  private long roundOfAll(boolean first) throws IOException {
+    long n = 0;
+    for (java.util.Iterator<Tracked> it = tasks.values().iterator(); it.hasNext(); ) {
+      Tracked t = it.next();
+      try {
+        n += t.copyRound(first);
+      } catch (IOException | RuntimeException e) {
+        dropIfGone(t, it, e);
+      }
+    }
+    return n;
+  }
+
+  /**
+   * A descendant that exited while the tree ran (a shell's command, a worker) is no longer tracked:
+   * the cut will not find it, or finds it a zombie, with no memory to copy. Giving up the live copy
+   * of the whole tree for it would freeze the others for all their pages. The root's exit, or any
+   * other failure, is the caller's.
+   */
+  private void dropIfGone(Tracked t, java.util.Iterator<Tracked> it, Exception failure)
+      throws IOException {
+    if (t.pid == pid || !Dumper.targetGone(t.pid, failure)) {
+      if (failure instanceof IOException io) {
+        throw io;
+      }
+      throw (RuntimeException) failure; // only these two are caught
+    }
+    it.remove();
+    t.close();
   }
 
   /**
@@ -309,10 +344,7 @@ public final class LiveCopy implements AutoCloseable {
     round = 0;
     while (true) {
       checkCancelled();
-      n = 0;
-      for (Tracked t : tasks.values()) {
-        n += t.copyRound(round == 0);
-      }
+      n = roundOfAll(round == 0);
       if (progress != null) {
         progress.accept("live copy round " + round + ": " + n + " pages");
       }

@@ -184,6 +184,46 @@ final class TaskImages {
     return tids;
   }
 
+  /**
+   * A dead, unreaped descendant, as CRIU writes one: its core holds only the task part (state DEAD,
+   * the wait status its parent will reap, the name), and its pstree entry places it under its
+   * parent; it has no ids, memory, files or threads of its own. The restore re-creates a process
+   * that exits with that status, so the parent finds the same zombie to reap. Returns the entry.
+   */
+  static PstreeEntry writeZombie(int zpid, ImageSink sink) throws IOException {
+    TaskStat stat = TaskStat.read(zpid);
+    Status status = Status.read(zpid);
+    int vp = status.innermostPid();
+    int sid = Status.innermost(status.nsSid(), stat.session());
+    if (sid == 0) {
+      // its session is led from outside its PID namespace: nothing a restore could re-create
+      throw new DumpException(
+          "zombie PID " + zpid + " belongs to a session led from outside its PID namespace");
+    }
+    CoreEntry core =
+        CoreEntry.newBuilder()
+            .setMtype(CoreEntry.March.X86_64)
+            .setTc(
+                dev.stasis.images.proto.TaskCoreEntry.newBuilder()
+                    .setTaskState(dev.stasis.images.TaskState.DEAD)
+                    // /proc/PID/stat's exit_code: the status wait(2) reports, signal and code
+                    .setExitCode((int) stat.field(52))
+                    .setPersonality(0)
+                    .setFlags(0)
+                    .setBlkSigset(0)
+                    .setComm(stat.comm()))
+            .build();
+    ImageWriter.writeFile(sink, ImageType.CORE, vp, List.of(core));
+    return PstreeEntry.newBuilder()
+        .setPid(vp)
+        .setPpid(Status.read(stat.ppid()).innermostPid())
+        .setPgid(Status.innermost(status.nsPgid(), stat.pgrp()))
+        .setSid(sid)
+        // CRIU leaves this one entry unset for a dead task; the restore reads none of it
+        .addThreads(vp)
+        .build();
+  }
+
   /** ids-N: the process's kernel-object and namespace ids. */
   static void writeIds(int vp, int objId, int p, NamespaceIds namespaces, ImageSink sink)
       throws IOException {

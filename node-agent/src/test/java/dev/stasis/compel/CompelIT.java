@@ -9,7 +9,9 @@ import dev.stasis.compel.arch.X86Reg;
 import dev.stasis.linux.Linux;
 import dev.stasis.linux.TestTargets;
 import dev.stasis.linux.TestTargets.Target;
+import dev.stasis.linux.proc.Status;
 import dev.stasis.linux.proc.Tasks;
+import java.nio.file.Files;
 import java.nio.file.Path;
 import java.time.Duration;
 import java.util.ArrayList;
@@ -228,13 +230,18 @@ class CompelIT {
       int z = (int) t.value("zombie");
       String msg = assertThrows(SeizeException.class, () -> Compel.seize(z, false)).getMessage();
       assertEquals("pid " + z + " (zombie) is a zombie", msg);
-      // the zombie's parent can be seized, but not with its unreaped child
+      // the zombie's parent is seized with its unreaped child as a dead task, nothing of it seized
       try (SeizedTree tree = Compel.seize(t.pid(), false)) {
         assertEquals(1, tree.tasks().size());
+        assertEquals(List.of(), tree.zombies(), "without descendants");
       }
-      msg = assertThrows(SeizeException.class, () -> Compel.seize(t.pid(), true)).getMessage();
-      assertEquals("descendant pid " + z + " of " + t.pid() + " (zombie) is a zombie", msg);
-      assertTrue(t.alive(), "a refused seize leaves the parent running");
+      try (SeizedTree tree = Compel.seize(t.pid(), true)) {
+        assertEquals(1, tree.tasks().size());
+        assertEquals(List.of(new SeizedTree.Zombie(z, t.pid())), tree.zombies());
+        assertEquals(0, Status.read(z).tracerPid(), "the zombie is not traced");
+      }
+      assertTrue(t.alive(), "released, the parent runs on");
+      assertTrue(Files.exists(Path.of("/proc/" + z)), "and its child is still unreaped");
       long end = System.nanoTime() + 2_000_000_000L;
       while (t.state() != 'S' && System.nanoTime() < end) {
         Thread.sleep(10);

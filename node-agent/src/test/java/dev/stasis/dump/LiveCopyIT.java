@@ -261,4 +261,57 @@ class LiveCopyIT {
       assertTrue(verdict.startsWith("OK"), verdict);
     }
   }
+
+  /**
+   * A descendant that exits while the tree runs tracked (a shell's command, a worker) ends only its
+   * own tracking: the live copy of the others goes on, and the cut meets the child as the zombie it
+   * is. It used to give up the live copy of the whole tree ("live copy unavailable"), freezing
+   * every process for all its pages.
+   */
+  @Test
+  void aChildThatExitsDuringTheLiveCopyEndsOnlyItsOwnTracking() throws Exception {
+    Assumptions.assumeTrue(kernelHasAsyncWp(), "no asynchronous userfaultfd WP on this kernel");
+    try (Workloads.Running w = Workloads.start("tree")) {
+      // the leader's child without children of its own: killed, it stays the leader's zombie
+      int leaf = -1;
+      for (int c : dev.stasis.linux.proc.Tasks.children(w.pid)) {
+        if (dev.stasis.linux.proc.Tasks.children(c).isEmpty()) {
+          leaf = c;
+        }
+      }
+      assertTrue(leaf > 0, "the tree has a leaf child");
+      Path hold = w.state.resolve("hold");
+      Process p = w.startHeldDumper("live-tracking", hold, Map.of());
+      try {
+        assertTrue(Files.exists(hold), "dumper never held: " + Files.readString(w.dumperLog()));
+        assertTrue(registeredVmas(leaf) > 0, "the leaf is tracked");
+        dev.stasis.linux.Linux.kill(leaf, dev.stasis.linux.Linux.SIGKILL);
+        for (int i = 0; i < 400 && !Workloads.isZombie(leaf); i++) {
+          Thread.sleep(10);
+        }
+        assertTrue(Workloads.isZombie(leaf), "the leaf has exited, unreaped");
+        Files.delete(hold); // the dumper goes on: its rounds, then the cut
+        assertTrue(p.waitFor(120, java.util.concurrent.TimeUnit.SECONDS), "dumper did not end");
+        String log = Files.readString(w.dumperLog());
+        assertEquals(0, p.exitValue(), log);
+        assertFalse(log.contains("live copy unavailable"), log);
+      } finally {
+        p.destroyForcibly();
+      }
+      Path images = w.state.resolve("images");
+      com.fasterxml.jackson.databind.JsonNode core =
+          dev.stasis.testing.Crit.entries(
+                  dev.stasis.testing.Crit.decode(
+                      dev.stasis.testing.Crit.Version.BOOKWORM,
+                      images.resolve("core-" + leaf + ".img")))
+              .get(0);
+      assertEquals(2, core.get("tc").get("task_state").asInt(), "the leaf is dumped dead");
+      for (int c : dev.stasis.linux.proc.Tasks.children(w.pid)) {
+        if (c != leaf) {
+          assertNoUserfaultfd(c);
+        }
+      }
+      assertNoUserfaultfd(w.pid);
+    }
+  }
 }
