@@ -114,7 +114,8 @@ public class DumpCommand implements Callable<Integer> {
           "with --pre-copy and --to, PID being a container's init (its own cgroup): the final cut"
               + " waits, as a Migration's Checkpoint (holdFinalFreeze) does. Once the parent image"
               + " set and its manifest are stored, prints one line `parent stored (N bytes) ...`"
-              + " and lets the container run, write-tracked, until FILE exists; then freezes the"
+              + " and lets the container run, write-tracked, until FILE exists (one left from"
+              + " before is removed at the start); then freezes the"
               + " container's cgroup and stores only what was written since. SIGTERM or SIGINT"
               + " meanwhile ends the dump: the process runs on untracked, nothing stays stored")
   Path holdFinal;
