@@ -51,7 +51,8 @@
 # before the freeze is not downtime and its exit after the store is "other". fetch and restore are
 # timed by thin wrappers around the Stasis command line (STASIS_CLI) and runc (STASIS_RUNC) that
 # stasis-runc (and the staging) is pointed at; the wrapper itself runs unchanged.
-# The dumps' own phase lines (-v) and the copies' verdicts are kept in $BENCH_DIR/dumps.log.
+# The dumps' own phase lines (-v), the staging fetches' lines (bytes verified, how many of them
+# pre-staged) and the copies' verdicts are kept in $BENCH_DIR/dumps.log.
 # Never asserts timings; fails (exit 1, one line) if a step fails or a copy's check is not OK.
 #   src/bench/migrate-bench.sh [MiB ...]        default: 64 512 2048
 # Environment: REPS (default 3), STORE file|s3 (default file), PRECOPY 1|0 (default 1), WRITE_PCT
@@ -211,7 +212,7 @@ stage_final() {
   echo "$pod" >"$udir/pod"
   tmp=$(mktemp -d "$udir/.app.tmp-XXXXXX")
   env "${ENV[@]}" "$DIR/cli-timed" fetch --from "$uri" --images-dir "$tmp" \
-    --pre-staged "$udir/app.parent" >/dev/null || die "staging the copy's final images failed"
+    --pre-staged "$udir/app.parent" >>"$DIR/dumps.log" || die "staging the copy's final images failed"
   mv "$tmp" "$udir/app"
   rm -rf "$udir/app.parent"
 }
@@ -281,7 +282,7 @@ PY
     local ptmp
     ptmp=$(mktemp -d "$udir/.app.parent.tmp-XXXXXX")
     env "${ENV[@]}" "$HERE/stasis" fetch --from "$uri" --images-dir "$ptmp" --parent-only \
-      >/dev/null || die "pre-staging the parent set failed"
+      >>"$DIR/dumps.log" || die "pre-staging the parent set failed"
     mv "$ptmp" "$udir/app.parent"
     t_prestaged=$(date +%s%N)
     touch "$go"   # the operator's go: stasis.dev/final-freeze on the Checkpoint
