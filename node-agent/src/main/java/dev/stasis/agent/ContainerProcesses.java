@@ -137,6 +137,52 @@ public final class ContainerProcesses {
   }
 
   /**
+   * The container whose init is host PID {@code pid}: the one named by the last segment of the
+   * process's own cgroup (a runtime names it after the container's ID, {@link #namesContainer}),
+   * resolved as {@link #resolve} does. Refused, in one line, when that segment is no container ID
+   * or when {@code pid} is not the container's init: the caller freezes that cgroup for the cut, so
+   * it must be a container's own, never a shared one (a login session, a system service).
+   */
+  public Container ofInit(int pid) throws IOException {
+    Membership m;
+    try {
+      m = membership(Files.readString(procRoot.resolve(Integer.toString(pid)).resolve("cgroup")));
+    } catch (NoSuchFileException e) {
+      throw new IOException("no process " + pid);
+    }
+    String path = m == null ? "" : m.path;
+    String last = path.substring(path.lastIndexOf('/') + 1);
+    String id = last.endsWith(".scope") ? last.substring(0, last.length() - 6) : last;
+    for (String prefix : RUNTIME_PREFIXES) {
+      if (id.startsWith(prefix)) {
+        id = id.substring(prefix.length());
+      }
+    }
+    Container c;
+    try {
+      c = resolve(id);
+    } catch (IllegalArgumentException e) {
+      throw new IOException(
+          "PID "
+              + pid
+              + " is not in a container's own cgroup (its cgroup "
+              + (path.isEmpty() ? "?" : path)
+              + " is not named after a container ID)");
+    }
+    if (c.init().hostPid() != pid) {
+      throw new IOException(
+          "PID "
+              + pid
+              + " is not the init of container "
+              + id
+              + " (its init is host PID "
+              + c.init().hostPid()
+              + ")");
+    }
+    return c;
+  }
+
+  /**
    * The container's own cgroup within a process's cgroup path, or null if the process is not in the
    * container. The container's cgroup is the path segment that names the container as the runtimes
    * name it, and a process may sit below it (crun under CRI-O on cgroup v2 puts the container's

@@ -13,14 +13,14 @@ import java.util.function.BooleanSupplier;
  * (the upload tail), announces the commit (phase Uploading), and turns a cancellation into a write
  * error, which makes the engine abort the dump and release the process unharmed.
  */
-final class TrackingSink implements ImageSink {
+public final class TrackingSink implements ImageSink {
   private final ImageSink inner;
   private final BooleanSupplier cancelled;
   private final Runnable onCommit;
   private final AtomicLong bytes = new AtomicLong();
   private volatile long commitMillis;
 
-  TrackingSink(ImageSink inner, BooleanSupplier cancelled, Runnable onCommit) {
+  public TrackingSink(ImageSink inner, BooleanSupplier cancelled, Runnable onCommit) {
     this.inner = inner;
     this.cancelled = cancelled;
     this.onCommit = onCommit;
@@ -87,7 +87,7 @@ final class TrackingSink implements ImageSink {
   }
 
   /** Thrown into the engine when the checkpoint is cancelled (deleted, timed out). */
-  static final class CancelledException extends IOException {
+  public static final class CancelledException extends IOException {
     CancelledException() {
       super("checkpoint cancelled");
     }

@@ -108,6 +108,19 @@ public class DumpCommand implements Callable<Integer> {
   boolean preCopy;
 
   @Option(
+      names = "--hold-final",
+      paramLabel = "FILE",
+      description =
+          "with --pre-copy and --to, PID being a container's init (its own cgroup): the final cut"
+              + " waits, as a Migration's Checkpoint (holdFinalFreeze) does. Once the parent image"
+              + " set and its manifest are stored, prints one line `parent stored (N bytes) ...`"
+              + " and lets the container run, write-tracked, until FILE exists (one left from"
+              + " before is removed at the start); then freezes the"
+              + " container's cgroup and stores only what was written since. SIGTERM or SIGINT"
+              + " meanwhile ends the dump: the process runs on untracked, nothing stays stored")
+  Path holdFinal;
+
+  @Option(
       names = "--shell-job",
       description =
           "accept the terminal of the shell that started the process (a pty slave whose master is"
@@ -234,6 +247,9 @@ public class DumpCommand implements Callable<Integer> {
     }
     ghostLimitBytes =
         ghostLimit == null ? DumpOptions.DEFAULT_GHOST_LIMIT : size("--ghost-limit", ghostLimit);
+    if (holdFinal != null) {
+      return callHeld();
+    }
     // a dumper killed earlier may have left changes in processes (this one included): undo them
     dev.stasis.compel.Leftovers.sweep(System.err, false);
     Consumer<String> progress = progress();
@@ -311,6 +327,105 @@ public class DumpCommand implements Callable<Integer> {
       }
     }
     return 0;
+  }
+
+  /**
+   * {@code --hold-final}: the container's checkpoint exactly as the node agent takes a held one
+   * ({@link dev.stasis.agent.PodDump#run} with a {@link dev.stasis.agent.PodDump.Hold}, a pod of
+   * this one container): pre-copy, parent set stored, hold with tracking on, cgroup freeze, delta.
+   * The go is FILE appearing; the checkpoint's cancellation is SIGTERM or SIGINT (the JVM's own
+   * exit on them would skip the removal of the tracking).
+   */
+  private int callHeld() throws Exception {
+    if (!preCopy || to == null || archive != null || imagesDir != null) {
+      throw new IllegalArgumentException(
+          "--hold-final FILE goes with --pre-copy and --to URI (the parent set is what it holds)");
+    }
+    if (ghostLimit != null || shellJob) {
+      throw new IllegalArgumentException(
+          "--hold-final takes the agent's defaults: no --ghost-limit or --shell-job");
+    }
+    java.nio.file.Files.deleteIfExists(holdFinal); // a go left over from an earlier run is no go
+    dev.stasis.agent.ContainerProcesses.Container c =
+        dev.stasis.agent.ContainerProcesses.host().ofInit(pid);
+    java.util.concurrent.atomic.AtomicBoolean cancelled =
+        new java.util.concurrent.atomic.AtomicBoolean();
+    java.util.List<sun.misc.Signal> signals =
+        java.util.List.of(new sun.misc.Signal("TERM"), new sun.misc.Signal("INT"));
+    java.util.List<sun.misc.SignalHandler> previous = new java.util.ArrayList<>();
+    for (sun.misc.Signal s : signals) {
+      previous.add(sun.misc.Signal.handle(s, x -> cancelled.set(true)));
+    }
+    dev.stasis.agent.PodDump.Hold hold =
+        new dev.stasis.agent.PodDump.Hold() {
+          @Override
+          public void parentsStored(long bytes) {
+            System.out.println(
+                "parent stored ("
+                    + bytes
+                    + " bytes); PID "
+                    + pid
+                    + " runs write-tracked until "
+                    + holdFinal
+                    + " exists");
+            System.out.flush();
+          }
+
+          @Override
+          public boolean go() {
+            return java.nio.file.Files.exists(holdFinal);
+          }
+        };
+    Consumer<String> progress = verbose ? m -> System.err.println("  " + m) : m -> {};
+    // closing the sink before a commit deletes what it stored: the parent set of a cancelled hold
+    try (dev.stasis.agent.TrackingSink sink =
+        new dev.stasis.agent.TrackingSink(openSink(), cancelled::get, () -> {})) {
+      java.util.List<dev.stasis.agent.PodDump.Result> rs;
+      try {
+        rs =
+            dev.stasis.agent.PodDump.run(
+                java.util.List.of(
+                    new dev.stasis.agent.PodDump.Member(
+                        c.id().substring(0, 12), c, sink, progress)),
+                leaveRunning,
+                dev.stasis.agent.ProcessDumper.ENGINE,
+                java.time.Duration.ofSeconds(freezeTimeout == 0 ? 86400 : freezeTimeout),
+                cancelled::get,
+                hold);
+      } catch (dev.stasis.agent.TrackingSink.CancelledException
+          | dev.stasis.dump.LiveCopy.Cancelled e) {
+        System.err.println(
+            "stasis dump: cancelled before the final cut; PID "
+                + pid
+                + " runs on untracked and nothing stays stored");
+        return 1;
+      }
+      dev.stasis.agent.PodDump.Result r = rs.get(0);
+      System.out.printf(
+          "dumped PID %d into %s%s, cut at %s (frozen %d ms)%s%n",
+          pid,
+          sink.describe(),
+          sink.checkpointId() == null ? "" : " (checkpoint id " + sink.checkpointId() + ")",
+          r.cutAt(),
+          r.frozenMillis(),
+          leaveRunning ? "; left running" : "; killed");
+      r.warnings().forEach(w -> System.err.println("warning: " + w));
+      if (verbose) {
+        java.util.Map<String, Long> t = new java.util.TreeMap<>(r.engineTimings());
+        // the pod's own figures: the cgroup freeze, frozen until released, the cut's wall clock
+        t.put("pod_freeze_ms", r.freezeMillis());
+        t.put("pod_frozen_ms", r.frozenMillis());
+        t.put("cut_epoch_ms", r.cutAt().toEpochMilli());
+        StringBuilder phases = new StringBuilder("phases (ms):");
+        t.forEach((k, v) -> phases.append(' ').append(k).append('=').append(v));
+        System.out.println(phases);
+      }
+      return 0;
+    } finally {
+      for (int i = 0; i < signals.size(); i++) {
+        sun.misc.Signal.handle(signals.get(i), previous.get(i));
+      }
+    }
   }
 
   private static void removeQuietly(Path dir) {

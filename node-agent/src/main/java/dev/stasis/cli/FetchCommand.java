@@ -36,20 +36,49 @@ public final class FetchCommand implements Callable<Integer> {
           "refuse the checkpoint unless its id (printed by dump, shown by ls) is exactly ID")
   String expectId;
 
+  @Option(
+      names = "--parent-only",
+      description =
+          "fetch only the parent image set of a checkpoint still holding its final cut (dump"
+              + " --pre-copy --hold-final, a Migration's Checkpoint): its parent manifest is"
+              + " checked as a manifest is, every parent object verified into DIR/parent/, the"
+              + " manifest kept as DIR/parent.manifest.json for a later --pre-staged DIR (what the"
+              + " node agent pre-stages on a Migration's target node)")
+  boolean parentOnly;
+
+  @Option(
+      names = "--pre-staged",
+      paramLabel = "PDIR",
+      description =
+          "a directory --parent-only filled: the final manifest's parent entries must equal the"
+              + " ones kept there; those verified files are moved in and only the other objects"
+              + " are downloaded (as the node agent stages a Migration's copy)")
+  Path preStaged;
+
   @Mixin StorageOptions storage;
 
   @Override
   public Integer call() {
     long t0 = System.nanoTime();
     try (CheckpointStore store = storage.open(from)) {
-      CheckpointStore.Fetched f = store.fetch(dir, expectId);
+      if (parentOnly && (expectId != null || preStaged != null)) {
+        throw new StorageException(
+            "--parent-only takes no --expect-id or --pre-staged (the parent set has no final id)");
+      }
+      CheckpointStore.Fetched f =
+          parentOnly ? store.fetchParent(dir) : store.fetch(dir, expectId, preStaged);
       long ms = (System.nanoTime() - t0) / 1_000_000;
       System.out.println(
           "fetched "
               + f.files().size()
               + " files, "
               + LsCommand.human(f.bytes())
-              + " verified into "
+              + " verified"
+              + (f.localBytes() > 0
+                  ? " (" + LsCommand.human(f.localBytes()) + " of them pre-staged)"
+                  : "")
+              + (parentOnly ? " (parent set)" : "")
+              + " into "
               + f.dir()
               + " (checkpoint id "
               + f.manifest().id()

@@ -178,6 +178,35 @@ class ContainerProcessesTest {
     assertEquals(2, c.tasks().size());
   }
 
+  /**
+   * {@code stasis dump --hold-final} freezes the cgroup of the PID it is given: only a container's
+   * own (named after its ID), and only given its init; a session's or service's cgroup, a process
+   * of the container that is not its init, or no process at all is refused in one line.
+   */
+  @Test
+  void ofInitTakesOnlyTheInitOfAContainersOwnCgroup() throws Exception {
+    String path = "/kubepods.slice/kubepods-pod1.slice/cri-containerd-" + ID + ".scope";
+    Files.createDirectories(root.resolve("cg").resolve(path.substring(1)));
+    proc(500, 400, "0::" + path + "\n", "500\t1");
+    proc(501, 500, "0::" + path + "\n", "501\t7");
+    proc(600, 1, "0::/user.slice/user-0.slice/session-1.scope\n", "600");
+    ContainerProcesses.Container c = resolver().ofInit(500);
+    assertEquals(ID, c.id());
+    assertEquals(root.resolve("cg").resolve(path.substring(1)), c.cgroupDir());
+    assertEquals(2, c.tasks().size());
+    var notInit = assertThrows(java.io.IOException.class, () -> resolver().ofInit(501));
+    assertEquals(
+        "PID 501 is not the init of container " + ID + " (its init is host PID 500)",
+        notInit.getMessage());
+    var shared = assertThrows(java.io.IOException.class, () -> resolver().ofInit(600));
+    assertEquals(
+        "PID 600 is not in a container's own cgroup (its cgroup"
+            + " /user.slice/user-0.slice/session-1.scope is not named after a container ID)",
+        shared.getMessage());
+    var none = assertThrows(java.io.IOException.class, () -> resolver().ofInit(999));
+    assertEquals("no process 999", none.getMessage());
+  }
+
   @Test
   void segmentsThatOnlyContainTheIdAreNotTheContainer() {
     assertEquals(null, ContainerProcesses.containerCgroup("/x/crio-conmon-" + ID + ".scope", ID));

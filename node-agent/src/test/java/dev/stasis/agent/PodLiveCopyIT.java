@@ -573,7 +573,7 @@ class PodLiveCopyIT {
   }
 
   /** The writer's progress in pages from its check verdict ("OK sweep G page K of N"). */
-  private static long progress(String verdict) {
+  static long progress(String verdict) {
     String[] w = verdict.split(" ");
     return Long.parseLong(w[2]) * Long.parseLong(w[6]) + Long.parseLong(w[4]);
   }
@@ -588,7 +588,7 @@ class PodLiveCopyIT {
   }
 
   /** livewrite built static, to run in the busybox container. */
-  private static Path staticLivewrite() throws IOException {
+  static Path staticLivewrite() throws IOException {
     Path src =
         Path.of(System.getProperty("stasis.repo", "..")).resolve("src/workloads/livewrite.c");
     Path out = Files.createDirectories(Path.of("target/workloads/static")).resolve("livewrite");
@@ -605,12 +605,12 @@ class PodLiveCopyIT {
     return out;
   }
 
-  private static void awaitReady(Path data) throws Exception {
+  static void awaitReady(Path data) throws Exception {
     PodDumpIT.await(() -> Files.exists(data.resolve("ready")), "livewrite ready");
   }
 
   /** The workload's own verdict (workload.h protocol), within 10 s. */
-  private static String check(Path data) throws IOException, InterruptedException {
+  static String check(Path data) throws IOException, InterruptedException {
     Path result = data.resolve("result");
     Files.deleteIfExists(result);
     Files.writeString(data.resolve("check"), "");
@@ -621,7 +621,7 @@ class PodLiveCopyIT {
   }
 
   /** Checks again until the verdict changes (the writer moved on, or failed), for at most 10 s. */
-  private static String checkUntilChanged(Path data, String before)
+  static String checkUntilChanged(Path data, String before)
       throws IOException, InterruptedException {
     long deadline = System.nanoTime() + Duration.ofSeconds(10).toNanos();
     String v = check(data);

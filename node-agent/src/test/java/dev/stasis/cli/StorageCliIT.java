@@ -24,7 +24,7 @@ import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
 
 /** The packaged agent's ls / fetch / rm / dump --to against a real S3 server. */
-class StorageCliIT {
+public class StorageCliIT {
   static S3Server s3;
   @TempDir Path tmp;
 
@@ -38,14 +38,27 @@ class StorageCliIT {
     s3.close();
   }
 
-  record Run(int code, String out, String err) {}
+  public record Run(int code, String out, String err) {}
 
-  static Run stasis(Map<String, String> env, String... args) throws Exception {
+  public static Run stasis(Map<String, String> env, String... args) throws Exception {
     return stasisWithJvm(List.of(), env, args);
   }
 
   static Run stasisWithJvm(List<String> jvm, Map<String, String> env, String... args)
       throws Exception {
+    ProcessBuilder pb = command(jvm, env, args);
+    Path out = Files.createTempFile("stasis-out", ".txt");
+    Path err = Files.createTempFile("stasis-err", ".txt");
+    Process p = pb.redirectOutput(out.toFile()).redirectError(err.toFile()).start();
+    assertTrue(p.waitFor(60, TimeUnit.SECONDS), "stasis " + String.join(" ", args) + " hung");
+    Run r = new Run(p.exitValue(), Files.readString(out), Files.readString(err));
+    Files.delete(out);
+    Files.delete(err);
+    return r;
+  }
+
+  /** The packaged agent's command line, the caller's AWS credentials not inherited. */
+  public static ProcessBuilder command(List<String> jvm, Map<String, String> env, String... args) {
     List<String> cmd = new ArrayList<>();
     cmd.add(Path.of(System.getProperty("java.home"), "bin", "java").toString());
     cmd.addAll(jvm);
@@ -56,14 +69,7 @@ class StorageCliIT {
     pb.environment().remove("AWS_ACCESS_KEY_ID");
     pb.environment().remove("AWS_SECRET_ACCESS_KEY");
     pb.environment().putAll(env);
-    Path out = Files.createTempFile("stasis-out", ".txt");
-    Path err = Files.createTempFile("stasis-err", ".txt");
-    Process p = pb.redirectOutput(out.toFile()).redirectError(err.toFile()).start();
-    assertTrue(p.waitFor(60, TimeUnit.SECONDS), "stasis " + String.join(" ", args) + " hung");
-    Run r = new Run(p.exitValue(), Files.readString(out), Files.readString(err));
-    Files.delete(out);
-    Files.delete(err);
-    return r;
+    return pb;
   }
 
   private static byte[] writeCheckpoint(String uri, boolean commit) throws IOException {
