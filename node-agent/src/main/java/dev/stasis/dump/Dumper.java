@@ -676,23 +676,30 @@ public final class Dumper {
         task.onTracer(
             () -> {
               Map<Integer, Parasite.ThreadInfo> infos = new HashMap<>();
-              TaskImages.ParasiteFacts r;
+              Parasite.ProcessInfo proc;
               long u = t;
               try (Parasite parasite = BlobParasite.infect(task)) {
                 u = us("parasite_infect_us", u);
-                Parasite.ProcessInfo proc = parasite.dumpProcess();
+                proc = parasite.dumpProcess();
                 for (ThreadState ts : task.threads()) {
                   infos.put(
                       ts.tid(),
                       ts.tid() == task.pid() ? proc.leader() : parasite.dumpThread(ts.tid()));
                 }
-                r =
-                    new TaskImages.ParasiteFacts(
-                        proc.misc(), proc.sigacts(), proc.itimers(), infos);
                 u = us("parasite_commands_us", u);
                 dev.stasis.compel.Hold.at("cure");
               }
-              us("parasite_cure_us", u);
+              u = us("parasite_cure_us", u);
+              // the signal queues, once the parasite is gone, while still on the tracer thread:
+              // read later on their own, they cost a hand-over to it (two thread wake-ups)
+              TaskImages.ParasiteFacts r =
+                  new TaskImages.ParasiteFacts(
+                      proc.misc(),
+                      proc.sigacts(),
+                      proc.itimers(),
+                      infos,
+                      TaskImages.pendingSignals(task));
+              us("parasite_signals_us", u);
               return r;
             });
     add("parasite_ms", System.nanoTime() - t);
