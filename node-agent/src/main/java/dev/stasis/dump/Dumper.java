@@ -302,13 +302,17 @@ public final class Dumper {
       if (kill) {
         long k = System.nanoTime();
         tree.kill();
-        tree.close();
-        releaseFiles(true);
+        long dead = System.nanoTime();
         // The kernel frees the process's memory before its death is reported: for a large
         // process this is a visible part of the frozen time (CRIU's includes it too).
-        timings.put("kill_ms", ms(System.nanoTime() - k));
-        // Like CRIU's frozen_time, up to the moment every killed task was seen dead.
-        timings.put("frozen_ms", ms(System.nanoTime() - frozenAt));
+        timings.put("kill_ms", ms(dead - k));
+        // Like CRIU's frozen_time, up to the moment every killed task was seen dead: what follows
+        // (the tracer's hand-over and end, the journal's removal, closing the descriptors kept in
+        // repair mode) happens to a process that no longer exists.
+        timings.put("frozen_ms", ms(dead - frozenAt));
+        tree.close();
+        releaseFiles(true);
+        us("kill_cleanup_us", dead);
       }
       timings.put("total_ms", ms(System.nanoTime() - start));
       return new DumpResult(
