@@ -16,7 +16,8 @@
 # against CRIU's frozen time) or MODE=precopy (both kill the process; ours as a kill-mode pod
 # checkpoint takes it: the same live copy stored as the set's parent while the process runs, then
 # the final freeze writes only what changed since, durably, and kills; table and ratio as for
-# live), BENCH_DIR (default /var/tmp/stasis-agent-bench).
+# live), BENCH_DIR (default /var/tmp/stasis-agent-bench; $BENCH_DIR/answers keeps each run's
+# answer line, every timing the engine reported).
 # Needs root, gcc, python3 and upstream CRIU.
 set -euo pipefail
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
@@ -38,6 +39,7 @@ CRIT=("${STASIS_JUDGE:-/opt/stasis-judge}/bin/crit")
 "$HERE/.ci/install-judge" >&2
 
 mkdir -p "$DIR"
+: >"$DIR/answers"
 gcc -O2 -o "$DIR/memhog" "$HERE/src/workloads/memhog.c"
 "$HERE/stasis" --version >/dev/null   # builds the agent first if needed
 
@@ -105,6 +107,7 @@ one_run() {
   if [ "$tool" = stasis ]; then
     ans=$(ask dump "$pid" "$img" $OURS_LEAVE)
     case "$ans" in ok*) ;; *) echo "agent-bench: $ans" >&2; kill -9 "$pid"; exit 1 ;; esac
+    echo "$mib $ans" >>"$DIR/answers"   # every timing of the run, the sub-phases too
     case "$ans" in *" live_copy=0"*)
       echo "agent-bench: live copy not possible here (see $DIR/serve.log)" >&2; kill -9 "$pid"
       exit 1 ;;

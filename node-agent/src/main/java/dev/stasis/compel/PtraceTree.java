@@ -7,6 +7,7 @@ import java.io.IOException;
 import java.util.ArrayList;
 import java.util.Collections;
 import java.util.List;
+import java.util.concurrent.locks.LockSupport;
 
 /** A seized tree; every kernel call runs on its {@link Tracer}. */
 final class PtraceTree implements SeizedTree {
@@ -193,23 +194,53 @@ final class PtraceTree implements SeizedTree {
   }
 
   private static boolean awaitDeath(int tid) throws LinuxException {
-    long end = System.nanoTime() + 5_000_000_000L;
-    while (System.nanoTime() < end) {
-      WaitStatus ws;
-      try {
-        ws = Stops.waitFor(tid, 1000);
-      } catch (LinuxException e) {
-        if (e.errno() == dev.stasis.linux.Errno.ECHILD) {
-          return true; // already reported and gone
+    // Woken by the thread's own exit (a pidfd of the thread turns readable), not by polling: the
+    // kill is frozen time, and a backed-off poll (10 us doubling up to 2 ms) overslept its death by
+    // up to 2 ms per thread. The traced thread stays a zombie until collected here, so its TID
+    // names it until then and the descriptor can be opened after the SIGKILL. Without one (a
+    // kernel before 6.9), a short fixed pause between polls.
+    int pidfd;
+    try {
+      pidfd = Linux.pidfdOpenThread(tid);
+    } catch (LinuxException e) {
+      pidfd = -1;
+    }
+    try {
+      long end = System.nanoTime() + 5_000_000_000L;
+      boolean exited = false;
+      while (System.nanoTime() < end) {
+        WaitStatus ws;
+        try {
+          ws = Linux.waitpid(tid, Linux.WALL | Linux.WNOHANG);
+        } catch (LinuxException e) {
+          if (e.errno() == dev.stasis.linux.Errno.ECHILD) {
+            return true; // already reported and gone
+          }
+          throw e;
         }
-        throw e;
+        if (ws != null) {
+          if (ws.gone()) {
+            return true;
+          }
+          continue; // a stop reported before the death: collect on
+        }
+        if (pidfd >= 0 && !exited) {
+          exited = Linux.poll(pidfd, POLLIN, 10) != 0; // the bound: only a safety net
+        } else {
+          // no descriptor, or it is readable and the death still not reportable (a leader
+          // waits for its threads): no spinning on it
+          LockSupport.parkNanos(50_000);
+        }
       }
-      if (ws != null && ws.gone()) {
-        return true;
+      return false;
+    } finally {
+      if (pidfd >= 0) {
+        Linux.close(pidfd);
       }
     }
-    return false;
   }
+
+  private static final int POLLIN = 1;
 
   @Override
   public synchronized void close() {

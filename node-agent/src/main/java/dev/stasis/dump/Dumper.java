@@ -302,13 +302,17 @@ public final class Dumper {
       if (kill) {
         long k = System.nanoTime();
         tree.kill();
-        tree.close();
-        releaseFiles(true);
+        long dead = System.nanoTime();
         // The kernel frees the process's memory before its death is reported: for a large
         // process this is a visible part of the frozen time (CRIU's includes it too).
-        timings.put("kill_ms", ms(System.nanoTime() - k));
-        // Like CRIU's frozen_time, up to the moment every killed task was seen dead.
-        timings.put("frozen_ms", ms(System.nanoTime() - frozenAt));
+        timings.put("kill_ms", ms(dead - k));
+        // Like CRIU's frozen_time, up to the moment every killed task was seen dead: what follows
+        // (the tracer's hand-over and end, the journal's removal, closing the descriptors kept in
+        // repair mode) happens to a process that no longer exists.
+        timings.put("frozen_ms", ms(dead - frozenAt));
+        tree.close();
+        releaseFiles(true);
+        us("kill_cleanup_us", dead);
       }
       timings.put("total_ms", ms(System.nanoTime() - start));
       return new DumpResult(
@@ -680,23 +684,30 @@ public final class Dumper {
         task.onTracer(
             () -> {
               Map<Integer, Parasite.ThreadInfo> infos = new HashMap<>();
-              TaskImages.ParasiteFacts r;
+              Parasite.ProcessInfo proc;
               long u = t;
               try (Parasite parasite = BlobParasite.infect(task)) {
                 u = us("parasite_infect_us", u);
-                Parasite.ProcessInfo proc = parasite.dumpProcess();
+                proc = parasite.dumpProcess();
                 for (ThreadState ts : task.threads()) {
                   infos.put(
                       ts.tid(),
                       ts.tid() == task.pid() ? proc.leader() : parasite.dumpThread(ts.tid()));
                 }
-                r =
-                    new TaskImages.ParasiteFacts(
-                        proc.misc(), proc.sigacts(), proc.itimers(), infos);
                 u = us("parasite_commands_us", u);
                 dev.stasis.compel.Hold.at("cure");
               }
-              us("parasite_cure_us", u);
+              u = us("parasite_cure_us", u);
+              // the signal queues, once the parasite is gone, while still on the tracer thread:
+              // read later on their own, they cost a hand-over to it (two thread wake-ups)
+              TaskImages.ParasiteFacts r =
+                  new TaskImages.ParasiteFacts(
+                      proc.misc(),
+                      proc.sigacts(),
+                      proc.itimers(),
+                      infos,
+                      TaskImages.pendingSignals(task));
+              us("parasite_signals_us", u);
               return r;
             });
     add("parasite_ms", System.nanoTime() - t);

@@ -62,12 +62,29 @@ final class TaskImages {
       Integer loginuid,
       Integer oomScoreAdj) {}
 
-  /** What only the process itself can tell, asked through the parasite. */
+  /**
+   * What only the process itself can tell, asked through the parasite, and what the tracer reads in
+   * the same session on its thread: the pending signals ({@link #pendingSignals}).
+   */
   record ParasiteFacts(
       Parasite.MiscInfo misc,
       List<Parasite.Sigaction> sigacts,
       List<Parasite.Itimer> itimers,
-      Map<Integer, Parasite.ThreadInfo> threads) {}
+      Map<Integer, Parasite.ThreadInfo> threads,
+      Map<Integer, SignalQueueEntry> signals) {}
+
+  /**
+   * Every pending-signal queue of a seized process: the process-wide one (key 0) and each thread's
+   * own (key: its TID). On the tracer thread (see {@link SeizedTask#onTracer}).
+   */
+  static Map<Integer, SignalQueueEntry> pendingSignals(SeizedTask task) throws IOException {
+    Map<Integer, SignalQueueEntry> q = new HashMap<>();
+    q.put(SHARED_QUEUE, CoreImages.pendingSignals(task, task.pid(), true));
+    for (ThreadState ts : task.threads()) {
+      q.put(ts.tid(), CoreImages.pendingSignals(task, ts.tid(), false));
+    }
+    return q;
+  }
 
   /** fdinfo-N: every descriptor, its file dumped by its kind into the shared file table. */
   static void writeFdinfo(int p, int vp, int objId, FileTable files, ImageSink sink)
@@ -131,17 +148,7 @@ final class TaskImages {
       ImageSink sink)
       throws IOException {
     int p = task.pid();
-    // every signal queue in one call on the tracer thread: each read alone is a hand-over to it
-    Map<Integer, SignalQueueEntry> queues =
-        task.onTracer(
-            () -> {
-              Map<Integer, SignalQueueEntry> q = new HashMap<>();
-              q.put(SHARED_QUEUE, CoreImages.pendingSignals(task, p, true));
-              for (ThreadState ts : task.threads()) {
-                q.put(ts.tid(), CoreImages.pendingSignals(task, ts.tid(), false));
-              }
-              return q;
-            });
+    Map<Integer, SignalQueueEntry> queues = para.signals();
     CoreImages.TaskFacts facts =
         new CoreImages.TaskFacts(
             p,

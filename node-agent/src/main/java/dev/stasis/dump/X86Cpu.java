@@ -35,10 +35,8 @@ final class X86Cpu {
    * bytes long.
    */
   static int xstateOffset(int bit, long xcr0, int blockLength) throws DumpException {
-    if (Files.isReadable(DEVICE)) {
-      return cpuid(0xd, bit)[1];
-    }
-    return inferredOffset(bit, xcr0, blockLength);
+    int[] r = cpuid(0xd, bit);
+    return r != null ? r[1] : inferredOffset(bit, xcr0, blockLength);
   }
 
   static int inferredOffset(int bit, long xcr0, int blockLength) throws DumpException {
@@ -73,13 +71,42 @@ final class X86Cpu {
 
   /** CPUID.(EAX=7,ECX=0):ECX bit 7, CET shadow stack; false when CPUID cannot be read. */
   static boolean hasShadowStack() throws DumpException {
-    return Files.isReadable(DEVICE) && (cpuid(7, 0)[2] & (1 << 7)) != 0;
+    int[] r = cpuid(7, 0);
+    return r != null && (r[2] & (1 << 7)) != 0;
   }
 
+  /**
+   * Leaves read from the device so far, by {@code subleaf << 32 | leaf}. What they report (the
+   * XSAVE layout, the CPU's features) is fixed from boot on, and each read is an open of the device
+   * and a CPUID run on CPU 0 through an inter-processor call (a VM exit in a guest): done for each
+   * XSAVE component of each thread, that was about 1 ms of a one-thread process's freeze.
+   */
+  private static final java.util.Map<Long, int[]> READ =
+      new java.util.concurrent.ConcurrentHashMap<>();
+
+  /** Reads of the device so far (tests). */
+  static final java.util.concurrent.atomic.AtomicInteger DEVICE_READS =
+      new java.util.concurrent.atomic.AtomicInteger();
+
+  /** eax, ebx, ecx, edx of a leaf, or null without the device. */
   private static int[] cpuid(int leaf, int subleaf) throws DumpException {
+    long pos = ((long) subleaf << 32) | (leaf & 0xffffffffL);
+    int[] known = READ.get(pos);
+    if (known != null) {
+      return known;
+    }
+    if (!Files.isReadable(DEVICE)) {
+      return null;
+    }
+    int[] r = readDevice(pos);
+    READ.put(pos, r);
+    return r;
+  }
+
+  private static int[] readDevice(long pos) throws DumpException {
+    DEVICE_READS.incrementAndGet();
     try (FileChannel ch = FileChannel.open(DEVICE, StandardOpenOption.READ)) {
       ByteBuffer b = ByteBuffer.allocate(16).order(ByteOrder.LITTLE_ENDIAN);
-      long pos = ((long) subleaf << 32) | (leaf & 0xffffffffL);
       while (b.hasRemaining()) {
         if (ch.read(b, pos + b.position()) <= 0) {
           throw new IOException("short read");

@@ -396,6 +396,17 @@ public final class Linux {
     return (int) syscall("pidfd_open", pid, Syscalls.PIDFD_OPEN, pid, 0);
   }
 
+  /** pidfd_open flag (Linux 6.9): the descriptor names one thread, not its thread group. */
+  public static final int PIDFD_THREAD = 0x80; // O_EXCL
+
+  /**
+   * pidfd_open(2) of one thread ({@link #PIDFD_THREAD}): readable (POLLIN) once the thread has
+   * exited, a zombie or gone.
+   */
+  public static int pidfdOpenThread(int tid) throws LinuxException {
+    return (int) syscall("pidfd_open", tid, Syscalls.PIDFD_OPEN, tid, PIDFD_THREAD);
+  }
+
   /**
    * process_mrelease(2) (Linux 5.15): frees the memory of a process that is already dying (a
    * SIGKILL is pending), in the caller's context, while the process's own exit runs on another CPU.
@@ -501,9 +512,17 @@ public final class Linux {
 
   /** The poll(2) revents of {@code fd} for {@code events}, without waiting. */
   public static int pollNow(int fd, int events) throws LinuxException {
+    return poll(fd, events, 0);
+  }
+
+  /**
+   * The poll(2) revents of {@code fd} for {@code events}, waiting up to {@code timeoutMs} for one
+   * (0 when none came).
+   */
+  public static int poll(int fd, int events, int timeoutMs) throws LinuxException {
     ByteBuffer p = ByteBuffer.allocateDirect(8).order(ByteOrder.nativeOrder());
     p.putInt(0, fd).putShort(4, (short) events);
-    syscall("poll(fd " + fd + ")", 0, Syscalls.POLL, address(p), 1, 0);
+    syscall("poll(fd " + fd + ")", 0, Syscalls.POLL, address(p), 1, timeoutMs);
     return p.getShort(6) & 0xffff;
   }
 

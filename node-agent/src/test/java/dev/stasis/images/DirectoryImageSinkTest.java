@@ -265,4 +265,36 @@ class DirectoryImageSinkTest {
       assertEquals(0, s.count(), "the staging directory and the link are gone");
     }
   }
+
+  @Test
+  void theCommitsFsyncsRunSideBySideAndAFailureFailsItOnlyOnceAllAreDone() throws Exception {
+    // Two fsyncs that each wait for the other: done one after another, neither would pass.
+    java.util.concurrent.CyclicBarrier both = new java.util.concurrent.CyclicBarrier(2);
+    java.util.concurrent.Callable<Void> meet =
+        () -> {
+          both.await(10, java.util.concurrent.TimeUnit.SECONDS);
+          return null;
+        };
+    DirectoryImageSink.inParallel(java.util.List.of(meet, meet));
+
+    // One fails at once, the other is still running: the failure is thrown after it finished.
+    java.util.concurrent.atomic.AtomicBoolean slowDone =
+        new java.util.concurrent.atomic.AtomicBoolean();
+    java.util.concurrent.Callable<Void> slow =
+        () -> {
+          Thread.sleep(200);
+          slowDone.set(true);
+          return null;
+        };
+    java.util.concurrent.Callable<Void> failing =
+        () -> {
+          throw new IOException("EIO on pages-1.img");
+        };
+    IOException e =
+        assertThrows(
+            IOException.class,
+            () -> DirectoryImageSink.inParallel(java.util.List.of(slow, failing)));
+    assertEquals("EIO on pages-1.img", e.getMessage());
+    assertTrue(slowDone.get(), "the commit failed before every fsync was done");
+  }
 }
