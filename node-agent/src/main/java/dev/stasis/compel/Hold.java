@@ -8,9 +8,9 @@ import java.nio.file.Path;
  * Fault-injection points for the kill-the-dumper test: with {@code STASIS_HOLD_AT=<point>} and
  * {@code STASIS_HOLD_FILE=<path>} in the environment, the dumper writes the point's name to the
  * file when it reaches that point (its n-th occurrence with {@code <point>:n}) and then sleeps, so
- * a test can kill it exactly there, or change the target there and delete the file to let it go on.
- * Every point is an instant at which the target is in a modified state. Without the variables this
- * does nothing.
+ * a test can kill it exactly there, or change the target there and create {@code <path>.go} to let
+ * it go on. Every point is an instant at which the target is in a modified state. Without the
+ * variables this does nothing.
  */
 public final class Hold {
   private static final String AT = System.getenv("STASIS_HOLD_AT");
@@ -47,8 +47,9 @@ public final class Hold {
       Path tmp = f.resolveSibling(f.getFileName() + ".tmp");
       Files.writeString(tmp, point + "\n");
       Files.move(tmp, f, java.nio.file.StandardCopyOption.ATOMIC_MOVE);
-      // up to a minute; a test that deletes the file lets the dumper go on from here
-      for (int i = 0; i < 6_000 && Files.exists(f); i++) {
+      // up to a minute; a test that creates FILE.go lets the dumper go on from here
+      Path go = f.resolveSibling(f.getFileName() + ".go");
+      for (int i = 0; i < 6_000 && !Files.exists(go); i++) {
         Thread.sleep(10);
       }
     } catch (IOException e) {
