@@ -497,10 +497,10 @@ public final class PodDump {
     if (!parent) {
       return;
     }
-    // Kill mode or held: each copy becomes its container's parent image set, stored (durable) while
-    // the
-    // pod still runs; from here on its store is not written again, and the cut copies only what
-    // was written since. A parent that cannot be written fails the checkpoint before any cut: its
+    // Kill mode or held: each copy becomes its container's parent image set, stored (durable)
+    // while the pod still runs; from here on its store is not written again, and the cut copies
+    // only what was written since. A parent that cannot be written fails the checkpoint before any
+    // cut: its
     // sink may hold part of it, so the container is not quietly copied frozen into it instead.
     for (int i = 0; i < members.size(); i++) {
       if (lives[i] == null) {

@@ -85,6 +85,41 @@ class HeldDumpCliIT {
         .start();
   }
 
+  /** What a test does in the hold: the container, its data dir, its host PID, the store's URI. */
+  private interface InTheHold {
+    void run(RuncContainer w, Path data, int pid, String uri, Process dump, Path out)
+        throws Exception;
+  }
+
+  /**
+   * Starts a livewrite container and its held dump into {@code store} under {@code name}, waits
+   * until the parent set is stored, runs {@code test} in the hold, and ends the dump and the
+   * container whatever happened.
+   */
+  private void inTheHold(String store, String name, InTheHold test) throws Exception {
+    org.junit.jupiter.api.Assumptions.assumeTrue(
+        LiveTracking.kernelHasAsyncWp(), "no asynchronous userfaultfd WP on this kernel");
+    Path data = Files.createDirectories(work.resolve("data"));
+    try (RuncContainer w =
+        RuncContainer.startWithBinaries(
+            work,
+            "exec /bin/livewrite /data " + MIB + " 10",
+            data,
+            List.of(PodLiveCopyIT.staticLivewrite()))) {
+      PodLiveCopyIT.awaitReady(data);
+      int pid = w.hostPid();
+      String uri = uri(store, name);
+      Path out = work.resolve("dump.out");
+      Process dump = heldDump(store, pid, uri, work.resolve("go"), out);
+      try {
+        awaitParentStored(dump, out);
+        test.run(w, data, pid, uri, dump, out);
+      } finally {
+        dump.destroyForcibly();
+      }
+    }
+  }
+
   /** A JVM's start, the live copy and the parent's store, on a loaded machine: 90 s at most. */
   private static void awaitParentStored(Process dump, Path out) throws Exception {
     Path err = out.resolveSibling(out.getFileName() + ".err");
@@ -104,96 +139,80 @@ class HeldDumpCliIT {
   @ValueSource(strings = {"file", "s3"})
   void aHeldDumpHoldsUntilTheFileWhileItsParentIsStagedThenRestoresAtTheCut(String store)
       throws Exception {
-    org.junit.jupiter.api.Assumptions.assumeTrue(
-        LiveTracking.kernelHasAsyncWp(), "no asynchronous userfaultfd WP on this kernel");
-    Path data = Files.createDirectories(work.resolve("data"));
-    try (RuncContainer w =
-        RuncContainer.startWithBinaries(
-            work,
-            "exec /bin/livewrite /data " + MIB + " 10",
-            data,
-            List.of(PodLiveCopyIT.staticLivewrite()))) {
-      PodLiveCopyIT.awaitReady(data);
-      int pid = w.hostPid();
-      String uri = uri(store, "held");
-      Path go = work.resolve("go");
-      Path out = work.resolve("dump.out");
-      Process dump = heldDump(store, pid, uri, go, out);
-      try {
-        awaitParentStored(dump, out);
-        // the hold: running and advancing, write-tracked, not traced
-        String h1 = PodLiveCopyIT.check(data);
-        String h2 = PodLiveCopyIT.checkUntilChanged(data, h1);
-        assertTrue(h2.startsWith("OK"), "the writer during the hold: " + h2);
-        assertTrue(PodLiveCopyIT.progress(h2) > PodLiveCopyIT.progress(h1), h1 + " -> " + h2);
-        assertTrue(LiveTracking.registeredVmas(pid) > 0, "write tracking stays on in the hold");
-        assertEquals("0", ContainerDumpIT.tracer(pid), "not held under ptrace");
+    inTheHold(
+        store,
+        "held",
+        (w, data, pid, uri, dump, out) -> {
+          // the hold: running and advancing, write-tracked, not traced
+          String h1 = PodLiveCopyIT.check(data);
+          String h2 = PodLiveCopyIT.checkUntilChanged(data, h1);
+          assertTrue(h2.startsWith("OK"), "the writer during the hold: " + h2);
+          assertTrue(PodLiveCopyIT.progress(h2) > PodLiveCopyIT.progress(h1), h1 + " -> " + h2);
+          assertTrue(LiveTracking.registeredVmas(pid) > 0, "write tracking stays on in the hold");
+          assertEquals("0", ContainerDumpIT.tracer(pid), "not held under ptrace");
 
-        // the target's pre-staging: the parent verifies; the checkpoint is not complete yet
-        Path pre = work.resolve("pre");
-        StorageCliIT.Run p =
-            StorageCliIT.stasis(
-                env(store),
-                "fetch",
-                "--from",
-                uri,
-                "--images-dir",
-                pre.toString(),
-                "--parent-only");
-        assertEquals(0, p.code(), p.err());
-        assertTrue(p.out().contains("(parent set)"), p.out());
-        assertTrue(Files.isRegularFile(pre.resolve("parent.manifest.json")), "manifest kept");
-        assertTrue(Files.isRegularFile(pre.resolve("parent/pagemap-1.img")), "parent verified");
-        StorageCliIT.Run early =
-            StorageCliIT.stasis(
-                env(store), "fetch", "--from", uri, "--images-dir", work.resolve("x").toString());
-        assertEquals(1, early.code(), "no final set before the go: " + early.out());
-        assertTrue(dump.isAlive(), "still holding");
+          // the target's pre-staging: the parent verifies; the checkpoint is not complete yet
+          Path pre = work.resolve("pre");
+          StorageCliIT.Run p =
+              StorageCliIT.stasis(
+                  env(store),
+                  "fetch",
+                  "--from",
+                  uri,
+                  "--images-dir",
+                  pre.toString(),
+                  "--parent-only");
+          assertEquals(0, p.code(), p.err());
+          assertTrue(p.out().contains("(parent set)"), p.out());
+          assertTrue(Files.isRegularFile(pre.resolve("parent.manifest.json")), "manifest kept");
+          assertTrue(Files.isRegularFile(pre.resolve("parent/pagemap-1.img")), "parent verified");
+          StorageCliIT.Run early =
+              StorageCliIT.stasis(
+                  env(store), "fetch", "--from", uri, "--images-dir", work.resolve("x").toString());
+          assertEquals(1, early.code(), "no final set before the go: " + early.out());
+          assertTrue(dump.isAlive(), "still holding");
 
-        String beforeGo = PodLiveCopyIT.check(data);
-        assertTrue(beforeGo.startsWith("OK"), beforeGo);
-        Files.writeString(go, "");
-        assertTrue(dump.waitFor(120, TimeUnit.SECONDS), "the dump ends after the go");
-        assertEquals(
-            0,
-            dump.exitValue(),
-            Files.readString(out) + Files.readString(work.resolve("dump.out.err")));
-        String said = Files.readString(out);
-        assertTrue(said.contains("\ndumped PID " + pid + " into "), said);
-        assertTrue(said.contains(" pages_in_parent="), "the cut points into the parent: " + said);
-        assertTrue(w.alive(), "left running");
-        LiveTracking.assertNoUserfaultfd(pid);
+          String beforeGo = PodLiveCopyIT.check(data);
+          assertTrue(beforeGo.startsWith("OK"), beforeGo);
+          Files.writeString(work.resolve("go"), "");
+          assertTrue(dump.waitFor(120, TimeUnit.SECONDS), "the dump ends after the go");
+          assertEquals(
+              0,
+              dump.exitValue(),
+              Files.readString(out) + Files.readString(work.resolve("dump.out.err")));
+          String said = Files.readString(out);
+          assertTrue(said.contains("\ndumped PID " + pid + " into "), said);
+          assertTrue(said.contains(" pages_in_parent="), "the cut points into the parent: " + said);
+          assertTrue(w.alive(), "left running");
+          LiveTracking.assertNoUserfaultfd(pid);
 
-        // the copy: only the final objects downloaded, the parent moved in from the pre-staging
-        Path fin = work.resolve("final");
-        StorageCliIT.Run f =
-            StorageCliIT.stasis(
-                env(store),
-                "fetch",
-                "--from",
-                uri,
-                "--images-dir",
-                fin.toString(),
-                "--pre-staged",
-                pre.toString());
-        assertEquals(0, f.code(), f.err());
-        assertTrue(f.out().contains(" of them pre-staged)"), f.out());
-        w.delete();
-        Files.deleteIfExists(data.resolve("ready"));
-        w.restore(fin); // runc restore with upstream CRIU; throws with its log on failure
-        String restored = PodLiveCopyIT.check(data);
-        assertTrue(restored.startsWith("OK"), "restored memory is one instant: " + restored);
-        assertTrue(
-            PodLiveCopyIT.progress(restored) >= PodLiveCopyIT.progress(beforeGo),
-            "restored at the cut, after the go (" + beforeGo + "): " + restored);
-        Thread.sleep(1000); // the writer verifies each page it overwrites
-        String goesOn = PodLiveCopyIT.checkUntilChanged(data, restored);
-        assertTrue(goesOn.startsWith("OK"), "restored writer found no stale page: " + goesOn);
-        assertNotEquals(restored, goesOn, "the restored writer makes progress");
-      } finally {
-        dump.destroyForcibly();
-      }
-    }
+          // the copy: only the final objects downloaded, the parent moved in from the pre-staging
+          Path fin = work.resolve("final");
+          StorageCliIT.Run f =
+              StorageCliIT.stasis(
+                  env(store),
+                  "fetch",
+                  "--from",
+                  uri,
+                  "--images-dir",
+                  fin.toString(),
+                  "--pre-staged",
+                  pre.toString());
+          assertEquals(0, f.code(), f.err());
+          assertTrue(f.out().contains(" of them pre-staged)"), f.out());
+          w.delete();
+          Files.deleteIfExists(data.resolve("ready"));
+          w.restore(fin); // runc restore with upstream CRIU; throws with its log on failure
+          String restored = PodLiveCopyIT.check(data);
+          assertTrue(restored.startsWith("OK"), "restored memory is one instant: " + restored);
+          assertTrue(
+              PodLiveCopyIT.progress(restored) >= PodLiveCopyIT.progress(beforeGo),
+              "restored at the cut, after the go (" + beforeGo + "): " + restored);
+          Thread.sleep(1000); // the writer verifies each page it overwrites
+          String goesOn = PodLiveCopyIT.checkUntilChanged(data, restored);
+          assertTrue(goesOn.startsWith("OK"), "restored writer found no stale page: " + goesOn);
+          assertNotEquals(restored, goesOn, "the restored writer makes progress");
+        });
   }
 
   /**
@@ -204,75 +223,59 @@ class HeldDumpCliIT {
   @Test
   void aTamperedParentIsRefusedAndSigtermInTheHoldReleasesTheProcessUntracked() throws Exception {
     String store = "file";
-    org.junit.jupiter.api.Assumptions.assumeTrue(
-        LiveTracking.kernelHasAsyncWp(), "no asynchronous userfaultfd WP on this kernel");
-    Path data = Files.createDirectories(work.resolve("data"));
-    try (RuncContainer w =
-        RuncContainer.startWithBinaries(
-            work,
-            "exec /bin/livewrite /data " + MIB + " 10",
-            data,
-            List.of(PodLiveCopyIT.staticLivewrite()))) {
-      PodLiveCopyIT.awaitReady(data);
-      int pid = w.hostPid();
-      String uri = uri(store, "tampered");
-      Path go = work.resolve("go");
-      Path out = work.resolve("dump.out");
-      Process dump = heldDump(store, pid, uri, go, out);
-      try {
-        awaitParentStored(dump, out);
-        Path stored = work.resolve("store/tampered");
-        Path pages;
-        try (var walk = Files.walk(stored)) {
-          pages =
-              walk.filter(
-                      x ->
-                          x.toString().contains("/parent/")
-                              && x.getFileName().toString().startsWith("pages-"))
-                  .findFirst()
-                  .orElseThrow();
-        }
-        try (RandomAccessFile raf = new RandomAccessFile(pages.toFile(), "rw")) {
-          raf.seek(4096 * 7 + 13);
-          int b = raf.read();
-          raf.seek(4096 * 7 + 13);
-          raf.write(b ^ 0x5a);
-        }
-        Path pre = work.resolve("pre");
-        StorageCliIT.Run p =
-            StorageCliIT.stasis(
-                env(store),
-                "fetch",
-                "--from",
-                uri,
-                "--images-dir",
-                pre.toString(),
-                "--parent-only");
-        assertEquals(1, p.code(), p.out());
-        assertTrue(p.err().startsWith("stasis fetch: "), p.err());
-        assertEquals(1, p.err().lines().count(), "one line: " + p.err());
-        assertFalse(Files.exists(pre.resolve("parent")), "nothing of it placed");
+    inTheHold(
+        store,
+        "tampered",
+        (w, data, pid, uri, dump, out) -> {
+          Path stored = work.resolve("store/tampered");
+          Path pages;
+          try (var walk = Files.walk(stored)) {
+            pages =
+                walk.filter(
+                        x ->
+                            x.toString().contains("/parent/")
+                                && x.getFileName().toString().startsWith("pages-"))
+                    .findFirst()
+                    .orElseThrow();
+          }
+          try (RandomAccessFile raf = new RandomAccessFile(pages.toFile(), "rw")) {
+            raf.seek(4096 * 7 + 13);
+            int b = raf.read();
+            raf.seek(4096 * 7 + 13);
+            raf.write(b ^ 0x5a);
+          }
+          Path pre = work.resolve("pre");
+          StorageCliIT.Run p =
+              StorageCliIT.stasis(
+                  env(store),
+                  "fetch",
+                  "--from",
+                  uri,
+                  "--images-dir",
+                  pre.toString(),
+                  "--parent-only");
+          assertEquals(1, p.code(), p.out());
+          assertTrue(p.err().startsWith("stasis fetch: "), p.err());
+          assertEquals(1, p.err().lines().count(), "one line: " + p.err());
+          assertFalse(Files.exists(pre.resolve("parent")), "nothing of it placed");
 
-        assertTrue(LiveTracking.registeredVmas(pid) > 0, "tracked in the hold");
-        dump.destroy(); // SIGTERM
-        assertTrue(dump.waitFor(60, TimeUnit.SECONDS), "the dump ends on SIGTERM");
-        String err = Files.readString(work.resolve("dump.out.err"));
-        assertEquals(1, dump.exitValue(), err);
-        assertTrue(err.contains("cancelled before the final cut"), err);
-        assertTrue(w.alive(), "runs on");
-        assertEquals("0", ContainerDumpIT.tracer(pid), "released");
-        LiveTracking.assertNoUserfaultfd(pid);
-        assertEquals(0, LiveTracking.registeredVmas(pid), "no tracking left");
-        String after = PodLiveCopyIT.check(data);
-        assertTrue(after.startsWith("OK"), "the writer after the cancelled hold: " + after);
-        assertNotEquals(after, PodLiveCopyIT.checkUntilChanged(data, after), "it goes on");
-        try (var walk = Files.walk(stored)) {
-          assertEquals(
-              List.of(), walk.filter(Files::isRegularFile).toList(), "nothing stays stored");
-        }
-      } finally {
-        dump.destroyForcibly();
-      }
-    }
+          assertTrue(LiveTracking.registeredVmas(pid) > 0, "tracked in the hold");
+          dump.destroy(); // SIGTERM
+          assertTrue(dump.waitFor(60, TimeUnit.SECONDS), "the dump ends on SIGTERM");
+          String err = Files.readString(work.resolve("dump.out.err"));
+          assertEquals(1, dump.exitValue(), err);
+          assertTrue(err.contains("cancelled before the final cut"), err);
+          assertTrue(w.alive(), "runs on");
+          assertEquals("0", ContainerDumpIT.tracer(pid), "released");
+          LiveTracking.assertNoUserfaultfd(pid);
+          assertEquals(0, LiveTracking.registeredVmas(pid), "no tracking left");
+          String after = PodLiveCopyIT.check(data);
+          assertTrue(after.startsWith("OK"), "the writer after the cancelled hold: " + after);
+          assertNotEquals(after, PodLiveCopyIT.checkUntilChanged(data, after), "it goes on");
+          try (var walk = Files.walk(stored)) {
+            assertEquals(
+                List.of(), walk.filter(Files::isRegularFile).toList(), "nothing stays stored");
+          }
+        });
   }
 }
