@@ -136,34 +136,49 @@ public final class CheckpointStore implements AutoCloseable {
   public long push(Path dir) throws IOException {
     Path src = dir.toAbsolutePath().normalize();
     List<Path> files = new ArrayList<>();
+    List<Path> parentFiles = new ArrayList<>();
     try {
       addImageFiles(src, files);
       // an incremental set's parent (a directory, or CRIU's symlink to a pre-dump's set)
       Path parent = src.resolve(ImageSink.PARENT);
       if (Files.isDirectory(parent)) {
-        addImageFiles(parent, files);
+        addImageFiles(parent, parentFiles);
       }
     } catch (IOException e) {
       throw new StorageException(
           "images directory " + src + " cannot be read: " + e.getMessage(), e);
     }
-    if (files.isEmpty()) {
+    if (files.isEmpty() && parentFiles.isEmpty()) {
       throw new StorageException("images directory " + src + " holds no image files");
     }
     files.sort(null);
+    parentFiles.sort(null);
     long total = 0;
     try (ImageSink sink = newCheckpoint()) {
+      // The parent set first, then its manifest (syncParent), as a held dump stores it: a pushed
+      // pre-copy set can be pre-staged (fetchParent) like one the agent stored.
+      for (Path p : parentFiles) {
+        total += pushFile(sink, src, p);
+      }
+      if (!parentFiles.isEmpty()) {
+        sink.syncParent();
+      }
       for (Path p : files) {
-        String name = src.relativize(p).toString(); // FILE or parent/FILE
-        try (FileChannel in =
-            FileChannel.open(p, StandardOpenOption.READ, LinkOption.NOFOLLOW_LINKS)) {
-          total += copyInto(sink, name, in, () -> {});
-        }
+        total += pushFile(sink, src, p);
       }
       sink.recordMetadata(Map.of("source.images_dir", src.toString()));
       sink.commit();
     }
     return total;
+  }
+
+  /**
+   * Copies one image file of {@code src} (FILE or parent/FILE) into the sink; returns its bytes.
+   */
+  private static long pushFile(ImageSink sink, Path src, Path p) throws IOException {
+    try (FileChannel in = FileChannel.open(p, StandardOpenOption.READ, LinkOption.NOFOLLOW_LINKS)) {
+      return copyInto(sink, src.relativize(p).toString(), in, () -> {});
+    }
   }
 
   /** The image files directly in {@code dir} (regular files, not followed through symlinks). */

@@ -409,4 +409,33 @@ class LocalCheckpointStoreTest {
       assertTrue(e.getMessage().contains("no parent image set stored"), e.getMessage());
     }
   }
+
+  /**
+   * {@code stasis push} of a pre-copy set ({@code parent/} beside the final images) stores the
+   * parent first with its parent manifest, as a held dump does: the pushed checkpoint's parent can
+   * be pre-staged and verified, and the final fetch moves it in from there.
+   */
+  @Test
+  void aPushedSetWithAParentCanBePreStaged() throws IOException {
+    Path dir = Files.createDirectories(tmp.resolve("pushed/parent"));
+    byte[] pages = new byte[2 * 4096];
+    pages[5] = 9;
+    Files.write(dir.resolve("pages-1.img"), pages);
+    Files.write(dir.resolve("pagemap-1.img"), new byte[] {1, 2, 3});
+    Files.write(dir.getParent().resolve("pagemap-1.img"), new byte[] {4, 5, 6});
+    Files.write(dir.getParent().resolve("inventory.img"), new byte[] {7});
+    String uri = "file://" + tmp.resolve("store/pushed");
+    StoreOptions o = small().withCompression("zstd", 3).withEncryption(KEY);
+    try (CheckpointStore s = CheckpointStore.open(uri, o)) {
+      s.push(dir.getParent());
+    }
+    Path pre = tmp.resolve("pushed-pre");
+    Path out = tmp.resolve("pushed-out");
+    try (CheckpointStore s = CheckpointStore.open(uri, o)) {
+      assertEquals(pages.length + 3, s.fetchParent(pre).bytes());
+      assertEquals(pages.length + 3, s.fetch(out, null, pre).localBytes());
+    }
+    assertArrayEquals(pages, Files.readAllBytes(out.resolve("parent/pages-1.img")));
+    assertArrayEquals(new byte[] {4, 5, 6}, Files.readAllBytes(out.resolve("pagemap-1.img")));
+  }
 }
