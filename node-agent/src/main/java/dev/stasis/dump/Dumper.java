@@ -167,6 +167,10 @@ public final class Dumper {
               + " takes no parent image set): the pages are copied frozen");
       preCopy = false;
     }
+    if (preCopy && "off".equals(System.getenv("STASIS_LIVE_COPY"))) {
+      // the pre-copy is a live copy: asked for, it must not be dropped without a word
+      notices.add("pre-copy unavailable (STASIS_LIVE_COPY=off): the pages are copied frozen");
+    }
     // Leave-running (or pre-copy): copy the pages while the process runs, so the freeze reads
     // only the rest.
     if (liveGiven) {

@@ -121,6 +121,39 @@ class PreCopyIT {
   }
 
   /**
+   * Live copy turned off ({@code STASIS_LIVE_COPY=off}) takes the pre-copy with it: the dump says
+   * so in one warning instead of dropping it silently, writes no parent set, and the frozen copy
+   * restores.
+   */
+  @Test
+  void aPreCopyWithLiveCopyOffSaysItIsCopiedFrozen() throws Exception {
+    try (Workloads.Running w = Workloads.start("livewrite", "8", "10")) {
+      Path images = w.state.resolve("images");
+      Workloads.Cli r =
+          Workloads.stasis(
+              java.util.Map.of("STASIS_LIVE_COPY", "off"),
+              "dump",
+              "--pid",
+              Integer.toString(w.pid),
+              "--images-dir",
+              images.toString(),
+              "--pre-copy");
+      assertEquals(0, r.exit(), r.stderr());
+      assertTrue(
+          r.stderr()
+              .contains(
+                  "warning: pre-copy unavailable (STASIS_LIVE_COPY=off): the pages are copied"
+                      + " frozen"),
+          r.stderr());
+      assertFalse(Files.exists(images.resolve("parent")), "no parent set");
+      w.awaitGone();
+      CriuJudge.restore(images);
+      String restored = w.check();
+      assertTrue(restored.startsWith("OK"), "restored from the frozen copy: " + restored);
+    }
+  }
+
+  /**
    * The final freeze fails (the commit of the set, here: the disk refuses it) after the parent set
    * was written while the process ran tracked: the dump fails, nothing is left in the directory,
    * and the process runs on with its maps as before, no userfaultfd, no registered VMA.
