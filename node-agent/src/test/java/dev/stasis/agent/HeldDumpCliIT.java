@@ -65,6 +65,12 @@ class HeldDumpCliIT {
     return store.equals("s3") ? "s3://held/" + name : "file://" + work.resolve("store/" + name);
   }
 
+  /** The target's pre-staging from the command line: {@code fetch --parent-only} into pre. */
+  private StorageCliIT.Run fetchParentOnly(String store, String uri, Path pre) throws Exception {
+    return StorageCliIT.stasis(
+        env(store), "fetch", "--from", uri, "--images-dir", pre.toString(), "--parent-only");
+  }
+
   /** The held dump, started in the background; its stdout and stderr go to files in work. */
   private Process heldDump(String store, int pid, String uri, Path go, Path out) throws Exception {
     return StorageCliIT.command(
@@ -153,15 +159,7 @@ class HeldDumpCliIT {
 
           // the target's pre-staging: the parent verifies; the checkpoint is not complete yet
           Path pre = work.resolve("pre");
-          StorageCliIT.Run p =
-              StorageCliIT.stasis(
-                  env(store),
-                  "fetch",
-                  "--from",
-                  uri,
-                  "--images-dir",
-                  pre.toString(),
-                  "--parent-only");
+          StorageCliIT.Run p = fetchParentOnly(store, uri, pre);
           assertEquals(0, p.code(), p.err());
           assertTrue(p.out().contains("(parent set)"), p.out());
           assertTrue(Files.isRegularFile(pre.resolve("parent.manifest.json")), "manifest kept");
@@ -245,15 +243,7 @@ class HeldDumpCliIT {
             raf.write(b ^ 0x5a);
           }
           Path pre = work.resolve("pre");
-          StorageCliIT.Run p =
-              StorageCliIT.stasis(
-                  env(store),
-                  "fetch",
-                  "--from",
-                  uri,
-                  "--images-dir",
-                  pre.toString(),
-                  "--parent-only");
+          StorageCliIT.Run p = fetchParentOnly(store, uri, pre);
           assertEquals(1, p.code(), p.out());
           assertTrue(p.err().startsWith("stasis fetch: "), p.err());
           assertEquals(1, p.err().lines().count(), "one line: " + p.err());
