@@ -167,7 +167,8 @@ public final class Dumper {
               + " takes no parent image set): the pages are copied frozen");
       preCopy = false;
     }
-    if (preCopy && "off".equals(System.getenv("STASIS_LIVE_COPY"))) {
+    boolean liveCopyOff = "off".equals(System.getenv("STASIS_LIVE_COPY"));
+    if (preCopy && liveCopyOff) {
       // the pre-copy is a live copy: asked for, it must not be dropped without a word
       notices.add("pre-copy unavailable (STASIS_LIVE_COPY=off): the pages are copied frozen");
     }
@@ -176,8 +177,7 @@ public final class Dumper {
     if (liveGiven) {
       timings.putAll(live.timings());
       seizeFrom = System.nanoTime();
-    } else if ((preCopy || opts.leaveRunning() && opts.liveCopy())
-        && !"off".equals(System.getenv("STASIS_LIVE_COPY"))) {
+    } else if ((preCopy || opts.leaveRunning() && opts.liveCopy()) && !liveCopyOff) {
       try {
         live = LiveCopy.start(pid, opts.progress(), notices::add);
         if (live != null && preCopy) {

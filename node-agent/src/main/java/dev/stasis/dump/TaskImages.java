@@ -221,14 +221,8 @@ final class TaskImages {
                     .setComm(stat.comm()))
             .build();
     ImageWriter.writeFile(sink, ImageType.CORE, vp, List.of(core));
-    return PstreeEntry.newBuilder()
-        .setPid(vp)
-        .setPpid(Status.read(stat.ppid()).innermostPid())
-        .setPgid(Status.innermost(status.nsPgid(), stat.pgrp()))
-        .setSid(sid)
-        // CRIU leaves this one entry unset for a dead task; the restore reads none of it
-        .addThreads(vp)
-        .build();
+    // CRIU leaves its one thread unset for a dead task; the restore reads none of it
+    return pstreeEntry(vp, false, stat, status, List.of(vp));
   }
 
   /** ids-N: the process's kernel-object and namespace ids. */
@@ -240,8 +234,11 @@ final class TaskImages {
   /** The process's pstree entry, ids as its own PID namespace sees them. */
   static PstreeEntry pstreeEntry(int vp, boolean root, ProcFacts proc, List<Integer> tids)
       throws IOException {
-    TaskStat stat = proc.stat();
-    Status status = proc.status();
+    return pstreeEntry(vp, root, proc.stat(), proc.status(), tids);
+  }
+
+  private static PstreeEntry pstreeEntry(
+      int vp, boolean root, TaskStat stat, Status status, List<Integer> tids) throws IOException {
     return PstreeEntry.newBuilder()
         .setPid(vp)
         // The root's parent is not part of the image set.
