@@ -151,13 +151,7 @@ public final class ContainerProcesses {
       throw new IOException("no process " + pid);
     }
     String path = m == null ? "" : m.path;
-    String last = path.substring(path.lastIndexOf('/') + 1);
-    String id = last.endsWith(".scope") ? last.substring(0, last.length() - 6) : last;
-    for (String prefix : RUNTIME_PREFIXES) {
-      if (id.startsWith(prefix)) {
-        id = id.substring(prefix.length());
-      }
-    }
+    String id = idIn(path.substring(path.lastIndexOf('/') + 1));
     Container c;
     try {
       c = resolve(id);
@@ -216,16 +210,22 @@ public final class ContainerProcesses {
       List.of("cri-containerd-", "crio-", "docker-");
 
   static boolean namesContainer(String segment, String id) {
-    String s = segment.endsWith(".scope") ? segment.substring(0, segment.length() - 6) : segment;
-    if (s.equals(id)) {
-      return true;
-    }
+    return withoutScope(segment).equals(id) || idIn(segment).equals(id);
+  }
+
+  /** The container ID a cgroup segment is named after: without ".scope" and a runtime prefix. */
+  private static String idIn(String segment) {
+    String s = withoutScope(segment);
     for (String prefix : RUNTIME_PREFIXES) {
-      if (s.equals(prefix + id)) {
-        return true;
+      if (s.startsWith(prefix)) {
+        return s.substring(prefix.length());
       }
     }
-    return false;
+    return s;
+  }
+
+  private static String withoutScope(String segment) {
+    return segment.endsWith(".scope") ? segment.substring(0, segment.length() - 6) : segment;
   }
 
   private record Membership(CgroupVersion version, String path) {}
