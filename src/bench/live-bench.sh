@@ -12,6 +12,7 @@
 # AGENT=1: our two ways go through the resident agent's path instead of the one-shot CLI (one warm
 # `stasis serve` JVM, as src/bench/agent-bench.sh; live = the engine's live copy as PodDump takes it,
 # frozen = its leave-running dump without live copy), so no JVM start is in the total time.
+# Each of our runs' phase timings (the dump's timing.* lines) go to $BENCH_DIR/phases.log.
 set -euo pipefail
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 REPS=${REPS:-3}
@@ -125,6 +126,7 @@ one_run() {
     frozen=$(sed -n 's/.*(frozen \([0-9]*\) ms).*/\1/p' "$DIR/out")
     setup=$(grep -o 'live_setup_frozen_ms=[0-9]*' "$DIR/out" | cut -d= -f2 || true)
     fpages=$(grep -o 'live_frozen_pages=[0-9]*' "$DIR/out" | cut -d= -f2 || true)
+    { echo "== $mode $mib MiB"; tr ' ' '\n' <"$DIR/out"; } >>"$DIR/phases.log"
   fi
   echo "$frozen $(( (t1 - t0) / 1000000 )) ${setup:-0} ${fpages:--}"
   rm -rf "$img"
@@ -137,6 +139,7 @@ col() { cut -d' ' -f"$2" "$DIR/$1.runs"; }
 echo "live-bench: $REPS runs each, ours through $([ "$AGENT" = 1 ] && echo "the resident agent (stasis serve)" || echo "the one-shot CLI"), workload writes $PCT % of its memory per second;" \
   "medians [min-max]; load average $(cut -d' ' -f1-3 /proc/loadavg)"
 printf '%-6s %-7s %16s %16s %16s %14s\n' MiB mode frozen_ms setup_frozen_ms total_ms frozen_pages
+: >"$DIR/phases.log"
 for mib in "${SIZES[@]}"; do
   for m in live frozen criu; do : >"$DIR/$m.runs"; done
   for i in $(seq "$REPS"); do
