@@ -324,6 +324,7 @@ public class DumpCommand implements Callable<Integer> {
             .sorted(java.util.Map.Entry.comparingByKey())
             .forEach(e -> phases.append(' ').append(e.getKey()).append('=').append(e.getValue()));
         System.out.println(phases);
+        System.out.println("vmflags from: " + dev.stasis.linux.proc.Maps.flagSource());
       }
     }
     return 0;

@@ -138,6 +138,8 @@ public final class Main implements Runnable {
               try {
                 dev.stasis.linux.Linux.warmUp();
                 dev.stasis.images.proto.CoreEntry.getDescriptor();
+                dev.stasis.linux.proc.Maps
+                    .flagSource(); // BTF + BPF + its check, off the dump's path
               } catch (Throwable e) {
                 // A warm-up only: the dump itself reports whatever is wrong.
               }

@@ -593,6 +593,7 @@ public final class Dumper {
     meta.put("dump.pages_written", Long.toString(totals.pagesWritten));
     meta.put("dump.leave_running", Boolean.toString(opts.leaveRunning()));
     meta.put("dump.live_copy", Boolean.toString(live != null));
+    meta.put("dump.vmflags", Maps.flagSource());
     if (live != null && live.hasParent()) {
       // an incremental set: its pagemaps point into parent/, which belongs to the checkpoint
       meta.put("dump.parent", "true");
@@ -879,7 +880,8 @@ public final class Dumper {
    * mapping, with its map_files lookups) on the agent's own process, before any target is frozen. A
    * first run pays for class initialisation, call-site bootstraps and the interpreter: measured
    * 6-10 ms for classifying a small process's mappings cold against ~1 ms warm, which was frozen
-   * time. Pure Java, no libc: in a CLI dump it runs while the binding is still being set up.
+   * time. Its memory-map read also sets up where VmFlags come from (Maps.flagSource: the kernel's
+   * BTF, a BPF program and its check, 100-200 ms once), which must not happen frozen either.
    */
   private static void warmUpGather() {
     if (!GATHER_WARM.compareAndSet(false, true)) {

@@ -118,6 +118,7 @@ public final class LiveCopy implements AutoCloseable {
     long t0 = System.nanoTime();
     try {
       live.checkCancelled();
+      Maps.flagSource(); // set up once, before the tracking's freeze reads the memory map
       live.track(pid);
       dev.stasis.compel.Hold.at("live-tracking"); // the target runs, tracked by our userfaultfd
       live.timings.put("live_setup_ms", (System.nanoTime() - t0) / 1_000_000);

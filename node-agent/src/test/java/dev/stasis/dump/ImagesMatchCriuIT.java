@@ -26,7 +26,7 @@ import org.junit.jupiter.params.provider.ValueSource;
 class ImagesMatchCriuIT {
 
   @ParameterizedTest
-  @ValueSource(strings = {"threads", "files", "tree"})
+  @ValueSource(strings = {"threads", "files", "tree", "vmakinds"})
   void ourImagesSayWhatCriusSay(String workload) throws Exception {
     try (Workloads.Running w = Workloads.start(workload)) {
       Path theirs = w.state.resolve("criu-images");

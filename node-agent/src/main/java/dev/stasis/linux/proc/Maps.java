@@ -13,8 +13,10 @@ import java.util.concurrent.ArrayBlockingQueue;
 
 /**
  * The memory map of a process as {@code /proc/PID/smaps} shows it: one {@link Vma} per line of the
- * maps format, with the two-letter {@code VmFlags} of the following block attached. smaps is read
- * instead of maps because only smaps carries VmFlags (growsdown, locked, io/pfnmap, dontdump...).
+ * maps format, with the two-letter {@code VmFlags} of the following block attached. Only smaps
+ * prints VmFlags (growsdown, locked, io/pfnmap, dontdump...), at the cost of a page-table walk per
+ * VMA; {@link #read} takes them from a checked BPF iterator instead where this node allows it
+ * ({@link VmFlagSource}), with the same result.
  */
 public final class Maps {
   private Maps() {}
@@ -58,8 +60,24 @@ public final class Maps {
     }
   }
 
+  /** {@code pid}'s VMAs with their VmFlags, from the cheapest source that vouches for them. */
   public static List<Vma> read(int pid) throws IOException {
+    List<Vma> fast = VmFlagSource.get().read(pid);
+    return fast != null ? fast : readSmaps(pid);
+  }
+
+  /** {@code pid}'s VMAs as {@code /proc/PID/smaps} prints them. */
+  public static List<Vma> readSmaps(int pid) throws IOException {
     return parse(readSeqFile(Path.of("/proc/" + pid + "/smaps")));
+  }
+
+  /**
+   * Where {@link #read} takes VmFlags from, e.g. {@code bpf task_vma iterator (verified: ...)} or
+   * {@code smaps (why not)}. The first call sets the source up and checks it (tens of
+   * milliseconds): callers make it before any freeze.
+   */
+  public static String flagSource() {
+    return VmFlagSource.get().description();
   }
 
   /**
