@@ -75,6 +75,12 @@ public final class Userfaultfd implements AutoCloseable {
     Linux.ioctl("ioctl(UFFDIO_WRITEPROTECT)", pid, fd, UFFDIO_WRITEPROTECT, Linux.address(arg));
   }
 
+  /** A userfaultfd of the agent's own memory (user-mode faults only, close-on-exec). */
+  public static Userfaultfd ofAgent() throws LinuxException {
+    int fd = (int) Linux.syscall("userfaultfd", 0, NR, Linux.O_CLOEXEC | USER_MODE_ONLY);
+    return new Userfaultfd(fd, Linux.getpid());
+  }
+
   public int pid() {
     return pid;
   }

@@ -2,7 +2,6 @@ package dev.stasis.testing;
 
 import static org.junit.jupiter.api.Assertions.assertFalse;
 
-import dev.stasis.linux.Linux;
 import dev.stasis.linux.LinuxException;
 import dev.stasis.linux.Userfaultfd;
 import dev.stasis.linux.proc.Maps;
@@ -63,16 +62,7 @@ public final class LiveTracking {
    * asynchronous write-protection of unpopulated pages.
    */
   public static boolean kernelHasAsyncWp() {
-    int fd;
-    try {
-      fd =
-          (int)
-              Linux.syscall(
-                  "userfaultfd", 0, Userfaultfd.NR, Linux.O_CLOEXEC | Userfaultfd.USER_MODE_ONLY);
-    } catch (LinuxException e) {
-      return false;
-    }
-    try (Userfaultfd u = new Userfaultfd(fd, Linux.getpid())) {
+    try (Userfaultfd u = Userfaultfd.ofAgent()) {
       long want = Userfaultfd.FEATURE_WP_ASYNC | Userfaultfd.FEATURE_WP_UNPOPULATED;
       return (u.api(want) & want) == want;
     } catch (LinuxException e) {

@@ -283,16 +283,12 @@ final class VmFlagSource {
 
   /** A userfaultfd of the agent's own write-protecting {@code page}, or null if refused. */
   private static Userfaultfd writeProtected(long page) {
-    int fd;
+    Userfaultfd u;
     try {
-      fd =
-          (int)
-              Linux.syscall(
-                  "userfaultfd", 0, Userfaultfd.NR, Linux.O_CLOEXEC | Userfaultfd.USER_MODE_ONLY);
+      u = Userfaultfd.ofAgent();
     } catch (LinuxException e) {
       return null;
     }
-    Userfaultfd u = new Userfaultfd(fd, Linux.getpid());
     try {
       u.api(Userfaultfd.FEATURE_WP_ASYNC | Userfaultfd.FEATURE_WP_UNPOPULATED);
       u.registerWp(page, PAGE);
