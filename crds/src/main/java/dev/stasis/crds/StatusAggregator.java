@@ -38,8 +38,9 @@ public final class StatusAggregator {
 
   /**
    * With {@code spec.holdFinalFreeze}: True (reason {@link Reason#ParentStored}, message naming the
-   * parent bytes) once the agent stored every container's parent image set; it then holds the pod
-   * running until {@link Labels#FINAL_FREEZE} says go. Never set otherwise.
+   * parent bytes, and the containers without a parent set when there are) once the agent stored
+   * every parent image set its containers' live copies made; it then holds the pod running until
+   * {@link Labels#FINAL_FREEZE} says go. Never set otherwise.
    */
   public static final String PARENT_STORED = "ParentStored";
 
@@ -97,9 +98,10 @@ public final class StatusAggregator {
           PARENT_STORED,
           true,
           Reason.ParentStored,
-          "parent image sets stored ("
-              + t.parentBytes
-              + " bytes) while the pod runs; the final cut waits for "
+          (t.parentSummary != null
+                  ? t.parentSummary + "; the pod runs"
+                  : "parent image sets stored (" + t.parentBytes + " bytes) while the pod runs")
+              + "; the final cut waits for "
               + Labels.FINAL_FREEZE
               + ": "
               + Labels.FINAL_FREEZE_GO,

@@ -25,6 +25,7 @@ public final class Transition {
   String frozenAt;
   String parentStoredAt;
   Long parentBytes;
+  String parentSummary;
 
   private Transition(Phase phase, Reason reason, String message) {
     this.phase = phase;
@@ -110,8 +111,18 @@ public final class Transition {
    * their total bytes. Sets {@code parentStoredAt} and the condition {@code ParentStored}.
    */
   public Transition parentStored(String at, long bytes) {
+    return parentStored(at, bytes, null);
+  }
+
+  /**
+   * As {@link #parentStored(String, long)}, with {@code summary} (one line, null for the plain
+   * bytes) saying which containers have a parent set and which do not (a container without a live
+   * copy has none: its pages are all copied at the cut), as the condition's message says it.
+   */
+  public Transition parentStored(String at, long bytes, String summary) {
     this.parentStoredAt = java.time.Instant.parse(at).toString();
     this.parentBytes = bytes;
+    this.parentSummary = summary;
     return this;
   }
 

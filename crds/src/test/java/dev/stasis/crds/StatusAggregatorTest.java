@@ -271,6 +271,28 @@ class StatusAggregatorTest {
     assertEquals("True", cond(s, "Ready").getStatus());
   }
 
+  /** The agent's summary (which containers have no parent set) replaces the plain bytes. */
+  @Test
+  void parentStoredCarriesTheAgentsSummary() {
+    CheckpointStatus s =
+        StatusAggregator.next(
+            null,
+            1,
+            Transition.to(Phase.Running, Reason.ParentStored, "holding")
+                .parentStored(
+                    "2026-11-28T04:00:04.125Z",
+                    0,
+                    "no container has a parent image set (live copy unavailable): every page is"
+                        + " copied at the cut"),
+            T1);
+    Condition c = cond(s, StatusAggregator.PARENT_STORED);
+    assertEquals("True", c.getStatus(), "still stored: the migration goes on");
+    assertEquals(
+        "no container has a parent image set (live copy unavailable): every page is copied at the"
+            + " cut; the pod runs; the final cut waits for stasis.dev/final-freeze: go",
+        c.getMessage());
+  }
+
   @Test
   void holdFinalFreezeDefaultsOffAndTheGoAnnotationIsExact() {
     CheckpointSpec spec = new CheckpointSpec();

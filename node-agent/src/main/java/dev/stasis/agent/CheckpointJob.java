@@ -300,21 +300,23 @@ final class CheckpointJob implements Runnable {
    */
   private final class FinalFreezeHold implements PodDump.Hold {
     @Override
-    public void parentsStored(long bytes) {
+    public void parentsStored(PodDump.ParentSets parents) {
       String at = Instant.now().truncatedTo(java.time.temporal.ChronoUnit.MILLIS).toString();
+      // Still ParentStored when a container (or every one) has no parent set: the target skips
+      // it when pre-staging and fetches it whole after the cut, so the migration goes on.
+      String summary = parents.summary();
       report(
           status.transition(
               Transition.to(
                       Phase.Running,
                       Reason.ParentStored,
-                      "parent image sets stored ("
-                          + bytes
-                          + " bytes); the pod runs until "
+                      summary
+                          + "; the pod runs until "
                           + Labels.FINAL_FREEZE
                           + ": "
                           + Labels.FINAL_FREEZE_GO)
-                  .parentStored(at, bytes)));
-      LOG.info(who() + ": parent image sets stored (" + bytes + " bytes); holding the cut");
+                  .parentStored(at, parents.bytes(), summary)));
+      LOG.info(who() + ": " + summary + "; holding the cut");
     }
 
     @Override

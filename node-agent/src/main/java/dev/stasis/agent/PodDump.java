@@ -101,10 +101,12 @@ public final class PodDump {
    */
   public interface Hold {
     /**
-     * Every container's parent set is stored (durable), {@code bytes} in all; the pod runs. Not
-     * called when the pre-copy failed or was cancelled first.
+     * Every parent set is stored (durable); the pod runs. {@code parents} names the containers
+     * without one (no live copy: the kernel lacks write-protection, their tracking failed, their
+     * sink takes no parent), whose pages are all copied at the cut. Not called when the pre-copy
+     * failed or was cancelled first.
      */
-    void parentsStored(long bytes) throws IOException;
+    void parentsStored(ParentSets parents) throws IOException;
 
     /**
      * Asked every {@link #POLL} until true: take the cut now. The checkpoint's cancellation is
@@ -113,6 +115,44 @@ public final class PodDump {
     boolean go() throws IOException;
 
     Duration POLL = Duration.ofMillis(200);
+  }
+
+  /**
+   * What a held pre-copy stored before its hold: {@code bytes} in all, the parent sets of the
+   * containers {@code stored}; the containers {@code none} have no parent set (no live copy), so
+   * whoever stages the parents skips them and the cut copies every page of theirs.
+   */
+  public record ParentSets(long bytes, List<String> stored, List<String> none) {
+    public ParentSets {
+      stored = List.copyOf(stored);
+      none = List.copyOf(none);
+    }
+
+    /**
+     * One line for the hold's report: "parent image sets stored (N bytes) for app; side has none
+     * (live copy unavailable): its pages are copied at the cut", the plain bytes when every
+     * container has one, and that no container has one when none has.
+     */
+    public String summary() {
+      if (stored.isEmpty()) {
+        return "no container has a parent image set (live copy unavailable): every page is copied"
+            + " at the cut";
+      }
+      String s = "parent image sets stored (" + bytes + " bytes)";
+      if (none.isEmpty()) {
+        return s;
+      }
+      boolean one = none.size() == 1;
+      return s
+          + " for "
+          + String.join(", ", stored)
+          + "; "
+          + String.join(", ", none)
+          + (one ? " has none" : " have none")
+          + " (live copy unavailable): "
+          + (one ? "its" : "their")
+          + " pages are copied at the cut";
+    }
   }
 
   /** The request refers to something that cannot be dumped; nothing was changed. */
@@ -230,7 +270,7 @@ public final class PodDump {
         }
       }
       if (hold != null) {
-        holdUntilGo(members, hold, cancelled);
+        holdUntilGo(members, lives, hold, cancelled);
       }
       dev.stasis.dump.Dumper.makeGcRoom(); // no collection inside the pod's cut
       long t0 = System.nanoTime();
@@ -533,15 +573,20 @@ public final class PodDump {
    * tracking (no round runs: the parents are fixed), until {@link Hold#go} or the checkpoint is
    * cancelled, which ends the dump before any cut ({@link #run}'s finally closes every copy, so no
    * tracking stays). The bytes told are what the sinks stored so far: the parent sets (nothing else
-   * of the images is written before the cut).
+   * of the images is written before the cut). A container whose live copy is null here (none made,
+   * or dropped) stored no parent set, and is named as such.
    */
-  private static void holdUntilGo(List<Member> members, Hold hold, BooleanSupplier cancelled)
+  private static void holdUntilGo(
+      List<Member> members, LiveCopy[] lives, Hold hold, BooleanSupplier cancelled)
       throws Exception {
     long bytes = 0;
-    for (Member m : members) {
-      bytes += m.sink().bytes();
+    List<String> stored = new ArrayList<>();
+    List<String> none = new ArrayList<>();
+    for (int i = 0; i < members.size(); i++) {
+      bytes += members.get(i).sink().bytes();
+      (lives[i] != null ? stored : none).add(members.get(i).name());
     }
-    hold.parentsStored(bytes);
+    hold.parentsStored(new ParentSets(bytes, stored, none));
     while (!hold.go()) {
       if (cancelled.getAsBoolean()) {
         throw new TrackingSink.CancelledException();

@@ -78,9 +78,11 @@ import java.util.stream.Stream;
  * it fetches each container's parent image set through its parent manifest ({@link
  * CheckpointStore#fetchParent}: decoded and verified as {@code stasis fetch} does, written by the
  * source before it reported ParentStored) into {@code <c>.parent} (a hidden temporary directory
- * renamed into place) and reports the Restore's {@code ParentStaged}; the Migration then lets the
- * source take its final cut. When the pod comes, staging a container checks that the final manifest
- * lists the same parent entries, moves the verified parent in and downloads only the rest ({@link
+ * renamed into place) and reports the Restore's {@code ParentStaged}; a container with no parent
+ * manifest ({@link CheckpointStore#hasParent}: the source had no live copy of it) is skipped and
+ * named, its images are all fetched after the cut. The Migration then lets the source take its
+ * final cut. When the pod comes, staging a container checks that the final manifest lists the same
+ * parent entries, moves the verified parent in and downloads only the rest ({@link
  * CheckpointStore#fetch(Path, String, Path)}), so no parent byte is decoded or hashed in the
  * downtime; {@code <c>.parent} is removed once {@code <c>} is in place. Container names are DNS
  * labels, so {@code <c>.parent} never names a container.
@@ -258,30 +260,52 @@ final class RestoreStager implements AutoCloseable {
       Files.createDirectories(
           udir, PosixFilePermissions.asFileAttribute(PosixFilePermissions.fromString("rwx------")));
       long bytes = 0;
+      List<String> fetched = new ArrayList<>();
+      List<String> none = new ArrayList<>();
       for (String name : names) {
         Path target = udir.resolve(name + PARENT_SUFFIX);
         if (Files.isDirectory(target)) {
+          fetched.add(name);
           continue;
         }
-        Path tmp = Files.createTempDirectory(udir, "." + name + PARENT_SUFFIX + ".tmp-");
         try (CheckpointStore store =
             stores.openSource(
                 ns, base + "/" + name, c.getSpec().getStorage(), c.getSpec().getEncryption())) {
-          bytes += store.fetchParent(tmp).bytes();
-          Files.move(tmp, target, StandardCopyOption.ATOMIC_MOVE);
-        } finally {
-          deleteTree(tmp);
+          // A container the source had no live copy of stored no parent set (the source's
+          // ParentStored names it): nothing to stage, the pod's staging fetches it whole after
+          // the cut. One that has a parent manifest is fetched and verified: a bad one fails.
+          if (!store.hasParent()) {
+            none.add(name);
+            continue;
+          }
+          Path tmp = Files.createTempDirectory(udir, "." + name + PARENT_SUFFIX + ".tmp-");
+          try {
+            bytes += store.fetchParent(tmp).bytes();
+            Files.move(tmp, target, StandardCopyOption.ATOMIC_MOVE);
+          } finally {
+            deleteTree(tmp);
+          }
         }
+        fetched.add(name);
       }
       String msg =
-          "parent image sets of "
-              + String.join(", ", names)
-              + " staged on node "
-              + node
-              + " ("
-              + bytes
-              + " bytes verified) from "
-              + base;
+          (fetched.isEmpty()
+                  ? "no parent image set to stage"
+                  : "parent image sets of "
+                      + String.join(", ", fetched)
+                      + " staged on node "
+                      + node
+                      + " ("
+                      + bytes
+                      + " bytes verified)")
+              + " from "
+              + base
+              + (none.isEmpty()
+                  ? ""
+                  : "; "
+                      + String.join(", ", none)
+                      + (none.size() == 1 ? " has" : " have")
+                      + " no parent set: fetched whole at the cut");
       LOG.info(ns + "/" + r.getMetadata().getName() + ": " + msg);
       status(r, Reason.ParentStaged, msg);
     } catch (IOException | RuntimeException e) {

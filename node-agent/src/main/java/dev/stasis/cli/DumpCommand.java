@@ -360,13 +360,20 @@ public class DumpCommand implements Callable<Integer> {
     dev.stasis.agent.PodDump.Hold hold =
         new dev.stasis.agent.PodDump.Hold() {
           @Override
-          public void parentsStored(long bytes) {
+          public void parentsStored(dev.stasis.agent.PodDump.ParentSets parents) {
+            // "parent stored" either way (scripts wait for it): without a live copy there is
+            // no parent set, and the cut copies every page
             System.out.println(
-                "parent stored ("
-                    + bytes
-                    + " bytes); PID "
-                    + pid
-                    + " runs write-tracked until "
+                (parents.stored().isEmpty()
+                        ? "parent stored (none: live copy unavailable, every page is copied at the"
+                            + " cut); PID "
+                            + pid
+                            + " runs until "
+                        : "parent stored ("
+                            + parents.bytes()
+                            + " bytes); PID "
+                            + pid
+                            + " runs write-tracked until ")
                     + holdFinal
                     + " exists");
             System.out.flush();

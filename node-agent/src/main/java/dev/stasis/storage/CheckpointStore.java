@@ -408,6 +408,19 @@ public final class CheckpointStore implements AutoCloseable {
       Path dir, List<String> files, long bytes, long localBytes, Manifest manifest) {}
 
   /**
+   * Whether this checkpoint has a parent image set stored: its parent manifest ({@link
+   * Manifest#PARENT_FILE}), which a held dump writes once the whole parent set is stored. One
+   * listing, nothing read or verified. False for a container whose pre-copy had no live copy (its
+   * pages are all in the final set), and for a checkpoint not stored at all; {@link #fetchParent}
+   * is the check that the set is whole and sound.
+   */
+  public boolean hasParent() throws StorageException {
+    backend.checkAccess(false);
+    String k = key(Manifest.IMAGES + Manifest.PARENT_FILE);
+    return backend.list(k).stream().anyMatch(o -> o.key().equals(k));
+  }
+
+  /**
    * Fetches this checkpoint's parent image set before its final manifest exists (a checkpoint
    * holding its final cut): reads {@link Manifest#PARENT_FILE}, checks it as a fetch checks the
    * manifest (MAC and data key when encrypted, URI), and decodes and verifies every parent object
@@ -417,10 +430,8 @@ public final class CheckpointStore implements AutoCloseable {
    * every object verified.
    */
   public Fetched fetchParent(Path dir) throws StorageException {
-    backend.checkAccess(false);
     String where = uri.toString();
-    String k = key(Manifest.IMAGES + Manifest.PARENT_FILE);
-    if (backend.list(k).stream().noneMatch(o -> o.key().equals(k))) {
+    if (!hasParent()) {
       throw new StorageException(
           "checkpoint "
               + where
@@ -429,7 +440,7 @@ public final class CheckpointStore implements AutoCloseable {
               + Manifest.PARENT_FILE
               + ")");
     }
-    Manifest m = readManifest(k, where);
+    Manifest m = readManifest(key(Manifest.IMAGES + Manifest.PARENT_FILE), where);
     SecretKey dataKey = checkManifest(m, where, null);
     for (Manifest.Entry e : m.objects()) {
       if (!e.name().startsWith(Manifest.IMAGES + ImageSink.PARENT)) {

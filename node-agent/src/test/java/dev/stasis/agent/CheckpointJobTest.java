@@ -1,11 +1,15 @@
 package dev.stasis.agent;
 
+import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import org.junit.jupiter.api.Test;
 
-/** The job's deadline: what the engine and the sinks see as cancelled. */
+/**
+ * The job's deadline: what the engine and the sinks see as cancelled; what its hold reports as
+ * ParentStored.
+ */
 class CheckpointJobTest {
   /**
    * Issue 14: the Checkpoint's timeoutSeconds, counted from its dispatch, is the agent's freeze
@@ -20,6 +24,33 @@ class CheckpointJobTest {
     CheckpointJob deleted = job(java.time.Instant.now(), 60);
     deleted.cancel();
     assertTrue(deleted.cancelled(), "deleted");
+  }
+
+  /**
+   * A held pre-copy's ParentStored says which containers have a parent set: one without a live copy
+   * has none, and the target must not look for it (RestoreStagingIT), so the report names it and
+   * says its pages come at the cut; with none at all it says so instead of "0 bytes stored".
+   */
+  @Test
+  void theHoldNamesTheContainersWithoutAParentSet() {
+    assertEquals(
+        "parent image sets stored (4096 bytes)",
+        new PodDump.ParentSets(4096, java.util.List.of("app", "side"), java.util.List.of())
+            .summary());
+    assertEquals(
+        "parent image sets stored (4096 bytes) for app; side has none (live copy unavailable):"
+            + " its pages are copied at the cut",
+        new PodDump.ParentSets(4096, java.util.List.of("app"), java.util.List.of("side"))
+            .summary());
+    assertEquals(
+        "parent image sets stored (4096 bytes) for app; side, db have none (live copy"
+            + " unavailable): their pages are copied at the cut",
+        new PodDump.ParentSets(4096, java.util.List.of("app"), java.util.List.of("side", "db"))
+            .summary());
+    assertEquals(
+        "no container has a parent image set (live copy unavailable): every page is copied at"
+            + " the cut",
+        new PodDump.ParentSets(0, java.util.List.of(), java.util.List.of("app", "side")).summary());
   }
 
   static CheckpointJob job(java.time.Instant dispatchedAt, int timeoutSeconds) {

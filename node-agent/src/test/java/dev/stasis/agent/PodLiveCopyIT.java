@@ -397,12 +397,14 @@ class PodLiveCopyIT {
       java.util.concurrent.atomic.AtomicBoolean go =
           new java.util.concurrent.atomic.AtomicBoolean();
       List<Path> parentAtStore = new java.util.concurrent.CopyOnWriteArrayList<>();
+      List<PodDump.ParentSets> told = new java.util.concurrent.CopyOnWriteArrayList<>();
       PodDump.Hold hold =
           new PodDump.Hold() {
             @Override
-            public void parentsStored(long bytes) throws IOException {
+            public void parentsStored(PodDump.ParentSets p) throws IOException {
               parentAtStore.addAll(parentFiles(images));
-              stored.set(bytes);
+              told.add(p);
+              stored.set(p.bytes());
             }
 
             @Override
@@ -431,6 +433,8 @@ class PodLiveCopyIT {
         assertTrue(
             parentAtStore.stream().anyMatch(f -> f.endsWith("pagemap-1.img")),
             "parent/ written before the hold: " + parentAtStore);
+        assertEquals(List.of("writer"), told.get(0).stored(), "told once: " + told);
+        assertEquals(List.of(), told.get(0).none());
         // the hold: running (checks answered, progress advancing), tracked, never traced
         String h1 = check(data);
         assertTrue(h1.startsWith("OK"), "the writer during the hold: " + h1);
@@ -515,9 +519,9 @@ class PodLiveCopyIT {
       PodDump.Hold hold =
           new PodDump.Hold() {
             @Override
-            public void parentsStored(long bytes) throws IOException {
+            public void parentsStored(PodDump.ParentSets p) throws IOException {
               parentAtStore.addAll(parentFiles(images));
-              stored.set(bytes);
+              stored.set(p.bytes());
             }
 
             @Override
@@ -562,6 +566,124 @@ class PodLiveCopyIT {
       try (var left = Files.list(images)) {
         assertEquals(List.of(), left.toList(), "nothing stored, the parent set neither");
       }
+    }
+  }
+
+  /**
+   * A held pre-copy of a two-container pod where one container has no live copy (as on a kernel
+   * without userfaultfd write-protection, or when its tracking failed: {@link
+   * ProcessDumper#startLive} answers null for it, the real engine does the rest): the writer's copy
+   * is stored as its parent set, the counter stores none. The hold is told both, by name, so the
+   * Checkpoint can say which container the target cannot pre-stage; the cut then copies every page
+   * of the counter (no parent/, no page in a parent), and runc restores the counter from that whole
+   * set with upstream CRIU.
+   */
+  @Test
+  void aHeldPodCheckpointNamesTheContainerWithoutALiveCopyAndCopiesItWholeAtTheCut()
+      throws Exception {
+    org.junit.jupiter.api.Assumptions.assumeTrue(
+        LiveTracking.kernelHasAsyncWp(), "no asynchronous userfaultfd WP on this kernel");
+    Path data = Files.createDirectories(work.resolve("data-held-none"));
+    String script = "exec /bin/livewrite /data " + MIB + " 10";
+    try (RuncContainer w =
+            RuncContainer.startWithBinaries(work, script, data, List.of(staticLivewrite()));
+        RuncContainer c = RuncContainer.counter(work)) {
+      awaitReady(data);
+      int noLive = c.hostPid();
+      List<String> notices = new java.util.concurrent.CopyOnWriteArrayList<>();
+      ProcessDumper dumper =
+          new ProcessDumper() {
+            @Override
+            public dev.stasis.dump.LiveCopy startLive(
+                int pid,
+                java.util.function.Consumer<String> progress,
+                java.util.function.Consumer<String> notice,
+                java.util.function.BooleanSupplier cancelled)
+                throws Exception {
+              if (pid == noLive) {
+                notices.add("no live copy of " + pid);
+                return null; // what the engine answers without write-protection
+              }
+              return ProcessDumper.ENGINE.startLive(pid, progress, notice, cancelled);
+            }
+
+            @Override
+            public Outcome dump(
+                int pid,
+                boolean leaveRunning,
+                ImageSink sink,
+                java.util.function.Consumer<String> progress,
+                dev.stasis.dump.DumpOptions.KillGate gate)
+                throws Exception {
+              return ProcessDumper.ENGINE.dump(pid, leaveRunning, sink, progress, gate);
+            }
+
+            @Override
+            public Outcome dump(
+                int pid,
+                boolean leaveRunning,
+                ImageSink sink,
+                java.util.function.Consumer<String> progress,
+                dev.stasis.dump.DumpOptions.KillGate gate,
+                dev.stasis.dump.LiveCopy live,
+                boolean externalNetns)
+                throws Exception {
+              return ProcessDumper.ENGINE.dump(
+                  pid, leaveRunning, sink, progress, gate, live, externalNetns);
+            }
+          };
+      Path iw = work.resolve("images-held-none-writer");
+      Path ic = work.resolve("images-held-none-counter");
+      List<PodDump.ParentSets> told = new java.util.concurrent.CopyOnWriteArrayList<>();
+      PodDump.Hold hold =
+          new PodDump.Hold() {
+            @Override
+            public void parentsStored(PodDump.ParentSets p) {
+              told.add(p);
+            }
+
+            @Override
+            public boolean go() {
+              return !told.isEmpty(); // the cut at once: the hold itself is the other tests'
+            }
+          };
+      PodDump.Member mw = member("writer", w, iw);
+      PodDump.Member mc = member("counter", c, ic);
+      List<PodDump.Result> r;
+      try {
+        r = PodDump.run(List.of(mw, mc), true, dumper, Duration.ofSeconds(5), () -> false, hold);
+      } finally {
+        mw.sink().close();
+        mc.sink().close();
+      }
+      assertEquals(List.of("no live copy of " + noLive), notices);
+      assertEquals(1, told.size(), "told once: " + told);
+      PodDump.ParentSets p = told.get(0);
+      assertEquals(List.of("writer"), p.stored());
+      assertEquals(List.of("counter"), p.none());
+      assertTrue(p.bytes() >= MIB * 1024L * 1024, "the writer's parent holds its buffer: " + p);
+      assertEquals(
+          "parent image sets stored ("
+              + p.bytes()
+              + " bytes) for writer; counter has none (live copy unavailable): its pages are"
+              + " copied at the cut",
+          p.summary());
+      assertTrue(Files.isRegularFile(iw.resolve("parent/pagemap-1.img")), "the writer's parent");
+      assertFalse(Files.exists(ic.resolve("parent")), "the counter stored no parent set");
+      assertFalse(r.get(1).engineTimings().containsKey("live_rounds"), r.get(1).toString());
+      for (Crit.Version v : Crit.Version.values()) {
+        long[] fin = Crit.pagemapPages(Crit.decode(v, ic.resolve("pagemap-1.img")));
+        assertTrue(fin[0] > 0, v + ": the counter's pages are in its own set");
+        assertEquals(0, fin[1], v + ": none of them in a parent");
+      }
+      // the judge restores the counter from its whole set: it counts on
+      c.delete();
+      c.restore(ic);
+      PodDumpIT.await(
+          () ->
+              Files.exists(c.restoredLog())
+                  && Files.readString(c.restoredLog()).lines().count() > 2,
+          "the restored counter prints");
     }
   }
 

@@ -26,7 +26,6 @@ import dev.stasis.testing.S3Server;
 import io.fabric8.kubernetes.api.model.Condition;
 import io.fabric8.kubernetes.api.model.Event;
 import io.fabric8.kubernetes.api.model.ObjectMetaBuilder;
-import io.fabric8.kubernetes.api.model.Pod;
 import io.fabric8.kubernetes.api.model.PodBuilder;
 import io.fabric8.kubernetes.api.model.SecretBuilder;
 import io.fabric8.kubernetes.api.model.apiextensions.v1.CustomResourceDefinition;
@@ -247,25 +246,35 @@ class RestoreStagingIT {
 
   /** The Restore's pod as the operator makes it, scheduled on {@code node}. */
   void pod(String name, String uid, String node) {
-    Pod p =
+    pod(name, uid, node, List.of("app"));
+  }
+
+  /** The same, with the containers {@code containers}, each restored from its images. */
+  void pod(String name, String uid, String node, List<String> containers) {
+    PodBuilder b =
         new PodBuilder()
             .withNewMetadata()
             .withName(name)
             .withNamespace(NS)
             .addToAnnotations("stasis.dev/restore", NS + "/" + name)
             .addToAnnotations("stasis.dev/restore-uid", uid)
-            .addToAnnotations("restore-from.stasis.dev/app", RestoreStaging.annotation(uid, "app"))
             .endMetadata()
             .withNewSpec()
             .withNodeName(node)
             .withRuntimeClassName("stasis")
-            .addNewContainer()
-            .withName("app")
-            .withImage("busybox")
-            .endContainer()
-            .endSpec()
-            .build();
-    test.resource(p).create();
+            .endSpec();
+    for (String c : containers) {
+      b.editMetadata()
+          .addToAnnotations("restore-from.stasis.dev/" + c, RestoreStaging.annotation(uid, c))
+          .endMetadata()
+          .editSpec()
+          .addNewContainer()
+          .withName(c)
+          .withImage("busybox")
+          .endContainer()
+          .endSpec();
+    }
+    test.resource(b.build()).create();
   }
 
   Restore restore(String name) {
@@ -733,7 +742,9 @@ class RestoreStagingIT {
           Duration.ofSeconds(10),
           "ParentStaged event");
 
-      // A held checkpoint whose parent sets are not in the store: ParentStaged False, one line.
+      // A held checkpoint with no parent set in the store (the source had no live copy of its
+      // container): nothing to pre-stage, ParentStaged True naming it; its images come after the
+      // cut.
       Checkpoint empty = checkpoint("empty", "team-key", null);
       empty.getSpec().setHoldFinalFreeze(true);
       test.resources(Checkpoint.class).resource(empty).update();
@@ -764,12 +775,22 @@ class RestoreStagingIT {
       test.resource(er).updateStatus();
       await(
           () ->
-              RestoreStatusAggregator.parentStageFailure(restore("mig-empty").getStatus()) != null,
+              RestoreStatusAggregator.condition(
+                      restore("mig-empty").getStatus(), RestoreStatusAggregator.PARENT_STAGED)
+                  != null,
           Duration.ofSeconds(60),
-          "ParentStaged=False of mig-empty");
-      String why = RestoreStatusAggregator.parentStageFailure(restore("mig-empty").getStatus());
-      assertEquals(1, why.lines().count(), why);
-      assertTrue(why.contains("no parent image set stored"), why);
+          "ParentStaged of mig-empty");
+      Condition ec =
+          RestoreStatusAggregator.condition(
+              restore("mig-empty").getStatus(), RestoreStatusAggregator.PARENT_STAGED);
+      assertEquals("True", ec.getStatus(), ec.getMessage());
+      assertTrue(
+          ec.getMessage().startsWith("no parent image set to stage from ")
+              && ec.getMessage().endsWith("; app has no parent set: fetched whole at the cut"),
+          ec.getMessage());
+      assertFalse(
+          Files.exists(staged.resolve(er.getMetadata().getUid()).resolve("app.parent")),
+          "nothing pre-staged for mig-empty");
 
       // The final cut lands; the parent objects leave the store: they must not be fetched again.
       for (Path f : finals) {
@@ -824,6 +845,147 @@ class RestoreStagingIT {
 
       end("mig", RestorePhase.Completed, Reason.RestoredPodReady);
       await(() -> !Files.exists(dir), Duration.ofSeconds(30), "staged dir removed");
+    }
+  }
+
+  /**
+   * A Migration's pre-copy where the source had a live copy of {@code app} but none of {@code side}
+   * (a kernel without userfaultfd write-protection, or its tracking failed): app's parent set and
+   * parent manifest are in the store, side has stored nothing before the cut. The target's agent
+   * pre-stages app's parent (verified), skips side and reports ParentStaged True naming it, so the
+   * source may take its cut instead of the Migration rolling back. After the cut the pod's staging
+   * moves app's pre-staged parent in and fetches side whole.
+   */
+  @org.junit.jupiter.api.Test
+  void aContainerWithoutAParentSetIsNotPreStagedButFetchedWholeAfterTheCut() throws Exception {
+    String key = HexFormat.of().formatHex(new byte[32]).replace('0', '7');
+    try (S3Server s3 = S3Server.start().bucket("team")) {
+      tenantSecrets(s3, key);
+      Checkpoint c = checkpoint("held-side", "team-key", null);
+      String location = c.getStatus().location;
+      c.getSpec().setHoldFinalFreeze(true);
+      test.resources(Checkpoint.class).resource(c).update();
+      c = test.resources(Checkpoint.class).inNamespace(NS).withName("held-side").get();
+      c.setStatus(
+          StatusAggregator.next(
+              null,
+              c.getMetadata().getGeneration(),
+              Transition.to(Phase.Running, Reason.ParentStored, "parent set of app stored")
+                  .location(location)
+                  .containers(
+                      List.of(
+                          new CheckpointStatus.ContainerRef("app", "containerd://a"),
+                          new CheckpointStatus.ContainerRef("side", "containerd://s")))
+                  .parentStored(Instant.now().toString(), 3 * 4096),
+              Instant.now()));
+      c = test.resource(c).updateStatus();
+      // the source agent's stores, as it opens them (zstd, the tenant's key)
+      StoreResolver source = new StoreResolver(test, "s3://node-default", Map.of());
+      byte[] parentPages = dev.stasis.storage.SyntheticImages.bytes(9, 3 * 4096);
+      Map<String, byte[]> sideFiles;
+      String uid;
+      try (dev.stasis.storage.CheckpointStore as = source.open(c, "app");
+          dev.stasis.images.ImageSink app = as.newCheckpoint();
+          dev.stasis.storage.CheckpointStore ss = source.open(c, "side");
+          dev.stasis.images.ImageSink side = ss.newCheckpoint()) {
+        try (var ch = app.create("parent/pages-1.img")) {
+          ch.write(java.nio.ByteBuffer.wrap(parentPages));
+        }
+        app.syncParent(); // side has no live copy: no parent set, nothing stored yet
+
+        startAgent();
+        Restore r = new Restore();
+        r.setMetadata(new ObjectMetaBuilder().withNamespace(NS).withName("mig-side").build());
+        RestoreSpec spec = new RestoreSpec();
+        spec.setCheckpointName("held-side");
+        spec.setNodeName(NODE);
+        r.setSpec(spec);
+        r = test.resource(r).create();
+        r.setStatus(
+            RestoreStatusAggregator.next(
+                null,
+                1,
+                RestoreStatusAggregator.Step.to(RestorePhase.Pending, Reason.PreStaging, "held")
+                    .node(NODE),
+                Instant.now()));
+        r = test.resource(r).updateStatus();
+        uid = r.getMetadata().getUid();
+        await(
+            () ->
+                RestoreStatusAggregator.condition(
+                        restore("mig-side").getStatus(), RestoreStatusAggregator.PARENT_STAGED)
+                    != null,
+            Duration.ofSeconds(60),
+            "ParentStaged condition of mig-side");
+        Condition pc =
+            RestoreStatusAggregator.condition(
+                restore("mig-side").getStatus(), RestoreStatusAggregator.PARENT_STAGED);
+        assertEquals("True", pc.getStatus(), pc.getMessage());
+        assertEquals(
+            "parent image sets of app staged on node "
+                + NODE
+                + " ("
+                + parentPages.length
+                + " bytes verified) from "
+                + location
+                + "; side has no parent set: fetched whole at the cut",
+            pc.getMessage());
+        try (var l = Files.list(staged.resolve(uid))) {
+          assertEquals(
+              Set.of("app.parent"),
+              new TreeSet<>(l.map(x -> x.getFileName().toString()).toList()),
+              "app's parent only, nothing for side, no temporary directory");
+        }
+        // the cut: each container's final set
+        dev.stasis.storage.SyntheticImages.write(app, 8192);
+        app.commit();
+        sideFiles = dev.stasis.storage.SyntheticImages.write(side, 5 * 4096);
+        side.commit();
+      }
+      c = test.resources(Checkpoint.class).inNamespace(NS).withName("held-side").get();
+      c.setStatus(
+          StatusAggregator.next(
+              c.getStatus(),
+              c.getMetadata().getGeneration(),
+              Transition.to(Phase.Completed, Reason.Completed, "stored").location(location),
+              Instant.now()));
+      test.resource(c).updateStatus();
+      Restore r = restore("mig-side");
+      r.setStatus(
+          RestoreStatusAggregator.next(
+              r.getStatus(),
+              1,
+              RestoreStatusAggregator.Step.to(
+                      RestorePhase.Restoring, Reason.PodCreated, "pod mig-side created")
+                  .pod("mig-side", null)
+                  .node(NODE),
+              Instant.now()));
+      test.resource(r).updateStatus();
+      pod("mig-side", uid, NODE, List.of("app", "side"));
+      await(
+          () -> {
+            Condition x = staged("mig-side");
+            return x != null && !x.getReason().equals("Staging");
+          },
+          Duration.ofSeconds(60),
+          "Staged condition of mig-side");
+      Condition sc = staged("mig-side");
+      assertEquals("True", sc.getStatus(), sc.getMessage());
+      assertTrue(
+          sc.getMessage().contains(parentPages.length + " of them from the pre-staged parent sets"),
+          sc.getMessage());
+      Path dir = staged.resolve(uid);
+      assertArrayEquals(parentPages, Files.readAllBytes(dir.resolve("app/parent/pages-1.img")));
+      for (var e : sideFiles.entrySet()) {
+        assertArrayEquals(
+            e.getValue(), Files.readAllBytes(dir.resolve("side").resolve(e.getKey())), e.getKey());
+      }
+      assertFalse(Files.exists(dir.resolve("side/parent")), "side has no parent");
+      try (var l = Files.list(dir)) {
+        assertEquals(
+            Set.of("app", "side", "pod"),
+            new TreeSet<>(l.map(x -> x.getFileName().toString()).toList()));
+      }
     }
   }
 

@@ -333,7 +333,9 @@ class LocalCheckpointStoreTest {
       try (var ch = sink.createPages("parent/pages-1.img", false, pages.length)) {
         ch.write(java.nio.ByteBuffer.wrap(pages));
       }
+      assertFalse(s.hasParent(), "no parent set before its manifest");
       sink.syncParent();
+      assertTrue(s.hasParent(), "the parent manifest stored");
       assertTrue(Files.isRegularFile(tmp.resolve("store/held/checkpoint/parent.manifest.json")));
       try (CheckpointStore t = CheckpointStore.open(uri, o)) {
         CheckpointStore.Listing l = t.list().get(0);
@@ -404,6 +406,7 @@ class LocalCheckpointStoreTest {
 
     Files.createDirectories(tmp.resolve("store/none"));
     try (CheckpointStore s = CheckpointStore.open("file://" + tmp.resolve("store/none"), o)) {
+      assertFalse(s.hasParent());
       StorageException e =
           assertThrows(StorageException.class, () -> s.fetchParent(tmp.resolve("pre3")));
       assertTrue(e.getMessage().contains("no parent image set stored"), e.getMessage());

@@ -17,11 +17,11 @@ import java.util.Random;
  * A made-up image set, written through an {@link ImageSink} the way the dump writes one: small
  * images created and closed while the pages file stays open and grows in 1 MiB writes.
  */
-final class SyntheticImages {
+public final class SyntheticImages {
   private SyntheticImages() {}
 
   /** Deterministic, half random half zero (so compression has something to do) bytes. */
-  static byte[] bytes(long seed, int n) {
+  public static byte[] bytes(long seed, int n) {
     byte[] b = new byte[n];
     Random r = new Random(seed);
     for (int i = 0; i < n; i += 4096) {
@@ -45,7 +45,7 @@ final class SyntheticImages {
   }
 
   /** Writes the set and returns name -> content; does not commit. */
-  static Map<String, byte[]> write(ImageSink sink, int pagesBytes) throws IOException {
+  public static Map<String, byte[]> write(ImageSink sink, int pagesBytes) throws IOException {
     Map<String, byte[]> files = new LinkedHashMap<>();
     files.put("inventory.img", inventory());
     files.put("pstree.img", bytes(2, 37));

@@ -211,9 +211,9 @@ final class MigrationDecider {
           Step.to(
                   MigrationPhase.PreStaging,
                   Reason.PreStaging,
-                  "parent image sets stored ("
+                  "source holds ("
                       + stored.getMessage()
-                      + "); staging them on "
+                      + "); pre-staging on "
                       + m.getSpec().getTargetNode()
                       + " while the source runs unfrozen")
               .restore(m.getMetadata().getName(), targetPodName(m)),
