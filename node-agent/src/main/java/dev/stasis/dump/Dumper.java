@@ -724,12 +724,14 @@ public final class Dumper {
       throws IOException {
     long t = System.nanoTime();
     PageWriter pages = new PageWriter(p);
-    pages.select(vmas);
     LiveCopy.Tracked tracked = live == null ? null : live.task(p);
+    // live copy: the walk that selects the pages also tells which of them are clean
+    LiveCopy.Clean clean = tracked == null ? null : tracked.clean();
+    pages.select(vmas, clean == null ? 0 : LiveCopy.Clean.CATEGORIES, clean);
     if (tracked != null && live.hasParent()) {
       // pre-copy: the pages unchanged since their copy are in the parent set; the rest is
       // copied below like any frozen dump's pages (and is all the freeze copies)
-      tracked.splitParent(pages);
+      tracked.splitParent(pages, clean);
       timings.merge("live_frozen_pages", pages.pagesWritten(), Long::sum);
       timings.merge("pages_in_parent", pages.pagesInParent(), Long::sum);
       tracked = null;
@@ -740,7 +742,7 @@ public final class Dumper {
     }
     if (tracked != null) {
       // only what changed since the live copy is read now; the image is written after release
-      long read = tracked.freeze(pages.runs(), ImageType.PAGES.fileName(pagesId));
+      long read = tracked.freeze(pages.runs(), ImageType.PAGES.fileName(pagesId), clean);
       timings.merge("live_frozen_pages", read, Long::sum);
       totals.add(pages);
       add("memdump_ms", System.nanoTime() - t);
