@@ -27,8 +27,8 @@ import java.util.concurrent.ConcurrentHashMap;
  * (never in the target) so that a dumper killed at any instant can be undone by the next one: the
  * original bytes where the syscall stub is poked, and every thread's registers, extended state and
  * signal mask as captured at the seize. One file per process, {@code <dir>/<pid>.<starttime>},
- * written (atomically, synced) before the first change and deleted after the detach; {@link
- * Leftovers} reads the ones a dead dumper left behind.
+ * written (atomically) before the first change and deleted after the detach; {@link Leftovers}
+ * reads the ones a dead dumper left behind.
  *
  * <p>Ownership: the dumper that writes a journal holds an exclusive lock on it (a POSIX record lock
  * on the whole file, taken on the temporary file before its contents are written, so the renamed
@@ -206,8 +206,8 @@ record InjectionJournal(
   }
 
   /**
-   * Writes the journal durably (temporary file, fsync, rename), locked before it has any contents;
-   * the caller holds the returned owner until the journal is deleted or left to the sweep.
+   * Writes the journal atomically (temporary file, rename), locked before it has any contents; the
+   * caller holds the returned owner until the journal is deleted or left to the sweep.
    */
   Owner write() throws IOException {
     StringBuilder b = new StringBuilder();
@@ -249,7 +249,10 @@ record InjectionJournal(
       while (data.hasRemaining()) {
         ch.write(data);
       }
-      ch.force(true);
+      // No fsync: the journal is for a dumper that dies (SIGKILL, OOM), and what it wrote is in
+      // the page cache, where the next agent reads it; what only an fsync would keep, a crash of
+      // the machine, also ends the process it describes (and the default directory, /run, is a
+      // tmpfs). On ext4 it was a journal commit each time, 1-3 ms with the target stopped.
       Files.move(tmp, f, StandardCopyOption.ATOMIC_MOVE, StandardCopyOption.REPLACE_EXISTING);
     } catch (IOException | RuntimeException e) {
       ch.close();

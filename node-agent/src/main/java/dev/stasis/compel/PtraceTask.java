@@ -68,6 +68,16 @@ final class PtraceTask implements SeizedTask {
   }
 
   @Override
+  public int[] nsPid(int tid) throws IOException {
+    for (SeizedThread t : threads) {
+      if (t.tid == tid && t.nsPid != null) {
+        return t.nsPid.clone();
+      }
+    }
+    return dev.stasis.linux.proc.Status.readThread(pid, tid).nsPid();
+  }
+
+  @Override
   public int stopSignal() {
     return groupStopSig;
   }

@@ -24,7 +24,11 @@ public final class RemoteFds {
     return InjectionJournal.dir().resolve(pid + "." + startTime + ".fds");
   }
 
-  /** Records the current descriptor numbers of {@code pid} (durably) before a remote fd is made. */
+  /**
+   * Records the current descriptor numbers of {@code pid} (atomically; not fsynced, as the
+   * injection journal: for a dumper that dies, not for a machine that does) before a remote fd is
+   * made.
+   */
   public static void recordBefore(int pid) throws IOException {
     StringBuilder b = new StringBuilder();
     for (int fd : open(pid)) {
@@ -34,9 +38,6 @@ public final class RemoteFds {
     Files.createDirectories(f.getParent());
     Path tmp = f.resolveSibling("." + f.getFileName() + ".tmp");
     Files.writeString(tmp, b.toString(), StandardCharsets.US_ASCII);
-    try (var ch = java.nio.channels.FileChannel.open(tmp, java.nio.file.StandardOpenOption.WRITE)) {
-      ch.force(true);
-    }
     Files.move(tmp, f, java.nio.file.StandardCopyOption.ATOMIC_MOVE);
   }
 

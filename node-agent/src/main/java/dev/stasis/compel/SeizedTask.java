@@ -13,6 +13,13 @@ public interface SeizedTask {
   List<ThreadState> threads();
 
   /**
+   * Thread {@code tid}'s ids in its nested PID namespaces (/proc NSpid: the host's first, its own
+   * namespace's last), as read when it was seized: they never change, so no /proc read is needed
+   * for them while the process is frozen.
+   */
+  int[] nsPid(int tid) throws IOException;
+
+  /**
    * The signal (SIGSTOP or SIGTSTP; SIGSTOP when it had only a stop pending) that had the process
    * group-stopped when it was seized, or 0 if it was running. Closing the tree leaves such a
    * process stopped again; a dump records it as a stopped task.

@@ -13,6 +13,9 @@ final class SeizedThread {
   /** It exited or was killed while seized; nothing to restore or detach. */
   boolean gone;
 
+  /** Its NSpid line as the seize read it (null in a leftover sweep's tasks). */
+  int[] nsPid;
+
   SeizedThread(int tid, ThreadState state) {
     this.tid = tid;
     this.state = state;

@@ -375,7 +375,9 @@ final class Seizer {
       throw new SeizeException(
           "tid " + tid + " of pid " + pid + " stopped with unexpected signal " + sig);
     }
-    return new Seized(capture(pid, tid), stopSig);
+    SeizedThread thread = capture(pid, tid);
+    thread.nsPid = st.nsPid(); // a thread's ids never change: asked for again while frozen
+    return new Seized(thread, stopSig);
   }
 
   /**

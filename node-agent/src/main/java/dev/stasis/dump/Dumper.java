@@ -245,8 +245,15 @@ public final class Dumper {
     boolean released = false;
     FreezeDeadline deadline = new FreezeDeadline(opts.freezeTimeoutMillis(), sink);
     deadline.describeSink = sink.describe();
+    // Leave-running: the images are kept in memory while the process is frozen and written once it
+    // runs again (the pages have their own ways: live copy, hold, or straight to the sink). Not for
+    // a group's member: its images are written before the gate, so that a store refusing one fails
+    // the whole group before any member commits (PodDumpIT).
+    DeferredSink images =
+        opts.leaveRunning() && opts.killGate() == null ? new DeferredSink(sink) : null;
     try {
-      DumpResult r = dumpFrozen(tree, files, namespaces, sink, start, frozenAt);
+      DumpResult r =
+          dumpFrozen(tree, files, namespaces, images != null ? images : sink, start, frozenAt);
       // Every image is written (in the page cache for a directory). A process that goes on
       // running survives whatever happens to the store, so it is released before the sink makes
       // the set durable; a process to be killed stays frozen until the set is committed, so that
@@ -270,6 +277,11 @@ public final class Dumper {
                   + pid
                   + " released running, its checkpoint not committed: the checkpoint of its"
                   + " group did not complete");
+        }
+        if (images != null) {
+          long w = System.nanoTime();
+          images.flush();
+          timings.put("images_write_ms", ms(System.nanoTime() - w));
         }
         writeHeldPages();
         if (live != null) {
@@ -725,12 +737,14 @@ public final class Dumper {
       throws IOException {
     long t = System.nanoTime();
     PageWriter pages = new PageWriter(p);
-    pages.select(vmas);
     LiveCopy.Tracked tracked = live == null ? null : live.task(p);
+    // live copy: the walk that selects the pages also tells which of them are clean
+    LiveCopy.Clean clean = tracked == null ? null : tracked.clean();
+    pages.select(vmas, clean == null ? 0 : LiveCopy.Clean.CATEGORIES, clean);
     if (tracked != null && live.hasParent()) {
       // pre-copy: the pages unchanged since their copy are in the parent set; the rest is
       // copied below like any frozen dump's pages (and is all the freeze copies)
-      tracked.splitParent(pages);
+      tracked.splitParent(pages, clean);
       timings.merge("live_frozen_pages", pages.pagesWritten(), Long::sum);
       timings.merge("pages_in_parent", pages.pagesInParent(), Long::sum);
       tracked = null;
@@ -741,7 +755,7 @@ public final class Dumper {
     }
     if (tracked != null) {
       // only what changed since the live copy is read now; the image is written after release
-      long read = tracked.freeze(pages.runs(), ImageType.PAGES.fileName(pagesId));
+      long read = tracked.freeze(pages.runs(), ImageType.PAGES.fileName(pagesId), clean);
       timings.merge("live_frozen_pages", read, Long::sum);
       totals.add(pages);
       add("memdump_ms", System.nanoTime() - t);

@@ -193,8 +193,19 @@ final class PageWriter {
    * rules (see the class comment; PageSelectionIT compares them on real processes).
    */
   void select(List<VmaEntry> vmas) throws IOException {
+    select(vmas, 0, null);
+  }
+
+  /**
+   * {@link #select(List)} that also hands {@code walk} every region of the PAGEMAP_SCAN walk with
+   * its categories, {@code categories} among them (a live copy's final freeze learns which selected
+   * pages are unchanged in the same walk of the page tables, instead of a second one). A region the
+   * walk reports is selected; the pagemap fallback reports none.
+   */
+  void select(List<VmaEntry> vmas, long categories, PagemapScan.RegionSink walk)
+      throws IOException {
     try (PagemapScan scan = PagemapScan.open(pid)) {
-      selectByScan(vmas, scan);
+      selectByScan(vmas, scan, categories, walk);
       return;
     } catch (LinuxException e) {
       if (!PagemapScan.unsupported(e)) {
@@ -211,9 +222,16 @@ final class PageWriter {
    * The kernel returns the matching regions: present or swapped ({@code anyof}), and neither a
    * guard page, nor the shared zero page, nor (in a private file mapping) a page still backed by
    * the file ({@code mask} with the same bits {@code inverted}: they must be clear). Adjacent
-   * regions that differ only in present/swapped join into one run.
+   * regions that differ only in their categories (present/swapped, and those asked for the caller's
+   * {@code walk}) join into one run.
    */
   void selectByScan(List<VmaEntry> vmas, PagemapScan scan) throws LinuxException {
+    selectByScan(vmas, scan, 0, null);
+  }
+
+  private void selectByScan(
+      List<VmaEntry> vmas, PagemapScan scan, long categories, PagemapScan.RegionSink walk)
+      throws LinuxException {
     long kinds = PagemapScan.PAGE_IS_PRESENT | PagemapScan.PAGE_IS_SWAPPED;
     for (VmaEntry v : vmas) {
       if (!MemoryMap.isPrivate(v) || (v.getStatus() & VmaFlags.AREA_VVAR) != 0) {
@@ -235,8 +253,11 @@ final class PageWriter {
           excluded,
           excluded,
           kinds,
-          kinds,
-          (start, end, categories) -> {
+          kinds | categories,
+          (start, end, cats) -> {
+            if (walk != null) {
+              walk.region(start, end, cats);
+            }
             long n = (end - start) / PAGE;
             if (run[0] >= 0 && run[0] + run[1] * PAGE == start) {
               run[1] += n;

@@ -5,7 +5,6 @@ import dev.stasis.compel.ParasiteBlob;
 import dev.stasis.compel.SeizedTask;
 import dev.stasis.linux.Errno;
 import dev.stasis.linux.Linux;
-import dev.stasis.linux.proc.Status;
 import java.io.IOException;
 import java.io.InputStream;
 import java.io.UncheckedIOException;
@@ -30,10 +29,12 @@ public final class BlobParasite implements Parasite {
       java.lang.invoke.MethodHandles.byteBufferViewVarHandle(
           int[].class, java.nio.ByteOrder.LITTLE_ENDIAN);
 
+  private final SeizedTask task;
   private final InjectedBlob blob;
   private final ByteBuffer localArea;
 
-  private BlobParasite(InjectedBlob blob) {
+  private BlobParasite(SeizedTask task, InjectedBlob blob) {
+    this.task = task;
     this.blob = blob;
     this.localArea = blob.argsArea();
   }
@@ -56,7 +57,7 @@ public final class BlobParasite implements Parasite {
    * failed infection cleans up before it throws.
    */
   public static Parasite infect(SeizedTask task) throws IOException {
-    return new BlobParasite(task.inject(BLOB));
+    return new BlobParasite(task, task.inject(BLOB));
   }
 
   /** Runs {@code cmd} in thread {@code tid}; returns the area holding the answer. */
@@ -112,7 +113,7 @@ public final class BlobParasite implements Parasite {
   /** The thread answer came from {@code tid}: gettid() in the target names the thread it ran in. */
   private void checkRanIn(int tid, ThreadInfo info) throws IOException {
     // gettid() in the target answers in the target's own PID namespace: the last NSpid value.
-    int[] nsPid = Status.readThread(blob.pid(), tid).nsPid();
+    int[] nsPid = task.nsPid(tid); // read at the seize: a /proc read each was frozen time
     int expected = nsPid.length == 0 ? tid : nsPid[nsPid.length - 1];
     if (info.tid() != expected) {
       throw new IOException("parasite thread answer for tid " + tid + " ran in tid " + info.tid());
