@@ -245,15 +245,8 @@ public final class Dumper {
     boolean released = false;
     FreezeDeadline deadline = new FreezeDeadline(opts.freezeTimeoutMillis(), sink);
     deadline.describeSink = sink.describe();
-    // Leave-running: the images are kept in memory while the process is frozen and written once it
-    // runs again (the pages have their own ways: live copy, hold, or straight to the sink). Not for
-    // a group's member: its images are written before the gate, so that a store refusing one fails
-    // the whole group before any member commits (PodDumpIT).
-    DeferredSink images =
-        opts.leaveRunning() && opts.killGate() == null ? new DeferredSink(sink) : null;
     try {
-      DumpResult r =
-          dumpFrozen(tree, files, namespaces, images != null ? images : sink, start, frozenAt);
+      DumpResult r = dumpFrozen(tree, files, namespaces, sink, start, frozenAt);
       // Every image is written (in the page cache for a directory). A process that goes on
       // running survives whatever happens to the store, so it is released before the sink makes
       // the set durable; a process to be killed stays frozen until the set is committed, so that
@@ -277,11 +270,6 @@ public final class Dumper {
                   + pid
                   + " released running, its checkpoint not committed: the checkpoint of its"
                   + " group did not complete");
-        }
-        if (images != null) {
-          long w = System.nanoTime();
-          images.flush();
-          timings.put("images_write_ms", ms(System.nanoTime() - w));
         }
         writeHeldPages();
         if (live != null) {

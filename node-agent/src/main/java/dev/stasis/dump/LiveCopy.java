@@ -500,6 +500,9 @@ public final class LiveCopy implements AutoCloseable {
         if (v.shared() || !v.write() || v.isFile() || v.path().startsWith("[v")) {
           continue; // [vdso], [vvar], [vvar_vclock], [vsyscall]: never ordinary memory
         }
+        // a cancelled checkpoint stops here, not after protecting the rest of the memory (a
+        // process of many large areas takes tens of milliseconds); the caller removes the tracking
+        checkCancelled();
         if (base + v.length() > MAX_TRACKED_BYTES) {
           continue; // a huge reservation (sanitizer shadow...): page indexes are ints
         }

@@ -59,12 +59,18 @@ public final class Btf {
     return parse(readAll(Path.of("/sys/kernel/btf/vmlinux")));
   }
 
+  /** vmlinux BTF is 5-6 MiB; anything past this is not what the agent reads it for. */
+  private static final int MAX_SIZE = 64 << 20;
+
   private static ByteBuffer readAll(Path p) throws IOException {
     try (FileChannel ch = FileChannel.open(p)) {
       // sysfs reports a size for this file; read until EOF anyway, growing if it was short
-      ByteBuffer b = ByteBuffer.allocate((int) Math.max(ch.size(), 1 << 20));
+      ByteBuffer b = ByteBuffer.allocate((int) Math.min(Math.max(ch.size(), 1 << 20), MAX_SIZE));
       while (ch.read(b) >= 0) {
         if (!b.hasRemaining()) {
+          if (b.capacity() >= MAX_SIZE) {
+            throw new IOException(p + " is larger than " + (MAX_SIZE >> 20) + " MiB");
+          }
           ByteBuffer bigger = ByteBuffer.allocate(b.capacity() * 2);
           b.flip();
           bigger.put(b);

@@ -126,7 +126,15 @@ public final class TaskVmaIterator implements AutoCloseable {
           int at = 0;
           for (; at + RECORD <= buf.position(); at += RECORD) {
             if (n + 3 > out.length) {
-              out = Arrays.copyOf(out, out.length * 2);
+              if (out.length >= MAX_LONGS) {
+                // more VMAs than any process may have (vm.max_map_count is 65530 by default): an
+                // iterator that does not end is refused, not followed until the heap runs out
+                throw new LinuxException(
+                    "read(BPF task_vma iterator): more than " + MAX_LONGS / 3 + " VMAs",
+                    Errno.E2BIG,
+                    tid);
+              }
+              out = Arrays.copyOf(out, Math.min(out.length * 2, MAX_LONGS));
             }
             out[n++] = buf.getLong(at);
             out[n++] = buf.getLong(at + 8);
@@ -147,6 +155,9 @@ public final class TaskVmaIterator implements AutoCloseable {
       Linux.close(link);
     }
   }
+
+  /** Three longs per VMA, for up to 2^21 VMAs (32 times the default vm.max_map_count). */
+  private static final int MAX_LONGS = 3 << 21;
 
   // 2730 records per read(2); a process with more VMAs takes a few reads
   private static final ThreadLocal<ByteBuffer> BUFFER =

@@ -8,17 +8,12 @@ import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertNotEquals;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
-import dev.stasis.images.DirectoryImageSink;
-import dev.stasis.images.ImageSink;
 import dev.stasis.testing.CriuJudge;
 import java.io.IOException;
-import java.nio.channels.WritableByteChannel;
 import java.nio.file.DirectoryStream;
 import java.nio.file.Files;
 import java.nio.file.Path;
-import java.util.List;
 import java.util.Map;
-import java.util.concurrent.CopyOnWriteArrayList;
 import java.util.regex.Matcher;
 import java.util.regex.Pattern;
 import org.junit.jupiter.api.Assumptions;
@@ -83,66 +78,6 @@ class LiveCopyIT {
       String goesOn = w.checkUntilChanged(restored); // and it has moved on
       assertTrue(goesOn.startsWith("OK"), "restored writer found no stale page: " + goesOn);
       assertNotEquals(restored, goesOn, "the restored writer makes progress");
-    }
-  }
-
-  /**
-   * A leave-running dump creates no image file while its process is stopped: the images made in the
-   * freeze are kept in memory and written once it runs again ({@link DeferredSink}), and the set is
-   * complete all the same.
-   */
-  @Test
-  void theImagesAreCreatedOnlyOnceTheProcessRunsAgain() throws Exception {
-    try (Workloads.Running w = Workloads.start("livewrite", "16", "50")) {
-      Path images = w.state.resolve("images");
-      Files.createDirectories(images);
-      DirectoryImageSink dir = DirectoryImageSink.open(images);
-      List<String> whileStopped = new CopyOnWriteArrayList<>();
-      List<String> created = new CopyOnWriteArrayList<>();
-      ImageSink watching =
-          new ImageSink() {
-            @Override
-            public WritableByteChannel create(String name) throws IOException {
-              created.add(name);
-              if (!tracerPid(w.pid).equals("0")) { // still seized
-                whileStopped.add(name);
-              }
-              return dir.create(name);
-            }
-
-            @Override
-            public WritableByteChannel createPages(String name, boolean writeThrough, long bytes)
-                throws IOException {
-              return dir.createPages(name, writeThrough, bytes); // the pages have their own ways
-            }
-
-            @Override
-            public void commit() throws IOException {
-              dir.commit();
-            }
-
-            @Override
-            public void abort() {
-              dir.abort();
-            }
-
-            @Override
-            public String describe() {
-              return dir.describe();
-            }
-
-            @Override
-            public void close() {
-              dir.close();
-            }
-          };
-      Dumper.dump(new DumpOptions(w.pid, true, null), watching);
-      assertTrue(created.contains("core-" + w.pid + ".img"), "images were made: " + created);
-      assertEquals(List.of(), whileStopped, "image files created while the process was stopped");
-      try (var files = Files.list(images)) {
-        assertTrue(files.anyMatch(f -> f.getFileName().toString().equals("inventory.img")));
-      }
-      assertTrue(w.alive(), "process survived");
     }
   }
 
