@@ -218,6 +218,25 @@ class RestoreStagingIT {
     return test.resource(c).updateStatus();
   }
 
+  /** A Restore pinned to this node as the operator leaves it while its checkpoint holds. */
+  Restore preStagingRestore(String name, String checkpoint) {
+    Restore r = new Restore();
+    r.setMetadata(new ObjectMetaBuilder().withNamespace(NS).withName(name).build());
+    RestoreSpec spec = new RestoreSpec();
+    spec.setCheckpointName(checkpoint);
+    spec.setNodeName(NODE);
+    r.setSpec(spec);
+    r = test.resource(r).create();
+    r.setStatus(
+        RestoreStatusAggregator.next(
+            null,
+            1,
+            RestoreStatusAggregator.Step.to(RestorePhase.Pending, Reason.PreStaging, "held")
+                .node(NODE),
+            Instant.now()));
+    return test.resource(r).updateStatus();
+  }
+
   /** A Restore as the operator leaves it once it created the pod, and that pod on this node. */
   Restore restoreWithPod(String name, String checkpoint) {
     return restoreWithPod(name, checkpoint, NODE);
@@ -642,21 +661,7 @@ class RestoreStagingIT {
       byte[] bad = good.clone();
       bad[bad.length / 2] ^= 1;
       Files.write(victim, bad);
-      Restore br = new Restore();
-      br.setMetadata(new ObjectMetaBuilder().withNamespace(NS).withName("mig-bad").build());
-      RestoreSpec bs = new RestoreSpec();
-      bs.setCheckpointName("held");
-      bs.setNodeName(NODE);
-      br.setSpec(bs);
-      br = test.resource(br).create();
-      br.setStatus(
-          RestoreStatusAggregator.next(
-              null,
-              1,
-              RestoreStatusAggregator.Step.to(RestorePhase.Pending, Reason.PreStaging, "held")
-                  .node(NODE),
-              Instant.now()));
-      br = test.resource(br).updateStatus();
+      Restore br = preStagingRestore("mig-bad", "held");
       await(
           () -> RestoreStatusAggregator.parentStageFailure(restore("mig-bad").getStatus()) != null,
           Duration.ofSeconds(120),
@@ -674,23 +679,7 @@ class RestoreStagingIT {
           "nothing pre-staged for mig-bad");
       Files.write(victim, good);
 
-      Restore r = new Restore();
-      r.setMetadata(new ObjectMetaBuilder().withNamespace(NS).withName("mig").build());
-      RestoreSpec spec = new RestoreSpec();
-      spec.setCheckpointName("held");
-      spec.setNodeName(NODE);
-      r.setSpec(spec);
-      r = test.resource(r).create();
-      // as the operator leaves it while the checkpoint holds: Pending, recorded on this node
-      r.setStatus(
-          RestoreStatusAggregator.next(
-              null,
-              1,
-              RestoreStatusAggregator.Step.to(
-                      RestorePhase.Pending, Reason.PreStaging, "held checkpoint")
-                  .node(NODE),
-              Instant.now()));
-      r = test.resource(r).updateStatus();
+      Restore r = preStagingRestore("mig", "held");
       String uid = r.getMetadata().getUid();
       Path dir = staged.resolve(uid);
       await(
@@ -758,21 +747,7 @@ class RestoreStagingIT {
                   .parentStored(Instant.now().toString(), 1),
               Instant.now()));
       test.resource(empty).updateStatus();
-      Restore er = new Restore();
-      er.setMetadata(new ObjectMetaBuilder().withNamespace(NS).withName("mig-empty").build());
-      RestoreSpec es = new RestoreSpec();
-      es.setCheckpointName("empty");
-      es.setNodeName(NODE);
-      er.setSpec(es);
-      er = test.resource(er).create();
-      er.setStatus(
-          RestoreStatusAggregator.next(
-              null,
-              1,
-              RestoreStatusAggregator.Step.to(RestorePhase.Pending, Reason.PreStaging, "held")
-                  .node(NODE),
-              Instant.now()));
-      test.resource(er).updateStatus();
+      Restore er = preStagingRestore("mig-empty", "empty");
       await(
           () ->
               RestoreStatusAggregator.condition(
@@ -894,21 +869,7 @@ class RestoreStagingIT {
         app.syncParent(); // side has no live copy: no parent set, nothing stored yet
 
         startAgent();
-        Restore r = new Restore();
-        r.setMetadata(new ObjectMetaBuilder().withNamespace(NS).withName("mig-side").build());
-        RestoreSpec spec = new RestoreSpec();
-        spec.setCheckpointName("held-side");
-        spec.setNodeName(NODE);
-        r.setSpec(spec);
-        r = test.resource(r).create();
-        r.setStatus(
-            RestoreStatusAggregator.next(
-                null,
-                1,
-                RestoreStatusAggregator.Step.to(RestorePhase.Pending, Reason.PreStaging, "held")
-                    .node(NODE),
-                Instant.now()));
-        r = test.resource(r).updateStatus();
+        Restore r = preStagingRestore("mig-side", "held-side");
         uid = r.getMetadata().getUid();
         await(
             () ->
