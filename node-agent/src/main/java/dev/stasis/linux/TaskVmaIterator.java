@@ -19,8 +19,9 @@ import java.util.Arrays;
  * {@code vm_flags} bits are kernel-internal, not ABI: what they mean is checked against smaps on
  * this node before any use (see {@code dev.stasis.linux.proc.VmFlagSource}).
  *
- * <p>One loaded program serves every read; each read makes its own link and iterator, so reads from
- * several threads do not share state. {@link #close()} unloads the program.
+ * <p>One loaded program serves every read; each read makes its own link and iterator and reads into
+ * the caller's buffer, so reads from several threads do not share state. {@link #close()} unloads
+ * the program.
  */
 public final class TaskVmaIterator implements AutoCloseable {
   private static final int RECORD = 24;
@@ -112,14 +113,17 @@ public final class TaskVmaIterator implements AutoCloseable {
   /**
    * {@code start, end, vm_flags} of every VMA of thread {@code tid}'s memory, in address order
    * (three longs per VMA); empty when the task has no memory (exited). The kernel's gate area
-   * ({@code [vsyscall]}) is not among them: it is not in the task's VMA tree.
+   * ({@code [vsyscall]}) is not among them: it is not in the task's VMA tree. {@code buf} is the
+   * caller's reusable read buffer (direct; its contents and byte order are overwritten): a dump
+   * runs on a new thread each time, so a buffer made here would be allocated and faulted in while
+   * the target is frozen.
    */
-  public long[] read(int tid) throws LinuxException {
+  public long[] read(int tid, ByteBuffer buf) throws LinuxException {
     int link = Bpf.linkTaskIterator(progFd, tid);
     try {
       int iter = Bpf.iterCreate(link);
       try {
-        ByteBuffer buf = BUFFER.get().clear();
+        buf.clear().order(ByteOrder.LITTLE_ENDIAN);
         long[] out = new long[3 * 64];
         int n = 0;
         while (Linux.read(iter, buf) > 0) {
@@ -158,11 +162,6 @@ public final class TaskVmaIterator implements AutoCloseable {
 
   /** Three longs per VMA, for up to 2^21 VMAs (32 times the default vm.max_map_count). */
   private static final int MAX_LONGS = 3 << 21;
-
-  // 2730 records per read(2); a process with more VMAs takes a few reads
-  private static final ThreadLocal<ByteBuffer> BUFFER =
-      ThreadLocal.withInitial(
-          () -> ByteBuffer.allocateDirect(RECORD * 2730).order(ByteOrder.nativeOrder()));
 
   @Override
   public void close() {

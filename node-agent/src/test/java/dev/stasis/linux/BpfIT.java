@@ -15,7 +15,7 @@ class BpfIT {
   void theIteratorListsTheSameVmasAsMapsExceptTheGateArea() throws Exception {
     try (TaskVmaIterator it = TaskVmaIterator.load();
         TestTargets.Target t = TestTargets.start(TestTargets.compile("victim"))) {
-      long[] raw = it.read(t.pid());
+      long[] raw = it.read(t.pid(), java.nio.ByteBuffer.allocateDirect(4096));
       List<String> maps =
           Files.readAllLines(Path.of("/proc/" + t.pid() + "/maps")).stream()
               .filter(l -> !l.endsWith("[vsyscall]"))

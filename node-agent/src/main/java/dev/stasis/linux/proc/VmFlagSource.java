@@ -6,6 +6,7 @@ import dev.stasis.linux.Syscalls;
 import dev.stasis.linux.TaskVmaIterator;
 import dev.stasis.linux.Userfaultfd;
 import java.io.IOException;
+import java.nio.ByteBuffer;
 import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.List;
@@ -99,10 +100,13 @@ final class VmFlagSource {
     }
     List<Maps.Vma> plain = Maps.parse(Maps.readSeqFile(Path.of("/proc/" + pid + "/maps")));
     long[] raw;
+    ByteBuffer buf = Maps.borrow();
     try {
-      raw = iterator.read(pid);
+      raw = iterator.read(pid, buf);
     } catch (LinuxException e) {
       return null; // gone meanwhile, or the kernel refused: smaps says which
+    } finally {
+      Maps.giveBack(buf);
     }
     return merge(plain, raw);
   }
@@ -256,13 +260,18 @@ final class VmFlagSource {
       uffd = writeProtected(tracked);
       int self = Linux.getpid();
       IOException last = null;
-      for (int attempt = 0; attempt < 3; attempt++) {
-        List<Maps.Vma> smaps = Maps.readSmaps(self);
-        try {
-          return verify(smaps, it.read(self));
-        } catch (IOException e) {
-          last = e;
+      ByteBuffer buf = Maps.borrow();
+      try {
+        for (int attempt = 0; attempt < 3; attempt++) {
+          List<Maps.Vma> smaps = Maps.readSmaps(self);
+          try {
+            return verify(smaps, it.read(self, buf));
+          } catch (IOException e) {
+            last = e;
+          }
         }
+      } finally {
+        Maps.giveBack(buf);
       }
       throw last;
     } finally {
