@@ -218,6 +218,34 @@ class RestoreStagingIT {
     return test.resource(c).updateStatus();
   }
 
+  /**
+   * A Checkpoint holding its final cut, as the source agent leaves it once the parent sets are
+   * stored: {@code holdFinalFreeze}, Running with ParentStored ({@code parentBytes}), its location
+   * and {@code containers}.
+   */
+  Checkpoint holdingCheckpoint(
+      String name, String message, long parentBytes, String... containers) {
+    Checkpoint c = checkpoint(name, "team-key", null);
+    String location = c.getStatus().location;
+    c.getSpec().setHoldFinalFreeze(true);
+    test.resources(Checkpoint.class).resource(c).update();
+    c = test.resources(Checkpoint.class).inNamespace(NS).withName(name).get();
+    List<CheckpointStatus.ContainerRef> refs = new ArrayList<>();
+    for (String ctr : containers) {
+      refs.add(new CheckpointStatus.ContainerRef(ctr, "containerd://" + ctr));
+    }
+    c.setStatus(
+        StatusAggregator.next(
+            null,
+            c.getMetadata().getGeneration(),
+            Transition.to(Phase.Running, Reason.ParentStored, message)
+                .location(location)
+                .containers(refs)
+                .parentStored(Instant.now().toString(), parentBytes),
+            Instant.now()));
+    return test.resource(c).updateStatus();
+  }
+
   /** A Restore pinned to this node as the operator leaves it while its checkpoint holds. */
   Restore preStagingRestore(String name, String checkpoint) {
     Restore r = new Restore();
@@ -592,22 +620,9 @@ class RestoreStagingIT {
     try (S3Server s3 = S3Server.start().bucket("team");
         RuncContainer ctr = RuncContainer.start(work, script)) {
       tenantSecrets(s3, key);
-      Checkpoint c = checkpoint("held", "team-key", null);
-      String location = c.getStatus().location;
       // as the source agent leaves it while it holds: parent sets stored, final cut to come
-      c.getSpec().setHoldFinalFreeze(true);
-      test.resources(Checkpoint.class).resource(c).update();
-      c = test.resources(Checkpoint.class).inNamespace(NS).withName("held").get();
-      c.setStatus(
-          StatusAggregator.next(
-              null,
-              c.getMetadata().getGeneration(),
-              Transition.to(Phase.Running, Reason.ParentStored, "parent sets stored")
-                  .location(location)
-                  .containers(List.of(new CheckpointStatus.ContainerRef("app", "containerd://x")))
-                  .parentStored(Instant.now().toString(), 1),
-              Instant.now()));
-      test.resource(c).updateStatus();
+      Checkpoint c = holdingCheckpoint("held", "parent sets stored", 1, "app");
+      String location = c.getStatus().location;
 
       ShimDriver.awaitLines(ctr.log(), 5);
       Path keyFile = work.resolve("key");
@@ -734,19 +749,7 @@ class RestoreStagingIT {
       // A held checkpoint with no parent set in the store (the source had no live copy of its
       // container): nothing to pre-stage, ParentStaged True naming it; its images come after the
       // cut.
-      Checkpoint empty = checkpoint("empty", "team-key", null);
-      empty.getSpec().setHoldFinalFreeze(true);
-      test.resources(Checkpoint.class).resource(empty).update();
-      empty = test.resources(Checkpoint.class).inNamespace(NS).withName("empty").get();
-      empty.setStatus(
-          StatusAggregator.next(
-              null,
-              empty.getMetadata().getGeneration(),
-              Transition.to(Phase.Running, Reason.ParentStored, "parent sets stored")
-                  .containers(List.of(new CheckpointStatus.ContainerRef("app", "containerd://x")))
-                  .parentStored(Instant.now().toString(), 1),
-              Instant.now()));
-      test.resource(empty).updateStatus();
+      holdingCheckpoint("empty", "parent sets stored", 1, "app");
       Restore er = preStagingRestore("mig-empty", "empty");
       await(
           () ->
@@ -836,24 +839,9 @@ class RestoreStagingIT {
     String key = HexFormat.of().formatHex(new byte[32]).replace('0', '7');
     try (S3Server s3 = S3Server.start().bucket("team")) {
       tenantSecrets(s3, key);
-      Checkpoint c = checkpoint("held-side", "team-key", null);
+      Checkpoint c =
+          holdingCheckpoint("held-side", "parent set of app stored", 3 * 4096, "app", "side");
       String location = c.getStatus().location;
-      c.getSpec().setHoldFinalFreeze(true);
-      test.resources(Checkpoint.class).resource(c).update();
-      c = test.resources(Checkpoint.class).inNamespace(NS).withName("held-side").get();
-      c.setStatus(
-          StatusAggregator.next(
-              null,
-              c.getMetadata().getGeneration(),
-              Transition.to(Phase.Running, Reason.ParentStored, "parent set of app stored")
-                  .location(location)
-                  .containers(
-                      List.of(
-                          new CheckpointStatus.ContainerRef("app", "containerd://a"),
-                          new CheckpointStatus.ContainerRef("side", "containerd://s")))
-                  .parentStored(Instant.now().toString(), 3 * 4096),
-              Instant.now()));
-      c = test.resource(c).updateStatus();
       // the source agent's stores, as it opens them (zstd, the tenant's key)
       StoreResolver source = new StoreResolver(test, "s3://node-default", Map.of());
       byte[] parentPages = dev.stasis.storage.SyntheticImages.bytes(9, 3 * 4096);
